@@ -1,0 +1,51 @@
+# weft — see README.md. Every target works from a fresh clone; netns targets need root.
+GO       ?= go
+PKGS     := ./...
+BIN      := bin/weft
+FUZZTIME ?= 3s
+
+.PHONY: all build test test-unit test-netns fuzz fuzz-short bench lint demo clean tidy-check
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/weft
+
+# The full suite CI runs: lint, unit tests (race), short fuzz runs, network-namespace tests.
+test: lint test-unit fuzz-short test-netns
+
+# Unit and in-process tests; network-namespace tests skip under -short.
+test-unit:
+	$(GO) test -short -race -count=1 $(PKGS)
+
+# End-to-end tests with real TUN/TAP devices, veth pairs, iperf3 and dig (root).
+test-netns: build
+	WEFT_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -timeout 20m -run 'Netns' $(PKGS)
+
+# A few seconds of every fuzz target (FUZZTIME=1m make fuzz-short for longer).
+fuzz-short:
+	FUZZTIME=$(FUZZTIME) ./.ci/fuzz-all
+
+# Longer fuzzing: one minute per target.
+fuzz:
+	FUZZTIME=1m ./.ci/fuzz-all
+
+# Hot-path micro-benchmarks; `weft bench` (root) compares against the baselines.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+lint: tidy-check
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+tidy-check:
+	@cp go.mod /tmp/weft.go.mod.bak; cp go.sum /tmp/weft.go.sum.bak; $(GO) mod tidy; \
+	 if ! cmp -s go.mod /tmp/weft.go.mod.bak || ! cmp -s go.sum /tmp/weft.go.sum.bak; then \
+	   echo "go mod tidy changed go.mod/go.sum: commit the tidy result"; git --no-pager diff go.mod; exit 1; fi
+
+# Three hosts in network namespaces joined by gossip, traffic through the overlay, DNS (root).
+demo: build
+	./scripts/demo.sh $(CURDIR)/$(BIN)
+
+clean:
+	rm -rf bin

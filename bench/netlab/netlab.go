@@ -1,0 +1,241 @@
+// Package netlab builds small labs of hosts in Linux network namespaces joined by veth
+// pairs, for end-to-end tests and for the benchmark harness. It imports nothing of weft, so
+// tests of any package may use it.
+//
+// Every namespace and link a Lab creates carries the Lab's unique id, lives only inside the
+// Lab's namespaces (the host's own interfaces and routes are never touched) and is removed by
+// Close, which also kills whatever still runs inside them.
+package netlab
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Lab is a set of network namespaces created together and removed together.
+type Lab struct {
+	id string
+
+	mu    sync.Mutex
+	hosts []*Host
+	links int
+}
+
+// Host is one network namespace of a Lab.
+type Host struct {
+	lab  *Lab
+	Name string // the short name given to AddHost
+	NS   string // the namespace name, unique per lab
+}
+
+// Available reports why labs cannot be built on this machine, or nil when they can.
+func Available() error {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root (network namespaces and veth pairs)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return errors.New("needs the ip command (apt-get install iproute2)")
+	}
+	return nil
+}
+
+// Require skips t with a clear message when network-namespace tests cannot or should not
+// run: under -short, without root, or without iproute2.
+func Require(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("network-namespace test skipped under -short (run `make test-netns` as root)")
+	}
+	if err := Available(); err != nil {
+		t.Skipf("network-namespace test skipped: %v", err)
+	}
+}
+
+// RequireTools skips t when one of the named commands is missing, naming the package to install.
+func RequireTools(t testing.TB, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (the CI script installs it; apt-get install %s)", tool, aptName(tool))
+		}
+	}
+}
+
+func aptName(tool string) string {
+	switch tool {
+	case "dig":
+		return "dnsutils"
+	case "ip":
+		return "iproute2"
+	case "ping":
+		return "iputils-ping"
+	}
+	return tool
+}
+
+// New creates an empty lab with a fresh id. Call Close when done.
+func New() (*Lab, error) {
+	if err := Available(); err != nil {
+		return nil, err
+	}
+	var b [3]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	return &Lab{id: hex.EncodeToString(b[:])}, nil
+}
+
+// NewT creates a lab for a test and removes it in t.Cleanup. It skips like Require.
+func NewT(t testing.TB) *Lab {
+	t.Helper()
+	Require(t)
+	l, err := New()
+	if err != nil {
+		t.Fatalf("netlab: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Logf("netlab cleanup: %v", err)
+		}
+	})
+	return l
+}
+
+// ID is the lab's unique id, part of every name it creates.
+func (l *Lab) ID() string { return l.id }
+
+// AddHost creates a namespace with its loopback up.
+func (l *Lab) AddHost(name string) (*Host, error) {
+	h := &Host{lab: l, Name: name, NS: "weft-" + l.id + "-" + name}
+	if _, err := run("ip", "netns", "add", h.NS); err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	l.hosts = append(l.hosts, h)
+	l.mu.Unlock()
+	if _, err := h.Run("ip", "link", "set", "lo", "up"); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// Link joins a and b with a veth pair whose ends are named ifA in a and ifB in b (at most
+// 15 bytes each, unique within each host), gives them the CIDR addresses (e.g. "192.168.77.1/24")
+// and brings them up. An empty address leaves that end unaddressed.
+func (l *Lab) Link(a *Host, ifA, addrA string, b *Host, ifB, addrB string) error {
+	l.mu.Lock()
+	l.links++
+	n := l.links
+	l.mu.Unlock()
+	// Created in a with temporary unique names, so nothing ever appears in the host's namespace.
+	tmpA, tmpB := fmt.Sprintf("va%s%d", l.id, n), fmt.Sprintf("vb%s%d", l.id, n)
+	if _, err := a.Run("ip", "link", "add", tmpA, "type", "veth", "peer", "name", tmpB); err != nil {
+		return err
+	}
+	steps := [][]string{
+		{"ip", "link", "set", tmpB, "netns", b.NS},
+		{"ip", "link", "set", tmpA, "name", ifA},
+	}
+	for _, s := range steps {
+		if _, err := a.Run(s[0], s[1:]...); err != nil {
+			return err
+		}
+	}
+	if _, err := b.Run("ip", "link", "set", tmpB, "name", ifB); err != nil {
+		return err
+	}
+	for _, side := range []struct {
+		h        *Host
+		ifc, adr string
+	}{{a, ifA, addrA}, {b, ifB, addrB}} {
+		if side.adr != "" {
+			if _, err := side.h.Run("ip", "addr", "add", side.adr, "dev", side.ifc); err != nil {
+				return err
+			}
+		}
+		if _, err := side.h.Run("ip", "link", "set", side.ifc, "up"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Command returns a command that runs inside the host's namespace.
+func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	full := append([]string{"netns", "exec", h.NS, name}, args...)
+	cmd := exec.CommandContext(ctx, "ip", full...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 2 * time.Second
+	return cmd
+}
+
+// Run runs a command inside the namespace (for at most one minute) and returns its combined
+// output; the error includes that output.
+func (h *Host) Run(name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return h.RunContext(ctx, name, args...)
+}
+
+// RunContext is Run with the caller's context.
+func (h *Host) RunContext(ctx context.Context, name string, args ...string) (string, error) {
+	var out bytes.Buffer
+	cmd := h.Command(ctx, name, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("[%s] %s %s: %w: %s", h.Name, name, strings.Join(args, " "), err, strings.TrimSpace(out.String()))
+	}
+	return out.String(), nil
+}
+
+// Close kills every process left in the lab's namespaces and deletes them.
+func (l *Lab) Close() error {
+	l.mu.Lock()
+	hosts := l.hosts
+	l.hosts = nil
+	l.mu.Unlock()
+	var errs []error
+	for _, h := range hosts {
+		if out, err := run("ip", "netns", "pids", h.NS); err == nil {
+			for _, f := range strings.Fields(out) {
+				if pid, err := strconv.Atoi(f); err == nil {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
+	}
+	for _, h := range hosts {
+		var err error
+		for i := 0; i < 20; i++ { // a namespace with dying processes may take a moment
+			if _, err = run("ip", "netns", "del", h.NS); err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func run(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return string(out), nil
+}

@@ -1,0 +1,34 @@
+package netlab
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestNetnsLab_LinkAndPing(t *testing.T) {
+	l := NewT(t)
+	a, err := l.AddHost("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := l.AddHost("b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Link(a, "eth0", "192.168.77.1/24", b, "eth0", "192.168.77.2/24"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := a.Run("ping", "-c", "1", "-W", "2", "192.168.77.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "1 received") {
+		t.Fatalf("ping output: %s", out)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := run("ip", "netns", "list"); strings.Contains(out, l.ID()) {
+		t.Fatalf("namespaces left after Close: %s", out)
+	}
+}

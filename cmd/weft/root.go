@@ -1,0 +1,33 @@
+package main
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/spf13/cobra"
+	"github.com/weftnet/weft/agent"
+)
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "weft",
+		Short: "weft: an encrypted userspace overlay network (TUN/TAP, VXLAN, WireGuard-style sessions, Serf gossip)",
+		Long: `weft connects hosts that cannot load kernel modules with an encrypted overlay network.
+Run 'weft agent' on every host; the other commands talk to the local agent.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newVersionCmd())
+	return root
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the weft version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(cmd.OutOrStdout(), "weft %s (protocol %d, %s %s/%s)\n", agent.Version, agent.ProtocolVersion, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		},
+	}
+}
