@@ -1,0 +1,390 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the agent's whole configuration: a YAML file (weft.yaml) over the embedded
+// defaults, then command-line flags over both. Every field is documented in
+// ARCHITECTURE.md ("Agent configuration") and in `weft agent --help`.
+type Config struct {
+	// Name is this host's node name in gossip; default: the hostname.
+	Name string `yaml:"name"`
+	// Mode is "l3" (a TUN device carrying IP) or "l2" (a TAP device carrying Ethernet).
+	Mode string `yaml:"mode"`
+	// Encryption is "wireguard" (default) or "none" (L2 only: plain RFC 7348 VXLAN).
+	Encryption string `yaml:"encryption"`
+	// Interface is the name of the TUN/TAP device.
+	Interface string `yaml:"interface"`
+	// ListenPort is the UDP data port (0: the default for the encryption: 51820, or 4789 plain).
+	ListenPort int `yaml:"listen_port"`
+	// MTU of the device; 0 picks the largest that fits a 1500-byte underlay after all headers.
+	MTU int `yaml:"mtu"`
+	// VNI is the VXLAN network identifier of this overlay; packets of another VNI are dropped.
+	VNI uint32 `yaml:"vni"`
+	// StateDir keeps the private key (0600), the chosen subnet and local service registrations.
+	StateDir string `yaml:"state_dir"`
+	// PrivateKeyFile overrides StateDir/private.key.
+	PrivateKeyFile string `yaml:"private_key_file"`
+	// ClusterCIDR is cut into per-host /24 subnets.
+	ClusterCIDR Prefix `yaml:"cluster_cidr"`
+	// Subnet is a static subnet for this host; it wins over allocation.
+	Subnet Prefix `yaml:"subnet"`
+	// Address is this host's overlay address; default: the first host address of Subnet.
+	Address Addr `yaml:"address"`
+	// Peers are static peers, used with or without gossip.
+	Peers []PeerConfig `yaml:"peers"`
+	// Gossip configures Serf membership.
+	Gossip GossipConfig `yaml:"gossip"`
+	// ControlSocket is the unix socket of the control API (mode 0600).
+	ControlSocket string `yaml:"control_socket"`
+	// MetricsListen enables Prometheus metrics on this TCP address (empty: off).
+	MetricsListen string `yaml:"metrics_listen"`
+	// DNS configures the service-catalog DNS server.
+	DNS DNSConfig `yaml:"dns"`
+	// Services are registered at start (in addition to those kept in StateDir).
+	Services []ServiceConfig `yaml:"services"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+}
+
+// PeerConfig is one static peer.
+type PeerConfig struct {
+	PublicKey    string   `yaml:"public_key"`
+	PresharedKey string   `yaml:"preshared_key"`
+	Endpoint     AddrPort `yaml:"endpoint"`
+	AllowedIPs   []Prefix `yaml:"allowed_ips"`
+	Keepalive    Duration `yaml:"persistent_keepalive"`
+	line         int
+}
+
+// GossipConfig configures Serf.
+type GossipConfig struct {
+	// Disabled turns gossip off: peers come from the static list only.
+	Disabled bool `yaml:"disabled"`
+	// Bind is the gossip listen address (TCP and UDP).
+	Bind string `yaml:"bind"`
+	// Advertise is the address other members reach this host at (default: derived from Bind).
+	Advertise string `yaml:"advertise"`
+	// Key is the base64 32-byte gossip encryption key (`weft keygen --gossip`).
+	Key string `yaml:"key"`
+	// KeyFile holds Key instead (must not be readable by group or others).
+	KeyFile string `yaml:"key_file"`
+	// Insecure allows gossip without encryption (trusted test networks only).
+	Insecure bool `yaml:"insecure"`
+	// Join lists members to join at start.
+	Join []string `yaml:"join"`
+	// Fast selects fast gossip timers (for labs and tests: quicker failure detection, more traffic).
+	Fast bool `yaml:"fast"`
+}
+
+// DNSConfig configures the DNS server.
+type DNSConfig struct {
+	// Listen addresses (UDP and TCP); "overlay:PORT" means the overlay address.
+	Listen []string `yaml:"listen"`
+	// Domain is the zone answered (default "weft.").
+	Domain string `yaml:"domain"`
+	// TTL of answers.
+	TTL Duration `yaml:"ttl"`
+	// Upstream forwards names outside Domain (empty: REFUSED).
+	Upstream string `yaml:"upstream"`
+	// Disabled turns the DNS server off.
+	Disabled bool `yaml:"disabled"`
+}
+
+// ServiceConfig is a service registered from the config file.
+type ServiceConfig struct {
+	Name   string       `yaml:"name"`
+	Port   uint16       `yaml:"port"`
+	Tags   []string     `yaml:"tags"`
+	Weight uint16       `yaml:"weight"`
+	Check  *CheckConfig `yaml:"check"`
+}
+
+// CheckConfig is a health check of a service.
+type CheckConfig struct {
+	// Kind is tcp, http, exec or ttl.
+	Kind     string   `yaml:"kind"`
+	Target   string   `yaml:"target"`
+	Interval Duration `yaml:"interval"`
+	Timeout  Duration `yaml:"timeout"`
+	TTL      Duration `yaml:"ttl"`
+	// FailuresBeforeCritical and PassesBeforePassing damp flapping.
+	FailuresBeforeCritical int `yaml:"failures_before_critical"`
+	PassesBeforePassing    int `yaml:"passes_before_passing"`
+}
+
+// DefaultConfig is the embedded configuration a bare `weft agent` runs with.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	return Config{
+		Name:        host,
+		Mode:        "l3",
+		Encryption:  "wireguard",
+		Interface:   "weft0",
+		ListenPort:  0, // resolved by Validate: 51820 encrypted (WireGuard's), 4789 plain (IANA VXLAN)
+		MTU:         0, // resolved by Validate, see DefaultMTU
+		VNI:         1,
+		StateDir:    "/var/lib/weft",
+		ClusterCIDR: Prefix{netip.MustParsePrefix("10.42.0.0/16")}, // 256 hosts of /24, private range
+		Gossip: GossipConfig{
+			Bind: "0.0.0.0:7946", // Serf's customary LAN port
+		},
+		ControlSocket: "/run/weft/weft.sock",
+		DNS: DNSConfig{
+			Listen: []string{"127.0.0.1:53", "overlay:53"},
+			Domain: "weft.",
+			TTL:    Duration{5 * time.Second}, // short: instances come and go with health
+		},
+		LogLevel: "info",
+	}
+}
+
+// Underlay and encapsulation overheads that decide the default MTU.
+const (
+	underlayMTU   = 1500
+	ipv6Header    = 40 // the larger of the two underlay families, so one MTU fits both
+	udpHeader     = 8
+	transportOver = 32 // type, receiver, counter (16) + AEAD tag (16)
+	vxlanHeader   = 8
+	ethernetHdr   = 14
+)
+
+// DefaultMTU is the largest device MTU whose packets, once encapsulated, fit a 1500-byte
+// underlay over IPv4 or IPv6: 1412 for L3 and 1398 for L2 encrypted (1500 − 40 − 8 − 32 − 8,
+// less the inner Ethernet header in L2), 1436 for plain L2 VXLAN (1500 − 40 − 8 − 8 − 8 , as
+// the kernel's vxlan device over IPv6 picks less the Ethernet header it carries).
+func DefaultMTU(mode, encryption string) int {
+	switch {
+	case mode == "l2" && encryption == "none":
+		return underlayMTU - ipv6Header - udpHeader - vxlanHeader - ethernetHdr
+	case mode == "l2":
+		return underlayMTU - ipv6Header - udpHeader - transportOver - vxlanHeader - ethernetHdr
+	default:
+		return underlayMTU - ipv6Header - udpHeader - transportOver - vxlanHeader
+	}
+}
+
+// LoadConfig reads a YAML file over DefaultConfig. Unknown keys and bad values are errors
+// that name the file and line.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	if err := parseConfig(data, &cfg); err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+func parseConfig(data []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil {
+		if errors.Is(err, errEOF) || err.Error() == "EOF" {
+			return nil // an empty file is the defaults
+		}
+		return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	return nil
+}
+
+var errEOF = errors.New("EOF")
+
+// Validate fills the derived defaults and checks every setting; the error says what to fix.
+func (c *Config) Validate() error {
+	switch c.Mode {
+	case "l3", "l2":
+	default:
+		return fmt.Errorf("mode %q: must be l3 or l2", c.Mode)
+	}
+	switch c.Encryption {
+	case "wireguard":
+	case "none":
+		if c.Mode != "l2" {
+			return errors.New("encryption: none is only for mode: l2 (plain VXLAN for trusted networks); use encryption: wireguard in l3")
+		}
+	default:
+		return fmt.Errorf("encryption %q: must be wireguard or none", c.Encryption)
+	}
+	if c.ListenPort == 0 {
+		c.ListenPort = 51820
+		if c.Encryption == "none" {
+			c.ListenPort = 4789
+		}
+	}
+	if c.ListenPort < 0 || c.ListenPort > 65535 {
+		return fmt.Errorf("listen_port %d: must be 1-65535", c.ListenPort)
+	}
+	if c.MTU == 0 {
+		c.MTU = DefaultMTU(c.Mode, c.Encryption)
+	}
+	if c.MTU < 576 || c.MTU > 65535-80 {
+		return fmt.Errorf("mtu %d: must be between 576 and 65455", c.MTU)
+	}
+	if c.VNI == 0 || c.VNI > 1<<24-1 {
+		return fmt.Errorf("vni %d: must be 1-16777215", c.VNI)
+	}
+	if len(c.Interface) == 0 || len(c.Interface) > 15 {
+		return fmt.Errorf("interface %q: must be 1-15 characters", c.Interface)
+	}
+	if c.Name == "" {
+		return errors.New("name is empty and the hostname is unknown: set name")
+	}
+	if !c.ClusterCIDR.IsValid() {
+		return errors.New("cluster_cidr is empty: set one, e.g. 10.42.0.0/16")
+	}
+	if c.ClusterCIDR.Bits() > 24 {
+		return fmt.Errorf("cluster_cidr %s: must be /24 or larger (it is cut into /24s)", c.ClusterCIDR)
+	}
+	if c.Subnet.IsValid() && c.Subnet.Bits() != 24 && c.Subnet.Addr().Is4() {
+		return fmt.Errorf("subnet %s: must be a /24", c.Subnet)
+	}
+	if c.Gossip.Disabled && !c.Subnet.IsValid() && !c.Address.IsValid() {
+		return errors.New("gossip is disabled, so no subnet can be allocated: set subnet or address")
+	}
+	for i, p := range c.Peers {
+		if p.PublicKey == "" {
+			return fmt.Errorf("peers[%d]%s: public_key is empty", i, p.at())
+		}
+		if len(p.AllowedIPs) == 0 {
+			return fmt.Errorf("peers[%d]%s: allowed_ips is empty: list the overlay prefixes behind this peer", i, p.at())
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log_level %q: must be debug, info, warn or error", c.LogLevel)
+	}
+	if c.DNS.Domain == "" {
+		c.DNS.Domain = "weft."
+	}
+	if !strings.HasSuffix(c.DNS.Domain, ".") {
+		c.DNS.Domain += "."
+	}
+	return nil
+}
+
+func (p PeerConfig) at() string {
+	if p.line > 0 {
+		return fmt.Sprintf(" (line %d)", p.line)
+	}
+	return ""
+}
+
+// UnmarshalYAML records the line of a peer entry for later messages.
+func (p *PeerConfig) UnmarshalYAML(n *yaml.Node) error {
+	type plain PeerConfig
+	var v plain
+	if err := n.Decode(&v); err != nil {
+		return err
+	}
+	*p = PeerConfig(v)
+	p.line = n.Line
+	return nil
+}
+
+// Prefix is a netip.Prefix read from YAML with a line-numbered error.
+type Prefix struct{ netip.Prefix }
+
+// UnmarshalYAML parses "10.42.0.0/16".
+func (p *Prefix) UnmarshalYAML(n *yaml.Node) error {
+	if n.Value == "" {
+		p.Prefix = netip.Prefix{}
+		return nil
+	}
+	v, err := netip.ParsePrefix(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a CIDR prefix (like 10.42.0.0/16)", n.Line, n.Value)
+	}
+	p.Prefix = v.Masked()
+	return nil
+}
+
+// MarshalYAML writes the prefix as text.
+func (p Prefix) MarshalYAML() (any, error) {
+	if !p.IsValid() {
+		return "", nil
+	}
+	return p.String(), nil
+}
+
+// Addr is a netip.Addr read from YAML with a line-numbered error.
+type Addr struct{ netip.Addr }
+
+// UnmarshalYAML parses "10.42.1.1".
+func (a *Addr) UnmarshalYAML(n *yaml.Node) error {
+	if n.Value == "" {
+		a.Addr = netip.Addr{}
+		return nil
+	}
+	v, err := netip.ParseAddr(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not an IP address", n.Line, n.Value)
+	}
+	a.Addr = v
+	return nil
+}
+
+// MarshalYAML writes the address as text.
+func (a Addr) MarshalYAML() (any, error) {
+	if !a.IsValid() {
+		return "", nil
+	}
+	return a.String(), nil
+}
+
+// AddrPort is a netip.AddrPort read from YAML with a line-numbered error.
+type AddrPort struct{ netip.AddrPort }
+
+// UnmarshalYAML parses "192.0.2.1:51820" or "[2001:db8::1]:51820".
+func (a *AddrPort) UnmarshalYAML(n *yaml.Node) error {
+	if n.Value == "" {
+		a.AddrPort = netip.AddrPort{}
+		return nil
+	}
+	v, err := netip.ParseAddrPort(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not an IP:port endpoint (like 192.0.2.1:51820)", n.Line, n.Value)
+	}
+	a.AddrPort = v
+	return nil
+}
+
+// MarshalYAML writes the endpoint as text.
+func (a AddrPort) MarshalYAML() (any, error) {
+	if !a.IsValid() {
+		return "", nil
+	}
+	return a.String(), nil
+}
+
+// Duration is a time.Duration read from YAML as "5s", with a line-numbered error.
+type Duration struct{ time.Duration }
+
+// UnmarshalYAML parses a Go duration.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Value == "" {
+		d.Duration = 0
+		return nil
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (like 5s or 2m)", n.Line, n.Value)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalYAML writes the duration as text.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }

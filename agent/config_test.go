@@ -1,0 +1,61 @@
+package agent
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestConfig_ParseErrorsNameTheLine(t *testing.T) {
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"unknown key", "mode: l3\nbogus: 1\n", "line 2"},
+		{"bad cidr", "mode: l3\n\ncluster_cidr: 10.42.0.0/99\n", `line 3: "10.42.0.0/99" is not a CIDR prefix`},
+		{"bad endpoint", "peers:\n  - public_key: x\n    endpoint: nowhere\n", `line 3: "nowhere" is not an IP:port`},
+		{"bad duration", "dns:\n  ttl: soon\n", `line 2: "soon" is not a duration`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			err := parseConfig([]byte(tc.yaml), &cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestConfig_Validate(t *testing.T) {
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"defaults", "", ""},
+		{"plain l3", "encryption: none\n", "only for mode: l2"},
+		{"bad mode", "mode: l4\n", `mode "l4"`},
+		{"peer without prefixes", "peers:\n  - public_key: x\n    endpoint: 192.0.2.1:1\n", "peers[0] (line 2): allowed_ips is empty"},
+		{"gossip off needs subnet", "gossip:\n  disabled: true\n", "set subnet or address"},
+		{"vni range", "vni: 16777216\n", "vni 16777216"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Name = "h"
+			if err := parseConfig([]byte(tc.yaml), &cfg); err != nil {
+				t.Fatal(err)
+			}
+			err := cfg.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cfg.ListenPort != 51820 || cfg.MTU != 1412 {
+					t.Fatalf("derived defaults: port %d mtu %d", cfg.ListenPort, cfg.MTU)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
