@@ -1,0 +1,212 @@
+package tunnel
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"testing"
+)
+
+var (
+	testMACA = MAC{0x02, 0, 0, 0, 0, 0x0a}
+	testMACB = MAC{0x02, 0, 0, 0, 0, 0x0b}
+	testMACC = MAC{0x02, 0, 0, 0, 0, 0x0c}
+)
+
+// testFrame builds dst|src|[tags]|ethertype|payload.
+func testFrame(dst, src MAC, vlans []uint16, et uint16, payload []byte) []byte {
+	b := append([]byte{}, dst[:]...)
+	b = append(b, src[:]...)
+	for _, v := range vlans {
+		b = binary.BigEndian.AppendUint16(b, EtherTypeVLAN)
+		b = binary.BigEndian.AppendUint16(b, v)
+	}
+	b = binary.BigEndian.AppendUint16(b, et)
+	return append(b, payload...)
+}
+
+// testARPRequest is the 28-byte ARP request "who has tip? tell sip (smac)".
+func testARPRequest(smac MAC, sip, tip string) []byte {
+	p := []byte{0, 1, 8, 0, 6, 4, 0, 1}
+	p = append(p, smac[:]...)
+	s := netip.MustParseAddr(sip).As4()
+	p = append(p, s[:]...)
+	p = append(p, make([]byte, 6)...)
+	t := netip.MustParseAddr(tip).As4()
+	return append(p, t[:]...)
+}
+
+func TestParseEthernet(t *testing.T) {
+	tests := []struct {
+		name    string
+		frame   []byte
+		want    EthernetFrame
+		wantErr error
+	}{
+		{"untagged ipv4", testFrame(testMACB, testMACA, nil, EtherTypeIPv4, []byte{0x45}),
+			EthernetFrame{Dst: testMACB, Src: testMACA, EtherType: EtherTypeIPv4, PayloadOffset: 14}, nil},
+		{"one vlan", testFrame(BroadcastMAC, testMACA, []uint16{0x2064}, EtherTypeARP, nil),
+			EthernetFrame{Dst: BroadcastMAC, Src: testMACA, VLANs: 1, VLAN: 0x064, EtherType: EtherTypeARP, PayloadOffset: 18}, nil},
+		{"qinq", testFrame(testMACB, testMACA, []uint16{10, 20}, EtherTypeIPv6, nil),
+			EthernetFrame{Dst: testMACB, Src: testMACA, VLANs: 2, VLAN: 20, EtherType: EtherTypeIPv6, PayloadOffset: 22}, nil},
+		{"three tags", testFrame(testMACB, testMACA, []uint16{1, 2, 3}, EtherTypeIPv4, nil), EthernetFrame{}, ErrTooManyVLANTags},
+		{"short", make([]byte, 13), EthernetFrame{}, ErrShortFrame},
+		{"truncated tag", testFrame(testMACB, testMACA, []uint16{1}, EtherTypeIPv4, nil)[:16], EthernetFrame{}, ErrShortFrame},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseEthernet(tt.frame)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if err == nil && got != tt.want {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMAC_StringParse(t *testing.T) {
+	m := MAC{0xde, 0xad, 0xbe, 0xef, 0x00, 0x01}
+	if s := m.String(); s != "de:ad:be:ef:00:01" {
+		t.Fatalf("String = %q", s)
+	}
+	for _, s := range []string{"de:ad:be:ef:00:01", "DE-AD-BE-EF-00-01"} {
+		got, err := ParseMAC(s)
+		if err != nil || got != m {
+			t.Fatalf("ParseMAC(%q) = %v, %v", s, got, err)
+		}
+	}
+	for _, s := range []string{"", "de:ad:be:ef:00:0g", "de:ad:be:ef:00.01", "de:ad:be:ef:00:011"} {
+		if _, err := ParseMAC(s); !errors.Is(err, ErrInvalidMAC) {
+			t.Fatalf("ParseMAC(%q) err = %v", s, err)
+		}
+	}
+	if !BroadcastMAC.IsMulticast() || testMACA.IsMulticast() || !(MAC{}).IsZero() {
+		t.Fatal("IsMulticast/IsZero wrong")
+	}
+}
+
+func TestParseARP(t *testing.T) {
+	a, err := ParseARP(testARPRequest(testMACA, "10.0.0.1", "10.0.0.2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ARPPacket{Op: ARPRequest, SenderMAC: testMACA, SenderIP: netip.MustParseAddr("10.0.0.1"), TargetIP: netip.MustParseAddr("10.0.0.2")}
+	if a != want {
+		t.Fatalf("got %+v want %+v", a, want)
+	}
+	if _, err := ParseARP(make([]byte, 27)); !errors.Is(err, ErrShortARP) {
+		t.Fatalf("short: %v", err)
+	}
+	bad := testARPRequest(testMACA, "10.0.0.1", "10.0.0.2")
+	bad[3] = 0xdd // protocol IPv6
+	if _, err := ParseARP(bad); !errors.Is(err, ErrUnsupportedARP) {
+		t.Fatalf("unsupported: %v", err)
+	}
+}
+
+func TestBuildARPReply(t *testing.T) {
+	req := testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2"))
+	var dst [64]byte
+	n := BuildARPReply(dst[:], req, testMACB)
+	// The exact bytes a host at 02:00:00:00:00:0b owning 10.0.0.2 answers with.
+	want := []byte{
+		0x02, 0, 0, 0, 0, 0x0a, // to the asker
+		0x02, 0, 0, 0, 0, 0x0b, // from the owner
+		0x08, 0x06, // ARP
+		0, 1, 8, 0, 6, 4, 0, 2, // Ethernet/IPv4, reply
+		0x02, 0, 0, 0, 0, 0x0b, 10, 0, 0, 2, // sender: owner
+		0x02, 0, 0, 0, 0, 0x0a, 10, 0, 0, 1, // target: asker
+	}
+	if !bytes.Equal(dst[:n], want) {
+		t.Fatalf("reply\n got %x\nwant %x", dst[:n], want)
+	}
+	// VLAN tags are kept.
+	tagged := testFrame(BroadcastMAC, testMACA, []uint16{7}, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2"))
+	n = BuildARPReply(dst[:], tagged, testMACB)
+	if n != 46 || !bytes.Equal(dst[12:18], []byte{0x81, 0, 0, 7, 8, 6}) || !bytes.Equal(dst[18:n], want[14:]) {
+		t.Fatalf("tagged reply %x", dst[:n])
+	}
+	if n := BuildARPReply(dst[:40], req, testMACB); n != 0 {
+		t.Fatal("reply into a short buffer")
+	}
+	ipv4 := testFrame(testMACB, testMACA, nil, EtherTypeIPv4, make([]byte, 28))
+	if n := BuildARPReply(dst[:], ipv4, testMACB); n != 0 {
+		t.Fatal("reply to a non-ARP frame")
+	}
+}
+
+func FuzzParseEthernet(f *testing.F) {
+	f.Add(testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2")))
+	f.Add(testFrame(testMACB, testMACA, []uint16{5, 6}, EtherTypeIPv4, []byte{0x45, 0}))
+	f.Add(testFrame(testMACB, testMACA, []uint16{1}, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2")))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fuzzEthernet(t, b)
+	})
+}
+
+// fuzzEthernet checks the invariants of one parsed frame: offsets inside the buffer, ARP
+// parsing and reply building stable (reply → parse → the swapped request).
+func fuzzEthernet(t *testing.T, b []byte) {
+	eth, err := ParseEthernet(b)
+	if err != nil {
+		return
+	}
+	if eth.PayloadOffset != 14+4*eth.VLANs || eth.PayloadOffset > len(b) {
+		t.Fatalf("payload offset %d of %d bytes, %d tags", eth.PayloadOffset, len(b), eth.VLANs)
+	}
+	if eth.EtherType != EtherTypeARP {
+		return
+	}
+	req, err := ParseARP(b[eth.PayloadOffset:])
+	if err != nil {
+		return
+	}
+	var dst [64]byte
+	n := BuildARPReply(dst[:], b, testMACC)
+	if req.Op != ARPRequest {
+		if n != 0 {
+			t.Fatal("replied to a non-request")
+		}
+		return
+	}
+	if n == 0 {
+		t.Fatal("no reply to a request")
+	}
+	reth, err := ParseEthernet(dst[:n])
+	if err != nil || reth.PayloadOffset != eth.PayloadOffset || reth.Dst != req.SenderMAC || reth.Src != testMACC {
+		t.Fatalf("reply header %+v, %v", reth, err)
+	}
+	rep, err := ParseARP(dst[reth.PayloadOffset:n])
+	if err != nil || rep.Op != ARPReply || rep.SenderIP != req.TargetIP || rep.TargetIP != req.SenderIP ||
+		rep.TargetMAC != req.SenderMAC || rep.SenderMAC != testMACC {
+		t.Fatalf("reply %+v for request %+v, %v", rep, req, err)
+	}
+}
+
+func FuzzPlainVXLANFrame(f *testing.F) {
+	frame := testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2"))
+	pkt := make([]byte, plainVXLANHdrLen, plainVXLANHdrLen+len(frame))
+	putPlainVXLAN(pkt, 42)
+	f.Add(append(pkt, frame...))
+	f.Add([]byte{0x08, 0, 0, 0, 0, 0, 0x2a, 0})
+	f.Add([]byte{0x0c, 0, 0, 3, 0, 0, 0x2a, 0xff}) // GPE-style bits: reserved, ignored
+	f.Fuzz(func(t *testing.T, b []byte) {
+		vni, err := parsePlainVXLAN(b)
+		if err != nil {
+			return
+		}
+		if vni > plainMaxVNI {
+			t.Fatalf("vni %d", vni)
+		}
+		// header → put → parse is stable
+		var h [plainVXLANHdrLen]byte
+		putPlainVXLAN(h[:], vni)
+		if v2, err := parsePlainVXLAN(h[:]); err != nil || v2 != vni || h[0] != plainVXLANFlagI || h[7] != 0 {
+			t.Fatalf("re-encode: %x %d %v", h, v2, err)
+		}
+		fuzzEthernet(t, b[plainVXLANHdrLen:])
+	})
+}
