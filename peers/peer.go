@@ -1,0 +1,252 @@
+package peers
+
+import (
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weftnet/weft/crypto"
+)
+
+// PeerConfig is what the control plane knows about a peer.
+type PeerConfig struct {
+	// PublicKey is the peer's static key; it identifies the peer.
+	PublicKey crypto.PublicKey
+	// PresharedKey is mixed into the handshake (WireGuard's optional PSK); zero: none.
+	PresharedKey crypto.PresharedKey
+	// Endpoint is the peer's UDP address; invalid (zero): unknown until the peer sends
+	// an authenticated packet.
+	Endpoint netip.AddrPort
+	// AllowedIPs are the inner prefixes routed to this peer and accepted from it.
+	AllowedIPs []netip.Prefix
+	// PersistentKeepalive, when nonzero, sends a keepalive after that long without
+	// sending anything (keeps NAT mappings open).
+	PersistentKeepalive time.Duration
+}
+
+// Endpoint is a peer's UDP address plus an opaque handle the datapath caches for it
+// (a conn.Endpoint; peers does not know the type). It is immutable once published.
+type Endpoint struct {
+	Addr   netip.AddrPort
+	Handle any
+}
+
+// Peer is one remote host. The hot path reads it without locks: endpoint and keypairs
+// through atomic pointers, counters are atomics.
+type Peer struct {
+	key       crypto.PublicKey
+	handshake *crypto.Handshake
+	keypairs  crypto.Keypairs
+
+	endpoint  atomic.Pointer[Endpoint]
+	keepalive atomic.Int64 // PersistentKeepalive in nanoseconds
+	removed   atomic.Bool
+
+	// allowedPtr is replaced whole by the table's writers (under its mutex).
+	allowedPtr atomic.Pointer[[]netip.Prefix]
+	psk        crypto.PresharedKey
+
+	session Session
+
+	// tx and rx live on their own cache lines: the outbound and inbound goroutines
+	// update them concurrently.
+	tx traffic
+	rx traffic
+
+	handshakes    atomic.Uint64
+	lastHandshake atomic.Int64 // unix nanoseconds; 0: never
+	lastRxData    atomic.Int64 // unix nanoseconds of the last non-keepalive packet received
+	drops         DropCounters
+}
+
+type traffic struct {
+	_       [64]byte
+	packets atomic.Uint64
+	bytes   atomic.Uint64
+	last    atomic.Int64 // unix nanoseconds
+	_       [40]byte
+}
+
+// Session is the handshake state of a peer, driven by the tunnel's handshake and timer
+// code. Every field is guarded by Mu.
+type Session struct {
+	Mu sync.Mutex
+	// InFlight: an initiation was sent and no response has arrived yet.
+	InFlight bool
+	// Started is when the current attempt sent its first initiation (RekeyAttemptTime
+	// counts from here).
+	Started time.Time
+	// LastInitiation is when the last initiation was sent (RekeyTimeout counts from here).
+	LastInitiation time.Time
+	// InitIndex is the receiver index of the outstanding initiation; 0: none.
+	InitIndex uint32
+	// Pending holds packets waiting for the session.
+	Pending Queue
+}
+
+// Key returns the peer's static public key.
+func (p *Peer) Key() crypto.PublicKey { return p.key }
+
+// Handshake returns the peer's Noise handshake state.
+func (p *Peer) Handshake() *crypto.Handshake { return p.handshake }
+
+// Keypairs returns the peer's current, previous and next keypairs.
+func (p *Peer) Keypairs() *crypto.Keypairs { return &p.keypairs }
+
+// Session returns the peer's handshake state (lock Session().Mu).
+func (p *Peer) Session() *Session { return &p.session }
+
+// Removed reports whether the peer was removed from its table; the datapath drops what
+// it still holds for it.
+func (p *Peer) Removed() bool { return p.removed.Load() }
+
+// Endpoint returns the peer's current UDP address (invalid when unknown).
+func (p *Peer) Endpoint() netip.AddrPort {
+	if e := p.endpoint.Load(); e != nil {
+		return e.Addr
+	}
+	return netip.AddrPort{}
+}
+
+// LoadEndpoint returns the published endpoint, or nil. Lock-free, for the hot path.
+func (p *Peer) LoadEndpoint() *Endpoint { return p.endpoint.Load() }
+
+// SetEndpoint publishes a new endpoint (roaming, or a cached handle for the same
+// address). Allocates; callers on the hot path call it only when the address changed.
+func (p *Peer) SetEndpoint(addr netip.AddrPort, handle any) {
+	p.endpoint.Store(&Endpoint{Addr: addr, Handle: handle})
+}
+
+// PersistentKeepalive returns the configured persistent keepalive interval (0: off).
+func (p *Peer) PersistentKeepalive() time.Duration {
+	return time.Duration(p.keepalive.Load())
+}
+
+// AddTx counts packets and bytes sent at now. Call once per batch.
+func (p *Peer) AddTx(packets, bytes uint64, now int64) {
+	p.tx.packets.Add(packets)
+	p.tx.bytes.Add(bytes)
+	p.tx.last.Store(now)
+}
+
+// AddRx counts packets and bytes received at now; data reports whether any of them
+// carried data (not only keepalives). Call once per batch.
+func (p *Peer) AddRx(packets, bytes uint64, data bool, now int64) {
+	p.rx.packets.Add(packets)
+	p.rx.bytes.Add(bytes)
+	p.rx.last.Store(now)
+	if data {
+		p.lastRxData.Store(now)
+	}
+}
+
+// LastSent, LastReceived and LastReceivedData return unix nanoseconds (0: never).
+func (p *Peer) LastSent() int64         { return p.tx.last.Load() }
+func (p *Peer) LastReceived() int64     { return p.rx.last.Load() } //nolint:revive
+func (p *Peer) LastReceivedData() int64 { return p.lastRxData.Load() }
+
+// AddDrop counts n packets of this peer dropped for r.
+func (p *Peer) AddDrop(r DropReason, n uint64) { p.drops.Add(r, n) }
+
+// Drops returns the count of drops for r.
+func (p *Peer) Drops(r DropReason) uint64 { return p.drops.Get(r) }
+
+// HandshakeDone records a completed handshake at now.
+func (p *Peer) HandshakeDone(now time.Time) {
+	p.handshakes.Add(1)
+	p.lastHandshake.Store(now.UnixNano())
+}
+
+// AllowedIPs returns a copy of the peer's allowed prefixes as configured.
+func (p *Peer) AllowedIPs() []netip.Prefix {
+	return slices.Clone(p.allowedSnapshot())
+}
+
+func (p *Peer) allowedSnapshot() []netip.Prefix {
+	if a := p.allowedPtr.Load(); a != nil {
+		return *a
+	}
+	return nil
+}
+
+// PeerStats is a snapshot of a peer's state and counters.
+type PeerStats struct {
+	PublicKey     crypto.PublicKey
+	Endpoint      netip.AddrPort
+	AllowedIPs    []netip.Prefix
+	LastHandshake time.Time // zero: never
+	RxBytes       uint64
+	TxBytes       uint64
+	RxPackets     uint64
+	TxPackets     uint64
+	Handshakes    uint64
+	Drops         map[string]uint64 // by DropReason name; only nonzero reasons
+}
+
+// Stats returns a snapshot of the peer's counters (allocates; control path).
+func (p *Peer) Stats() PeerStats {
+	s := PeerStats{
+		PublicKey:  p.key,
+		Endpoint:   p.Endpoint(),
+		AllowedIPs: p.AllowedIPs(),
+		RxBytes:    p.rx.bytes.Load(),
+		TxBytes:    p.tx.bytes.Load(),
+		RxPackets:  p.rx.packets.Load(),
+		TxPackets:  p.tx.packets.Load(),
+		Handshakes: p.handshakes.Load(),
+		Drops:      p.drops.Snapshot(),
+	}
+	if ns := p.lastHandshake.Load(); ns != 0 {
+		s.LastHandshake = time.Unix(0, ns)
+	}
+	return s
+}
+
+// Queue is a bounded FIFO of packets waiting for a handshake. When full, Push drops the
+// oldest packet and returns it so the caller can count it and recycle its buffer.
+// Not safe for concurrent use (guard it with Session.Mu).
+type Queue struct {
+	buf        [][]byte
+	head, size int
+}
+
+// Init sets the capacity; it is a no-op once set.
+func (q *Queue) Init(capacity int) {
+	if q.buf == nil && capacity > 0 {
+		q.buf = make([][]byte, capacity)
+	}
+}
+
+// Len returns the number of queued packets.
+func (q *Queue) Len() int { return q.size }
+
+// Push appends b. When the queue is full it evicts the oldest packet and returns it
+// with evicted == true. Push on an uninitialized queue returns b itself as evicted.
+func (q *Queue) Push(b []byte) (old []byte, evicted bool) {
+	if len(q.buf) == 0 {
+		return b, true
+	}
+	if q.size == len(q.buf) {
+		old = q.buf[q.head]
+		q.buf[q.head] = b
+		q.head = (q.head + 1) % len(q.buf)
+		return old, true
+	}
+	q.buf[(q.head+q.size)%len(q.buf)] = b
+	q.size++
+	return nil, false
+}
+
+// Pop removes and returns the oldest packet.
+func (q *Queue) Pop() ([]byte, bool) {
+	if q.size == 0 {
+		return nil, false
+	}
+	b := q.buf[q.head]
+	q.buf[q.head] = nil
+	q.head = (q.head + 1) % len(q.buf)
+	q.size--
+	return b, true
+}
