@@ -239,3 +239,32 @@ func run(name string, args ...string) (string, error) {
 	}
 	return string(out), nil
 }
+
+// Switch joins hosts on one Ethernet segment: a bridge in its own namespace (named "sw"),
+// one veth pair per host whose host end is named ifName and gets the matching address of
+// addrs (CIDR notation). It returns the switch host.
+func (l *Lab) Switch(ifName string, hosts []*Host, addrs []string) (*Host, error) {
+	if len(hosts) != len(addrs) {
+		return nil, fmt.Errorf("netlab: %d hosts but %d addresses", len(hosts), len(addrs))
+	}
+	sw, err := l.AddHost("sw")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := sw.Run("ip", "link", "add", "br0", "type", "bridge"); err != nil {
+		return nil, err
+	}
+	if _, err := sw.Run("ip", "link", "set", "br0", "up"); err != nil {
+		return nil, err
+	}
+	for i, h := range hosts {
+		port := fmt.Sprintf("p%d", i)
+		if err := l.Link(h, ifName, addrs[i], sw, port, ""); err != nil {
+			return nil, err
+		}
+		if _, err := sw.Run("ip", "link", "set", port, "master", "br0"); err != nil {
+			return nil, err
+		}
+	}
+	return sw, nil
+}

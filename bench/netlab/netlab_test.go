@@ -32,3 +32,25 @@ func TestNetnsLab_LinkAndPing(t *testing.T) {
 		t.Fatalf("namespaces left after Close: %s", out)
 	}
 }
+
+func TestNetnsLab_Switch(t *testing.T) {
+	l := NewT(t)
+	var hosts []*Host
+	var addrs []string
+	for i, n := range []string{"a", "b", "c"} {
+		h, err := l.AddHost(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hosts = append(hosts, h)
+		addrs = append(addrs, "192.168.78."+string(rune('1'+i))+"/24")
+	}
+	if _, err := l.Switch("eth0", hosts, addrs); err != nil {
+		t.Fatal(err)
+	}
+	for _, dst := range []string{"192.168.78.2", "192.168.78.3"} {
+		if out, err := hosts[0].Run("ping", "-c", "1", "-W", "2", dst); err != nil || !strings.Contains(out, "1 received") {
+			t.Fatalf("ping %s: %v %s", dst, err, out)
+		}
+	}
+}
