@@ -36,3 +36,12 @@ var (
 	// without a consumed initiation.
 	ErrNoPendingHandshake = errors.New("crypto: no pending handshake")
 )
+
+// Errors of the control path (keys and key files).
+var (
+	// ErrInvalidKey: a key's text form does not decode to 32 bytes, or a
+	// public key is one Curve25519 refuses (low order).
+	ErrInvalidKey = errors.New("crypto: invalid key")
+	// ErrKeyFileMode: a private key file is accessible by group or others.
+	ErrKeyFileMode = errors.New("crypto: private key file permissions too open")
+)

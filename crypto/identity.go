@@ -1,38 +1,52 @@
 package crypto
 
-import "net/netip"
+import (
+	"sync"
+	"time"
 
-// Verdict is Admit's decision on a handshake message.
-type Verdict int
-
-// Verdicts of Identity.Admit.
-const (
-	VerdictAccept Verdict = iota
-	VerdictDrop
-	VerdictCookie
+	"golang.org/x/crypto/blake2s"
+	"golang.org/x/crypto/chacha20poly1305"
+	"golang.zx2c4.com/wireguard/ratelimiter"
 )
 
-// Identity is this host's static key plus what all its handshakes share.
-type Identity struct{ priv PrivateKey }
+// Identity is this host's static key plus what all its handshakes share: the
+// mac1 key, the cookie checker (secret rotated every CookieRefreshTime) and
+// the per-source rate limiter. It is safe for concurrent use; Close it to
+// stop the rate limiter's goroutine.
+type Identity struct {
+	priv PrivateKey
+	pub  PublicKey
 
-// NewIdentity returns an Identity.
-func NewIdentity(priv PrivateKey) *Identity { return &Identity{priv: priv} }
+	// mac1Key authenticates mac1 of messages sent to us; cookieKey
+	// encrypts the cookie replies we send. Both derive from pub.
+	mac1Key   [blake2s.Size]byte
+	cookieKey [chacha20poly1305.KeySize]byte
 
-// PublicKey returns the public key.
-func (id *Identity) PublicKey() PublicKey { return PublicKey{} }
+	// now is the clock of handshakes, cookies and keypairs; tests replace it.
+	now func() time.Time
 
-// Close stops the rate limiter's goroutine.
-func (id *Identity) Close() {}
+	cookieMu  sync.RWMutex
+	secret    [blake2s.Size]byte // cookie secret
+	secretSet time.Time          // zero: never set, a fresh one is drawn
 
-// ConsumeInitiation processes a type-1 message.
-func (id *Identity) ConsumeInitiation(msg []byte, lookup func(PublicKey) *Handshake) (*Handshake, error) {
-	return nil, ErrShortMessage
+	limiter   ratelimiter.Ratelimiter
+	closeOnce sync.Once
 }
 
-// Admit is the denial-of-service guard.
-func (id *Identity) Admit(msg []byte, src netip.AddrPort, underLoad bool) Verdict { return VerdictDrop }
+// NewIdentity returns the Identity of priv and starts its rate limiter.
+func NewIdentity(priv PrivateKey) *Identity {
+	id := &Identity{priv: priv, pub: priv.Public(), now: time.Now}
+	id.mac1Key = labelKey(labelMAC1, id.pub)
+	id.cookieKey = labelKey(labelCookie, id.pub)
+	id.limiter.Init()
+	return id
+}
 
-// CreateCookieReply writes a type-3 message.
-func (id *Identity) CreateCookieReply(dst []byte, msg []byte, src netip.AddrPort) (int, error) {
-	return 0, ErrShortMessage
+// PublicKey returns the public key of the identity.
+func (id *Identity) PublicKey() PublicKey { return id.pub }
+
+// Close stops the rate limiter's goroutine. Handshakes keep working, Admit
+// under load must not be called afterwards.
+func (id *Identity) Close() {
+	id.closeOnce.Do(id.limiter.Close)
 }

@@ -1,32 +1,143 @@
 package crypto
 
-import "time"
+import (
+	"crypto/cipher"
+	"encoding/binary"
+	"sync"
+	"sync/atomic"
+	"time"
 
-// Keypair holds the two transport keys of one session.
-type Keypair struct{}
+	"golang.org/x/crypto/chacha20poly1305"
+	"golang.zx2c4.com/wireguard/replay"
+)
+
+// Keypair holds the two transport keys of one session, the send counter and
+// the receive replay window. Seal and Open are safe for concurrent use and
+// allocate nothing: the AEAD instances are created once, and the nonce is
+// built inside the caller's buffer (see Seal).
+type Keypair struct {
+	send    cipher.AEAD
+	receive cipher.AEAD
+
+	sendCounter atomic.Uint64 // next counter to seal with
+
+	replayMu sync.Mutex
+	replay   replay.Filter
+
+	created     time.Time
+	isInitiator bool
+	localIndex  uint32
+	remoteIndex uint32
+	now         func() time.Time // the Identity's clock; tests replace it
+}
+
+func newKeypair(send, recv *[chacha20poly1305.KeySize]byte, initiator bool, local, remote uint32, now func() time.Time) *Keypair {
+	kp := &Keypair{
+		isInitiator: initiator,
+		localIndex:  local,
+		remoteIndex: remote,
+		now:         now,
+		created:     now(),
+	}
+	kp.send, _ = chacha20poly1305.New(send[:]) // 32-byte key: cannot fail
+	kp.receive, _ = chacha20poly1305.New(recv[:])
+	return kp
+}
 
 // LocalIndex is the receiver index peers send to us.
-func (kp *Keypair) LocalIndex() uint32 { return 0 }
+func (kp *Keypair) LocalIndex() uint32 { return kp.localIndex }
 
 // RemoteIndex is the receiver index we write into our messages.
-func (kp *Keypair) RemoteIndex() uint32 { return 0 }
+func (kp *Keypair) RemoteIndex() uint32 { return kp.remoteIndex }
 
-// IsInitiator reports whether we initiated the handshake.
-func (kp *Keypair) IsInitiator() bool { return false }
+// IsInitiator reports whether this side initiated the handshake.
+func (kp *Keypair) IsInitiator() bool { return kp.isInitiator }
 
-// Created returns the creation time.
-func (kp *Keypair) Created() time.Time { return time.Time{} }
+// Created returns when the handshake that made the keypair completed.
+func (kp *Keypair) Created() time.Time { return kp.created }
 
-// Seal encrypts in place.
-func (kp *Keypair) Seal(buf []byte, n int) (int, error) { return 0, ErrKeypairExpired }
+// SendCounter returns the number of counters used for sealing so far.
+func (kp *Keypair) SendCounter() uint64 { return kp.sendCounter.Load() }
 
-// Open decrypts in place.
-func (kp *Keypair) Open(msg []byte) ([]byte, error) { return nil, ErrShortMessage }
+// Expired reports whether the keypair is RejectAfterTime old at now; it
+// must then neither seal nor open.
+func (kp *Keypair) Expired(now time.Time) bool {
+	return now.Sub(kp.created) >= RejectAfterTime
+}
 
-// NeedsRekey reports whether a new handshake is due.
-func (kp *Keypair) NeedsRekey(now time.Time) bool { return false }
+// Seal turns a plaintext into a transport message in place: buf[0:16] is
+// headroom for the header, the plaintext is buf[16:16+n], and cap(buf) must
+// be at least 16+n+16. Seal writes the header, encrypts in place, appends the
+// tag and returns the message length 16+n+16 (ErrShortMessage when buf is too
+// small). ErrKeypairExpired once RejectAfterMessages counters are used or the
+// keypair is RejectAfterTime old. Does not retain buf. No allocation.
+func (kp *Keypair) Seal(buf []byte, n int) (int, error) {
+	if n < 0 || len(buf) < MessageTransportHeaderSize+n || cap(buf) < MessageTransportOverhead+n {
+		return 0, ErrShortMessage
+	}
+	if kp.Expired(kp.now()) {
+		return 0, ErrKeypairExpired
+	}
+	counter := kp.sendCounter.Add(1) - 1
+	if counter >= RejectAfterMessages {
+		kp.sendCounter.Store(RejectAfterMessages) // do not wrap around
+		return 0, ErrKeypairExpired
+	}
+	// The nonce is 4 zero bytes then the little-endian counter: exactly
+	// buf[4:16] while the receiver field is still zero. Building it there
+	// instead of in a local array keeps it from escaping through the
+	// cipher.AEAD interface, which would allocate per call.
+	putTransportHeader(buf, 0, counter)
+	kp.send.Seal(buf[MessageTransportHeaderSize:MessageTransportHeaderSize], buf[4:MessageTransportHeaderSize],
+		buf[MessageTransportHeaderSize:MessageTransportHeaderSize+n], nil)
+	binary.LittleEndian.PutUint32(buf[4:], kp.remoteIndex)
+	return MessageTransportOverhead + n, nil
+}
 
-// ParseTransportHeader parses a type-4 header.
-func ParseTransportHeader(msg []byte) (receiver uint32, counter uint64, err error) {
-	return 0, 0, ErrShortMessage
+// Open authenticates and decrypts one whole transport message in place and
+// returns the plaintext, aliasing msg[16:len(msg)-16]. The caller routes msg
+// to kp by its receiver index. The replay window is updated only after
+// authentication. Errors: ErrShortMessage, ErrWrongType, ErrAuthFailed,
+// ErrReplayed (seen before or behind the window), ErrKeypairExpired. On
+// ErrAuthFailed the ciphertext area of msg is zeroed. No allocation.
+func (kp *Keypair) Open(msg []byte) ([]byte, error) {
+	if len(msg) < MessageTransportOverhead {
+		return nil, ErrShortMessage
+	}
+	if binary.LittleEndian.Uint32(msg) != MessageTransportType {
+		return nil, ErrWrongType
+	}
+	if kp.Expired(kp.now()) {
+		return nil, ErrKeypairExpired
+	}
+	counter := binary.LittleEndian.Uint64(msg[8:])
+	// Build the nonce in msg[4:16] (see Seal) and restore the receiver.
+	receiver := binary.LittleEndian.Uint32(msg[4:])
+	binary.LittleEndian.PutUint32(msg[4:], 0)
+	pt, err := kp.receive.Open(msg[MessageTransportHeaderSize:MessageTransportHeaderSize],
+		msg[4:MessageTransportHeaderSize], msg[MessageTransportHeaderSize:], nil)
+	binary.LittleEndian.PutUint32(msg[4:], receiver)
+	if err != nil {
+		return nil, ErrAuthFailed
+	}
+	// Checked after authentication so a forged counter cannot make the
+	// caller retire a good keypair.
+	if counter >= RejectAfterMessages {
+		return nil, ErrKeypairExpired
+	}
+	kp.replayMu.Lock()
+	ok := kp.replay.ValidateCounter(counter, RejectAfterMessages)
+	kp.replayMu.Unlock()
+	if !ok {
+		return nil, ErrReplayed
+	}
+	return pt, nil
+}
+
+// NeedsRekey reports whether the sender should start a new handshake, as
+// WireGuard does: more than RekeyAfterMessages sealed, or, for the
+// initiator of the session, older than RekeyAfterTime at now.
+func (kp *Keypair) NeedsRekey(now time.Time) bool {
+	return kp.sendCounter.Load() > RekeyAfterMessages ||
+		(kp.isInitiator && now.Sub(kp.created) > RekeyAfterTime)
 }
