@@ -8,27 +8,27 @@ type DropReason uint8
 
 // Drop reasons. DropNone means "not dropped".
 const (
-	DropNone             DropReason = iota
-	DropNoRoute                     // outbound: no peer's allowed prefixes hold the destination
-	DropNotAllowedSource            // inbound: inner source outside the sender's allowed prefixes
-	DropWrongVNI                    // inbound: authenticated, but the VNI is not ours
-	DropWrongProto                  // inbound: VXLAN next protocol not carried in this mode
-	DropMalformed                   // a header or inner packet that does not parse
-	DropShortMessage                // UDP payload too short for its message type
-	DropUnknownType                 // UDP payload with an unknown message type
-	DropUnknownIndex                // transport message for a receiver index we do not hold
-	DropAuthFailed                  // AEAD tag did not verify
-	DropReplayed                    // counter already seen or outside the replay window
-	DropKeypairExpired              // keypair past RejectAfterMessages/RejectAfterTime
-	DropQueueFull                   // pending-handshake queue full: oldest packet dropped
-	DropHandshakeTimeout            // queued packets dropped after RekeyAttemptTime without a session
-	DropHandshakeQueueFull          // handshake worker busy: handshake message dropped
-	DropHandshakeInvalid            // handshake message rejected by crypto (mac, replay, flood, auth)
-	DropRateLimited                 // handshake message dropped by Identity.Admit under load
-	DropNoEndpoint                  // peer has no known endpoint yet
-	DropSendFailed                  // bind.Send returned an error
-	DropTooBig                      // packet larger than the MTU allows
-	DropFloodCapped                 // more copies than the per-batch flood bound
+	DropNone               DropReason = iota
+	DropNoRoute                       // outbound: no peer's allowed prefixes hold the destination
+	DropNotAllowedSource              // inbound: inner source outside the sender's allowed prefixes
+	DropWrongVNI                      // inbound: authenticated, but the VNI is not ours
+	DropWrongProto                    // inbound: VXLAN next protocol not carried in this mode
+	DropMalformed                     // a header or inner packet that does not parse
+	DropShortMessage                  // UDP payload too short for its message type
+	DropUnknownType                   // UDP payload with an unknown message type
+	DropUnknownIndex                  // transport message for a receiver index we do not hold
+	DropAuthFailed                    // AEAD tag did not verify
+	DropReplayed                      // counter already seen or outside the replay window
+	DropKeypairExpired                // keypair past RejectAfterMessages/RejectAfterTime
+	DropQueueFull                     // pending-handshake queue full: oldest packet dropped
+	DropHandshakeTimeout              // queued packets dropped after RekeyAttemptTime without a session
+	DropHandshakeQueueFull            // handshake worker busy: handshake message dropped
+	DropHandshakeInvalid              // handshake message rejected by crypto (mac, replay, flood, auth)
+	DropRateLimited                   // handshake message dropped by Identity.Admit under load
+	DropNoEndpoint                    // peer has no known endpoint yet
+	DropSendFailed                    // bind.Send returned an error
+	DropTooBig                        // packet larger than the MTU allows
+	DropFloodCapped                   // more copies than the per-batch flood bound
 	numDropReasons
 )
 

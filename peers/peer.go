@@ -72,6 +72,11 @@ type traffic struct {
 // Session is the handshake state of a peer, driven by the tunnel's handshake and timer
 // code. Every field is guarded by Mu.
 type Session struct {
+	// Requested is set by the datapath when it asked the handshake worker for an
+	// initiation and cleared by the worker; it keeps the datapath from asking per packet.
+	// It is atomic and not guarded by Mu.
+	Requested atomic.Bool
+
 	Mu sync.Mutex
 	// InFlight: an initiation was sent and no response has arrived yet.
 	InFlight bool
@@ -117,6 +122,12 @@ func (p *Peer) LoadEndpoint() *Endpoint { return p.endpoint.Load() }
 // address). Allocates; callers on the hot path call it only when the address changed.
 func (p *Peer) SetEndpoint(addr netip.AddrPort, handle any) {
 	p.endpoint.Store(&Endpoint{Addr: addr, Handle: handle})
+}
+
+// CompareAndSwapEndpoint publishes next only if old is still the published endpoint
+// (so caching a handle never undoes a concurrent roam).
+func (p *Peer) CompareAndSwapEndpoint(old, next *Endpoint) bool {
+	return p.endpoint.CompareAndSwap(old, next)
 }
 
 // PersistentKeepalive returns the configured persistent keepalive interval (0: off).
