@@ -1,0 +1,92 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftnet/weft/bench/netlab"
+)
+
+// testWeftBin is the binary the netns test starts for wireguard-go: $WEFT_BIN (set by
+// `make test-netns`) when it has the hidden command, else this test binary, whose TestMain
+// runs WireGuardGoMain when called as `BIN __wireguard-go ...`.
+func testWeftBin(t *testing.T) string {
+	t.Helper()
+	if bin := os.Getenv("WEFT_BIN"); bin != "" {
+		if err := probeBinary(bin, wgUsageTag, WireGuardGoCommand, "--help"); err == nil {
+			return bin
+		} else {
+			t.Logf("WEFT_BIN=%s has no %s command, using the test binary: %v", bin, WireGuardGoCommand, err)
+		}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exe
+}
+
+func TestRun_NetnsAllBaselines(t *testing.T) {
+	netlab.Require(t)
+	netlab.RequireTools(t, "iperf3", "ping", "ss")
+	out := t.TempDir()
+	var progress bytes.Buffer
+	opts := Options{
+		Systems:  []string{SystemVeth, SystemVXLAN, SystemWireGuardGo},
+		Rounds:   1,
+		Duration: time.Second,
+		Streams:  2,
+		Pings:    10,
+		OutDir:   out,
+		WeftBin:  testWeftBin(t),
+		Progress: &progress,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	rep, err := Run(ctx, opts)
+	t.Logf("progress:\n%s", progress.String())
+	if rep != nil {
+		var table strings.Builder
+		_ = rep.WriteTable(&table)
+		t.Logf("table:\n%s", table.String())
+	}
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for _, name := range opts.Systems {
+		sys := rep.System(name)
+		if sys == nil {
+			t.Fatalf("no result for %s", name)
+		}
+		for _, key := range metricOrder {
+			if m := sys.Metrics[key]; !m.Valid() || m.Median <= 0 {
+				t.Errorf("%s %s: %+v, want a positive median", name, key, m)
+			}
+		}
+	}
+	if wg := rep.System(SystemWireGuardGo); wg != nil && wg.Metrics[MetricTCPSingle].Ratio != 1 {
+		t.Errorf("wireguard-go's ratio to itself = %v, want 1", wg.Metrics[MetricTCPSingle].Ratio)
+	}
+	data, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatalf("report.json: %v", err)
+	}
+	if len(back.Systems) != len(opts.Systems) {
+		t.Errorf("report.json has %d systems, want %d", len(back.Systems), len(opts.Systems))
+	}
+	for _, f := range []string{"chart.svg", "chart.png", "table.txt"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s missing or empty: %v", f, err)
+		}
+	}
+}

@@ -1,0 +1,73 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/weftnet/weft/bench/netlab"
+)
+
+// startIperf3Server starts `iperf3 -s` in h and waits until it listens.
+func (s *session) startIperf3Server(ctx context.Context, h *netlab.Host) error {
+	p, err := s.start(h, "iperf3", "-s", "-p", iperf3Port)
+	if err != nil {
+		return err
+	}
+	return poll(ctx, 10*time.Second, "iperf3 server on "+h.Name, func() error {
+		out, err := h.RunContext(ctx, "ss", "-Hltn", "sport", "=", ":"+iperf3Port)
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(out) == "" {
+			return fmt.Errorf("not listening yet")
+		}
+		return nil
+	}, p.exited)
+}
+
+// iperf3 runs a TCP test from h to dst with the given number of parallel streams.
+func (s *session) iperf3(ctx context.Context, h *netlab.Host, dst string, streams int) (iperf3Result, error) {
+	secs := s.opts.durationSeconds()
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+20*time.Second)
+	defer cancel()
+	args := []string{"-c", dst, "-p", iperf3Port, "-t", strconv.Itoa(secs), "-P", strconv.Itoa(streams),
+		"-J", "--connect-timeout", "3000"}
+	var stdout, stderr bytes.Buffer
+	cmd := h.Command(ctx, "iperf3", args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	s.log.Debug("run", "host", h.Name, "cmd", "iperf3 "+strings.Join(args, " "))
+	runErr := cmd.Run()
+	res, err := parseIperf3(stdout.Bytes())
+	if err != nil {
+		if ctx.Err() != nil {
+			return res, fmt.Errorf("iperf3 to %s: %w", dst, ctx.Err())
+		}
+		if runErr != nil && stdout.Len() == 0 {
+			return res, fmt.Errorf("%w: %v: %s", ErrIperf3, runErr, tail(strings.TrimSpace(stderr.String()), 300))
+		}
+		return res, err
+	}
+	return res, nil
+}
+
+// ping measures round-trip times from h to dst: Options.Pings requests, 10 ms apart.
+func (s *session) ping(ctx context.Context, h *netlab.Host, dst string) (pingResult, error) {
+	deadline := int(time.Duration(s.opts.Pings)*pingInterval/time.Second) + 5
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(deadline+5)*time.Second)
+	defer cancel()
+	interval := strconv.FormatFloat(pingInterval.Seconds(), 'f', -1, 64)
+	out, runErr := s.run(ctx, h, "ping", "-q", "-n", "-c", strconv.Itoa(s.opts.Pings), "-i", interval,
+		"-W", "1", "-w", strconv.Itoa(deadline), dst)
+	res, err := parsePing(out)
+	if err != nil {
+		if runErr != nil {
+			return res, fmt.Errorf("%w (%v)", err, runErr)
+		}
+		return res, err
+	}
+	return res, nil
+}

@@ -1,0 +1,121 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Options configures Run. The zero value of every field means its default.
+type Options struct {
+	// Systems are the names to measure, in this order (see SystemNames). Empty: every system
+	// of the default set that can run here (the others are listed in Report.Skipped).
+	Systems []string
+	// Rounds is how many times each system is measured; the systems alternate within a round
+	// so that drift of the machine affects all of them. Default 3.
+	Rounds int
+	// Duration is the length of each iperf3 run, rounded up to whole seconds. Default 5s.
+	Duration time.Duration
+	// Streams is the number of parallel TCP streams of the multi-stream test. Default 4.
+	Streams int
+	// Pings is the number of echo requests per latency measurement, sent every 10 ms. Default 50.
+	Pings int
+	// OutDir receives report.json, table.txt, chart.svg and chart.png. Default
+	// ./bench-results/YYYYMMDD-HHMMSS (UTC); "-" writes no files.
+	OutDir string
+	// WeftBin is the weft binary started inside the namespaces (`weft agent` and the hidden
+	// `weft __wireguard-go`). Default: the running executable (os.Executable).
+	WeftBin string
+	// Progress receives one line per step while Run works. Default: discarded.
+	Progress io.Writer
+	// Logger receives debug detail (commands, process output on failure). Default: discarded.
+	Logger *slog.Logger
+}
+
+// Defaults of Options.
+const (
+	DefaultRounds   = 3
+	DefaultDuration = 5 * time.Second // long enough for TCP to leave slow start, short enough for 3 rounds of 5 systems in ~3 min
+	DefaultStreams  = 4
+	DefaultPings    = 50
+	pingInterval    = 10 * time.Millisecond // the smallest interval iputils allows root without flooding
+)
+
+// ErrOptions is wrapped by every invalid option.
+var ErrOptions = errors.New("invalid bench options")
+
+// withDefaults returns a copy of o with every zero field set to its default.
+func (o Options) withDefaults() (Options, error) {
+	if o.Rounds == 0 {
+		o.Rounds = DefaultRounds
+	}
+	if o.Duration == 0 {
+		o.Duration = DefaultDuration
+	}
+	if o.Streams == 0 {
+		o.Streams = DefaultStreams
+	}
+	if o.Pings == 0 {
+		o.Pings = DefaultPings
+	}
+	if o.Rounds < 0 || o.Duration < 0 || o.Streams < 0 || o.Pings < 0 {
+		return o, fmt.Errorf("%w: rounds, duration, streams and pings must be positive", ErrOptions)
+	}
+	if o.Streams > 128 {
+		return o, fmt.Errorf("%w: at most 128 streams (iperf3's limit)", ErrOptions)
+	}
+	if o.OutDir == "" {
+		o.OutDir = filepath.Join("bench-results", time.Now().UTC().Format("20060102-150405"))
+	}
+	if o.WeftBin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return o, fmt.Errorf("finding the weft binary: %w (set the weft binary path explicitly)", err)
+		}
+		o.WeftBin = exe
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	for i, name := range o.Systems {
+		if lookupSystem(name) == nil {
+			return o, fmt.Errorf("%w: unknown system %q (known: %s)", ErrOptions, name, strings.Join(SystemNames(), ", "))
+		}
+		if slices.Contains(o.Systems[:i], name) {
+			return o, fmt.Errorf("%w: system %q is listed twice", ErrOptions, name)
+		}
+	}
+	return o, nil
+}
+
+// durationSeconds is Duration rounded up to whole seconds, at least 1 (iperf3 -t takes an integer).
+func (o Options) durationSeconds() int {
+	s := int((o.Duration + time.Second - 1) / time.Second)
+	return max(s, 1)
+}
+
+// Flags registers the flags of `weft bench` on fs and returns the Options they fill. Progress
+// and Logger are left for the caller to set (e.g. os.Stderr and the CLI's logger).
+func Flags(fs *pflag.FlagSet) *Options {
+	o := &Options{}
+	fs.StringSliceVar(&o.Systems, "systems", nil,
+		"systems to measure, comma-separated, in order ("+strings.Join(SystemNames(), ", ")+"); default: all that can run here")
+	fs.IntVar(&o.Rounds, "rounds", DefaultRounds, "rounds; systems alternate within each round")
+	fs.DurationVar(&o.Duration, "duration", DefaultDuration, "length of each iperf3 run (whole seconds)")
+	fs.IntVar(&o.Streams, "streams", DefaultStreams, "parallel TCP streams of the multi-stream test")
+	fs.IntVar(&o.Pings, "pings", DefaultPings, "echo requests per latency measurement (10 ms apart)")
+	fs.StringVar(&o.OutDir, "out", "", `output directory for report.json, table.txt, chart.svg, chart.png (default ./bench-results/DATE-TIME; "-" for none)`)
+	fs.StringVar(&o.WeftBin, "weft-bin", "", "weft binary to run in the namespaces (default: this executable)")
+	return o
+}

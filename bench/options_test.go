@@ -1,0 +1,85 @@
+package bench
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func TestOptions_withDefaults(t *testing.T) {
+	o, err := Options{WeftBin: "/bin/true"}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Rounds != DefaultRounds || o.Duration != DefaultDuration || o.Streams != DefaultStreams || o.Pings != DefaultPings {
+		t.Errorf("defaults not applied: %+v", o)
+	}
+	if !strings.HasPrefix(o.OutDir, "bench-results/") || o.Progress == nil || o.Logger == nil {
+		t.Errorf("OutDir %q, Progress %v, Logger %v", o.OutDir, o.Progress, o.Logger)
+	}
+	if o, _ := (Options{}).withDefaults(); o.WeftBin == "" {
+		t.Error("WeftBin does not default to the executable")
+	}
+
+	bad := []struct {
+		name string
+		o    Options
+		want string
+	}{
+		{"unknown system", Options{Systems: []string{"veth", "nope"}}, `unknown system "nope"`},
+		{"duplicate", Options{Systems: []string{"veth", "vxlan", "veth"}}, "listed twice"},
+		{"negative rounds", Options{Rounds: -1}, "positive"},
+		{"too many streams", Options{Streams: 500}, "128"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tt.o.withDefaults()
+			if !errors.Is(err, ErrOptions) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want ErrOptions with %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestOptions_durationSeconds(t *testing.T) {
+	for d, want := range map[time.Duration]int{time.Second: 1, 1500 * time.Millisecond: 2, 5 * time.Second: 5, time.Millisecond: 1} {
+		if got := (Options{Duration: d}).durationSeconds(); got != want {
+			t.Errorf("durationSeconds(%v) = %d, want %d", d, got, want)
+		}
+	}
+}
+
+func TestFlags(t *testing.T) {
+	fs := pflag.NewFlagSet("bench", pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	o := Flags(fs)
+	if o.Rounds != DefaultRounds || o.Duration != DefaultDuration {
+		t.Fatalf("flag defaults: %+v", o)
+	}
+	err := fs.Parse([]string{"--systems", "veth,wireguard-go", "--rounds", "5", "--duration", "2s", "--streams", "8",
+		"--pings", "20", "--out", "-", "--weft-bin", "/usr/local/bin/weft"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Options{Systems: []string{"veth", "wireguard-go"}, Rounds: 5, Duration: 2 * time.Second, Streams: 8, Pings: 20, OutDir: "-", WeftBin: "/usr/local/bin/weft"}
+	if strings.Join(o.Systems, ",") != "veth,wireguard-go" || o.Rounds != want.Rounds || o.Duration != want.Duration ||
+		o.Streams != want.Streams || o.Pings != want.Pings || o.OutDir != want.OutDir || o.WeftBin != want.WeftBin {
+		t.Fatalf("parsed %+v, want %+v", o, want)
+	}
+}
+
+func TestSystemNames(t *testing.T) {
+	got := strings.Join(SystemNames(), ",")
+	if got != "veth,vxlan,wireguard-go,weft,weft-l2,weft-l2-plain" {
+		t.Fatalf("SystemNames() = %s", got)
+	}
+	for _, name := range []string{SystemWeftL2, SystemWeftL2Plain} {
+		if !lookupSystem(name).placeholder {
+			t.Errorf("%s should stay out of the default set until the agent has L2", name)
+		}
+	}
+}

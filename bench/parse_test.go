@@ -1,0 +1,151 @@
+package bench
+
+import (
+	"errors"
+	"math"
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestParseIperf3(t *testing.T) {
+	real2, err := os.ReadFile("testdata/iperf3-2streams.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused, err := os.ReadFile("testdata/iperf3-refused.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		in      string
+		wantBPS float64
+		wantRtx int64
+		wantErr string
+	}{
+		{name: "iperf 3.12, 2 streams", in: string(real2), wantBPS: 12580703829.835695, wantRtx: 4},
+		{name: "minimal", in: `{"end":{"sum_sent":{"bits_per_second":2e9,"retransmits":7},"sum_received":{"bits_per_second":1.9e9}}}`, wantBPS: 1.9e9, wantRtx: 7},
+		{name: "refused", in: string(refused), wantErr: "unable to connect to server: Connection refused"},
+		{name: "nothing received", in: `{"end":{"sum_received":{"bits_per_second":0}}}`, wantErr: "no data received"},
+		{name: "not JSON", in: "iperf3: error - unable to connect", wantErr: "parsing JSON"},
+		{name: "empty", in: "", wantErr: "parsing JSON"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseIperf3([]byte(tt.in))
+			if tt.wantErr != "" {
+				if err == nil || !errors.Is(err, ErrIperf3) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want ErrIperf3 containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.BitsPerSecond != tt.wantBPS || got.Retransmits != tt.wantRtx {
+				t.Fatalf("got %+v, want %v bit/s, %d retransmits", got, tt.wantBPS, tt.wantRtx)
+			}
+		})
+	}
+}
+
+const iputilsOutput = `PING 10.231.0.2 (10.231.0.2) 56(84) bytes of data.
+
+--- 10.231.0.2 ping statistics ---
+50 packets transmitted, 50 received, 0% packet loss, time 539ms
+rtt min/avg/max/mdev = 0.024/0.050/0.107/0.015 ms
+`
+
+func TestParsePing(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    pingResult
+		wantErr string
+	}{
+		{name: "iputils", in: iputilsOutput, want: pingResult{Sent: 50, Received: 50, Min: 0.024, Avg: 0.050, Max: 0.107, Mdev: 0.015}},
+		{name: "iputils partial loss", in: "--- x ping statistics ---\n10 packets transmitted, 7 received, +3 errors, 30% packet loss, time 9ms\nrtt min/avg/max/mdev = 1.5/2.25/3.125/0.5 ms\n",
+			want: pingResult{Sent: 10, Received: 7, Min: 1.5, Avg: 2.25, Max: 3.125, Mdev: 0.5}},
+		{name: "busybox", in: "--- 10.0.0.2 ping statistics ---\n3 packets transmitted, 3 packets received, 0% packet loss\nround-trip min/avg/max = 0.061/0.080/0.101 ms\n",
+			want: pingResult{Sent: 3, Received: 3, Min: 0.061, Avg: 0.080, Max: 0.101}},
+		{name: "all lost", in: "--- x ping statistics ---\n5 packets transmitted, 0 received, 100% packet loss, time 4093ms\n", wantErr: "0 of 5"},
+		{name: "no summary", in: "ping: connect: Network is unreachable\n", wantErr: "no summary"},
+		{name: "no rtt", in: "2 packets transmitted, 2 received, 0% packet loss\n", wantErr: "no rtt"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parsePing(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !errors.Is(err, ErrPing) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want ErrPing containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	tests := []struct {
+		name             string
+		in               []float64
+		median, min, max float64
+		valid            bool
+	}{
+		{name: "empty"},
+		{name: "one", in: []float64{2.5}, median: 2.5, min: 2.5, max: 2.5, valid: true},
+		{name: "odd", in: []float64{3, 1, 2}, median: 2, min: 1, max: 3, valid: true},
+		{name: "even", in: []float64{4, 1, 3, 2}, median: 2.5, min: 1, max: 4, valid: true},
+		{name: "equal", in: []float64{7, 7}, median: 7, min: 7, max: 7, valid: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := append([]float64(nil), tt.in...)
+			s := summarize(in)
+			if s.Valid() != tt.valid || s.Median != tt.median || s.Min != tt.min || s.Max != tt.max {
+				t.Fatalf("summarize(%v) = %+v", tt.in, s)
+			}
+			if math.IsNaN(s.Median) {
+				t.Fatal("NaN median cannot be written as JSON")
+			}
+			for i := range in {
+				if in[i] != tt.in[i] || s.Samples[i] != tt.in[i] {
+					t.Fatalf("samples reordered: input %v, samples %v", in, s.Samples)
+				}
+			}
+		})
+	}
+}
+
+func FuzzParsePing(f *testing.F) {
+	f.Add(iputilsOutput)
+	f.Add("3 packets transmitted, 3 packets received, 0% packet loss\nround-trip min/avg/max = 0.061/0.080/0.101 ms\n")
+	f.Add("1 packets transmitted, 1 received\nrtt min/avg/max/mdev = 1.2.3/4/5/6 ms")
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := parsePing(s)
+		if err == nil && r.Received == 0 {
+			t.Fatalf("accepted a run without replies: %+v", r)
+		}
+	})
+}
+
+func FuzzParseIperf3(f *testing.F) {
+	if b, err := os.ReadFile("testdata/iperf3-2streams.json"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte(`{"error":"x"}`))
+	f.Add([]byte(`{"end":{"sum_received":{"bits_per_second":1}}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := parseIperf3(b)
+		if err == nil && !(r.BitsPerSecond > 0) {
+			t.Fatalf("accepted a non-positive throughput: %+v", r)
+		}
+	})
+}

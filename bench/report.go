@@ -1,0 +1,208 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Metric keys of SystemResult.Metrics.
+const (
+	MetricTCPSingle = "tcp_single" // iperf3, one TCP stream, Gbit/s received
+	MetricTCPMulti  = "tcp_multi"  // iperf3, Options.Streams TCP streams, Gbit/s received
+	MetricPingRTT   = "ping_rtt"   // ping, mean round-trip time of one run, milliseconds
+)
+
+// metricOrder is the order of metrics in tables and charts.
+var metricOrder = []string{MetricTCPSingle, MetricTCPMulti, MetricPingRTT}
+
+// Report is the outcome of one Run: every system's metrics over all rounds. It is written as
+// report.json.
+type Report struct {
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	Host     HostInfo  `json:"host"`
+	Rounds   int       `json:"rounds"`
+	// DurationSeconds is the length of each iperf3 run.
+	DurationSeconds float64 `json:"duration_seconds"`
+	Streams         int     `json:"streams"`
+	Pings           int     `json:"pings"`
+	// Systems are in the order they were measured in the first round.
+	Systems []SystemResult `json:"systems"`
+	// Skipped names the systems of the default set that could not run here, and why.
+	Skipped []Skipped `json:"skipped,omitempty"`
+	// Files are the paths Run wrote (JSON, table, charts).
+	Files []string `json:"files,omitempty"`
+}
+
+// HostInfo describes the machine the numbers come from.
+type HostInfo struct {
+	Kernel    string `json:"kernel"`
+	CPUs      int    `json:"cpus"`
+	GoVersion string `json:"go_version"`
+}
+
+// SystemResult holds one system's metrics, keyed by the Metric constants.
+type SystemResult struct {
+	Name        string             `json:"name"`
+	Description string             `json:"description"`
+	Metrics     map[string]Summary `json:"metrics"`
+	// Errors lists what failed, one entry per failed step and round.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// Skipped is a system left out of the default set.
+type Skipped struct {
+	System string `json:"system"`
+	Reason string `json:"reason"`
+}
+
+// System returns the result of the named system, or nil.
+func (r *Report) System(name string) *SystemResult {
+	for i := range r.Systems {
+		if r.Systems[i].Name == name {
+			return &r.Systems[i]
+		}
+	}
+	return nil
+}
+
+// metricLabel is the human name of a metric, with its unit.
+func (r *Report) metricLabel(key string) string {
+	switch key {
+	case MetricTCPSingle:
+		return "TCP 1 stream (Gbit/s)"
+	case MetricTCPMulti:
+		return fmt.Sprintf("TCP %d streams (Gbit/s)", r.Streams)
+	case MetricPingRTT:
+		return "ping RTT (ms)"
+	}
+	return key
+}
+
+// computeRatios fills each Summary.Ratio with the system's median over wireguard-go's.
+func (r *Report) computeRatios() {
+	ref := r.System(SystemWireGuardGo)
+	for i := range r.Systems {
+		for _, key := range metricOrder {
+			s, ok := r.Systems[i].Metrics[key]
+			if !ok {
+				continue
+			}
+			s.Ratio = 0
+			if ref != nil {
+				if base, ok := ref.Metrics[key]; ok && base.Valid() && base.Median > 0 && s.Valid() {
+					s.Ratio = s.Median / base.Median
+				}
+			}
+			r.Systems[i].Metrics[key] = s
+		}
+	}
+}
+
+// WriteTable prints the report as a plain-text table: one line per system and metric with
+// median, min, max over the rounds and the ratio of medians to wireguard-go.
+func (r *Report) WriteTable(w io.Writer) error {
+	var b strings.Builder
+	nameW, labelW := len("system"), len("metric")
+	for _, s := range r.Systems {
+		nameW = max(nameW, len(s.Name))
+	}
+	for _, key := range metricOrder {
+		labelW = max(labelW, len(r.metricLabel(key)))
+	}
+	fmt.Fprintf(&b, "weft bench: %d round(s), iperf3 %gs, %d streams, %d pings; kernel %s, %d CPUs\n",
+		r.Rounds, r.DurationSeconds, r.Streams, r.Pings, r.Host.Kernel, r.Host.CPUs)
+	fmt.Fprintf(&b, "%-*s  %-*s  %9s  %9s  %9s  %15s\n", nameW, "system", labelW, "metric", "median", "min", "max", "vs wireguard-go")
+	for _, s := range r.Systems {
+		for _, key := range metricOrder {
+			m, ok := s.Metrics[key]
+			if !ok || !m.Valid() {
+				fmt.Fprintf(&b, "%-*s  %-*s  %9s  %9s  %9s  %15s\n", nameW, s.Name, labelW, r.metricLabel(key), "-", "-", "-", "-")
+				continue
+			}
+			ratio := "-"
+			if m.Ratio > 0 {
+				ratio = fmt.Sprintf("%.2fx", m.Ratio)
+			}
+			fmt.Fprintf(&b, "%-*s  %-*s  %9s  %9s  %9s  %15s\n", nameW, s.Name, labelW, r.metricLabel(key),
+				formatValue(m.Median), formatValue(m.Min), formatValue(m.Max), ratio)
+		}
+	}
+	for _, s := range r.Systems {
+		for _, e := range s.Errors {
+			fmt.Fprintf(&b, "error: %s: %s\n", s.Name, e)
+		}
+	}
+	for _, s := range r.Skipped {
+		fmt.Fprintf(&b, "skipped: %s: %s\n", s.System, s.Reason)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// formatValue prints a metric value with three significant decimals for small values.
+func formatValue(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.1f", v)
+	case v >= 1:
+		return fmt.Sprintf("%.2f", v)
+	default:
+		return fmt.Sprintf("%.3f", v)
+	}
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// Save writes report.json, table.txt, chart.svg and chart.png into dir (created if needed)
+// and records their paths in r.Files.
+func (r *Report) Save(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating output directory: %w", err)
+	}
+	files := []struct {
+		name  string
+		write func(io.Writer) error
+	}{
+		{"table.txt", r.WriteTable},
+		{"chart.svg", r.WriteSVG},
+		{"chart.png", r.WritePNG},
+	}
+	r.Files = nil
+	for _, f := range files {
+		r.Files = append(r.Files, filepath.Join(dir, f.name))
+	}
+	r.Files = append(r.Files, filepath.Join(dir, "report.json"))
+	files = append(files, struct {
+		name  string
+		write func(io.Writer) error
+	}{"report.json", r.WriteJSON})
+	for _, f := range files {
+		if err := writeFile(filepath.Join(dir, f.name), f.write); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeFile(path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return f.Close()
+}

@@ -1,0 +1,220 @@
+package bench
+
+// Run's flow: check the machine and the systems, then for each round measure every system in
+// turn (the starting system rotates each round, so neither drift nor order favours one), each
+// in a fresh lab: bring the overlay up, wait until host b answers ping through it, start the
+// iperf3 server in b, then from a: ping, iperf3 with one stream, iperf3 with Streams streams;
+// tear the lab down. A failed step is recorded in the report and the run goes on.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/weftnet/weft/bench/netlab"
+)
+
+// Errors of Run, for errors.Is.
+var (
+	// ErrUnavailable: the machine cannot run the benchmark (not root, a tool missing).
+	ErrUnavailable = errors.New("benchmark cannot run here")
+	// ErrIncomplete: the report is written but some steps failed (listed in its Errors).
+	ErrIncomplete = errors.New("benchmark incomplete")
+)
+
+// reachTimeout bounds the wait for the overlay to carry a first ping (handshakes included).
+const reachTimeout = 20 * time.Second
+
+// Run measures the systems of opts between two network namespaces and returns the report.
+// It needs root, iproute2, ping and iperf3. It writes report.json, table.txt, chart.svg and
+// chart.png into opts.OutDir (unless "-") and returns the report even when some steps failed,
+// together with an error wrapping ErrIncomplete; when ctx ends it returns what it has so far.
+func Run(ctx context.Context, opts Options) (*Report, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := preflight(); err != nil {
+		return nil, err
+	}
+	chosen, skipped, err := selectSystems(&o)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{
+		Started:         time.Now().UTC(),
+		Host:            hostInfo(),
+		Rounds:          o.Rounds,
+		DurationSeconds: float64(o.durationSeconds()),
+		Streams:         o.Streams,
+		Pings:           o.Pings,
+		Skipped:         skipped,
+	}
+	for _, sk := range skipped {
+		progressf(&o, "skipping %s: %s", sk.System, sk.Reason)
+	}
+	samples := make([]map[string][]float64, len(chosen))
+	errs := make([][]string, len(chosen))
+	for i := range samples {
+		samples[i] = map[string][]float64{}
+	}
+	var failures int
+rounds:
+	for r := 0; r < o.Rounds; r++ {
+		for k := range chosen {
+			if ctx.Err() != nil {
+				break rounds
+			}
+			i := (k + r) % len(chosen)
+			tag := fmt.Sprintf("[round %d/%d] %s", r+1, o.Rounds, chosen[i].name)
+			for _, e := range measure(ctx, &o, chosen[i], tag, samples[i]) {
+				failures++
+				errs[i] = append(errs[i], fmt.Sprintf("round %d: %v", r+1, e))
+			}
+		}
+	}
+	for i, sys := range chosen {
+		res := SystemResult{Name: sys.name, Description: sys.desc, Metrics: map[string]Summary{}, Errors: errs[i]}
+		for _, key := range metricOrder {
+			res.Metrics[key] = summarize(samples[i][key])
+		}
+		rep.Systems = append(rep.Systems, res)
+	}
+	rep.computeRatios()
+	rep.Finished = time.Now().UTC()
+	var errsOut []error
+	if o.OutDir != "-" {
+		if err := rep.Save(o.OutDir); err != nil {
+			errsOut = append(errsOut, err)
+		} else {
+			progressf(&o, "wrote %s", strings.Join(rep.Files, ", "))
+		}
+	}
+	if ctx.Err() != nil {
+		errsOut = append(errsOut, fmt.Errorf("%w: interrupted: %w", ErrIncomplete, ctx.Err()))
+	} else if failures > 0 {
+		errsOut = append(errsOut, fmt.Errorf("%w: %d step(s) failed (see the errors under the table)", ErrIncomplete, failures))
+	}
+	return rep, errors.Join(errsOut...)
+}
+
+// measure runs one system's turn in a fresh lab and appends its samples; it returns the
+// errors of the steps that failed.
+func measure(ctx context.Context, o *Options, sys *system, tag string, samples map[string][]float64) (errs []error) {
+	start := time.Now()
+	s, err := newSession(o, sys.name)
+	if err != nil {
+		progressf(o, "%s: lab … failed: %v", tag, err)
+		return []error{fmt.Errorf("lab: %w", err)}
+	}
+	defer func() {
+		if err := s.close(); err != nil {
+			errs = append(errs, fmt.Errorf("teardown: %w", err))
+		}
+	}()
+	target, err := sys.up(ctx, s)
+	if err == nil {
+		err = s.waitReachable(ctx, s.a, target, reachTimeout)
+	}
+	if err == nil {
+		err = s.startIperf3Server(ctx, s.b)
+	}
+	if err != nil {
+		progressf(o, "%s: setup … failed: %v", tag, err)
+		return []error{fmt.Errorf("setup: %w", err)}
+	}
+	progressf(o, "%s: setup … ok (%.1f s)", tag, time.Since(start).Seconds())
+
+	if p, err := s.ping(ctx, s.a, target); err != nil {
+		progressf(o, "%s: ping … failed: %v", tag, err)
+		errs = append(errs, fmt.Errorf("ping: %w", err))
+	} else {
+		samples[MetricPingRTT] = append(samples[MetricPingRTT], p.Avg)
+		progressf(o, "%s: ping … avg %.3f ms (min %.3f, max %.3f, %d/%d replies)", tag, p.Avg, p.Min, p.Max, p.Received, p.Sent)
+	}
+	for _, t := range []struct {
+		key     string
+		streams int
+	}{{MetricTCPSingle, 1}, {MetricTCPMulti, o.Streams}} {
+		label := fmt.Sprintf("iperf3 %d streams", t.streams)
+		if t.streams == 1 {
+			label = "iperf3 1 stream"
+		}
+		if ctx.Err() != nil {
+			return append(errs, ctx.Err())
+		}
+		res, err := s.iperf3(ctx, s.a, target, t.streams)
+		if err != nil {
+			progressf(o, "%s: %s … failed: %v", tag, label, err)
+			errs = append(errs, fmt.Errorf("%s: %w", label, err))
+			continue
+		}
+		gbps := res.BitsPerSecond / 1e9
+		samples[t.key] = append(samples[t.key], gbps)
+		progressf(o, "%s: %s … %.2f Gbit/s (%d retransmits)", tag, label, gbps, res.Retransmits)
+	}
+	return errs
+}
+
+// preflight checks root, iproute2, ping and iperf3 with a message that says what to do.
+func preflight() error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("%w: weft bench needs root (it creates network namespaces, veth pairs and TUN devices); run it with sudo", ErrUnavailable)
+	}
+	if err := netlab.Available(); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	for _, tool := range []struct{ cmd, pkg string }{{"iperf3", "iperf3"}, {"ping", "iputils-ping"}, {"ss", "iproute2"}} {
+		if _, err := exec.LookPath(tool.cmd); err != nil {
+			return fmt.Errorf("%w: %s not found: apt-get install %s", ErrUnavailable, tool.cmd, tool.pkg)
+		}
+	}
+	return nil
+}
+
+// selectSystems resolves Options.Systems: named systems must pass their check; the default
+// set takes every non-placeholder system that passes and lists the others as skipped.
+func selectSystems(o *Options) (chosen []*system, skipped []Skipped, err error) {
+	if len(o.Systems) > 0 {
+		for _, name := range o.Systems {
+			sys := lookupSystem(name)
+			if sys.check != nil {
+				if err := sys.check(o); err != nil {
+					return nil, nil, fmt.Errorf("%w: system %s: %v", ErrUnavailable, name, err)
+				}
+			}
+			chosen = append(chosen, sys)
+		}
+		return chosen, nil, nil
+	}
+	for _, sys := range systems {
+		if sys.placeholder {
+			continue
+		}
+		if sys.check != nil {
+			if err := sys.check(o); err != nil {
+				skipped = append(skipped, Skipped{System: sys.name, Reason: err.Error()})
+				continue
+			}
+		}
+		chosen = append(chosen, sys)
+	}
+	return chosen, skipped, nil
+}
+
+func progressf(o *Options, format string, args ...any) {
+	fmt.Fprintf(o.Progress, format+"\n", args...)
+}
+
+func hostInfo() HostInfo {
+	h := HostInfo{CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		h.Kernel = strings.TrimSpace(string(b))
+	}
+	return h
+}

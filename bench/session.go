@@ -1,0 +1,243 @@
+package bench
+
+// A session is one system's turn in one round: a fresh lab of two namespaces joined by a
+// veth pair, the processes a system starts in them, and a scratch directory for their
+// configs. Closing it stops the processes (SIGTERM, then SIGKILL), deletes the namespaces
+// and the directory, so one system's leftovers never bias the next.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/weftnet/weft/bench/netlab"
+)
+
+// Underlay of every lab: a /24 that exists only inside the lab's two namespaces.
+const (
+	underlayIf      = "eth0"
+	underlayA       = "192.168.231.1"
+	underlayB       = "192.168.231.2"
+	underlayBits    = "/24"
+	iperf3Port      = "5201"
+	stopGracePeriod = 3 * time.Second
+)
+
+type session struct {
+	opts *Options
+	log  *slog.Logger
+	lab  *netlab.Lab
+	a, b *netlab.Host
+	dir  string
+
+	mu    sync.Mutex
+	procs []*process
+}
+
+// newSession builds the lab: hosts a and b, eth0 on each with the underlay addresses.
+func newSession(o *Options, system string) (s *session, err error) {
+	lab, err := netlab.New()
+	if err != nil {
+		return nil, err
+	}
+	s = &session{opts: o, log: o.Logger.With("system", system, "lab", lab.ID()), lab: lab}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if s.a, err = lab.AddHost("a"); err != nil {
+		return nil, err
+	}
+	if s.b, err = lab.AddHost("b"); err != nil {
+		return nil, err
+	}
+	if err = lab.Link(s.a, underlayIf, underlayA+underlayBits, s.b, underlayIf, underlayB+underlayBits); err != nil {
+		return nil, err
+	}
+	if s.dir, err = os.MkdirTemp("", "weft-bench-"+lab.ID()+"-"); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// run runs a command in h for at most a minute (or until ctx ends) and logs it.
+func (s *session) run(ctx context.Context, h *netlab.Host, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	s.log.Debug("run", "host", h.Name, "cmd", name+" "+strings.Join(args, " "))
+	return h.RunContext(ctx, name, args...)
+}
+
+// runAll runs several `ip`-style commands in order, stopping at the first failure.
+func (s *session) runAll(ctx context.Context, h *netlab.Host, cmds ...[]string) error {
+	for _, c := range cmds {
+		if _, err := s.run(ctx, h, c[0], c[1:]...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// process is a long-running command inside a namespace (a daemon of some system or the
+// iperf3 server). Its output is kept, bounded, for error messages.
+type process struct {
+	name   string
+	cmd    *exec.Cmd
+	out    *boundedBuffer
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the process has exited
+	err    error         // exit status, valid after done
+}
+
+// start launches a process in h that lives until the session closes.
+func (s *session) start(h *netlab.Host, name string, args ...string) (*process, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &process{name: h.Name + ": " + name, out: &boundedBuffer{limit: 64 << 10}, cancel: cancel, done: make(chan struct{})}
+	p.cmd = h.Command(ctx, name, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	s.log.Debug("start", "host", h.Name, "cmd", name+" "+strings.Join(args, " "))
+	if err := p.cmd.Start(); err != nil {
+		cancel()
+		return nil, fmt.Errorf("starting %s: %w", p.name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	s.mu.Lock()
+	s.procs = append(s.procs, p)
+	s.mu.Unlock()
+	return p, nil
+}
+
+// exited returns a descriptive error when the process has ended, nil while it runs.
+func (p *process) exited() error {
+	select {
+	case <-p.done:
+		return fmt.Errorf("%s exited (%v): %s", p.name, p.err, tail(strings.TrimSpace(p.out.String()), 800))
+	default:
+		return nil
+	}
+}
+
+// stop asks the process group to terminate and kills it after stopGracePeriod.
+func (p *process) stop() {
+	if p.cmd.Process != nil {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(stopGracePeriod):
+		p.cancel() // SIGKILL to the group (netlab's Cancel)
+		<-p.done
+	}
+	p.cancel()
+}
+
+// close stops every process, deletes the namespaces and the scratch directory.
+func (s *session) close() error {
+	s.mu.Lock()
+	procs := s.procs
+	s.procs = nil
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.stop()
+		}()
+	}
+	wg.Wait()
+	var errs []error
+	if s.lab != nil {
+		errs = append(errs, s.lab.Close())
+	}
+	if s.dir != "" {
+		errs = append(errs, os.RemoveAll(s.dir))
+	}
+	return errors.Join(errs...)
+}
+
+// poll calls check until it returns nil, ctx ends or timeout passes; abort, when non-nil and
+// returning an error, ends the wait early (e.g. the daemon being waited for has exited).
+func poll(ctx context.Context, timeout time.Duration, what string, check func() error, abort func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := check()
+		if err == nil {
+			return nil
+		}
+		if abort != nil {
+			if aerr := abort(); aerr != nil {
+				return fmt.Errorf("waiting for %s: %w", what, aerr)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w (last: %v)", what, ctx.Err(), err)
+		case <-tick.C:
+		}
+	}
+}
+
+// waitLink waits until the interface exists in h (a daemon creating its TUN).
+func (s *session) waitLink(ctx context.Context, h *netlab.Host, ifname string, p *process) error {
+	return poll(ctx, 10*time.Second, "interface "+ifname+" on "+h.Name, func() error {
+		_, err := h.RunContext(ctx, "ip", "link", "show", "dev", ifname)
+		return err
+	}, p.exited)
+}
+
+// waitReachable pings dst from h until one reply arrives: the overlay is up (and, for the
+// encrypted systems, the first handshake done).
+func (s *session) waitReachable(ctx context.Context, h *netlab.Host, dst string, timeout time.Duration) error {
+	s.mu.Lock()
+	procs := s.procs
+	s.mu.Unlock()
+	anyExited := func() error {
+		for _, p := range procs {
+			if err := p.exited(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return poll(ctx, timeout, dst+" to answer ping from "+h.Name, func() error {
+		_, err := h.RunContext(ctx, "ping", "-c", "1", "-W", "1", dst)
+		return err
+	}, anyExited)
+}
+
+// boundedBuffer keeps the first limit bytes written to it; safe for concurrent writers.
+type boundedBuffer struct {
+	mu    sync.Mutex
+	limit int
+	buf   []byte
+}
+
+func (b *boundedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if room := b.limit - len(b.buf); room > 0 {
+		b.buf = append(b.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+func (b *boundedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return string(b.buf)
+}

@@ -1,0 +1,109 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/weftnet/weft/bench/netlab"
+)
+
+// Names of the systems Run can measure.
+const (
+	SystemVeth        = "veth"          // the bare veth pair: the ceiling
+	SystemVXLAN       = "vxlan"         // Linux kernel vxlan devices, plaintext
+	SystemWireGuardGo = "wireguard-go"  // wireguard-go as a library on its own TUN: the reference
+	SystemWeft        = "weft"          // weft agent, L3 (TUN), encrypted
+	SystemWeftL2      = "weft-l2"       // weft agent, L2 (TAP), encrypted
+	SystemWeftL2Plain = "weft-l2-plain" // weft agent, L2 (TAP), plain RFC 7348 VXLAN
+)
+
+// system is one overlay the harness can bring up between the lab's two hosts.
+type system struct {
+	name, desc string
+	// placeholder systems are listed (and run when named in Options.Systems) but are not in
+	// the default set until the agent supports them; enabling one is flipping this flag.
+	placeholder bool
+	// check reports why the system cannot run with these options; nil means it can.
+	check func(o *Options) error
+	// up brings the overlay up in s and returns host b's overlay address, the target of
+	// every measurement from host a. Processes it starts are stopped by s.close.
+	up func(ctx context.Context, s *session) (string, error)
+}
+
+// systems is every system in default measurement order.
+var systems = []*system{
+	{name: SystemVeth, desc: "bare veth pair (no overlay)", up: vethUp},
+	{name: SystemVXLAN, desc: "Linux kernel vxlan, VNI 42, UDP 4789, plaintext", up: vxlanUp},
+	{name: SystemWireGuardGo, desc: "wireguard-go (library, TUN, StdNetBind) in its own process", check: checkWireGuardGo, up: wireGuardGoUp},
+	weftSystem(SystemWeft, "weft agent, L3 TUN, encrypted", weftVariant{mode: "l3", encryption: "wireguard"}),
+	withPlaceholder(weftSystem(SystemWeftL2, "weft agent, L2 TAP, encrypted", weftVariant{mode: "l2", encryption: "wireguard"})),
+	withPlaceholder(weftSystem(SystemWeftL2Plain, "weft agent, L2 TAP, plain VXLAN (RFC 7348)", weftVariant{mode: "l2", encryption: "none"})),
+}
+
+func withPlaceholder(s *system) *system { s.placeholder = true; return s }
+
+// SystemNames lists every system Run knows, in default order.
+func SystemNames() []string {
+	names := make([]string, len(systems))
+	for i, s := range systems {
+		names[i] = s.name
+	}
+	return names
+}
+
+func lookupSystem(name string) *system {
+	for _, s := range systems {
+		if s.name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// vethUp measures the underlay itself.
+func vethUp(_ context.Context, _ *session) (string, error) { return underlayB, nil }
+
+// Overlay of the kernel vxlan system.
+const (
+	vxlanA, vxlanB = "10.231.0.1", "10.231.0.2"
+	vxlanBits      = "/24"
+)
+
+func vxlanUp(ctx context.Context, s *session) (string, error) {
+	for _, side := range []struct {
+		h                  *netlab.Host
+		local, remote, adr string
+	}{
+		{s.a, underlayA, underlayB, vxlanA},
+		{s.b, underlayB, underlayA, vxlanB},
+	} {
+		err := s.runAll(ctx, side.h,
+			[]string{"ip", "link", "add", "vx0", "type", "vxlan", "id", "42", "dstport", "4789",
+				"local", side.local, "remote", side.remote, "dev", underlayIf},
+			[]string{"ip", "addr", "add", side.adr + vxlanBits, "dev", "vx0"},
+			[]string{"ip", "link", "set", "vx0", "up"},
+		)
+		if err != nil {
+			return "", fmt.Errorf("kernel vxlan: %w", err)
+		}
+	}
+	return vxlanB, nil
+}
+
+// probeBinary runs bin with args (a --help) and checks its output mentions want.
+func probeBinary(bin string, want string, args ...string) error {
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("weft binary %s: %w", bin, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), want) {
+		return fmt.Errorf("%s %s: not supported by this binary (%v): %s", bin, strings.Join(args, " "), err, tail(strings.TrimSpace(string(out)), 200))
+	}
+	return nil
+}

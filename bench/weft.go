@@ -1,0 +1,159 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/weftnet/weft/bench/netlab"
+	"gopkg.in/yaml.v3"
+)
+
+// weftVariant is what differs between the weft rows: the agent's mode and encryption, and
+// the overlay addressing that follows from the mode.
+type weftVariant struct {
+	mode       string // l3 | l2
+	encryption string // wireguard | none
+}
+
+// Overlay of the weft systems. L3: each host owns a /24 of the cluster CIDR and routes the
+// other's through the tunnel. L2: both hosts sit on one /24 bridged by the tunnel.
+const (
+	weftCluster  = "10.232.0.0/16"
+	weftL3SubA   = "10.232.1.0/24"
+	weftL3SubB   = "10.232.2.0/24"
+	weftL3AddrB  = "10.232.2.1"
+	weftL2Subnet = "10.232.3.0/24"
+	weftL2AddrA  = "10.232.3.1"
+	weftL2AddrB  = "10.232.3.2"
+	weftIf       = "weft0"
+	weftPort     = 51820
+	weftVXLAN    = 4789 // plain RFC 7348 data port of encryption: none
+)
+
+// weftConfig is the subset of the agent's YAML configuration (ARCHITECTURE.md, "Agent
+// configuration") the benchmark sets.
+type weftConfig struct {
+	Name          string     `yaml:"name"`
+	Mode          string     `yaml:"mode"`
+	Encryption    string     `yaml:"encryption"`
+	Interface     string     `yaml:"interface"`
+	ListenPort    int        `yaml:"listen_port"`
+	StateDir      string     `yaml:"state_dir"`
+	ClusterCIDR   string     `yaml:"cluster_cidr"`
+	Subnet        string     `yaml:"subnet"`
+	Address       string     `yaml:"address,omitempty"`
+	Peers         []weftPeer `yaml:"peers"`
+	Gossip        weftGossip `yaml:"gossip"`
+	ControlSocket string     `yaml:"control_socket"`
+}
+
+type weftPeer struct {
+	PublicKey  string   `yaml:"public_key,omitempty"`
+	Endpoint   string   `yaml:"endpoint"`
+	AllowedIPs []string `yaml:"allowed_ips"`
+}
+
+type weftGossip struct {
+	Disabled bool `yaml:"disabled"`
+}
+
+// weftSystem is a row that runs `weft agent -c FILE` in both namespaces.
+func weftSystem(name, desc string, v weftVariant) *system {
+	return &system{
+		name:  name,
+		desc:  desc,
+		check: func(o *Options) error { return probeBinary(o.WeftBin, "agent", "agent", "--help") },
+		up: func(ctx context.Context, s *session) (string, error) {
+			return weftUp(ctx, s, v)
+		},
+	}
+}
+
+// weftConfigs returns the two hosts' configurations for variant v and b's overlay address.
+func weftConfigs(v weftVariant, dir string, ka, kb keyPair) (a, b weftConfig, target string) {
+	port := weftPort
+	if v.encryption == "none" {
+		port = weftVXLAN
+	}
+	base := func(name string) weftConfig {
+		return weftConfig{
+			Name: "bench-" + name, Mode: v.mode, Encryption: v.encryption, Interface: weftIf,
+			ListenPort: port, StateDir: filepath.Join(dir, name, "state"), ClusterCIDR: weftCluster,
+			Gossip: weftGossip{Disabled: true}, ControlSocket: filepath.Join(dir, name, "weft.sock"),
+		}
+	}
+	a, b = base("a"), base("b")
+	endpoint := func(ip string) string { return ip + ":" + strconv.Itoa(port) }
+	peer := func(k keyPair, ip string, allowed string) weftPeer {
+		p := weftPeer{Endpoint: endpoint(ip), AllowedIPs: []string{allowed}}
+		if v.encryption != "none" {
+			p.PublicKey = b64(k.public)
+		}
+		return p
+	}
+	if v.mode == "l2" {
+		a.Subnet, a.Address = weftL2Subnet, weftL2AddrA
+		b.Subnet, b.Address = weftL2Subnet, weftL2AddrB
+		a.Peers = []weftPeer{peer(kb, underlayB, weftL2AddrB+"/32")}
+		b.Peers = []weftPeer{peer(ka, underlayA, weftL2AddrA+"/32")}
+		return a, b, weftL2AddrB
+	}
+	a.Subnet, b.Subnet = weftL3SubA, weftL3SubB
+	a.Peers = []weftPeer{peer(kb, underlayB, weftL3SubB)}
+	b.Peers = []weftPeer{peer(ka, underlayA, weftL3SubA)}
+	return a, b, weftL3AddrB
+}
+
+// weftUp writes both configurations and private keys and starts the agents.
+func weftUp(ctx context.Context, s *session, v weftVariant) (string, error) {
+	ka, err := newKeyPair()
+	if err != nil {
+		return "", err
+	}
+	kb, err := newKeyPair()
+	if err != nil {
+		return "", err
+	}
+	ca, cb, target := weftConfigs(v, s.dir, ka, kb)
+	for _, side := range []struct {
+		h   *netlab.Host
+		cfg weftConfig
+		key keyPair
+	}{{s.a, ca, ka}, {s.b, cb, kb}} {
+		path, err := writeWeftFiles(side.cfg, side.key)
+		if err != nil {
+			return "", err
+		}
+		p, err := s.start(side.h, s.opts.WeftBin, "agent", "-c", path)
+		if err != nil {
+			return "", err
+		}
+		if err := s.waitLink(ctx, side.h, weftIf, p); err != nil {
+			return "", err
+		}
+	}
+	return target, nil
+}
+
+// writeWeftFiles writes the private key into the state directory (0600, WireGuard base64,
+// as crypto.SavePrivateKeyFile) and the YAML next to it; it returns the YAML's path.
+func writeWeftFiles(cfg weftConfig, k keyPair) (string, error) {
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(cfg.StateDir, "private.key"), []byte(b64(k.private)+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	data, err := yaml.Marshal(cfg)
+	if err != nil {
+		return "", fmt.Errorf("weft config: %w", err)
+	}
+	path := filepath.Join(filepath.Dir(cfg.StateDir), "weft.yaml")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return "", err
+	}
+	return path, nil
+}
