@@ -1,0 +1,14 @@
+// Package discovery is weft's control plane between hosts: Serf gossip
+// membership, the compact NodeInfo tag, per-host subnet allocation without a
+// central store, and (in its catalog files) the service catalog, checks and DNS.
+//
+// A Cluster (New) runs one Serf instance with an encrypted keyring. Each host
+// announces a NodeInfo (public key, data port, subnet, VNI, protocol, mode,
+// MAC) in the single tag TagNodeInfo; the rest of Serf's 512-byte metadata
+// budget (TagBudget) is for the catalog, set with SetTag, which refuses with
+// ErrTagBudget what would not fit. The agent reads Members and Events and
+// turns them into peers; discovery itself knows nothing of the datapath:
+// public keys are plain [32]byte.
+//
+// Subnet allocation is described at the top of subnet.go.
+package discovery
