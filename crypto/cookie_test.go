@@ -1,0 +1,154 @@
+package crypto
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+func TestIdentity_Admit(t *testing.T) {
+	src := netip.MustParseAddrPort("198.51.100.7:40000")
+	p := newPair(t, PresharedKey{})
+	init := make([]byte, MessageInitiationSize)
+	if _, err := p.ha.CreateInitiation(init, 1); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		msg       []byte
+		underLoad bool
+		want      Verdict
+	}{
+		{"valid, not under load", init, false, VerdictAccept},
+		{"valid without mac2, under load", init, true, VerdictCookie},
+		{"bad mac1", flip(init, initMAC1+1), false, VerdictDrop},
+		{"bad mac1 under load", flip(init, initEphemeral), true, VerdictDrop},
+		{"truncated", init[:100], false, VerdictDrop},
+		{"transport type", []byte{4, 0, 0, 0}, false, VerdictDrop},
+		{"empty", nil, true, VerdictDrop},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := p.b.Admit(tc.msg, src, tc.underLoad); got != tc.want {
+				t.Fatalf("Admit = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestIdentity_CookieFlow: under load the responder answers with a cookie;
+// the initiator's next initiation carries mac2 and is admitted; the cookie
+// is bound to the source address and expires with the secret.
+func TestIdentity_CookieFlow(t *testing.T) {
+	src := netip.MustParseAddrPort("198.51.100.7:40000")
+	p := newPair(t, PresharedKey{})
+	init := make([]byte, MessageInitiationSize)
+	p.ha.CreateInitiation(init, 1)
+	if v := p.b.Admit(init, src, true); v != VerdictCookie {
+		t.Fatalf("first Admit = %v", v)
+	}
+	reply := make([]byte, 100)
+	n, err := p.b.CreateCookieReply(reply, init, src)
+	if err != nil || n != MessageCookieReplySize {
+		t.Fatalf("CreateCookieReply: %d %v", n, err)
+	}
+	if reply[0] != MessageCookieReplyType || reply[4] != 1 {
+		t.Fatalf("reply header %x", reply[:8])
+	}
+	if err := p.ha.ConsumeCookieReply(reply[:n]); err != nil {
+		t.Fatalf("ConsumeCookieReply: %v", err)
+	}
+
+	p.clock.advance(time.Second)
+	p.ha.CreateInitiation(init, 2)
+	if isZero(init[initMAC2:]) {
+		t.Fatal("initiation after a cookie has no mac2")
+	}
+	if v := p.b.Admit(init, src, true); v != VerdictAccept {
+		t.Fatalf("Admit with mac2 = %v", v)
+	}
+	if _, err := p.b.ConsumeInitiation(init, p.lookupB); err != nil {
+		t.Fatalf("ConsumeInitiation with mac2: %v", err)
+	}
+	other := netip.MustParseAddrPort("198.51.100.8:40000")
+	if v := p.b.Admit(init, other, true); v != VerdictCookie {
+		t.Fatalf("Admit from another source = %v, want cookie", v)
+	}
+
+	// Past CookieRefreshTime the responder's secret is stale: mac2 fails.
+	p.clock.advance(CookieRefreshTime + time.Second)
+	if v := p.b.Admit(init, src, true); v != VerdictCookie {
+		t.Fatalf("Admit after secret expiry = %v, want cookie", v)
+	}
+	// And the initiator stops sending mac2 once its cookie is old.
+	p.ha.CreateInitiation(init, 3)
+	if !isZero(init[initMAC2:]) {
+		t.Fatal("expired cookie still used for mac2")
+	}
+}
+
+func TestIdentity_CookieSecretRotates(t *testing.T) {
+	p := newPair(t, PresharedKey{})
+	src := netip.MustParseAddrPort("198.51.100.7:1")
+	init := make([]byte, MessageInitiationSize)
+	p.ha.CreateInitiation(init, 1)
+	reply := make([]byte, MessageCookieReplySize)
+	p.b.CreateCookieReply(reply, init, src)
+	first := p.b.secret
+	p.clock.advance(CookieRefreshTime / 2)
+	p.b.CreateCookieReply(reply, init, src)
+	if p.b.secret != first {
+		t.Fatal("secret rotated before CookieRefreshTime")
+	}
+	p.clock.advance(CookieRefreshTime)
+	p.b.CreateCookieReply(reply, init, src)
+	if p.b.secret == first {
+		t.Fatal("secret not rotated after CookieRefreshTime")
+	}
+}
+
+func TestIdentity_AdmitRateLimit(t *testing.T) {
+	p := newPair(t, PresharedKey{})
+	src := netip.MustParseAddrPort("198.51.100.7:1")
+	init := make([]byte, MessageInitiationSize)
+	p.ha.CreateInitiation(init, 1)
+	reply := make([]byte, MessageCookieReplySize)
+	p.b.CreateCookieReply(reply, init, src)
+	if err := p.ha.ConsumeCookieReply(reply); err != nil {
+		t.Fatal(err)
+	}
+	p.ha.CreateInitiation(init, 2)
+	drops := 0
+	for range 50 { // the limiter allows a burst of 5 then 20/s
+		if p.b.Admit(init, src, true) == VerdictDrop {
+			drops++
+		}
+	}
+	if drops == 0 {
+		t.Fatal("rate limiter never dropped a burst of 50 from one source")
+	}
+	if v := p.b.Admit(init, src, false); v != VerdictAccept {
+		t.Fatalf("not under load: %v, want accept (no rate limiting)", v)
+	}
+}
+
+func TestIdentity_CreateCookieReplyErrors(t *testing.T) {
+	p := newPair(t, PresharedKey{})
+	src := netip.MustParseAddrPort("198.51.100.7:1")
+	init := make([]byte, MessageInitiationSize)
+	p.ha.CreateInitiation(init, 1)
+	for _, tc := range []struct {
+		name     string
+		dst, msg []byte
+		want     error
+	}{
+		{"small dst", make([]byte, 10), init, ErrShortMessage},
+		{"truncated msg", make([]byte, 64), init[:50], ErrShortMessage},
+		{"transport msg", make([]byte, 64), make([]byte, 148), ErrWrongType},
+	} {
+		if _, err := p.b.CreateCookieReply(tc.dst, tc.msg, src); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}

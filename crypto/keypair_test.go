@@ -1,0 +1,146 @@
+package crypto
+
+import (
+	"bytes"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestKeypair_SealOpenNoAlloc(t *testing.T) {
+	p := newPair(t, PresharedKey{})
+	kpA, kpB := p.handshake(t)
+	for _, size := range []int{0, 64, 1420, 65535} {
+		buf := make([]byte, MessageTransportHeaderSize+size, MessageTransportOverhead+size)
+		msg := make([]byte, MessageTransportOverhead+size)
+		seal := testing.AllocsPerRun(100, func() {
+			if _, err := kpA.Seal(buf, size); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if seal != 0 {
+			t.Errorf("Seal(%d): %v allocs per call, want 0", size, seal)
+		}
+		open := testing.AllocsPerRun(100, func() {
+			n, _ := kpA.Seal(buf, size)
+			copy(msg, buf[:n])
+			if _, err := kpB.Open(msg); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if open != 0 {
+			t.Errorf("Seal+Open(%d): %v allocs per call, want 0", size, open)
+		}
+	}
+}
+
+func TestKeypair_OpenOutOfOrder(t *testing.T) {
+	p := newPair(t, PresharedKey{})
+	kpA, kpB := p.handshake(t)
+	var msgs [][]byte
+	for i := range 100 {
+		msgs = append(msgs, sealed(t, kpA, []byte{byte(i)}))
+	}
+	// Reverse order within the window is fine; each exactly once.
+	for i := len(msgs) - 1; i >= 0; i-- {
+		got, err := kpB.Open(bytes.Clone(msgs[i]))
+		if err != nil || len(got) != 1 || got[0] != byte(i) {
+			t.Fatalf("message %d: %x %v", i, got, err)
+		}
+	}
+	for i := range msgs {
+		if _, err := kpB.Open(msgs[i]); !errors.Is(err, ErrReplayed) {
+			t.Fatalf("replay of %d: %v", i, err)
+		}
+	}
+}
+
+func TestKeypair_HeaderAndInPlace(t *testing.T) {
+	p := newPair(t, PresharedKey{})
+	kpA, kpB := p.handshake(t)
+	payload := []byte("in place")
+	buf := make([]byte, 64)
+	copy(buf[16:], payload)
+	n, err := kpA.Seal(buf, len(payload))
+	if err != nil || n != MessageTransportOverhead+len(payload) {
+		t.Fatalf("Seal: %d %v", n, err)
+	}
+	rcv, counter, err := ParseTransportHeader(buf[:n])
+	if err != nil || rcv != kpB.LocalIndex() || counter != 0 {
+		t.Fatalf("header: %x %d %v", rcv, counter, err)
+	}
+	pt, err := kpB.Open(buf[:n])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &pt[0] != &buf[16] || !bytes.Equal(pt, payload) {
+		t.Fatal("Open did not return the plaintext in place")
+	}
+	if rcv2, _, _ := ParseTransportHeader(buf[:n]); rcv2 != rcv {
+		t.Fatal("Open did not restore the receiver field")
+	}
+}
+
+func TestKeypair_NeedsRekey(t *testing.T) {
+	p := newPair(t, PresharedKey{})
+	kpA, kpB := p.handshake(t)
+	now := kpA.Created()
+	tests := []struct {
+		name    string
+		kp      *Keypair
+		counter uint64
+		age     time.Duration
+		want    bool
+	}{
+		{"fresh initiator", kpA, 0, 0, false},
+		{"initiator at RekeyAfterTime", kpA, 0, RekeyAfterTime, false},
+		{"initiator past RekeyAfterTime", kpA, 0, RekeyAfterTime + time.Second, true},
+		{"responder past RekeyAfterTime", kpB, 0, RekeyAfterTime + time.Second, false},
+		{"responder at RekeyAfterMessages", kpB, RekeyAfterMessages, 0, false},
+		{"responder past RekeyAfterMessages", kpB, RekeyAfterMessages + 1, 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.kp.sendCounter.Store(tc.counter)
+			if got := tc.kp.NeedsRekey(now.Add(tc.age)); got != tc.want {
+				t.Fatalf("NeedsRekey = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestKeypair_ConcurrentSealOpen(t *testing.T) {
+	p := newPair(t, PresharedKey{})
+	kpA, kpB := p.handshake(t)
+	const workers, per = 4, 200
+	msgs := make(chan []byte, workers*per)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range per {
+				msgs <- sealed(t, kpA, []byte("concurrent"))
+			}
+		})
+	}
+	wg.Wait()
+	close(msgs)
+	var opened sync.WaitGroup
+	var mu sync.Mutex
+	ok := 0
+	for range workers {
+		opened.Go(func() {
+			for m := range msgs {
+				if _, err := kpB.Open(m); err == nil {
+					mu.Lock()
+					ok++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	opened.Wait()
+	if ok != workers*per {
+		t.Fatalf("opened %d of %d", ok, workers*per)
+	}
+}
