@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/weftnet/weft/bench/netlab"
+	"github.com/weftnet/weft/crypto"
 	"gopkg.in/yaml.v3"
 )
 
@@ -48,6 +49,8 @@ type weftConfig struct {
 	Peers         []weftPeer `yaml:"peers"`
 	Gossip        weftGossip `yaml:"gossip"`
 	ControlSocket string     `yaml:"control_socket"`
+	DNS           weftDNS    `yaml:"dns"`
+	LogLevel      string     `yaml:"log_level"`
 }
 
 type weftPeer struct {
@@ -57,6 +60,10 @@ type weftPeer struct {
 }
 
 type weftGossip struct {
+	Disabled bool `yaml:"disabled"`
+}
+
+type weftDNS struct {
 	Disabled bool `yaml:"disabled"`
 }
 
@@ -82,7 +89,7 @@ func weftConfigs(v weftVariant, dir string, ka, kb keyPair) (a, b weftConfig, ta
 		return weftConfig{
 			Name: "bench-" + name, Mode: v.mode, Encryption: v.encryption, Interface: weftIf,
 			ListenPort: port, StateDir: filepath.Join(dir, name, "state"), ClusterCIDR: weftCluster,
-			Gossip: weftGossip{Disabled: true}, ControlSocket: filepath.Join(dir, name, "weft.sock"),
+			Gossip: weftGossip{Disabled: true}, DNS: weftDNS{Disabled: true}, LogLevel: "warn", ControlSocket: filepath.Join(dir, name, "weft.sock"),
 		}
 	}
 	a, b = base("a"), base("b")
@@ -90,7 +97,7 @@ func weftConfigs(v weftVariant, dir string, ka, kb keyPair) (a, b weftConfig, ta
 	peer := func(k keyPair, ip string, allowed string) weftPeer {
 		p := weftPeer{Endpoint: endpoint(ip), AllowedIPs: []string{allowed}}
 		if v.encryption != "none" {
-			p.PublicKey = b64(k.public)
+			p.PublicKey = k.public.String()
 		}
 		return p
 	}
@@ -138,13 +145,13 @@ func weftUp(ctx context.Context, s *session, v weftVariant) (string, error) {
 	return target, nil
 }
 
-// writeWeftFiles writes the private key into the state directory (0600, WireGuard base64,
-// as crypto.SavePrivateKeyFile) and the YAML next to it; it returns the YAML's path.
+// writeWeftFiles writes the private key into the state directory (crypto.SavePrivateKeyFile,
+// where the agent looks for it) and the YAML next to it; it returns the YAML's path.
 func writeWeftFiles(cfg weftConfig, k keyPair) (string, error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(filepath.Join(cfg.StateDir, "private.key"), []byte(b64(k.private)+"\n"), 0o600); err != nil {
+	if err := crypto.SavePrivateKeyFile(filepath.Join(cfg.StateDir, "private.key"), k.private); err != nil {
 		return "", err
 	}
 	data, err := yaml.Marshal(cfg)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/weftnet/weft/bench/netlab"
+	"github.com/weftnet/weft/crypto"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
@@ -94,11 +95,11 @@ func WireGuardGoMain(args []string) error {
 
 // wireGuardGoConfig renders wireguard-go's configuration protocol text for one peer.
 func wireGuardGoConfig(privateKey string, port int, peerKey, endpoint string, allowed []string) (string, error) {
-	priv, err := parseKey(privateKey)
+	priv, err := crypto.ParsePrivateKey(privateKey)
 	if err != nil {
 		return "", fmt.Errorf("--private-key: %w", err)
 	}
-	pub, err := parseKey(peerKey)
+	pub, err := crypto.ParsePublicKey(peerKey)
 	if err != nil {
 		return "", fmt.Errorf("--peer-public-key: %w", err)
 	}
@@ -153,9 +154,9 @@ func wireGuardGoUp(ctx context.Context, s *session) (string, error) {
 	for _, side := range sides {
 		p, err := s.start(side.h, s.opts.WeftBin, WireGuardGoCommand,
 			"--interface", wgIf,
-			"--private-key", b64(side.self.private),
+			"--private-key", side.self.private.String(),
 			"--listen-port", strconv.Itoa(wgPort),
-			"--peer-public-key", b64(side.peer.public),
+			"--peer-public-key", side.peer.public.String(),
 			"--endpoint", side.endpoint+":"+strconv.Itoa(wgPort),
 			"--allowed-ips", side.peerAddrAllowed,
 			"--mtu", strconv.Itoa(wgMTU),
