@@ -17,8 +17,19 @@ func pfxs(s ...string) []netip.Prefix {
 	return out
 }
 
+func newTestTable(tb testing.TB) *Table {
+	tb.Helper()
+	priv, err := crypto.GeneratePrivateKey()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	id := crypto.NewIdentity(priv)
+	tb.Cleanup(id.Close)
+	return NewTable(id)
+}
+
 func TestTable_Upsert(t *testing.T) {
-	tb := NewTable(nil)
+	tb := newTestTable(t)
 	ka, kb := crypto.PublicKey{1}, crypto.PublicKey{2}
 	a, err := tb.Upsert(PeerConfig{PublicKey: ka, Endpoint: netip.MustParseAddrPort("192.0.2.1:51820"),
 		AllowedIPs: pfxs("10.42.1.0/24", "fd00:1::/64"), PersistentKeepalive: time.Second})
@@ -70,7 +81,7 @@ func TestTable_Upsert(t *testing.T) {
 }
 
 func TestTable_Remove(t *testing.T) {
-	tb := NewTable(nil)
+	tb := newTestTable(t)
 	k := crypto.PublicKey{7}
 	p, _ := tb.Upsert(PeerConfig{PublicKey: k, AllowedIPs: pfxs("10.0.0.0/8")})
 	i, err := tb.NewIndex(p)
@@ -95,7 +106,7 @@ func TestTable_Remove(t *testing.T) {
 }
 
 func TestTable_Index(t *testing.T) {
-	tb := NewTable(nil)
+	tb := newTestTable(t)
 	p, _ := tb.Upsert(PeerConfig{PublicKey: crypto.PublicKey{1}})
 	seen := map[uint32]bool{}
 	for range 100 {
@@ -149,7 +160,7 @@ func TestQueue_Push(t *testing.T) {
 }
 
 func TestPeer_Stats(t *testing.T) {
-	tb := NewTable(nil)
+	tb := newTestTable(t)
 	p, _ := tb.Upsert(PeerConfig{PublicKey: crypto.PublicKey{1}, AllowedIPs: pfxs("10.0.0.0/8")})
 	p.AddTx(2, 100, 1)
 	p.AddRx(3, 300, true, 2)

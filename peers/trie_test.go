@@ -76,7 +76,7 @@ func TestTrie_LookupEmptyAndMapped(t *testing.T) {
 }
 
 func BenchmarkTable_Lookup(b *testing.B) {
-	tb := NewTable(nil)
+	tb := newTestTable(b)
 	for i := range 256 {
 		_, _ = tb.Upsert(PeerConfig{PublicKey: crypto.PublicKey{byte(i)},
 			AllowedIPs: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 42, byte(i), 0}), 24)}})

@@ -1,0 +1,100 @@
+package tunnel
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/weftnet/weft/crypto"
+)
+
+// Config configures a Tunnel. Start from DefaultConfig and set Identity.
+type Config struct {
+	// VNI is the VXLAN network identifier written into every packet and required of
+	// every received one (24 bits).
+	VNI uint32
+	// MTU is the largest inner packet; padding never takes a packet past it.
+	MTU int
+	// Identity is this host's static key; required. The tunnel does not close it.
+	Identity *crypto.Identity
+	// Logger receives control-path events; nil: discard. Nothing is logged per packet.
+	Logger *slog.Logger
+	// Router routes outbound packets and vets inbound ones; nil: L3 routing over the
+	// peer table's allowed prefixes (see router.go).
+	Router Router
+	// NextProtoL2 marks inner packets as Ethernet frames (VXLAN-GPE next protocol 0x03,
+	// no padding) instead of IP packets.
+	NextProtoL2 bool
+	// QueueLen bounds each peer's queue of packets waiting for a handshake.
+	QueueLen int
+	// HandshakeQueueLen bounds the queue of received handshake messages; a message that
+	// finds it full is dropped, and from an eighth full on the tunnel counts as under load
+	// (Identity.Admit then asks for cookies).
+	HandshakeQueueLen int
+	// MaxFloodCopies bounds the extra copies one outbound batch may make when the Router
+	// returns several peers for a packet.
+	MaxFloodCopies int
+	// TimerInterval is how often handshake retransmits, keepalives and rekeys are checked.
+	TimerInterval time.Duration
+	// RekeyAfterTime starts a new handshake when the current keypair we initiated is this
+	// old, in addition to crypto's own NeedsRekey. Tests shorten it to exercise rotation.
+	RekeyAfterTime time.Duration
+	// RekeyTimeout is how long to wait for a handshake response before retransmitting.
+	RekeyTimeout time.Duration
+	// KeepaliveTimeout: after receiving data, send a keepalive if nothing was sent for this long.
+	KeepaliveTimeout time.Duration
+}
+
+// DefaultConfig returns the production defaults; set Identity before New.
+func DefaultConfig() Config {
+	return Config{
+		// VNI 1: the agent's default; all hosts of one overlay must agree.
+		VNI: 1,
+		// 1412 fits a 1500-byte IPv6 underlay: 1500 - 40 (IPv6) - 8 (UDP) - 32 (transport
+		// header + tag) - 8 (VXLAN).
+		MTU: 1412,
+		// 64 packets cover a TCP window's burst during the ~1 RTT of a handshake without
+		// holding much memory per peer (each waits in a 64 KiB pool buffer).
+		QueueLen: 64,
+		// 1024 as wireguard-go's handshake queue; under load from 128 (an eighth).
+		HandshakeQueueLen: 1024,
+		// 128 copies: one device batch flooded to one extra peer, or a few peers' worth.
+		MaxFloodCopies: 128,
+		// 100ms is far below RekeyTimeout (5s) and KeepaliveTimeout (10s), so timer
+		// resolution does not matter, while scanning the table stays cheap.
+		TimerInterval: 100 * time.Millisecond,
+		// WireGuard's timers (crypto/constants.go).
+		RekeyAfterTime:   crypto.RekeyAfterTime,
+		RekeyTimeout:     crypto.RekeyTimeout,
+		KeepaliveTimeout: crypto.KeepaliveTimeout,
+	}
+}
+
+// DefaultLocalConfig is DefaultConfig with fast timers, for tests on one machine.
+func DefaultLocalConfig() Config {
+	c := DefaultConfig()
+	c.TimerInterval = 10 * time.Millisecond
+	c.RekeyTimeout = 500 * time.Millisecond
+	c.KeepaliveTimeout = time.Second
+	return c
+}
+
+// ErrInvalidConfig wraps every validation failure of New.
+var ErrInvalidConfig = errors.New("tunnel: invalid config")
+
+func (c *Config) validate() error {
+	switch {
+	case c.Identity == nil:
+		return fmt.Errorf("%w: Identity is required (crypto.NewIdentity)", ErrInvalidConfig)
+	case c.VNI > MaxVNI:
+		return fmt.Errorf("%w: VNI %d does not fit in 24 bits", ErrInvalidConfig, c.VNI)
+	case c.MTU < 576 || c.MTU > maxInner:
+		return fmt.Errorf("%w: MTU %d outside [576, %d]", ErrInvalidConfig, c.MTU, maxInner)
+	case c.QueueLen <= 0, c.HandshakeQueueLen <= 0, c.MaxFloodCopies < 0:
+		return fmt.Errorf("%w: QueueLen, HandshakeQueueLen must be > 0 (DefaultConfig sets them)", ErrInvalidConfig)
+	case c.TimerInterval <= 0, c.RekeyAfterTime <= 0, c.RekeyTimeout <= 0, c.KeepaliveTimeout <= 0:
+		return fmt.Errorf("%w: timer durations must be > 0 (DefaultConfig sets them)", ErrInvalidConfig)
+	}
+	return nil
+}

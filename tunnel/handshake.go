@@ -1,0 +1,345 @@
+package tunnel
+
+import (
+	"encoding/binary"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+
+	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/peers"
+)
+
+/* Handshake worker (one goroutine)
+ *
+ * Receives copies of handshake messages (types 1–3) from the inbound loops over a bounded
+ * queue, and requests (initiate, flush pending) from the loops, plus the timer tick
+ * (timers.go). Everything that costs a Diffie-Hellman or touches session state runs
+ * here, so the data loops never block on it.
+ *
+ * Initiator: initiate → type 1 (new receiver index) → type 2 arrives → ConsumeResponse →
+ * index names the keypair, Keypairs.Install (current at once), evicted indexes freed →
+ * pending queue flushed (or a keepalive so the responder can confirm).
+ * Responder: type 1 → Admit (cookie under load) → ConsumeInitiation → CreateResponse →
+ * Install (next until confirmed) → the first transport packet confirms it (receive.go)
+ * and asks for a flush.
+ */
+
+type hsMessage struct {
+	buf [crypto.MessageInitiationSize]byte
+	n   int
+	src conn.Endpoint
+}
+
+type reqKind uint8
+
+const (
+	reqInitiate reqKind = iota
+	reqFlush
+)
+
+type hsRequest struct {
+	peer *peers.Peer
+	kind reqKind
+}
+
+// hsScratch is the worker's per-goroutine state.
+type hsScratch struct {
+	out    []byte   // a handshake message or keepalive being built
+	msgs   [][]byte // a flush's sealed packets
+	taken  [][]byte // pool buffers to return after a flush
+	single [][]byte // one-message batch for bind.Send
+}
+
+// enqueueHandshake copies a handshake message onto the worker's queue (inbound loops).
+func (t *Tunnel) enqueueHandshake(msg []byte, src conn.Endpoint) {
+	if len(msg) > crypto.MessageInitiationSize {
+		t.drop(nil, peers.DropMalformed, 1)
+		return
+	}
+	m := hsMessage{n: len(msg), src: src}
+	copy(m.buf[:], msg)
+	select {
+	case t.hsMsgs <- m:
+	default:
+		t.drop(nil, peers.DropHandshakeQueueFull, 1)
+	}
+}
+
+// requestFlush asks the worker to send p's pending packets.
+func (t *Tunnel) requestFlush(p *peers.Peer) {
+	select {
+	case t.hsReqs <- hsRequest{peer: p, kind: reqFlush}:
+	default:
+	}
+}
+
+func (t *Tunnel) routineHandshake() {
+	defer t.wg.Done()
+	hs := &hsScratch{
+		out:    make([]byte, 256),
+		msgs:   make([][]byte, 0, t.cfg.QueueLen),
+		taken:  make([][]byte, 0, t.cfg.QueueLen),
+		single: make([][]byte, 1),
+	}
+	tick := time.NewTicker(t.cfg.TimerInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case m := <-t.hsMsgs:
+			t.handleHandshake(hs, &m)
+		case r := <-t.hsReqs:
+			switch r.kind {
+			case reqInitiate:
+				r.peer.Session().Requested.Store(false)
+				t.initiate(hs, r.peer, false)
+			case reqFlush:
+				t.flushPending(hs, r.peer)
+			}
+		case now := <-tick.C:
+			t.tick(hs, now)
+		}
+	}
+}
+
+// initiate sends a handshake initiation to p. Unless retransmit, it does nothing while
+// an initiation younger than RekeyTimeout is outstanding.
+func (t *Tunnel) initiate(hs *hsScratch, p *peers.Peer, retransmit bool) {
+	if p.Removed() {
+		return
+	}
+	now := time.Now()
+	s := p.Session()
+	s.Mu.Lock()
+	if s.InFlight && !retransmit && now.Sub(s.LastInitiation) < t.cfg.RekeyTimeout {
+		s.Mu.Unlock()
+		return
+	}
+	if !s.InFlight {
+		s.Started = now
+	}
+	old := s.InitIndex
+	s.InitIndex = 0
+	s.Mu.Unlock()
+	if old != 0 {
+		t.table.FreeIndexes(old)
+	}
+	ep := t.endpointOf(p)
+	if ep == nil {
+		t.drop(p, peers.DropNoEndpoint, 1)
+		s.Mu.Lock()
+		s.InFlight, s.LastInitiation = true, now // retried by the timer until RekeyAttemptTime
+		s.Mu.Unlock()
+		return
+	}
+	idx, err := t.table.NewIndex(p)
+	if err != nil {
+		t.log.Error("handshake index", "peer", p.Key().String(), "err", err)
+		return
+	}
+	n, err := p.Handshake().CreateInitiation(hs.out, idx)
+	if err != nil {
+		t.table.FreeIndexes(idx)
+		t.log.Warn("create initiation", "peer", p.Key().String(), "err", err)
+		return
+	}
+	s.Mu.Lock()
+	s.InFlight, s.LastInitiation, s.InitIndex = true, now, idx
+	s.Mu.Unlock()
+	t.sendOne(hs, hs.out[:n], ep)
+	t.handshakesSent.Add(1)
+	t.log.Debug("handshake initiation sent", "peer", p.Key().String(), "retransmit", retransmit)
+}
+
+func (t *Tunnel) sendOne(hs *hsScratch, msg []byte, ep conn.Endpoint) bool {
+	hs.single[0] = msg
+	ok := t.send(hs.single, ep)
+	hs.single[0] = nil
+	return ok
+}
+
+// underLoad reports whether handshake messages pile up (WireGuard: an eighth of the queue).
+func (t *Tunnel) underLoad() bool { return len(t.hsMsgs) >= cap(t.hsMsgs)/8 }
+
+func (t *Tunnel) handleHandshake(hs *hsScratch, m *hsMessage) {
+	msg := m.buf[:m.n]
+	src := addrPortOf(m.src)
+	typ := binary.LittleEndian.Uint32(msg[:4])
+	if typ == crypto.MessageCookieReplyType {
+		t.handleCookieReply(msg)
+		return
+	}
+	switch t.cfg.Identity.Admit(msg, src, t.underLoad()) {
+	case crypto.VerdictDrop:
+		t.drop(nil, peers.DropRateLimited, 1)
+		return
+	case crypto.VerdictCookie:
+		if n, err := t.cfg.Identity.CreateCookieReply(hs.out, msg, src); err == nil {
+			t.sendOne(hs, hs.out[:n], m.src)
+		}
+		t.drop(nil, peers.DropRateLimited, 1)
+		return
+	}
+	switch typ {
+	case crypto.MessageInitiationType:
+		t.handleInitiation(hs, msg, m.src)
+	case crypto.MessageResponseType:
+		t.handleResponse(hs, msg, m.src)
+	}
+}
+
+func (t *Tunnel) handleInitiation(hs *hsScratch, msg []byte, src conn.Endpoint) {
+	h, err := t.cfg.Identity.ConsumeInitiation(msg, func(k crypto.PublicKey) *crypto.Handshake {
+		if p := t.table.ByKey(k); p != nil && !p.Removed() {
+			return p.Handshake()
+		}
+		return nil
+	})
+	if err != nil {
+		t.drop(nil, peers.DropHandshakeInvalid, 1)
+		return
+	}
+	p := t.table.ByKey(h.RemoteKey())
+	if p == nil || p.Handshake() != h {
+		t.drop(nil, peers.DropHandshakeInvalid, 1)
+		return
+	}
+	idx, err := t.table.NewIndex(p)
+	if err != nil {
+		t.log.Error("handshake index", "peer", p.Key().String(), "err", err)
+		return
+	}
+	n, kp, err := h.CreateResponse(hs.out, idx)
+	if err != nil {
+		t.table.FreeIndexes(idx)
+		t.drop(p, peers.DropHandshakeInvalid, 1)
+		return
+	}
+	t.table.SetIndexKeypair(idx, kp)
+	t.freeEvicted(p.Keypairs().Install(kp))
+	t.roam(p, src)
+	t.sendOne(hs, hs.out[:n], src)
+	t.handshakesSent.Add(1)
+	p.HandshakeDone(time.Now())
+	t.log.Debug("handshake response sent", "peer", p.Key().String(), "endpoint", addrPortOf(src).String())
+}
+
+func (t *Tunnel) handleResponse(hs *hsScratch, msg []byte, src conn.Endpoint) {
+	if len(msg) < 12 {
+		t.drop(nil, peers.DropShortMessage, 1)
+		return
+	}
+	idx := binary.LittleEndian.Uint32(msg[8:12])
+	e, ok := t.table.ByIndex(idx)
+	if !ok || e.Keypair != nil {
+		t.drop(nil, peers.DropUnknownIndex, 1)
+		return
+	}
+	p := e.Peer
+	kp, err := p.Handshake().ConsumeResponse(msg)
+	if err != nil {
+		t.drop(p, peers.DropHandshakeInvalid, 1)
+		return
+	}
+	t.table.SetIndexKeypair(idx, kp)
+	s := p.Session()
+	s.Mu.Lock()
+	if s.InitIndex == idx {
+		s.InitIndex = 0
+	}
+	s.InFlight = false
+	s.Mu.Unlock()
+	t.freeEvicted(p.Keypairs().Install(kp))
+	t.roam(p, src)
+	p.HandshakeDone(time.Now())
+	t.log.Debug("handshake complete", "peer", p.Key().String())
+	if t.flushPending(hs, p) == 0 {
+		t.sendKeepalive(hs, p) // lets the responder confirm the new keypair
+	}
+}
+
+func (t *Tunnel) handleCookieReply(msg []byte) {
+	if len(msg) < 8 {
+		t.drop(nil, peers.DropShortMessage, 1)
+		return
+	}
+	e, ok := t.table.ByIndex(binary.LittleEndian.Uint32(msg[4:8]))
+	if !ok {
+		t.drop(nil, peers.DropUnknownIndex, 1)
+		return
+	}
+	if err := e.Peer.Handshake().ConsumeCookieReply(msg); err != nil {
+		t.drop(e.Peer, peers.DropHandshakeInvalid, 1)
+	}
+}
+
+func (t *Tunnel) freeEvicted(evicted []*crypto.Keypair) {
+	for _, kp := range evicted {
+		if kp != nil {
+			t.table.FreeIndexes(kp.LocalIndex())
+		}
+	}
+}
+
+// flushPending seals and sends p's queued packets on its current keypair; it returns how
+// many were sent. Without a current keypair it leaves them queued.
+func (t *Tunnel) flushPending(hs *hsScratch, p *peers.Peer) int {
+	kp := p.Keypairs().Current()
+	if kp == nil {
+		return 0
+	}
+	s := p.Session()
+	s.Mu.Lock()
+	for {
+		b, ok := s.Pending.Pop()
+		if !ok {
+			break
+		}
+		hs.taken = append(hs.taken, b)
+	}
+	s.Mu.Unlock()
+	if len(hs.taken) == 0 {
+		return 0
+	}
+	var bytes uint64
+	for _, b := range hs.taken {
+		n := len(b) - headroom
+		m, err := t.seal(kp, b[:cap(b)], n)
+		if err != nil {
+			t.drop(p, peers.DropKeypairExpired, 1)
+			continue
+		}
+		hs.msgs = append(hs.msgs, b[:m])
+		bytes += uint64(n)
+	}
+	sent := len(hs.msgs)
+	if sent > 0 {
+		t.sendTo(p, hs.msgs, bytes, time.Now())
+	}
+	for _, b := range hs.taken {
+		t.pool.put(b)
+	}
+	clear(hs.taken)
+	clear(hs.msgs)
+	hs.taken, hs.msgs = hs.taken[:0], hs.msgs[:0]
+	return sent
+}
+
+// sendKeepalive sends an empty transport message on p's current keypair.
+func (t *Tunnel) sendKeepalive(hs *hsScratch, p *peers.Peer) {
+	kp := p.Keypairs().Current()
+	ep := t.endpointOf(p)
+	if kp == nil || ep == nil {
+		return
+	}
+	m, err := kp.Seal(hs.out[:cap(hs.out)], 0)
+	if err != nil {
+		return
+	}
+	if t.sendOne(hs, hs.out[:m], ep) {
+		t.keepalivesSent.Add(1)
+		p.AddTx(1, 0, time.Now().UnixNano())
+	}
+}

@@ -1,0 +1,196 @@
+package tunnel
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+
+	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/peers"
+)
+
+/* Inbound flow (one goroutine per bind receive function, no handoff for data)
+ *
+ * 1. The bind's receive function fills the loop's own batch of buffers (recvmmsg; UDP GRO
+ *    super-datagrams arrive split, one datagram per buffer).
+ * 2. By message type: 1, 2 and 3 are copied onto the handshake worker's bounded queue;
+ *    4 is looked up by receiver index (lock-free), opened in place (the replay window
+ *    moves only after authentication), confirms a responder's next keypair, roams the
+ *    peer's endpoint, then: empty plaintext = keepalive; otherwise the VNI must be ours,
+ *    the next protocol our mode's, L3 padding is cut by the IP length, and Router.Accept
+ *    vets the inner packet (cryptokey routing).
+ * 3. Accepted packets go to the device in one dev.Write at offset `headroom` (the TUN
+ *    writes its virtio header in front and GRO-coalesces).
+ */
+
+// recvScratch is an inbound loop's per-goroutine state, allocated once.
+type recvScratch struct {
+	bufs  [][]byte
+	sizes []int
+	eps   []conn.Endpoint
+	out   [][]byte
+
+	// run-length accounting: consecutive packets of one peer are counted once
+	runPeer    *peers.Peer
+	runPackets uint64
+	runBytes   uint64
+	runData    bool
+}
+
+func (t *Tunnel) newRecvScratch() *recvScratch {
+	rs := &recvScratch{
+		bufs:  make([][]byte, t.bindBatch),
+		sizes: make([]int, t.bindBatch),
+		eps:   make([]conn.Endpoint, t.bindBatch),
+		out:   make([][]byte, 0, t.bindBatch),
+	}
+	for i := range rs.bufs {
+		rs.bufs[i] = t.pool.get()
+	}
+	return rs
+}
+
+func (t *Tunnel) routineInbound(fn conn.ReceiveFunc) {
+	defer t.wg.Done()
+	rs := t.newRecvScratch()
+	for {
+		n, err := fn(rs.bufs, rs.sizes, rs.eps)
+		if t.closed.Load() || errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err != nil {
+			t.log.Debug("bind receive failed", "err", err)
+			continue
+		}
+		t.receiveBatch(rs, n)
+	}
+}
+
+// receiveBatch handles rs.bufs[:n] as filled by a receive function. No allocation in
+// steady state (a roamed endpoint allocates once).
+func (t *Tunnel) receiveBatch(rs *recvScratch, n int) {
+	now := time.Now().UnixNano()
+	for i := 0; i < n; i++ {
+		msg := rs.bufs[i][:rs.sizes[i]]
+		ep := rs.eps[i]
+		rs.eps[i] = nil
+		if len(msg) < 4 {
+			t.drop(nil, peers.DropShortMessage, 1)
+			continue
+		}
+		switch binary.LittleEndian.Uint32(msg[:4]) {
+		case crypto.MessageTransportType:
+			t.receiveTransport(rs, rs.bufs[i], msg, ep, now)
+		case crypto.MessageInitiationType, crypto.MessageResponseType, crypto.MessageCookieReplyType:
+			t.enqueueHandshake(msg, ep)
+		default:
+			t.drop(nil, peers.DropUnknownType, 1)
+		}
+	}
+	t.flushRun(rs, now)
+	if len(rs.out) > 0 {
+		if _, err := t.dev.Write(rs.out, headroom); err != nil && !t.closed.Load() {
+			t.log.Debug("device write failed", "err", err)
+		}
+		clear(rs.out)
+		rs.out = rs.out[:0]
+	}
+}
+
+func (t *Tunnel) receiveTransport(rs *recvScratch, buf, msg []byte, ep conn.Endpoint, now int64) {
+	if len(msg) < crypto.MessageTransportOverhead {
+		t.drop(nil, peers.DropShortMessage, 1)
+		return
+	}
+	e, ok := t.table.ByIndex(binary.LittleEndian.Uint32(msg[4:8]))
+	if !ok || e.Keypair == nil {
+		t.drop(nil, peers.DropUnknownIndex, 1)
+		return
+	}
+	p, kp := e.Peer, e.Keypair
+	pt, err := kp.Open(msg)
+	if err != nil {
+		t.drop(p, openDropReason(err), 1)
+		return
+	}
+	kps := p.Keypairs()
+	if kps.Current() != kp {
+		if promoted, evicted := kps.ConfirmEvicting(kp); promoted {
+			if evicted != nil {
+				t.table.FreeIndexes(evicted.LocalIndex())
+			}
+			t.requestFlush(p) // responder: the session is confirmed, queued packets may go
+		}
+	}
+	t.roam(p, ep)
+	if rs.runPeer != p {
+		t.flushRun(rs, now)
+		rs.runPeer = p
+	}
+	rs.runPackets++
+	if len(pt) == 0 {
+		return // keepalive
+	}
+	if len(pt) < VXLANHeaderSize || pt[0]&vxlanFlagI == 0 {
+		t.drop(p, peers.DropMalformed, 1)
+		return
+	}
+	if binary.BigEndian.Uint32(pt[4:8])>>8 != t.cfg.VNI {
+		t.drop(p, peers.DropWrongVNI, 1)
+		return
+	}
+	proto := NextProto(pt[3])
+	if pt[0]&vxlanFlagP == 0 {
+		proto = ProtoNone
+	}
+	inner := pt[VXLANHeaderSize:]
+	if t.cfg.NextProtoL2 {
+		if proto != ProtoEthernet && proto != ProtoNone {
+			t.drop(p, peers.DropWrongProto, 1)
+			return
+		}
+	} else {
+		n, ipProto, ok := ipLen(inner)
+		if !ok {
+			t.drop(p, peers.DropMalformed, 1)
+			return
+		}
+		if ipProto != proto {
+			t.drop(p, peers.DropWrongProto, 1)
+			return
+		}
+		inner = inner[:n]
+	}
+	if r := t.router.Accept(p, inner); r != peers.DropNone {
+		t.drop(p, r, 1)
+		return
+	}
+	rs.runBytes += uint64(len(inner))
+	rs.runData = true
+	// inner starts at buf[headroom]: the transport header is 16 bytes, the VXLAN header 8.
+	rs.out = append(rs.out, buf[:headroom+len(inner)])
+}
+
+// flushRun counts the current run of packets from one peer.
+func (t *Tunnel) flushRun(rs *recvScratch, now int64) {
+	if rs.runPeer != nil && rs.runPackets > 0 {
+		rs.runPeer.AddRx(rs.runPackets, rs.runBytes, rs.runData, now)
+	}
+	rs.runPeer, rs.runPackets, rs.runBytes, rs.runData = nil, 0, 0, false
+}
+
+func openDropReason(err error) peers.DropReason {
+	switch {
+	case errors.Is(err, crypto.ErrReplayed):
+		return peers.DropReplayed
+	case errors.Is(err, crypto.ErrKeypairExpired):
+		return peers.DropKeypairExpired
+	case errors.Is(err, crypto.ErrShortMessage):
+		return peers.DropShortMessage
+	default:
+		return peers.DropAuthFailed
+	}
+}

@@ -1,0 +1,275 @@
+package tunnel
+
+import (
+	"errors"
+	"os"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/peers"
+)
+
+/* Outbound flow (one goroutine, no handoff)
+ *
+ * 1. dev.Read fills the loop's own batch of buffers at offset `headroom` (a GSO
+ *    super-packet arrives split into segments, one per buffer).
+ * 2. Router.Route picks the peer(s) for each packet; a flood copies into pool buffers.
+ * 3. With a current keypair: VXLAN header into buf[16:24], zero padding (L3, to a
+ *    multiple of 16, never past the MTU), Keypair.Seal in place (writes buf[0:16],
+ *    appends the tag). Without one: the packet is copied into the peer's bounded pending
+ *    queue and the handshake worker is asked for an initiation; the worker flushes the
+ *    queue when the session is up. NeedsRekey only asks for a new handshake: sending
+ *    continues on the current keypair meanwhile.
+ * 4. Sealed packets are grouped by peer, in order, and each group goes out with one
+ *    bind.Send (sendmmsg; UDP GSO coalesces equal-sized runs).
+ *
+ * Reading, sealing and sending inline on one goroutine trades wireguard-go's parallel
+ * encryption for zero handoffs, which wins on small machines where the other core is
+ * busy with the receiver and the application.
+ */
+
+// sendScratch is the outbound loop's per-goroutine state, allocated once.
+type sendScratch struct {
+	dsts   []*peers.Peer
+	groups []sendGroup
+	copies [][]byte // pool buffers of flood copies in this batch
+}
+
+type sendGroup struct {
+	peer  *peers.Peer
+	bufs  [][]byte
+	bytes uint64
+}
+
+func (t *Tunnel) newSendScratch() *sendScratch {
+	return &sendScratch{
+		dsts:   make([]*peers.Peer, 0, 8),
+		groups: make([]sendGroup, 0, 8),
+		copies: make([][]byte, 0, t.cfg.MaxFloodCopies),
+	}
+}
+
+func (t *Tunnel) routineOutbound() {
+	defer t.wg.Done()
+	bufs := make([][]byte, t.devBatch)
+	for i := range bufs {
+		bufs[i] = t.pool.get()
+	}
+	sizes := make([]int, t.devBatch)
+	sc := t.newSendScratch()
+	for {
+		n, err := t.dev.Read(bufs, sizes, headroom)
+		if t.closed.Load() {
+			return
+		}
+		if n > 0 {
+			t.sendBatch(sc, bufs[:n], sizes[:n])
+		}
+		if err != nil {
+			if errors.Is(err, tun.ErrTooManySegments) {
+				t.drop(nil, peers.DropMalformed, 1)
+				continue
+			}
+			if errors.Is(err, os.ErrClosed) {
+				return
+			}
+			t.log.Error("device read failed; outbound loop stops", "err", err)
+			return
+		}
+	}
+}
+
+// sendBatch routes, seals and sends one batch read from the device. bufs are the loop's
+// own full-size buffers (inner packets at headroom, sizes[i] long); they are borrowed
+// and reusable when sendBatch returns. No allocation in steady state.
+func (t *Tunnel) sendBatch(sc *sendScratch, bufs [][]byte, sizes []int) {
+	now := time.Now()
+	for i, buf := range bufs {
+		n := sizes[i]
+		if n <= 0 {
+			continue
+		}
+		if n > maxInner {
+			t.drop(nil, peers.DropTooBig, 1)
+			continue
+		}
+		pkt := buf[headroom : headroom+n]
+		dsts, reason := t.router.Route(pkt, sc.dsts[:0])
+		if len(dsts) == 0 {
+			if reason == peers.DropNone {
+				reason = peers.DropNoRoute
+			}
+			t.drop(nil, reason, 1)
+			continue
+		}
+		for j, p := range dsts {
+			b := buf
+			if j > 0 {
+				if len(sc.copies) >= t.cfg.MaxFloodCopies {
+					t.drop(p, peers.DropFloodCapped, 1)
+					continue
+				}
+				b = t.pool.get()
+				copy(b[headroom:], pkt)
+				sc.copies = append(sc.copies, b)
+			}
+			t.sealInto(sc, p, b, n, now)
+		}
+		clear(sc.dsts[:len(dsts)])
+	}
+	t.flushGroups(sc, now)
+	for i, b := range sc.copies {
+		t.pool.put(b)
+		sc.copies[i] = nil
+	}
+	sc.copies = sc.copies[:0]
+}
+
+// sealInto seals the inner packet at b[headroom:headroom+n] for p and appends it to p's
+// group, or queues it for p's handshake.
+func (t *Tunnel) sealInto(sc *sendScratch, p *peers.Peer, b []byte, n int, now time.Time) {
+	if p.Removed() {
+		t.drop(p, peers.DropNoRoute, 1)
+		return
+	}
+	kp := p.Keypairs().Current()
+	if kp == nil {
+		t.enqueuePending(p, b[headroom:headroom+n])
+		return
+	}
+	if kp.NeedsRekey(now) {
+		t.requestHandshake(p)
+	}
+	m, err := t.seal(kp, b, n)
+	if err != nil {
+		if errors.Is(err, crypto.ErrKeypairExpired) {
+			t.enqueuePending(p, b[headroom:headroom+n])
+			return
+		}
+		t.drop(p, peers.DropMalformed, 1)
+		return
+	}
+	g := sc.group(p)
+	g.bufs = append(g.bufs, b[:m])
+	g.bytes += uint64(n)
+}
+
+// seal writes the VXLAN header and padding around the inner packet at b[headroom:] and
+// seals it in place; it returns the message length.
+func (t *Tunnel) seal(kp *crypto.Keypair, b []byte, n int) (int, error) {
+	proto := ProtoEthernet
+	plain := VXLANHeaderSize + n
+	if !t.cfg.NextProtoL2 {
+		proto = ProtoIPv4
+		if b[headroom]>>4 == 6 {
+			proto = ProtoIPv6
+		}
+		// Pad to a multiple of 16 (hides exact lengths, as WireGuard), never past the MTU.
+		padded := (plain + 15) &^ 15
+		if limit := VXLANHeaderSize + t.cfg.MTU; padded > limit {
+			padded = max(plain, limit)
+		}
+		clear(b[headroom+n : crypto.MessageTransportHeaderSize+padded])
+		plain = padded
+	}
+	putVXLAN(b[crypto.MessageTransportHeaderSize:headroom], t.cfg.VNI, proto)
+	return kp.Seal(b, plain)
+}
+
+func (sc *sendScratch) group(p *peers.Peer) *sendGroup {
+	for i := range sc.groups {
+		if sc.groups[i].peer == p {
+			return &sc.groups[i]
+		}
+	}
+	if len(sc.groups) == cap(sc.groups) {
+		sc.groups = append(sc.groups, sendGroup{}) // grows once per new high-water mark
+	} else {
+		sc.groups = sc.groups[:len(sc.groups)+1]
+	}
+	g := &sc.groups[len(sc.groups)-1]
+	g.peer = p
+	if g.bufs == nil {
+		g.bufs = make([][]byte, 0, 128)
+	}
+	return g
+}
+
+// flushGroups sends every group and counts it; groups keep their slices for reuse.
+func (t *Tunnel) flushGroups(sc *sendScratch, now time.Time) {
+	for i := range sc.groups {
+		g := &sc.groups[i]
+		if len(g.bufs) > 0 {
+			t.sendTo(g.peer, g.bufs, g.bytes, now)
+		}
+		clear(g.bufs)
+		g.bufs = g.bufs[:0]
+		g.bytes = 0
+		g.peer = nil
+	}
+	sc.groups = sc.groups[:0]
+}
+
+// sendTo sends sealed messages to p in chunks of the bind's batch size and counts them
+// (innerBytes: the inner bytes they carry).
+func (t *Tunnel) sendTo(p *peers.Peer, msgs [][]byte, innerBytes uint64, now time.Time) {
+	ep := t.endpointOf(p)
+	if ep == nil {
+		t.drop(p, peers.DropNoEndpoint, uint64(len(msgs)))
+		return
+	}
+	if !t.send(msgs, ep) {
+		t.drop(p, peers.DropSendFailed, uint64(len(msgs)))
+		return
+	}
+	p.AddTx(uint64(len(msgs)), innerBytes, now.UnixNano())
+}
+
+// send writes msgs to ep in chunks of at most bindBatch; false on the first failure.
+func (t *Tunnel) send(msgs [][]byte, ep conn.Endpoint) bool {
+	for len(msgs) > 0 {
+		k := min(len(msgs), t.bindBatch)
+		if err := t.bind.Send(msgs[:k], ep); err != nil {
+			if !t.closed.Load() {
+				t.log.Debug("bind send failed", "endpoint", ep.DstToString(), "err", err)
+			}
+			return false
+		}
+		msgs = msgs[k:]
+	}
+	return true
+}
+
+// enqueuePending copies pkt into a pool buffer on p's pending queue (dropping the oldest
+// when full) and asks for a handshake.
+func (t *Tunnel) enqueuePending(p *peers.Peer, pkt []byte) {
+	b := t.pool.get()
+	copy(b[headroom:], pkt)
+	b = b[:headroom+len(pkt)]
+	s := p.Session()
+	s.Mu.Lock()
+	s.Pending.Init(t.cfg.QueueLen)
+	old, evicted := s.Pending.Push(b)
+	s.Mu.Unlock()
+	if evicted {
+		t.pool.put(old)
+		t.drop(p, peers.DropQueueFull, 1)
+	}
+	t.requestHandshake(p)
+}
+
+// requestHandshake asks the worker for an initiation, at most once until it acts.
+func (t *Tunnel) requestHandshake(p *peers.Peer) {
+	s := p.Session()
+	if s.Requested.Load() || !s.Requested.CompareAndSwap(false, true) {
+		return
+	}
+	select {
+	case t.hsReqs <- hsRequest{peer: p, kind: reqInitiate}:
+	default:
+		s.Requested.Store(false) // worker busy; the next packet asks again
+	}
+}

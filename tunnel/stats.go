@@ -1,0 +1,31 @@
+package tunnel
+
+import "github.com/weftnet/weft/peers"
+
+// Stats is a snapshot of the tunnel's global counters.
+type Stats struct {
+	// Drops counts dropped packets by reason name (peers.DropReason.String), for every
+	// drop, whether or not a peer could be named; only nonzero reasons appear.
+	Drops map[string]uint64
+	// HandshakesSent counts initiations and responses sent.
+	HandshakesSent uint64
+	// KeepalivesSent counts keepalives sent.
+	KeepalivesSent uint64
+}
+
+// Stats returns a snapshot of the global counters (allocates; control path).
+func (t *Tunnel) Stats() Stats {
+	return Stats{
+		Drops:          t.drops.Snapshot(),
+		HandshakesSent: t.handshakesSent.Load(),
+		KeepalivesSent: t.keepalivesSent.Load(),
+	}
+}
+
+// drop counts n packets dropped for r, globally and for p when known.
+func (t *Tunnel) drop(p *peers.Peer, r peers.DropReason, n uint64) {
+	t.drops.Add(r, n)
+	if p != nil {
+		p.AddDrop(r, n)
+	}
+}

@@ -1,0 +1,204 @@
+package tunnel
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/weftnet/weft/peers"
+)
+
+// Tunnel is one encrypted overlay datapath: a device, a bind and a peer table.
+//
+// Goroutines after Up: one outbound loop (device → peers), one inbound loop per bind
+// receive function (peers → device), one handshake worker that also runs the timers, and
+// one that drains device events. Close stops them all.
+type Tunnel struct {
+	cfg    Config
+	log    *slog.Logger
+	dev    tun.Device
+	bind   conn.Bind
+	table  *peers.Table
+	router Router
+	pool   *bufPool
+
+	devBatch  int // dev.BatchSize(): buffers per Read
+	bindBatch int // bind.BatchSize(): buffers per receive and at most per Send
+
+	drops          peers.DropCounters
+	handshakesSent atomic.Uint64
+	keepalivesSent atomic.Uint64
+
+	hsMsgs chan hsMessage // received handshake messages for the worker
+	hsReqs chan hsRequest // initiations and pending flushes asked by the loops
+
+	mu      sync.Mutex
+	up      bool
+	closed  atomic.Bool
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	closeMu sync.Once
+}
+
+// ErrAlreadyUp is returned by a second Up.
+var ErrAlreadyUp = errors.New("tunnel: already up")
+
+// New validates cfg and returns a Tunnel over dev, bind and table. The Tunnel takes
+// ownership of dev and bind (Close closes them); table stays the caller's.
+func New(cfg Config, dev tun.Device, bind conn.Bind, table *peers.Table) (*Tunnel, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if dev == nil || bind == nil || table == nil {
+		return nil, fmt.Errorf("%w: dev, bind and table are required", ErrInvalidConfig)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := &Tunnel{
+		cfg:       cfg,
+		log:       log,
+		dev:       dev,
+		bind:      bind,
+		table:     table,
+		router:    cfg.Router,
+		pool:      newBufPool(),
+		devBatch:  max(1, dev.BatchSize()),
+		bindBatch: max(1, bind.BatchSize()),
+		hsMsgs:    make(chan hsMessage, cfg.HandshakeQueueLen),
+		hsReqs:    make(chan hsRequest, 256),
+		stop:      make(chan struct{}),
+	}
+	if t.router == nil {
+		t.router = NewL3Router(table)
+	}
+	return t, nil
+}
+
+// Table returns the peer table the tunnel routes over.
+func (t *Tunnel) Table() *peers.Table { return t.table }
+
+// Up opens the bind on port (0: any) and starts the loops. It returns the port bound.
+func (t *Tunnel) Up(port uint16) (uint16, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	if t.up {
+		return 0, ErrAlreadyUp
+	}
+	fns, actual, err := t.bind.Open(port)
+	if err != nil {
+		return 0, fmt.Errorf("bind.Open(%d): %w", port, err)
+	}
+	t.up = true
+	t.wg.Add(3 + len(fns))
+	go t.routineOutbound()
+	for _, fn := range fns {
+		go t.routineInbound(fn)
+	}
+	go t.routineHandshake()
+	go t.routineEvents()
+	t.log.Info("tunnel up", "port", actual, "vni", t.cfg.VNI, "mtu", t.cfg.MTU,
+		"dev_batch", t.devBatch, "bind_batch", t.bindBatch)
+	return actual, nil
+}
+
+// Close stops the loops, closes the bind and the device and waits for every goroutine.
+// Packets still queued for handshakes are dropped. Idempotent.
+func (t *Tunnel) Close() error {
+	var err error
+	t.closeMu.Do(func() {
+		t.mu.Lock()
+		t.closed.Store(true)
+		close(t.stop)
+		t.mu.Unlock()
+		err = errors.Join(t.bind.Close(), t.dev.Close())
+		t.wg.Wait()
+		for _, p := range t.table.Peers() {
+			s := p.Session()
+			s.Mu.Lock()
+			for {
+				b, ok := s.Pending.Pop()
+				if !ok {
+					break
+				}
+				t.pool.put(b)
+			}
+			s.Mu.Unlock()
+		}
+	})
+	return err
+}
+
+// routineEvents drains the device's events (wireguard-go devices block without a reader).
+func (t *Tunnel) routineEvents() {
+	defer t.wg.Done()
+	ev := t.dev.Events()
+	for {
+		select {
+		case <-t.stop:
+			return
+		case e, ok := <-ev:
+			if !ok {
+				return
+			}
+			t.log.Debug("device event", "event", int(e))
+		}
+	}
+}
+
+// endpointOf returns the conn.Endpoint for p, parsing and caching it on first use.
+// Returns nil when p has no endpoint.
+func (t *Tunnel) endpointOf(p *peers.Peer) conn.Endpoint {
+	e := p.LoadEndpoint()
+	if e == nil || !e.Addr.IsValid() {
+		return nil
+	}
+	if ep, ok := e.Handle.(conn.Endpoint); ok {
+		return ep
+	}
+	ep, err := t.bind.ParseEndpoint(e.Addr.String())
+	if err != nil {
+		return nil
+	}
+	p.CompareAndSwapEndpoint(e, &peers.Endpoint{Addr: e.Addr, Handle: ep})
+	return ep
+}
+
+// addrPortOf returns the UDP address of a received packet's endpoint without allocating
+// for wireguard-go's StdNetEndpoint (which embeds netip.AddrPort).
+func addrPortOf(ep conn.Endpoint) netip.AddrPort {
+	if ap, ok := ep.(interface{ Port() uint16 }); ok {
+		return netip.AddrPortFrom(ep.DstIP(), ap.Port())
+	}
+	a, _ := netip.ParseAddrPort(ep.DstToString())
+	return a
+}
+
+// roam makes ep the endpoint of p when it differs (an authenticated packet came from it).
+func (t *Tunnel) roam(p *peers.Peer, ep conn.Endpoint) {
+	if ep == nil {
+		return
+	}
+	ap := addrPortOf(ep)
+	cur := p.LoadEndpoint()
+	if cur != nil && cur.Addr == ap && cur.Handle != nil {
+		return
+	}
+	if !ap.IsValid() {
+		return
+	}
+	if p.CompareAndSwapEndpoint(cur, &peers.Endpoint{Addr: ap, Handle: ep}) && (cur == nil || cur.Addr != ap) {
+		t.log.Debug("peer endpoint", "peer", p.Key().String(), "endpoint", ap.String())
+	}
+}

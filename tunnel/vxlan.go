@@ -1,0 +1,89 @@
+package tunnel
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// VXLAN(-GPE) header, RFC 7348 with the next-protocol byte of VXLAN-GPE:
+//
+//	0               1               2               3
+//	| flags (I=0x08, P=0x04) | reserved (16) | next protocol |
+//	| VNI (24)                               | reserved (8)  |
+//
+// In weft's transport messages the header sits inside the AEAD, so the VNI is
+// authenticated. Plain RFC 7348 (L2 plaintext mode) sets only the I flag and leaves the
+// next-protocol byte zero.
+
+// VXLANHeaderSize is the size of a VXLAN header.
+const VXLANHeaderSize = 8
+
+// NextProto is the VXLAN-GPE next-protocol byte.
+type NextProto uint8
+
+// Next protocols carried after the VXLAN header.
+const (
+	ProtoNone     NextProto = 0x00 // plain RFC 7348 (no P flag): Ethernet implied
+	ProtoIPv4     NextProto = 0x01
+	ProtoIPv6     NextProto = 0x02
+	ProtoEthernet NextProto = 0x03
+)
+
+const (
+	vxlanFlagI = 0x08 // VNI valid
+	vxlanFlagP = 0x04 // next protocol present (GPE)
+	// MaxVNI is the largest 24-bit VNI.
+	MaxVNI = 1<<24 - 1
+)
+
+// Named VXLAN codec errors.
+var (
+	ErrVXLANShort = errors.New("vxlan: header shorter than 8 bytes")
+	ErrVXLANFlags = errors.New("vxlan: I flag not set")
+	ErrVXLANVNI   = errors.New("vxlan: VNI does not fit in 24 bits")
+)
+
+// VXLANHeader is a decoded VXLAN(-GPE) header.
+type VXLANHeader struct {
+	VNI       uint32
+	NextProto NextProto // ProtoNone: plain RFC 7348 (no P flag)
+}
+
+// Put writes h into b[:8]. NextProto ProtoNone writes a plain RFC 7348 header.
+func (h VXLANHeader) Put(b []byte) error {
+	if len(b) < VXLANHeaderSize {
+		return ErrVXLANShort
+	}
+	if h.VNI > MaxVNI {
+		return ErrVXLANVNI
+	}
+	putVXLAN(b, h.VNI, h.NextProto)
+	return nil
+}
+
+// putVXLAN is Put without checks, for the hot path (b has 8 bytes, vni fits).
+func putVXLAN(b []byte, vni uint32, proto NextProto) {
+	_ = b[7]
+	flags := byte(vxlanFlagI)
+	if proto != ProtoNone {
+		flags |= vxlanFlagP
+	}
+	binary.BigEndian.PutUint32(b[0:4], uint32(flags)<<24|uint32(proto))
+	binary.BigEndian.PutUint32(b[4:8], vni<<8)
+}
+
+// ParseVXLAN decodes the header at the start of b. Reserved bits are ignored on receipt,
+// as RFC 7348 asks.
+func ParseVXLAN(b []byte) (VXLANHeader, error) {
+	if len(b) < VXLANHeaderSize {
+		return VXLANHeader{}, ErrVXLANShort
+	}
+	if b[0]&vxlanFlagI == 0 {
+		return VXLANHeader{}, ErrVXLANFlags
+	}
+	h := VXLANHeader{VNI: binary.BigEndian.Uint32(b[4:8]) >> 8}
+	if b[0]&vxlanFlagP != 0 {
+		h.NextProto = NextProto(b[3])
+	}
+	return h, nil
+}
