@@ -331,7 +331,7 @@ func TestHandshake_Reject(t *testing.T) {
 }
 
 // pendingResponse has b answer a fresh initiation of a, leaving a waiting.
-func pendingResponse(t *testing.T, p *pair) []byte {
+func pendingResponse(t testing.TB, p *pair) []byte {
 	t.Helper()
 	p.clock.advance(time.Second)
 	init := make([]byte, MessageInitiationSize)
