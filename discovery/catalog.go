@@ -101,6 +101,9 @@ type Catalog struct {
 	pubDone  chan struct{}
 	closeMu  sync.Mutex
 	isClosed bool
+
+	// proberFor replaces the real probers in tests; nil in production.
+	proberFor func(*CheckDef) prober
 }
 
 type localEntry struct {
@@ -177,6 +180,9 @@ func (c *Catalog) newEntry(s Service) *localEntry {
 	if s.Check != nil {
 		e.m = newCheckMachine(s.Check)
 		e.runner = newCheckRunner(*s.Check, c.observe)
+		if c.proberFor != nil {
+			e.runner.probe, e.runner.closeFn = c.proberFor(&e.runner.def), nil
+		}
 	}
 	return e
 }
