@@ -58,6 +58,12 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	for _, sk := range skipped {
 		progressf(&o, "skipping %s: %s", sk.System, sk.Reason)
 	}
+	names := make([]string, len(chosen))
+	for i, sys := range chosen {
+		names[i] = sys.name
+	}
+	progressf(&o, "weft bench: %s; %d round(s) of ping ×%d, iperf3 %d s with 1 and %d streams",
+		strings.Join(names, ", "), o.Rounds, o.Pings, o.durationSeconds(), o.Streams)
 	samples := make([]map[string][]float64, len(chosen))
 	errs := make([][]string, len(chosen))
 	for i := range samples {

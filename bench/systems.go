@@ -94,16 +94,21 @@ func vxlanUp(ctx context.Context, s *session) (string, error) {
 	return vxlanB, nil
 }
 
-// probeBinary runs bin with args (a --help) and checks its output mentions want.
+// probeBinary runs bin with args (a --help) and checks that its output mentions want: the
+// way to tell whether this weft binary has a subcommand.
 func probeBinary(bin string, want string, args ...string) error {
 	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("weft binary %s: %w", bin, err)
+		return fmt.Errorf("weft binary: %w (build it with `make build` or pass its path)", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), want) {
-		return fmt.Errorf("%s %s: not supported by this binary (%v): %s", bin, strings.Join(args, " "), err, tail(strings.TrimSpace(string(out)), 200))
+		first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+		if err == nil {
+			err = fmt.Errorf("its help does not mention %s", want)
+		}
+		return fmt.Errorf("%s has no `%s` command (%v; %q)", bin, args[0], err, tail(first, 120))
 	}
 	return nil
 }

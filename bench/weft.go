@@ -72,7 +72,7 @@ func weftSystem(name, desc string, v weftVariant) *system {
 	return &system{
 		name:  name,
 		desc:  desc,
-		check: func(o *Options) error { return probeBinary(o.WeftBin, "agent", "agent", "--help") },
+		check: func(o *Options) error { return probeBinary(o.WeftBin, "--config", "agent", "--help") },
 		up: func(ctx context.Context, s *session) (string, error) {
 			return weftUp(ctx, s, v)
 		},
