@@ -63,7 +63,7 @@ func (id *Identity) Admit(msg []byte, src netip.AddrPort, underLoad bool) Verdic
 	if !id.checkMAC2(msg, mac2, src) {
 		return VerdictCookie
 	}
-	if !id.limiter.Allow(src.Addr()) {
+	if !id.allow(src.Addr()) {
 		return VerdictDrop
 	}
 	return VerdictAccept

@@ -152,3 +152,19 @@ func TestIdentity_CreateCookieReplyErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestIdentity_AdmitAfterClose(t *testing.T) {
+	p := newPair(t, PresharedKey{})
+	src := netip.MustParseAddrPort("198.51.100.7:1")
+	init := make([]byte, MessageInitiationSize)
+	p.ha.CreateInitiation(init, 1)
+	reply := make([]byte, MessageCookieReplySize)
+	p.b.CreateCookieReply(reply, init, src)
+	p.ha.ConsumeCookieReply(reply)
+	p.ha.CreateInitiation(init, 2)
+	p.b.Close()
+	p.b.Close()
+	if v := p.b.Admit(init, src, true); v != VerdictDrop {
+		t.Fatalf("Admit under load after Close = %v, want drop", v)
+	}
+}

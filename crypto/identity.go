@@ -1,6 +1,7 @@
 package crypto
 
 import (
+	"net/netip"
 	"sync"
 	"time"
 
@@ -29,8 +30,11 @@ type Identity struct {
 	secret    [blake2s.Size]byte // cookie secret
 	secretSet time.Time          // zero: never set, a fresh one is drawn
 
+	// limiterMu guards the limiter against use after Close, which would
+	// panic inside it (it signals its stopped goroutine).
+	limiterMu sync.RWMutex
 	limiter   ratelimiter.Ratelimiter
-	closeOnce sync.Once
+	closed    bool
 }
 
 // NewIdentity returns the Identity of priv and starts its rate limiter.
@@ -45,8 +49,20 @@ func NewIdentity(priv PrivateKey) *Identity {
 // PublicKey returns the public key of the identity.
 func (id *Identity) PublicKey() PublicKey { return id.pub }
 
-// Close stops the rate limiter's goroutine. Handshakes keep working, Admit
-// under load must not be called afterwards.
+// Close stops the rate limiter's goroutine. Handshakes keep working; Admit
+// under load drops everything afterwards. Close is idempotent.
 func (id *Identity) Close() {
-	id.closeOnce.Do(id.limiter.Close)
+	id.limiterMu.Lock()
+	defer id.limiterMu.Unlock()
+	if !id.closed {
+		id.closed = true
+		id.limiter.Close()
+	}
+}
+
+// allow asks the per-source rate limiter; false after Close.
+func (id *Identity) allow(src netip.Addr) bool {
+	id.limiterMu.RLock()
+	defer id.limiterMu.RUnlock()
+	return !id.closed && id.limiter.Allow(src)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -326,5 +327,112 @@ func TestInterop_WireGuardInitiates(t *testing.T) {
 				t.Fatal("reply did not come out of wireguard-go's TUN")
 			}
 		})
+	}
+}
+
+// TestInterop_CookieFromWireGuard puts the device under load by flooding it
+// with copies of one initiation, so that it answers with cookie replies; weft
+// consumes one, and its next initiation, now with mac2, is accepted by the
+// loaded device.
+func TestInterop_CookieFromWireGuard(t *testing.T) {
+	id := NewIdentity(mustKey(t))
+	defer id.Close()
+	wg := newWGPeer(t, id.PublicKey(), PresharedKey{})
+	h := NewHandshake(id, wg.pub, PresharedKey{})
+
+	init := make([]byte, MessageInitiationSize)
+	if _, err := h.CreateInitiation(init, 77); err != nil {
+		t.Fatal(err)
+	}
+	// The device is under load once 128 handshake messages queue up.
+	bufs := make([][]byte, 1000)
+	for i := range bufs {
+		bufs[i] = init
+	}
+	if err := wg.bind.Send(bufs, deviceEndpoint); err != nil {
+		t.Fatal(err)
+	}
+	reply := wg.recv(t, MessageCookieReplyType)
+	if err := h.ConsumeCookieReply(reply); err != nil {
+		t.Fatalf("ConsumeCookieReply of wireguard-go's cookie reply: %v", err)
+	}
+
+	// A fresh initiation now carries mac2. Retry until the device answers
+	// with a response (its flood limit is 20 ms, our timestamps are
+	// whitened to 16 ms) while it is still under load (1 s after the queue
+	// drains), draining the cookie replies to the flood meanwhile.
+	deadline := time.Now().Add(10 * time.Second)
+	for i := uint32(100); ; i++ {
+		if time.Now().After(deadline) {
+			t.Fatal("no response to an initiation with mac2")
+		}
+		time.Sleep(30 * time.Millisecond)
+		if _, err := h.CreateInitiation(init, i); err != nil {
+			t.Fatal(err)
+		}
+		if isZero(init[initMAC2:]) {
+			t.Fatal("initiation after a cookie reply has no mac2")
+		}
+		wg.send(t, init)
+		if resp := wg.recvFor(MessageResponseType, 200*time.Millisecond); resp != nil {
+			if _, err := h.ConsumeResponse(resp); err == nil {
+				return
+			} else if !errors.Is(err, ErrNoPendingHandshake) {
+				t.Fatalf("ConsumeResponse: %v", err)
+			}
+		}
+	}
+}
+
+// TestInterop_CookieToWireGuard: weft answers wireguard-go's initiation with
+// a cookie reply; the device's retry (after RekeyTimeout) carries a mac2
+// that weft's Admit under load accepts.
+func TestInterop_CookieToWireGuard(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits RekeyTimeout (5 s) for wireguard-go's retry")
+	}
+	id := NewIdentity(mustKey(t))
+	defer id.Close()
+	wg := newWGPeer(t, id.PublicKey(), PresharedKey{})
+	src := netip.MustParseAddrPort("127.0.0.1:3")
+
+	select {
+	case wg.tun.Outbound <- icmpEcho(wgAddr, weftAddr, 1, 8):
+	case <-time.After(10 * time.Second):
+		t.Fatal("wireguard-go did not read its TUN")
+	}
+	init := wg.recv(t, MessageInitiationType)
+	if v := id.Admit(init, src, true); v != VerdictCookie {
+		t.Fatalf("Admit(first initiation) under load = %v, want cookie", v)
+	}
+	reply := make([]byte, MessageCookieReplySize)
+	n, err := id.CreateCookieReply(reply, init, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.send(t, reply[:n])
+
+	retry := wg.recv(t, MessageInitiationType)
+	if isZero(retry[initMAC2:]) {
+		t.Fatal("wireguard-go's retry has no mac2")
+	}
+	if v := id.Admit(retry, src, true); v != VerdictAccept {
+		t.Fatalf("Admit(retry with mac2) under load = %v, want accept", v)
+	}
+}
+
+// recvFor is recv with a short timeout and no failure: nil when nothing of
+// type typ came.
+func (p *wgPeer) recvFor(typ uint32, d time.Duration) []byte {
+	timeout := time.After(d)
+	for {
+		select {
+		case msg := <-p.rx:
+			if messageType(msg) == typ {
+				return msg
+			}
+		case <-timeout:
+			return nil
+		}
 	}
 }

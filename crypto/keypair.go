@@ -98,8 +98,8 @@ func (kp *Keypair) Seal(buf []byte, n int) (int, error) {
 // returns the plaintext, aliasing msg[16:len(msg)-16]. The caller routes msg
 // to kp by its receiver index. The replay window is updated only after
 // authentication. Errors: ErrShortMessage, ErrWrongType, ErrAuthFailed,
-// ErrReplayed (seen before or behind the window), ErrKeypairExpired. On
-// ErrAuthFailed the ciphertext area of msg is zeroed. No allocation.
+// ErrReplayed (seen before or behind the window), ErrKeypairExpired. After
+// an error msg[16:] holds unspecified bytes. No allocation.
 func (kp *Keypair) Open(msg []byte) ([]byte, error) {
 	if len(msg) < MessageTransportOverhead {
 		return nil, ErrShortMessage
