@@ -14,7 +14,9 @@ import (
 // Keypair holds the two transport keys of one session, the send counter and
 // the receive replay window. Seal and Open are safe for concurrent use and
 // allocate nothing: the AEAD instances are created once, and the nonce is
-// built inside the caller's buffer (see Seal).
+// built inside the caller's buffer (see Seal). Keypairs come from
+// ConsumeResponse and CreateResponse; a zero Keypair (for tests of other
+// packages) refuses to seal or open with ErrKeypairExpired.
 type Keypair struct {
 	send    cipher.AEAD
 	receive cipher.AEAD
@@ -56,6 +58,14 @@ func (kp *Keypair) IsInitiator() bool { return kp.isInitiator }
 // Created returns when the handshake that made the keypair completed.
 func (kp *Keypair) Created() time.Time { return kp.created }
 
+// clock is the keypair's time source; the zero Keypair uses time.Now.
+func (kp *Keypair) clock() time.Time {
+	if kp.now == nil {
+		return time.Now()
+	}
+	return kp.now()
+}
+
 // SendCounter returns the number of counters used for sealing so far.
 func (kp *Keypair) SendCounter() uint64 { return kp.sendCounter.Load() }
 
@@ -75,7 +85,7 @@ func (kp *Keypair) Seal(buf []byte, n int) (int, error) {
 	if n < 0 || len(buf) < MessageTransportHeaderSize+n || cap(buf) < MessageTransportOverhead+n {
 		return 0, ErrShortMessage
 	}
-	if kp.Expired(kp.now()) {
+	if kp.send == nil || kp.Expired(kp.clock()) {
 		return 0, ErrKeypairExpired
 	}
 	counter := kp.sendCounter.Add(1) - 1
@@ -107,7 +117,7 @@ func (kp *Keypair) Open(msg []byte) ([]byte, error) {
 	if binary.LittleEndian.Uint32(msg) != MessageTransportType {
 		return nil, ErrWrongType
 	}
-	if kp.Expired(kp.now()) {
+	if kp.receive == nil || kp.Expired(kp.clock()) {
 		return nil, ErrKeypairExpired
 	}
 	counter := binary.LittleEndian.Uint64(msg[8:])

@@ -144,3 +144,21 @@ func TestKeypair_ConcurrentSealOpen(t *testing.T) {
 		t.Fatalf("opened %d of %d", ok, workers*per)
 	}
 }
+
+func TestKeypair_Zero(t *testing.T) {
+	var kp Keypair
+	if _, err := kp.Seal(make([]byte, 16, 64), 0); !errors.Is(err, ErrKeypairExpired) {
+		t.Fatalf("zero Seal: %v", err)
+	}
+	if _, err := kp.Open(make([]byte, 32)); !errors.Is(err, ErrWrongType) {
+		t.Fatalf("zero Open of type 0: %v", err)
+	}
+	msg := make([]byte, 32)
+	msg[0] = MessageTransportType
+	if _, err := kp.Open(msg); !errors.Is(err, ErrKeypairExpired) {
+		t.Fatalf("zero Open: %v", err)
+	}
+	if kp.NeedsRekey(time.Now()) {
+		t.Fatal("zero keypair needs rekey")
+	}
+}
