@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/weftnet/weft/discovery"
 )
 
 // Config is the agent's whole configuration: a YAML file (weft.yaml) over the embedded
@@ -51,7 +53,7 @@ type Config struct {
 	// DNS configures the service-catalog DNS server.
 	DNS DNSConfig `yaml:"dns"`
 	// Services are registered at start (in addition to those kept in StateDir).
-	Services []ServiceConfig `yaml:"services"`
+	Services []discovery.Service `yaml:"services"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 }
@@ -98,28 +100,6 @@ type DNSConfig struct {
 	Upstream string `yaml:"upstream"`
 	// Disabled turns the DNS server off.
 	Disabled bool `yaml:"disabled"`
-}
-
-// ServiceConfig is a service registered from the config file.
-type ServiceConfig struct {
-	Name   string       `yaml:"name"`
-	Port   uint16       `yaml:"port"`
-	Tags   []string     `yaml:"tags"`
-	Weight uint16       `yaml:"weight"`
-	Check  *CheckConfig `yaml:"check"`
-}
-
-// CheckConfig is a health check of a service.
-type CheckConfig struct {
-	// Kind is tcp, http, exec or ttl.
-	Kind     string   `yaml:"kind"`
-	Target   string   `yaml:"target"`
-	Interval Duration `yaml:"interval"`
-	Timeout  Duration `yaml:"timeout"`
-	TTL      Duration `yaml:"ttl"`
-	// FailuresBeforeCritical and PassesBeforePassing damp flapping.
-	FailuresBeforeCritical int `yaml:"failures_before_critical"`
-	PassesBeforePassing    int `yaml:"passes_before_passing"`
 }
 
 // DefaultConfig is the embedded configuration a bare `weft agent` runs with.

@@ -17,7 +17,14 @@ Run 'weft agent' on every host; the other commands talk to the local agent.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd())
+	g := &globals{}
+	root.PersistentFlags().StringVar(&g.socket, "socket", defaultSocket(), "the agent's control socket (env WEFT_SOCKET)")
+	root.AddCommand(
+		newAgentCmd(g),
+		newJoinCmd(g), newLeaveCmd(g), newMembersCmd(g), newPeersCmd(g), newStatusCmd(g),
+		newServicesCmd(g), newRegisterCmd(g), newDeregisterCmd(g), newRenewCmd(g), newWatchCmd(g),
+		newKeygenCmd(), newVersionCmd(),
+	)
 	return root
 }
 

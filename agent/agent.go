@@ -1,0 +1,292 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/discovery"
+	"github.com/weftnet/weft/peers"
+	"github.com/weftnet/weft/tunnel"
+)
+
+// Agent is one host's weft daemon. New prepares it; Run brings everything up, serves until
+// its context ends or a leave is requested, then tears everything down in reverse order.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+
+	priv crypto.PrivateKey
+	id   *crypto.Identity
+
+	table *peers.Table
+	dev   tun.Device
+	tnl   *tunnel.Tunnel
+	gsp   *gossip // nil when gossip is disabled
+	api   *apiServer
+	cat   *catalogGlue // nil until the catalog starts
+
+	started time.Time
+	address netip.Addr
+	subnet  netip.Prefix
+	port    uint16
+
+	leaveOnce sync.Once
+	leaving   chan struct{}
+
+	mu       sync.Mutex
+	problems []string
+}
+
+// New validates cfg and loads (or creates) the private key; nothing is opened yet.
+func New(cfg Config, log *slog.Logger) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &Agent{cfg: cfg, log: log, leaving: make(chan struct{})}
+	if err := a.loadKey(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *Agent) keyPath() string {
+	if a.cfg.PrivateKeyFile != "" {
+		return a.cfg.PrivateKeyFile
+	}
+	return filepath.Join(a.cfg.StateDir, "private.key")
+}
+
+// loadKey reads the private key, generating and saving one (0600) on first start.
+func (a *Agent) loadKey() error {
+	path := a.keyPath()
+	priv, err := crypto.LoadPrivateKeyFile(path)
+	switch {
+	case err == nil:
+		a.priv = priv
+		return nil
+	case errors.Is(err, os.ErrNotExist):
+		if priv, err = crypto.GeneratePrivateKey(); err != nil {
+			return fmt.Errorf("generate private key: %w", err)
+		}
+		if err := crypto.SavePrivateKeyFile(path, priv); err != nil {
+			return fmt.Errorf("save private key: %w", err)
+		}
+		a.log.Info("generated a new private key", "path", path, "public_key", priv.Public().String())
+		a.priv = priv
+		return nil
+	default:
+		return err
+	}
+}
+
+// PublicKey is this host's public key.
+func (a *Agent) PublicKey() crypto.PublicKey { return a.priv.Public() }
+
+// Run brings the agent up and serves until ctx is done or Leave is called.
+func (a *Agent) Run(ctx context.Context) (err error) {
+	a.started = time.Now()
+	a.id = crypto.NewIdentity(a.priv)
+	var closers []func()
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}()
+	closers = append(closers, a.id.Close)
+
+	a.table = peers.NewTable(a.id)
+
+	if !a.cfg.Gossip.Disabled {
+		g, err := startGossip(ctx, a)
+		if err != nil {
+			return err
+		}
+		a.gsp = g
+		closers = append(closers, g.shutdown)
+		a.subnet = g.subnet()
+	} else {
+		a.subnet = a.cfg.Subnet.Prefix
+	}
+	a.address = a.cfg.Address.Addr
+	if !a.address.IsValid() {
+		if !a.subnet.IsValid() {
+			return errors.New("no overlay address: set address or subnet")
+		}
+		a.address = a.subnet.Masked().Addr().Next()
+	}
+
+	if err := a.startDatapath(); err != nil {
+		return err
+	}
+	closers = append(closers, a.stopDatapath)
+
+	for _, p := range a.cfg.Peers {
+		if err := a.addStaticPeer(p); err != nil {
+			return err
+		}
+	}
+
+	cat, err := startCatalog(a)
+	if err != nil {
+		return err
+	}
+	a.cat = cat
+	closers = append(closers, cat.close)
+
+	if a.cfg.MetricsListen != "" {
+		stop, err := serveMetrics(a.cfg.MetricsListen, a, a.log)
+		if err != nil {
+			return fmt.Errorf("metrics_listen %s: %w", a.cfg.MetricsListen, err)
+		}
+		closers = append(closers, stop)
+	}
+
+	api, err := newAPIServer(a.cfg.ControlSocket, a, a.log)
+	if err != nil {
+		return err
+	}
+	a.api = api
+	closers = append(closers, func() { _ = api.Close() })
+
+	if a.gsp != nil {
+		if err := a.gsp.start(ctx); err != nil {
+			return err
+		}
+	}
+	a.log.Info("weft agent up", "name", a.cfg.Name, "public_key", a.priv.Public().String(),
+		"address", a.address, "subnet", a.subnet, "interface", a.cfg.Interface, "port", a.port, "mode", a.cfg.Mode)
+
+	select {
+	case <-ctx.Done():
+		a.log.Info("stopping")
+	case <-a.leaving:
+		a.log.Info("left the cluster; stopping")
+	}
+	return nil
+}
+
+// startDatapath opens the device and the UDP port and starts the packet loops.
+func (a *Agent) startDatapath() error {
+	if a.cfg.Mode != "l3" {
+		return fmt.Errorf("mode %s is not supported by this build yet", a.cfg.Mode)
+	}
+	dev, err := tunnel.CreateTUN(a.cfg.Interface, a.cfg.MTU)
+	if err != nil {
+		return fmt.Errorf("create TUN %s: %w (is /dev/net/tun present and are you root?)", a.cfg.Interface, err)
+	}
+	a.dev = dev
+	bits := a.cfg.ClusterCIDR.Bits()
+	if !a.cfg.ClusterCIDR.Contains(a.address) {
+		bits = a.address.BitLen()
+	}
+	if err := configureLink(a.cfg.Interface, a.address, bits, a.cfg.MTU); err != nil {
+		dev.Close()
+		return err
+	}
+	tcfg := tunnel.DefaultConfig()
+	tcfg.VNI = a.cfg.VNI
+	tcfg.MTU = a.cfg.MTU
+	tcfg.Identity = a.id
+	tcfg.Logger = a.log
+	tnl, err := tunnel.New(tcfg, dev, conn.NewDefaultBind(), a.table)
+	if err != nil {
+		dev.Close()
+		return err
+	}
+	port, err := tnl.Up(uint16(a.cfg.ListenPort))
+	if err != nil {
+		tnl.Close()
+		return fmt.Errorf("listen on UDP port %d: %w", a.cfg.ListenPort, err)
+	}
+	a.tnl, a.port = tnl, port
+	return nil
+}
+
+func (a *Agent) stopDatapath() {
+	if a.tnl != nil {
+		_ = a.tnl.Close()
+	}
+}
+
+func (a *Agent) addStaticPeer(p PeerConfig) error {
+	key, err := crypto.ParsePublicKey(p.PublicKey)
+	if err != nil {
+		return fmt.Errorf("peer%s public_key: %w", p.at(), err)
+	}
+	pc := peers.PeerConfig{PublicKey: key, Endpoint: p.Endpoint.AddrPort, PersistentKeepalive: p.Keepalive.Duration}
+	if p.PresharedKey != "" {
+		if pc.PresharedKey, err = crypto.ParsePresharedKey(p.PresharedKey); err != nil {
+			return fmt.Errorf("peer%s preshared_key: %w", p.at(), err)
+		}
+	}
+	for _, ip := range p.AllowedIPs {
+		pc.AllowedIPs = append(pc.AllowedIPs, ip.Prefix)
+		if !a.cfg.ClusterCIDR.Contains(ip.Addr()) || a.cfg.ClusterCIDR.Bits() > ip.Bits() {
+			if err := addRoute(a.cfg.Interface, ip.Prefix); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := a.table.Upsert(pc); err != nil {
+		return fmt.Errorf("peer%s: %w", p.at(), err)
+	}
+	return nil
+}
+
+// problem records a condition shown by `weft status` until the agent restarts.
+func (a *Agent) problem(msg string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, p := range a.problems {
+		if p == msg {
+			return
+		}
+	}
+	a.problems = append(a.problems, msg)
+}
+
+// onSubnetChanged moves the device's address when the allocator moved this host's subnet
+// (a conflict lost to a lower key) and the address was derived from it.
+func (a *Agent) onSubnetChanged(sn netip.Prefix) {
+	a.mu.Lock()
+	old := a.address
+	derived := !a.cfg.Address.IsValid()
+	a.subnet = sn
+	if derived && sn.IsValid() {
+		a.address = sn.Masked().Addr().Next()
+	}
+	addr := a.address
+	a.mu.Unlock()
+	if !derived || addr == old || a.tnl == nil {
+		return
+	}
+	if err := moveAddress(a.cfg.Interface, old, addr, a.cfg.ClusterCIDR.Bits()); err != nil {
+		a.log.Error("move overlay address", "from", old, "to", addr, "err", err)
+		return
+	}
+	a.log.Info("overlay address moved", "from", old, "to", addr)
+	if a.cat != nil {
+		_ = a.cat.cat.UpdateNode(a.cfg.Name, addr, a.cat.cat.Tag())
+	}
+}
+
+// onMembersChanged is called after every gossip event (the catalog follows members).
+func (a *Agent) onMembersChanged(ev discovery.Event) {
+	if a.cat != nil {
+		a.cat.memberEvent(ev)
+	}
+}

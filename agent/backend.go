@@ -1,0 +1,124 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sort"
+)
+
+// The control API's view of the agent (apiBackend).
+
+// Status reports the agent's identity, addresses and counters.
+func (a *Agent) Status() Status {
+	st := Status{
+		Name:       a.cfg.Name,
+		Version:    Version,
+		Protocol:   ProtocolVersion,
+		Mode:       a.cfg.Mode,
+		Encryption: a.cfg.Encryption,
+		PublicKey:  a.priv.Public().String(),
+		Interface:  a.cfg.Interface,
+		Address:    a.address.String(),
+		MTU:        a.cfg.MTU,
+		VNI:        a.cfg.VNI,
+		ListenPort: int(a.port),
+		Gossip:     "disabled",
+		Started:    a.started,
+	}
+	if a.subnet.IsValid() {
+		st.Subnet = a.subnet.String()
+	}
+	if a.table != nil {
+		st.Peers = len(a.table.Peers())
+	}
+	if a.tnl != nil {
+		st.Drops = a.tnl.Stats().Drops
+	}
+	if a.gsp != nil {
+		st.Gossip = a.gsp.addr()
+		for _, m := range a.gsp.members() {
+			if m.Status == "alive" {
+				st.Members++
+			}
+		}
+		if sn := a.gsp.subnet(); sn.IsValid() {
+			st.Subnet = sn.String()
+		}
+	}
+	a.mu.Lock()
+	st.Problems = append(st.Problems, a.problems...)
+	a.mu.Unlock()
+	return st
+}
+
+// Members lists the gossip members (empty without gossip).
+func (a *Agent) Members() []Member {
+	if a.gsp == nil {
+		return []Member{}
+	}
+	return a.gsp.members()
+}
+
+// Peers lists the datapath peers with their counters.
+func (a *Agent) Peers() []Peer {
+	out := []Peer{}
+	if a.table == nil {
+		return out
+	}
+	for _, p := range a.table.Peers() {
+		s := p.Stats()
+		ap := Peer{
+			PublicKey:     s.PublicKey.String(),
+			LastHandshake: s.LastHandshake,
+			RxBytes:       s.RxBytes,
+			TxBytes:       s.TxBytes,
+			RxPackets:     s.RxPackets,
+			TxPackets:     s.TxPackets,
+			Handshakes:    s.Handshakes,
+			Drops:         s.Drops,
+			AllowedIPs:    []string{},
+		}
+		if s.Endpoint.IsValid() {
+			ap.Endpoint = s.Endpoint.String()
+		}
+		for _, pfx := range s.AllowedIPs {
+			ap.AllowedIPs = append(ap.AllowedIPs, pfx.String())
+		}
+		if a.gsp != nil {
+			ap.Name = a.gsp.nameOf(s.PublicKey)
+		}
+		out = append(out, ap)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name+out[i].PublicKey < out[j].Name+out[j].PublicKey })
+	return out
+}
+
+// Join joins the gossip cluster through addrs.
+func (a *Agent) Join(ctx context.Context, addrs []string) (int, error) {
+	if a.gsp == nil {
+		return 0, errors.New("gossip is disabled on this agent (no-gossip / gossip.disabled): static peers only")
+	}
+	return a.gsp.join(addrs)
+}
+
+// Leave announces a graceful leave, withdraws the routes of every peer and stops the agent.
+func (a *Agent) Leave(ctx context.Context) error {
+	var err error
+	a.leaveOnce.Do(func() {
+		if a.gsp != nil {
+			err = a.gsp.leave()
+		}
+		if a.table != nil {
+			for _, p := range a.table.Peers() {
+				a.table.Remove(p.Key())
+			}
+		}
+		close(a.leaving)
+	})
+	return err
+}
+
+func (a *Agent) routes(mux *http.ServeMux) {
+	a.serviceRoutes(mux)
+}

@@ -1,0 +1,243 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/weftnet/weft/discovery"
+)
+
+// catalogGlue runs the service catalog, its DNS server and their API routes. Remote services
+// arrive in members' catalog tags; a member's overlay address is the first address of its
+// subnet (the agent's default address), which is what DNS answers.
+type catalogGlue struct {
+	a   *Agent
+	cat *discovery.Catalog
+	dns *discovery.DNSServer
+}
+
+func startCatalog(a *Agent) (*catalogGlue, error) {
+	g := &catalogGlue{a: a}
+	publish := func(v string) error {
+		if a.gsp == nil {
+			return nil
+		}
+		return a.gsp.c.SetTag(discovery.CatalogTagKey, v)
+	}
+	cat, err := discovery.NewCatalog(discovery.CatalogConfig{
+		Node:      a.cfg.Name,
+		Addr:      a.address,
+		Publish:   publish,
+		StatePath: filepath.Join(a.cfg.StateDir, "services.json"),
+		Logger:    a.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("service catalog: %w", err)
+	}
+	g.cat = cat
+	for _, s := range a.cfg.Services {
+		if err := cat.Register(s); err != nil {
+			cat.Close()
+			return nil, fmt.Errorf("services: %s: %w", s.Name, err)
+		}
+	}
+	if !a.cfg.DNS.Disabled && len(a.cfg.DNS.Listen) > 0 {
+		dc := discovery.DefaultDNSConfig()
+		dc.Listen = nil
+		for _, l := range a.cfg.DNS.Listen {
+			if port, ok := strings.CutPrefix(l, "overlay:"); ok {
+				l = netip.AddrPortFrom(a.address, mustPort(port)).String()
+			}
+			dc.Listen = append(dc.Listen, l)
+		}
+		dc.Domain = a.cfg.DNS.Domain
+		if a.cfg.DNS.TTL.Duration > 0 {
+			dc.TTL = a.cfg.DNS.TTL.Duration
+		}
+		dc.Upstream = a.cfg.DNS.Upstream
+		dc.Logger = a.log
+		srv, err := discovery.NewDNSServer(dc, cat)
+		if err != nil {
+			cat.Close()
+			return nil, fmt.Errorf("dns: %w", err)
+		}
+		if err := srv.Start(); err != nil {
+			cat.Close()
+			return nil, fmt.Errorf("dns listen %v: %w (set dns.listen, or dns.disabled: true)", dc.Listen, err)
+		}
+		g.dns = srv
+		a.log.Info("dns", "listen", srv.Addrs(), "domain", dc.Domain)
+	}
+	return g, nil
+}
+
+func mustPort(s string) uint16 {
+	p, err := strconv.ParseUint(s, 10, 16)
+	if err != nil {
+		return 53
+	}
+	return uint16(p)
+}
+
+func (g *catalogGlue) close() {
+	if g.dns != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = g.dns.Shutdown(ctx)
+		cancel()
+	}
+	_ = g.cat.Close()
+}
+
+// memberEvent keeps the remote part of the catalog in step with membership.
+func (g *catalogGlue) memberEvent(ev discovery.Event) {
+	m := ev.Member
+	switch ev.Type {
+	case discovery.EventJoin, discovery.EventUpdate:
+	case discovery.EventLeave, discovery.EventFailed, discovery.EventReap:
+		if m.Name != g.a.cfg.Name {
+			g.cat.RemoveNode(m.Name)
+		}
+		return
+	default:
+		return
+	}
+	g.syncMember(m)
+}
+
+func (g *catalogGlue) syncMember(m discovery.Member) {
+	if m.Name == g.a.cfg.Name {
+		return
+	}
+	if m.Status != discovery.StatusAlive || m.InfoErr != nil || !m.Info.Subnet.IsValid() {
+		g.cat.RemoveNode(m.Name)
+		return
+	}
+	addr := m.Info.Subnet.Masked().Addr().Next()
+	if err := g.cat.UpdateNode(m.Name, addr, m.Tags[discovery.CatalogTagKey]); err != nil {
+		g.a.log.Warn("member's catalog tag", "member", m.Name, "err", err)
+	}
+}
+
+// ServicesResponse is GET /v1/services: every instance in the cluster and the catalog index
+// (pass it back as ?index= to wait for the next change).
+type ServicesResponse struct {
+	Index     uint64               `json:"index"`
+	Instances []discovery.Instance `json:"instances"`
+}
+
+func (a *Agent) serviceRoutes(mux *http.ServeMux) {
+	catalog := func(w http.ResponseWriter) *discovery.Catalog {
+		if a.cat == nil {
+			writeError(w, http.StatusServiceUnavailable, errors.New("the service catalog is not running"))
+			return nil
+		}
+		return a.cat.cat
+	}
+	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
+		c := catalog(w)
+		if c == nil {
+			return
+		}
+		if s := r.URL.Query().Get("index"); s != "" {
+			idx, err := strconv.ParseUint(s, 10, 64)
+			if err != nil {
+				writeError(w, http.StatusBadRequest, fmt.Errorf("index %q: not a number", s))
+				return
+			}
+			wait := 5 * time.Minute
+			if ws := r.URL.Query().Get("wait"); ws != "" {
+				if wait, err = time.ParseDuration(ws); err != nil || wait <= 0 {
+					writeError(w, http.StatusBadRequest, fmt.Errorf("wait %q: not a positive duration like 30s", ws))
+					return
+				}
+			}
+			ctx, cancel := context.WithTimeout(r.Context(), wait)
+			_, _ = c.Wait(ctx, idx) // a timeout returns the unchanged state, as Consul does
+			cancel()
+		}
+		idx := c.Index()
+		w.Header().Set("X-Weft-Index", strconv.FormatUint(idx, 10))
+		inst := c.All()
+		if inst == nil {
+			inst = []discovery.Instance{}
+		}
+		writeJSON(w, http.StatusOK, ServicesResponse{Index: idx, Instances: inst})
+	})
+	mux.HandleFunc("GET /v1/services/{name}", func(w http.ResponseWriter, r *http.Request) {
+		c := catalog(w)
+		if c == nil {
+			return
+		}
+		all := r.URL.Query().Get("all") != ""
+		inst := c.Instances(strings.ToLower(r.PathValue("name")), !all)
+		if inst == nil {
+			inst = []discovery.Instance{}
+		}
+		writeJSON(w, http.StatusOK, inst)
+	})
+	mux.HandleFunc("GET /v1/local-services", func(w http.ResponseWriter, r *http.Request) {
+		c := catalog(w)
+		if c == nil {
+			return
+		}
+		writeJSON(w, http.StatusOK, c.Local())
+	})
+	mux.HandleFunc("POST /v1/services", func(w http.ResponseWriter, r *http.Request) {
+		c := catalog(w)
+		if c == nil {
+			return
+		}
+		var s discovery.Service
+		if err := json.NewDecoder(r.Body).Decode(&s); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("bad service: %w", err))
+			return
+		}
+		if err := c.Register(s); err != nil {
+			code := http.StatusBadRequest
+			if errors.Is(err, discovery.ErrCatalogFull) {
+				code = http.StatusInsufficientStorage
+			}
+			writeError(w, code, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, struct{}{})
+	})
+	mux.HandleFunc("DELETE /v1/services/{name}", func(w http.ResponseWriter, r *http.Request) {
+		c := catalog(w)
+		if c == nil {
+			return
+		}
+		if err := c.Deregister(r.PathValue("name")); err != nil {
+			code := http.StatusInternalServerError
+			if errors.Is(err, discovery.ErrUnknownService) {
+				code = http.StatusNotFound
+			}
+			writeError(w, code, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, struct{}{})
+	})
+	mux.HandleFunc("PUT /v1/services/{name}/renew", func(w http.ResponseWriter, r *http.Request) {
+		c := catalog(w)
+		if c == nil {
+			return
+		}
+		if err := c.Renew(r.PathValue("name")); err != nil {
+			code := http.StatusBadRequest
+			if errors.Is(err, discovery.ErrUnknownService) {
+				code = http.StatusNotFound
+			}
+			writeError(w, code, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, struct{}{})
+	})
+}

@@ -1,0 +1,273 @@
+package agent
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/discovery"
+	"github.com/weftnet/weft/peers"
+)
+
+// gossip turns Serf membership into the peer table: a member that joins (or updates its
+// tags) becomes a peer with its subnet as allowed prefix; one that leaves or fails is removed,
+// its session torn down; a rejoin restores it.
+type gossip struct {
+	a *Agent
+	c *discovery.Cluster
+
+	mu    sync.Mutex
+	names map[crypto.PublicKey]string // peer key → member name
+	keys  map[string]crypto.PublicKey // member name → peer key
+
+	wg sync.WaitGroup
+}
+
+// gossipKey returns the configured gossip key, or nil when none is configured.
+func gossipKey(cfg GossipConfig) ([]byte, error) {
+	text := cfg.Key
+	if cfg.KeyFile != "" {
+		st, err := os.Stat(cfg.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("gossip key_file: %w", err)
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			return nil, fmt.Errorf("gossip key_file %s is readable by group or others (mode %o): run chmod 600 %s", cfg.KeyFile, st.Mode().Perm(), cfg.KeyFile)
+		}
+		b, err := os.ReadFile(cfg.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("gossip key_file: %w", err)
+		}
+		text = string(b)
+	}
+	text = strings.TrimSpace(text)
+	if text == "" {
+		return nil, nil
+	}
+	key, err := base64.StdEncoding.DecodeString(text)
+	if err != nil || len(key) != 32 {
+		return nil, errors.New("gossip key: must be 32 bytes in base64 (generate one with `weft keygen --gossip`)")
+	}
+	return key, nil
+}
+
+func splitHostPort(s string, defPort int) (string, int, error) {
+	if s == "" {
+		return "", 0, nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return s, defPort, nil //nolint:nilerr // a bare host means the default port
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return "", 0, fmt.Errorf("%q: bad port", s)
+	}
+	return host, p, nil
+}
+
+// startGossip creates the Serf member and joins the configured seeds; events are not
+// consumed until start, so the datapath exists before the first peer arrives.
+func startGossip(ctx context.Context, a *Agent) (*gossip, error) {
+	key, err := gossipKey(a.cfg.Gossip)
+	if err != nil {
+		return nil, err
+	}
+	if key == nil && !a.cfg.Gossip.Insecure {
+		return nil, errors.New("no gossip key: set gossip.key (generate one with `weft keygen --gossip`) or pass --insecure-gossip on a trusted network")
+	}
+	dc := discovery.DefaultConfig()
+	if a.cfg.Gossip.Fast {
+		dc = discovery.DefaultLocalConfig()
+	}
+	dc.NodeName = a.cfg.Name
+	if dc.BindAddr, dc.BindPort, err = splitHostPort(a.cfg.Gossip.Bind, discovery.DefaultGossipPort); err != nil {
+		return nil, fmt.Errorf("gossip bind %w", err)
+	}
+	if dc.AdvertiseAddr, dc.AdvertisePort, err = splitHostPort(a.cfg.Gossip.Advertise, dc.BindPort); err != nil {
+		return nil, fmt.Errorf("gossip advertise %w", err)
+	}
+	dc.GossipKey = key
+	dc.Insecure = a.cfg.Gossip.Insecure
+	dc.Logger = a.log
+	dc.ClusterCIDR = a.cfg.ClusterCIDR.Prefix
+	dc.StaticSubnet = a.cfg.Subnet.Prefix
+	dc.StateDir = a.cfg.StateDir
+	dc.SnapshotPath = filepath.Join(a.cfg.StateDir, "serf.snapshot")
+	pub := a.priv.Public()
+	dc.Node = discovery.NodeInfo{
+		PublicKey: pub,
+		DataPort:  uint16(a.cfg.ListenPort),
+		VNI:       a.cfg.VNI,
+		Proto:     ProtocolVersion,
+		Mode:      modeByte(a.cfg.Mode),
+	}
+	c, err := discovery.New(dc)
+	if err != nil {
+		return nil, err
+	}
+	g := &gossip{a: a, c: c, names: map[crypto.PublicKey]string{}, keys: map[string]crypto.PublicKey{}}
+	if len(a.cfg.Gossip.Join) > 0 {
+		if _, err := c.Join(a.cfg.Gossip.Join); err != nil {
+			// Not fatal: the seed may come later; `weft join` retries by hand.
+			a.log.Warn("could not join every seed at start", "err", err)
+			a.problem("join at start: " + err.Error())
+		}
+		// Give the allocator a moment to see the members before the subnet is used.
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) && !c.Subnet().IsValid() {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return g, nil
+}
+
+func modeByte(mode string) byte {
+	if mode == "l2" {
+		return 2
+	}
+	return 3
+}
+
+func (g *gossip) subnet() netip.Prefix { return g.c.Subnet() }
+func (g *gossip) addr() string         { return g.c.LocalMember().Addr.String() }
+
+// start syncs the current members into the peer table and follows the events.
+func (g *gossip) start(ctx context.Context) error {
+	for _, m := range g.c.Members() {
+		g.apply(m)
+		if g.a.cat != nil {
+			g.a.cat.syncMember(m)
+		}
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		for ev := range g.c.Events() {
+			g.handle(ev)
+		}
+	}()
+	return nil
+}
+
+func (g *gossip) handle(ev discovery.Event) {
+	log := g.a.log
+	switch ev.Type {
+	case discovery.EventJoin, discovery.EventUpdate, discovery.EventLeave, discovery.EventFailed, discovery.EventReap:
+		log.Info("member "+ev.Type.String(), "member", ev.Member.Name, "addr", ev.Member.Addr, "subnet", ev.Member.Info.Subnet)
+		g.apply(ev.Member)
+	case discovery.EventSubnetChanged:
+		log.Info("subnet changed", "subnet", ev.Subnet)
+		g.a.onSubnetChanged(ev.Subnet)
+	case discovery.EventSubnetConflict:
+		log.Error("subnet conflict", "err", ev.Err)
+		g.a.problem(ev.Err.Error())
+	}
+	g.a.onMembersChanged(ev)
+}
+
+// apply makes the peer table agree with one member's state.
+func (g *gossip) apply(m discovery.Member) {
+	if m.Name == g.a.cfg.Name {
+		return
+	}
+	if m.Status != discovery.StatusAlive || m.InfoErr != nil || !m.Info.Subnet.IsValid() {
+		g.remove(m.Name)
+		if m.InfoErr != nil && m.Status == discovery.StatusAlive {
+			g.a.log.Warn("member has unusable tags", "member", m.Name, "err", m.InfoErr)
+		}
+		return
+	}
+	if m.Info.VNI != g.a.cfg.VNI {
+		g.a.log.Warn("member is on another VNI; not peering", "member", m.Name, "vni", m.Info.VNI)
+		g.remove(m.Name)
+		return
+	}
+	key := crypto.PublicKey(m.Info.PublicKey)
+	if key == g.a.priv.Public() {
+		g.a.log.Error("member uses this host's own public key: copy of the state directory?", "member", m.Name)
+		return
+	}
+	g.mu.Lock()
+	if old, ok := g.keys[m.Name]; ok && old != key {
+		delete(g.names, old)
+		g.mu.Unlock()
+		g.a.table.Remove(old)
+		g.mu.Lock()
+	}
+	g.keys[m.Name], g.names[key] = key, m.Name
+	g.mu.Unlock()
+	_, err := g.a.table.Upsert(peers.PeerConfig{
+		PublicKey:  key,
+		Endpoint:   netip.AddrPortFrom(m.Addr.Addr(), m.Info.DataPort),
+		AllowedIPs: []netip.Prefix{m.Info.Subnet},
+	})
+	if err != nil {
+		g.a.log.Warn("peer from gossip", "member", m.Name, "err", err)
+	}
+}
+
+func (g *gossip) remove(name string) {
+	g.mu.Lock()
+	key, ok := g.keys[name]
+	if ok {
+		delete(g.keys, name)
+		delete(g.names, key)
+	}
+	g.mu.Unlock()
+	if ok {
+		g.a.table.Remove(key)
+	}
+}
+
+func (g *gossip) nameOf(k crypto.PublicKey) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.names[k]
+}
+
+func (g *gossip) join(addrs []string) (int, error) {
+	for i, a := range addrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			addrs[i] = net.JoinHostPort(a, strconv.Itoa(discovery.DefaultGossipPort))
+		}
+	}
+	return g.c.Join(addrs)
+}
+
+func (g *gossip) leave() error { return g.c.Leave() }
+
+func (g *gossip) shutdown() {
+	_ = g.c.Shutdown()
+	g.wg.Wait()
+}
+
+func (g *gossip) members() []Member {
+	var out []Member
+	for _, m := range g.c.Members() {
+		am := Member{Name: m.Name, Addr: m.Addr.String(), Status: m.Status.String()}
+		if m.InfoErr != nil {
+			am.Error = m.InfoErr.Error()
+		} else {
+			am.PublicKey = crypto.PublicKey(m.Info.PublicKey).String()
+			if m.Info.Subnet.IsValid() {
+				am.Subnet = m.Info.Subnet.String()
+			}
+			am.DataPort = int(m.Info.DataPort)
+			am.VNI = m.Info.VNI
+			am.Protocol = int(m.Info.Proto)
+		}
+		out = append(out, am)
+	}
+	return out
+}
