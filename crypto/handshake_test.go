@@ -362,3 +362,47 @@ func TestHandshake_ResponseRetry(t *testing.T) {
 		t.Fatalf("genuine after tampered: %v", err)
 	}
 }
+
+// TestHandshake_Concurrent races both sides initiating at once; every call
+// either succeeds or fails with a named error, and -race stays quiet.
+func TestHandshake_Concurrent(t *testing.T) {
+	p := newPair(t, PresharedKey{})
+	p.clock.step = 30 * time.Millisecond
+	lookupA := func(k PublicKey) *Handshake {
+		if k == p.b.PublicKey() {
+			return p.ha
+		}
+		return nil
+	}
+	done := make(chan error, 2)
+	run := func(from, to *Identity, hf *Handshake, lookup func(PublicKey) *Handshake) {
+		init := make([]byte, MessageInitiationSize)
+		resp := make([]byte, MessageResponseSize)
+		for i := range 50 {
+			if _, err := hf.CreateInitiation(init, uint32(i)); err != nil {
+				done <- err
+				return
+			}
+			h, err := to.ConsumeInitiation(init, lookup)
+			if err != nil {
+				continue
+			}
+			if _, _, err := h.CreateResponse(resp, uint32(i)); err != nil && !errors.Is(err, ErrNoPendingHandshake) {
+				done <- err
+				return
+			}
+			if _, err := hf.ConsumeResponse(resp); err != nil && !errors.Is(err, ErrNoPendingHandshake) && !errors.Is(err, ErrAuthFailed) {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}
+	go run(p.a, p.b, p.ha, p.lookupB)
+	go run(p.b, p.a, p.hb, lookupA)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
