@@ -13,7 +13,9 @@ var (
 	ErrWrongType = errors.New("crypto: wrong message type")
 	// ErrInvalidMAC1: mac1 does not authenticate the message to our key.
 	ErrInvalidMAC1 = errors.New("crypto: invalid mac1")
-	// ErrInvalidMAC2: mac2 is missing or does not match our cookie.
+	// ErrInvalidMAC2: mac2 is missing or does not match our cookie. Admit
+	// reports this case as VerdictCookie; the sentinel names it for the
+	// datapath's drop counters.
 	ErrInvalidMAC2 = errors.New("crypto: invalid mac2")
 	// ErrAuthFailed: an AEAD tag did not verify (tampering or wrong key).
 	ErrAuthFailed = errors.New("crypto: authentication failed")

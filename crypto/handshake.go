@@ -1,7 +1,6 @@
 package crypto
 
 import (
-	"crypto/subtle"
 	"encoding/binary"
 	"sync"
 	"time"
@@ -316,8 +315,7 @@ func (h *Handshake) ConsumeResponse(msg []byte) (*Keypair, error) {
 
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.state != stateInitiationCreated ||
-		subtle.ConstantTimeEq(int32(binary.LittleEndian.Uint32(msg[respReceiver:])), int32(h.localIndex)) != 1 {
+	if h.state != stateInitiationCreated || binary.LittleEndian.Uint32(msg[respReceiver:]) != h.localIndex {
 		return nil, ErrNoPendingHandshake
 	}
 
