@@ -205,6 +205,20 @@ func TestCatalog_RegisterPublishFails(t *testing.T) {
 	}
 }
 
+func TestCatalog_RegisterPersistFails(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	c, sink := newTestCatalog(t, CatalogConfig{StatePath: filepath.Join(dir, "services.json")})
+	os.WriteFile(dir, nil, 0o600) // the state directory cannot be created
+	err := c.Register(Service{Name: "a", Port: 1})
+	if err == nil {
+		t.Fatal("Register succeeded without a state file")
+	}
+	t.Log(err)
+	if len(c.Local()) != 0 || sink.last() != "" {
+		t.Fatalf("local %v, tag %q: the old tag must be published again", c.Local(), sink.last())
+	}
+}
+
 func TestCatalog_Invalid(t *testing.T) {
 	c, _ := newTestCatalog(t, CatalogConfig{})
 	if err := c.Register(Service{Name: "no_underscores", Port: 1}); !errors.Is(err, ErrInvalidService) {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 func TestService_Validate(t *testing.T) {
@@ -104,5 +106,34 @@ func TestHealth_Text(t *testing.T) {
 		if err := g.UnmarshalText(b); err != nil || g != h {
 			t.Fatalf("%v: %v %v", h, g, err)
 		}
+	}
+}
+
+func TestService_YAML(t *testing.T) {
+	const doc = `
+- name: web
+  port: 8080
+  tags: [http, v2]
+  weight: 3
+  check: {kind: http, target: "http://127.0.0.1:8080/health", interval: 2s, timeout: 1s, failures_before_critical: 3}
+- name: job
+  port: 9000
+  check: {kind: ttl, ttl: 30s}
+`
+	var svcs []Service
+	if err := yaml.Unmarshal([]byte(doc), &svcs); err != nil {
+		t.Fatal(err)
+	}
+	if len(svcs) != 2 || svcs[0].Check.Kind != CheckHTTP || svcs[0].Check.Interval != 2*time.Second ||
+		svcs[0].Check.FailuresBeforeCritical != 3 || svcs[1].Check.TTL != 30*time.Second || svcs[0].Tags[1] != "v2" {
+		t.Fatalf("%+v %+v", svcs[0].Check, svcs[1].Check)
+	}
+	for _, s := range svcs {
+		if err := s.Normalized().Validate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := yaml.Unmarshal([]byte("- {name: x, port: 1, check: {kind: udp}}"), &svcs); err == nil {
+		t.Fatal("unknown check kind accepted")
 	}
 }

@@ -7,6 +7,9 @@ package discovery
 import (
 	"context"
 	"net"
+	"reflect"
+	"slices"
+	"strings"
 )
 
 // Index returns the catalog's change counter. It starts at 1, so Wait(ctx, 0) returns
@@ -46,4 +49,56 @@ func (c *Catalog) bumpLocked() {
 		close(c.changed)
 		c.changed = make(chan struct{})
 	}
+}
+
+// ChangeKind says how an instance changed between two snapshots.
+type ChangeKind string
+
+// Change kinds of DiffInstances.
+const (
+	InstanceAdded   ChangeKind = "added"
+	InstanceRemoved ChangeKind = "removed"
+	InstanceChanged ChangeKind = "changed" // health, address, port, tags or weight
+)
+
+// InstanceChange is one line of a watch: an instance that appeared, left or changed.
+type InstanceChange struct {
+	Kind ChangeKind `json:"kind"`
+	// Instance is the new state (the old one for InstanceRemoved).
+	Instance Instance `json:"instance"`
+	// Old is the previous state of a changed instance.
+	Old *Instance `json:"old,omitempty"`
+}
+
+// DiffInstances compares two snapshots (e.g. Catalog.All before and after a Wait) and
+// returns the changes sorted by service and node. An instance is keyed by service name
+// and node.
+func DiffInstances(before, after []Instance) []InstanceChange {
+	type key struct{ svc, node string }
+	old := make(map[key]Instance, len(before))
+	for _, in := range before {
+		old[key{in.Service.Name, in.Node}] = in
+	}
+	var out []InstanceChange
+	for _, in := range after {
+		k := key{in.Service.Name, in.Node}
+		prev, ok := old[k]
+		delete(old, k)
+		switch {
+		case !ok:
+			out = append(out, InstanceChange{Kind: InstanceAdded, Instance: in})
+		case !reflect.DeepEqual(prev, in):
+			out = append(out, InstanceChange{Kind: InstanceChanged, Instance: in, Old: &prev})
+		}
+	}
+	for _, in := range old {
+		out = append(out, InstanceChange{Kind: InstanceRemoved, Instance: in})
+	}
+	slices.SortFunc(out, func(a, b InstanceChange) int {
+		if c := strings.Compare(a.Instance.Service.Name, b.Instance.Service.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Instance.Node, b.Instance.Node)
+	})
+	return out
 }

@@ -54,3 +54,33 @@ func TestCatalog_Wait(t *testing.T) {
 	<-done
 	c.UpdateNode("late", netip.MustParseAddr("10.42.9.2"), "")
 }
+
+func TestDiffInstances(t *testing.T) {
+	c, _ := newTestCatalog(t, CatalogConfig{Node: "self", Addr: netip.MustParseAddr("10.42.1.1")})
+	c.Register(Service{Name: "web", Port: 80})
+	c.UpdateNode("b", netip.MustParseAddr("10.42.2.1"), "1;db:5432;web:80")
+	before := c.All()
+	c.UpdateNode("b", netip.MustParseAddr("10.42.2.1"), "1;web:80:c")
+	c.UpdateNode("c", netip.MustParseAddr("10.42.3.1"), "1;api:1")
+	c.Deregister("web")
+	var got []string
+	for _, ch := range DiffInstances(before, c.All()) {
+		s := string(ch.Kind) + " " + ch.Instance.Service.Name + "@" + ch.Instance.Node + " " + ch.Instance.Health.String()
+		if ch.Old != nil {
+			s += " was " + ch.Old.Health.String()
+		}
+		got = append(got, s)
+	}
+	want := []string{"added api@c passing", "removed db@b passing", "changed web@b critical was passing", "removed web@self passing"}
+	if len(got) != len(want) {
+		t.Fatalf("got %q", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	if d := DiffInstances(before, before); len(d) != 0 {
+		t.Fatalf("no change: %v", d)
+	}
+}
