@@ -111,6 +111,9 @@ func (t *Tunnel) initiate(hs *hsScratch, p *peers.Peer, retransmit bool) {
 		return
 	}
 	now := time.Now()
+	if !retransmit && t.sessionFresh(p, now) {
+		return // a stale request: a handshake completed since it was made
+	}
 	s := p.Session()
 	s.Mu.Lock()
 	if s.InFlight && !retransmit && now.Sub(s.LastInitiation) < t.cfg.RekeyTimeout {
@@ -151,6 +154,13 @@ func (t *Tunnel) initiate(hs *hsScratch, p *peers.Peer, retransmit bool) {
 	t.sendOne(hs, hs.out[:n], ep)
 	t.handshakesSent.Add(1)
 	t.log.Debug("handshake initiation sent", "peer", p.Key().String(), "retransmit", retransmit)
+}
+
+// sessionFresh reports whether p has a current keypair that needs no rekey yet.
+func (t *Tunnel) sessionFresh(p *peers.Peer, now time.Time) bool {
+	kp := p.Keypairs().Current()
+	return kp != nil && !kp.NeedsRekey(now) && !kp.Expired(now) &&
+		!(kp.IsInitiator() && now.Sub(kp.Created()) >= t.cfg.RekeyAfterTime)
 }
 
 func (t *Tunnel) sendOne(hs *hsScratch, msg []byte, ep conn.Endpoint) bool {
@@ -199,6 +209,7 @@ func (t *Tunnel) handleInitiation(hs *hsScratch, msg []byte, src conn.Endpoint) 
 	})
 	if err != nil {
 		t.drop(nil, peers.DropHandshakeInvalid, 1)
+		t.log.Debug("initiation rejected", "endpoint", addrPortOf(src).String(), "err", err)
 		return
 	}
 	p := t.table.ByKey(h.RemoteKey())
@@ -241,6 +252,7 @@ func (t *Tunnel) handleResponse(hs *hsScratch, msg []byte, src conn.Endpoint) {
 	kp, err := p.Handshake().ConsumeResponse(msg)
 	if err != nil {
 		t.drop(p, peers.DropHandshakeInvalid, 1)
+		t.log.Debug("response rejected", "peer", p.Key().String(), "err", err)
 		return
 	}
 	t.table.SetIndexKeypair(idx, kp)

@@ -2,9 +2,11 @@ package tunnel
 
 import (
 	"encoding/binary"
+	"log/slog"
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -80,12 +82,12 @@ func (d *fakeDev) Write(bufs [][]byte, offset int) (int, error) {
 	return len(bufs), nil
 }
 
-func (d *fakeDev) MTU() (int, error)           { return 1420, nil }
-func (d *fakeDev) Name() (string, error)       { return "fake0", nil }
-func (d *fakeDev) Events() <-chan tun.Event    { return d.events }
-func (d *fakeDev) BatchSize() int              { return d.batch }
-func (d *fakeDev) Close() error                { d.once.Do(func() { close(d.closed) }); return nil }
-func (d *fakeDev) inject(p []byte)             { d.in <- p }
+func (d *fakeDev) MTU() (int, error)        { return 1420, nil }
+func (d *fakeDev) Name() (string, error)    { return "fake0", nil }
+func (d *fakeDev) Events() <-chan tun.Event { return d.events }
+func (d *fakeDev) BatchSize() int           { return d.batch }
+func (d *fakeDev) Close() error             { d.once.Do(func() { close(d.closed) }); return nil }
+func (d *fakeDev) inject(p []byte)          { d.in <- p }
 func (d *fakeDev) waitPacket(t *testing.T) []byte {
 	t.Helper()
 	select {
@@ -139,6 +141,18 @@ func (b *captureBind) Send(bufs [][]byte, _ conn.Endpoint) error {
 		b.n++
 	}
 	return nil
+}
+
+// testLogger logs through t at debug level.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // testIdentity returns a fresh identity closed at cleanup.
@@ -196,6 +210,9 @@ func newPair(t testing.TB, cfgA, cfgB Config, devA, devB *fakeDev, bindA, bindB 
 	t.Helper()
 	pr := &pair{devA: devA, devB: devB, idA: testIdentity(t), idB: testIdentity(t)}
 	cfgA.Identity, cfgB.Identity = pr.idA, pr.idB
+	if _, ok := t.(*testing.T); ok && testing.Verbose() {
+		cfgA.Logger, cfgB.Logger = testLogger(t).With("side", "A"), testLogger(t).With("side", "B")
+	}
 	var err error
 	if pr.a, err = New(cfgA, devA, bindA, peers.NewTable(pr.idA)); err != nil {
 		t.Fatal(err)

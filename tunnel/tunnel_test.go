@@ -1,0 +1,228 @@
+package tunnel
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"golang.zx2c4.com/wireguard/conn"
+
+	"github.com/weftnet/weft/peers"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// upPair starts two tunnels over real loopback UDP (StdNetBind) with fake TUNs.
+func upPair(t *testing.T, cfgA, cfgB Config) *pair {
+	t.Helper()
+	pr := newPair(t, cfgA, cfgB, newFakeDev(128, true), newFakeDev(128, true), conn.NewStdNetBind(), conn.NewStdNetBind())
+	pa, err := pr.a.Up(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pr.a.Close() })
+	pb, err := pr.b.Up(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pr.b.Close() })
+	lo := netip.MustParseAddr("127.0.0.1")
+	pr.link(t, netip.AddrPortFrom(lo, pa), netip.AddrPortFrom(lo, pb))
+	return pr
+}
+
+func TestTunnel_EndToEnd(t *testing.T) {
+	pr := upPair(t, DefaultLocalConfig(), DefaultLocalConfig())
+
+	// First packet starts the handshake, waits in the queue, then arrives.
+	p1 := ipv4Packet("10.0.1.1", "10.0.2.2", 100)
+	pr.devA.inject(p1)
+	if got := pr.devB.waitPacket(t); !bytes.Equal(got, p1) {
+		t.Fatalf("B got % x, want % x", got[:20], p1[:20])
+	}
+	// And back, IPv4 and IPv6.
+	p2 := ipv4Packet("10.0.2.2", "10.0.1.1", 1400)
+	pr.devB.inject(p2)
+	if got := pr.devA.waitPacket(t); !bytes.Equal(got, p2) {
+		t.Fatal("A got a different packet")
+	}
+	p3 := ipv6Packet("fd00:1::1", "fd00:2::2", 61) // odd length: padding must be cut
+	pr.devA.inject(p3)
+	if got := pr.devB.waitPacket(t); !bytes.Equal(got, p3) {
+		t.Fatalf("B got %d bytes, want %d", len(got), len(p3))
+	}
+	// A burst, both directions at once.
+	const burst = 500
+	for i := range burst {
+		pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 64+i))
+		pr.devB.inject(ipv4Packet("10.0.2.2", "10.0.1.1", 64+i))
+	}
+	for range burst {
+		pr.devB.waitPacket(t)
+		pr.devA.waitPacket(t)
+	}
+	// Counters: what one side sent, the other received (keepalives included in packets).
+	l3WaitFor(t, "counters to settle", func() bool {
+		sa, sb := pr.peerB.Stats(), pr.peerA.Stats()
+		return sa.TxPackets == sb.RxPackets && sb.TxPackets == sa.RxPackets
+	})
+	sa, sb := pr.peerB.Stats(), pr.peerA.Stats()
+	if sa.TxBytes != sb.RxBytes || sb.TxBytes != sa.RxBytes {
+		t.Errorf("bytes: A→B tx %d rx %d; B→A tx %d rx %d", sa.TxBytes, sb.RxBytes, sb.TxBytes, sa.RxBytes)
+	}
+	if wantMin := uint64(burst + 2); sa.TxPackets < wantMin || sb.TxPackets < burst+1 {
+		t.Errorf("tx packets A %d B %d", sa.TxPackets, sb.TxPackets)
+	}
+	if sa.Handshakes != 1 || sb.Handshakes != 1 || sa.LastHandshake.IsZero() {
+		t.Errorf("handshakes A %d B %d", sa.Handshakes, sb.Handshakes)
+	}
+	if len(sa.Drops) != 0 || len(sb.Drops) != 0 {
+		t.Errorf("unexpected drops: A %v B %v", sa.Drops, sb.Drops)
+	}
+	if got := pr.devB.written.Load(); got != burst+2 {
+		t.Errorf("B device got %d packets, want %d", got, burst+2)
+	}
+}
+
+func TestTunnel_DropNotAllowedSource(t *testing.T) {
+	pr := upPair(t, DefaultLocalConfig(), DefaultLocalConfig())
+	pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 80))
+	pr.devB.waitPacket(t)
+	// Source outside A's allowed prefixes at B (spoofing B's own subnet).
+	for range 3 {
+		pr.devA.inject(ipv4Packet("10.0.9.9", "10.0.2.2", 80))
+	}
+	l3WaitFor(t, "not-allowed-source drops", func() bool {
+		return pr.peerA.Drops(peers.DropNotAllowedSource) == 3
+	})
+	if got := pr.b.Stats().Drops["not_allowed_source"]; got != 3 {
+		t.Errorf("global not_allowed_source = %d", got)
+	}
+	if got := pr.devB.written.Load(); got != 1 {
+		t.Errorf("B device got %d packets, want 1", got)
+	}
+	// No route on A's side.
+	pr.devA.inject(ipv4Packet("10.0.1.1", "10.9.9.9", 80))
+	l3WaitFor(t, "no-route drop", func() bool { return pr.a.Stats().Drops["no_route"] == 1 })
+}
+
+func TestTunnel_DropWrongVNI(t *testing.T) {
+	cfgB := DefaultLocalConfig()
+	cfgB.VNI = 2
+	pr := upPair(t, DefaultLocalConfig(), cfgB)
+	for range 4 {
+		pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 80))
+	}
+	l3WaitFor(t, "wrong-VNI drops", func() bool { return pr.peerA.Drops(peers.DropWrongVNI) == 4 })
+	if got := pr.b.Stats().Drops["wrong_vni"]; got != 4 {
+		t.Errorf("global wrong_vni = %d", got)
+	}
+	if pr.devB.written.Load() != 0 {
+		t.Error("a wrong-VNI packet reached the device")
+	}
+}
+
+func TestTunnel_RekeyWithoutLoss(t *testing.T) {
+	cfg := DefaultLocalConfig()
+	cfg.RekeyAfterTime = 150 * time.Millisecond
+	pr := upPair(t, cfg, DefaultLocalConfig())
+	// The first handshake, before the stream (its queue is bounded; rotation is the point).
+	pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 200))
+	pr.devB.waitPacket(t)
+	const total = 1500
+	sent := 1
+	deadline := time.Now().Add(20 * time.Second)
+	for (sent < total || pr.peerB.Stats().Handshakes < 4) && time.Now().Before(deadline) {
+		for range 10 {
+			pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 200))
+			sent++
+		}
+		time.Sleep(2 * time.Millisecond)
+		for len(pr.devB.out) > 0 {
+			<-pr.devB.out
+		}
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("sent %d, delivered %d; A→B stats %+v; B's view of A %+v; A %+v; B %+v", sent, pr.devB.written.Load(),
+				pr.peerB.Stats(), pr.peerA.Stats(), pr.a.Stats(), pr.b.Stats())
+		}
+	})
+	l3WaitFor(t, "all packets delivered", func() bool { return pr.devB.written.Load() == uint64(sent) })
+	if hs := pr.peerB.Stats().Handshakes; hs < 4 {
+		t.Errorf("only %d handshakes: rekey did not happen", hs)
+	}
+	if d := pr.peerA.Stats().Drops; len(d) != 0 {
+		t.Errorf("B dropped: %v", d)
+	}
+	if d := pr.a.Stats().Drops; len(d) != 0 {
+		t.Errorf("A dropped: %v", d)
+	}
+	t.Logf("%d packets over %d handshakes, %d indexes held by A", sent, pr.peerB.Stats().Handshakes, pr.a.table.NumIndexes())
+	if n := pr.a.table.NumIndexes(); n > 4 {
+		t.Errorf("A holds %d receiver indexes: evicted keypairs' indexes not freed", n)
+	}
+}
+
+func TestTunnel_Remove(t *testing.T) {
+	pr := upPair(t, DefaultLocalConfig(), DefaultLocalConfig())
+	pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 80))
+	pr.devB.waitPacket(t)
+	pr.a.table.Remove(pr.idB.PublicKey())
+	if pr.a.table.NumIndexes() != 0 {
+		t.Errorf("indexes left after Remove: %d", pr.a.table.NumIndexes())
+	}
+	pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 80))
+	l3WaitFor(t, "no-route after remove", func() bool { return pr.a.Stats().Drops["no_route"] == 1 })
+}
+
+func TestTunnel_UpClose(t *testing.T) {
+	pr := newPair(t, DefaultLocalConfig(), DefaultLocalConfig(), newFakeDev(1, false), newFakeDev(1, false),
+		conn.NewStdNetBind(), conn.NewStdNetBind())
+	if _, err := pr.a.Up(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pr.a.Up(0); !errors.Is(err, ErrAlreadyUp) {
+		t.Errorf("second Up: %v", err)
+	}
+	if err := pr.a.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := pr.a.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := pr.a.Up(0); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Up after Close: %v", err)
+	}
+	pr.b.Close() // never up
+}
+
+func TestNew_InvalidConfig(t *testing.T) {
+	id := testIdentity(t)
+	tests := []struct {
+		name string
+		mod  func(*Config)
+	}{
+		{"no identity", func(c *Config) { c.Identity = nil }},
+		{"vni", func(c *Config) { c.VNI = 1 << 24 }},
+		{"mtu", func(c *Config) { c.MTU = 100 }},
+		{"queue", func(c *Config) { c.QueueLen = 0 }},
+		{"timer", func(c *Config) { c.TimerInterval = 0 }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.Identity = id
+			tc.mod(&c)
+			if _, err := New(c, newFakeDev(1, false), newCaptureBind(1), peers.NewTable(id)); !errors.Is(err, ErrInvalidConfig) {
+				t.Errorf("err = %v", err)
+			}
+		})
+	}
+}
