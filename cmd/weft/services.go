@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/weftnet/weft/discovery"
+	"github.com/weftnet/weft/discovery/balance"
 )
 
 func newServicesCmd(g *globals) *cobra.Command {
@@ -103,7 +105,7 @@ Examples:
 				}
 				s.Check = &chk
 			}
-			if err := s.Validate(); err != nil {
+			if err := s.Normalized().Validate(); err != nil {
 				return err
 			}
 			ctx, cancel := commandContext(15 * time.Second)
@@ -178,7 +180,7 @@ func newWatchCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			prev := instanceSet(r.Instances)
+			prev := r.Instances
 			fmt.Fprintf(out, "%s index %d: %d instance(s)\n", time.Now().Format(time.TimeOnly), r.Index, len(r.Instances))
 			idx := r.Index
 			for {
@@ -193,17 +195,17 @@ func newWatchCmd(g *globals) *cobra.Command {
 					continue
 				}
 				idx = r.Index
-				cur := instanceSet(r.Instances)
+				changes := discovery.DiffInstances(prev, r.Instances)
+				prev = r.Instances
 				if g.json {
-					if err := printJSON(out, r); err != nil {
+					if err := printJSON(out, changes); err != nil {
 						return err
 					}
-				} else {
-					for _, line := range diffInstances(prev, cur) {
-						fmt.Fprintf(out, "%s index %d: %s\n", time.Now().Format(time.TimeOnly), idx, line)
-					}
+					continue
 				}
-				prev = cur
+				for _, ch := range changes {
+					fmt.Fprintf(out, "%s index %d: %s\n", time.Now().Format(time.TimeOnly), idx, changeLine(ch))
+				}
 			}
 		},
 	}
@@ -212,29 +214,76 @@ func newWatchCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func instanceSet(in []discovery.Instance) map[string]string {
-	m := make(map[string]string, len(in))
-	for _, i := range in {
-		m[fmt.Sprintf("%s on %s (%s:%d)", i.Service.Name, i.Node, i.Addr, i.Service.Port)] = i.Health.String()
-	}
-	return m
+func instanceText(i discovery.Instance) string {
+	return fmt.Sprintf("%s on %s (%s:%d)", i.Service.Name, i.Node, i.Addr, i.Service.Port)
 }
 
-func diffInstances(prev, cur map[string]string) []string {
-	var out []string
-	for k, h := range cur {
-		switch old, ok := prev[k]; {
-		case !ok:
-			out = append(out, "+ "+k+" "+h)
-		case old != h:
-			out = append(out, "~ "+k+" "+old+" → "+h)
-		}
+// changeLine prints one watch change: "+ web on a (10.42.1.1:8080) passing".
+func changeLine(ch discovery.InstanceChange) string {
+	switch ch.Kind {
+	case discovery.InstanceAdded:
+		return "+ " + instanceText(ch.Instance) + " " + ch.Instance.Health.String()
+	case discovery.InstanceRemoved:
+		return "- " + instanceText(ch.Instance)
 	}
-	for k := range prev {
-		if _, ok := cur[k]; !ok {
-			out = append(out, "- "+k)
-		}
+	old := "?"
+	if ch.Old != nil {
+		old = ch.Old.Health.String()
 	}
-	sort.Strings(out)
-	return out
+	return "~ " + instanceText(ch.Instance) + " " + old + " → " + ch.Instance.Health.String()
+}
+
+func newResolveCmd(g *globals) *cobra.Command {
+	var strategy string
+	var all bool
+	var count int
+	cmd := &cobra.Command{
+		Use:   "resolve NAME",
+		Short: "Pick a healthy instance of a service (client-side balancing) and print ADDRESS:PORT",
+		Long: `Resolve a service through the local agent and pick one healthy instance, by weighted
+random (the service weights) or round robin; --count N prints N picks, --all every instance.
+Programs can do the same with the Go package github.com/weftnet/weft/discovery/balance.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := balance.ParseStrategy(strategy)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := commandContext(10 * time.Second)
+			defer cancel()
+			inst, err := g.client().Instances(ctx, args[0], false)
+			if err != nil {
+				return err
+			}
+			if len(inst) == 0 {
+				return fmt.Errorf("no healthy instance of %q (weft services lists the catalog)", args[0])
+			}
+			out := cmd.OutOrStdout()
+			if all {
+				if g.json {
+					return printJSON(out, inst)
+				}
+				printInstances(cmd, inst)
+				return nil
+			}
+			cands := make([]balance.Instance, len(inst))
+			for i, in := range inst {
+				cands[i] = balance.Instance{Addr: netip.AddrPortFrom(in.Addr, in.Service.Port), Weight: int(in.Service.Weight)}
+			}
+			p := balance.New(st, cands)
+			for i := 0; i < count; i++ {
+				pick, err := p.Pick()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(out, pick.Addr)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&strategy, "strategy", "weighted-random", "weighted-random or round-robin")
+	cmd.Flags().IntVar(&count, "count", 1, "how many picks to print")
+	cmd.Flags().BoolVar(&all, "all", false, "print every healthy instance instead of picking")
+	addJSONFlag(cmd, g)
+	return cmd
 }
