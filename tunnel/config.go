@@ -40,6 +40,9 @@ type Config struct {
 	// RekeyAfterTime starts a new handshake when the current keypair we initiated is this
 	// old, in addition to crypto's own NeedsRekey. Tests shorten it to exercise rotation.
 	RekeyAfterTime time.Duration
+	// RekeyAttemptTime is how long handshake attempts go on before the queued packets
+	// are dropped (DropHandshakeTimeout) and the attempt stops.
+	RekeyAttemptTime time.Duration
 	// RekeyTimeout is how long to wait for a handshake response before retransmitting.
 	RekeyTimeout time.Duration
 	// KeepaliveTimeout: after receiving data, send a keepalive if nothing was sent for this long.
@@ -66,6 +69,7 @@ func DefaultConfig() Config {
 		TimerInterval: 100 * time.Millisecond,
 		// WireGuard's timers (crypto/constants.go).
 		RekeyAfterTime:   crypto.RekeyAfterTime,
+		RekeyAttemptTime: crypto.RekeyAttemptTime,
 		RekeyTimeout:     crypto.RekeyTimeout,
 		KeepaliveTimeout: crypto.KeepaliveTimeout,
 	}
@@ -93,7 +97,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: MTU %d outside [576, %d]", ErrInvalidConfig, c.MTU, maxInner)
 	case c.QueueLen <= 0, c.HandshakeQueueLen <= 0, c.MaxFloodCopies < 0:
 		return fmt.Errorf("%w: QueueLen, HandshakeQueueLen must be > 0 (DefaultConfig sets them)", ErrInvalidConfig)
-	case c.TimerInterval <= 0, c.RekeyAfterTime <= 0, c.RekeyTimeout <= 0, c.KeepaliveTimeout <= 0:
+	case c.TimerInterval <= 0, c.RekeyAfterTime <= 0, c.RekeyAttemptTime <= 0, c.RekeyTimeout <= 0, c.KeepaliveTimeout <= 0:
 		return fmt.Errorf("%w: timer durations must be > 0 (DefaultConfig sets them)", ErrInvalidConfig)
 	}
 	return nil

@@ -32,7 +32,7 @@ func (t *Tunnel) tickPeer(hs *hsScratch, p *peers.Peer, now time.Time) {
 	pending := s.Pending.Len()
 	var giveUp [][]byte
 	var freeIdx uint32
-	gaveUp := inFlight && now.Sub(started) >= crypto.RekeyAttemptTime
+	gaveUp := inFlight && now.Sub(started) >= t.cfg.RekeyAttemptTime
 	if gaveUp {
 		s.InFlight = false
 		freeIdx, s.InitIndex = s.InitIndex, 0
@@ -53,7 +53,7 @@ func (t *Tunnel) tickPeer(hs *hsScratch, p *peers.Peer, now time.Time) {
 			t.pool.put(b)
 		}
 		t.drop(p, peers.DropHandshakeTimeout, uint64(len(giveUp)))
-		t.log.Info("handshake gave up", "peer", p.Key().String(), "after", crypto.RekeyAttemptTime)
+		t.log.Info("handshake gave up", "peer", p.Key().String(), "after", t.cfg.RekeyAttemptTime)
 		return
 	}
 	kp := p.Keypairs().Current()
