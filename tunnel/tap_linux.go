@@ -1,0 +1,157 @@
+package tunnel
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+
+	"github.com/songgao/water"
+	"github.com/vishvananda/netlink"
+	"golang.zx2c4.com/wireguard/tun"
+)
+
+// TAPDevice is a Linux TAP device (opened with songgao/water) behind wireguard-go's
+// tun.Device, so the batched loop that drives TUN devices drives it too. A TAP reads and
+// writes whole Ethernet frames without FCS; it has no offloads, so BatchSize is 1.
+type TAPDevice struct {
+	ifce   *water.Interface
+	file   *os.File
+	name   string
+	events chan tun.Event
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ tun.Device = (*TAPDevice)(nil)
+
+// TAPConfig configures OpenTAP.
+type TAPConfig struct {
+	// Name of the interface (at most 15 bytes); empty lets the kernel pick tapN.
+	Name string
+	// MTU of the interface; 0 keeps the kernel default (1500). For VXLAN over a 1500-byte
+	// underlay use 1450, as the kernel vxlan driver does.
+	MTU int
+	// MAC, when non-zero, replaces the kernel's random address (so the gossiped MAC survives
+	// restarts).
+	MAC MAC
+	// Up brings the link up after configuring it.
+	Up bool
+}
+
+// OpenTAP creates a non-persistent TAP device; it disappears when closed.
+func OpenTAP(cfg TAPConfig) (*TAPDevice, error) {
+	if len(cfg.Name) > 15 {
+		return nil, fmt.Errorf("tap: interface name %q is longer than 15 bytes", cfg.Name)
+	}
+	ifce, err := water.New(water.Config{
+		DeviceType:             water.TAP,
+		PlatformSpecificParams: water.PlatformSpecificParams{Name: cfg.Name, Persist: false},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tap: open /dev/net/tun: %w (needs CAP_NET_ADMIN)", err)
+	}
+	f, ok := ifce.ReadWriteCloser.(*os.File)
+	if !ok {
+		ifce.Close()
+		return nil, errors.New("tap: water returned no *os.File")
+	}
+	d := &TAPDevice{ifce: ifce, file: f, name: ifce.Name(), events: make(chan tun.Event, 4)}
+	link, err := netlink.LinkByName(d.name)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("tap: find link %s: %w", d.name, err)
+	}
+	if cfg.MTU > 0 {
+		if err := netlink.LinkSetMTU(link, cfg.MTU); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("tap: set MTU %d on %s: %w", cfg.MTU, d.name, err)
+		}
+	}
+	if !cfg.MAC.IsZero() {
+		if err := netlink.LinkSetHardwareAddr(link, net.HardwareAddr(cfg.MAC[:])); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("tap: set MAC %s on %s: %w", cfg.MAC, d.name, err)
+		}
+	}
+	if cfg.Up {
+		if err := netlink.LinkSetUp(link); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("tap: set %s up: %w", d.name, err)
+		}
+		d.events <- tun.EventUp
+	}
+	return d, nil
+}
+
+// File returns the device's file.
+func (d *TAPDevice) File() *os.File { return d.file }
+
+// Read reads one frame into bufs[0][offset:]. The buffer is the caller's; nothing is kept.
+func (d *TAPDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	n, err := d.file.Read(bufs[0][offset:])
+	if err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			return 0, net.ErrClosed
+		}
+		return 0, err
+	}
+	sizes[0] = n
+	return 1, nil
+}
+
+// Write writes each bufs[i][offset:] as one frame. It does not retain the buffers.
+func (d *TAPDevice) Write(bufs [][]byte, offset int) (int, error) {
+	for i, b := range bufs {
+		if _, err := d.file.Write(b[offset:]); err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return i, net.ErrClosed
+			}
+			return i, err
+		}
+	}
+	return len(bufs), nil
+}
+
+// MTU returns the interface's current MTU.
+func (d *TAPDevice) MTU() (int, error) {
+	link, err := netlink.LinkByName(d.name)
+	if err != nil {
+		return 0, fmt.Errorf("tap: %w", err)
+	}
+	return link.Attrs().MTU, nil
+}
+
+// HardwareAddr returns the TAP's MAC address (what the host publishes over gossip).
+func (d *TAPDevice) HardwareAddr() (MAC, error) {
+	var m MAC
+	link, err := netlink.LinkByName(d.name)
+	if err != nil {
+		return m, fmt.Errorf("tap: %w", err)
+	}
+	if len(link.Attrs().HardwareAddr) != len(m) {
+		return m, fmt.Errorf("tap: %s has no MAC-48 address", d.name)
+	}
+	copy(m[:], link.Attrs().HardwareAddr)
+	return m, nil
+}
+
+// Name returns the interface name.
+func (d *TAPDevice) Name() (string, error) { return d.name, nil }
+
+// Events delivers EventUp once if the device was opened Up; it is closed by Close.
+func (d *TAPDevice) Events() <-chan tun.Event { return d.events }
+
+// BatchSize is 1: a TAP has no segmentation offload, one read is one frame.
+func (d *TAPDevice) BatchSize() int { return 1 }
+
+// Close removes the device; a blocked Read returns net.ErrClosed. Idempotent.
+func (d *TAPDevice) Close() error {
+	d.closeOnce.Do(func() {
+		d.closeErr = d.ifce.Close()
+		close(d.events)
+	})
+	return d.closeErr
+}
