@@ -40,11 +40,14 @@ func (d *direct) round() {
 	}
 	d.bindA.n = 0
 	d.a.sendBatch(d.sc, d.bufs[:len(d.packets)], d.sizes[:len(d.packets)])
-	for i := 0; i < d.bindA.n; i++ {
-		d.rs.sizes[i] = copy(d.rs.bufs[i], d.bindA.slots[i])
-		d.rs.eps[i] = d.fromA
+	for start := 0; start < d.bindA.n; start += len(d.rs.bufs) {
+		k := min(d.bindA.n-start, len(d.rs.bufs))
+		for i := range k {
+			d.rs.sizes[i] = copy(d.rs.bufs[i], d.bindA.slots[start+i])
+			d.rs.eps[i] = d.fromA
+		}
+		d.b.receiveBatch(d.rs, k)
 	}
-	d.b.receiveBatch(d.rs, d.bindA.n)
 }
 
 func batchOf(n, size int) [][]byte {

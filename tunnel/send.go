@@ -105,7 +105,9 @@ func (t *Tunnel) sendBatch(sc *sendScratch, bufs [][]byte, sizes []int) {
 			t.drop(nil, reason, 1)
 			continue
 		}
-		for j, p := range dsts {
+		// Copies first: sealing the original encrypts pkt in place.
+		for j := len(dsts) - 1; j >= 0; j-- {
+			p := dsts[j]
 			b := buf
 			if j > 0 {
 				if len(sc.copies) >= t.cfg.MaxFloodCopies {

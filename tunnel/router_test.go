@@ -1,0 +1,102 @@
+package tunnel
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/peers"
+)
+
+func TestL3Router_RouteAccept(t *testing.T) {
+	id := testIdentity(t)
+	tb := peers.NewTable(id)
+	a, _ := tb.Upsert(peers.PeerConfig{PublicKey: crypto.PublicKey{1},
+		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.0.1.0/24"), netip.MustParsePrefix("fd00:1::/64")}})
+	b, _ := tb.Upsert(peers.PeerConfig{PublicKey: crypto.PublicKey{2},
+		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.0.2.0/24")}})
+	r := NewL3Router(tb)
+	tests := []struct {
+		name       string
+		pkt        []byte
+		route      *peers.Peer
+		routeDrop  peers.DropReason
+		from       *peers.Peer
+		acceptDrop peers.DropReason
+	}{
+		{"v4", ipv4Packet("10.0.1.5", "10.0.2.5", 40), b, peers.DropNone, a, peers.DropNone},
+		{"v4 spoofed source", ipv4Packet("10.0.2.5", "10.0.2.6", 40), b, peers.DropNone, a, peers.DropNotAllowedSource},
+		{"v4 no route", ipv4Packet("10.0.1.5", "10.9.0.1", 40), nil, peers.DropNoRoute, b, peers.DropNotAllowedSource},
+		{"v6", ipv6Packet("fd00:1::1", "fd00:1::2", 60), a, peers.DropNone, a, peers.DropNone},
+		{"short", []byte{0x45, 0}, nil, peers.DropMalformed, a, peers.DropMalformed},
+		{"empty", nil, nil, peers.DropMalformed, a, peers.DropMalformed},
+		{"not ip", make([]byte, 60), nil, peers.DropMalformed, a, peers.DropMalformed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, reason := r.Route(tc.pkt, nil)
+			if reason != tc.routeDrop || (tc.route == nil) != (len(got) == 0) || (tc.route != nil && got[0] != tc.route) {
+				t.Errorf("Route = %v, %v; want %p, %v", got, reason, tc.route, tc.routeDrop)
+			}
+			if reason := r.Accept(tc.from, tc.pkt); reason != tc.acceptDrop {
+				t.Errorf("Accept = %v, want %v", reason, tc.acceptDrop)
+			}
+		})
+	}
+}
+
+// floodRouter sends every packet to each of its peers.
+type floodRouter struct{ to []*peers.Peer }
+
+func (f floodRouter) Route(_ []byte, dst []*peers.Peer) ([]*peers.Peer, peers.DropReason) {
+	return append(dst, f.to...), peers.DropNone
+}
+func (f floodRouter) Accept(*peers.Peer, []byte) peers.DropReason { return peers.DropNone }
+
+func TestTunnel_FloodCopiesBounded(t *testing.T) {
+	d := newDirect(t, 16, batchOf(16, 200))
+	d.a.cfg.MaxFloodCopies = 10
+	d.a.router = floodRouter{to: []*peers.Peer{d.peerB, d.peerB}} // two copies to one peer is enough
+	d.round()
+	if got := d.bindA.n; got != 26 {
+		t.Errorf("sent %d messages, want 16 + 10 copies", got)
+	}
+	if got := d.a.Stats().Drops["flood_capped"]; got != 6 {
+		t.Errorf("flood_capped = %d, want 6", got)
+	}
+	if got := d.devB.written.Load(); got != 26 {
+		t.Errorf("B delivered %d, want 26", got)
+	}
+	if raceEnabled {
+		return
+	}
+	if allocs := testing.AllocsPerRun(20, d.round); allocs != 0 {
+		t.Errorf("flooding round allocates %v", allocs)
+	}
+}
+
+func FuzzTunnel_Receive(f *testing.F) {
+	d := newDirect(f, 4, batchOf(2, 100))
+	// Seeds: valid messages of each kind, as A sealed them.
+	for i, p := range d.packets {
+		d.sizes[i] = copy(d.bufs[i][headroom:], p)
+	}
+	d.bindA.n = 0
+	d.a.sendBatch(d.sc, d.bufs[:2], d.sizes[:2])
+	f.Add(append([]byte(nil), d.bindA.slots[0]...))
+	var init [crypto.MessageInitiationSize]byte
+	n, _ := d.peerB.Handshake().CreateInitiation(init[:], 7)
+	f.Add(init[:n])
+	f.Add([]byte{4, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		if len(msg) > bufSize {
+			return
+		}
+		d.rs.sizes[0] = copy(d.rs.bufs[0], msg)
+		d.rs.eps[0] = d.fromA
+		d.b.receiveBatch(d.rs, 1) // must not panic; drops are counted
+		for len(d.b.hsMsgs) > 0 {
+			<-d.b.hsMsgs
+		}
+	})
+}
