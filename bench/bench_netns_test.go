@@ -90,3 +90,34 @@ func TestRun_NetnsAllBaselines(t *testing.T) {
 		}
 	}
 }
+
+// TestRun_NetnsWeft runs the weft row against a real `weft agent`: $WEFT_BIN, which
+// `make test-netns` builds (this test does not build it, to stay short).
+func TestRun_NetnsWeft(t *testing.T) {
+	netlab.Require(t)
+	netlab.RequireTools(t, "iperf3", "ping", "ss")
+	bin := os.Getenv("WEFT_BIN")
+	if bin == "" {
+		t.Skip("WEFT_BIN not set: run `make test-netns`, or WEFT_BIN=$(pwd)/bin/weft after `make build`")
+	}
+	if err := lookupSystem(SystemWeft).check(&Options{WeftBin: bin}); err != nil {
+		t.Skipf("weft row skipped: %v", err)
+	}
+	var progress bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rep, err := Run(ctx, Options{Systems: []string{SystemWeft}, Rounds: 1, Duration: time.Second, Streams: 2, Pings: 10,
+		OutDir: "-", WeftBin: bin, Progress: &progress})
+	t.Logf("progress:\n%s", progress.String())
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for _, key := range metricOrder {
+		if m := rep.System(SystemWeft).Metrics[key]; !m.Valid() || m.Median <= 0 {
+			t.Errorf("weft %s: %+v, want a positive median", key, m)
+		}
+	}
+	if len(rep.Files) != 0 {
+		t.Errorf(`OutDir "-" wrote %v`, rep.Files)
+	}
+}
