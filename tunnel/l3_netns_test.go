@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -75,6 +76,12 @@ func helperMain() int {
 	if _, err := tn.Up(uint16(port)); err != nil {
 		return fail("Up", err)
 	}
+	if path := os.Getenv("WH_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			_ = pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	fmt.Println("READY")
 	done := make(chan struct{})
 	go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(done) }()
@@ -111,6 +118,9 @@ func startHelper(t *testing.T, side, other helperSide, allowed string) {
 		"WH_PRIV="+side.priv.String(), "WH_PEER="+other.priv.Public().String(),
 		"WH_PEER_EP="+other.underIP+":51820", "WH_ALLOWED="+allowed, "WH_PORT=51820",
 		"WH_TUN=weft0", "WH_ADDR="+side.overlay)
+	if dir := os.Getenv("WEFT_PROFILE_DIR"); dir != "" { // go test -run NetnsIperf with WEFT_PROFILE_DIR=/tmp
+		cmd.Env = append(cmd.Env, "WH_CPUPROFILE="+dir+"/weft-"+side.host.Name+".pprof")
+	}
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	var stderr strings.Builder
