@@ -80,7 +80,7 @@ func TestWeftConfigs(t *testing.T) {
 	}{
 		{weftVariant{"l3", "wireguard"}, weftL3AddrB, weftPort, true, weftL3SubB},
 		{weftVariant{"l2", "wireguard"}, weftL2AddrB, weftPort, true, weftL2AddrB + "/32"},
-		{weftVariant{"l2", "none"}, weftL2AddrB, weftVXLAN, false, weftL2AddrB + "/32"},
+		{weftVariant{"l2", "none"}, weftL2AddrB, weftVXLAN, true, weftL2AddrB + "/32"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.v.mode+"-"+tt.v.encryption, func(t *testing.T) {

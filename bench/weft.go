@@ -54,7 +54,7 @@ type weftConfig struct {
 }
 
 type weftPeer struct {
-	PublicKey  string   `yaml:"public_key,omitempty"`
+	PublicKey  string   `yaml:"public_key"`
 	Endpoint   string   `yaml:"endpoint"`
 	AllowedIPs []string `yaml:"allowed_ips"`
 }
@@ -95,11 +95,8 @@ func weftConfigs(v weftVariant, dir string, ka, kb keyPair) (a, b weftConfig, ta
 	a, b = base("a"), base("b")
 	endpoint := func(ip string) string { return ip + ":" + strconv.Itoa(port) }
 	peer := func(k keyPair, ip string, allowed string) weftPeer {
-		p := weftPeer{Endpoint: endpoint(ip), AllowedIPs: []string{allowed}}
-		if v.encryption != "none" {
-			p.PublicKey = k.public.String()
-		}
-		return p
+		// The public key names the peer even without encryption (the agent requires it).
+		return weftPeer{PublicKey: k.public.String(), Endpoint: endpoint(ip), AllowedIPs: []string{allowed}}
 	}
 	if v.mode == "l2" {
 		a.Subnet, a.Address = weftL2Subnet, weftL2AddrA
