@@ -283,3 +283,5 @@ func l3WaitFor(t testing.TB, what string, cond func() bool) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func mustAP(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
