@@ -1,0 +1,26 @@
+// Package bench is the throughput and latency harness behind `weft bench`: it compares weft
+// with the alternatives on the same machine, in the same run, in alternation.
+//
+// Every measurement happens in a fresh lab (package netlab) of two network namespaces, a and
+// b, joined by a veth pair with the underlay 192.168.231.1/24 (a) and .2/24 (b), addresses
+// that exist only inside the lab. Each system brings its overlay up between them:
+//
+//	veth           the underlay itself, no overlay (the ceiling)
+//	vxlan          Linux kernel vxlan devices, VNI 42, UDP 4789, 10.231.0.0/24, plaintext
+//	wireguard-go   wireguard-go's device as a library on a TUN, in its own process
+//	               (`weft __wireguard-go`, see WireGuardGoMain), 10.231.1.0/24
+//	weft           `weft agent -c FILE` with static peers and gossip off, 10.232.{1,2}.0/24
+//	weft-l2        weft L2 (TAP), encrypted   ┐ listed, run when named; in the default set
+//	weft-l2-plain  weft L2, plain RFC 7348    ┘ once the agent has L2 (flip `placeholder`)
+//
+// Then from a to b's overlay address: ping (Options.Pings requests 10 ms apart, the mean RTT
+// counts), iperf3 with one TCP stream and with Options.Streams streams (the receiver's total
+// counts). Round r measures every system in turn, starting one further each round, so that
+// the machine's drift spreads over all of them. The Report holds, per system and metric, the
+// median, min and max over the rounds and the ratio of medians to wireguard-go; it prints as
+// a table and is saved as JSON with an SVG and PNG bar chart (gonum/plot).
+//
+// Run needs root, iproute2, ping and iperf3. The weft binary (Options.WeftBin, by default the
+// running executable) must have the `agent` and the hidden `__wireguard-go` commands for the
+// weft and wireguard-go rows; rows it cannot run are skipped with the reason.
+package bench
