@@ -56,15 +56,28 @@ func (t *Tunnel) newRecvScratch() *recvScratch {
 func (t *Tunnel) routineInbound(fn conn.ReceiveFunc) {
 	defer t.wg.Done()
 	rs := t.newRecvScratch()
+	failures := 0
 	for {
 		n, err := fn(rs.bufs, rs.sizes, rs.eps)
 		if t.closed.Load() || errors.Is(err, net.ErrClosed) {
 			return
 		}
 		if err != nil {
-			t.log.Debug("bind receive failed", "err", err)
+			// As wireguard-go: a few transient failures are waited out, a persistent one
+			// ends this receive function (the others keep going).
+			if failures++; failures > 10 {
+				t.log.Error("bind receive keeps failing; receive loop stops", "err", err)
+				return
+			}
+			t.log.Warn("bind receive failed", "err", err)
+			select {
+			case <-t.stop:
+				return
+			case <-time.After(time.Second / 3):
+			}
 			continue
 		}
+		failures = 0
 		t.receiveBatch(rs, n)
 	}
 }

@@ -14,8 +14,8 @@ import (
 //
 //   - handshake retransmit every RekeyTimeout (+ up to 1/3 s jitter), given up after
 //     RekeyAttemptTime, dropping the queued packets (DropHandshakeTimeout);
-//   - rekey when our current keypair reaches RekeyAfterTime (the data path also asks when
-//     Keypair.NeedsRekey), while traffic continues on the current keypair;
+//   - rekey when our current keypair reaches RekeyAfterTime and we sent on it (the data
+//     path also asks when Keypair.NeedsRekey), while traffic continues on the current keypair;
 //   - keepalive when data was received and nothing sent for KeepaliveTimeout;
 //   - persistent keepalive when nothing was sent for the peer's interval;
 //   - sessions erased after 3×RejectAfterTime of silence.
@@ -72,7 +72,9 @@ func (t *Tunnel) tickPeer(hs *hsScratch, p *peers.Peer, now time.Time) {
 			t.initiate(hs, p, false)
 		}
 		return
-	case kp.IsInitiator() && now.Sub(kp.Created()) >= t.cfg.RekeyAfterTime:
+	case kp.IsInitiator() && now.Sub(kp.Created()) >= t.cfg.RekeyAfterTime && p.LastSent() > kp.Created().UnixNano():
+		// Only while we send (as WireGuard, whose rekey rides on the send path): an idle
+		// session is left to expire.
 		t.initiate(hs, p, false)
 	}
 	if pending > 0 {
