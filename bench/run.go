@@ -136,7 +136,15 @@ func measure(ctx context.Context, o *Options, sys *system, tag string, samples m
 	}
 	progressf(o, "%s: setup … ok (%.1f s)", tag, time.Since(start).Seconds())
 
+	// A daemon that died explains a failed measurement better than the tool's own error.
+	withDaemon := func(err error) error {
+		if derr := s.exitedProcess(); derr != nil {
+			return fmt.Errorf("%w; %w", err, derr)
+		}
+		return err
+	}
 	if p, err := s.ping(ctx, s.a, target); err != nil {
+		err = withDaemon(err)
 		progressf(o, "%s: ping … failed: %v", tag, err)
 		errs = append(errs, fmt.Errorf("ping: %w", err))
 	} else {
@@ -156,6 +164,7 @@ func measure(ctx context.Context, o *Options, sys *system, tag string, samples m
 		}
 		res, err := s.iperf3(ctx, s.a, target, t.streams)
 		if err != nil {
+			err = withDaemon(err)
 			progressf(o, "%s: %s … failed: %v", tag, label, err)
 			errs = append(errs, fmt.Errorf("%s: %w", label, err))
 			continue

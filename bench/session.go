@@ -203,21 +203,24 @@ func (s *session) waitLink(ctx context.Context, h *netlab.Host, ifname string, p
 // waitReachable pings dst from h until one reply arrives: the overlay is up (and, for the
 // encrypted systems, the first handshake done).
 func (s *session) waitReachable(ctx context.Context, h *netlab.Host, dst string, timeout time.Duration) error {
-	s.mu.Lock()
-	procs := s.procs
-	s.mu.Unlock()
-	anyExited := func() error {
-		for _, p := range procs {
-			if err := p.exited(); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
 	return poll(ctx, timeout, dst+" to answer ping from "+h.Name, func() error {
 		_, err := h.RunContext(ctx, "ping", "-c", "1", "-W", "1", dst)
 		return err
-	}, anyExited)
+	}, s.exitedProcess)
+}
+
+// exitedProcess describes the first of the session's processes that has ended (they are
+// all meant to run until close), or returns nil.
+func (s *session) exitedProcess() error {
+	s.mu.Lock()
+	procs := s.procs
+	s.mu.Unlock()
+	for _, p := range procs {
+		if err := p.exited(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // boundedBuffer keeps the first limit bytes written to it; safe for concurrent writers.
