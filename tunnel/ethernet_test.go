@@ -188,25 +188,27 @@ func fuzzEthernet(t *testing.T, b []byte) {
 
 func FuzzPlainVXLANFrame(f *testing.F) {
 	frame := testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2"))
-	pkt := make([]byte, plainVXLANHdrLen, plainVXLANHdrLen+len(frame))
-	putPlainVXLAN(pkt, 42)
+	pkt := make([]byte, VXLANHeaderSize, VXLANHeaderSize+len(frame))
+	putVXLAN(pkt, 42, ProtoNone)
 	f.Add(append(pkt, frame...))
 	f.Add([]byte{0x08, 0, 0, 0, 0, 0, 0x2a, 0})
 	f.Add([]byte{0x0c, 0, 0, 3, 0, 0, 0x2a, 0xff}) // GPE-style bits: reserved, ignored
 	f.Fuzz(func(t *testing.T, b []byte) {
-		vni, err := parsePlainVXLAN(b)
+		// As the plaintext VTEP receives: RFC 7348 header, then an Ethernet frame.
+		h, err := ParseVXLAN(b)
 		if err != nil {
 			return
 		}
-		if vni > plainMaxVNI {
-			t.Fatalf("vni %d", vni)
+		if h.VNI > MaxVNI {
+			t.Fatalf("vni %d", h.VNI)
 		}
-		// header → put → parse is stable
-		var h [plainVXLANHdrLen]byte
-		putPlainVXLAN(h[:], vni)
-		if v2, err := parsePlainVXLAN(h[:]); err != nil || v2 != vni || h[0] != plainVXLANFlagI || h[7] != 0 {
-			t.Fatalf("re-encode: %x %d %v", h, v2, err)
+		// What the VTEP sends back is pure RFC 7348, and parses to the same VNI.
+		var hb [VXLANHeaderSize]byte
+		putVXLAN(hb[:], h.VNI, ProtoNone)
+		if h2, err := ParseVXLAN(hb[:]); err != nil || h2.VNI != h.VNI || h2.NextProto != ProtoNone ||
+			hb[0] != 0x08 || hb[1] != 0 || hb[2] != 0 || hb[3] != 0 || hb[7] != 0 {
+			t.Fatalf("re-encode: %x %+v %v", hb, h2, err)
 		}
-		fuzzEthernet(t, b[plainVXLANHdrLen:])
+		fuzzEthernet(t, b[VXLANHeaderSize:])
 	})
 }

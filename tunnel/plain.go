@@ -86,8 +86,12 @@ type PlainVTEP struct {
 	arpSuppressed                                    atomic.Uint64
 }
 
-// plainBufSize holds the largest UDP payload, so no frame is ever truncated.
-const plainBufSize = 1 << 16
+const (
+	// plainBufSize holds the largest UDP payload, so no frame is ever truncated.
+	plainBufSize = 1 << 16
+	// DefaultPlainPort is the IANA VXLAN port (RFC 7348 §5), the Linux `dstport 4789`.
+	DefaultPlainPort = 4789
+)
 
 // Named configuration errors of NewPlainVTEP.
 var (
@@ -98,7 +102,7 @@ var (
 // NewPlainVTEP binds the UDP socket and prepares the VTEP; Start runs it. It takes ownership
 // of dev: Close closes it.
 func NewPlainVTEP(cfg PlainConfig, dev tun.Device) (*PlainVTEP, error) {
-	if cfg.VNI == 0 || cfg.VNI > plainMaxVNI {
+	if cfg.VNI == 0 || cfg.VNI > MaxVNI {
 		return nil, ErrPlainVNI
 	}
 	if cfg.Port == 0 {
@@ -236,7 +240,7 @@ func (v *PlainVTEP) readFailed(what string, err error, lastLog *time.Time) bool 
 // tapLoop: frames from the device out to the remote VTEPs.
 func (v *PlainVTEP) tapLoop() {
 	defer v.wg.Done()
-	const off = plainVXLANHdrLen
+	const off = VXLANHeaderSize
 	buf := make([]byte, plainBufSize+off)
 	reply := make([]byte, off+64)
 	bufs, sizes := [][]byte{buf}, []int{0}
@@ -276,7 +280,7 @@ func (v *PlainVTEP) tapLoop() {
 			continue
 		}
 		pkt := buf[:off+len(frame)]
-		putPlainVXLAN(pkt, v.cfg.VNI)
+		putVXLAN(pkt, v.cfg.VNI, ProtoNone) // pure RFC 7348: I flag only, no GPE bits
 		if flood == nil {
 			v.send(pkt, to)
 			continue
@@ -311,23 +315,25 @@ func (v *PlainVTEP) udpLoop() {
 			continue
 		}
 		pkt := buf[:n]
-		vni, err := parsePlainVXLAN(pkt)
+		// RFC 7348 receive rules: the I flag must be set, reserved bits (GPE's P flag and
+		// next-protocol byte included) are ignored.
+		h, err := ParseVXLAN(pkt)
 		if err != nil {
 			v.dropHeader.Add(1)
 			continue
 		}
-		if vni != v.cfg.VNI {
+		if h.VNI != v.cfg.VNI {
 			v.dropVNI.Add(1)
 			continue
 		}
-		frame := pkt[plainVXLANHdrLen:]
+		frame := pkt[VXLANHeaderSize:]
 		if len(frame) < ethernetHdrLen {
 			v.dropShort.Add(1)
 			continue
 		}
 		v.fdb.Learn(MAC(frame[6:12]), v.senderVTEP(src))
 		wbufs[0] = pkt
-		if _, err := v.dev.Write(wbufs, plainVXLANHdrLen); err != nil {
+		if _, err := v.dev.Write(wbufs, VXLANHeaderSize); err != nil {
 			v.devWriteErrs.Add(1)
 			continue
 		}
