@@ -12,6 +12,13 @@ import (
 // in a forwarding database over Ethernet frames. The loop owns buffers, crypto, batching
 // and counters; the Router only decides.
 //
+// Plugging in L2: set Config.NextProtoL2 (frames travel as VXLAN-GPE next protocol 0x03,
+// unpadded, and inbound packets of other protocols count as DropWrongProto) and
+// Config.Router to a Router over Ethernet frames, e.g. an FDB keyed by *peers.Peer:
+// Route looks up the destination MAC (flooding unknown/broadcast to several peers),
+// Accept learns the source MAC behind src and refuses what src may not send. The loop,
+// the crypto and the counters stay the same.
+//
 // Route is called by the single outbound goroutine, Accept concurrently by the inbound
 // goroutines (one per bind receive function); an implementation must be safe for that
 // and must not allocate per packet.
