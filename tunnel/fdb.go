@@ -204,13 +204,14 @@ func (f *FDB[K]) takeFloodToken() bool {
 	return true
 }
 
-// Learn records that a frame from src arrived from remote. Multicast and zero source MACs are
-// refused (counted); a static entry is not overridden (counted). Refreshing a known MAC from
-// the same remote allocates nothing and takes only the read lock.
-func (f *FDB[K]) Learn(src MAC, remote K) {
+// Learn records that a frame from src arrived from remote. It reports whether src may speak
+// through remote: false for a multicast or zero source MAC (not learned) and for a MAC whose
+// static entry (gossip) names another remote (not moved); both are counted. Refreshing a known
+// MAC from the same remote allocates nothing and takes only the read lock.
+func (f *FDB[K]) Learn(src MAC, remote K) bool {
 	if src.IsMulticast() || src.IsZero() {
 		f.nInvalid.Add(1)
-		return
+		return false
 	}
 	now := f.cfg.Now().UnixNano()
 	f.mu.RLock()
@@ -218,7 +219,7 @@ func (f *FDB[K]) Learn(src MAC, remote K) {
 	if e != nil && e.remote == remote {
 		e.seen.Store(now)
 		f.mu.RUnlock()
-		return
+		return true
 	}
 	f.mu.RUnlock()
 
@@ -239,6 +240,7 @@ func (f *FDB[K]) Learn(src MAC, remote K) {
 	case e.static:
 		if e.remote != remote {
 			f.nConflicts.Add(1)
+			return false
 		}
 	default:
 		if e.remote != remote {
@@ -247,6 +249,7 @@ func (f *FDB[K]) Learn(src MAC, remote K) {
 		}
 		e.seen.Store(now)
 	}
+	return true
 }
 
 // SetStatic installs (or replaces) a static entry: a MAC published over gossip by the host
