@@ -154,15 +154,14 @@ func (t *Table) dropPrefixLocked(prev *Peer, pfx netip.Prefix) {
 	prev.allowedPtr.Store(&next)
 }
 
-// Remove deletes the peer: its routes go, its sessions are torn down and its indexes
-// freed. Packets it still has queued are returned so the caller can recycle their
-// buffers. Removing an unknown key is a no-op.
-func (t *Table) Remove(key crypto.PublicKey) (pending [][]byte) {
+// Remove deletes the peer: its routes go, its sessions are torn down, its indexes are
+// freed and packets it had queued are dropped. It reports whether the peer existed.
+func (t *Table) Remove(key crypto.PublicKey) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p := t.byKey[key]
 	if p == nil {
-		return nil
+		return false
 	}
 	delete(t.byKey, key)
 	for _, pfx := range p.allowedSnapshot() {
@@ -173,8 +172,10 @@ func (t *Table) Remove(key crypto.PublicKey) (pending [][]byte) {
 	p.allowedPtr.Store(nil)
 	t.trie.Store(buildTrie(t.owners))
 	p.removed.Store(true)
-	pending = t.teardownLocked(p)
-	return pending
+	if n := len(t.teardownLocked(p)); n > 0 {
+		p.drops.Add(DropNoRoute, uint64(n))
+	}
+	return true
 }
 
 // teardownLocked clears p's keypairs and handshake state and frees their indexes.

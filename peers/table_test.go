@@ -93,15 +93,17 @@ func TestTable_Remove(t *testing.T) {
 	p.Session().Pending.Init(2)
 	p.Session().Pending.Push([]byte{1})
 	p.Session().Mu.Unlock()
-	pending := tb.Remove(k)
-	if len(pending) != 1 || !p.Removed() || tb.ByKey(k) != nil || tb.Lookup(netip.MustParseAddr("10.1.1.1")) != nil {
-		t.Errorf("after Remove: pending %d removed %v", len(pending), p.Removed())
+	if !tb.Remove(k) || !p.Removed() || tb.ByKey(k) != nil || tb.Lookup(netip.MustParseAddr("10.1.1.1")) != nil {
+		t.Errorf("after Remove: removed %v", p.Removed())
+	}
+	if p.Session().Pending.Len() != 0 || p.Drops(DropNoRoute) != 1 {
+		t.Errorf("queued packet not dropped: %d queued, %d counted", p.Session().Pending.Len(), p.Drops(DropNoRoute))
 	}
 	if _, ok := tb.ByIndex(i); ok || tb.NumIndexes() != 0 {
 		t.Error("index not freed")
 	}
-	if tb.Remove(k) != nil {
-		t.Error("second Remove returned packets")
+	if tb.Remove(k) {
+		t.Error("second Remove found the peer")
 	}
 }
 

@@ -68,7 +68,8 @@ func (t *Tunnel) tickPeer(hs *hsScratch, p *peers.Peer, now time.Time) {
 		}
 		return
 	case kp == nil:
-		if pending > 0 {
+		// Packets wait, or a persistent keepalive asks for a session to keep NAT open.
+		if pending > 0 || p.PersistentKeepalive() > 0 {
 			t.initiate(hs, p, false)
 		}
 		return
