@@ -123,6 +123,23 @@ func measure(ctx context.Context, o *Options, sys *system, tag string, samples m
 			errs = append(errs, fmt.Errorf("teardown: %w", err))
 		}
 	}()
+	// Measurements stop as soon as a daemon of the session dies.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.dead:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	// A daemon that died explains a failed step better than the tool's own error.
+	withDaemon := func(err error) error {
+		if derr := s.exitedProcess(); derr != nil {
+			return fmt.Errorf("%w (then: %v)", derr, err)
+		}
+		return err
+	}
 	target, err := sys.up(ctx, s)
 	if err == nil {
 		err = s.waitReachable(ctx, s.a, target, reachTimeout)
@@ -131,18 +148,12 @@ func measure(ctx context.Context, o *Options, sys *system, tag string, samples m
 		err = s.startIperf3Server(ctx, s.b)
 	}
 	if err != nil {
+		err = withDaemon(err)
 		progressf(o, "%s: setup … failed: %v", tag, err)
 		return []error{fmt.Errorf("setup: %w", err)}
 	}
 	progressf(o, "%s: setup … ok (%.1f s)", tag, time.Since(start).Seconds())
 
-	// A daemon that died explains a failed measurement better than the tool's own error.
-	withDaemon := func(err error) error {
-		if derr := s.exitedProcess(); derr != nil {
-			return fmt.Errorf("%w; %w", err, derr)
-		}
-		return err
-	}
 	if p, err := s.ping(ctx, s.a, target); err != nil {
 		err = withDaemon(err)
 		progressf(o, "%s: ping … failed: %v", tag, err)
@@ -160,7 +171,7 @@ func measure(ctx context.Context, o *Options, sys *system, tag string, samples m
 			label = "iperf3 1 stream"
 		}
 		if ctx.Err() != nil {
-			return append(errs, ctx.Err())
+			return append(errs, withDaemon(ctx.Err()))
 		}
 		res, err := s.iperf3(ctx, s.a, target, t.streams)
 		if err != nil {

@@ -39,6 +39,11 @@ type session struct {
 
 	mu    sync.Mutex
 	procs []*process
+
+	// dead is closed when the first of procs exits: they all are meant to run until close,
+	// so a measurement in progress can stop at once instead of running into its timeout.
+	dead     chan struct{}
+	deadOnce sync.Once
 }
 
 // newSession builds the lab: hosts a and b, eth0 on each with the underlay addresses.
@@ -47,7 +52,7 @@ func newSession(o *Options, system string) (s *session, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s = &session{opts: o, log: o.Logger.With("system", system, "lab", lab.ID()), lab: lab}
+	s = &session{opts: o, log: o.Logger.With("system", system, "lab", lab.ID()), lab: lab, dead: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -111,6 +116,7 @@ func (s *session) start(h *netlab.Host, name string, args ...string) (*process, 
 	go func() {
 		p.err = p.cmd.Wait()
 		close(p.done)
+		s.deadOnce.Do(func() { close(s.dead) })
 	}()
 	s.mu.Lock()
 	s.procs = append(s.procs, p)
@@ -122,7 +128,10 @@ func (s *session) start(h *netlab.Host, name string, args ...string) (*process, 
 func (p *process) exited() error {
 	select {
 	case <-p.done:
-		return fmt.Errorf("%s exited (%v): %s", p.name, p.err, tail(strings.TrimSpace(p.out.String()), 800))
+		if out := strings.TrimSpace(p.out.String()); out != "" {
+			return fmt.Errorf("%s exited (%v): %s", p.name, p.err, tail(out, 800))
+		}
+		return fmt.Errorf("%s exited (%v)", p.name, p.err)
 	default:
 		return nil
 	}
