@@ -24,7 +24,8 @@ var _ Router = (*L2Router)(nil)
 
 // NewL2Router returns an L2Router with an empty FDB for vni. The agent adds every peer of the
 // VNI with FDB().AddRemote, seeds their published MACs with FDB().SetStatic, and removes
-// departed peers with FDB().RemoveRemote.
+// departed peers with FDB().RemoveRemote. Seeding the local TAP MAC with a nil peer
+// (SetStatic(mac, nil)) makes frames from peers that claim it DropNotAllowedSource.
 func NewL2Router(vni uint32, cfg FDBConfig) *L2Router {
 	return &L2Router{fdb: NewFDB[*peers.Peer](vni, cfg)}
 }
