@@ -230,3 +230,17 @@ func TestNew_InvalidConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestTunnel_IPv6Underlay(t *testing.T) {
+	pr := upPair(t, DefaultLocalConfig(), DefaultLocalConfig())
+	lo6 := netip.MustParseAddr("::1")
+	pr.link(t, netip.AddrPortFrom(lo6, pr.peerA.Endpoint().Port()), netip.AddrPortFrom(lo6, pr.peerB.Endpoint().Port()))
+	p := ipv6Packet("fd00:1::1", "fd00:2::2", 1280)
+	pr.devA.inject(p)
+	if got := pr.devB.waitPacket(t); !bytes.Equal(got, p) {
+		t.Fatal("B got a different packet")
+	}
+	if ep := pr.peerA.Endpoint(); !ep.Addr().Is6() {
+		t.Errorf("B sees A at %v, want an IPv6 endpoint", ep)
+	}
+}
