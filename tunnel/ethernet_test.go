@@ -141,6 +141,7 @@ func TestBuildARPReply(t *testing.T) {
 func FuzzParseEthernet(f *testing.F) {
 	f.Add(testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2")))
 	f.Add(testFrame(testMACB, testMACA, []uint16{5, 6}, EtherTypeIPv4, []byte{0x45, 0}))
+	f.Add(loadL2Vector(f, "kernel_vxlan_arp_request.hex")[VXLANHeaderSize:])
 	f.Add(testFrame(testMACB, testMACA, []uint16{1}, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fuzzEthernet(t, b)
@@ -191,6 +192,8 @@ func FuzzPlainVXLANFrame(f *testing.F) {
 	pkt := make([]byte, VXLANHeaderSize, VXLANHeaderSize+len(frame))
 	putVXLAN(pkt, 42, ProtoNone)
 	f.Add(append(pkt, frame...))
+	f.Add(loadL2Vector(f, "kernel_vxlan_arp_request.hex"))
+	f.Add(loadL2Vector(f, "kernel_vxlan_ipv6_ns.hex"))
 	f.Add([]byte{0x08, 0, 0, 0, 0, 0, 0x2a, 0})
 	f.Add([]byte{0x0c, 0, 0, 3, 0, 0, 0x2a, 0xff}) // GPE-style bits: reserved, ignored
 	f.Fuzz(func(t *testing.T, b []byte) {
