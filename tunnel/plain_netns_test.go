@@ -290,6 +290,7 @@ func TestPlainVTEP_NetnsKernelInterop(t *testing.T) {
 		t.Fatal(err)
 	}
 	vlines := scanLines(vout)
+	var stats PlainStats
 	stopped := false
 	stop := func() {
 		if stopped {
@@ -307,6 +308,9 @@ func TestPlainVTEP_NetnsKernelInterop(t *testing.T) {
 				}
 				if st, ok := strings.CutPrefix(l, "STATS "); ok {
 					t.Logf("weft VTEP stats: %s", st)
+					if err := json.Unmarshal([]byte(st), &stats); err != nil {
+						t.Errorf("stats: %v", err)
+					}
 				}
 			case <-timeout:
 				t.Errorf("vtep helper did not stop within 10 s")
@@ -356,7 +360,28 @@ func TestPlainVTEP_NetnsKernelInterop(t *testing.T) {
 		t.Logf("%s: 50 MiB sha256 ok in %v (%.0f Mbit/s)", tc.name, elapsed.Round(time.Millisecond),
 			float64(l2TransferBytes)*8/elapsed.Seconds()/1e6)
 	}
+
+	// A kernel VTEP of another VNI on the same port: its frames reach A and are dropped.
+	for _, c := range [][]string{
+		{"ip", "link", "add", "vx1", "type", "vxlan", "id", "43", "dstport", "4789",
+			"local", "192.168.77.2", "remote", "192.168.77.1", "dev", "eth0"},
+		{"ip", "addr", "add", "10.98.0.2/24", "dev", "vx1"},
+		{"ip", "link", "set", "vx1", "up"},
+	} {
+		if out, err := b.Run(c[0], c[1:]...); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+	}
+	if out, err := b.Run("ping", "-c", "2", "-i", "0.2", "-W", "1", "10.98.0.1"); err == nil {
+		t.Fatalf("ping across VNIs succeeded:\n%s", out)
+	}
 	stop()
+	if stats.DropWrongVNI == 0 {
+		t.Fatalf("no wrong-VNI drops counted: %+v", stats)
+	}
+	if stats.DropBadHeader != 0 || stats.SendErrors != 0 || stats.DeviceWriteErrors != 0 {
+		t.Fatalf("unexpected drops: %+v", stats)
+	}
 }
 
 func writeRandomFile(t *testing.T, path string, n int) string {
