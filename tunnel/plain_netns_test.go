@@ -66,6 +66,8 @@ func TestHelperPlainVTEP(t *testing.T) {
 		err = helperRecv(args)
 	case "send":
 		err = helperSend(args)
+	case "tap":
+		err = helperTAP(args)
 	default:
 		err = fmt.Errorf("unknown helper mode %q", mode)
 	}

@@ -1,0 +1,125 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/weftnet/weft/bench/netlab"
+)
+
+// TestTAPDevice_Netns opens a real TAP inside a fresh namespace (through the helper process
+// of plain_netns_test.go) and checks its tun.Device behaviour there.
+func TestTAPDevice_Netns(t *testing.T) {
+	lab := netlab.NewT(t)
+	h, err := lab.AddHost("tap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := helperCmd(ctx, t, h, "tap", l2HelperArgs{Tap: "weft9"}).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tap helper: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+}
+
+// helperTAP runs inside a namespace of its own.
+func helperTAP(args l2HelperArgs) error {
+	want := MAC{0x02, 0xfe, 0x00, 0x00, 0x00, 0x09}
+	dev, err := OpenTAP(TAPConfig{Name: args.Tap, MTU: 1400, MAC: want, Up: true})
+	if err != nil {
+		return err
+	}
+	if name, _ := dev.Name(); name != args.Tap {
+		return fmt.Errorf("Name = %q", name)
+	}
+	if mtu, err := dev.MTU(); err != nil || mtu != 1400 {
+		return fmt.Errorf("MTU = %d, %v", mtu, err)
+	}
+	if mac, err := dev.HardwareAddr(); err != nil || mac != want {
+		return fmt.Errorf("HardwareAddr = %v, %v", mac, err)
+	}
+	if dev.BatchSize() != 1 || dev.File() == nil {
+		return errors.New("BatchSize/File")
+	}
+	select {
+	case ev := <-dev.Events():
+		if ev != 1 { // tun.EventUp
+			return fmt.Errorf("event %v", ev)
+		}
+	default:
+		return errors.New("no EventUp")
+	}
+	// A frame written to the TAP is received by the kernel: an ARP request for an address
+	// of ours is answered, and the answer is read back from the TAP.
+	link, err := netlink.LinkByName(args.Tap)
+	if err != nil {
+		return err
+	}
+	addr, _ := netlink.ParseAddr("10.77.0.1/24")
+	if err := netlink.AddrAdd(link, addr); err != nil {
+		return err
+	}
+	asker := MAC{0x02, 0, 0, 0, 0, 0x77}
+	req := testFrame(BroadcastMAC, asker, nil, EtherTypeARP, testARPRequest(asker, "10.77.0.2", "10.77.0.1"))
+	if n, err := dev.Write([][]byte{append(make([]byte, 8), req...)}, 8); err != nil || n != 1 {
+		return fmt.Errorf("Write = %d, %v", n, err)
+	}
+	buf, sizes := [][]byte{make([]byte, 1600)}, []int{0}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		done := make(chan error, 1)
+		go func() { _, err := dev.Read(buf, sizes, 4); done <- err }()
+		select {
+		case err := <-done:
+			if err != nil {
+				return fmt.Errorf("Read: %w", err)
+			}
+		case <-time.After(5 * time.Second):
+			return errors.New("no frame from the kernel")
+		}
+		f := buf[0][4 : 4+sizes[0]]
+		eth, err := ParseEthernet(f)
+		if err != nil || eth.EtherType != EtherTypeARP {
+			continue // IPv6 router solicitations and the like
+		}
+		rep, err := ParseARP(f[eth.PayloadOffset:])
+		if err != nil || rep.Op != ARPReply || rep.SenderMAC != want || eth.Dst != asker {
+			return fmt.Errorf("kernel's ARP answer %+v %v", rep, err)
+		}
+		break
+	}
+	// Close unblocks a pending Read with net.ErrClosed and removes the link.
+	done := make(chan error, 1)
+	go func() { // frames the kernel still sends (IPv6 solicitations) are read and dropped
+		for {
+			if _, err := dev.Read(buf, sizes, 0); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if err := dev.Close(); err != nil {
+		return fmt.Errorf("Close: %w", err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			return fmt.Errorf("Read after Close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		return errors.New("Close did not unblock Read")
+	}
+	if _, err := netlink.LinkByName(args.Tap); err == nil {
+		return errors.New("link still present after Close (persist must be off)")
+	}
+	fmt.Println("TAP ok: MTU, MAC, events, write→kernel ARP→read, close")
+	return dev.Close()
+}
