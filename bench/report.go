@@ -44,6 +44,9 @@ type HostInfo struct {
 	Kernel    string `json:"kernel"`
 	CPUs      int    `json:"cpus"`
 	GoVersion string `json:"go_version"`
+	// LoadAverage is /proc/loadavg's 1, 5 and 15 minute figures when the run started: a
+	// loaded machine explains a noisy run.
+	LoadAverage string `json:"load_average,omitempty"`
 }
 
 // SystemResult holds one system's metrics, keyed by the Metric constants.
@@ -115,8 +118,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 	for _, key := range metricOrder {
 		labelW = max(labelW, len(r.metricLabel(key)))
 	}
-	fmt.Fprintf(&b, "weft bench: %d round(s), iperf3 %gs, %d streams, %d pings; kernel %s, %d CPUs\n",
+	fmt.Fprintf(&b, "weft bench: %d round(s), iperf3 %gs, %d streams, %d pings; kernel %s, %d CPUs",
 		r.Rounds, r.DurationSeconds, r.Streams, r.Pings, r.Host.Kernel, r.Host.CPUs)
+	if r.Host.LoadAverage != "" {
+		fmt.Fprintf(&b, ", load %s", r.Host.LoadAverage)
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "%-*s  %-*s  %9s  %9s  %9s  %15s\n", nameW, "system", labelW, "metric", "median", "min", "max", "vs wireguard-go")
 	for _, s := range r.Systems {
 		for _, key := range metricOrder {
@@ -131,6 +138,15 @@ func (r *Report) WriteTable(w io.Writer) error {
 			}
 			fmt.Fprintf(&b, "%-*s  %-*s  %9s  %9s  %9s  %15s\n", nameW, s.Name, labelW, r.metricLabel(key),
 				formatValue(m.Median), formatValue(m.Min), formatValue(m.Max), ratio)
+		}
+	}
+	if weft := r.System(SystemWeft); weft != nil {
+		if m := weft.Metrics[MetricTCPSingle]; m.Ratio > 0 {
+			verdict := "met"
+			if m.Ratio < 1 {
+				verdict = "NOT met"
+			}
+			fmt.Fprintf(&b, "speed target (weft single-stream TCP >= 1.0x wireguard-go): %.2fx, %s\n", m.Ratio, verdict)
 		}
 	}
 	for _, s := range r.Systems {

@@ -14,8 +14,8 @@ import (
 func sampleReport() *Report {
 	r := &Report{
 		Started: time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC), Finished: time.Date(2026, 11, 27, 5, 3, 0, 0, time.UTC),
-		Host: HostInfo{Kernel: "6.18.0", CPUs: 2, GoVersion: "go1.26"}, Rounds: 3, DurationSeconds: 5, Streams: 4, Pings: 50,
-		Skipped: []Skipped{{System: SystemWeft, Reason: "no agent subcommand"}},
+		Host: HostInfo{Kernel: "6.18.0", CPUs: 2, GoVersion: "go1.26", LoadAverage: "0.50 0.40 0.30"}, Rounds: 3, DurationSeconds: 5, Streams: 4, Pings: 50,
+		Skipped: []Skipped{{System: SystemWeftL2, Reason: "no agent subcommand"}},
 	}
 	add := func(name string, tcp1, tcp4, rtt []float64, errs ...string) {
 		r.Systems = append(r.Systems, SystemResult{Name: name, Description: name + " desc", Errors: errs, Metrics: map[string]Summary{
@@ -25,6 +25,7 @@ func sampleReport() *Report {
 	add(SystemVeth, []float64{40, 42, 38}, []float64{60, 61, 59}, []float64{0.03, 0.04, 0.05})
 	add(SystemVXLAN, []float64{17, 16, 18}, []float64{20, 21, 22}, []float64{0.05, 0.06, 0.04})
 	add(SystemWireGuardGo, []float64{2.8, 3.0, 2.6}, []float64{3.5, 3.4, 3.6}, []float64{0.30, 0.20, 0.25})
+	add(SystemWeft, []float64{3.1, 2.9, 3.3}, []float64{4, 4, 4}, []float64{0.2, 0.2, 0.2})
 	add("broken", nil, []float64{1}, nil, "round 1: setup: boom")
 	r.computeRatios()
 	return r
@@ -63,13 +64,14 @@ func TestReport_WriteTable(t *testing.T) {
 	out := b.String()
 	t.Logf("\n%s", out)
 	for _, want := range []string{
-		"3 round(s), iperf3 5s, 4 streams, 50 pings",
+		"3 round(s), iperf3 5s, 4 streams, 50 pings; kernel 6.18.0, 2 CPUs, load 0.50 0.40 0.30",
+		"speed target (weft single-stream TCP >= 1.0x wireguard-go): 1.11x, met",
 		"TCP 4 streams (Gbit/s)",
 		"veth          TCP 1 stream (Gbit/s)       40.00      38.00      42.00           14.29x",
 		"wireguard-go  ping RTT (ms)               0.250      0.200      0.300            1.00x",
 		"broken        TCP 1 stream (Gbit/s)           -          -          -                -",
 		"error: broken: round 1: setup: boom",
-		"skipped: weft: no agent subcommand",
+		"skipped: weft-l2: no agent subcommand",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q", want)

@@ -242,5 +242,10 @@ func hostInfo() HostInfo {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		h.Kernel = strings.TrimSpace(string(b))
 	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			h.LoadAverage = strings.Join(f[:3], " ")
+		}
+	}
 	return h
 }
