@@ -39,6 +39,7 @@ func (r *Report) plots() ([]*plot.Plot, error) {
 		var (
 			errs  errPoints
 			names []string
+			top   float64
 		)
 		for i, s := range r.Systems {
 			names = append(names, s.Name)
@@ -56,6 +57,7 @@ func (r *Report) plots() ([]*plot.Plot, error) {
 			bar.Color = plotutil.Color(i)
 			p.Add(bar)
 			errs = append(errs, struct{ x, y, lo, hi float64 }{float64(i), m.Median, m.Min, m.Max})
+			top = max(top, m.Max)
 		}
 		if len(names) == 0 {
 			continue
@@ -68,6 +70,9 @@ func (r *Report) plots() ([]*plot.Plot, error) {
 			p.Add(eb)
 		}
 		p.NominalX(names...)
+		if top > 0 {
+			p.Y.Max = top * 1.08 // room above the highest whisker
+		}
 		p.X.Min, p.X.Max = -0.5, float64(len(names))-0.5 // every system gets its slot, measured or not
 		out = append(out, p)
 	}
