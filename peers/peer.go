@@ -85,6 +85,8 @@ type Session struct {
 	Started time.Time
 	// LastInitiation is when the last initiation was sent (RekeyTimeout counts from here).
 	LastInitiation time.Time
+	// Retry asks the timer to retransmit without jitter (a crossed handshake).
+	Retry bool
 	// InitIndex is the receiver index of the outstanding initiation; 0: none.
 	InitIndex uint32
 	// Pending holds packets waiting for the session.

@@ -1,6 +1,8 @@
 package tunnel
 
 import (
+	"bytes"
+	"errors"
 	"encoding/binary"
 	"time"
 
@@ -96,6 +98,7 @@ func (t *Tunnel) routineHandshake() {
 				r.peer.Session().Requested.Store(false)
 				t.initiate(hs, r.peer, false)
 			case reqFlush:
+				t.sessionUp(r.peer)
 				t.flushPending(hs, r.peer)
 			}
 		case now := <-tick.C:
@@ -253,6 +256,9 @@ func (t *Tunnel) handleResponse(hs *hsScratch, msg []byte, src conn.Endpoint) {
 	if err != nil {
 		t.drop(p, peers.DropHandshakeInvalid, 1)
 		t.log.Debug("response rejected", "peer", p.Key().String(), "err", err)
+		if errors.Is(err, crypto.ErrNoPendingHandshake) {
+			t.crossedHandshakes(p)
+		}
 		return
 	}
 	t.table.SetIndexKeypair(idx, kp)
@@ -269,6 +275,43 @@ func (t *Tunnel) handleResponse(hs *hsScratch, msg []byte, src conn.Endpoint) {
 	t.log.Debug("handshake complete", "peer", p.Key().String())
 	if t.flushPending(hs, p) == 0 {
 		t.sendKeepalive(hs, p) // lets the responder confirm the new keypair
+	}
+}
+
+// crossedHandshakes handles both sides having initiated at once: each consumed the other's
+// initiation, which replaced its own, so both responses are refused. Waiting RekeyTimeout
+// on both sides (WireGuard's answer) costs seconds at first contact; instead the side with
+// the lower public key retries as soon as the peer's flood guard allows, and the other
+// side's session comes up when that handshake's first packet confirms it (sessionUp).
+func (t *Tunnel) crossedHandshakes(p *peers.Peer) {
+	local, remote := t.cfg.Identity.PublicKey(), p.Key()
+	if bytes.Compare(local[:], remote[:]) >= 0 {
+		return
+	}
+	s := p.Session()
+	s.Mu.Lock()
+	if s.InFlight {
+		// The timer retransmits when LastInitiation is RekeyTimeout old: make that happen
+		// a few initiation intervals from now, past the peer's HandshakeInitiationRate.
+		s.LastInitiation = time.Now().Add(-t.cfg.RekeyTimeout + 3*crypto.HandshakeInitiationRate)
+		s.Retry = true
+	}
+	s.Mu.Unlock()
+}
+
+// sessionUp ends an outstanding initiation once p has a confirmed session some other way
+// (we were the responder of a crossing handshake).
+func (t *Tunnel) sessionUp(p *peers.Peer) {
+	if !t.sessionFresh(p, time.Now()) {
+		return
+	}
+	s := p.Session()
+	s.Mu.Lock()
+	idx := s.InitIndex
+	s.InFlight, s.InitIndex = false, 0
+	s.Mu.Unlock()
+	if idx != 0 {
+		t.table.FreeIndexes(idx)
 	}
 }
 

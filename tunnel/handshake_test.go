@@ -1,8 +1,10 @@
 package tunnel
 
 import (
+	"bytes"
 	"encoding/binary"
 	"testing"
+	"time"
 
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/peers"
@@ -88,5 +90,82 @@ func TestTunnel_HandshakeUnknownPeer(t *testing.T) {
 	pr.b.handleHandshake(hsB, &m)
 	if bindB.n != 0 || pr.b.Stats().Drops["handshake_invalid"] != 1 {
 		t.Errorf("B answered an unknown peer (sent %d), drops %v", bindB.n, pr.b.Stats().Drops)
+	}
+}
+
+func TestTunnel_CrossedHandshakes(t *testing.T) {
+	bindA, bindB := newCaptureBind(8), newCaptureBind(8)
+	cfg := DefaultConfig()
+	pr := newPair(t, cfg, cfg, newFakeDev(8, false), newFakeDev(8, false), bindA, bindB)
+	pr.link(t, mustAP("192.0.2.1:51820"), mustAP("192.0.2.2:51820"))
+	hsA, hsB := newHSScratch(), newHSScratch()
+	fromA, fromB := &fakeEP{mustAP("192.0.2.1:51820")}, &fakeEP{mustAP("192.0.2.2:51820")}
+	deliver := func(to *Tunnel, hs *hsScratch, msg []byte, from *fakeEP) {
+		m := hsMessage{n: len(msg), src: from}
+		copy(m.buf[:], msg)
+		to.handleHandshake(hs, &m)
+	}
+	// Both initiate; each consumes the other's initiation and answers; both responses
+	// are refused (each side's own initiation state was replaced).
+	pr.a.initiate(hsA, pr.peerB, false)
+	initA, _ := lastSent(bindA)
+	pr.b.initiate(hsB, pr.peerA, false)
+	initB, _ := lastSent(bindB)
+	deliver(pr.b, hsB, initA, fromA)
+	respB, _ := lastSent(bindB)
+	deliver(pr.a, hsA, initB, fromB)
+	respA, _ := lastSent(bindA)
+	deliver(pr.a, hsA, respB, fromB)
+	deliver(pr.b, hsB, respA, fromA)
+
+	// The side with the lower key retries once the peer's flood guard allows.
+	low, high, hsLow, hsHigh, bindLow, fromLow, fromHigh := pr.a, pr.b, hsA, hsB, bindA, fromA, fromB
+	lowPeer, highPeer := pr.peerB, pr.peerA // the other side as each sees it
+	ka, kb := pr.idA.PublicKey(), pr.idB.PublicKey()
+	if bytes.Compare(ka[:], kb[:]) > 0 {
+		low, high, hsLow, hsHigh, bindLow, fromLow, fromHigh = pr.b, pr.a, hsB, hsA, bindB, fromB, fromA
+		lowPeer, highPeer = pr.peerA, pr.peerB
+	}
+	sent := bindLow.n
+	deadline := time.Now().Add(2 * time.Second)
+	for bindLow.n == sent && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		low.tick(hsLow, time.Now())
+	}
+	if bindLow.n == sent {
+		t.Fatal("the lower key did not retry within 2s (RekeyTimeout is 5s)")
+	}
+	retry, _ := lastSent(bindLow)
+	deliver(high, hsHigh, retry, fromLow)
+	resp, _ := lastSent(map[bool]*captureBind{true: bindA, false: bindB}[high == pr.a])
+	deliver(low, hsLow, resp, fromHigh)
+	if lowPeer.Keypairs().Current() == nil {
+		t.Fatal("no session on the lower side")
+	}
+	// Its keepalive confirms the session on the higher side, which ends that side's own
+	// outstanding initiation instead of retransmitting it.
+	ka2, typ := lastSent(bindLow)
+	if typ != crypto.MessageTransportType {
+		t.Fatalf("lower side sent type %d after the handshake, want a keepalive", typ)
+	}
+	rs := high.newRecvScratch()
+	rs.sizes[0] = copy(rs.bufs[0], ka2)
+	rs.eps[0] = fromLow
+	high.receiveBatch(rs, 1)
+	select {
+	case r := <-high.hsReqs:
+		if r.kind != reqFlush {
+			t.Fatalf("request kind %d", r.kind)
+		}
+		high.sessionUp(r.peer)
+	default:
+		t.Fatal("confirmation did not ask for a flush")
+	}
+	s := highPeer.Session()
+	s.Mu.Lock()
+	inFlight := s.InFlight
+	s.Mu.Unlock()
+	if highPeer.Keypairs().Current() == nil || inFlight {
+		t.Errorf("higher side: session %v, initiation still in flight %v", highPeer.Keypairs().Current() != nil, inFlight)
 	}
 }

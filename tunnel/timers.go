@@ -28,7 +28,8 @@ func (t *Tunnel) tick(hs *hsScratch, now time.Time) {
 func (t *Tunnel) tickPeer(hs *hsScratch, p *peers.Peer, now time.Time) {
 	s := p.Session()
 	s.Mu.Lock()
-	inFlight, started, last := s.InFlight, s.Started, s.LastInitiation
+	inFlight, started, last, retry := s.InFlight, s.Started, s.LastInitiation, s.Retry
+	s.Retry = false
 	pending := s.Pending.Len()
 	var giveUp [][]byte
 	var freeIdx uint32
@@ -60,7 +61,7 @@ func (t *Tunnel) tickPeer(hs *hsScratch, p *peers.Peer, now time.Time) {
 	switch {
 	case inFlight:
 		jitter := time.Duration(rand.Int64N(int64(time.Second / 3)))
-		if t.cfg.RekeyTimeout < time.Second {
+		if t.cfg.RekeyTimeout < time.Second || retry {
 			jitter = 0
 		}
 		if now.Sub(last) >= t.cfg.RekeyTimeout+jitter {

@@ -244,3 +244,21 @@ func TestTunnel_IPv6Underlay(t *testing.T) {
 		t.Errorf("B sees A at %v, want an IPv6 endpoint", ep)
 	}
 }
+
+func TestTunnel_SimultaneousHandshakes(t *testing.T) {
+	pr := upPair(t, DefaultLocalConfig(), DefaultLocalConfig())
+	// Both sides start at once: each initiates, each answers the other.
+	pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 100))
+	pr.devB.inject(ipv4Packet("10.0.2.2", "10.0.1.1", 100))
+	pr.devB.waitPacket(t)
+	pr.devA.waitPacket(t)
+	// Whatever keypairs won, traffic keeps flowing both ways.
+	for i := range 50 {
+		pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 100+i))
+		pr.devB.inject(ipv4Packet("10.0.2.2", "10.0.1.1", 100+i))
+	}
+	for range 50 {
+		pr.devB.waitPacket(t)
+		pr.devA.waitPacket(t)
+	}
+}
