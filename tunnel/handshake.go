@@ -2,8 +2,8 @@ package tunnel
 
 import (
 	"bytes"
-	"errors"
 	"encoding/binary"
+	"errors"
 	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
