@@ -36,6 +36,19 @@ func (m MAC) String() string {
 	return string(b[:])
 }
 
+// MarshalText formats m as aa:bb:cc:dd:ee:ff, so MACs read well in JSON (`weft fdb --json`).
+func (m MAC) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// UnmarshalText parses the form MarshalText writes.
+func (m *MAC) UnmarshalText(b []byte) error {
+	v, err := ParseMAC(string(b))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
 // ParseMAC parses the aa:bb:cc:dd:ee:ff form (either case, ':' or '-' separators).
 func ParseMAC(s string) (MAC, error) {
 	var m MAC

@@ -3,6 +3,7 @@ package tunnel
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"net/netip"
 	"testing"
@@ -82,6 +83,14 @@ func TestMAC_StringParse(t *testing.T) {
 		if _, err := ParseMAC(s); !errors.Is(err, ErrInvalidMAC) {
 			t.Fatalf("ParseMAC(%q) err = %v", s, err)
 		}
+	}
+	js, err := json.Marshal(struct{ M MAC }{m})
+	if err != nil || string(js) != `{"M":"de:ad:be:ef:00:01"}` {
+		t.Fatalf("json %s %v", js, err)
+	}
+	var back struct{ M MAC }
+	if err := json.Unmarshal(js, &back); err != nil || back.M != m {
+		t.Fatalf("json back %v %v", back.M, err)
 	}
 	if !BroadcastMAC.IsMulticast() || testMACA.IsMulticast() || !(MAC{}).IsZero() {
 		t.Fatal("IsMulticast/IsZero wrong")

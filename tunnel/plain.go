@@ -52,6 +52,16 @@ type PlainConfig struct {
 	Logger *slog.Logger
 }
 
+// DefaultPlainConfig returns the defaults: the IANA VXLAN port and DefaultFDBConfig. Set VNI
+// (and Remotes) before NewPlainVTEP.
+func DefaultPlainConfig() PlainConfig {
+	return PlainConfig{
+		// 4789: what `ip link add ... type vxlan dstport 4789` and VXLAN switches speak.
+		Port: DefaultPlainPort,
+		FDB:  DefaultFDBConfig(),
+	}
+}
+
 // PlainStats are the VTEP's counters, one per drop reason.
 type PlainStats struct {
 	TxFrames, TxPackets, TxBytes uint64 // frames read from the device; UDP packets sent (after replication) and their bytes
