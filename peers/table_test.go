@@ -3,6 +3,7 @@ package peers
 import (
 	"errors"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 
@@ -181,4 +182,40 @@ func TestDropReason_String(t *testing.T) {
 			t.Errorf("reason %d has no name", r)
 		}
 	}
+}
+
+// TestTable_ConcurrentReadsDuringWrites runs the hot-path reads against writers (meaningful
+// under -race): readers must always see a consistent snapshot.
+func TestTable_ConcurrentReadsDuringWrites(t *testing.T) {
+	tb := newTestTable(t)
+	stable, _ := tb.Upsert(PeerConfig{PublicKey: crypto.PublicKey{1}, AllowedIPs: pfxs("10.1.0.0/16")})
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := netip.MustParseAddr("10.1.2.3")
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if tb.Lookup(a) != stable {
+					t.Error("stable prefix lost during writes")
+					return
+				}
+				tb.ByIndex(12345)
+			}
+		}()
+	}
+	for i := range 200 {
+		p, _ := tb.Upsert(PeerConfig{PublicKey: crypto.PublicKey{2, byte(i)}, AllowedIPs: pfxs("10.2.0.0/16")})
+		idx, _ := tb.NewIndex(p)
+		tb.FreeIndexes(idx)
+		tb.Remove(p.Key())
+	}
+	close(done)
+	wg.Wait()
 }
