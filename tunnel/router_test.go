@@ -100,3 +100,31 @@ func FuzzTunnel_Receive(f *testing.F) {
 		}
 	})
 }
+
+// TestTunnel_NextProtoL2 runs Ethernet frames through the loop as L2 mode will: next
+// protocol 0x03, no padding, the Router deciding both ways.
+func TestTunnel_NextProtoL2(t *testing.T) {
+	frame := make([]byte, 61) // odd length: must arrive exactly, with no padding
+	for i := range frame {
+		frame[i] = byte(i)
+	}
+	d := newDirect(t, 4, [][]byte{frame})
+	for _, tn := range []*Tunnel{d.a, d.b} {
+		tn.cfg.NextProtoL2 = true
+	}
+	d.a.router = floodRouter{to: []*peers.Peer{d.peerB}}
+	d.b.router = floodRouter{}
+	d.devB.keep = true
+	d.round()
+	got := <-d.devB.out
+	if string(got) != string(frame) {
+		t.Fatalf("frame = % x, want % x", got, frame)
+	}
+	// An IP packet sent by an L3 peer is refused by an L2 receiver.
+	d.a.cfg.NextProtoL2 = false
+	d.packets = [][]byte{ipv4Packet("10.0.1.1", "10.0.2.2", 60)}
+	d.round()
+	if n := d.peerA.Drops(peers.DropWrongProto); n != 1 {
+		t.Errorf("wrong_proto drops = %d", n)
+	}
+}
