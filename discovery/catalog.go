@@ -189,7 +189,8 @@ func (c *Catalog) newEntry(s Service) *localEntry {
 
 // Register adds or replaces a local service. It is published before it is kept: if the
 // new tag would pass the budget (ErrCatalogFull, saying by how many bytes) or Publish
-// fails, nothing changes. Registering an identical service again is a no-op.
+// fails, nothing changes. Registering an identical service again is a no-op; replacing
+// a service with the same check keeps the check's state, a new check starts critical.
 func (c *Catalog) Register(s Service) error {
 	s = s.Normalized()
 	if err := s.Validate(); err != nil {
@@ -220,6 +221,10 @@ func (c *Catalog) Register(s Service) error {
 			s.Name, ErrCatalogFull, n, n-c.budget, c.budget)
 	}
 	e := c.newEntry(s)
+	if old != nil && old.svc.Check != nil && reflect.DeepEqual(old.svc.Check, s.Check) {
+		// Same check, other fields changed: keep its state rather than start critical.
+		e.m, e.output = old.m, old.output
+	}
 	c.local[s.Name] = e
 	tag := c.tagLocked()
 	if old != nil {

@@ -317,8 +317,8 @@ func TestCatalog_UpdateNode(t *testing.T) {
 
 // fakeProber scripts the checks of a catalog. A probe first announces itself on asked
 // (so the previous result has been applied) and then returns the next value sent on
-// results, however long that takes: the probe timeout is ignored, and the probes end
-// when the test does, before the catalog is closed.
+// results, however long that takes: the probe timeout is ignored; a probe ends when its
+// runner stops or the test ends.
 type fakeProber struct {
 	asked   chan struct{}
 	results chan Health
@@ -329,17 +329,36 @@ func fakeProbes(t *testing.T, c *Catalog) *fakeProber {
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })
 	c.proberFor = func(*CheckDef) prober {
-		return func(context.Context) (Health, string) {
-			select {
-			case f.asked <- struct{}{}:
-			case <-stop:
-				return HealthCritical, "stopped"
+		return func(ctx context.Context) (Health, string) {
+			// The probe's deadline is ignored; a stopped runner (Canceled) ends it.
+			done := ctx.Done()
+			for {
+				select {
+				case f.asked <- struct{}{}:
+				case <-stop:
+					return HealthCritical, "stopped"
+				case <-done:
+					if errors.Is(ctx.Err(), context.Canceled) {
+						return HealthCritical, "stopped"
+					}
+					done = nil
+					continue
+				}
+				break
 			}
-			select {
-			case h := <-f.results:
-				return h, "scripted " + h.String()
-			case <-stop:
-				return HealthCritical, "stopped"
+			done = ctx.Done()
+			for {
+				select {
+				case h := <-f.results:
+					return h, "scripted " + h.String()
+				case <-stop:
+					return HealthCritical, "stopped"
+				case <-done:
+					if errors.Is(ctx.Err(), context.Canceled) {
+						return HealthCritical, "stopped"
+					}
+					done = nil
+				}
 			}
 		}
 	}
@@ -392,6 +411,16 @@ func TestCatalog_CheckTransitionsRepublish(t *testing.T) {
 	}
 	if !strings.HasPrefix(c.Local()[0].Output, "scripted") {
 		t.Fatalf("output %q", c.Local()[0].Output)
+	}
+	// A new port with the same check keeps the state; a new check starts critical.
+	svc := c.Local()[0].Service
+	svc.Port = 81
+	if err := c.Register(svc); err != nil || c.Local()[0].Health != HealthPassing {
+		t.Fatalf("re-register same check: %v %v", err, c.Local()[0].Health)
+	}
+	svc.Check.Target = "y:1"
+	if err := c.Register(svc); err != nil || c.Local()[0].Health != HealthCritical {
+		t.Fatalf("re-register new check: %v %v", err, c.Local()[0].Health)
 	}
 }
 
