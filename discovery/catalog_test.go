@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -463,4 +464,68 @@ func TestCatalog_RealTCPCheck(t *testing.T) {
 	if err := c.Deregister("dead"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestCatalog_TwoNodesThroughTags wires two catalogs the way the agent does: a's Publish
+// stands in for Serf's tag update, which b receives as a member update.
+func TestCatalog_TwoNodesThroughTags(t *testing.T) {
+	addrA := netip.MustParseAddr("10.42.1.1")
+	var b *Catalog
+	var mu sync.Mutex
+	gossip := func(v string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if b != nil {
+			return b.UpdateNode("a", addrA, v)
+		}
+		return nil
+	}
+	a, _ := newTestCatalog(t, CatalogConfig{Node: "a", Addr: addrA, Publish: gossip})
+	mu.Lock()
+	b, _ = newTestCatalog(t, CatalogConfig{Node: "b", Addr: netip.MustParseAddr("10.42.2.1")})
+	mu.Unlock()
+
+	idx := b.Index()
+	if err := a.Register(Service{Name: "job", Port: 7, Check: &CheckDef{Kind: CheckTTL, TTL: time.Hour}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := b.Wait(ctx, idx); err != nil {
+		t.Fatal(err)
+	}
+	if all := b.Instances("job", false); len(all) != 1 || all[0].Health != HealthCritical || all[0].Addr != addrA {
+		t.Fatalf("b sees %+v", all)
+	}
+	a.Renew("job")
+	eventually(t, "b sees job passing", func() bool { return len(b.Instances("job", true)) == 1 })
+	a.Deregister("job")
+	if len(b.Instances("job", false)) != 0 {
+		t.Fatal("b still sees the deregistered service")
+	}
+}
+
+// Example_wiring shows how an agent connects the catalog to gossip and DNS.
+func Example_wiring() {
+	// Publish would be cluster.SetTag(CatalogTagKey, v); member events call
+	// UpdateNode(member, overlayAddr, member.Tags[CatalogTagKey]) and RemoveNode(member).
+	cat, err := NewCatalog(CatalogConfig{
+		Node:    "host-a",
+		Addr:    netip.MustParseAddr("10.42.1.1"),
+		Publish: func(v string) error { fmt.Printf("tag %s=%q\n", CatalogTagKey, v); return nil },
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer cat.Close()
+	cat.Register(Service{Name: "web", Port: 8080, Tags: []string{"http"}})
+	cat.UpdateNode("host-b", netip.MustParseAddr("10.42.2.1"), "1;web:8080::http:3")
+	for _, in := range cat.Instances("web", true) {
+		fmt.Println(in.Node, in.Addr, in.Service.Port, in.Service.Weight, in.Health)
+	}
+	// Output:
+	// tag s=""
+	// tag s="1;web:8080::http"
+	// host-a 10.42.1.1 8080 1 passing
+	// host-b 10.42.2.1 8080 3 passing
 }
