@@ -264,8 +264,9 @@ func (s *DNSServer) answer(req *dns.Msg, udp bool) *dns.Msg {
 		if q.Qtype == dns.TypeSOA || q.Qtype == dns.TypeANY {
 			m.Answer = append(m.Answer, s.soa())
 		}
-	case len(rel) == 2 && rel[1] == "node":
-		addr, ok := s.src.NodeAddr(rel[0])
+	case len(rel) >= 2 && rel[len(rel)-1] == "node":
+		// Node names may hold dots (a host's FQDN): all labels before "node".
+		addr, ok := s.src.NodeAddr(strings.Join(rel[:len(rel)-1], "."))
 		if ok {
 			found = true
 			m.Answer = appendAddr(m.Answer, q.Name, q.Qtype, addr, s.ttl)

@@ -31,6 +31,7 @@ func newDNSFixture(t *testing.T, cfg DNSConfig) *dnsFixture {
 		"host-c": {"10.42.3.1", "1;web:8081:c"},
 		"host-d": {"fd00::4", "1;web:8080"},
 		"host-e": {"10.42.5.1", "1;db:5432:w"},
+		"f.lan":  {"10.42.6.1", ""},
 	} {
 		if err := cat.UpdateNode(node, netip.MustParseAddr(v.addr), v.tag); err != nil {
 			t.Fatal(err)
@@ -123,6 +124,7 @@ func TestDNSServer_Answers(t *testing.T) {
 		{"host-a.node.weft.", dns.TypeA, dns.RcodeSuccess, []string{"A 10.42.1.1"}, nil, false},
 		{"host-d.node.weft.", dns.TypeAAAA, dns.RcodeSuccess, []string{"AAAA fd00::4"}, nil, false},
 		{"host-b.node.weft.", dns.TypeAAAA, dns.RcodeSuccess, nil, nil, true},
+		{"f.lan.node.weft.", dns.TypeA, dns.RcodeSuccess, []string{"A 10.42.6.1"}, nil, false},
 		{"weft.", dns.TypeSOA, dns.RcodeSuccess, []string{"SOA ns.weft."}, nil, false},
 		{"weft.", dns.TypeA, dns.RcodeSuccess, nil, nil, true},
 		// Negative answers.
