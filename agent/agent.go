@@ -242,7 +242,10 @@ func (a *Agent) addStaticPeer(p PeerConfig) error {
 		}
 	}
 	if _, err := a.table.Upsert(pc); err != nil {
-		return fmt.Errorf("peer%s: %w", p.at(), err)
+		if !errors.Is(err, peers.ErrPrefixMoved) {
+			return fmt.Errorf("peer%s: %w", p.at(), err)
+		}
+		a.log.Warn("static peer takes a prefix from another peer", "peer", p.PublicKey, "err", err)
 	}
 	return nil
 }

@@ -212,7 +212,11 @@ func (g *gossip) apply(m discovery.Member) {
 		Endpoint:   netip.AddrPortFrom(m.Addr.Addr(), m.Info.DataPort),
 		AllowedIPs: []netip.Prefix{m.Info.Subnet},
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, peers.ErrPrefixMoved):
+		// Applied: a subnet moved between members (a conflict resolved); say so.
+		g.a.log.Info("peer from gossip took over a prefix", "member", m.Name, "err", err)
+	case err != nil:
 		g.a.log.Warn("peer from gossip", "member", m.Name, "err", err)
 	}
 }
