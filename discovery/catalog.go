@@ -52,15 +52,19 @@ type CatalogConfig struct {
 	Addr netip.Addr
 	// Publish sets this node's catalog tag (CatalogTagKey) to the value; an empty value
 	// means no services. It is called from NewCatalog, Register, Deregister and a
-	// background goroutine, never concurrently. An error rejects a registration. Nil:
-	// nothing is published (tests).
+	// background goroutine, never concurrently. An error rejects a registration; when
+	// the tag does not fit the gossip metadata, return an error wrapping ErrCatalogFull
+	// (e.g. wrap the membership's ErrTagBudget) so callers see one error. Nil: nothing
+	// is published (tests).
 	Publish func(tagValue string) error
 	// StatePath is the JSON file that keeps local registrations across restarts
 	// (written atomically). Empty: nothing is persisted.
 	StatePath string
 	// Logger; nil discards.
 	Logger *slog.Logger
-	// Budget is the most bytes the catalog tag may take; 0 means DefaultCatalogBudget.
+	// Budget is the most bytes the catalog tag value may take; 0 means
+	// DefaultCatalogBudget. Registrations are admitted against the tag's worst case
+	// (every checked service critical), so health changes never overflow it.
 	Budget int
 }
 
