@@ -17,13 +17,16 @@ import (
 // The plaintext VTEP (`encryption: none`, L2 only): a learning VXLAN switch port that speaks
 // plain RFC 7348 over UDP, byte-compatible with the Linux kernel vxlan driver.
 //
-// Goroutines and queues of the flow (no queue between them; each owns one buffer):
+// Goroutines and queues of the flow (no queue between them; each owns its buffers):
 //
-//	tapLoop:   dev.Read(buf[8:]) → [ARP suppression: answer on dev] → FDB.Route(dst MAC)
-//	           → write the 8-byte header into buf[0:8] → conn.WriteToUDPAddrPort to the
-//	           owner, or to every remote of the VNI (head-end replication, flood budget)
-//	udpLoop:   conn.ReadFromUDPAddrPort(buf) → header (I flag) → VNI check → FDB.Learn(src
-//	           MAC, sender VTEP) → dev.Write(buf, offset 8)
+//	tapLoop:   dev.Read(buf[8:]), then TryRead of the frames already queued, each placed
+//	           right after the previous packet → [ARP suppression: answer on dev] →
+//	           FDB.Route(dst MAC) → 8-byte header written in front of the frame → a run of
+//	           equal-sized packets to one remote leaves in one UDP_SEGMENT sendmsg; floods
+//	           go to every remote of the VNI (head-end replication, flood budget)
+//	udpLoop:   conn.ReadMsgUDPAddrPort (UDP_GRO: a run of datagrams of one sender) → per
+//	           datagram: header (I flag) → VNI check → FDB.Learn(src MAC, sender VTEP) →
+//	           dev.Write(buf, offset 8)
 //	ageLoop:   FDB.Expire every few seconds
 //
 // Received frames are only ever written to the device, never re-flooded (split horizon), so
@@ -48,6 +51,9 @@ type PlainConfig struct {
 	Remotes []netip.AddrPort
 	// FDB configures the forwarding database (ageing, bounds, flood budget, ARP suppression).
 	FDB FDBConfig
+	// DisableOffload turns off UDP segmentation (GSO) on send and UDP_GRO on receive, which
+	// are used when the kernel has them (they change syscalls, never the bytes on the wire).
+	DisableOffload bool
 	// Logger receives lifecycle messages; nil discards them.
 	Logger *slog.Logger
 }
@@ -65,6 +71,8 @@ func DefaultPlainConfig() PlainConfig {
 // PlainStats are the VTEP's counters, one per drop reason.
 type PlainStats struct {
 	TxFrames, TxPackets, TxBytes uint64 // frames read from the device; UDP packets sent (after replication) and their bytes
+	TxSends                      uint64 // send syscalls (fewer than TxPackets when UDP segmentation coalesces)
+	RxDatagrams                  uint64 // VXLAN packets received (a GRO read counts each)
 	RxPackets, RxBytes           uint64 // frames written to the device
 	DropShortFrame               uint64 // shorter than an Ethernet header (either direction)
 	DropBadHeader                uint64 // shorter than 8 bytes or I flag clear
@@ -93,7 +101,10 @@ type PlainVTEP struct {
 	txFrames, txPackets, txBytes, rxPackets, rxBytes atomic.Uint64
 	dropShort, dropHeader, dropVNI, dropFlood        atomic.Uint64
 	dropNoRemote, sendErrs, devWriteErrs, readErrs   atomic.Uint64
-	arpSuppressed                                    atomic.Uint64
+	arpSuppressed, rxDatagrams, txSends              atomic.Uint64
+
+	gso atomic.Bool // UDP_SEGMENT sends; off after the kernel refuses one
+	gro bool        // UDP_GRO enabled on conn
 }
 
 const (
@@ -148,6 +159,10 @@ func NewPlainVTEP(cfg PlainConfig, dev tun.Device) (*PlainVTEP, error) {
 	if err != nil {
 		return nil, fmt.Errorf("plain vtep: listen on %s: %w", laddr, err)
 	}
+	// Bursts of a TCP flow must not overflow the default ~200 KiB; best effort (capped by
+	// net.core.rmem_max/wmem_max).
+	_ = conn.SetReadBuffer(4 << 20)
+	_ = conn.SetWriteBuffer(4 << 20)
 	v := &PlainVTEP{
 		cfg:    cfg,
 		log:    cfg.Logger.With("vni", cfg.VNI),
@@ -159,6 +174,8 @@ func NewPlainVTEP(cfg PlainConfig, dev tun.Device) (*PlainVTEP, error) {
 	for _, r := range cfg.Remotes {
 		v.AddRemote(r)
 	}
+	v.gso.Store(!cfg.DisableOffload)
+	v.gro = !cfg.DisableOffload && plainEnableGRO(conn)
 	return v, nil
 }
 
@@ -213,8 +230,8 @@ func (v *PlainVTEP) ForwardingDB() *FDB[netip.AddrPort] { return v.fdb }
 // Stats returns the counters.
 func (v *PlainVTEP) Stats() PlainStats {
 	return PlainStats{
-		TxFrames: v.txFrames.Load(), TxPackets: v.txPackets.Load(), TxBytes: v.txBytes.Load(),
-		RxPackets: v.rxPackets.Load(), RxBytes: v.rxBytes.Load(),
+		TxFrames: v.txFrames.Load(), TxPackets: v.txPackets.Load(), TxBytes: v.txBytes.Load(), TxSends: v.txSends.Load(),
+		RxDatagrams: v.rxDatagrams.Load(), RxPackets: v.rxPackets.Load(), RxBytes: v.rxBytes.Load(),
 		DropShortFrame: v.dropShort.Load(), DropBadHeader: v.dropHeader.Load(), DropWrongVNI: v.dropVNI.Load(),
 		DropFloodBudget: v.dropFlood.Load(), DropNoRemote: v.dropNoRemote.Load(),
 		SendErrors: v.sendErrs.Load(), DeviceWriteErrors: v.devWriteErrs.Load(), ReadErrors: v.readErrs.Load(),
@@ -247,37 +264,61 @@ func (v *PlainVTEP) readFailed(what string, err error, lastLog *time.Time) bool 
 	return true
 }
 
-// tapLoop: frames from the device out to the remote VTEPs.
+// plainTryReader is a device that can read a queued frame without blocking (TAPDevice); the
+// VTEP then gathers a burst of frames into one GSO send.
+type plainTryReader interface {
+	// TryRead reads one frame into b if one is queued; (0, nil) when none is.
+	TryRead(b []byte) (int, error)
+}
+
+// plainMaxGSOBytes keeps a coalesced send under the largest UDP payload.
+const plainMaxGSOBytes = 65000
+
+// plainTx is the run of VXLAN packets gathered for one GSO send: contiguous in the buffer,
+// one remote, all seg bytes long except possibly the last (which closes the run).
+type plainTx struct {
+	to         netip.AddrPort
+	start, end int
+	seg, count int
+	closed     bool
+}
+
+// tapLoop: frames from the device out to the remote VTEPs. Each frame is read at an offset
+// that leaves room for its VXLAN header, right after the previous packet, so a burst of
+// frames to one remote is one contiguous buffer that leaves in one UDP_SEGMENT sendmsg.
 func (v *PlainVTEP) tapLoop() {
 	defer v.wg.Done()
-	const off = VXLANHeaderSize
-	buf := make([]byte, plainBufSize+off)
-	reply := make([]byte, off+64)
+	const hdr = VXLANHeaderSize
+	buf := make([]byte, plainBufSize+hdr)
+	reply := make([]byte, hdr+64)
+	oob := make([]byte, 64)
 	bufs, sizes := [][]byte{buf}, []int{0}
 	replyBufs := [][]byte{nil}
 	var lastLog time.Time
 	arp := v.fdb.Config().ARPSuppression
-	for {
-		if _, err := v.dev.Read(bufs, sizes, off); err != nil {
-			if !v.readFailed("device", err, &lastLog) {
-				return
-			}
-			continue
-		}
-		frame := buf[off : off+sizes[0]]
+	tr, _ := v.dev.(plainTryReader)
+	maxFrame := plainBufSize
+	if mtu, err := v.dev.MTU(); err == nil && mtu > 0 && mtu+ethernetHdrLen+2*vlanTagLen < plainBufSize {
+		maxFrame = mtu + ethernetHdrLen + 2*vlanTagLen
+	}
+	var tx plainTx
+
+	// handle routes the frame read at buf[pos+hdr:pos+hdr+n]: drop, answer, flood or add to tx.
+	handle := func(pos, n int) {
+		frame := buf[pos+hdr : pos+hdr+n]
 		v.txFrames.Add(1)
-		if len(frame) < ethernetHdrLen {
+		if n < ethernetHdrLen {
 			v.dropShort.Add(1)
-			continue
+			return
 		}
 		if arp {
-			if n := v.fdb.ARPReply(reply[off:], frame); n > 0 {
-				replyBufs[0] = reply[:off+n]
-				if _, err := v.dev.Write(replyBufs, off); err != nil {
+			if m := v.fdb.ARPReply(reply[hdr:], frame); m > 0 {
+				replyBufs[0] = reply[:hdr+m]
+				if _, err := v.dev.Write(replyBufs, hdr); err != nil {
 					v.devWriteErrs.Add(1)
 				}
 				v.arpSuppressed.Add(1)
-				continue
+				return
 			}
 		}
 		to, flood, err := v.fdb.Route(MAC(frame[0:6]))
@@ -287,22 +328,86 @@ func (v *PlainVTEP) tapLoop() {
 			} else {
 				v.dropNoRemote.Add(1)
 			}
-			continue
+			return
 		}
-		pkt := buf[:off+len(frame)]
+		pkt := buf[pos : pos+hdr+n]
 		putVXLAN(pkt, v.cfg.VNI, ProtoNone) // pure RFC 7348: I flag only, no GPE bits
-		if flood == nil {
-			v.send(pkt, to)
+		if flood != nil {
+			v.flush(&tx, buf, oob) // keep frame order
+			for _, r := range flood {
+				v.send(pkt, r)
+			}
+			return
+		}
+		if tx.count > 0 && (tx.to != to || tx.closed || len(pkt) > tx.seg || tx.count == plainMaxSegments ||
+			tx.end != pos || pos+len(pkt)-tx.start > plainMaxGSOBytes) {
+			v.flush(&tx, buf, oob)
+		}
+		if tx.count == 0 {
+			tx = plainTx{to: to, start: pos, seg: len(pkt)}
+		}
+		tx.end = pos + len(pkt)
+		tx.count++
+		tx.closed = len(pkt) < tx.seg
+	}
+
+	for {
+		if _, err := v.dev.Read(bufs, sizes, hdr); err != nil {
+			if !v.readFailed("device", err, &lastLog) {
+				return
+			}
 			continue
 		}
-		for _, r := range flood {
-			v.send(pkt, r)
+		handle(0, sizes[0])
+		pos := hdr + sizes[0]
+		for tr != nil && v.gso.Load() && pos+hdr+maxFrame <= len(buf) {
+			n, err := tr.TryRead(buf[pos+hdr : pos+hdr+maxFrame])
+			if err != nil || n == 0 {
+				break // a real error shows again on the next blocking Read
+			}
+			handle(pos, n)
+			pos += hdr + n
 		}
+		v.flush(&tx, buf, oob)
+	}
+}
+
+// flush sends the gathered run: one datagram plainly, several with UDP_SEGMENT; when the
+// kernel refuses segmentation, it turns GSO off for good and sends them one by one.
+func (v *PlainVTEP) flush(tx *plainTx, buf, oob []byte) {
+	if tx.count == 0 {
+		return
+	}
+	defer func() { tx.count = 0 }()
+	run := buf[tx.start:tx.end]
+	if tx.count == 1 {
+		v.send(run, tx.to)
+		return
+	}
+	if v.gso.Load() {
+		_, _, err := v.conn.WriteMsgUDPAddrPort(run, plainPutSegment(oob, tx.seg), tx.to)
+		v.txSends.Add(1)
+		if err == nil {
+			v.txPackets.Add(uint64(tx.count))
+			v.txBytes.Add(uint64(len(run)))
+			return
+		}
+		if !plainGSOUnsupported(err) {
+			v.sendErrs.Add(uint64(tx.count))
+			return
+		}
+		v.gso.Store(false)
+		v.log.Info("plain vxlan: UDP segmentation offload refused; sending datagrams one by one", "err", err)
+	}
+	for off := 0; off < len(run); off += tx.seg {
+		v.send(run[off:min(off+tx.seg, len(run))], tx.to)
 	}
 }
 
 func (v *PlainVTEP) send(pkt []byte, to netip.AddrPort) {
-	if _, err := v.conn.WriteToUDPAddrPort(pkt, to); err != nil {
+	_, err := v.conn.WriteToUDPAddrPort(pkt, to)
+	v.txSends.Add(1)
+	if err != nil {
 		v.sendErrs.Add(1)
 		return
 	}
@@ -310,46 +415,61 @@ func (v *PlainVTEP) send(pkt []byte, to netip.AddrPort) {
 	v.txBytes.Add(uint64(len(pkt)))
 }
 
-// udpLoop: VXLAN packets from remote VTEPs into the device.
+// udpLoop: VXLAN packets from remote VTEPs into the device. With UDP_GRO one read returns a
+// run of datagrams of one sender, each seg bytes (the last maybe fewer).
 func (v *PlainVTEP) udpLoop() {
 	defer v.wg.Done()
 	buf := make([]byte, plainBufSize)
+	oob := make([]byte, 64)
 	wbufs := [][]byte{nil}
 	var lastLog time.Time
 	for {
-		n, src, err := v.conn.ReadFromUDPAddrPort(buf)
+		n, oobn, _, src, err := v.conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			if !v.readFailed("udp", err, &lastLog) {
 				return
 			}
 			continue
 		}
-		pkt := buf[:n]
-		// RFC 7348 receive rules: the I flag must be set, reserved bits (GPE's P flag and
-		// next-protocol byte included) are ignored.
-		h, err := ParseVXLAN(pkt)
-		if err != nil {
-			v.dropHeader.Add(1)
-			continue
+		seg := n
+		if v.gro {
+			if s := plainGROSize(oob[:oobn]); s > 0 {
+				seg = s
+			}
 		}
-		if h.VNI != v.cfg.VNI {
-			v.dropVNI.Add(1)
-			continue
+		for off := 0; off < n; off += seg {
+			v.deliver(buf[off:min(off+seg, n)], src, wbufs)
 		}
-		frame := pkt[VXLANHeaderSize:]
-		if len(frame) < ethernetHdrLen {
-			v.dropShort.Add(1)
-			continue
-		}
-		v.fdb.Learn(MAC(frame[6:12]), v.senderVTEP(src))
-		wbufs[0] = pkt
-		if _, err := v.dev.Write(wbufs, VXLANHeaderSize); err != nil {
-			v.devWriteErrs.Add(1)
-			continue
-		}
-		v.rxPackets.Add(1)
-		v.rxBytes.Add(uint64(len(frame)))
 	}
+}
+
+// deliver checks one VXLAN packet, learns its source MAC and writes its frame to the device.
+func (v *PlainVTEP) deliver(pkt []byte, src netip.AddrPort, wbufs [][]byte) {
+	v.rxDatagrams.Add(1)
+	// RFC 7348 receive rules: the I flag must be set, reserved bits (GPE's P flag and
+	// next-protocol byte included) are ignored.
+	h, err := ParseVXLAN(pkt)
+	if err != nil {
+		v.dropHeader.Add(1)
+		return
+	}
+	if h.VNI != v.cfg.VNI {
+		v.dropVNI.Add(1)
+		return
+	}
+	frame := pkt[VXLANHeaderSize:]
+	if len(frame) < ethernetHdrLen {
+		v.dropShort.Add(1)
+		return
+	}
+	v.fdb.Learn(MAC(frame[6:12]), v.senderVTEP(src))
+	wbufs[0] = pkt
+	if _, err := v.dev.Write(wbufs, VXLANHeaderSize); err != nil {
+		v.devWriteErrs.Add(1)
+		return
+	}
+	v.rxPackets.Add(1)
+	v.rxBytes.Add(uint64(len(frame)))
 }
 
 // senderVTEP maps a UDP source to the VTEP key replies go to: a configured remote with that

@@ -6,9 +6,11 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 
 	"github.com/songgao/water"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun"
 )
 
@@ -20,6 +22,13 @@ type TAPDevice struct {
 	file   *os.File
 	name   string
 	events chan tun.Event
+
+	// TryRead state, set up once so that a non-blocking read allocates nothing.
+	rc     syscall.RawConn
+	tryBuf []byte
+	tryN   int
+	tryErr error
+	tryFn  func(fd uintptr) bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -59,6 +68,14 @@ func OpenTAP(cfg TAPConfig) (*TAPDevice, error) {
 		return nil, errors.New("tap: water returned no *os.File")
 	}
 	d := &TAPDevice{ifce: ifce, file: f, name: ifce.Name(), events: make(chan tun.Event, 4)}
+	if d.rc, err = f.SyscallConn(); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("tap: %w", err)
+	}
+	d.tryFn = func(fd uintptr) bool {
+		d.tryN, d.tryErr = unix.Read(int(fd), d.tryBuf)
+		return true // never wait: EAGAIN means "nothing queued"
+	}
 	link, err := netlink.LinkByName(d.name)
 	if err != nil {
 		d.Close()
@@ -100,6 +117,25 @@ func (d *TAPDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	}
 	sizes[0] = n
 	return 1, nil
+}
+
+// TryRead reads one frame into b if the kernel has one queued, without blocking; (0, nil)
+// when none is. The plaintext VTEP uses it to gather a burst into one GSO send. Not safe for
+// concurrent use with itself (one reader, like Read).
+func (d *TAPDevice) TryRead(b []byte) (int, error) {
+	d.tryBuf = b
+	err := d.rc.Read(d.tryFn)
+	d.tryBuf = nil
+	if err != nil {
+		return 0, net.ErrClosed
+	}
+	switch {
+	case d.tryErr == unix.EAGAIN:
+		return 0, nil
+	case d.tryErr != nil:
+		return 0, d.tryErr
+	}
+	return d.tryN, nil
 }
 
 // Write writes each bufs[i][offset:] as one frame. It does not retain the buffers.
