@@ -93,9 +93,40 @@ func (e *JoinError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "join: %d of %d address(es) failed:", len(e.Addrs), len(e.Addrs)+e.Joined)
 	for i, a := range e.Addrs {
-		fmt.Fprintf(&b, " %s: %v;", a, e.Errs[i])
+		msg := flattenError(e.Errs[i])
+		msg = strings.ReplaceAll(msg, "failed to join "+a+": ", "")
+		fmt.Fprintf(&b, " %s: %s", a, msg)
+		if h := keyHint(msg); h != "" {
+			fmt.Fprintf(&b, " (%s)", h)
+		}
+		b.WriteByte(';')
 	}
 	return strings.TrimSuffix(b.String(), ";")
+}
+
+// flattenError renders Serf's multierrors ("1 error occurred:\n\t* ...") on one line.
+func flattenError(err error) string {
+	if me, ok := err.(interface{ WrappedErrors() []error }); ok {
+		var parts []string
+		for _, e := range me.WrappedErrors() {
+			parts = append(parts, flattenError(e))
+		}
+		return strings.Join(parts, "; ")
+	}
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// keyHint translates memberlist's keyring errors into what to do.
+func keyHint(msg string) string {
+	switch {
+	case strings.Contains(msg, "remote state is encrypted and encryption is not configured"):
+		return "the cluster encrypts gossip and this host has no gossip key: set gossip.key"
+	case strings.Contains(msg, "no installed keys could decrypt"):
+		return "gossip key mismatch: this host's gossip.key is not the cluster's"
+	case strings.Contains(msg, "encryption is configured but remote state is not encrypted"):
+		return "the cluster runs without a gossip key (insecure gossip) but this host has one"
+	}
+	return ""
 }
 
 // Is makes errors.Is(err, ErrJoin) true.
@@ -197,13 +228,8 @@ func (c *Cluster) Join(addrs []string) (int, error) {
 		c.log.Info("joined", "addrs", addrs)
 		return je.Joined, nil
 	}
-	hint := "check the address and that its gossip port is reachable (TCP and UDP)"
-	if c.cfg.GossipKey != nil {
-		hint += ", and that every host has the same gossip.key"
-	} else {
-		hint += "; this host has no gossip key: a cluster with gossip.key refuses it"
-	}
-	c.log.Error("join failed", "failed", je.Addrs, "joined", je.Joined, "err", je, "hint", hint)
+	c.log.Error("join failed: check the addresses, that their gossip port is reachable (TCP and UDP) and that every host has the same gossip key",
+		"failed", je.Addrs, "joined", je.Joined, "err", je.Error())
 	return je.Joined, je
 }
 

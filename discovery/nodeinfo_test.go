@@ -10,7 +10,7 @@ import (
 	"github.com/hashicorp/go-msgpack/v2/codec"
 )
 
-func sampleNodeInfo() NodeInfo {
+func clSampleNodeInfo() NodeInfo {
 	var n NodeInfo
 	for i := range n.PublicKey {
 		n.PublicKey[i] = byte(0xa0 + i)
@@ -24,7 +24,7 @@ func sampleNodeInfo() NodeInfo {
 }
 
 func TestNodeInfo_RoundTrip(t *testing.T) {
-	base := sampleNodeInfo()
+	base := clSampleNodeInfo()
 	withMAC := base
 	withMAC.MAC = [6]byte{0x02, 0, 0, 0, 0, 1}
 	static := base
@@ -75,7 +75,7 @@ func TestNodeInfo_RoundTrip(t *testing.T) {
 
 // TestNodeInfo_Size records the measured cost of NodeInfo in Serf's metadata.
 func TestNodeInfo_Size(t *testing.T) {
-	n := sampleNodeInfo()
+	n := clSampleNodeInfo()
 	bin, _ := n.MarshalBinary()
 	tag, _ := n.EncodeTag()
 	size := EncodedTagsSize(map[string]string{TagNodeInfo: tag})
@@ -108,7 +108,7 @@ func TestNodeInfo_RawBytesSurviveMsgpack(t *testing.T) {
 }
 
 func TestDecodeNodeInfo_Errors(t *testing.T) {
-	good, _ := sampleNodeInfo().MarshalBinary()
+	good, _ := clSampleNodeInfo().MarshalBinary()
 	mut := func(f func(b []byte) []byte) string {
 		b := f(append([]byte(nil), good...))
 		return tagEncoding.EncodeToString(b)
@@ -143,12 +143,12 @@ func TestDecodeNodeInfo_Errors(t *testing.T) {
 }
 
 func TestNodeInfo_EncodeErrors(t *testing.T) {
-	n := sampleNodeInfo()
+	n := clSampleNodeInfo()
 	n.VNI = MaxVNI + 1
 	if _, err := n.EncodeTag(); !errors.Is(err, ErrNodeInfoVNI) {
 		t.Errorf("VNI: %v", err)
 	}
-	n = sampleNodeInfo()
+	n = clSampleNodeInfo()
 	n.Subnet = netip.MustParsePrefix("10.42.7.1/24")
 	if _, err := n.EncodeTag(); !errors.Is(err, ErrNodeInfoSubnet) {
 		t.Errorf("unmasked subnet: %v", err)
@@ -156,7 +156,7 @@ func TestNodeInfo_EncodeErrors(t *testing.T) {
 }
 
 func BenchmarkNodeInfo_EncodeDecode(b *testing.B) {
-	n := sampleNodeInfo()
+	n := clSampleNodeInfo()
 	b.ReportAllocs()
 	for b.Loop() {
 		tag, _ := n.EncodeTag()
@@ -167,7 +167,7 @@ func BenchmarkNodeInfo_EncodeDecode(b *testing.B) {
 }
 
 func FuzzDecodeNodeInfo(f *testing.F) {
-	n := sampleNodeInfo()
+	n := clSampleNodeInfo()
 	tag, _ := n.EncodeTag()
 	f.Add(tag)
 	n.MAC = [6]byte{2, 1, 2, 3, 4, 5}
