@@ -34,7 +34,9 @@ type Agent struct {
 	tnl   *tunnel.Tunnel
 	gsp   *gossip // nil when gossip is disabled
 	api   *apiServer
-	cat   *catalogGlue // nil until the catalog starts
+	cat   *catalogGlue      // nil until the catalog starts
+	l2    *tunnel.L2Router  // encrypted L2 mode only
+	plain *tunnel.PlainVTEP // L2 with encryption: none only
 
 	started time.Time
 	address netip.Addr
@@ -181,19 +183,15 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 
 // startDatapath opens the device and the UDP port and starts the packet loops.
 func (a *Agent) startDatapath() error {
-	if a.cfg.Mode != "l3" {
-		return fmt.Errorf("mode %s is not supported by this build yet", a.cfg.Mode)
+	if a.cfg.Mode == "l2" {
+		return a.startL2()
 	}
 	dev, err := tunnel.CreateTUN(a.cfg.Interface, a.cfg.MTU)
 	if err != nil {
 		return fmt.Errorf("create TUN %s: %w (is /dev/net/tun present and are you root?)", a.cfg.Interface, err)
 	}
 	a.dev = dev
-	bits := a.cfg.ClusterCIDR.Bits()
-	if !a.cfg.ClusterCIDR.Contains(a.address) {
-		bits = a.address.BitLen()
-	}
-	if err := configureLink(a.cfg.Interface, a.address, bits, a.cfg.MTU); err != nil {
+	if err := configureLink(a.cfg.Interface, a.address, a.linkBits(), a.cfg.MTU); err != nil {
 		dev.Close()
 		return err
 	}
@@ -216,13 +214,28 @@ func (a *Agent) startDatapath() error {
 	return nil
 }
 
+// linkBits is the prefix length of the device's address: the cluster CIDR's, so the whole
+// overlay is on-link through the device, or a host route for an address outside it.
+func (a *Agent) linkBits() int {
+	if !a.cfg.ClusterCIDR.Contains(a.address) {
+		return a.address.BitLen()
+	}
+	return a.cfg.ClusterCIDR.Bits()
+}
+
 func (a *Agent) stopDatapath() {
 	if a.tnl != nil {
 		_ = a.tnl.Close()
 	}
+	if a.plain != nil {
+		_ = a.plain.Close()
+	}
 }
 
 func (a *Agent) addStaticPeer(p PeerConfig) error {
+	if a.plain != nil {
+		return nil // plain VXLAN: the endpoints are the VTEP's static remotes
+	}
 	key, err := crypto.ParsePublicKey(p.PublicKey)
 	if err != nil {
 		return fmt.Errorf("peer%s public_key: %w", p.at(), err)
@@ -235,18 +248,20 @@ func (a *Agent) addStaticPeer(p PeerConfig) error {
 	}
 	for _, ip := range p.AllowedIPs {
 		pc.AllowedIPs = append(pc.AllowedIPs, ip.Prefix)
-		if !a.cfg.ClusterCIDR.Contains(ip.Addr()) || a.cfg.ClusterCIDR.Bits() > ip.Bits() {
+		if a.cfg.Mode == "l3" && (!a.cfg.ClusterCIDR.Contains(ip.Addr()) || a.cfg.ClusterCIDR.Bits() > ip.Bits()) {
 			if err := addRoute(a.cfg.Interface, ip.Prefix); err != nil {
 				return err
 			}
 		}
 	}
-	if _, err := a.table.Upsert(pc); err != nil {
+	peer, err := a.table.Upsert(pc)
+	if err != nil {
 		if !errors.Is(err, peers.ErrPrefixMoved) {
 			return fmt.Errorf("peer%s: %w", p.at(), err)
 		}
 		a.log.Warn("static peer takes a prefix from another peer", "peer", p.PublicKey, "err", err)
 	}
+	a.peerAdded(peer, tunnel.MAC{})
 	return nil
 }
 

@@ -35,6 +35,16 @@ func (a *Agent) Status() Status {
 	if a.tnl != nil {
 		st.Drops = a.tnl.Stats().Drops
 	}
+	if a.plain != nil {
+		ps := a.plain.Stats()
+		st.Drops = map[string]uint64{}
+		for k, v := range map[string]uint64{"short_frame": ps.DropShortFrame, "bad_header": ps.DropBadHeader,
+			"wrong_vni": ps.DropWrongVNI, "flood_budget": ps.DropFloodBudget, "no_remote": ps.DropNoRemote} {
+			if v > 0 {
+				st.Drops[k] = v
+			}
+		}
+	}
 	if a.gsp != nil {
 		st.Gossip = a.gsp.addr()
 		for _, m := range a.gsp.members() {
@@ -121,4 +131,5 @@ func (a *Agent) Leave(ctx context.Context) error {
 
 func (a *Agent) routes(mux *http.ServeMux) {
 	a.serviceRoutes(mux)
+	mux.HandleFunc("GET /v1/fdb", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, a.FDB()) })
 }

@@ -30,7 +30,19 @@ func startCatalog(a *Agent) (*catalogGlue, error) {
 		if a.gsp == nil {
 			return nil
 		}
-		return a.gsp.c.SetTag(discovery.CatalogTagKey, v)
+		if err := a.gsp.c.SetTag(discovery.CatalogTagKey, v); err != nil {
+			if errors.Is(err, discovery.ErrTagBudget) {
+				return fmt.Errorf("%w: %w", discovery.ErrCatalogFull, err)
+			}
+			return err
+		}
+		return nil
+	}
+	// The catalog gets what Serf's 512-byte metadata leaves after the node-info tag, less
+	// the msgpack framing of one more key and string.
+	budget := discovery.DefaultCatalogBudget
+	if a.gsp != nil {
+		budget = min(budget, discovery.TagBudget-a.gsp.c.TagBytes()-6)
 	}
 	cat, err := discovery.NewCatalog(discovery.CatalogConfig{
 		Node:      a.cfg.Name,
@@ -38,6 +50,7 @@ func startCatalog(a *Agent) (*catalogGlue, error) {
 		Publish:   publish,
 		StatePath: filepath.Join(a.cfg.StateDir, "services.json"),
 		Logger:    a.log,
+		Budget:    budget,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("service catalog: %w", err)

@@ -182,3 +182,9 @@ func (c *Client) Deregister(ctx context.Context, name string) error {
 func (c *Client) Renew(ctx context.Context, name string) error {
 	return c.do(ctx, "PUT", "/v1/services/"+url.PathEscape(name)+"/renew", struct{}{}, nil)
 }
+
+// FDB lists the agent's L2 forwarding database.
+func (c *Client) FDB(ctx context.Context) ([]FDBEntry, error) {
+	var r []FDBEntry
+	return r, c.do(ctx, "GET", "/v1/fdb", nil, &r)
+}

@@ -132,6 +132,7 @@ func DefaultConfig() Config {
 const (
 	underlayMTU   = 1500
 	ipv6Header    = 40 // the larger of the two underlay families, so one MTU fits both
+	ipv4Header    = 20
 	udpHeader     = 8
 	transportOver = 32 // type, receiver, counter (16) + AEAD tag (16)
 	vxlanHeader   = 8
@@ -139,13 +140,14 @@ const (
 )
 
 // DefaultMTU is the largest device MTU whose packets, once encapsulated, fit a 1500-byte
-// underlay over IPv4 or IPv6: 1412 for L3 and 1398 for L2 encrypted (1500 − 40 − 8 − 32 − 8,
-// less the inner Ethernet header in L2), 1436 for plain L2 VXLAN (1500 − 40 − 8 − 8 − 8 , as
-// the kernel's vxlan device over IPv6 picks less the Ethernet header it carries).
+// underlay: 1412 in L3 and 1398 in encrypted L2 (1500 − 40 IPv6 − 8 UDP − 32 transport − 8
+// VXLAN, less the inner Ethernet header in L2; the IPv6 header, the larger, so one MTU fits
+// both underlay families). Plain L2 VXLAN takes 1450, the MTU the Linux kernel's vxlan device
+// picks over IPv4 (1500 − 20 − 8 − 8 − 14), so that both ends of an interop segment agree.
 func DefaultMTU(mode, encryption string) int {
 	switch {
 	case mode == "l2" && encryption == "none":
-		return underlayMTU - ipv6Header - udpHeader - vxlanHeader - ethernetHdr
+		return underlayMTU - ipv4Header - udpHeader - vxlanHeader - ethernetHdr
 	case mode == "l2":
 		return underlayMTU - ipv6Header - udpHeader - transportOver - vxlanHeader - ethernetHdr
 	default:
@@ -234,10 +236,16 @@ func (c *Config) Validate() error {
 		return errors.New("gossip is disabled, so no subnet can be allocated: set subnet or address")
 	}
 	for i, p := range c.Peers {
+		if c.Encryption == "none" {
+			if !p.Endpoint.IsValid() {
+				return fmt.Errorf("peers[%d]%s: endpoint is empty: plain VXLAN peers are their VTEP addresses", i, p.at())
+			}
+			continue
+		}
 		if p.PublicKey == "" {
 			return fmt.Errorf("peers[%d]%s: public_key is empty", i, p.at())
 		}
-		if len(p.AllowedIPs) == 0 {
+		if len(p.AllowedIPs) == 0 && c.Mode == "l3" {
 			return fmt.Errorf("peers[%d]%s: allowed_ips is empty: list the overlay prefixes behind this peer", i, p.at())
 		}
 	}

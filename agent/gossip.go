@@ -17,6 +17,7 @@ import (
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/discovery"
 	"github.com/weftnet/weft/peers"
+	"github.com/weftnet/weft/tunnel"
 )
 
 // gossip turns Serf membership into the peer table: a member that joins (or updates its
@@ -28,9 +29,16 @@ type gossip struct {
 
 	mu    sync.Mutex
 	names map[crypto.PublicKey]string // peer key → member name
-	keys  map[string]crypto.PublicKey // member name → peer key
+	keys  map[string]memberPeer       // member name → what it was applied as
 
 	wg sync.WaitGroup
+}
+
+// memberPeer is what a member was applied as, so that it can be withdrawn.
+type memberPeer struct {
+	key crypto.PublicKey
+	ep  netip.AddrPort // plain VXLAN remote
+	mac tunnel.MAC
 }
 
 // gossipKey returns the configured gossip key, or nil when none is configured.
@@ -112,11 +120,14 @@ func startGossip(ctx context.Context, a *Agent) (*gossip, error) {
 		Proto:     ProtocolVersion,
 		Mode:      modeByte(a.cfg.Mode),
 	}
+	if a.cfg.Mode == "l2" {
+		dc.Node.MAC = a.tapMAC()
+	}
 	c, err := discovery.New(dc)
 	if err != nil {
 		return nil, err
 	}
-	g := &gossip{a: a, c: c, names: map[crypto.PublicKey]string{}, keys: map[string]crypto.PublicKey{}}
+	g := &gossip{a: a, c: c, names: map[crypto.PublicKey]string{}, keys: map[string]memberPeer{}}
 	if len(a.cfg.Gossip.Join) > 0 {
 		if _, err := c.Join(a.cfg.Gossip.Join); err != nil {
 			// Not fatal: the seed may come later; `weft join` retries by hand.
@@ -198,40 +209,53 @@ func (g *gossip) apply(m discovery.Member) {
 		g.a.log.Error("member uses this host's own public key: copy of the state directory?", "member", m.Name)
 		return
 	}
+	mp := memberPeer{key: key, ep: netip.AddrPortFrom(m.Addr.Addr(), m.Info.DataPort), mac: tunnel.MAC(m.Info.MAC)}
 	g.mu.Lock()
-	if old, ok := g.keys[m.Name]; ok && old != key {
-		delete(g.names, old)
-		g.mu.Unlock()
-		g.a.table.Remove(old)
-		g.mu.Lock()
-	}
-	g.keys[m.Name], g.names[key] = key, m.Name
+	old, had := g.keys[m.Name]
 	g.mu.Unlock()
-	_, err := g.a.table.Upsert(peers.PeerConfig{
-		PublicKey:  key,
-		Endpoint:   netip.AddrPortFrom(m.Addr.Addr(), m.Info.DataPort),
-		AllowedIPs: []netip.Prefix{m.Info.Subnet},
-	})
+	if had && old != mp {
+		g.remove(m.Name)
+	}
+	g.mu.Lock()
+	g.keys[m.Name], g.names[key] = mp, m.Name
+	g.mu.Unlock()
+	if g.a.plain != nil {
+		g.a.plainRemote(mp.ep, true)
+		return
+	}
+	pc := peers.PeerConfig{PublicKey: key, Endpoint: mp.ep}
+	if g.a.cfg.Mode == "l3" {
+		pc.AllowedIPs = []netip.Prefix{m.Info.Subnet}
+	}
+	p, err := g.a.table.Upsert(pc)
 	switch {
 	case errors.Is(err, peers.ErrPrefixMoved):
 		// Applied: a subnet moved between members (a conflict resolved); say so.
 		g.a.log.Info("peer from gossip took over a prefix", "member", m.Name, "err", err)
 	case err != nil:
 		g.a.log.Warn("peer from gossip", "member", m.Name, "err", err)
+		return
 	}
+	g.a.peerAdded(p, mp.mac)
 }
 
 func (g *gossip) remove(name string) {
 	g.mu.Lock()
-	key, ok := g.keys[name]
+	mp, ok := g.keys[name]
 	if ok {
 		delete(g.keys, name)
-		delete(g.names, key)
+		delete(g.names, mp.key)
 	}
 	g.mu.Unlock()
-	if ok {
-		g.a.table.Remove(key)
+	if !ok {
+		return
 	}
+	if g.a.plain != nil {
+		g.a.plainRemote(mp.ep, false)
+		return
+	}
+	g.a.peerRemoving(g.a.table.ByKey(mp.key), mp.mac)
+	g.a.table.Remove(mp.key)
 }
 
 func (g *gossip) nameOf(k crypto.PublicKey) string {
