@@ -85,6 +85,12 @@ func (d *plainFakeDev) Close() error {
 	return nil
 }
 
+// verifyNoLeak checks for leaked goroutines after every cleanup of t (the VTEPs' Close).
+func verifyNoLeak(t *testing.T) {
+	opt := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
+}
+
 func newTestVTEP(t *testing.T, listen string, cfg PlainConfig) (*PlainVTEP, *plainFakeDev) {
 	t.Helper()
 	return newTestVTEPDev(t, listen, cfg, newPlainFakeDev())
@@ -130,7 +136,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // TestPlainVTEP_Switching runs two VTEPs on loopback: the first frame floods, the answer is
 // unicast to the learned VTEP, and the FDB lists both.
 func TestPlainVTEP_Switching(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	verifyNoLeak(t)
 	a, devA := newTestVTEP(t, "127.0.0.1:0", PlainConfig{})
 	b, devB := newTestVTEP(t, "127.0.0.2:0", PlainConfig{})
 	a.AddRemote(b.LocalAddr())
@@ -149,8 +155,8 @@ func TestPlainVTEP_Switching(t *testing.T) {
 	if got := recvFrame(t, devA.out); !bytes.Equal(got, uni) {
 		t.Fatalf("A got %d bytes", len(got))
 	}
-	sb := b.Stats()
-	if sb.FDB.Flooded != 0 || sb.TxPackets != 1 || sb.RxPackets != 1 {
+	waitFor(t, "B's counters", func() bool { return b.Stats().TxPackets == 1 }) // counted after send returns
+	if sb := b.Stats(); sb.FDB.Flooded != 0 || sb.RxPackets != 1 {
 		t.Fatalf("B stats %+v", sb)
 	}
 	if es := a.FDB(); len(es) != 1 || es[0].MAC != testMACB || es[0].Remote != b.LocalAddr() {
@@ -202,8 +208,9 @@ func TestPlainVTEP_Burst(t *testing.T) {
 					t.Fatalf("frame %d: got %d bytes %x..., want %d bytes %x...", i, len(got), got[:16], len(want), want[:16])
 				}
 			}
+			waitFor(t, "A's counters", func() bool { return a.Stats().TxPackets == uint64(len(burst)) })
 			sa := a.Stats()
-			if sa.TxPackets != uint64(len(burst)) || sa.SendErrors != 0 {
+			if sa.SendErrors != 0 {
 				t.Fatalf("A stats %+v", sa)
 			}
 			t.Logf("A gso=%v: %d packets in %d sends; B gro=%v", a.gso.Load(), sa.TxPackets, sa.TxSends, b.gro)
@@ -220,7 +227,7 @@ func TestPlainVTEP_Burst(t *testing.T) {
 // TestPlainVTEP_Wire checks the bytes on the wire against RFC 7348 and the receive-side
 // checks (wrong VNI, bad header, reserved bits ignored).
 func TestPlainVTEP_Wire(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	verifyNoLeak(t)
 	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 3)})
 	if err != nil {
 		t.Fatal(err)
@@ -270,7 +277,7 @@ func TestPlainVTEP_Wire(t *testing.T) {
 // TestPlainVTEP_ARPSuppression: a request for a gossiped IP is answered on the device and
 // not sent.
 func TestPlainVTEP_ARPSuppression(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	verifyNoLeak(t)
 	v, dev := newTestVTEP(t, "127.0.0.1:0", PlainConfig{
 		Remotes: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.9:4789")},
 		FDB:     FDBConfig{ARPSuppression: true},
@@ -284,7 +291,8 @@ func TestPlainVTEP_ARPSuppression(t *testing.T) {
 	if len(want) != 42 || !bytes.Equal(got, want) {
 		t.Fatalf("reply %x, want %x", got, want)
 	}
-	if s := v.Stats(); s.ARPSuppressed != 1 || s.TxPackets != 0 {
+	waitFor(t, "the ARP counter", func() bool { return v.Stats().ARPSuppressed == 1 }) // counted after the write
+	if s := v.Stats(); s.TxPackets != 0 {
 		t.Fatalf("stats %+v", s)
 	}
 	v.Close()
