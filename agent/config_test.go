@@ -59,3 +59,19 @@ func TestConfig_Validate(t *testing.T) {
 		})
 	}
 }
+
+func TestConfig_ExampleFileIsValid(t *testing.T) {
+	cfg, err := LoadConfig("../testdata/weft.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Gossip.KeyFile != "/etc/weft/gossip.key" || len(cfg.Peers) != 1 || len(cfg.Services) != 1 || cfg.Services[0].Check == nil {
+		t.Fatalf("example parsed wrong: %+v", cfg)
+	}
+	if cfg.Services[0].Check.Kind.String() != "http" || cfg.Services[0].Check.Interval.String() != "10s" {
+		t.Fatalf("service check parsed wrong: %+v", cfg.Services[0].Check)
+	}
+}

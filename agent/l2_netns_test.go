@@ -103,6 +103,7 @@ func TestNetns_L2Encrypted(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("a's fdb:\n%s", fdb)
+	t.Logf("a's drops %v, b's drops %v", a.status().Drops, b.status().Drops)
 
 	// c is on VNI 8: its frames reach a authenticated but are dropped as wrong_vni.
 	if err := c.ping("10.42.0.1", 2); err == nil {
