@@ -91,7 +91,7 @@ func TestRun_NetnsAllBaselines(t *testing.T) {
 	}
 }
 
-// TestRun_NetnsWeft runs the weft row against a real `weft agent`: $WEFT_BIN, which
+// TestRun_NetnsWeft runs the weft rows (L3, L2 encrypted, L2 plain) against a real `weft agent`: $WEFT_BIN, which
 // `make test-netns` builds (this test does not build it, to stay short).
 func TestRun_NetnsWeft(t *testing.T) {
 	netlab.Require(t)
@@ -106,15 +106,18 @@ func TestRun_NetnsWeft(t *testing.T) {
 	var progress bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	rep, err := Run(ctx, Options{Systems: []string{SystemWeft}, Rounds: 1, Duration: time.Second, Streams: 2, Pings: 10,
+	names := []string{SystemWeft, SystemWeftL2, SystemWeftL2Plain}
+	rep, err := Run(ctx, Options{Systems: names, Rounds: 1, Duration: time.Second, Streams: 2, Pings: 10,
 		OutDir: "-", WeftBin: bin, Progress: &progress})
 	t.Logf("progress:\n%s", progress.String())
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	for _, key := range metricOrder {
-		if m := rep.System(SystemWeft).Metrics[key]; !m.Valid() || m.Median <= 0 {
-			t.Errorf("weft %s: %+v, want a positive median", key, m)
+	for _, name := range names {
+		for _, key := range metricOrder {
+			if m := rep.System(name).Metrics[key]; !m.Valid() || m.Median <= 0 {
+				t.Errorf("%s %s: %+v, want a positive median", name, key, m)
+			}
 		}
 	}
 	if len(rep.Files) != 0 {

@@ -10,8 +10,8 @@
 //	wireguard-go   wireguard-go's device as a library on a TUN, in its own process
 //	               (`weft __wireguard-go`, see WireGuardGoMain), 10.231.1.0/24
 //	weft           `weft agent -c FILE` with static peers and gossip off, 10.232.{1,2}.0/24
-//	weft-l2        weft L2 (TAP), encrypted   ┐ listed, run when named; in the default set
-//	weft-l2-plain  weft L2, plain RFC 7348    ┘ once the agent has L2 (flip `placeholder`)
+//	weft-l2        weft agent in L2 mode (TAP), encrypted, both hosts on 10.232.3.0/24
+//	weft-l2-plain  weft agent in L2 mode, plain RFC 7348 VXLAN on UDP 4789
 //
 // Then from a to b's overlay address: ping (Options.Pings requests 10 ms apart, the mean RTT
 // counts), iperf3 with one TCP stream and with Options.Streams streams (the receiver's total
