@@ -259,9 +259,12 @@ func (c *Cluster) Shutdown() error {
 	return err
 }
 
-// Events delivers membership changes, the local member's included. The channel
-// is buffered (Config.EventBuffer); when full the oldest event is dropped
-// (DroppedEvents counts them), so Members is the truth. Closed by Shutdown.
+// Events delivers membership changes, the local member's included (compare
+// Event.Member.Name with LocalMember().Name). The channel is buffered
+// (Config.EventBuffer); when full the oldest event is dropped (DroppedEvents
+// counts them), so Members is the truth. With SnapshotPath set, Serf's
+// snapshotter also drops events when the Cluster's own intake (256) is full.
+// Closed by Shutdown.
 func (c *Cluster) Events() <-chan Event { return c.events.ch }
 
 // DroppedEvents counts the events dropped because the consumer fell behind.
