@@ -215,12 +215,16 @@ func (a *Agent) startDatapath() error {
 }
 
 // linkBits is the prefix length of the device's address: the cluster CIDR's, so the whole
-// overlay is on-link through the device, or a host route for an address outside it.
+// overlay is on-link through the device; else the static subnet's when it holds the address;
+// else a host route.
 func (a *Agent) linkBits() int {
-	if !a.cfg.ClusterCIDR.Contains(a.address) {
-		return a.address.BitLen()
+	switch {
+	case a.cfg.ClusterCIDR.Contains(a.address):
+		return a.cfg.ClusterCIDR.Bits()
+	case a.cfg.Subnet.IsValid() && a.cfg.Subnet.Contains(a.address):
+		return a.cfg.Subnet.Bits()
 	}
-	return a.cfg.ClusterCIDR.Bits()
+	return a.address.BitLen()
 }
 
 func (a *Agent) stopDatapath() {
