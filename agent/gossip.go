@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -62,11 +61,7 @@ func gossipKey(cfg GossipConfig) ([]byte, error) {
 	if text == "" {
 		return nil, nil
 	}
-	key, err := base64.StdEncoding.DecodeString(text)
-	if err != nil || len(key) != 32 {
-		return nil, errors.New("gossip key: must be 32 bytes in base64 (generate one with `weft keygen --gossip`)")
-	}
-	return key, nil
+	return discovery.ParseGossipKey(text)
 }
 
 func splitHostPort(s string, defPort int) (string, int, error) {

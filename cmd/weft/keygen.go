@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/discovery"
 )
 
 func newKeygenCmd() *cobra.Command {
@@ -32,11 +32,11 @@ Keep private keys in files only root can read: weft keygen > key && chmod 600 ke
 			case public && gossip:
 				return errors.New("--public and --gossip exclude each other")
 			case gossip:
-				var k [32]byte
-				if _, err := rand.Read(k[:]); err != nil {
+				k, err := discovery.GenerateGossipKey()
+				if err != nil {
 					return err
 				}
-				fmt.Fprintln(out, base64.StdEncoding.EncodeToString(k[:]))
+				fmt.Fprintln(out, base64.StdEncoding.EncodeToString(k))
 			case public:
 				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
 				if err != nil && !errors.Is(err, io.EOF) {
