@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,6 +97,15 @@ func helperMain(mode string, args []string) error {
 		}
 		fmt.Printf("%d %s\n", n, hex.EncodeToString(h.Sum(nil)))
 		return nil
+	case "get":
+		c := &http.Client{Timeout: 10 * time.Second}
+		resp, err := c.Get(args[0])
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, err = io.Copy(os.Stdout, resp.Body)
+		return err
 	}
 	return fmt.Errorf("unknown helper mode %q", mode)
 }
@@ -315,4 +325,18 @@ func transfer(t *testing.T, src, dst *node, dstAddr string, port int, size int64
 		t.Fatalf("transfer mismatch: sent %v, received %v", sent, got)
 	}
 	return float64(size*8) / elapsed.Seconds()
+}
+
+// httpGet fetches url from inside the node's namespace (the test binary as helper).
+func (n *node) httpGet(url string) (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := n.host.Command(ctx, self, "-test.run=^$", "get", url)
+	cmd.Env = append(os.Environ(), helperEnv+"=get")
+	out, err := cmd.Output()
+	return string(out), err
 }

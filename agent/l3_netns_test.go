@@ -2,6 +2,9 @@ package agent_test
 
 import (
 	"fmt"
+	"os"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,7 +39,7 @@ peers:
     allowed_ips: [%s]
 `, subnet, peer.pub(), peer.underlay, peerSubnet)
 	}
-	a.start(conf("10.42.1.0/24", b, "10.42.2.0/24"))
+	a.start(conf("10.42.1.0/24", b, "10.42.2.0/24") + "metrics_listen: 127.0.0.1:9101\n")
 	b.start(conf("10.42.2.0/24", a, "10.42.1.0/24"))
 	return a, b
 }
@@ -95,6 +98,40 @@ func TestNetns_L3StaticPeers(t *testing.T) {
 			return nil
 		})
 		t.Logf("b's drops: %v", b.peers()[0].Drops)
+	})
+
+	t.Run("prometheus metrics", func(t *testing.T) {
+		out, err := a.httpGet("http://127.0.0.1:9101/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{
+			`weft_peer_bytes_total{direction="tx",name="",peer="` + b.pub() + `"}`,
+			`weft_peer_handshakes_total{name="",peer="` + b.pub() + `"}`,
+			`weft_up 1`,
+		} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("metrics lack %q:\n%s", want, out)
+			}
+		}
+		if strings.Contains(out, `weft_peer_bytes_total{direction="tx",name="",peer="`+b.pub()+`"} 0`+"\n") {
+			t.Fatal("tx bytes to b are 0 after the transfer")
+		}
+	})
+
+	t.Run("SIGTERM tears everything down", func(t *testing.T) {
+		if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.wait(10 * time.Second); err != nil {
+			t.Fatalf("agent after SIGTERM: %v\n%s", err, a.logs())
+		}
+		if out, err := a.host.Run("ip", "link", "show", "weft0"); err == nil {
+			t.Fatalf("weft0 still exists after SIGTERM: %s", out)
+		}
+		if _, err := os.Stat(a.sock); !os.IsNotExist(err) {
+			t.Fatalf("control socket left behind: %v", err)
+		}
 	})
 }
 
