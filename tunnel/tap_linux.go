@@ -16,7 +16,9 @@ import (
 
 // TAPDevice is a Linux TAP device (opened with songgao/water) behind wireguard-go's
 // tun.Device, so the batched loop that drives TUN devices drives it too. A TAP reads and
-// writes whole Ethernet frames without FCS; it has no offloads, so BatchSize is 1.
+// writes whole Ethernet frames without FCS and has no offloads, so one syscall moves one
+// frame; Read still returns a batch (up to TAPBatchSize frames already queued), so that the
+// loop routes, seals and sends them together (one sendmmsg, UDP GSO) instead of one by one.
 type TAPDevice struct {
 	ifce   *water.Interface
 	file   *os.File
@@ -106,7 +108,17 @@ func OpenTAP(cfg TAPConfig) (*TAPDevice, error) {
 // File returns the device's file.
 func (d *TAPDevice) File() *os.File { return d.file }
 
-// Read reads one frame into bufs[0][offset:]. The buffer is the caller's; nothing is kept.
+// TAPBatchSize is the most frames one Read returns: the first blocks, the others are the
+// frames the kernel already queued (read without blocking). 64 frames fill one UDP GSO send
+// (the kernel's UDP_MAX_SEGMENTS) and amortise the loop's per-batch work, while a burst
+// larger than that waits at most one more batch.
+const TAPBatchSize = 64
+
+// Read reads one frame into bufs[0][offset:], blocking until there is one, then as many
+// frames as are already queued (up to len(bufs)) into bufs[1:], without blocking. It returns
+// the number of frames; sizes[i] is the length of frame i. The buffers are the caller's;
+// nothing is kept. An error of a non-blocking read ends the batch and shows again on the
+// next blocking read.
 func (d *TAPDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	n, err := d.file.Read(bufs[0][offset:])
 	if err != nil {
@@ -116,7 +128,16 @@ func (d *TAPDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		return 0, err
 	}
 	sizes[0] = n
-	return 1, nil
+	count := 1
+	for count < len(bufs) && count < len(sizes) {
+		n, err := d.TryRead(bufs[count][offset:])
+		if err != nil || n == 0 {
+			break
+		}
+		sizes[count] = n
+		count++
+	}
+	return count, nil
 }
 
 // TryRead reads one frame into b if the kernel has one queued, without blocking; (0, nil)
@@ -180,8 +201,8 @@ func (d *TAPDevice) Name() (string, error) { return d.name, nil }
 // Events delivers EventUp once if the device was opened Up; it is closed by Close.
 func (d *TAPDevice) Events() <-chan tun.Event { return d.events }
 
-// BatchSize is 1: a TAP has no segmentation offload, one read is one frame.
-func (d *TAPDevice) BatchSize() int { return 1 }
+// BatchSize is TAPBatchSize: the most frames one Read returns.
+func (d *TAPDevice) BatchSize() int { return TAPBatchSize }
 
 // Close removes the device; a blocked Read returns net.ErrClosed. Idempotent.
 func (d *TAPDevice) Close() error {

@@ -45,7 +45,7 @@ func helperTAP(args l2HelperArgs) error {
 	if mac, err := dev.HardwareAddr(); err != nil || mac != want {
 		return fmt.Errorf("HardwareAddr = %v, %v", mac, err)
 	}
-	if dev.BatchSize() != 1 || dev.File() == nil {
+	if dev.BatchSize() != TAPBatchSize || dev.File() == nil {
 		return errors.New("BatchSize/File")
 	}
 	select {
@@ -95,6 +95,9 @@ func helperTAP(args l2HelperArgs) error {
 		}
 		break
 	}
+	if err := checkTAPBatchRead(dev, link); err != nil {
+		return err
+	}
 	// Close unblocks a pending Read with net.ErrClosed and removes the link.
 	done := make(chan error, 1)
 	go func() { // frames the kernel still sends (IPv6 solicitations) are read and dropped
@@ -120,6 +123,61 @@ func helperTAP(args l2HelperArgs) error {
 	if _, err := netlink.LinkByName(args.Tap); err == nil {
 		return errors.New("link still present after Close (persist must be off)")
 	}
-	fmt.Println("TAP ok: MTU, MAC, events, write→kernel ARP→read, close")
+	fmt.Println("TAP ok: MTU, MAC, events, write→kernel ARP→read, batched read, close")
 	return dev.Close()
+}
+
+// checkTAPBatchRead has the kernel queue a burst of frames on the TAP (UDP datagrams to a
+// static neighbour behind it) before one Read, which must return more than one of them, each
+// whole and in order.
+func checkTAPBatchRead(dev *TAPDevice, link netlink.Link) error {
+	far := MAC{0x02, 0, 0, 0, 0, 0x99}
+	if err := netlink.NeighAdd(&netlink.Neigh{
+		LinkIndex: link.Attrs().Index, State: netlink.NUD_PERMANENT,
+		IP: net.ParseIP("10.77.0.9"), HardwareAddr: net.HardwareAddr(far[:]),
+	}); err != nil {
+		return fmt.Errorf("neigh add: %w", err)
+	}
+	c, err := net.Dial("udp4", "10.77.0.9:9")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	const burst = 6
+	for i := range burst {
+		if _, err := c.Write(make([]byte, 100+i)); err != nil {
+			return fmt.Errorf("udp write: %w", err)
+		}
+	}
+	bufs, sizes := make([][]byte, 2*burst), make([]int, 2*burst)
+	for i := range bufs {
+		bufs[i] = make([]byte, 1600)
+	}
+	got, reads := 0, 0
+	deadline := time.Now().Add(5 * time.Second)
+	for got < burst && time.Now().Before(deadline) {
+		n, err := dev.Read(bufs, sizes, 4)
+		if err != nil {
+			return fmt.Errorf("batched Read: %w", err)
+		}
+		reads++
+		for i := range n {
+			f := bufs[i][4 : 4+sizes[i]]
+			eth, err := ParseEthernet(f)
+			if err != nil || eth.Dst != far || eth.EtherType != EtherTypeIPv4 {
+				continue // the kernel's own chatter
+			}
+			if want := 14 + 20 + 8 + 100 + got; len(f) != want {
+				return fmt.Errorf("frame %d is %d bytes, want %d", got, len(f), want)
+			}
+			got++
+		}
+	}
+	if got < burst {
+		return fmt.Errorf("read %d of %d queued frames", got, burst)
+	}
+	if reads >= burst {
+		return fmt.Errorf("%d queued frames took %d Reads: not batched", burst, reads)
+	}
+	return nil
 }
