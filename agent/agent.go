@@ -195,11 +195,21 @@ func (a *Agent) startDatapath() error {
 		dev.Close()
 		return err
 	}
+	return a.runTunnel(dev, a.cfg.MTU, nil)
+}
+
+// runTunnel starts the encrypted loop over dev; router nil means L3 routing, otherwise the
+// frames are Ethernet (L2). The tunnel owns dev from here on, also on error.
+func (a *Agent) runTunnel(dev tun.Device, mtu int, router tunnel.Router) error {
 	tcfg := tunnel.DefaultConfig()
 	tcfg.VNI = a.cfg.VNI
-	tcfg.MTU = a.cfg.MTU
+	tcfg.MTU = mtu
 	tcfg.Identity = a.id
 	tcfg.Logger = a.log
+	if router != nil {
+		tcfg.NextProtoL2 = true
+		tcfg.Router = router
+	}
 	tnl, err := tunnel.New(tcfg, dev, conn.NewDefaultBind(), a.table)
 	if err != nil {
 		dev.Close()

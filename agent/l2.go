@@ -7,8 +7,6 @@ import (
 	"sort"
 	"time"
 
-	"golang.zx2c4.com/wireguard/conn"
-
 	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/tunnel"
 )
@@ -62,25 +60,7 @@ func (a *Agent) startL2() error {
 	router := tunnel.NewL2Router(a.cfg.VNI, tunnel.DefaultFDBConfig())
 	router.FDB().SetStatic(mac, nil) // nobody else may speak for this host's MAC
 	a.l2 = router
-	tcfg := tunnel.DefaultConfig()
-	tcfg.VNI = a.cfg.VNI
-	tcfg.MTU = a.cfg.MTU + ethernetHdr
-	tcfg.Identity = a.id
-	tcfg.Logger = a.log
-	tcfg.NextProtoL2 = true
-	tcfg.Router = router
-	tnl, err := tunnel.New(tcfg, tap, conn.NewDefaultBind(), a.table)
-	if err != nil {
-		tap.Close()
-		return err
-	}
-	port, err := tnl.Up(uint16(a.cfg.ListenPort))
-	if err != nil {
-		tnl.Close()
-		return fmt.Errorf("listen on UDP port %d: %w", a.cfg.ListenPort, err)
-	}
-	a.tnl, a.port = tnl, port
-	return nil
+	return a.runTunnel(tap, a.cfg.MTU+ethernetHdr, router)
 }
 
 // peerAdded makes a new or updated peer a flood remote of the VNI (L2) and seeds its MAC.

@@ -13,19 +13,9 @@ import (
 // host b has a Linux kernel vxlan device on the same VNI. ARP resolves, ping works both
 // ways, and 50 MB TCP transfers match their sha256 whichever side connects.
 func TestNetns_L2PlainKernelInterop(t *testing.T) {
-	lab := netlab.NewT(t)
+	netlab.Require(t)
 	netlab.RequireTools(t, "ping", "ethtool")
-	ha, err := lab.AddHost("a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hb, err := lab.AddHost("b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.Link(ha, "eth0", "192.168.63.1/24", hb, "eth0", "192.168.63.2/24"); err != nil {
-		t.Fatal(err)
-	}
+	ha, hb := netlab.PairT(t, "eth0", "192.168.63.1/24", "192.168.63.2/24")
 	a := newNode(t, ha, "192.168.63.1")
 	b := newNode(t, hb, "192.168.63.2")
 	// A veth never fills in checksums it was handed as offloaded (CHECKSUM_PARTIAL): the inner

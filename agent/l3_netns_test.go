@@ -15,19 +15,9 @@ import (
 // gossip: a owns 10.42.1.0/24, b 10.42.2.0/24.
 func twoHostsStatic(t *testing.T) (a, b *node) {
 	t.Helper()
-	lab := netlab.NewT(t)
+	netlab.Require(t)
 	netlab.RequireTools(t, "ping")
-	ha, err := lab.AddHost("a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hb, err := lab.AddHost("b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.Link(ha, "eth0", "192.168.61.1/24", hb, "eth0", "192.168.61.2/24"); err != nil {
-		t.Fatal(err)
-	}
+	ha, hb := netlab.PairT(t, "eth0", "192.168.61.1/24", "192.168.61.2/24")
 	a, b = newNode(t, ha, "192.168.61.1"), newNode(t, hb, "192.168.61.2")
 	conf := func(subnet string, peer *node, peerSubnet string) string {
 		return fmt.Sprintf(`gossip: {disabled: true}

@@ -154,18 +154,7 @@ func startHelper(t *testing.T, side, other helperSide, allowed string) {
 
 // netnsPair builds two namespaces joined by a veth pair, each running a tunnel.
 func netnsPair(t *testing.T) (a, b helperSide) {
-	lab := netlab.NewT(t)
-	ha, err := lab.AddHost("a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hb, err := lab.AddHost("b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.Link(ha, "eth0", "192.168.90.1/24", hb, "eth0", "192.168.90.2/24"); err != nil {
-		t.Fatal(err)
-	}
+	ha, hb := netlab.PairT(t, "eth0", "192.168.90.1/24", "192.168.90.2/24")
 	pa, _ := crypto.GeneratePrivateKey()
 	pb, _ := crypto.GeneratePrivateKey()
 	a = helperSide{host: ha, priv: pa, underIP: "192.168.90.1", overlay: "10.42.1.1/24"}

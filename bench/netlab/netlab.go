@@ -268,3 +268,22 @@ func (l *Lab) Switch(ifName string, hosts []*Host, addrs []string) (*Host, error
 	}
 	return sw, nil
 }
+
+// PairT builds a lab of two hosts, "a" and "b", joined by a veth whose ends are both named
+// ifName and carry addrA and addrB (CIDR notation). It fails t on error, skips like Require
+// and removes everything in t.Cleanup.
+func PairT(t testing.TB, ifName, addrA, addrB string) (a, b *Host) {
+	t.Helper()
+	l := NewT(t)
+	var err error
+	if a, err = l.AddHost("a"); err != nil {
+		t.Fatal(err)
+	}
+	if b, err = l.AddHost("b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Link(a, ifName, addrA, b, ifName, addrB); err != nil {
+		t.Fatal(err)
+	}
+	return a, b
+}
