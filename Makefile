@@ -1,6 +1,8 @@
 # weft — see README.md. Every target works from a fresh clone; netns targets need root.
 GO       ?= go
 PKGS     := ./...
+# the packages with network-namespace tests (test names contain "Netns")
+NETNS_PKGS := ./agent ./tunnel ./bench/...
 BIN      := bin/weft
 FUZZTIME ?= 3s
 
@@ -16,11 +18,11 @@ test: lint test-unit fuzz-short test-netns
 
 # Unit and in-process tests; network-namespace tests skip under -short.
 test-unit:
-	$(GO) test -short -race -count=1 $(PKGS)
+	$(GO) test -short -race -count=1 -timeout 10m $(PKGS)
 
 # End-to-end tests with real TUN/TAP devices, veth pairs, iperf3 and dig (root).
 test-netns: build
-	WEFT_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -timeout 20m -run 'Netns' $(PKGS)
+	WEFT_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -timeout 20m -run 'Netns' $(NETNS_PKGS)
 
 # A few seconds of every fuzz target (FUZZTIME=1m make fuzz-short for longer).
 fuzz-short:
