@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/weftnet/weft/bench/netlab"
 	"github.com/weftnet/weft/crypto"
@@ -49,15 +50,24 @@ func helperMain() int {
 	name := os.Getenv("WH_TUN")
 	cfg := DefaultConfig()
 
-	dev, err := CreateTUN(name, cfg.MTU)
-	if err != nil {
-		return fail("CreateTUN", err)
-	}
-	for _, args := range [][]string{
+	l2 := os.Getenv("WH_MODE") == "l2"
+	var dev tun.Device
+	setup := [][]string{
 		{"addr", "add", os.Getenv("WH_ADDR"), "dev", name},
 		{"link", "set", name, "up"},
 		{"route", "add", allowed.String(), "dev", name},
-	} {
+	}
+	if l2 {
+		// Encrypted L2 as the agent runs it: a TAP, Ethernet inside, an FDB to route.
+		dev, err = OpenTAP(TAPConfig{Name: name, MTU: cfg.MTU - ethernetHdrLen})
+		setup = setup[:2]
+	} else {
+		dev, err = CreateTUN(name, cfg.MTU)
+	}
+	if err != nil {
+		return fail("open device", err)
+	}
+	for _, args := range setup {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 			return fail("ip "+strings.Join(args, " ")+": "+string(out), err)
 		}
@@ -69,6 +79,11 @@ func helperMain() int {
 		return fail("Upsert", err)
 	}
 	cfg.Identity = id
+	if l2 {
+		r := NewL2Router(cfg.VNI, DefaultFDBConfig())
+		r.FDB().AddRemote(table.Peers()[0])
+		cfg.Router, cfg.NextProtoL2 = r, true
+	}
 	tn, err := New(cfg, dev, conn.NewStdNetBind(), table)
 	if err != nil {
 		return fail("New", err)
@@ -106,7 +121,7 @@ type helperSide struct {
 }
 
 // startHelper starts a tunnel in side's namespace, peered with other; it stops at cleanup.
-func startHelper(t *testing.T, side, other helperSide, allowed string) {
+func startHelper(t *testing.T, side, other helperSide, allowed string, env ...string) {
 	t.Helper()
 	bin, err := os.Executable()
 	if err != nil {
@@ -118,6 +133,7 @@ func startHelper(t *testing.T, side, other helperSide, allowed string) {
 		"WH_PRIV="+side.priv.String(), "WH_PEER="+other.priv.Public().String(),
 		"WH_PEER_EP="+other.underIP+":51820", "WH_ALLOWED="+allowed, "WH_PORT=51820",
 		"WH_TUN=weft0", "WH_ADDR="+side.overlay)
+	cmd.Env = append(cmd.Env, env...)
 	if dir := os.Getenv("WEFT_PROFILE_DIR"); dir != "" { // go test -run NetnsIperf with WEFT_PROFILE_DIR=/tmp
 		cmd.Env = append(cmd.Env, "WH_CPUPROFILE="+dir+"/weft-"+side.host.Name+".pprof")
 	}
@@ -152,13 +168,26 @@ func startHelper(t *testing.T, side, other helperSide, allowed string) {
 	}
 }
 
-// netnsPair builds two namespaces joined by a veth pair, each running a tunnel.
+// netnsPair builds two namespaces joined by a veth pair, each running a tunnel (L3 over a
+// TUN).
 func netnsPair(t *testing.T) (a, b helperSide) {
+	return netnsPairMode(t, false)
+}
+
+// netnsPairMode is netnsPair, or with l2 a pair of encrypted L2 tunnels over TAPs on one
+// overlay subnet (10.42.0.0/16).
+func netnsPairMode(t *testing.T, l2 bool) (a, b helperSide) {
 	ha, hb := netlab.PairT(t, "eth0", "192.168.90.1/24", "192.168.90.2/24")
 	pa, _ := crypto.GeneratePrivateKey()
 	pb, _ := crypto.GeneratePrivateKey()
 	a = helperSide{host: ha, priv: pa, underIP: "192.168.90.1", overlay: "10.42.1.1/24"}
 	b = helperSide{host: hb, priv: pb, underIP: "192.168.90.2", overlay: "10.42.2.1/24"}
+	if l2 {
+		a.overlay, b.overlay = "10.42.1.1/16", "10.42.2.1/16"
+		startHelper(t, a, b, "10.42.0.0/16", "WH_MODE=l2")
+		startHelper(t, b, a, "10.42.0.0/16", "WH_MODE=l2")
+		return a, b
+	}
 	startHelper(t, a, b, "10.42.2.0/24")
 	startHelper(t, b, a, "10.42.1.0/24")
 	return a, b
@@ -180,8 +209,18 @@ func TestTunnel_NetnsPing(t *testing.T) {
 // TestTunnel_NetnsIperf measures single-stream TCP through the tunnel (logged, never
 // asserted: timings on shared machines are noise).
 func TestTunnel_NetnsIperf(t *testing.T) {
+	netnsIperf(t, false)
+}
+
+// TestTunnel_NetnsIperfL2 is TestTunnel_NetnsIperf over encrypted L2 (TAP, FDB, Ethernet
+// inside): TSO super-frames from the TAP are cut into frames by the device.
+func TestTunnel_NetnsIperfL2(t *testing.T) {
+	netnsIperf(t, true)
+}
+
+func netnsIperf(t *testing.T, l2 bool) {
 	netlab.RequireTools(t, "iperf3")
-	a, b := netnsPair(t)
+	a, b := netnsPairMode(t, l2)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	srv := b.host.Command(ctx, "iperf3", "-s", "-1", "-B", "10.42.2.1")

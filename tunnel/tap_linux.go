@@ -6,24 +6,34 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
-	"github.com/songgao/water"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun"
 )
 
-// TAPDevice is a Linux TAP device (opened with songgao/water) behind wireguard-go's
-// tun.Device, so the batched loop that drives TUN devices drives it too. A TAP reads and
-// writes whole Ethernet frames without FCS and has no offloads, so one syscall moves one
-// frame; Read still returns a batch (up to TAPBatchSize frames already queued), so that the
-// loop routes, seals and sends them together (one sendmmsg, UDP GSO) instead of one by one.
+// TAPDevice is a Linux TAP device behind wireguard-go's tun.Device, so the batched loop that
+// drives TUN devices drives it too. A TAP reads and writes whole Ethernet frames without FCS.
+// Read returns a batch (the frames the kernel already queued, up to TAPBatchSize), so that
+// the loop routes, seals and sends them together (one sendmmsg, UDP GSO) instead of one by
+// one; with EnableOffload the kernel hands over TCP super-frames (TSO), which Read cuts into
+// ordinary frames, so one syscall moves up to tapMaxGSOSegs frames.
 type TAPDevice struct {
-	ifce   *water.Interface
 	file   *os.File
 	name   string
 	events chan tun.Event
+
+	// offload: TSO and checksum offload are on (EnableOffload); Read then cuts super-frames.
+	offload atomic.Bool
+	// rbuf receives a frame with its virtio-net header when the caller's buffer has no
+	// headroom for it (one reader at a time, like Read).
+	rbuf []byte
+	// wmu guards wbuf, where a frame is put behind its header when the caller left no
+	// headroom for it.
+	wmu  sync.Mutex
+	wbuf []byte
 
 	// TryRead state, set up once so that a non-blocking read allocates nothing.
 	rc     syscall.RawConn
@@ -52,24 +62,36 @@ type TAPConfig struct {
 	Up bool
 }
 
-// OpenTAP creates a non-persistent TAP device; it disappears when closed.
+// OpenTAP creates a non-persistent TAP device; it disappears when closed. The device is
+// opened with a virtio-net header (IFF_VNET_HDR), which Read and Write hide; offloads stay
+// off until EnableOffload.
 func OpenTAP(cfg TAPConfig) (*TAPDevice, error) {
 	if len(cfg.Name) > 15 {
 		return nil, fmt.Errorf("tap: interface name %q is longer than 15 bytes", cfg.Name)
 	}
-	ifce, err := water.New(water.Config{
-		DeviceType:             water.TAP,
-		PlatformSpecificParams: water.PlatformSpecificParams{Name: cfg.Name, Persist: false},
-	})
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("tap: open /dev/net/tun: %w (needs CAP_NET_ADMIN)", err)
 	}
-	f, ok := ifce.ReadWriteCloser.(*os.File)
-	if !ok {
-		ifce.Close()
-		return nil, errors.New("tap: water returned no *os.File")
+	ifr, err := unix.NewIfreq(cfg.Name)
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("tap: %w", err)
 	}
-	d := &TAPDevice{ifce: ifce, file: f, name: ifce.Name(), events: make(chan tun.Event, 4)}
+	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("tap: create %q: %w (needs CAP_NET_ADMIN)", cfg.Name, err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("tap: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "/dev/net/tun") // non-blocking: reads park in the poller
+	d := &TAPDevice{
+		file: f, name: ifr.Name(), events: make(chan tun.Event, 4),
+		rbuf: make([]byte, vnetHdrLen+plainBufSize), wbuf: make([]byte, vnetHdrLen+plainBufSize),
+	}
 	if d.rc, err = f.SyscallConn(); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("tap: %w", err)
@@ -108,61 +130,129 @@ func OpenTAP(cfg TAPConfig) (*TAPDevice, error) {
 // File returns the device's file.
 func (d *TAPDevice) File() *os.File { return d.file }
 
-// TAPBatchSize is the most frames one Read returns: the first blocks, the others are the
-// frames the kernel already queued (read without blocking). 64 frames fill one UDP GSO send
-// (the kernel's UDP_MAX_SEGMENTS) and amortise the loop's per-batch work, while a burst
-// larger than that waits at most one more batch.
-const TAPBatchSize = 64
+// TAPBatchSize is the most frames one Read returns: the first read blocks, the others take
+// what the kernel already queued, without blocking. 128 frames hold two TSO super-frames of
+// at most tapMaxGSOSegs segments (or a burst of small frames), as wireguard-go's TUN batch.
+const TAPBatchSize = 128
 
 // Read reads one frame into bufs[0][offset:], blocking until there is one, then as many
-// frames as are already queued (up to len(bufs)) into bufs[1:], without blocking. It returns
-// the number of frames; sizes[i] is the length of frame i. The buffers are the caller's;
-// nothing is kept. An error of a non-blocking read ends the batch and shows again on the
-// next blocking read.
+// frames as are already queued into the following buffers, without blocking. With offload
+// on (EnableOffload), a TCP super-frame comes back cut into segments, one per buffer, each
+// an ordinary frame with its own headers and checksums, and partial checksums are
+// completed. It returns the number of frames; sizes[i] is the length of frame i. The
+// buffers are the caller's; nothing is kept. A malformed super-frame (never expected from
+// the kernel) is dropped; an error of a non-blocking read ends the batch and shows again on
+// the next blocking read.
 func (d *TAPDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	n, err := d.file.Read(bufs[0][offset:])
-	if err != nil {
-		if errors.Is(err, os.ErrClosed) {
-			return 0, net.ErrClosed
+	count := 0
+	for count == 0 {
+		n, err := d.readFrame(bufs, sizes, offset, true)
+		if err != nil {
+			return 0, err
 		}
-		return 0, err
+		count = n
 	}
-	sizes[0] = n
-	count := 1
-	for count < len(bufs) && count < len(sizes) {
-		n, err := d.TryRead(bufs[count][offset:])
-		if err != nil || n == 0 {
+	reserve := 1
+	if d.offload.Load() {
+		reserve = tapMaxGSOSegs // room for a whole super-frame
+	}
+	for len(bufs)-count >= reserve && len(sizes)-count >= reserve {
+		n, err := d.readFrame(bufs[count:], sizes[count:], offset, false)
+		if err != nil || n < 0 {
 			break
 		}
-		sizes[count] = n
-		count++
+		count += n
 	}
 	return count, nil
 }
 
-// TryRead reads one frame into b if the kernel has one queued, without blocking; (0, nil)
-// when none is. The plaintext VTEP uses it to gather a burst into one GSO send. Not safe for
-// concurrent use with itself (one reader, like Read).
-func (d *TAPDevice) TryRead(b []byte) (int, error) {
-	d.tryBuf = b
-	err := d.rc.Read(d.tryFn)
-	d.tryBuf = nil
-	if err != nil {
-		return 0, net.ErrClosed
+// readFrame reads one frame (blocking or not) into bufs[0][offset:] and finishes it (see
+// tapFinishFrame). It returns the frames made, 0 for a dropped malformed one, and -1 when
+// a non-blocking read found nothing queued.
+func (d *TAPDevice) readFrame(bufs [][]byte, sizes []int, offset int, block bool) (int, error) {
+	b := d.rbuf
+	direct := offset >= vnetHdrLen // the header goes into the caller's headroom
+	if direct {
+		b = bufs[0][offset-vnetHdrLen:]
 	}
-	switch {
-	case d.tryErr == unix.EAGAIN:
+	var n int
+	if block {
+		var err error
+		if n, err = d.file.Read(b); err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return 0, net.ErrClosed
+			}
+			return 0, err
+		}
+	} else {
+		d.tryBuf = b
+		err := d.rc.Read(d.tryFn)
+		d.tryBuf = nil
+		switch {
+		case err != nil:
+			return 0, net.ErrClosed
+		case d.tryErr == unix.EAGAIN:
+			return -1, nil
+		case d.tryErr != nil:
+			return 0, d.tryErr
+		}
+		n = d.tryN
+	}
+	if n < vnetHdrLen {
 		return 0, nil
-	case d.tryErr != nil:
-		return 0, d.tryErr
 	}
-	return d.tryN, nil
+	h := parseVnetHdr(b)
+	n -= vnetHdrLen
+	if !direct {
+		if n > len(bufs[0])-offset {
+			return 0, nil // cannot happen with buffers for the MTU and offload off
+		}
+		copy(bufs[0][offset:], b[vnetHdrLen:vnetHdrLen+n])
+	}
+	if h.flags == 0 && h.gsoType == unix.VIRTIO_NET_HDR_GSO_NONE {
+		sizes[0] = n
+		return 1, nil
+	}
+	k, err := tapFinishFrame(h, bufs, sizes, offset, n)
+	if err != nil {
+		return 0, nil // dropped
+	}
+	return k, nil
 }
 
-// Write writes each bufs[i][offset:] as one frame. It does not retain the buffers.
+// TryRead reads one frame into b if the kernel has one queued, without blocking; (0, nil)
+// when none is. The plaintext VTEP uses it to gather a burst into one GSO send. Not safe for
+// concurrent use with itself or Read (one reader). It does not cut super-frames: the VTEP
+// leaves offload off.
+func (d *TAPDevice) TryRead(b []byte) (int, error) {
+	bufs, sizes := [1][]byte{b}, [1]int{}
+	n, err := d.readFrame(bufs[:], sizes[:], 0, false)
+	if err != nil {
+		return 0, err
+	}
+	if n <= 0 {
+		return 0, nil
+	}
+	return sizes[0], nil
+}
+
+// Write writes each bufs[i][offset:] as one frame, behind a zero virtio-net header (written
+// into the buffer's headroom when offset leaves room for it). It does not retain the
+// buffers. Safe for concurrent use.
 func (d *TAPDevice) Write(bufs [][]byte, offset int) (int, error) {
 	for i, b := range bufs {
-		if _, err := d.file.Write(b[offset:]); err != nil {
+		var err error
+		if offset >= vnetHdrLen {
+			clear(b[offset-vnetHdrLen : offset])
+			_, err = d.file.Write(b[offset-vnetHdrLen:])
+		} else {
+			d.wmu.Lock()
+			n := copy(d.wbuf[vnetHdrLen:], b[offset:])
+			clear(d.wbuf[:vnetHdrLen])
+			_, err = d.file.Write(d.wbuf[:vnetHdrLen+n])
+			d.wmu.Unlock()
+		}
+		if err != nil {
 			if errors.Is(err, os.ErrClosed) {
 				return i, net.ErrClosed
 			}
@@ -170,6 +260,31 @@ func (d *TAPDevice) Write(bufs [][]byte, offset int) (int, error) {
 		}
 	}
 	return len(bufs), nil
+}
+
+// EnableOffload turns on TCP segmentation and checksum offload (TSO4, TSO6, CSUM): the
+// kernel then hands over TCP super-frames of up to tapMaxGSOSegs segments, which Read cuts
+// into frames, and frames with partial checksums, which Read completes. Only for a reader
+// that passes Read at least tapMaxGSOSegs buffers (the encrypted loop; TAPBatchSize).
+func (d *TAPDevice) EnableOffload() error {
+	link, err := netlink.LinkByName(d.name)
+	if err != nil {
+		return fmt.Errorf("tap: %w", err)
+	}
+	if err := netlink.LinkSetGSOMaxSegs(link, tapMaxGSOSegs); err != nil {
+		return fmt.Errorf("tap: set gso_max_segs on %s: %w", d.name, err)
+	}
+	var serr error
+	if err := d.rc.Control(func(fd uintptr) {
+		serr = unix.IoctlSetInt(int(fd), unix.TUNSETOFFLOAD, unix.TUN_F_CSUM|unix.TUN_F_TSO4|unix.TUN_F_TSO6)
+	}); err != nil {
+		return fmt.Errorf("tap: %w", err)
+	}
+	if serr != nil {
+		return fmt.Errorf("tap: TUNSETOFFLOAD on %s: %w", d.name, serr)
+	}
+	d.offload.Store(true)
+	return nil
 }
 
 // MTU returns the interface's current MTU.
@@ -207,7 +322,7 @@ func (d *TAPDevice) BatchSize() int { return TAPBatchSize }
 // Close removes the device; a blocked Read returns net.ErrClosed. Idempotent.
 func (d *TAPDevice) Close() error {
 	d.closeOnce.Do(func() {
-		d.closeErr = d.ifce.Close()
+		d.closeErr = d.file.Close()
 		close(d.events)
 	})
 	return d.closeErr

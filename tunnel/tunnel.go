@@ -47,6 +47,10 @@ type Tunnel struct {
 	closeMu sync.Once
 }
 
+// offloader is a device whose segmentation offload New turns on (TAPDevice): Read then cuts
+// super-frames into up to 64 frames, which the loop's batch of dev.BatchSize buffers holds.
+type offloader interface{ EnableOffload() error }
+
 // ErrAlreadyUp is returned by a second Up.
 var ErrAlreadyUp = errors.New("tunnel: already up")
 
@@ -62,6 +66,11 @@ func New(cfg Config, dev tun.Device, bind conn.Bind, table *peers.Table) (*Tunne
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if o, ok := dev.(offloader); ok {
+		if err := o.EnableOffload(); err != nil {
+			log.Warn("device offload unavailable; frames are read one by one", "err", err)
+		}
 	}
 	t := &Tunnel{
 		cfg:       cfg,

@@ -1,0 +1,258 @@
+//go:build linux
+
+package tunnel
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// naiveCsum is the RFC 1071 sum, 16 bits at a time, as the reference for csumAdd.
+func naiveCsum(b []byte) uint16 {
+	var s uint32
+	for i := 0; i+1 < len(b); i += 2 {
+		s += uint32(b[i])<<8 | uint32(b[i+1])
+	}
+	if len(b)%2 == 1 {
+		s += uint32(b[len(b)-1]) << 8
+	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	return uint16(s)
+}
+
+func TestCsumAdd_MatchesRFC1071(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 2, 7, 8, 31, 32, 33, 63, 1400, 1401, 65535} {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(r.UintN(256))
+		}
+		if got, want := csumFold(csumAdd(0, b)), naiveCsum(b); got != want {
+			t.Errorf("len %d: csum %#04x, want %#04x", n, got, want)
+		}
+		all := bytes.Repeat([]byte{0xff}, n) // end-around carries at every step
+		if got, want := csumFold(csumAdd(^uint64(0), all)), naiveCsum(append(all, bytes.Repeat([]byte{0xff}, 8)...)); n%2 == 0 && got != want {
+			t.Errorf("len %d of 0xff: csum %#04x, want %#04x", n, got, want)
+		}
+	}
+}
+
+// tcpSuperFrame builds an Ethernet frame carrying one TCP packet with payload, as the kernel
+// hands it with TSO: checksum field holding the pseudo-header sum (CHECKSUM_PARTIAL).
+func tcpSuperFrame(v6 bool, vlan bool, payload []byte, flags byte) ([]byte, vnetHdr) {
+	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	et := uint16(EtherTypeIPv4)
+	if v6 {
+		src, dst, et = netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2"), EtherTypeIPv6
+	}
+	f := append([]byte{}, testMACB[:]...)
+	f = append(f, testMACA[:]...)
+	if vlan {
+		f = binary.BigEndian.AppendUint16(f, EtherTypeVLAN)
+		f = binary.BigEndian.AppendUint16(f, 42)
+	}
+	f = binary.BigEndian.AppendUint16(f, et)
+	ip := len(f)
+	tcpLen := 32 + len(payload) // 12 bytes of options (timestamps)
+	if v6 {
+		f = append(f, 0x60, 0, 0, 0)
+		f = binary.BigEndian.AppendUint16(f, uint16(tcpLen))
+		f = append(f, unix.IPPROTO_TCP, 64)
+		f = append(f, src.AsSlice()...)
+		f = append(f, dst.AsSlice()...)
+	} else {
+		f = append(f, 0x45, 0)
+		f = binary.BigEndian.AppendUint16(f, uint16(20+tcpLen))
+		f = append(f, 0x12, 0x34, 0x40, 0, 64, unix.IPPROTO_TCP, 0, 0)
+		f = append(f, src.AsSlice()...)
+		f = append(f, dst.AsSlice()...)
+	}
+	tcp := len(f)
+	f = binary.BigEndian.AppendUint16(f, 40000)
+	f = binary.BigEndian.AppendUint16(f, 5201)
+	f = binary.BigEndian.AppendUint32(f, 0xfffff000) // wraps during the split
+	f = binary.BigEndian.AppendUint32(f, 77)
+	f = append(f, 8<<4, flags, 0xff, 0xff, 0, 0, 0, 0)
+	f = append(f, 1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2)
+	f = append(f, payload...)
+	var addrs []byte
+	if v6 {
+		addrs = f[ip+8 : ip+40]
+	} else {
+		addrs = f[ip+12 : ip+20]
+	}
+	pseudo := csumFold(csumAdd(0, addrs) + unix.IPPROTO_TCP + uint64(tcpLen))
+	binary.BigEndian.PutUint16(f[tcp+16:], pseudo)
+	h := vnetHdr{flags: unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, gsoType: unix.VIRTIO_NET_HDR_GSO_TCPV4,
+		hdrLen: uint16(tcp + 32), gsoSize: 1400, csumStart: uint16(tcp), csumOffset: 16}
+	if v6 {
+		h.gsoType = unix.VIRTIO_NET_HDR_GSO_TCPV6
+	}
+	return f, h
+}
+
+func TestTapSplitTCP_Segments(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		v6, vlan  bool
+		payload   int
+		wantSegs  int
+		wantFlags byte
+	}{
+		{"ipv4", false, false, 5000, 4, 0x18 | tcpFlagFIN},
+		{"ipv6", true, false, 2800, 2, 0x18},
+		{"ipv4 vlan", false, true, 1400*45 + 1, 46, 0x18},
+		{"ipv6 one segment", true, false, 100, 1, 0x18},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			payload := make([]byte, tc.payload)
+			for i := range payload {
+				payload[i] = byte(i * 7)
+			}
+			frame, h := tcpSuperFrame(tc.v6, tc.vlan, payload, tc.wantFlags|tcpFlagCWR)
+			const off = 24
+			bufs, sizes := make([][]byte, TAPBatchSize), make([]int, TAPBatchSize)
+			for i := range bufs {
+				bufs[i] = make([]byte, 65600)
+			}
+			copy(bufs[0][off:], frame)
+			n, err := tapFinishFrame(h, bufs, sizes, off, len(frame))
+			if err != nil || n != tc.wantSegs {
+				t.Fatalf("split = %d, %v; want %d segments", n, err, tc.wantSegs)
+			}
+			ip := int(h.csumStart) - 20
+			if tc.v6 {
+				ip = int(h.csumStart) - 40
+			}
+			tcp := int(h.csumStart)
+			var got []byte
+			for i := range n {
+				seg := bufs[i][off : off+sizes[i]]
+				if len(seg) > tcp+32+1400 {
+					t.Fatalf("segment %d is %d bytes", i, len(seg))
+				}
+				var addrs []byte
+				if tc.v6 {
+					addrs = seg[ip+8 : ip+40]
+					if l := int(binary.BigEndian.Uint16(seg[ip+4:])); l != len(seg)-ip-40 {
+						t.Errorf("segment %d: payload length %d", i, l)
+					}
+				} else {
+					addrs = seg[ip+12 : ip+20]
+					if l := int(binary.BigEndian.Uint16(seg[ip+2:])); l != len(seg)-ip {
+						t.Errorf("segment %d: total length %d", i, l)
+					}
+					if id := binary.BigEndian.Uint16(seg[ip+4:]); id != 0x1234+uint16(i) {
+						t.Errorf("segment %d: IP ID %#x", i, id)
+					}
+					if s := csumFold(csumAdd(0, seg[ip:tcp])); s != 0xffff {
+						t.Errorf("segment %d: bad IPv4 header checksum", i)
+					}
+				}
+				if s := csumFold(csumAdd(csumAdd(0, addrs)+unix.IPPROTO_TCP+uint64(len(seg)-tcp), seg[tcp:])); s != 0xffff {
+					t.Errorf("segment %d: bad TCP checksum", i)
+				}
+				if seq := binary.BigEndian.Uint32(seg[tcp+4:]); seq != 0xfffff000+uint32(i*1400) {
+					t.Errorf("segment %d: seq %#x", i, seq)
+				}
+				fl := seg[tcp+13]
+				want := tc.wantFlags
+				if i < n-1 {
+					want &^= tcpFlagFIN | tcpFlagPSH
+				}
+				if i == 0 {
+					want |= tcpFlagCWR
+				}
+				if fl != want {
+					t.Errorf("segment %d: flags %#x, want %#x", i, fl, want)
+				}
+				if !bytes.Equal(seg[:ip-2], frame[:ip-2]) {
+					t.Errorf("segment %d: Ethernet header changed", i)
+				}
+				got = append(got, seg[tcp+32:]...)
+			}
+			if !bytes.Equal(got, payload) {
+				t.Error("payload not preserved in order")
+			}
+		})
+	}
+}
+
+func TestTapFinishFrame_Rejects(t *testing.T) {
+	frame, h := tcpSuperFrame(false, false, make([]byte, 3000), 0x10)
+	bufs, sizes := [][]byte{make([]byte, 4000), make([]byte, 4000)}, make([]int, 2)
+	copy(bufs[0], frame)
+	if _, err := tapFinishFrame(h, bufs, sizes, 0, len(frame)); err != errTAPTooManySegments {
+		t.Errorf("3 segments into 2 buffers: %v", err)
+	}
+	bad := h
+	bad.csumStart = 30
+	if _, err := tapFinishFrame(bad, bufs, sizes, 0, len(frame)); err != errTAPBadGSO {
+		t.Errorf("csumStart inside the IP header: %v", err)
+	}
+	bad = h
+	bad.gsoType = unix.VIRTIO_NET_HDR_GSO_UDP
+	if _, err := tapFinishFrame(bad, bufs, sizes, 0, len(frame)); err != errTAPBadGSO {
+		t.Errorf("UFO: %v", err)
+	}
+	none := vnetHdr{flags: unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, csumStart: 60000}
+	if _, err := tapFinishFrame(none, bufs, sizes, 0, len(frame)); err != errTAPBadCsum {
+		t.Errorf("checksum start past the frame: %v", err)
+	}
+}
+
+// A partial checksum (no GSO) is completed in place.
+func TestTapFinishFrame_CompletesChecksum(t *testing.T) {
+	frame, h := tcpSuperFrame(false, false, []byte("hello, partial checksum"), 0x18)
+	h.gsoType = unix.VIRTIO_NET_HDR_GSO_NONE
+	bufs, sizes := [][]byte{append(make([]byte, 8), frame...)}, make([]int, 1)
+	n, err := tapFinishFrame(h, bufs, sizes, 8, len(frame))
+	if err != nil || n != 1 || sizes[0] != len(frame) {
+		t.Fatalf("= %d, %v", n, err)
+	}
+	f := bufs[0][8:]
+	tcp := int(h.csumStart)
+	if s := csumFold(csumAdd(csumAdd(0, f[26:34])+unix.IPPROTO_TCP+uint64(len(f)-tcp), f[tcp:])); s != 0xffff {
+		t.Error("TCP checksum not completed")
+	}
+}
+
+func TestTapSplitTCP_ZeroAlloc(t *testing.T) {
+	frame, h := tcpSuperFrame(false, false, make([]byte, 60000), 0x10)
+	bufs, sizes := make([][]byte, TAPBatchSize), make([]int, TAPBatchSize)
+	for i := range bufs {
+		bufs[i] = make([]byte, 65600)
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		copy(bufs[0], frame)
+		if _, err := tapFinishFrame(h, bufs, sizes, 0, len(frame)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per split", allocs)
+	}
+}
+
+func BenchmarkTapSplitTCP(b *testing.B) {
+	frame, h := tcpSuperFrame(false, false, make([]byte, 63000), 0x10)
+	bufs, sizes := make([][]byte, TAPBatchSize), make([]int, TAPBatchSize)
+	for i := range bufs {
+		bufs[i] = make([]byte, 65600)
+	}
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(bufs[0], frame)
+		if _, err := tapFinishFrame(h, bufs, sizes, 0, len(frame)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
