@@ -237,9 +237,14 @@ func (d *TAPDevice) TryRead(b []byte) (int, error) {
 }
 
 // Write writes each bufs[i][offset:] as one frame, behind a zero virtio-net header (written
-// into the buffer's headroom when offset leaves room for it). It does not retain the
-// buffers. Safe for concurrent use.
+// into the buffer's headroom when offset leaves room for it). With offload on and that
+// headroom, consecutive segments of one TCP flow are merged into one super-frame (GRO),
+// appended into the first one's capacity beyond its length: the buffers are modified. It
+// does not retain them. Safe for concurrent use.
 func (d *TAPDevice) Write(bufs [][]byte, offset int) (int, error) {
+	if d.offload.Load() && offset >= vnetHdrLen {
+		return d.writeCoalesced(bufs, offset)
+	}
 	for i, b := range bufs {
 		var err error
 		if offset >= vnetHdrLen {
@@ -262,9 +267,27 @@ func (d *TAPDevice) Write(bufs [][]byte, offset int) (int, error) {
 	return len(bufs), nil
 }
 
+// writeCoalesced writes bufs with offload on: runs of segments of one TCP flow go as one
+// super-frame (see tapCoalesce), so the kernel's TCP receives 64 KiB at a time. It returns
+// the number of buffers written.
+func (d *TAPDevice) writeCoalesced(bufs [][]byte, offset int) (int, error) {
+	for i := 0; i < len(bufs); {
+		frame, next := tapCoalesce(bufs, i, offset)
+		if _, err := d.file.Write(frame); err != nil {
+			if errors.Is(err, os.ErrClosed) {
+				return i, net.ErrClosed
+			}
+			return i, err
+		}
+		i = next
+	}
+	return len(bufs), nil
+}
+
 // EnableOffload turns on TCP segmentation and checksum offload (TSO4, TSO6, CSUM): the
 // kernel then hands over TCP super-frames of up to tapMaxGSOSegs segments, which Read cuts
-// into frames, and frames with partial checksums, which Read completes. Only for a reader
+// into frames, and frames with partial checksums, which Read completes; Write merges
+// segments into super-frames. Only for a reader
 // that passes Read at least tapMaxGSOSegs buffers (the encrypted loop; TAPBatchSize).
 func (d *TAPDevice) EnableOffload() error {
 	link, err := netlink.LinkByName(d.name)

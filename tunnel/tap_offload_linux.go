@@ -3,6 +3,7 @@
 package tunnel
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"math/bits"
@@ -221,4 +222,165 @@ func csumFold(acc uint64) uint16 {
 	acc = (acc >> 16) + (acc & 0xffff)
 	acc = (acc >> 16) + (acc & 0xffff)
 	return uint16(acc)
+}
+
+// tcpSeg is a parsed TCP segment in an untagged Ethernet frame, as tapCoalesce needs it.
+type tcpSeg struct {
+	v6       bool
+	ip, tcp  int // offsets of the IP and TCP headers
+	data     int // offset of the payload
+	seq      uint32
+	flags    byte
+	checksum bool // the TCP (and IPv4 header) checksums are valid
+}
+
+// parseTCPSeg parses f as a coalescable TCP segment: untagged, IPv4 without options and
+// not fragmented or IPv6 without extension headers, with a payload, flags ACK or ACK|PSH,
+// lengths consistent with the frame. ok is false for anything else.
+func parseTCPSeg(f []byte) (s tcpSeg, ok bool) {
+	if len(f) < ethernetHdrLen+40 {
+		return s, false
+	}
+	s.ip = ethernetHdrLen
+	switch binary.BigEndian.Uint16(f[12:]) {
+	case EtherTypeIPv4:
+		ip := f[s.ip:]
+		if ip[0] != 0x45 || ip[9] != unix.IPPROTO_TCP || binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 ||
+			int(binary.BigEndian.Uint16(ip[2:])) != len(ip) {
+			return s, false
+		}
+		s.tcp = s.ip + 20
+	case EtherTypeIPv6:
+		ip := f[s.ip:]
+		if len(ip) < 60 || ip[0]>>4 != 6 || ip[6] != unix.IPPROTO_TCP || int(binary.BigEndian.Uint16(ip[4:])) != len(ip)-40 {
+			return s, false
+		}
+		s.v6, s.tcp = true, s.ip+40
+	default:
+		return s, false
+	}
+	s.data = s.tcp + int(f[s.tcp+12]>>4)*4
+	s.flags = f[s.tcp+13]
+	if s.data < s.tcp+20 || s.data >= len(f) || s.flags&^tcpFlagPSH != 0x10 {
+		return s, false
+	}
+	s.seq = binary.BigEndian.Uint32(f[s.tcp+4:])
+	return s, true
+}
+
+// tcpSegChecksumOK verifies the TCP checksum of the segment s in f (and the IPv4 header's).
+func tcpSegChecksumOK(f []byte, s tcpSeg) bool {
+	var addrs []byte
+	if s.v6 {
+		addrs = f[s.ip+8 : s.ip+40]
+	} else {
+		if csumFold(csumAdd(0, f[s.ip:s.tcp])) != 0xffff {
+			return false
+		}
+		addrs = f[s.ip+12 : s.ip+20]
+	}
+	return csumFold(csumAdd(csumAdd(0, addrs)+unix.IPPROTO_TCP+uint64(len(f)-s.tcp), f[s.tcp:])) == 0xffff
+}
+
+// tcpSameFlow reports whether b (parsed as sb) may follow a (parsed as sa) in one super-frame:
+// same Ethernet header, IP header fields that GRO keeps equal, ports, acknowledgment, header
+// length, window and options, no flags but ACK (PSH on the last).
+func tcpSameFlow(a []byte, sa tcpSeg, b []byte, sb tcpSeg) bool {
+	if sa.v6 != sb.v6 || sa.data != sb.data || sa.flags&tcpFlagPSH != 0 {
+		return false
+	}
+	if !bytes.Equal(a[:ethernetHdrLen], b[:ethernetHdrLen]) {
+		return false
+	}
+	if sa.v6 {
+		// version, traffic class, flow label; next header, hop limit; addresses
+		if !bytes.Equal(a[sa.ip:sa.ip+4], b[sb.ip:sb.ip+4]) || !bytes.Equal(a[sa.ip+6:sa.tcp], b[sb.ip+6:sb.tcp]) {
+			return false
+		}
+	} else {
+		// version/IHL, TOS; flags; TTL, protocol; addresses (not length, ID, checksum)
+		if a[sa.ip+1] != b[sb.ip+1] || a[sa.ip+6] != b[sb.ip+6] || !bytes.Equal(a[sa.ip+8:sa.ip+10], b[sb.ip+8:sb.ip+10]) ||
+			!bytes.Equal(a[sa.ip+12:sa.tcp], b[sb.ip+12:sb.tcp]) {
+			return false
+		}
+	}
+	// ports; acknowledgment; data offset and window (flags compared by the caller); options
+	return bytes.Equal(a[sa.tcp:sa.tcp+4], b[sb.tcp:sb.tcp+4]) &&
+		bytes.Equal(a[sa.tcp+8:sa.tcp+13], b[sb.tcp+8:sb.tcp+13]) &&
+		bytes.Equal(a[sa.tcp+14:sa.tcp+16], b[sb.tcp+14:sb.tcp+16]) &&
+		bytes.Equal(a[sa.tcp+20:sa.data], b[sb.tcp+20:sb.data])
+}
+
+// tapCoalesce merges bufs[i] with the segments of the same TCP flow that directly follow it
+// in bufs (each a frame at offset), appending their payloads into bufs[i]'s capacity, as the
+// kernel's GRO would. It writes the virtio-net header for the result into
+// bufs[i][offset-vnetHdrLen:offset] and returns the frame to write (header included) and the
+// index of the first buffer not consumed. A frame that cannot be merged is returned alone,
+// with a zero header (the kernel then checks its checksums as usual). Merged segments must
+// carry valid checksums: the super-frame goes up as CHECKSUM_PARTIAL, which the kernel
+// trusts.
+func tapCoalesce(bufs [][]byte, i, offset int) ([]byte, int) {
+	first := bufs[i]
+	f := first[offset:]
+	hdr := first[offset-vnetHdrLen : offset]
+	clear(hdr)
+	s, ok := parseTCPSeg(f)
+	if !ok || i+1 == len(bufs) || s.flags&tcpFlagPSH != 0 || !tcpSegChecksumOK(f, s) {
+		return first[offset-vnetHdrLen:], i + 1
+	}
+	mss := len(f) - s.data
+	total := len(f)
+	next := s.seq + uint32(mss)
+	last := s
+	j := i + 1
+	for ; j < len(bufs) && j-i < tapMaxGSOSegs; j++ {
+		g := bufs[j][offset:]
+		sg, ok := parseTCPSeg(g)
+		if !ok || sg.seq != next || !tcpSameFlow(f, s, g, sg) {
+			break
+		}
+		n := len(g) - sg.data
+		if n > mss || total+n-s.ip > 65535 || offset+total+n > cap(first) || !tcpSegChecksumOK(g, sg) {
+			break
+		}
+		copy(first[offset+total:cap(first)], g[sg.data:])
+		total += n
+		next += uint32(n)
+		last = sg
+		if n < mss || sg.flags&tcpFlagPSH != 0 {
+			j++
+			break // a short or pushed segment ends the run
+		}
+	}
+	if j == i+1 {
+		return first[offset-vnetHdrLen:], j
+	}
+	f = first[offset : offset+total]
+	if s.v6 {
+		binary.BigEndian.PutUint16(f[s.ip+4:], uint16(total-s.tcp))
+	} else {
+		binary.BigEndian.PutUint16(f[s.ip+2:], uint16(total-s.ip))
+		f[s.ip+10], f[s.ip+11] = 0, 0
+		binary.BigEndian.PutUint16(f[s.ip+10:], ^csumFold(csumAdd(0, f[s.ip:s.tcp])))
+	}
+	f[s.tcp+13] |= last.flags & tcpFlagPSH
+	// CHECKSUM_PARTIAL: the field holds the pseudo-header sum, the kernel does the rest if
+	// it ever needs the checksum (forwarding); local delivery trusts it.
+	var addrs []byte
+	if s.v6 {
+		addrs = f[s.ip+8 : s.ip+40]
+	} else {
+		addrs = f[s.ip+12 : s.ip+20]
+	}
+	binary.BigEndian.PutUint16(f[s.tcp+16:], csumFold(csumAdd(0, addrs)+unix.IPPROTO_TCP+uint64(total-s.tcp)))
+	hdr[0] = unix.VIRTIO_NET_HDR_F_NEEDS_CSUM
+	hdr[1] = unix.VIRTIO_NET_HDR_GSO_TCPV4
+	if s.v6 {
+		hdr[1] = unix.VIRTIO_NET_HDR_GSO_TCPV6
+	}
+	binary.NativeEndian.PutUint16(hdr[2:], uint16(s.data))
+	binary.NativeEndian.PutUint16(hdr[4:], uint16(mss))
+	binary.NativeEndian.PutUint16(hdr[6:], uint16(s.tcp))
+	binary.NativeEndian.PutUint16(hdr[8:], 16)
+	return first[offset-vnetHdrLen : offset+total], j
 }
