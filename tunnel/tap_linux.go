@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -27,20 +28,26 @@ type TAPDevice struct {
 
 	// offload: TSO and checksum offload are on (EnableOffload); Read then cuts super-frames.
 	offload atomic.Bool
-	// rbuf receives a frame with its virtio-net header when the caller's buffer has no
-	// headroom for it (one reader at a time, like Read).
-	rbuf []byte
-	// wmu guards wbuf, where a frame is put behind its header when the caller left no
-	// headroom for it.
-	wmu  sync.Mutex
-	wbuf []byte
-
-	// TryRead state, set up once so that a non-blocking read allocates nothing.
+	// Read state, set up once so that reading allocates nothing: readv of the virtio-net
+	// header into vhdr and the frame straight into the caller's buffer (rdst), blocking in
+	// the poller or not (rblock).
 	rc     syscall.RawConn
-	tryBuf []byte
-	tryN   int
-	tryErr error
-	tryFn  func(fd uintptr) bool
+	vhdr   [vnetHdrLen]byte
+	riov   [2]unix.Iovec
+	rdst   []byte
+	rblock bool
+	rn     int
+	rerr   error
+	readFn func(fd uintptr) bool
+
+	// Write state for frames without headroom for the header (writev behind a zero header),
+	// guarded by wmu.
+	wmu     sync.Mutex
+	zhdr    [vnetHdrLen]byte
+	wiov    [2]unix.Iovec
+	wsrc    []byte
+	werr    error
+	writeFn func(fd uintptr) bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -88,18 +95,13 @@ func OpenTAP(cfg TAPConfig) (*TAPDevice, error) {
 		return nil, fmt.Errorf("tap: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), "/dev/net/tun") // non-blocking: reads park in the poller
-	d := &TAPDevice{
-		file: f, name: ifr.Name(), events: make(chan tun.Event, 4),
-		rbuf: make([]byte, vnetHdrLen+plainBufSize), wbuf: make([]byte, vnetHdrLen+plainBufSize),
-	}
+	d := &TAPDevice{file: f, name: ifr.Name(), events: make(chan tun.Event, 4)}
 	if d.rc, err = f.SyscallConn(); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("tap: %w", err)
 	}
-	d.tryFn = func(fd uintptr) bool {
-		d.tryN, d.tryErr = unix.Read(int(fd), d.tryBuf)
-		return true // never wait: EAGAIN means "nothing queued"
-	}
+	d.readFn = d.readv
+	d.writeFn = d.writev
 	link, err := netlink.LinkByName(d.name)
 	if err != nil {
 		d.Close()
@@ -170,45 +172,23 @@ func (d *TAPDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 // tapFinishFrame). It returns the frames made, 0 for a dropped malformed one, and -1 when
 // a non-blocking read found nothing queued.
 func (d *TAPDevice) readFrame(bufs [][]byte, sizes []int, offset int, block bool) (int, error) {
-	b := d.rbuf
-	direct := offset >= vnetHdrLen // the header goes into the caller's headroom
-	if direct {
-		b = bufs[0][offset-vnetHdrLen:]
-	}
-	var n int
-	if block {
-		var err error
-		if n, err = d.file.Read(b); err != nil {
-			if errors.Is(err, os.ErrClosed) {
-				return 0, net.ErrClosed
-			}
-			return 0, err
-		}
-	} else {
-		d.tryBuf = b
-		err := d.rc.Read(d.tryFn)
-		d.tryBuf = nil
-		switch {
-		case err != nil:
-			return 0, net.ErrClosed
-		case d.tryErr == unix.EAGAIN:
-			return -1, nil
-		case d.tryErr != nil:
-			return 0, d.tryErr
-		}
-		n = d.tryN
+	d.rdst, d.rblock = bufs[0][offset:], block
+	err := d.rc.Read(d.readFn)
+	d.rdst, d.riov[1].Base = nil, nil // keep no caller buffer alive
+	n := d.rn
+	switch {
+	case err != nil:
+		return 0, net.ErrClosed // the file is closed
+	case d.rerr == unix.EAGAIN:
+		return -1, nil // only when not blocking
+	case d.rerr != nil:
+		return 0, d.rerr
 	}
 	if n < vnetHdrLen {
 		return 0, nil
 	}
-	h := parseVnetHdr(b)
+	h := parseVnetHdr(d.vhdr[:])
 	n -= vnetHdrLen
-	if !direct {
-		if n > len(bufs[0])-offset {
-			return 0, nil // cannot happen with buffers for the MTU and offload off
-		}
-		copy(bufs[0][offset:], b[vnetHdrLen:vnetHdrLen+n])
-	}
 	if h.flags == 0 && h.gsoType == unix.VIRTIO_NET_HDR_GSO_NONE {
 		sizes[0] = n
 		return 1, nil
@@ -218,6 +198,59 @@ func (d *TAPDevice) readFrame(bufs [][]byte, sizes []int, offset int, block bool
 		return 0, nil // dropped
 	}
 	return k, nil
+}
+
+// readv is readFn: one readv of the header and the frame. It asks the poller to wait
+// (returns false) only for a blocking read that found nothing.
+func (d *TAPDevice) readv(fd uintptr) bool {
+	if len(d.rdst) == 0 {
+		d.rn, d.rerr = 0, unix.EINVAL
+		return true
+	}
+	d.riov[0].Base, d.riov[1].Base = &d.vhdr[0], &d.rdst[0]
+	d.riov[0].SetLen(vnetHdrLen)
+	d.riov[1].SetLen(len(d.rdst))
+	for {
+		n, _, e := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&d.riov[0])), 2)
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			if d.rblock {
+				return false
+			}
+		}
+		d.rn, d.rerr = int(n), nil
+		if e != 0 {
+			d.rn, d.rerr = 0, e
+		}
+		return true
+	}
+}
+
+// writev is writeFn: one writev of a zero header and the frame wsrc.
+func (d *TAPDevice) writev(fd uintptr) bool {
+	if len(d.wsrc) == 0 {
+		d.werr = unix.EINVAL
+		return true
+	}
+	d.wiov[0].Base, d.wiov[1].Base = &d.zhdr[0], &d.wsrc[0]
+	d.wiov[0].SetLen(vnetHdrLen)
+	d.wiov[1].SetLen(len(d.wsrc))
+	for {
+		_, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&d.wiov[0])), 2)
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false // wait until writable
+		}
+		d.werr = nil
+		if e != 0 {
+			d.werr = e
+		}
+		return true
+	}
 }
 
 // TryRead reads one frame into b if the kernel has one queued, without blocking; (0, nil)
@@ -252,9 +285,13 @@ func (d *TAPDevice) Write(bufs [][]byte, offset int) (int, error) {
 			_, err = d.file.Write(b[offset-vnetHdrLen:])
 		} else {
 			d.wmu.Lock()
-			n := copy(d.wbuf[vnetHdrLen:], b[offset:])
-			clear(d.wbuf[:vnetHdrLen])
-			_, err = d.file.Write(d.wbuf[:vnetHdrLen+n])
+			d.wsrc = b[offset:]
+			if err = d.rc.Write(d.writeFn); err == nil {
+				err = d.werr
+			} else {
+				err = net.ErrClosed
+			}
+			d.wsrc, d.wiov[1].Base = nil, nil
 			d.wmu.Unlock()
 		}
 		if err != nil {
