@@ -22,8 +22,8 @@ import (
  *    peer's endpoint, then: empty plaintext = keepalive; otherwise the VNI must be ours,
  *    the next protocol our mode's, L3 padding is cut by the IP length, and Router.Accept
  *    vets the inner packet (cryptokey routing).
- * 3. Accepted packets go to the device in one dev.Write at offset `headroom` (the TUN
- *    writes its virtio header in front and GRO-coalesces).
+ * 3. Accepted packets go to the device in one dev.Write at offset `headroom` (the TUN, and
+ *    the TAP with offload on, write their virtio header in front and GRO-coalesce).
  */
 
 // recvScratch is an inbound loop's per-goroutine state, allocated once.

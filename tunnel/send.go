@@ -15,7 +15,8 @@ import (
 /* Outbound flow (one goroutine, no handoff)
  *
  * 1. dev.Read fills the loop's own batch of buffers at offset `headroom` (a GSO
- *    super-packet arrives split into segments, one per buffer).
+ *    super-packet arrives split into segments, one per buffer; a TAP also returns the
+ *    frames already queued behind the first).
  * 2. Router.Route picks the peer(s) for each packet; a flood copies into pool buffers.
  * 3. With a current keypair: VXLAN header into buf[16:24], zero padding (L3, to a
  *    multiple of 16, never past the MTU), Keypair.Seal in place (writes buf[0:16],

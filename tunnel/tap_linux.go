@@ -28,6 +28,9 @@ type TAPDevice struct {
 
 	// offload: TSO and checksum offload are on (EnableOffload); Read then cuts super-frames.
 	offload atomic.Bool
+	// malformed counts frames Read dropped: a super-frame it could not cut, or a read
+	// shorter than the virtio-net header. Never expected from a kernel.
+	malformed atomic.Uint64
 	// Read state, set up once so that reading allocates nothing: readv of the virtio-net
 	// header into vhdr and the frame straight into the caller's buffer (rdst), blocking in
 	// the poller or not (rblock).
@@ -185,6 +188,7 @@ func (d *TAPDevice) readFrame(bufs [][]byte, sizes []int, offset int, block bool
 		return 0, d.rerr
 	}
 	if n < vnetHdrLen {
+		d.malformed.Add(1)
 		return 0, nil
 	}
 	h := parseVnetHdr(d.vhdr[:])
@@ -195,10 +199,15 @@ func (d *TAPDevice) readFrame(bufs [][]byte, sizes []int, offset int, block bool
 	}
 	k, err := tapFinishFrame(h, bufs, sizes, offset, n)
 	if err != nil {
-		return 0, nil // dropped
+		d.malformed.Add(1)
+		return 0, nil
 	}
 	return k, nil
 }
+
+// MalformedFrames counts the frames Read dropped because it could not make ordinary frames
+// of them (see tapFinishFrame); zero unless the kernel misbehaves.
+func (d *TAPDevice) MalformedFrames() uint64 { return d.malformed.Load() }
 
 // readv is readFn: one readv of the header and the frame. It asks the poller to wait
 // (returns false) only for a blocking read that found nothing.

@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -98,6 +99,9 @@ func helperTAP(args l2HelperArgs) error {
 	if err := checkTAPBatchRead(dev, link); err != nil {
 		return err
 	}
+	if err := checkTAPOffloadChecksum(dev); err != nil {
+		return err
+	}
 	// Close unblocks a pending Read with net.ErrClosed and removes the link.
 	done := make(chan error, 1)
 	go func() { // frames the kernel still sends (IPv6 solicitations) are read and dropped
@@ -123,7 +127,7 @@ func helperTAP(args l2HelperArgs) error {
 	if _, err := netlink.LinkByName(args.Tap); err == nil {
 		return errors.New("link still present after Close (persist must be off)")
 	}
-	fmt.Println("TAP ok: MTU, MAC, events, write→kernel ARP→read, batched read, close")
+	fmt.Println("TAP ok: MTU, MAC, events, write→kernel ARP→read, batched read, offload checksums, close")
 	return dev.Close()
 }
 
@@ -180,4 +184,49 @@ func checkTAPBatchRead(dev *TAPDevice, link netlink.Link) error {
 		return fmt.Errorf("%d queued frames took %d Reads: not batched", burst, reads)
 	}
 	return nil
+}
+
+// checkTAPOffloadChecksum turns offload on and reads a UDP datagram the kernel handed over
+// with a partial checksum (CHECKSUM_PARTIAL): Read must have completed it.
+func checkTAPOffloadChecksum(dev *TAPDevice) error {
+	if err := dev.EnableOffload(); err != nil {
+		return err
+	}
+	c, err := net.Dial("udp4", "10.77.0.9:9")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte("a datagram whose checksum the device completes")); err != nil {
+		return err
+	}
+	bufs, sizes := make([][]byte, TAPBatchSize), make([]int, TAPBatchSize)
+	for i := range bufs {
+		bufs[i] = make([]byte, 65600)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		n, err := dev.Read(bufs, sizes, 24)
+		if err != nil {
+			return fmt.Errorf("Read with offload: %w", err)
+		}
+		for i := range n {
+			f := bufs[i][24 : 24+sizes[i]]
+			if len(f) < 42 || binary.BigEndian.Uint16(f[12:]) != EtherTypeIPv4 || f[23] != 17 {
+				continue
+			}
+			udp := f[34:]
+			if binary.BigEndian.Uint16(udp[6:]) == 0 {
+				return errors.New("UDP checksum left empty")
+			}
+			if s := csumFold(csumAdd(csumAdd(0, f[26:34])+17+uint64(len(udp)), udp)); s != 0xffff {
+				return fmt.Errorf("UDP checksum not completed (sum %#x)", s)
+			}
+			if m := dev.MalformedFrames(); m != 0 {
+				return fmt.Errorf("%d malformed frames", m)
+			}
+			return nil
+		}
+	}
+	return errors.New("no UDP frame read with offload on")
 }
