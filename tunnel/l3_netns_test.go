@@ -221,9 +221,28 @@ func TestTunnel_NetnsIperfL2(t *testing.T) {
 func netnsIperf(t *testing.T, l2 bool) {
 	netlab.RequireTools(t, "iperf3")
 	a, b := netnsPairMode(t, l2)
+	iperf(t, a, b, "10.42.2.1", 3)
+	if l2 {
+		// IPv6 inside the Ethernet overlay: TSO and GRO of TCPv6 segments.
+		for _, h := range []struct {
+			side helperSide
+			addr string
+		}{{a, "fd42::1/64"}, {b, "fd42::2/64"}} {
+			if out, err := h.side.host.Run("ip", "addr", "add", h.addr, "dev", "weft0", "nodad"); err != nil {
+				t.Fatalf("ip addr add %s: %v\n%s", h.addr, err, out)
+			}
+		}
+		iperf(t, a, b, "fd42::2", 2)
+	}
+}
+
+// iperf runs one single-stream iperf3 from a to the server address on b for secs seconds
+// and logs the result.
+func iperf(t *testing.T, a, b helperSide, server string, secs int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv := b.host.Command(ctx, "iperf3", "-s", "-1", "-B", "10.42.2.1")
+	srv := b.host.Command(ctx, "iperf3", "-s", "-1", "-B", server)
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -231,18 +250,18 @@ func netnsIperf(t *testing.T, l2 bool) {
 	var out string
 	var err error
 	for i := 0; i < 20; i++ { // the server needs a moment to listen
-		out, err = a.host.Run("iperf3", "-c", "10.42.2.1", "-t", "3", "-f", "m")
+		out, err = a.host.Run("iperf3", "-c", server, "-t", strconv.Itoa(secs), "-f", "m")
 		if err == nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
-		t.Fatalf("iperf3: %v", err)
+		t.Fatalf("iperf3 to %s: %v", server, err)
 	}
 	for _, l := range strings.Split(out, "\n") {
 		if strings.Contains(l, "sender") || strings.Contains(l, "receiver") {
-			t.Log(strings.TrimSpace(l))
+			t.Logf("%s: %s", server, strings.TrimSpace(l))
 		}
 	}
 }
