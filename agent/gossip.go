@@ -171,7 +171,9 @@ func (g *gossip) handle(ev discovery.Event) {
 	switch ev.Type {
 	case discovery.EventJoin, discovery.EventUpdate, discovery.EventLeave, discovery.EventFailed, discovery.EventReap:
 		log.Info("member "+ev.Type.String(), "member", ev.Member.Name, "addr", ev.Member.Addr, "subnet", ev.Member.Info.Subnet)
-		g.apply(ev.Member)
+		if g.apply(ev.Member) {
+			g.resync(ev.Member.Name)
+		}
 	case discovery.EventSubnetChanged:
 		log.Info("subnet changed", "subnet", ev.Subnet)
 		g.a.onSubnetChanged(ev.Subnet)
@@ -182,22 +184,32 @@ func (g *gossip) handle(ev discovery.Event) {
 	g.a.onMembersChanged(ev)
 }
 
-// apply makes the peer table agree with one member's state.
-func (g *gossip) apply(m discovery.Member) {
+// resync re-applies every live member but one. After a member's prefixes are withdrawn, a
+// prefix it had taken over from another member (two claims in flight, last writer wins)
+// returns to the member that still announces it.
+func (g *gossip) resync(except string) {
+	for _, m := range g.c.Members() {
+		if m.Name != except && m.Status == discovery.StatusAlive {
+			g.apply(m)
+		}
+	}
+}
+
+// apply makes the peer table agree with one member's state. It reports whether prefixes
+// were withdrawn (the caller then resyncs the others).
+func (g *gossip) apply(m discovery.Member) (withdrew bool) {
 	if m.Name == g.a.cfg.Name {
-		return
+		return false
 	}
 	if m.Status != discovery.StatusAlive || m.InfoErr != nil || !m.Info.Subnet.IsValid() {
-		g.remove(m.Name)
 		if m.InfoErr != nil && m.Status == discovery.StatusAlive {
 			g.a.log.Warn("member has unusable tags", "member", m.Name, "err", m.InfoErr)
 		}
-		return
+		return g.remove(m.Name)
 	}
 	if m.Info.VNI != g.a.cfg.VNI {
 		g.a.log.Warn("member is on another VNI; not peering", "member", m.Name, "vni", m.Info.VNI)
-		g.remove(m.Name)
-		return
+		return g.remove(m.Name)
 	}
 	key := crypto.PublicKey(m.Info.PublicKey)
 	if key == g.a.priv.Public() {
@@ -209,14 +221,14 @@ func (g *gossip) apply(m discovery.Member) {
 	old, had := g.keys[m.Name]
 	g.mu.Unlock()
 	if had && old != mp {
-		g.remove(m.Name)
+		withdrew = g.remove(m.Name)
 	}
 	g.mu.Lock()
 	g.keys[m.Name], g.names[key] = mp, m.Name
 	g.mu.Unlock()
 	if g.a.plain != nil {
 		g.a.plainRemote(mp.ep, true)
-		return
+		return withdrew
 	}
 	pc := peers.PeerConfig{PublicKey: key, Endpoint: mp.ep}
 	if g.a.cfg.Mode == "l3" {
@@ -229,12 +241,14 @@ func (g *gossip) apply(m discovery.Member) {
 		g.a.log.Info("peer from gossip took over a prefix", "member", m.Name, "err", err)
 	case err != nil:
 		g.a.log.Warn("peer from gossip", "member", m.Name, "err", err)
-		return
+		return withdrew
 	}
 	g.a.peerAdded(p, mp.mac)
+	return withdrew
 }
 
-func (g *gossip) remove(name string) {
+// remove withdraws a member's peer; it reports whether there was one.
+func (g *gossip) remove(name string) bool {
 	g.mu.Lock()
 	mp, ok := g.keys[name]
 	if ok {
@@ -243,14 +257,15 @@ func (g *gossip) remove(name string) {
 	}
 	g.mu.Unlock()
 	if !ok {
-		return
+		return false
 	}
 	if g.a.plain != nil {
 		g.a.plainRemote(mp.ep, false)
-		return
+		return true
 	}
 	g.a.peerRemoving(g.a.table.ByKey(mp.key), mp.mac)
 	g.a.table.Remove(mp.key)
+	return true
 }
 
 func (g *gossip) nameOf(k crypto.PublicKey) string {

@@ -45,18 +45,19 @@ func addRoute(name string, p netip.Prefix) error {
 	return nil
 }
 
-// moveAddress replaces the device's overlay address old with addr.
+// moveAddress replaces the device's overlay address old with addr. The old one goes first:
+// both share the cluster CIDR's prefix, so the new one would be a secondary address, and the
+// kernel deletes secondaries together with their primary.
 func moveAddress(name string, old, addr netip.Addr, bits int) error {
-	if err := configureLink(name, addr, bits, 0); err != nil {
-		return err
-	}
 	link, err := netlink.LinkByName(name)
 	if err != nil {
-		return err
+		return fmt.Errorf("find device %s: %w", name, err)
 	}
 	if old.IsValid() {
 		ipnet := &net.IPNet{IP: old.AsSlice(), Mask: net.CIDRMask(bits, old.BitLen())}
-		_ = netlink.AddrDel(link, &netlink.Addr{IPNet: ipnet})
+		if err := netlink.AddrDel(link, &netlink.Addr{IPNet: ipnet}); err != nil {
+			return fmt.Errorf("remove address %s/%d from %s: %w", old, bits, name, err)
+		}
 	}
-	return nil
+	return configureLink(name, addr, bits, 0)
 }
