@@ -44,6 +44,8 @@ func (a *Agent) Status() Status {
 				st.Drops[k] = v
 			}
 		}
+		st.Counters = map[string]uint64{"tx_frames": ps.TxFrames, "rx_frames": ps.RxPackets,
+			"arp_suppressed": ps.ARPSuppressed, "fdb_entries": uint64(ps.FDB.Entries), "flooded": ps.FDB.Flooded}
 	}
 	if a.gsp != nil {
 		st.Gossip = a.gsp.addr()

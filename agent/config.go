@@ -42,6 +42,9 @@ type Config struct {
 	Subnet Prefix `yaml:"subnet"`
 	// Address is this host's overlay address; default: the first host address of Subnet.
 	Address Addr `yaml:"address"`
+	// ARPSuppression (l2, encryption: none) answers ARP requests for the overlay addresses
+	// of gossip members locally instead of flooding them.
+	ARPSuppression bool `yaml:"arp_suppression"`
 	// Peers are static peers, used with or without gossip.
 	Peers []PeerConfig `yaml:"peers"`
 	// Gossip configures Serf membership.

@@ -35,9 +35,11 @@ type gossip struct {
 
 // memberPeer is what a member was applied as, so that it can be withdrawn.
 type memberPeer struct {
-	key crypto.PublicKey
-	ep  netip.AddrPort // plain VXLAN remote
-	mac tunnel.MAC
+	key  crypto.PublicKey
+	ep   netip.AddrPort // data endpoint (the plain VXLAN remote)
+	mac  tunnel.MAC
+	addr netip.Addr // overlay address: .1 of its subnet
+
 }
 
 // gossipKey returns the configured gossip key, or nil when none is configured.
@@ -216,7 +218,8 @@ func (g *gossip) apply(m discovery.Member) (withdrew bool) {
 		g.a.log.Error("member uses this host's own public key: copy of the state directory?", "member", m.Name)
 		return
 	}
-	mp := memberPeer{key: key, ep: netip.AddrPortFrom(m.Addr.Addr(), m.Info.DataPort), mac: tunnel.MAC(m.Info.MAC)}
+	mp := memberPeer{key: key, ep: netip.AddrPortFrom(m.Addr.Addr(), m.Info.DataPort), mac: tunnel.MAC(m.Info.MAC),
+		addr: m.Info.Subnet.Masked().Addr().Next()}
 	g.mu.Lock()
 	old, had := g.keys[m.Name]
 	g.mu.Unlock()
@@ -227,7 +230,7 @@ func (g *gossip) apply(m discovery.Member) (withdrew bool) {
 	g.keys[m.Name], g.names[key] = mp, m.Name
 	g.mu.Unlock()
 	if g.a.plain != nil {
-		g.a.plainRemote(mp.ep, true)
+		g.a.plainRemote(mp, true)
 		return withdrew
 	}
 	pc := peers.PeerConfig{PublicKey: key, Endpoint: mp.ep}
@@ -260,7 +263,7 @@ func (g *gossip) remove(name string) bool {
 		return false
 	}
 	if g.a.plain != nil {
-		g.a.plainRemote(mp.ep, false)
+		g.a.plainRemote(mp, false)
 		return true
 	}
 	g.a.peerRemoving(g.a.table.ByKey(mp.key), mp.mac)

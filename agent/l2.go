@@ -3,7 +3,6 @@ package agent
 import (
 	"crypto/sha256"
 	"fmt"
-	"net/netip"
 	"sort"
 	"time"
 
@@ -42,6 +41,7 @@ func (a *Agent) startL2() error {
 		pc.VNI = a.cfg.VNI
 		pc.Port = uint16(a.cfg.ListenPort)
 		pc.Logger = a.log
+		pc.FDB.ARPSuppression = a.cfg.ARPSuppression
 		for _, p := range a.cfg.Peers {
 			if p.Endpoint.IsValid() {
 				pc.Remotes = append(pc.Remotes, p.Endpoint.AddrPort)
@@ -88,16 +88,31 @@ func (a *Agent) peerRemoving(p *peers.Peer, mac tunnel.MAC) {
 	}
 }
 
-// plainRemote adds or removes a plaintext VTEP remote (gossip in encryption: none).
-func (a *Agent) plainRemote(ep netip.AddrPort, add bool) {
-	if a.plain == nil || !ep.IsValid() {
+// plainRemote adds or removes a plaintext VTEP remote learned by gossip (encryption: none):
+// a flood remote, a static FDB entry for its published MAC, and the IP→MAC pair that ARP
+// suppression answers from.
+func (a *Agent) plainRemote(mp memberPeer, add bool) {
+	if a.plain == nil || !mp.ep.IsValid() {
 		return
 	}
+	fdb := a.plain.ForwardingDB()
 	if add {
-		a.plain.AddRemote(ep)
-	} else {
-		a.plain.RemoveRemote(ep)
+		a.plain.AddRemote(mp.ep)
+		if !mp.mac.IsZero() {
+			fdb.SetStatic(mp.mac, mp.ep)
+			if mp.addr.IsValid() {
+				fdb.SetNeighbor(mp.addr, mp.mac)
+			}
+		}
+		return
 	}
+	if !mp.mac.IsZero() {
+		fdb.Delete(mp.mac)
+	}
+	if mp.addr.IsValid() {
+		fdb.RemoveNeighbor(mp.addr)
+	}
+	a.plain.RemoveRemote(mp.ep)
 }
 
 // FDBEntry is one row of GET /v1/fdb.

@@ -107,3 +107,27 @@ func TestNetns_L2Encrypted(t *testing.T) {
 	})
 	t.Logf("a's drops: %v", a.status().Drops)
 }
+
+// TestNetns_L2PlainGossip: plain L2 agents learn each other by gossip: flood remotes, static
+// FDB entries for the published TAP MACs, and ARP answered locally (arp_suppression).
+func TestNetns_L2PlainGossip(t *testing.T) {
+	nodes := gossipLab(t, "a", "b")
+	a, b := nodes[0], nodes[1]
+	key := gossipKeyB64(t)
+	conf := "mode: l2\nencryption: none\narp_suppression: true\n"
+	a.start(conf + gossipConfig(a, key))
+	b.start(conf + gossipConfig(b, key, a.underlay))
+	bAddr := b.status().Address
+	eventually(t, 20*time.Second, "a pings b over plain L2 found by gossip", func() error { return a.ping(bAddr, 1) })
+	if err := b.ping(a.status().Address, 2); err != nil {
+		t.Fatal(err)
+	}
+	fdb, err := a.cli("fdb")
+	if err != nil || !strings.Contains(fdb, b.underlay+":4789") || !strings.Contains(fdb, "static") {
+		t.Fatalf("a's fdb lacks b's static entry: %v\n%s", err, fdb)
+	}
+	if n := a.status().Counters["arp_suppressed"]; n == 0 {
+		t.Fatalf("a answered no ARP request locally: %v", a.status().Counters)
+	}
+	t.Logf("a's fdb:\n%s\na's counters: %v", fdb, a.status().Counters)
+}

@@ -22,7 +22,7 @@ func newAgentCmd(g *globals) *cobra.Command {
 		socket, metrics, dnsDomain, dnsUpstream, logLevel     string
 		port, mtu                                             int
 		vni                                                   uint32
-		insecure, noGossip, fast, noDNS                       bool
+		insecure, noGossip, fast, noDNS, arpSuppression       bool
 		join, dnsListen                                       []string
 		dnsTTL                                                time.Duration
 	}
@@ -82,6 +82,7 @@ Example (first host, then a second one joining it):
 				}
 				cfg.Address.Addr = a
 			})
+			set("arp-suppression", func() { cfg.ARPSuppression = f.arpSuppression })
 			set("gossip-bind", func() { cfg.Gossip.Bind = f.gossipBind })
 			set("gossip-advertise", func() { cfg.Gossip.Advertise = f.gossipAdvertise })
 			set("gossip-key", func() { cfg.Gossip.Key = f.gossipKey })
@@ -131,6 +132,7 @@ Example (first host, then a second one joining it):
 	fl.StringVar(&f.clusterCIDR, "cluster-cidr", d.ClusterCIDR.String(), "overlay range cut into per-host /24 subnets")
 	fl.StringVar(&f.subnet, "subnet", "", "static /24 subnet for this host (wins over allocation)")
 	fl.StringVar(&f.address, "address", "", "overlay address of this host (default: .1 of its subnet)")
+	fl.BoolVar(&f.arpSuppression, "arp-suppression", false, "l2 plain: answer ARP for gossip members' addresses locally")
 	fl.StringVar(&f.gossipBind, "gossip-bind", d.Gossip.Bind, "gossip listen address (TCP and UDP)")
 	fl.StringVar(&f.gossipAdvertise, "gossip-advertise", "", "address other members reach this host at")
 	fl.StringVar(&f.gossipKey, "gossip-key", "", "base64 32-byte gossip encryption key (weft keygen --gossip)")
