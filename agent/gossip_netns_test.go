@@ -203,6 +203,13 @@ func TestNetns_GossipMembership(t *testing.T) {
 	eventually(t, 30*time.Second, "traffic resumes with b", func() error { return allPairsPing([]*node{a, b, c}) })
 	t.Logf("restart of b → same subnet %s, all pairs ping again: %.1fs", bSubnet, time.Since(start).Seconds())
 
+	// An unreachable address is named in the error.
+	if out, err := a.cli("join", "192.168.62.99"); err == nil || !strings.Contains(out, "192.168.62.99:7946") {
+		t.Fatalf("join of an unreachable address: %v\n%s", err, out)
+	} else {
+		t.Logf("join of an unreachable address: %s", strings.TrimSpace(out))
+	}
+
 	// x has another gossip key: it cannot join, and says so.
 	x.start(gossipConfig(x, gossipKeyB64(t)))
 	out, err := x.cli("join", a.underlay)

@@ -3,6 +3,8 @@ package agent_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -107,6 +109,35 @@ func TestNetns_L3StaticPeers(t *testing.T) {
 		if strings.Contains(out, `weft_peer_bytes_total{direction="tx",name="",peer="`+b.pub()+`"} 0`+"\n") {
 			t.Fatal("tx bytes to b are 0 after the transfer")
 		}
+	})
+
+	t.Run("socket permission error says what to do", func(t *testing.T) {
+		runuser, err := exec.LookPath("runuser")
+		if err != nil {
+			t.Skip("runuser not installed")
+		}
+		// A copy of the binary that an unprivileged user may run.
+		dir, err := os.MkdirTemp("", "weft-unpriv")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(dir)
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		bin := filepath.Join(dir, "weft")
+		data, err := os.ReadFile(weftBin(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(bin, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(runuser, "-u", "nobody", "--", bin, "--socket", a.sock, "status").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "permission denied") || !strings.Contains(string(out), "as root") {
+			t.Fatalf("unprivileged status: %v: %s", err, out)
+		}
+		t.Logf("as nobody: %s", strings.TrimSpace(string(out)))
 	})
 
 	t.Run("SIGTERM tears everything down", func(t *testing.T) {
