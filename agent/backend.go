@@ -11,6 +11,9 @@ import (
 
 // Status reports the agent's identity, addresses and counters.
 func (a *Agent) Status() Status {
+	a.mu.Lock()
+	address, subnet := a.address, a.subnet // moved by gossip at run time (onSubnetChanged)
+	a.mu.Unlock()
 	st := Status{
 		Name:       a.cfg.Name,
 		Version:    Version,
@@ -19,15 +22,15 @@ func (a *Agent) Status() Status {
 		Encryption: a.cfg.Encryption,
 		PublicKey:  a.priv.Public().String(),
 		Interface:  a.cfg.Interface,
-		Address:    a.address.String(),
+		Address:    address.String(),
 		MTU:        a.cfg.MTU,
 		VNI:        a.cfg.VNI,
 		ListenPort: int(a.port),
 		Gossip:     "disabled",
 		Started:    a.started,
 	}
-	if a.subnet.IsValid() {
-		st.Subnet = a.subnet.String()
+	if subnet.IsValid() {
+		st.Subnet = subnet.String()
 	}
 	if a.table != nil {
 		st.Peers = len(a.table.Peers())
