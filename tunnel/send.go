@@ -121,7 +121,10 @@ func (t *Tunnel) sendBatch(sc *sendScratch, bufs [][]byte, sizes []int) {
 			}
 			t.sealInto(sc, p, b, n, now)
 		}
-		clear(sc.dsts[:len(dsts)])
+		// dsts may have outgrown sc.dsts (a flood to more peers than its capacity): keep the
+		// grown slice, so the next flood of that size does not allocate again.
+		clear(dsts)
+		sc.dsts = dsts[:0]
 	}
 	t.flushGroups(sc, now)
 	for i, b := range sc.copies {
