@@ -120,6 +120,17 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		a.gsp = g
 		closers = append(closers, g.shutdown)
 		a.subnet = g.subnet()
+		if !a.subnet.IsValid() && a.cfg.Subnet.IsValid() {
+			// Our static subnet is withdrawn (another host claimed it first): come up on it
+			// anyway, so the operator can look; `weft status` shows the conflict.
+			a.subnet = a.cfg.Subnet.Prefix
+		}
+		if err := g.c.Err(); err != nil {
+			a.problem(err.Error())
+		}
+		if !a.subnet.IsValid() && !a.cfg.Address.IsValid() {
+			return fmt.Errorf("no overlay subnet: %v (widen cluster_cidr or set subnet)", g.c.Err())
+		}
 	} else {
 		a.subnet = a.cfg.Subnet.Prefix
 	}
@@ -164,13 +175,16 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	a.api = api
 	closers = append(closers, func() { _ = api.Close() })
 
+	a.log.Info("weft agent up", "name", a.cfg.Name, "public_key", a.priv.Public().String(),
+		"address", a.address, "subnet", a.subnet, "interface", a.cfg.Interface, "port", a.port, "mode", a.cfg.Mode)
 	if a.gsp != nil {
 		if err := a.gsp.start(ctx); err != nil {
 			return err
 		}
+		// Stop handling membership first on the way down: its events touch the catalog,
+		// the peer table and the device, which the closers above tear down.
+		closers = append(closers, a.gsp.shutdown)
 	}
-	a.log.Info("weft agent up", "name", a.cfg.Name, "public_key", a.priv.Public().String(),
-		"address", a.address, "subnet", a.subnet, "interface", a.cfg.Interface, "port", a.port, "mode", a.cfg.Mode)
 
 	select {
 	case <-ctx.Done():
@@ -303,7 +317,7 @@ func (a *Agent) onSubnetChanged(sn netip.Prefix) {
 	}
 	addr := a.address
 	a.mu.Unlock()
-	if !derived || addr == old || a.tnl == nil {
+	if !derived || addr == old || (a.tnl == nil && a.plain == nil) {
 		return
 	}
 	if err := moveAddress(a.cfg.Interface, old, addr, a.cfg.ClusterCIDR.Bits()); err != nil {
@@ -313,6 +327,7 @@ func (a *Agent) onSubnetChanged(sn netip.Prefix) {
 	a.log.Info("overlay address moved", "from", old, "to", addr)
 	if a.cat != nil {
 		_ = a.cat.cat.UpdateNode(a.cfg.Name, addr, a.cat.cat.Tag())
+		a.cat.rebindDNS(addr)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/weftnet/weft/discovery"
@@ -21,7 +22,9 @@ import (
 type catalogGlue struct {
 	a   *Agent
 	cat *discovery.Catalog
-	dns *discovery.DNSServer
+
+	mu  sync.Mutex
+	dns *discovery.DNSServer // replaced when the overlay address moves
 }
 
 func startCatalog(a *Agent) (*catalogGlue, error) {
@@ -63,33 +66,62 @@ func startCatalog(a *Agent) (*catalogGlue, error) {
 		}
 	}
 	if !a.cfg.DNS.Disabled && len(a.cfg.DNS.Listen) > 0 {
-		dc := discovery.DefaultDNSConfig()
-		dc.Listen = nil
-		for _, l := range a.cfg.DNS.Listen {
-			if port, ok := strings.CutPrefix(l, "overlay:"); ok {
-				l = netip.AddrPortFrom(a.address, mustPort(port)).String()
-			}
-			dc.Listen = append(dc.Listen, l)
-		}
-		dc.Domain = a.cfg.DNS.Domain
-		if a.cfg.DNS.TTL.Duration > 0 {
-			dc.TTL = a.cfg.DNS.TTL.Duration
-		}
-		dc.Upstream = a.cfg.DNS.Upstream
-		dc.Logger = a.log
-		srv, err := discovery.NewDNSServer(dc, cat)
-		if err != nil {
+		if err := g.startDNS(a.address); err != nil {
 			cat.Close()
-			return nil, fmt.Errorf("dns: %w", err)
+			return nil, err
 		}
-		if err := srv.Start(); err != nil {
-			cat.Close()
-			return nil, fmt.Errorf("dns listen %v: %w (set dns.listen, or dns.disabled: true)", dc.Listen, err)
-		}
-		g.dns = srv
-		a.log.Info("dns", "listen", srv.Addrs(), "domain", dc.Domain)
 	}
 	return g, nil
+}
+
+// startDNS serves the catalog on the configured listen addresses, "overlay:PORT" being the
+// overlay address addr.
+func (g *catalogGlue) startDNS(addr netip.Addr) error {
+	a := g.a
+	dc := discovery.DefaultDNSConfig()
+	dc.Listen = nil
+	for _, l := range a.cfg.DNS.Listen {
+		if port, ok := strings.CutPrefix(l, "overlay:"); ok {
+			l = netip.AddrPortFrom(addr, mustPort(port)).String()
+		}
+		dc.Listen = append(dc.Listen, l)
+	}
+	dc.Domain = a.cfg.DNS.Domain
+	if a.cfg.DNS.TTL.Duration > 0 {
+		dc.TTL = a.cfg.DNS.TTL.Duration
+	}
+	dc.Upstream = a.cfg.DNS.Upstream
+	dc.Logger = a.log
+	srv, err := discovery.NewDNSServer(dc, g.cat)
+	if err != nil {
+		return fmt.Errorf("dns: %w", err)
+	}
+	if err := srv.Start(); err != nil {
+		return fmt.Errorf("dns listen %v: %w (set dns.listen, or dns.disabled: true)", dc.Listen, err)
+	}
+	g.mu.Lock()
+	g.dns = srv
+	g.mu.Unlock()
+	a.log.Info("dns", "listen", srv.Addrs(), "domain", dc.Domain)
+	return nil
+}
+
+// rebindDNS restarts the DNS server after the overlay address moved (its old address is gone).
+func (g *catalogGlue) rebindDNS(addr netip.Addr) {
+	g.mu.Lock()
+	old := g.dns
+	g.dns = nil
+	g.mu.Unlock()
+	if old == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_ = old.Shutdown(ctx)
+	cancel()
+	if err := g.startDNS(addr); err != nil {
+		g.a.log.Error("dns after the overlay address moved", "err", err)
+		g.a.problem("dns is not serving: " + err.Error())
+	}
 }
 
 func mustPort(s string) uint16 {
@@ -101,9 +133,13 @@ func mustPort(s string) uint16 {
 }
 
 func (g *catalogGlue) close() {
-	if g.dns != nil {
+	g.mu.Lock()
+	srv := g.dns
+	g.dns = nil
+	g.mu.Unlock()
+	if srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = g.dns.Shutdown(ctx)
+		_ = srv.Shutdown(ctx)
 		cancel()
 	}
 	_ = g.cat.Close()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -256,6 +257,17 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("log_level %q: must be debug, info, warn or error", c.LogLevel)
+	}
+	for _, l := range c.DNS.Listen {
+		if port, ok := strings.CutPrefix(l, "overlay:"); ok {
+			if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+				return fmt.Errorf("dns.listen %q: the port after overlay: must be 1-65535", l)
+			}
+			continue
+		}
+		if _, err := netip.ParseAddrPort(l); err != nil {
+			return fmt.Errorf("dns.listen %q: must be IP:PORT (like 127.0.0.1:53) or overlay:PORT", l)
+		}
 	}
 	if c.DNS.Domain == "" {
 		c.DNS.Domain = "weft."

@@ -35,6 +35,8 @@ func TestConfig_Validate(t *testing.T) {
 		{"peer without prefixes", "peers:\n  - public_key: x\n    endpoint: 192.0.2.1:1\n", "peers[0] (line 2): allowed_ips is empty"},
 		{"gossip off needs subnet", "gossip:\n  disabled: true\n", "set subnet or address"},
 		{"vni range", "vni: 16777216\n", "vni 16777216"},
+		{"dns overlay port", "dns:\n  listen: [\"overlay:abc\"]\n", `dns.listen "overlay:abc"`},
+		{"dns listen", "dns:\n  listen: [\"localhost:53\"]\n", `dns.listen "localhost:53"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

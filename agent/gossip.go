@@ -115,7 +115,7 @@ func startGossip(ctx context.Context, a *Agent) (*gossip, error) {
 		DataPort:  uint16(a.cfg.ListenPort),
 		VNI:       a.cfg.VNI,
 		Proto:     ProtocolVersion,
-		Mode:      modeByte(a.cfg.Mode),
+		Mode:      modeByte(a.cfg.Mode, a.cfg.Encryption),
 	}
 	if a.cfg.Mode == "l2" {
 		dc.Node.MAC = a.tapMAC()
@@ -131,20 +131,56 @@ func startGossip(ctx context.Context, a *Agent) (*gossip, error) {
 			a.log.Warn("could not join every seed at start", "err", err)
 			a.problem("join at start: " + err.Error())
 		}
-		// Give the allocator a moment to see the members before the subnet is used.
+		// The subnet proposed before the join may be held by a member we just learned of:
+		// give the allocator (kicked by Join) a moment to move off it before the device is
+		// addressed, so a joining host rarely has to renumber.
 		deadline := time.Now().Add(3 * time.Second)
-		for time.Now().Before(deadline) && !c.Subnet().IsValid() {
+		for time.Now().Before(deadline) && subnetContested(c) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
 	return g, nil
 }
 
-func modeByte(mode string) byte {
-	if mode == "l2" {
+// modeByte is the datapath mode gossiped in the node info: hosts only peer with hosts of the
+// same mode (an L3 host cannot carry an L2 host's frames, a plain VTEP cannot talk to an
+// encrypted one).
+func modeByte(mode, encryption string) byte {
+	switch {
+	case mode == "l2" && encryption == "none":
+		return 4
+	case mode == "l2":
 		return 2
 	}
 	return 3
+}
+
+func modeName(b byte) string {
+	switch b {
+	case 2:
+		return "l2"
+	case 3:
+		return "l3"
+	case 4:
+		return "l2 (encryption: none)"
+	}
+	return fmt.Sprintf("unknown (%d)", b)
+}
+
+// subnetContested reports whether this host has no subnet yet or another live member
+// announces the same one.
+func subnetContested(c *discovery.Cluster) bool {
+	own := c.Subnet()
+	if !own.IsValid() {
+		return c.Err() == nil // still deciding; a conflict or exhaustion will not resolve by waiting
+	}
+	self := c.LocalMember().Name
+	for _, m := range c.Members() {
+		if m.Name != self && m.Status == discovery.StatusAlive && m.InfoErr == nil && m.Info.Subnet == own {
+			return true
+		}
+	}
+	return false
 }
 
 func (g *gossip) subnet() netip.Prefix { return g.c.Subnet() }
@@ -207,6 +243,11 @@ func (g *gossip) apply(m discovery.Member) (withdrew bool) {
 		if m.InfoErr != nil && m.Status == discovery.StatusAlive {
 			g.a.log.Warn("member has unusable tags", "member", m.Name, "err", m.InfoErr)
 		}
+		return g.remove(m.Name)
+	}
+	if own := modeByte(g.a.cfg.Mode, g.a.cfg.Encryption); m.Info.Mode != own {
+		g.a.log.Warn("member runs another datapath mode; not peering", "member", m.Name,
+			"its_mode", modeName(m.Info.Mode), "our_mode", modeName(own))
 		return g.remove(m.Name)
 	}
 	if m.Info.VNI != g.a.cfg.VNI {
@@ -288,6 +329,7 @@ func (g *gossip) join(addrs []string) (int, error) {
 
 func (g *gossip) leave() error { return g.c.Leave() }
 
+// shutdown stops gossip and waits for the event goroutine; safe to call twice.
 func (g *gossip) shutdown() {
 	_ = g.c.Shutdown()
 	g.wg.Wait()

@@ -28,7 +28,7 @@ func TestNetns_L2PlainKernelInterop(t *testing.T) {
 		{"ip", "link", "set", "vx0", "up"},
 	} {
 		if _, err := hb.Run(cmd[0], cmd[1:]...); err != nil {
-			t.Skipf("kernel vxlan unavailable: %v", err)
+			t.Fatalf("kernel vxlan setup: %v", err)
 		}
 	}
 	a.start(`mode: l2

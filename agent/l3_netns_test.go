@@ -114,7 +114,7 @@ func TestNetns_L3StaticPeers(t *testing.T) {
 	t.Run("socket permission error says what to do", func(t *testing.T) {
 		runuser, err := exec.LookPath("runuser")
 		if err != nil {
-			t.Skip("runuser not installed")
+			netlab.SkipOrFail(t, "runuser not installed (util-linux)")
 		}
 		// A copy of the binary that an unprivileged user may run.
 		dir, err := os.MkdirTemp("", "weft-unpriv")

@@ -98,10 +98,10 @@ func TestRun_NetnsWeft(t *testing.T) {
 	netlab.RequireTools(t, "iperf3", "ping", "ss")
 	bin := os.Getenv("WEFT_BIN")
 	if bin == "" {
-		t.Skip("WEFT_BIN not set: run `make test-netns`, or WEFT_BIN=$(pwd)/bin/weft after `make build`")
+		netlab.SkipOrFail(t, "WEFT_BIN not set: run `make test-netns`, or WEFT_BIN=$(pwd)/bin/weft after `make build`")
 	}
 	if err := lookupSystem(SystemWeft).check(&Options{WeftBin: bin}); err != nil {
-		t.Skipf("weft row skipped: %v", err)
+		t.Fatalf("WEFT_BIN=%s cannot run the weft row: %v", bin, err)
 	}
 	var progress bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

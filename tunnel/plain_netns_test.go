@@ -261,7 +261,7 @@ func TestPlainVTEP_NetnsKernelInterop(t *testing.T) {
 	// TCP checksum of B's vxlan packets would reach A's userspace socket unfinished, where a
 	// physical NIC would have filled it in. So B's underlay computes checksums in software.
 	if out, err := b.Run("ethtool", "-K", "eth0", "tx", "off"); err != nil {
-		t.Skipf("ethtool -K eth0 tx off: %v %s", err, out)
+		netlab.SkipOrFail(t, "ethtool -K eth0 tx off: %v %s", err, out)
 	}
 	for _, c := range [][]string{
 		{"ip", "link", "add", "vx0", "type", "vxlan", "id", "42", "dstport", "4789",
@@ -270,7 +270,7 @@ func TestPlainVTEP_NetnsKernelInterop(t *testing.T) {
 		{"ip", "link", "set", "vx0", "up"},
 	} {
 		if out, err := b.Run(c[0], c[1:]...); err != nil {
-			t.Skipf("kernel vxlan unavailable: %v %s", err, out)
+			netlab.SkipOrFail(t, "kernel vxlan unavailable: %v %s", err, out)
 		}
 	}
 

@@ -52,25 +52,37 @@ func Available() error {
 }
 
 // Require skips t with a clear message when network-namespace tests cannot or should not
-// run: under -short, without root, or without iproute2.
+// run: under -short, without root, or without iproute2. In CI (CI set in the environment)
+// a missing prerequisite fails the test instead: CI installs everything, so a skip there
+// would hide a check reported as passing.
 func Require(t testing.TB) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("network-namespace test skipped under -short (run `make test-netns` as root)")
 	}
 	if err := Available(); err != nil {
-		t.Skipf("network-namespace test skipped: %v", err)
+		SkipOrFail(t, "network-namespace test skipped: %v", err)
 	}
 }
 
-// RequireTools skips t when one of the named commands is missing, naming the package to install.
+// RequireTools skips t when one of the named commands is missing, naming the package to
+// install (fails in CI, like Require).
 func RequireTools(t testing.TB, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (the CI script installs it; apt-get install %s)", tool, aptName(tool))
+			SkipOrFail(t, "%s not installed (the CI script installs it; apt-get install %s)", tool, aptName(tool))
 		}
 	}
+}
+
+// SkipOrFail skips t outside CI and fails it in CI, where every prerequisite is installed.
+func SkipOrFail(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("CI: "+format, args...)
+	}
+	t.Skipf(format, args...)
 }
 
 func aptName(tool string) string {

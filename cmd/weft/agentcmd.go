@@ -91,7 +91,9 @@ Example (first host, then a second one joining it):
 			set("no-gossip", func() { cfg.Gossip.Disabled = f.noGossip })
 			set("gossip-fast", func() { cfg.Gossip.Fast = f.fast })
 			set("join", func() { cfg.Gossip.Join = append(cfg.Gossip.Join, f.join...) })
-			set("socket", func() { cfg.ControlSocket = g.socket })
+			if fl.Changed("socket") || os.Getenv("WEFT_SOCKET") != "" {
+				cfg.ControlSocket = g.socket // the flag, or WEFT_SOCKET as for the other commands
+			}
 			set("metrics-listen", func() { cfg.MetricsListen = f.metrics })
 			set("dns-listen", func() { cfg.DNS.Listen = f.dnsListen })
 			set("dns-domain", func() { cfg.DNS.Domain = f.dnsDomain })

@@ -271,12 +271,19 @@ Programs can do the same with the Go package github.com/weftnet/weft/discovery/b
 				cands[i] = balance.Instance{Addr: netip.AddrPortFrom(in.Addr, in.Service.Port), Weight: int(in.Service.Weight)}
 			}
 			p := balance.New(st, cands)
+			picks := make([]string, 0, count)
 			for i := 0; i < count; i++ {
 				pick, err := p.Pick()
 				if err != nil {
 					return err
 				}
-				fmt.Fprintln(out, pick.Addr)
+				picks = append(picks, pick.Addr.String())
+			}
+			if g.json {
+				return printJSON(out, picks)
+			}
+			for _, pk := range picks {
+				fmt.Fprintln(out, pk)
 			}
 			return nil
 		},
