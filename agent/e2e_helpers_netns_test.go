@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/weftnet/weft/agent"
 	"github.com/weftnet/weft/bench/netlab"
 	"github.com/weftnet/weft/crypto"
@@ -45,7 +47,8 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	// The agent package starts goroutines (API server, gossip glue): none may outlive a test.
+	goleak.VerifyTestMain(m)
 }
 
 // helperMain: "sink ADDR COUNTFILE" accepts one connection and prints "BYTES SHA256";
