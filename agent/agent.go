@@ -85,7 +85,7 @@ func (a *Agent) loadKey() error {
 			return fmt.Errorf("generate private key: %w", err)
 		}
 		if err := crypto.SavePrivateKeyFile(path, priv); err != nil {
-			return fmt.Errorf("save private key: %w", err)
+			return fmt.Errorf("save private key: %w (run the agent as root, or set state_dir / --state-dir to a writable directory)", err)
 		}
 		a.log.Info("generated a new private key", "path", path, "public_key", priv.Public().String())
 		a.priv = priv

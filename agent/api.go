@@ -50,7 +50,7 @@ type apiServer struct {
 // socket left by a crashed agent is replaced; a live one is an error.
 func listenControl(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("control socket directory: %w", err)
+		return nil, fmt.Errorf("control socket directory: %w (run the agent as root, or set control_socket / --socket to a writable path)", err)
 	}
 	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
 		c.Close()
@@ -61,7 +61,7 @@ func listenControl(path string) (net.Listener, error) {
 	ln, err := net.Listen("unix", path)
 	umask(old)
 	if err != nil {
-		return nil, fmt.Errorf("control socket: %w", err)
+		return nil, fmt.Errorf("control socket: %w (run the agent as root, or set control_socket / --socket to a writable path)", err)
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()

@@ -197,11 +197,57 @@ func (g *gossip) start(ctx context.Context) error {
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
-		for ev := range g.c.Events() {
-			g.handle(ev)
+		// The event queue drops its oldest event rather than stall Serf; a dropped leave or
+		// failure would leave a stale peer. When drops are seen, resync from the member list.
+		tick := time.NewTicker(resyncCheckInterval)
+		defer tick.Stop()
+		var dropped uint64
+		for {
+			select {
+			case ev, ok := <-g.c.Events():
+				if !ok {
+					return
+				}
+				g.handle(ev)
+			case <-tick.C:
+				if n := g.c.DroppedEvents(); n != dropped {
+					dropped = n
+					g.a.log.Warn("membership events were dropped; resyncing peers from the member list", "dropped", n)
+					g.resyncAll()
+				}
+			}
 		}
 	}()
 	return nil
+}
+
+// resyncCheckInterval is how often the event loop looks for dropped events.
+const resyncCheckInterval = 5 * time.Second
+
+// resyncAll applies every member and withdraws peers of members that are gone entirely.
+func (g *gossip) resyncAll() {
+	present := map[string]bool{}
+	for _, m := range g.c.Members() {
+		present[m.Name] = true
+		g.apply(m)
+		if g.a.cat != nil {
+			g.a.cat.syncMember(m)
+		}
+	}
+	g.mu.Lock()
+	var gone []string
+	for name := range g.keys {
+		if !present[name] {
+			gone = append(gone, name)
+		}
+	}
+	g.mu.Unlock()
+	for _, name := range gone {
+		g.remove(name)
+		if g.a.cat != nil {
+			g.a.cat.cat.RemoveNode(name)
+		}
+	}
 }
 
 func (g *gossip) handle(ev discovery.Event) {
@@ -307,7 +353,7 @@ func (g *gossip) remove(name string) bool {
 		g.a.plainRemote(mp, false)
 		return true
 	}
-	g.a.peerRemoving(g.a.table.ByKey(mp.key), mp.mac)
+	g.a.peerRemoving(g.a.table.ByKey(mp.key))
 	g.a.table.Remove(mp.key)
 	return true
 }

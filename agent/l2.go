@@ -73,18 +73,11 @@ func (a *Agent) peerAdded(p *peers.Peer, mac tunnel.MAC) {
 	}
 }
 
-// peerRemoving withdraws a peer from the FDB before it leaves the table.
-func (a *Agent) peerRemoving(p *peers.Peer, mac tunnel.MAC) {
+// peerRemoving withdraws a peer from the FDB before it leaves the table: FDB.RemoveRemote
+// forgets every MAC behind it, static or learned.
+func (a *Agent) peerRemoving(p *peers.Peer) {
 	if a.l2 != nil && p != nil {
-		if !mac.IsZero() {
-			a.l2.FDB().Delete(mac)
-		}
 		a.l2.FDB().RemoveRemote(p)
-		for _, e := range a.l2.FDB().Entries() {
-			if e.Remote == p {
-				a.l2.FDB().Delete(e.MAC)
-			}
-		}
 	}
 }
 
@@ -106,13 +99,10 @@ func (a *Agent) plainRemote(mp memberPeer, add bool) {
 		}
 		return
 	}
-	if !mp.mac.IsZero() {
-		fdb.Delete(mp.mac)
-	}
 	if mp.addr.IsValid() {
 		fdb.RemoveNeighbor(mp.addr)
 	}
-	a.plain.RemoveRemote(mp.ep)
+	a.plain.RemoveRemote(mp.ep) // also forgets every MAC behind it
 }
 
 // FDBEntry is one row of GET /v1/fdb.

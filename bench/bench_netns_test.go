@@ -14,16 +14,17 @@ import (
 )
 
 // testWeftBin is the binary the netns test starts for wireguard-go: $WEFT_BIN (set by
-// `make test-netns`) when it has the hidden command, else this test binary, whose TestMain
-// runs WireGuardGoMain when called as `BIN __wireguard-go ...`.
+// `make test-netns`), which must have the hidden command, or without it this test binary,
+// whose TestMain runs WireGuardGoMain when called as `BIN __wireguard-go ...`.
 func testWeftBin(t *testing.T) string {
 	t.Helper()
 	if bin := os.Getenv("WEFT_BIN"); bin != "" {
-		if err := probeBinary(bin, wgUsageTag, WireGuardGoCommand, "--help"); err == nil {
-			return bin
-		} else {
-			t.Logf("WEFT_BIN=%s has no %s command, using the test binary: %v", bin, WireGuardGoCommand, err)
+		// A given binary that lacks the command is the CLI's wiring broken, not a reason to
+		// quietly test something else.
+		if err := checkWireGuardGo(&Options{WeftBin: bin}); err != nil {
+			t.Fatalf("WEFT_BIN=%s: %v", bin, err)
 		}
+		return bin
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -114,8 +115,12 @@ func TestRun_NetnsWeft(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	for _, name := range names {
+		sys := rep.System(name)
+		if sys == nil {
+			t.Fatalf("no result for %s", name)
+		}
 		for _, key := range metricOrder {
-			if m := rep.System(name).Metrics[key]; !m.Valid() || m.Median <= 0 {
+			if m := sys.Metrics[key]; !m.Valid() || m.Median <= 0 {
 				t.Errorf("%s %s: %+v, want a positive median", name, key, m)
 			}
 		}

@@ -75,12 +75,11 @@ func TestWeftConfigs(t *testing.T) {
 		v          weftVariant
 		target     string
 		port       int
-		withKeys   bool
 		allowedOfB string
 	}{
-		{weftVariant{"l3", "wireguard"}, weftL3AddrB, weftPort, true, weftL3SubB},
-		{weftVariant{"l2", "wireguard"}, weftL2AddrB, weftPort, true, weftL2AddrB + "/32"},
-		{weftVariant{"l2", "none"}, weftL2AddrB, weftVXLAN, true, weftL2AddrB + "/32"},
+		{weftVariant{"l3", "wireguard"}, weftL3AddrB, weftPort, weftL3SubB},
+		{weftVariant{"l2", "wireguard"}, weftL2AddrB, weftPort, weftL2AddrB + "/32"},
+		{weftVariant{"l2", "none"}, weftL2AddrB, weftVXLAN, weftL2AddrB + "/32"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.v.mode+"-"+tt.v.encryption, func(t *testing.T) {
@@ -92,7 +91,7 @@ func TestWeftConfigs(t *testing.T) {
 			if !a.Gossip.Disabled || a.StateDir == b.StateDir || a.ControlSocket == b.ControlSocket {
 				t.Fatalf("hosts must not share state or sockets, gossip off: %+v %+v", a, b)
 			}
-			if (a.Peers[0].PublicKey == kb.public.String()) != tt.withKeys || a.Peers[0].AllowedIPs[0] != tt.allowedOfB ||
+			if a.Peers[0].PublicKey != kb.public.String() || a.Peers[0].AllowedIPs[0] != tt.allowedOfB ||
 				a.Peers[0].Endpoint != underlayB+":"+strconv.Itoa(tt.port) {
 				t.Fatalf("a's peer: %+v", a.Peers[0])
 			}

@@ -21,5 +21,14 @@ func newKeyPair() (keyPair, error) {
 	return keyPair{private: priv, public: priv.Public()}, nil
 }
 
+// newKeyPairs returns fresh key pairs for the lab's hosts a and b.
+func newKeyPairs() (a, b keyPair, err error) {
+	if a, err = newKeyPair(); err != nil {
+		return a, b, err
+	}
+	b, err = newKeyPair()
+	return a, b, err
+}
+
 // hexKey is the form of wireguard-go's configuration protocol (IpcSet).
 func hexKey(k [32]byte) string { return hex.EncodeToString(k[:]) }

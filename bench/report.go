@@ -193,16 +193,12 @@ func (r *Report) Save(dir string) error {
 		{"table.txt", r.WriteTable},
 		{"chart.svg", r.WriteSVG},
 		{"chart.png", r.WritePNG},
+		{"report.json", r.WriteJSON}, // its Files, set below, list all four
 	}
 	r.Files = nil
 	for _, f := range files {
 		r.Files = append(r.Files, filepath.Join(dir, f.name))
 	}
-	r.Files = append(r.Files, filepath.Join(dir, "report.json"))
-	files = append(files, struct {
-		name  string
-		write func(io.Writer) error
-	}{"report.json", r.WriteJSON})
 	for _, f := range files {
 		if err := writeFile(filepath.Join(dir, f.name), f.write); err != nil {
 			return err

@@ -48,26 +48,13 @@ type session struct {
 
 // newSession builds the lab: hosts a and b, eth0 on each with the underlay addresses.
 func newSession(o *Options, system string) (s *session, err error) {
-	lab, err := netlab.New()
+	lab, a, b, err := netlab.Pair(underlayIf, underlayA+underlayBits, underlayB+underlayBits)
 	if err != nil {
 		return nil, err
 	}
-	s = &session{opts: o, log: o.Logger.With("system", system, "lab", lab.ID()), lab: lab, dead: make(chan struct{})}
-	defer func() {
-		if err != nil {
-			s.close()
-		}
-	}()
-	if s.a, err = lab.AddHost("a"); err != nil {
-		return nil, err
-	}
-	if s.b, err = lab.AddHost("b"); err != nil {
-		return nil, err
-	}
-	if err = lab.Link(s.a, underlayIf, underlayA+underlayBits, s.b, underlayIf, underlayB+underlayBits); err != nil {
-		return nil, err
-	}
+	s = &session{opts: o, log: o.Logger.With("system", system, "lab", lab.ID()), lab: lab, a: a, b: b, dead: make(chan struct{})}
 	if s.dir, err = os.MkdirTemp("", "weft-bench-"+lab.ID()+"-"); err != nil {
+		s.close()
 		return nil, err
 	}
 	return s, nil

@@ -98,7 +98,7 @@ func vxlanUp(ctx context.Context, s *session) (string, error) {
 // way to tell whether this weft binary has a subcommand.
 func probeBinary(bin string, want string, args ...string) error {
 	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("weft binary: %w (build it with `make build` or pass its path)", err)
+		return fmt.Errorf("weft binary: %w (build it with `make build` and pass its path with --weft-bin)", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -108,7 +108,8 @@ func probeBinary(bin string, want string, args ...string) error {
 		if err == nil {
 			err = fmt.Errorf("its help does not mention %s", want)
 		}
-		return fmt.Errorf("%s has no `%s` command (%v; %q)", bin, args[0], err, tail(first, 120))
+		return fmt.Errorf("%s has no `%s` command (%v; %q): rebuild weft from this tree (`make build`) and pass it with --weft-bin",
+			bin, args[0], err, tail(first, 120))
 	}
 	return nil
 }

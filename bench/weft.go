@@ -113,11 +113,7 @@ func weftConfigs(v weftVariant, dir string, ka, kb keyPair) (a, b weftConfig, ta
 
 // weftUp writes both configurations and private keys and starts the agents.
 func weftUp(ctx context.Context, s *session, v weftVariant) (string, error) {
-	ka, err := newKeyPair()
-	if err != nil {
-		return "", err
-	}
-	kb, err := newKeyPair()
+	ka, kb, err := newKeyPairs()
 	if err != nil {
 		return "", err
 	}

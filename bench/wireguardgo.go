@@ -28,7 +28,7 @@ const (
 	wgBits     = "/24"
 	wgIf       = "wg0"
 	wgPort     = 51820
-	wgMTU      = 1420 // wireguard-go's default: 1500 - 20 (IPv4) - 8 (UDP) - 32 (header, tag) - 20 spare for IPv6
+	wgMTU      = device.DefaultMTU // 1420: 1500 - 20 (IPv4) - 8 (UDP) - 32 (header, tag) - 20 spare for IPv6
 	wgUsageTag = "--peer-public-key"
 )
 
@@ -134,11 +134,7 @@ func checkWireGuardGo(o *Options) error {
 // wireGuardGoUp starts `weft __wireguard-go` in both namespaces, each with the other as its
 // peer, then addresses and raises the TUNs.
 func wireGuardGoUp(ctx context.Context, s *session) (string, error) {
-	ka, err := newKeyPair()
-	if err != nil {
-		return "", err
-	}
-	kb, err := newKeyPair()
+	ka, kb, err := newKeyPairs()
 	if err != nil {
 		return "", err
 	}

@@ -39,7 +39,7 @@ func BenchmarkHandshake(b *testing.B) {
 func benchKeypairs(b *testing.B) (*Keypair, *Keypair) {
 	p := newPair(b, PresharedKey{})
 	kpA, kpB := p.handshake(b)
-	kpA.now, kpB.now = time.Now, time.Now
+	kpA.now, kpB.now = nil, nil // the real clock, as in production
 	kpA.created, kpB.created = time.Now(), time.Now()
 	return kpA, kpB
 }

@@ -78,7 +78,7 @@ func (id *Identity) checkMAC1(msg []byte, mac1, mac2 int) bool {
 func (id *Identity) checkMAC2(msg []byte, mac2 int, src netip.AddrPort) bool {
 	var cookie, want [blake2s.Size128]byte
 	id.cookieMu.RLock()
-	fresh := !id.secretSet.IsZero() && id.now().Sub(id.secretSet) <= CookieRefreshTime
+	fresh := !id.secretSet.IsZero() && id.clock().Sub(id.secretSet) <= CookieRefreshTime
 	if fresh {
 		id.cookieOf(&cookie, src)
 	}
@@ -123,7 +123,7 @@ func (id *Identity) CreateCookieReply(dst []byte, msg []byte, src netip.AddrPort
 	}
 
 	var cookie [blake2s.Size128]byte
-	now := id.now()
+	now := id.clock()
 	id.cookieMu.Lock()
 	if id.secretSet.IsZero() || now.Sub(id.secretSet) > CookieRefreshTime {
 		rand.Read(id.secret[:])
@@ -165,7 +165,7 @@ func (h *Handshake) ConsumeCookieReply(msg []byte) error {
 		return ErrAuthFailed
 	}
 	h.cookie = cookie
-	h.cookieSet = h.id.now()
+	h.cookieSet = h.id.clock()
 	return nil
 }
 
@@ -176,7 +176,7 @@ func (h *Handshake) addMACs(msg []byte, mac1, mac2 int) {
 	mac16(msg[mac1:mac2], h.remoteMAC1Key[:], msg[:mac1])
 	copy(h.lastMAC1[:], msg[mac1:mac2])
 	h.hasLastMAC1 = true
-	if h.cookieSet.IsZero() || h.id.now().Sub(h.cookieSet) > CookieRefreshTime {
+	if h.cookieSet.IsZero() || h.id.clock().Sub(h.cookieSet) > CookieRefreshTime {
 		clear(msg[mac2:])
 		return
 	}

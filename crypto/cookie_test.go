@@ -108,25 +108,50 @@ func TestIdentity_CookieSecretRotates(t *testing.T) {
 	}
 }
 
-func TestIdentity_AdmitRateLimit(t *testing.T) {
-	p := newPair(t, PresharedKey{})
-	src := netip.MustParseAddrPort("198.51.100.7:1")
+// initiationWithMAC2 has b answer an initiation of a from src with a cookie
+// reply and returns a's next initiation, which carries mac2 for src.
+func initiationWithMAC2(t *testing.T, p *pair, src netip.AddrPort) []byte {
+	t.Helper()
 	init := make([]byte, MessageInitiationSize)
-	p.ha.CreateInitiation(init, 1)
+	if _, err := p.ha.CreateInitiation(init, 1); err != nil {
+		t.Fatal(err)
+	}
 	reply := make([]byte, MessageCookieReplySize)
-	p.b.CreateCookieReply(reply, init, src)
+	if _, err := p.b.CreateCookieReply(reply, init, src); err != nil {
+		t.Fatal(err)
+	}
 	if err := p.ha.ConsumeCookieReply(reply); err != nil {
 		t.Fatal(err)
 	}
-	p.ha.CreateInitiation(init, 2)
-	drops := 0
-	for range 50 { // the limiter allows a burst of 5 then 20/s
-		if p.b.Admit(init, src, true) == VerdictDrop {
+	if _, err := p.ha.CreateInitiation(init, 2); err != nil {
+		t.Fatal(err)
+	}
+	if isZero(init[initMAC2:]) {
+		t.Fatal("initiation after a cookie reply has no mac2")
+	}
+	return init
+}
+
+func TestIdentity_AdmitRateLimit(t *testing.T) {
+	p := newPair(t, PresharedKey{})
+	src := netip.MustParseAddrPort("198.51.100.7:1")
+	init := initiationWithMAC2(t, p, src)
+	accepts, drops := 0, 0
+	for range 50 { // wireguard-go's limiter: a burst of 5, then 20/s
+		switch p.b.Admit(init, src, true) {
+		case VerdictAccept:
+			accepts++
+		case VerdictDrop:
 			drops++
 		}
 	}
-	if drops == 0 {
-		t.Fatal("rate limiter never dropped a burst of 50 from one source")
+	if accepts < 5 || drops == 0 || accepts+drops != 50 {
+		t.Fatalf("50 at once from one source: %d accepted, %d dropped; want the burst of 5 (or more) accepted, the rest dropped",
+			accepts, drops)
+	}
+	other := netip.MustParseAddrPort("198.51.100.8:1")
+	if v := p.b.Admit(initiationWithMAC2(t, p, other), other, true); v != VerdictAccept {
+		t.Fatalf("another source under load: %v, want accept (the limit is per source)", v)
 	}
 	if v := p.b.Admit(init, src, false); v != VerdictAccept {
 		t.Fatalf("not under load: %v, want accept (no rate limiting)", v)
@@ -156,12 +181,10 @@ func TestIdentity_CreateCookieReplyErrors(t *testing.T) {
 func TestIdentity_AdmitAfterClose(t *testing.T) {
 	p := newPair(t, PresharedKey{})
 	src := netip.MustParseAddrPort("198.51.100.7:1")
-	init := make([]byte, MessageInitiationSize)
-	p.ha.CreateInitiation(init, 1)
-	reply := make([]byte, MessageCookieReplySize)
-	p.b.CreateCookieReply(reply, init, src)
-	p.ha.ConsumeCookieReply(reply)
-	p.ha.CreateInitiation(init, 2)
+	init := initiationWithMAC2(t, p, src)
+	if v := p.b.Admit(init, src, true); v != VerdictAccept {
+		t.Fatalf("Admit under load before Close = %v, want accept", v)
+	}
 	p.b.Close()
 	p.b.Close()
 	if v := p.b.Admit(init, src, true); v != VerdictDrop {

@@ -151,14 +151,20 @@ var namedErrors = []error{
 	ErrKeypairExpired, ErrNoPendingHandshake, ErrInvalidKey,
 }
 
-func checkNamed(t *testing.T, err error) {
-	t.Helper()
+func isNamed(err error) bool {
 	for _, e := range namedErrors {
 		if err == e {
-			return
+			return true
 		}
 	}
-	t.Fatalf("error %v is not one of the named sentinels", err)
+	return false
+}
+
+func checkNamed(t *testing.T, err error) {
+	t.Helper()
+	if !isNamed(err) {
+		t.Fatalf("error %v is not one of the named sentinels", err)
+	}
 }
 
 // handshakeSnapshot is the pending-initiation state of a Handshake.

@@ -139,7 +139,7 @@ func (h *Handshake) CreateInitiation(dst []byte, localIndex uint32) (int, error)
 
 	// ss: encrypt the timestamp
 	kdf2(&h.chainKey, &key, h.chainKey[:], h.staticStatic[:])
-	ts := timestamp(h.id.now())
+	ts := timestamp(h.id.clock())
 	seal(msg[initTimestamp:initMAC1], &key, ts[:], h.hash[:])
 	h.mixHash(msg[initTimestamp:initMAC1])
 	clear(key[:])
@@ -212,7 +212,7 @@ func (id *Identity) ConsumeInitiation(msg []byte, lookup func(PublicKey) *Handsh
 	}
 	mixHash(&hash, &hash, msg[initTimestamp:initMAC1])
 
-	now := id.now()
+	now := id.clock()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !ts.After(h.lastTimestamp) {
@@ -370,7 +370,7 @@ func (h *Handshake) deriveKeypairLocked(initiator bool) *Keypair {
 	} else {
 		kdf2(&recv, &send, h.chainKey[:], nil)
 	}
-	kp := newKeypair(&send, &recv, initiator, h.localIndex, h.remoteIndex, h.id.now)
+	kp := newKeypair(&send, &recv, initiator, h.localIndex, h.remoteIndex, h.id)
 	clear(send[:])
 	clear(recv[:])
 	h.clearLocked()

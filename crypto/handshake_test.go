@@ -385,6 +385,10 @@ func TestHandshake_Concurrent(t *testing.T) {
 			}
 			h, err := to.ConsumeInitiation(init, lookup)
 			if err != nil {
+				if !isNamed(err) {
+					done <- err
+					return
+				}
 				continue
 			}
 			if _, _, err := h.CreateResponse(resp, uint32(i)); err != nil && !errors.Is(err, ErrNoPendingHandshake) {

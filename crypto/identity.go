@@ -23,7 +23,8 @@ type Identity struct {
 	mac1Key   [blake2s.Size]byte
 	cookieKey [chacha20poly1305.KeySize]byte
 
-	// now is the clock of handshakes, cookies and keypairs; tests replace it.
+	// now is the clock of handshakes, cookies and keypairs; nil is the
+	// real clock (see clock). Tests set it.
 	now func() time.Time
 
 	cookieMu  sync.RWMutex
@@ -39,11 +40,19 @@ type Identity struct {
 
 // NewIdentity returns the Identity of priv and starts its rate limiter.
 func NewIdentity(priv PrivateKey) *Identity {
-	id := &Identity{priv: priv, pub: priv.Public(), now: time.Now}
+	id := &Identity{priv: priv, pub: priv.Public()}
 	id.mac1Key = labelKey(labelMAC1, id.pub)
 	id.cookieKey = labelKey(labelCookie, id.pub)
 	id.limiter.Init()
 	return id
+}
+
+// clock returns the identity's time: time.Now unless a test set now.
+func (id *Identity) clock() time.Time {
+	if id.now == nil {
+		return time.Now()
+	}
+	return id.now()
 }
 
 // PublicKey returns the public key of the identity.

@@ -30,16 +30,16 @@ type Keypair struct {
 	isInitiator bool
 	localIndex  uint32
 	remoteIndex uint32
-	now         func() time.Time // the Identity's clock; tests replace it
+	now         func() time.Time // the Identity's test clock; nil: the real one
 }
 
-func newKeypair(send, recv *[chacha20poly1305.KeySize]byte, initiator bool, local, remote uint32, now func() time.Time) *Keypair {
+func newKeypair(send, recv *[chacha20poly1305.KeySize]byte, initiator bool, local, remote uint32, id *Identity) *Keypair {
 	kp := &Keypair{
 		isInitiator: initiator,
 		localIndex:  local,
 		remoteIndex: remote,
-		now:         now,
-		created:     now(),
+		now:         id.now,
+		created:     id.clock(),
 	}
 	kp.send, _ = chacha20poly1305.New(send[:]) // 32-byte key: cannot fail
 	kp.receive, _ = chacha20poly1305.New(recv[:])
@@ -58,12 +58,15 @@ func (kp *Keypair) IsInitiator() bool { return kp.isInitiator }
 // Created returns when the handshake that made the keypair completed.
 func (kp *Keypair) Created() time.Time { return kp.created }
 
-// clock is the keypair's time source; the zero Keypair uses time.Now.
-func (kp *Keypair) clock() time.Time {
+// expired is Expired at the present, checked by Seal and Open on every
+// packet. On the real clock it is time.Since, which reads only the
+// monotonic clock (about half the cost of time.Now; created carries a
+// monotonic reading).
+func (kp *Keypair) expired() bool {
 	if kp.now == nil {
-		return time.Now()
+		return time.Since(kp.created) >= RejectAfterTime
 	}
-	return kp.now()
+	return kp.Expired(kp.now())
 }
 
 // SendCounter returns the number of counters used for sealing so far.
@@ -85,7 +88,7 @@ func (kp *Keypair) Seal(buf []byte, n int) (int, error) {
 	if n < 0 || len(buf) < MessageTransportHeaderSize+n || cap(buf) < MessageTransportOverhead+n {
 		return 0, ErrShortMessage
 	}
-	if kp.send == nil || kp.Expired(kp.clock()) {
+	if kp.send == nil || kp.expired() {
 		return 0, ErrKeypairExpired
 	}
 	counter := kp.sendCounter.Add(1) - 1
@@ -117,7 +120,7 @@ func (kp *Keypair) Open(msg []byte) ([]byte, error) {
 	if binary.LittleEndian.Uint32(msg) != MessageTransportType {
 		return nil, ErrWrongType
 	}
-	if kp.receive == nil || kp.Expired(kp.clock()) {
+	if kp.receive == nil || kp.expired() {
 		return nil, ErrKeypairExpired
 	}
 	counter := binary.LittleEndian.Uint64(msg[8:])

@@ -162,3 +162,31 @@ func TestKeypair_Zero(t *testing.T) {
 		t.Fatal("zero keypair needs rekey")
 	}
 }
+
+// TestKeypair_ExpiryRealClock: with no test clock (as in production) Seal
+// and Open take the monotonic time.Since path, and it still refuses a
+// keypair RejectAfterTime old.
+func TestKeypair_ExpiryRealClock(t *testing.T) {
+	p := newPair(t, PresharedKey{})
+	p.a.now, p.b.now = nil, nil
+	_, _, kpA, kpB := p.messages(t)
+	if kpA.now != nil || kpB.now != nil {
+		t.Fatal("keypairs of a real-clock identity carry a test clock")
+	}
+	age := func(d time.Duration) { // Add keeps created's monotonic reading
+		kpA.created, kpB.created = kpA.created.Add(-d), kpB.created.Add(-d)
+	}
+	age(RejectAfterTime - time.Minute)
+	msg := sealed(t, kpA, []byte("just in time"))
+	if _, err := kpB.Open(bytes.Clone(msg)); err != nil {
+		t.Fatalf("Open a minute before RejectAfterTime: %v", err)
+	}
+	late := sealed(t, kpA, []byte("late"))
+	age(time.Minute)
+	if _, err := kpA.Seal(make([]byte, 16, 64), 0); !errors.Is(err, ErrKeypairExpired) {
+		t.Fatalf("Seal at RejectAfterTime: %v, want ErrKeypairExpired", err)
+	}
+	if _, err := kpB.Open(late); !errors.Is(err, ErrKeypairExpired) {
+		t.Fatalf("Open at RejectAfterTime: %v, want ErrKeypairExpired", err)
+	}
+}

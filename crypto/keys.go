@@ -3,8 +3,10 @@ package crypto
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,12 +99,21 @@ func parseKey(dst *[KeySize]byte, s, kind string) error {
 	return nil
 }
 
+// keyFileHint ends the errors of a key file that exists but cannot be
+// used: it says what the file must hold and how to make one.
+const keyFileHint = "it must hold one base64 private key: write a new one with `weft keygen > %s && chmod 600 %s` (or `wg genkey`)"
+
 // LoadPrivateKeyFile reads a private key in base64 text form from path. It
 // refuses a file that any group or other user may access (ErrKeyFileMode),
-// telling the user to run `chmod 600 PATH`.
+// telling the user to run `chmod 600 PATH`. A missing file is an error
+// wrapping fs.ErrNotExist (callers generate a key then); every other error
+// says what to do.
 func LoadPrivateKeyFile(path string) (PrivateKey, error) {
 	f, err := os.Open(path)
 	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return PrivateKey{}, fmt.Errorf("open private key: %w (run weft as the key file's owner, usually root)", err)
+		}
 		return PrivateKey{}, fmt.Errorf("open private key: %w", err)
 	}
 	defer f.Close()
@@ -112,10 +123,10 @@ func LoadPrivateKeyFile(path string) (PrivateKey, error) {
 		return PrivateKey{}, fmt.Errorf("stat private key: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
-		return PrivateKey{}, fmt.Errorf("private key %s is not a regular file", path)
+		return PrivateKey{}, fmt.Errorf("private key %s is not a regular file; "+keyFileHint, path, path, path)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return PrivateKey{}, fmt.Errorf("%w: %s has mode %04o, readable beyond its owner; run `chmod 600 %s`",
+		return PrivateKey{}, fmt.Errorf("%w: %s has mode %04o, accessible beyond its owner; run `chmod 600 %s`",
 			ErrKeyFileMode, path, perm, path)
 	}
 	buf, err := io.ReadAll(io.LimitReader(f, 1024))
@@ -125,7 +136,7 @@ func LoadPrivateKeyFile(path string) (PrivateKey, error) {
 	k, err := ParsePrivateKey(string(buf))
 	clear(buf)
 	if err != nil {
-		return PrivateKey{}, fmt.Errorf("private key %s: %w", path, err)
+		return PrivateKey{}, fmt.Errorf("private key %s: %w; "+keyFileHint, path, err, path, path)
 	}
 	return k, nil
 }

@@ -3,6 +3,7 @@ package crypto
 import (
 	"encoding/hex"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,12 +94,23 @@ func TestKeys_File(t *testing.T) {
 	if _, err := LoadPrivateKeyFile(path); err != nil {
 		t.Errorf("mode 0400: %v", err)
 	}
-	if _, err := LoadPrivateKeyFile(filepath.Join(dir, "missing")); err == nil {
-		t.Error("missing file loaded")
+	// The agent generates a key when the file is missing: it tests with
+	// errors.Is(err, fs.ErrNotExist).
+	if _, err := LoadPrivateKeyFile(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: %v, want fs.ErrNotExist", err)
 	}
 	bad := filepath.Join(dir, "bad.key")
-	os.WriteFile(bad, []byte("garbage\n"), 0o600)
-	if _, err := LoadPrivateKeyFile(bad); !errors.Is(err, ErrInvalidKey) {
-		t.Errorf("garbage key: %v", err)
+	for _, content := range []string{"garbage\n", "", "AAAA\n"} {
+		os.WriteFile(bad, []byte(content), 0o600)
+		_, err := LoadPrivateKeyFile(bad)
+		if !errors.Is(err, ErrInvalidKey) || !strings.Contains(err.Error(), "weft keygen > "+bad) {
+			t.Errorf("key file %q: %v, want ErrInvalidKey saying how to write a new key", content, err)
+		}
+	}
+	sub := filepath.Join(dir, "dir.key")
+	os.Mkdir(sub, 0o700)
+	if _, err := LoadPrivateKeyFile(sub); err == nil || !strings.Contains(err.Error(), "not a regular file") ||
+		!strings.Contains(err.Error(), "weft keygen") {
+		t.Errorf("directory as key file: %v, want an error saying what the file must hold", err)
 	}
 }

@@ -314,7 +314,7 @@ func (c *Catalog) publish(tag string) error {
 	}
 	if err := c.cfg.Publish(tag); err != nil {
 		if len(tag) > c.budget {
-			return fmt.Errorf("publish catalog tag: %w (%d bytes, %d over budget): %w", ErrCatalogFull, len(tag), len(tag)-c.budget, err)
+			return fmt.Errorf("publish catalog tag: %w (%d bytes, %d over budget; deregister a service or use shorter names and tags): %w", ErrCatalogFull, len(tag), len(tag)-c.budget, err)
 		}
 		return fmt.Errorf("publish catalog tag (%d bytes): %w", len(tag), err)
 	}

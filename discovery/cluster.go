@@ -96,9 +96,11 @@ func (e *JoinError) Error() string {
 		msg := flattenError(e.Errs[i])
 		msg = strings.ReplaceAll(msg, "failed to join "+a+": ", "")
 		fmt.Fprintf(&b, " %s: %s", a, msg)
-		if h := keyHint(msg); h != "" {
-			fmt.Fprintf(&b, " (%s)", h)
+		h := keyHint(msg)
+		if h == "" {
+			h = "check the address and that its gossip port is reachable over TCP and UDP"
 		}
+		fmt.Fprintf(&b, " (%s)", h)
 		b.WriteByte(';')
 	}
 	return strings.TrimSuffix(b.String(), ";")

@@ -359,6 +359,9 @@ func TestCluster_JoinRequiresGossipKey(t *testing.T) {
 			if !strings.Contains(err.Error(), clAddrOf(a)) {
 				t.Errorf("error does not name the address %s: %v", clAddrOf(a), err)
 			}
+			if !strings.Contains(err.Error(), "gossip.key") {
+				t.Errorf("error does not say to fix gossip.key: %v", err)
+			}
 			out := logs.String()
 			if !strings.Contains(out, "join failed") || !strings.Contains(out, "gossip.key") || !strings.Contains(out, "level=ERROR") {
 				t.Errorf("no clear error in the log:\n%s", out)
@@ -386,6 +389,9 @@ func TestCluster_JoinUnreachable(t *testing.T) {
 	var je *JoinError
 	if n != 1 || !errors.As(err, &je) || len(je.Addrs) != 1 || je.Addrs[0] != "127.0.0.1:1" {
 		t.Fatalf("Join: n=%d err=%v; want 1 joined and 127.0.0.1:1 named", n, err)
+	}
+	if !strings.Contains(err.Error(), "reachable") {
+		t.Errorf("error does not say what to check: %v", err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -302,9 +303,7 @@ func (t *Table) NumIndexes() int { return len(*t.index.Load()) }
 func (t *Table) updateIndexLocked(f func(map[uint32]IndexEntry)) {
 	cur := *t.index.Load()
 	next := make(map[uint32]IndexEntry, len(cur)+1)
-	for k, v := range cur {
-		next[k] = v
-	}
+	maps.Copy(next, cur)
 	f(next)
 	t.index.Store(&next)
 }

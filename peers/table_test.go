@@ -177,10 +177,15 @@ func TestPeer_Stats(t *testing.T) {
 }
 
 func TestDropReason_String(t *testing.T) {
+	seen := map[string]DropReason{}
 	for r := DropReason(0); r < numDropReasons; r++ {
 		if r.String() == "" || r.String() == "unknown" {
 			t.Errorf("reason %d has no name", r)
 		}
+		if o, dup := seen[r.String()]; dup {
+			t.Errorf("reasons %d and %d share the name %q (names are metric labels)", o, r, r.String())
+		}
+		seen[r.String()] = r
 	}
 }
 

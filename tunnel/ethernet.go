@@ -3,6 +3,7 @@ package tunnel
 import (
 	"encoding/binary"
 	"errors"
+	"net"
 	"net/netip"
 )
 
@@ -52,33 +53,12 @@ func (m *MAC) UnmarshalText(b []byte) error {
 // ParseMAC parses the aa:bb:cc:dd:ee:ff form (either case, ':' or '-' separators).
 func ParseMAC(s string) (MAC, error) {
 	var m MAC
-	if len(s) != 17 {
+	hw, err := net.ParseMAC(s)
+	if err != nil || len(s) != 17 || len(hw) != len(m) {
 		return m, ErrInvalidMAC
 	}
-	for i := range m {
-		if i > 0 && s[i*3-1] != ':' && s[i*3-1] != '-' {
-			return m, ErrInvalidMAC
-		}
-		hi, ok1 := unhex(s[i*3])
-		lo, ok2 := unhex(s[i*3+1])
-		if !ok1 || !ok2 {
-			return m, ErrInvalidMAC
-		}
-		m[i] = hi<<4 | lo
-	}
+	copy(m[:], hw)
 	return m, nil
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case c >= '0' && c <= '9':
-		return c - '0', true
-	case c >= 'a' && c <= 'f':
-		return c - 'a' + 10, true
-	case c >= 'A' && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
 }
 
 // EtherTypes weft looks at.

@@ -47,7 +47,7 @@ func TestL2Router_TunnelEndToEnd(t *testing.T) {
 	}
 	// A frame claiming B's own MAC is refused and counted.
 	pr.devA.inject(testFrame(testMACB, testMACB, nil, EtherTypeIPv4, make([]byte, 50)))
-	l3WaitFor(t, "not-allowed-source drop", func() bool { return pr.peerA.Drops(peers.DropNotAllowedSource) == 1 })
+	waitFor(t, "not-allowed-source drop", func() bool { return pr.peerA.Drops(peers.DropNotAllowedSource) == 1 })
 	if es := ra.FDB().Entries(); len(es) != 1 || es[0].MAC != testMACB || es[0].Remote != pr.peerB {
 		t.Fatalf("A's FDB %+v", es)
 	}
@@ -61,7 +61,7 @@ func TestL2Router_TunnelWrongVNI(t *testing.T) {
 	for range 3 {
 		pr.devA.inject(testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, make([]byte, 28)))
 	}
-	l3WaitFor(t, "wrong-VNI drops", func() bool { return pr.peerA.Drops(peers.DropWrongVNI) == 3 })
+	waitFor(t, "wrong-VNI drops", func() bool { return pr.peerA.Drops(peers.DropWrongVNI) == 3 })
 	if n := pr.devB.written.Load(); n != 0 {
 		t.Fatalf("%d frames of another VNI reached B's device", n)
 	}

@@ -271,17 +271,6 @@ func (pr *pair) handshakeDirect(t testing.TB) {
 	pr.peerB.Keypairs().Install(kpA)
 }
 
-func l3WaitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func itoa(i int) string { return strconv.Itoa(i) }
 
 func mustAP(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }

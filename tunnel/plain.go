@@ -157,7 +157,7 @@ func NewPlainVTEP(cfg PlainConfig, dev tun.Device) (*PlainVTEP, error) {
 	}
 	conn, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(laddr))
 	if err != nil {
-		return nil, fmt.Errorf("plain vtep: listen on %s: %w", laddr, err)
+		return nil, fmt.Errorf("plain vtep: listen on %s: %w (a kernel vxlan device or another VTEP may hold the port; remove it or choose another listen address)", laddr, err)
 	}
 	// Bursts of a TCP flow must not overflow the default ~200 KiB; best effort (capped by
 	// net.core.rmem_max/wmem_max).
@@ -437,14 +437,25 @@ func (v *PlainVTEP) udpLoop() {
 				seg = s
 			}
 		}
+		// One read is one sender (a UDP_GRO run): map it to its VTEP once, and learn a source
+		// MAC once per run rather than once per frame.
+		sender := v.senderVTEP(src)
+		var learned plainLearned
 		for off := 0; off < n; off += seg {
-			v.deliver(buf[off:min(off+seg, n)], src, wbufs)
+			v.deliver(buf[off:min(off+seg, n)], sender, &learned, wbufs)
 		}
 	}
 }
 
-// deliver checks one VXLAN packet, learns its source MAC and writes its frame to the device.
-func (v *PlainVTEP) deliver(pkt []byte, src netip.AddrPort, wbufs [][]byte) {
+// plainLearned is the source MAC an earlier frame of the same read taught the FDB.
+type plainLearned struct {
+	mac MAC
+	ok  bool
+}
+
+// deliver checks one VXLAN packet from the VTEP sender, learns its source MAC (unless an
+// earlier frame of this read already did) and writes its frame to the device.
+func (v *PlainVTEP) deliver(pkt []byte, sender netip.AddrPort, learned *plainLearned, wbufs [][]byte) {
 	v.rxDatagrams.Add(1)
 	// RFC 7348 receive rules: the I flag must be set, reserved bits (GPE's P flag and
 	// next-protocol byte included) are ignored.
@@ -462,7 +473,10 @@ func (v *PlainVTEP) deliver(pkt []byte, src netip.AddrPort, wbufs [][]byte) {
 		v.dropShort.Add(1)
 		return
 	}
-	v.fdb.Learn(MAC(frame[6:12]), v.senderVTEP(src))
+	if src := MAC(frame[6:12]); !learned.ok || src != learned.mac {
+		// Invalid and refused MACs are not remembered: each such frame is counted.
+		learned.mac, learned.ok = src, v.fdb.Learn(src, sender)
+	}
 	wbufs[0] = pkt
 	if _, err := v.dev.Write(wbufs, VXLANHeaderSize); err != nil {
 		v.devWriteErrs.Add(1)

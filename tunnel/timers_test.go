@@ -22,7 +22,7 @@ func TestTunnel_HandshakeRetransmitAndGiveUp(t *testing.T) {
 	for range 3 {
 		pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 80))
 	}
-	l3WaitFor(t, "queued packets dropped after RekeyAttemptTime", func() bool {
+	waitFor(t, "queued packets dropped after RekeyAttemptTime", func() bool {
 		return pr.peerB.Drops(peers.DropHandshakeTimeout) == 3
 	})
 	if n := pr.a.Stats().HandshakesSent; n < 3 {
@@ -42,7 +42,7 @@ func TestTunnel_RetransmitReachesMovedPeer(t *testing.T) {
 		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.0.2.0/24")}})
 	p := ipv4Packet("10.0.1.1", "10.0.2.2", 80)
 	pr.devA.inject(p)
-	l3WaitFor(t, "an initiation", func() bool { return pr.a.Stats().HandshakesSent >= 1 })
+	waitFor(t, "an initiation", func() bool { return pr.a.Stats().HandshakesSent >= 1 })
 	// The control plane learns the right endpoint; the next retransmit gets through and
 	// the queued packet follows.
 	pr.a.table.Upsert(peers.PeerConfig{PublicKey: pr.idB.PublicKey(), Endpoint: right,
@@ -57,8 +57,8 @@ func TestTunnel_Keepalive(t *testing.T) {
 	pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 80))
 	pr.devB.waitPacket(t)
 	// B received data and has nothing to send: it answers with a keepalive.
-	l3WaitFor(t, "B's keepalive", func() bool { return pr.b.Stats().KeepalivesSent >= 1 })
-	l3WaitFor(t, "A receiving it", func() bool { return pr.peerB.Stats().RxPackets >= 1 })
+	waitFor(t, "B's keepalive", func() bool { return pr.b.Stats().KeepalivesSent >= 1 })
+	waitFor(t, "A receiving it", func() bool { return pr.peerB.Stats().RxPackets >= 1 })
 	if pr.devA.written.Load() != 0 {
 		t.Error("a keepalive reached A's device")
 	}
@@ -69,7 +69,7 @@ func TestTunnel_PersistentKeepalive(t *testing.T) {
 	pr.a.table.Upsert(peers.PeerConfig{PublicKey: pr.idB.PublicKey(), Endpoint: pr.peerB.Endpoint(),
 		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.0.2.0/24")}, PersistentKeepalive: 50 * time.Millisecond})
 	// No traffic at all: the persistent keepalive itself brings the session up.
-	l3WaitFor(t, "persistent keepalives", func() bool { return pr.peerA.Stats().RxPackets >= 4 })
+	waitFor(t, "persistent keepalives", func() bool { return pr.peerA.Stats().RxPackets >= 4 })
 	if pr.devB.written.Load() != 0 {
 		t.Error("a keepalive reached B's device")
 	}

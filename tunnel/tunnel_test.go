@@ -72,7 +72,7 @@ func TestTunnel_EndToEnd(t *testing.T) {
 		pr.devA.waitPacket(t)
 	}
 	// Counters: what one side sent, the other received (keepalives included in packets).
-	l3WaitFor(t, "counters to settle", func() bool {
+	waitFor(t, "counters to settle", func() bool {
 		sa, sb := pr.peerB.Stats(), pr.peerA.Stats()
 		return sa.TxPackets == sb.RxPackets && sb.TxPackets == sa.RxPackets
 	})
@@ -102,7 +102,7 @@ func TestTunnel_DropNotAllowedSource(t *testing.T) {
 	for range 3 {
 		pr.devA.inject(ipv4Packet("10.0.9.9", "10.0.2.2", 80))
 	}
-	l3WaitFor(t, "not-allowed-source drops", func() bool {
+	waitFor(t, "not-allowed-source drops", func() bool {
 		return pr.peerA.Drops(peers.DropNotAllowedSource) == 3
 	})
 	if got := pr.b.Stats().Drops["not_allowed_source"]; got != 3 {
@@ -113,7 +113,7 @@ func TestTunnel_DropNotAllowedSource(t *testing.T) {
 	}
 	// No route on A's side.
 	pr.devA.inject(ipv4Packet("10.0.1.1", "10.9.9.9", 80))
-	l3WaitFor(t, "no-route drop", func() bool { return pr.a.Stats().Drops["no_route"] == 1 })
+	waitFor(t, "no-route drop", func() bool { return pr.a.Stats().Drops["no_route"] == 1 })
 }
 
 func TestTunnel_DropWrongVNI(t *testing.T) {
@@ -123,7 +123,7 @@ func TestTunnel_DropWrongVNI(t *testing.T) {
 	for range 4 {
 		pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 80))
 	}
-	l3WaitFor(t, "wrong-VNI drops", func() bool { return pr.peerA.Drops(peers.DropWrongVNI) == 4 })
+	waitFor(t, "wrong-VNI drops", func() bool { return pr.peerA.Drops(peers.DropWrongVNI) == 4 })
 	if got := pr.b.Stats().Drops["wrong_vni"]; got != 4 {
 		t.Errorf("global wrong_vni = %d", got)
 	}
@@ -158,7 +158,7 @@ func TestTunnel_RekeyWithoutLoss(t *testing.T) {
 				pr.peerB.Stats(), pr.peerA.Stats(), pr.a.Stats(), pr.b.Stats())
 		}
 	})
-	l3WaitFor(t, "all packets delivered", func() bool { return pr.devB.written.Load() == uint64(sent) })
+	waitFor(t, "all packets delivered", func() bool { return pr.devB.written.Load() == uint64(sent) })
 	if hs := pr.peerB.Stats().Handshakes; hs < 4 {
 		t.Errorf("only %d handshakes: rekey did not happen", hs)
 	}
@@ -183,7 +183,7 @@ func TestTunnel_Remove(t *testing.T) {
 		t.Errorf("indexes left after Remove: %d", pr.a.table.NumIndexes())
 	}
 	pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 80))
-	l3WaitFor(t, "no-route after remove", func() bool { return pr.a.Stats().Drops["no_route"] == 1 })
+	waitFor(t, "no-route after remove", func() bool { return pr.a.Stats().Drops["no_route"] == 1 })
 }
 
 func TestTunnel_UpClose(t *testing.T) {

@@ -43,7 +43,7 @@ type Host struct {
 // Available reports why labs cannot be built on this machine, or nil when they can.
 func Available() error {
 	if os.Geteuid() != 0 {
-		return errors.New("needs root (network namespaces and veth pairs)")
+		return errors.New("needs root (network namespaces and veth pairs): run it with sudo or as root")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
 		return errors.New("needs the ip command (apt-get install iproute2)")
@@ -281,21 +281,43 @@ func (l *Lab) Switch(ifName string, hosts []*Host, addrs []string) (*Host, error
 	return sw, nil
 }
 
-// PairT builds a lab of two hosts, "a" and "b", joined by a veth whose ends are both named
-// ifName and carry addrA and addrB (CIDR notation). It fails t on error, skips like Require
-// and removes everything in t.Cleanup.
-func PairT(t testing.TB, ifName, addrA, addrB string) (a, b *Host) {
-	t.Helper()
-	l := NewT(t)
-	var err error
+// Pair builds a lab of two hosts, "a" and "b", joined by a veth whose ends are both named
+// ifName and carry addrA and addrB (CIDR notation). On error nothing is left behind; otherwise
+// the caller closes the lab.
+func Pair(ifName, addrA, addrB string) (l *Lab, a, b *Host, err error) {
+	if l, err = New(); err != nil {
+		return nil, nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = l.Close()
+		}
+	}()
 	if a, err = l.AddHost("a"); err != nil {
-		t.Fatal(err)
+		return nil, nil, nil, err
 	}
 	if b, err = l.AddHost("b"); err != nil {
+		return nil, nil, nil, err
+	}
+	if err = l.Link(a, ifName, addrA, b, ifName, addrB); err != nil {
+		return nil, nil, nil, err
+	}
+	return l, a, b, nil
+}
+
+// PairT is Pair for a test: it skips like Require, fails t on error and removes the lab in
+// t.Cleanup.
+func PairT(t testing.TB, ifName, addrA, addrB string) (a, b *Host) {
+	t.Helper()
+	Require(t)
+	l, a, b, err := Pair(ifName, addrA, addrB)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Link(a, ifName, addrA, b, ifName, addrB); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Logf("netlab cleanup: %v", err)
+		}
+	})
 	return a, b
 }

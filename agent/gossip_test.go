@@ -1,0 +1,82 @@
+package agent
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/discovery"
+	"github.com/weftnet/weft/peers"
+)
+
+func localCluster(t *testing.T, name string, priv crypto.PrivateKey) *discovery.Cluster {
+	t.Helper()
+	dc := discovery.DefaultLocalConfig()
+	dc.NodeName = name
+	dc.Insecure = true
+	dc.Node = discovery.NodeInfo{PublicKey: priv.Public(), DataPort: 51820, VNI: 1, Proto: ProtocolVersion, Mode: modeByte("l3", "wireguard")}
+	c, err := discovery.New(dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestGossip_ResyncAll: the resync that repairs dropped membership events adds live members
+// and withdraws members that failed, from the member list alone (no events consumed).
+func TestGossip_ResyncAll(t *testing.T) {
+	privA, _ := crypto.GeneratePrivateKey()
+	privB, _ := crypto.GeneratePrivateKey()
+	cA, cB := localCluster(t, "a", privA), localCluster(t, "b", privB)
+	t.Cleanup(func() {
+		_ = cA.Shutdown()
+		_ = cB.Shutdown()
+		// memberlist's probe goroutines may outlive Shutdown briefly: let them end before
+		// the package's goleak check runs.
+		waitFor(t, "serf goroutines to end", func() bool { return goleak.Find() == nil })
+	})
+	if _, err := cB.Join([]string{cA.LocalMember().Addr.String()}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Name = "a"
+	id := crypto.NewIdentity(privA)
+	defer id.Close()
+	a := &Agent{cfg: cfg, log: NewLogger(testWriter{t}, "debug"), priv: privA, table: peers.NewTable(id)}
+	g := &gossip{a: a, c: cA, names: map[crypto.PublicKey]string{}, keys: map[string]memberPeer{}}
+
+	waitFor(t, "b's peer after a resync", func() bool {
+		g.resyncAll()
+		return a.table.ByKey(privB.Public()) != nil
+	})
+	p := a.table.ByKey(privB.Public())
+	if got := p.AllowedIPs(); len(got) != 1 || got[0] != cB.Subnet() {
+		t.Fatalf("b's allowed prefixes %v, want [%s]", got, cB.Subnet())
+	}
+	if want := netip.AddrPortFrom(cB.LocalMember().Addr.Addr(), 51820); p.Endpoint() != want {
+		t.Fatalf("b's endpoint %s, want %s", p.Endpoint(), want)
+	}
+	cB.Shutdown() // no leave: a sees b fail
+	waitFor(t, "b withdrawn after a resync", func() bool {
+		g.resyncAll()
+		return a.table.ByKey(privB.Public()) == nil
+	})
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 15s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
