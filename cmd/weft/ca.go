@@ -171,6 +171,9 @@ year) ends no later than the CA's.`,
 				return err
 			}
 			if out == "" {
+				if strings.ContainsAny(name, `/\`) {
+					return fmt.Errorf("the name %q holds a path separator: choose the output file with --out", name)
+				}
 				out = name + ".crt"
 			}
 			w := cmd.OutOrStdout()
@@ -271,6 +274,13 @@ func newCAPrintCmd() *cobra.Command {
 			fmt.Fprintf(tw, "valid:\t%s .. %s (%s)\n", c.NotBefore.Format(time.RFC3339), c.NotAfter.Format(time.RFC3339), validityState(c, time.Now()))
 			fmt.Fprintf(tw, "%s:\t%s\n", what, list(ps, none))
 			fmt.Fprintf(tw, "groups:\t%s\n", list(c.Groups, none))
+			if c.Kind == identity.KindCA {
+				sig := "valid (self-signed)"
+				if _, err := identity.NewCAPool(c); err != nil {
+					sig = "INVALID: " + err.Error()
+				}
+				fmt.Fprintf(tw, "signature:\t%s\n", sig)
+			}
 			fmt.Fprintf(tw, "size:\t%d bytes\n", len(b))
 			return tw.Flush()
 		},

@@ -145,6 +145,13 @@ func TestCA_SignCappedByCA(t *testing.T) {
 	if _, err := run(t, "", "ca", "verify", host); err == nil || !strings.Contains(err.Error(), "--ca is required") {
 		t.Fatalf("verify without --ca: %v", err)
 	}
+	if out, err := run(t, "", "ca", "print", filepath.Join(dir, "ca.crt")); err != nil || !strings.Contains(out, "valid (self-signed)") || !strings.Contains(out, "any (unconstrained)") {
+		t.Fatalf("print ca.crt: %q %v", out, err)
+	}
+	if _, err := run(t, "", "ca", "sign", "--ca-key", filepath.Join(dir, "ca.key"), "--ca-cert", filepath.Join(dir, "ca.crt"),
+		"--name", "a/b", "--public-key", priv.Public().String()); err == nil || !strings.Contains(err.Error(), "--out") {
+		t.Fatalf("name with a slash and no --out: %v", err)
+	}
 }
 
 func TestParseValidity(t *testing.T) {
