@@ -17,6 +17,9 @@
 //     node name, one WireGuard public key, the prefixes the host may announce
 //     (a subnet, static prefixes) and its groups, for a validity window.
 //     A member announcing anything its certificate does not cover is refused.
+//     A certificate narrows, never widens, the rules that hold without a CA
+//     (a subnet is still one /24 of the cluster CIDR, a MAC is still the one
+//     derived from the key): those stay the gossip layer's checks.
 //   - A CA may itself be constrained to prefixes and groups: its host
 //     certificates must stay within them (ErrCAConstraint), and within its
 //     validity window. Sign enforces this when issuing, Verify when checking,

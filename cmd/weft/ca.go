@@ -185,7 +185,9 @@ year) ends no later than the CA's.`,
 				return err
 			}
 			fp, _ := c.Fingerprint()
-			fmt.Fprintf(w, "wrote %s: host %q, fingerprint %s, valid until %s\n", out, c.Name, fp, c.NotAfter.Format(time.RFC3339))
+			tag, _ := c.EncodeTag()
+			fmt.Fprintf(w, "wrote %s: host %q, fingerprint %s, valid until %s; %d characters in gossip (of the 512 bytes all tags share)\n",
+				out, c.Name, fp, c.NotAfter.Format(time.RFC3339), len(tag))
 			if capped {
 				fmt.Fprintf(w, "note: the validity was cut to the CA's, which ends %s\n", ca.NotAfter.Format(time.RFC3339))
 			}
