@@ -12,7 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/weftnet/weft/discovery"
+	"github.com/weftnet/weft/catalog"
 )
 
 // Config is the agent's whole configuration: a YAML file (weft.yaml) over the embedded
@@ -57,7 +57,7 @@ type Config struct {
 	// DNS configures the service-catalog DNS server.
 	DNS DNSConfig `yaml:"dns"`
 	// Services are registered at start (in addition to those kept in StateDir).
-	Services []discovery.Service `yaml:"services"`
+	Services []catalog.Service `yaml:"services"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 }

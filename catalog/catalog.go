@@ -1,4 +1,4 @@
-package discovery
+package catalog
 
 // The catalog: this node's registrations (with their checks) and an index of every
 // node's services, fed by membership events. Local registrations are authoritative here
@@ -133,7 +133,7 @@ type remoteNode struct {
 // NewCatalog loads the persisted registrations, starts their checks and publishes them.
 func NewCatalog(cfg CatalogConfig) (*Catalog, error) {
 	if cfg.Budget < 0 {
-		return nil, fmt.Errorf("discovery: catalog budget %d < 0", cfg.Budget)
+		return nil, fmt.Errorf("catalog: catalog budget %d < 0", cfg.Budget)
 	}
 	c := &Catalog{
 		cfg:       cfg,
@@ -159,9 +159,9 @@ func NewCatalog(cfg CatalogConfig) (*Catalog, error) {
 		return nil, err
 	}
 	if n, err := worstCaseCatalogLen(saved); err != nil {
-		return nil, fmt.Errorf("discovery: %s: %w", cfg.StatePath, err)
+		return nil, fmt.Errorf("catalog: %s: %w", cfg.StatePath, err)
 	} else if n > c.budget {
-		return nil, fmt.Errorf("discovery: %s: %w: the saved services need %d bytes, %d over the %d-byte budget; remove some from the file",
+		return nil, fmt.Errorf("catalog: %s: %w: the saved services need %d bytes, %d over the %d-byte budget; remove some from the file",
 			cfg.StatePath, ErrCatalogFull, n, n-c.budget, c.budget)
 	}
 	for _, s := range saved {
@@ -418,7 +418,7 @@ func (c *Catalog) tagLocked() string {
 	}
 	tag, err := EncodeCatalog(shs)
 	if err != nil { // every local service was validated
-		panic("discovery: encoding validated services: " + err.Error())
+		panic("catalog: encoding validated services: " + err.Error())
 	}
 	return tag
 }
@@ -613,24 +613,24 @@ func loadServices(path string) ([]Service, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("discovery: load services: %w", err)
+		return nil, fmt.Errorf("catalog: load services: %w", err)
 	}
 	var st stateFile
 	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("discovery: load services from %s: %w", path, err)
+		return nil, fmt.Errorf("catalog: load services from %s: %w", path, err)
 	}
 	if st.Version != 1 {
-		return nil, fmt.Errorf("discovery: load services from %s: unknown version %d", path, st.Version)
+		return nil, fmt.Errorf("catalog: load services from %s: unknown version %d", path, st.Version)
 	}
 	seen := make(map[string]bool)
 	out := make([]Service, 0, len(st.Services))
 	for _, s := range st.Services {
 		s = s.Normalized()
 		if err := s.Validate(); err != nil {
-			return nil, fmt.Errorf("discovery: load services from %s: %w", path, err)
+			return nil, fmt.Errorf("catalog: load services from %s: %w", path, err)
 		}
 		if seen[s.Name] {
-			return nil, fmt.Errorf("discovery: load services from %s: %q twice", path, s.Name)
+			return nil, fmt.Errorf("catalog: load services from %s: %q twice", path, s.Name)
 		}
 		seen[s.Name] = true
 		out = append(out, s)

@@ -1,4 +1,4 @@
-package discovery
+package membership
 
 // A Cluster runs one Serf instance and two goroutines of its own:
 //

@@ -1,4 +1,4 @@
-package discovery
+package catalog
 
 // DNS interface to the catalog, answered by every agent from its own view:
 //
@@ -83,24 +83,24 @@ type DNSServer struct {
 // NewDNSServer validates cfg; Start binds and serves.
 func NewDNSServer(cfg DNSConfig, src DNSSource) (*DNSServer, error) {
 	if src == nil {
-		return nil, errors.New("discovery: dns: no catalog")
+		return nil, errors.New("catalog: dns: no catalog")
 	}
 	if cfg.Domain == "" {
 		cfg.Domain = "weft."
 	}
 	domain := dns.Fqdn(strings.ToLower(cfg.Domain))
 	if _, ok := dns.IsDomainName(domain); !ok || domain == "." {
-		return nil, fmt.Errorf("discovery: dns: bad domain %q", cfg.Domain)
+		return nil, fmt.Errorf("catalog: dns: bad domain %q", cfg.Domain)
 	}
 	if cfg.TTL < 0 {
-		return nil, fmt.Errorf("discovery: dns: ttl %v < 0", cfg.TTL)
+		return nil, fmt.Errorf("catalog: dns: ttl %v < 0", cfg.TTL)
 	}
 	if len(cfg.Listen) == 0 {
-		return nil, errors.New("discovery: dns: no listen address")
+		return nil, errors.New("catalog: dns: no listen address")
 	}
 	if cfg.Upstream != "" {
 		if _, _, err := net.SplitHostPort(cfg.Upstream); err != nil {
-			return nil, fmt.Errorf("discovery: dns: upstream %q: want host:port", cfg.Upstream)
+			return nil, fmt.Errorf("catalog: dns: upstream %q: want host:port", cfg.Upstream)
 		}
 	}
 	if cfg.UpstreamTimeout == 0 {
@@ -120,7 +120,7 @@ func (s *DNSServer) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.servers) > 0 {
-		return errors.New("discovery: dns: already started")
+		return errors.New("catalog: dns: already started")
 	}
 	var pcs []net.PacketConn
 	var lns []net.Listener
@@ -136,7 +136,7 @@ func (s *DNSServer) Start() error {
 		pc, ln, err := listenBoth(addr)
 		if err != nil {
 			closeAll()
-			return fmt.Errorf("discovery: dns: listen %s: %w", addr, err)
+			return fmt.Errorf("catalog: dns: listen %s: %w", addr, err)
 		}
 		pcs, lns = append(pcs, pc), append(lns, ln)
 		s.addrs = append(s.addrs, pc.LocalAddr().(*net.UDPAddr).AddrPort())
@@ -157,7 +157,7 @@ func (s *DNSServer) Start() error {
 			case err := <-errc:
 				s.shutdownLocked(context.Background())
 				closeAll()
-				return fmt.Errorf("discovery: dns: serve: %w", err)
+				return fmt.Errorf("catalog: dns: serve: %w", err)
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package discovery
+package catalog
 
 // Watches: the catalog index is a counter bumped on every change (a registration, a
 // health transition, a member's tag or address). A blocking query (`?index=N&wait=30s`)

@@ -1,4 +1,4 @@
-package discovery
+package membership
 
 // Subnet allocation without a central store.
 //

@@ -1,4 +1,4 @@
-package discovery
+package membership
 
 import (
 	"errors"
@@ -21,7 +21,7 @@ const DefaultGossipPort = 7946
 var DefaultClusterCIDR = netip.MustParsePrefix("10.42.0.0/16")
 
 // ErrConfig wraps every validation failure of a Config.
-var ErrConfig = errors.New("discovery config")
+var ErrConfig = errors.New("membership config")
 
 // Config configures a Cluster. Build one from DefaultConfig or DefaultLocalConfig
 // and change what differs; New validates it.

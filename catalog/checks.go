@@ -1,4 +1,4 @@
-package discovery
+package catalog
 
 // Health checks of local services. Each checked service has one goroutine (checkRunner.run):
 // tcp, http and exec checks probe once at start and then every Interval, each probe bounded

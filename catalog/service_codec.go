@@ -1,4 +1,4 @@
-package discovery
+package catalog
 
 // The catalog tag ("s") carries this node's services and their health in one short,
 // printable string. Printable because Serf tags show up in member listings and logs; the
