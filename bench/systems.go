@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/weftnet/weft/bench/netlab"
+	"github.com/weftnet/weft/internal/netlab"
 )
 
 // Names of the systems Run can measure.

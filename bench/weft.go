@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/weftnet/weft/bench/netlab"
+	"github.com/weftnet/weft/internal/netlab"
 	"github.com/weftnet/weft/crypto"
 	"gopkg.in/yaml.v3"
 )

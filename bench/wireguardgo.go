@@ -12,7 +12,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
-	"github.com/weftnet/weft/bench/netlab"
+	"github.com/weftnet/weft/internal/netlab"
 	"github.com/weftnet/weft/crypto"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"

@@ -54,3 +54,13 @@ func TestNetnsLab_Switch(t *testing.T) {
 		}
 	}
 }
+
+// testing.TB satisfies T, so tests pass their t.
+var _ T = (testing.TB)(nil)
+
+// testingShort must agree with testing.Short, which it reads without importing testing.
+func TestTestingShort(t *testing.T) {
+	if got, want := testingShort(), testing.Short(); got != want {
+		t.Fatalf("testingShort() = %v, testing.Short() = %v", got, want)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,9 +21,25 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
+
+// T is the part of testing.TB the test helpers (Require, NewT, PairT, ...) use. It is an
+// interface so that this package, which the benchmark binary links, does not import testing.
+type T interface {
+	Helper()
+	Logf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Skipf(format string, args ...any)
+	Cleanup(func())
+}
+
+// testingShort is testing.Short() read from the test binary's -test.short flag, without
+// importing testing (false outside a test binary).
+func testingShort() bool {
+	f := flag.Lookup("test.short")
+	return f != nil && f.Value.String() == "true"
+}
 
 // Lab is a set of network namespaces created together and removed together.
 type Lab struct {
@@ -55,10 +72,10 @@ func Available() error {
 // run: under -short, without root, or without iproute2. In CI (CI set in the environment)
 // a missing prerequisite fails the test instead: CI installs everything, so a skip there
 // would hide a check reported as passing.
-func Require(t testing.TB) {
+func Require(t T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("network-namespace test skipped under -short (run `make test-netns` as root)")
+	if testingShort() {
+		t.Skipf("%s", "network-namespace test skipped under -short (run `make test-netns` as root)")
 	}
 	if err := Available(); err != nil {
 		SkipOrFail(t, "network-namespace test skipped: %v", err)
@@ -67,7 +84,7 @@ func Require(t testing.TB) {
 
 // RequireTools skips t when one of the named commands is missing, naming the package to
 // install (fails in CI, like Require).
-func RequireTools(t testing.TB, tools ...string) {
+func RequireTools(t T, tools ...string) {
 	t.Helper()
 	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -77,7 +94,7 @@ func RequireTools(t testing.TB, tools ...string) {
 }
 
 // SkipOrFail skips t outside CI and fails it in CI, where every prerequisite is installed.
-func SkipOrFail(t testing.TB, format string, args ...any) {
+func SkipOrFail(t T, format string, args ...any) {
 	t.Helper()
 	if os.Getenv("CI") != "" {
 		t.Fatalf("CI: "+format, args...)
@@ -110,7 +127,7 @@ func New() (*Lab, error) {
 }
 
 // NewT creates a lab for a test and removes it in t.Cleanup. It skips like Require.
-func NewT(t testing.TB) *Lab {
+func NewT(t T) *Lab {
 	t.Helper()
 	Require(t)
 	l, err := New()
@@ -307,12 +324,12 @@ func Pair(ifName, addrA, addrB string) (l *Lab, a, b *Host, err error) {
 
 // PairT is Pair for a test: it skips like Require, fails t on error and removes the lab in
 // t.Cleanup.
-func PairT(t testing.TB, ifName, addrA, addrB string) (a, b *Host) {
+func PairT(t T, ifName, addrA, addrB string) (a, b *Host) {
 	t.Helper()
 	Require(t)
 	l, a, b, err := Pair(ifName, addrA, addrB)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	t.Cleanup(func() {
 		if err := l.Close(); err != nil {
