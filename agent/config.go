@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"strconv"
@@ -177,15 +178,13 @@ func parseConfig(data []byte, cfg *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil {
-		if errors.Is(err, errEOF) || err.Error() == "EOF" {
-			return nil // an empty file is the defaults
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file (or one of comments only) is the defaults
 		}
 		return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	return nil
 }
-
-var errEOF = errors.New("EOF")
 
 // Validate fills the derived defaults and checks every setting; the error says what to fix.
 func (c *Config) Validate() error {

@@ -1,6 +1,9 @@
 package agent
 
 import (
+	"errors"
+	"io"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -75,5 +78,23 @@ func TestConfig_ExampleFileIsValid(t *testing.T) {
 	}
 	if cfg.Services[0].Check.Kind.String() != "http" || cfg.Services[0].Check.Interval.String() != "10s" {
 		t.Fatalf("service check parsed wrong: %+v", cfg.Services[0].Check)
+	}
+}
+
+// TestParseConfig_EmptyIsDefaults: yaml.v3 reports an empty document as io.EOF, which must
+// mean "the defaults", while a broken document stays an error.
+func TestParseConfig_EmptyIsDefaults(t *testing.T) {
+	for _, in := range []string{"", "\n", "# only a comment\n"} {
+		cfg := DefaultConfig()
+		if err := parseConfig([]byte(in), &cfg); err != nil {
+			t.Errorf("parseConfig(%q) = %v, want nil", in, err)
+		}
+		if !reflect.DeepEqual(cfg, DefaultConfig()) {
+			t.Errorf("parseConfig(%q) changed the defaults: %+v", in, cfg)
+		}
+	}
+	cfg := DefaultConfig()
+	if err := parseConfig([]byte("mode: [l3\n"), &cfg); err == nil || errors.Is(err, io.EOF) {
+		t.Errorf("truncated document: %v, want a syntax error", err)
 	}
 }
