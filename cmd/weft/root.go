@@ -20,7 +20,8 @@ Run 'weft agent' on every host; the other commands talk to the local agent.`,
 	}
 	root.SetVersionTemplate(versionLine(version.Get()) + "\n")
 	g := &globals{}
-	root.PersistentFlags().StringVar(&g.socket, "socket", defaultSocket(), "the agent's control socket (env WEFT_SOCKET)")
+	socket := agent.SettingByFlag("socket") // control_socket: declared in agent.Settings
+	root.PersistentFlags().StringVar(&g.socket, socket.Flag, defaultSocket(), socket.Help)
 	root.AddCommand(
 		newAgentCmd(g),
 		newJoinCmd(g), newLeaveCmd(g), newMembersCmd(g), newPeersCmd(g), newStatusCmd(g),
