@@ -2,18 +2,31 @@
 GO       ?= go
 PKGS     := ./...
 # the packages with network-namespace tests (test names contain "Netns")
-NETNS_PKGS := ./agent ./tunnel ./bench/...
+NETNS_PKGS := ./agent ./tunnel ./bench/... ./internal/netlab
 BIN      := bin/weft
+BENCH_BIN := bin/weft-bench
+# Static, reproducible binaries stamped with their version (internal/version): git describe
+# and the commit; without git both stay empty and the binary falls back to its build info.
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS  := -s -w -X github.com/weftnet/weft/internal/version.version=$(VERSION) -X github.com/weftnet/weft/internal/version.commit=$(COMMIT)
+GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 # Count-based, not a duration: go1.26's fuzz coordinator can report a spurious "context
 # deadline exceeded" when a -fuzztime duration ends (golang/go#75804, fixed in go1.27).
 FUZZTIME ?= 20000x
 
-.PHONY: all build test test-unit test-norace test-netns fuzz fuzz-short bench lint demo clean tidy-check
+.PHONY: all build build-weft build-bench test test-unit test-norace test-netns fuzz fuzz-short bench lint demo clean tidy-check
 
 all: build
 
-build:
-	$(GO) build -o $(BIN) ./cmd/weft
+# bin/weft (the daemon and CLI) and bin/weft-bench (the benchmark, which `weft bench` runs).
+build: build-weft build-bench
+
+build-weft:
+	$(GOBUILD) -o $(BIN) ./cmd/weft
+
+build-bench:
+	$(GOBUILD) -o $(BENCH_BIN) ./cmd/weft-bench
 
 # The full suite CI runs: lint, unit tests (race), short fuzz runs, network-namespace tests.
 test: lint test-unit test-norace fuzz-short test-netns
@@ -29,7 +42,7 @@ test-norace:
 
 # End-to-end tests with real TUN/TAP devices, veth pairs, iperf3 and dig (root).
 test-netns: build
-	WEFT_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -p 1 -timeout 20m -run 'Netns' $(NETNS_PKGS)
+	WEFT_BIN=$(CURDIR)/$(BIN) WEFT_BENCH_BIN=$(CURDIR)/$(BENCH_BIN) $(GO) test -count=1 -p 1 -timeout 20m -run 'Netns' $(NETNS_PKGS)
 
 # A short run of every fuzz target (20000 inputs each, a few seconds).
 fuzz-short:
@@ -39,7 +52,7 @@ fuzz-short:
 fuzz:
 	FUZZTIME=2000000x ./.ci/fuzz-all
 
-# Hot-path micro-benchmarks; `weft bench` (root) compares against the baselines.
+# Hot-path micro-benchmarks; `weft bench` (bin/weft-bench, root) compares against the baselines.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 

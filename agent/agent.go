@@ -15,7 +15,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/weftnet/weft/crypto"
-	"github.com/weftnet/weft/discovery"
+	"github.com/weftnet/weft/membership"
 	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/tunnel"
 )
@@ -332,7 +332,7 @@ func (a *Agent) onSubnetChanged(sn netip.Prefix) {
 }
 
 // onMembersChanged is called after every gossip event (the catalog follows members).
-func (a *Agent) onMembersChanged(ev discovery.Event) {
+func (a *Agent) onMembersChanged(ev membership.Event) {
 	if a.cat != nil {
 		a.cat.memberEvent(ev)
 	}

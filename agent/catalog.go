@@ -13,7 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/weftnet/weft/discovery"
+	"github.com/weftnet/weft/catalog"
+	"github.com/weftnet/weft/membership"
 )
 
 // catalogGlue runs the service catalog, its DNS server and their API routes. Remote services
@@ -21,10 +22,10 @@ import (
 // subnet (the agent's default address), which is what DNS answers.
 type catalogGlue struct {
 	a   *Agent
-	cat *discovery.Catalog
+	cat *catalog.Catalog
 
 	mu  sync.Mutex
-	dns *discovery.DNSServer // replaced when the overlay address moves
+	dns *catalog.DNSServer // replaced when the overlay address moves
 }
 
 func startCatalog(a *Agent) (*catalogGlue, error) {
@@ -33,9 +34,9 @@ func startCatalog(a *Agent) (*catalogGlue, error) {
 		if a.gsp == nil {
 			return nil
 		}
-		if err := a.gsp.c.SetTag(discovery.CatalogTagKey, v); err != nil {
-			if errors.Is(err, discovery.ErrTagBudget) {
-				return fmt.Errorf("%w: %w", discovery.ErrCatalogFull, err)
+		if err := a.gsp.c.SetTag(catalog.CatalogTagKey, v); err != nil {
+			if errors.Is(err, membership.ErrTagBudget) {
+				return fmt.Errorf("%w: %w", catalog.ErrCatalogFull, err)
 			}
 			return err
 		}
@@ -43,11 +44,11 @@ func startCatalog(a *Agent) (*catalogGlue, error) {
 	}
 	// The catalog gets what Serf's 512-byte metadata leaves after the node-info tag, less
 	// the msgpack framing of one more key and string.
-	budget := discovery.DefaultCatalogBudget
+	budget := catalog.DefaultCatalogBudget
 	if a.gsp != nil {
-		budget = min(budget, discovery.TagBudget-a.gsp.c.TagBytes()-6)
+		budget = min(budget, membership.TagBudget-a.gsp.c.TagBytes()-6)
 	}
-	cat, err := discovery.NewCatalog(discovery.CatalogConfig{
+	cat, err := catalog.NewCatalog(catalog.CatalogConfig{
 		Node:      a.cfg.Name,
 		Addr:      a.address,
 		Publish:   publish,
@@ -78,7 +79,7 @@ func startCatalog(a *Agent) (*catalogGlue, error) {
 // overlay address addr.
 func (g *catalogGlue) startDNS(addr netip.Addr) error {
 	a := g.a
-	dc := discovery.DefaultDNSConfig()
+	dc := catalog.DefaultDNSConfig()
 	dc.Listen = nil
 	for _, l := range a.cfg.DNS.Listen {
 		if port, ok := strings.CutPrefix(l, "overlay:"); ok {
@@ -92,7 +93,7 @@ func (g *catalogGlue) startDNS(addr netip.Addr) error {
 	}
 	dc.Upstream = a.cfg.DNS.Upstream
 	dc.Logger = a.log
-	srv, err := discovery.NewDNSServer(dc, g.cat)
+	srv, err := catalog.NewDNSServer(dc, g.cat)
 	if err != nil {
 		return fmt.Errorf("dns: %w", err)
 	}
@@ -146,11 +147,11 @@ func (g *catalogGlue) close() {
 }
 
 // memberEvent keeps the remote part of the catalog in step with membership.
-func (g *catalogGlue) memberEvent(ev discovery.Event) {
+func (g *catalogGlue) memberEvent(ev membership.Event) {
 	m := ev.Member
 	switch ev.Type {
-	case discovery.EventJoin, discovery.EventUpdate:
-	case discovery.EventLeave, discovery.EventFailed, discovery.EventReap:
+	case membership.EventJoin, membership.EventUpdate:
+	case membership.EventLeave, membership.EventFailed, membership.EventReap:
 		if m.Name != g.a.cfg.Name {
 			g.cat.RemoveNode(m.Name)
 		}
@@ -161,16 +162,16 @@ func (g *catalogGlue) memberEvent(ev discovery.Event) {
 	g.syncMember(m)
 }
 
-func (g *catalogGlue) syncMember(m discovery.Member) {
+func (g *catalogGlue) syncMember(m membership.Member) {
 	if m.Name == g.a.cfg.Name {
 		return
 	}
-	if m.Status != discovery.StatusAlive || m.InfoErr != nil || !m.Info.Subnet.IsValid() {
+	if m.Status != membership.StatusAlive || m.InfoErr != nil || !m.Info.Subnet.IsValid() {
 		g.cat.RemoveNode(m.Name)
 		return
 	}
 	addr := m.Info.Subnet.Masked().Addr().Next()
-	if err := g.cat.UpdateNode(m.Name, addr, m.Tags[discovery.CatalogTagKey]); err != nil {
+	if err := g.cat.UpdateNode(m.Name, addr, m.Tags[catalog.CatalogTagKey]); err != nil {
 		g.a.log.Warn("member's catalog tag", "member", m.Name, "err", err)
 	}
 }
@@ -178,12 +179,12 @@ func (g *catalogGlue) syncMember(m discovery.Member) {
 // ServicesResponse is GET /v1/services: every instance in the cluster and the catalog index
 // (pass it back as ?index= to wait for the next change).
 type ServicesResponse struct {
-	Index     uint64               `json:"index"`
-	Instances []discovery.Instance `json:"instances"`
+	Index     uint64             `json:"index"`
+	Instances []catalog.Instance `json:"instances"`
 }
 
 func (a *Agent) serviceRoutes(mux *http.ServeMux) {
-	catalog := func(w http.ResponseWriter) *discovery.Catalog {
+	catalogOf := func(w http.ResponseWriter) *catalog.Catalog {
 		if a.cat == nil {
 			writeError(w, http.StatusServiceUnavailable, errors.New("the service catalog is not running"))
 			return nil
@@ -191,7 +192,7 @@ func (a *Agent) serviceRoutes(mux *http.ServeMux) {
 		return a.cat.cat
 	}
 	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
-		c := catalog(w)
+		c := catalogOf(w)
 		if c == nil {
 			return
 		}
@@ -216,42 +217,42 @@ func (a *Agent) serviceRoutes(mux *http.ServeMux) {
 		w.Header().Set("X-Weft-Index", strconv.FormatUint(idx, 10))
 		inst := c.All()
 		if inst == nil {
-			inst = []discovery.Instance{}
+			inst = []catalog.Instance{}
 		}
 		writeJSON(w, http.StatusOK, ServicesResponse{Index: idx, Instances: inst})
 	})
 	mux.HandleFunc("GET /v1/services/{name}", func(w http.ResponseWriter, r *http.Request) {
-		c := catalog(w)
+		c := catalogOf(w)
 		if c == nil {
 			return
 		}
 		all := r.URL.Query().Get("all") != ""
 		inst := c.Instances(strings.ToLower(r.PathValue("name")), !all)
 		if inst == nil {
-			inst = []discovery.Instance{}
+			inst = []catalog.Instance{}
 		}
 		writeJSON(w, http.StatusOK, inst)
 	})
 	mux.HandleFunc("GET /v1/local-services", func(w http.ResponseWriter, r *http.Request) {
-		c := catalog(w)
+		c := catalogOf(w)
 		if c == nil {
 			return
 		}
 		writeJSON(w, http.StatusOK, c.Local())
 	})
 	mux.HandleFunc("POST /v1/services", func(w http.ResponseWriter, r *http.Request) {
-		c := catalog(w)
+		c := catalogOf(w)
 		if c == nil {
 			return
 		}
-		var s discovery.Service
+		var s catalog.Service
 		if err := json.NewDecoder(r.Body).Decode(&s); err != nil {
 			writeError(w, http.StatusBadRequest, fmt.Errorf("bad service: %w", err))
 			return
 		}
 		if err := c.Register(s); err != nil {
 			code := http.StatusBadRequest
-			if errors.Is(err, discovery.ErrCatalogFull) {
+			if errors.Is(err, catalog.ErrCatalogFull) {
 				code = http.StatusInsufficientStorage
 			}
 			writeError(w, code, err)
@@ -260,13 +261,13 @@ func (a *Agent) serviceRoutes(mux *http.ServeMux) {
 		writeJSON(w, http.StatusOK, struct{}{})
 	})
 	mux.HandleFunc("DELETE /v1/services/{name}", func(w http.ResponseWriter, r *http.Request) {
-		c := catalog(w)
+		c := catalogOf(w)
 		if c == nil {
 			return
 		}
 		if err := c.Deregister(r.PathValue("name")); err != nil {
 			code := http.StatusInternalServerError
-			if errors.Is(err, discovery.ErrUnknownService) {
+			if errors.Is(err, catalog.ErrUnknownService) {
 				code = http.StatusNotFound
 			}
 			writeError(w, code, err)
@@ -275,13 +276,13 @@ func (a *Agent) serviceRoutes(mux *http.ServeMux) {
 		writeJSON(w, http.StatusOK, struct{}{})
 	})
 	mux.HandleFunc("PUT /v1/services/{name}/renew", func(w http.ResponseWriter, r *http.Request) {
-		c := catalog(w)
+		c := catalogOf(w)
 		if c == nil {
 			return
 		}
 		if err := c.Renew(r.PathValue("name")); err != nil {
 			code := http.StatusBadRequest
-			if errors.Is(err, discovery.ErrUnknownService) {
+			if errors.Is(err, catalog.ErrUnknownService) {
 				code = http.StatusNotFound
 			}
 			writeError(w, code, err)

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/weftnet/weft/discovery"
+	"github.com/weftnet/weft/catalog"
 )
 
 // Client talks to a running agent over its control socket. The CLI is built on it.
@@ -153,8 +153,8 @@ func (c *Client) Services(ctx context.Context, index uint64, wait time.Duration)
 }
 
 // Instances returns the instances of one service: passing ones, or all.
-func (c *Client) Instances(ctx context.Context, name string, all bool) ([]discovery.Instance, error) {
-	var r []discovery.Instance
+func (c *Client) Instances(ctx context.Context, name string, all bool) ([]catalog.Instance, error) {
+	var r []catalog.Instance
 	path := "/v1/services/" + url.PathEscape(name)
 	if all {
 		path += "?all=1"
@@ -163,13 +163,13 @@ func (c *Client) Instances(ctx context.Context, name string, all bool) ([]discov
 }
 
 // LocalServices returns this agent's registrations with their check state.
-func (c *Client) LocalServices(ctx context.Context) ([]discovery.LocalService, error) {
-	var r []discovery.LocalService
+func (c *Client) LocalServices(ctx context.Context) ([]catalog.LocalService, error) {
+	var r []catalog.LocalService
 	return r, c.do(ctx, "GET", "/v1/local-services", nil, &r)
 }
 
 // Register registers a local service.
-func (c *Client) Register(ctx context.Context, s discovery.Service) error {
+func (c *Client) Register(ctx context.Context, s catalog.Service) error {
 	return c.do(ctx, "POST", "/v1/services", s, nil)
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"strconv"
@@ -12,7 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/weftnet/weft/discovery"
+	"github.com/weftnet/weft/catalog"
 )
 
 // Config is the agent's whole configuration: a YAML file (weft.yaml) over the embedded
@@ -57,7 +58,7 @@ type Config struct {
 	// DNS configures the service-catalog DNS server.
 	DNS DNSConfig `yaml:"dns"`
 	// Services are registered at start (in addition to those kept in StateDir).
-	Services []discovery.Service `yaml:"services"`
+	Services []catalog.Service `yaml:"services"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 }
@@ -104,6 +105,71 @@ type DNSConfig struct {
 	Upstream string `yaml:"upstream"`
 	// Disabled turns the DNS server off.
 	Disabled bool `yaml:"disabled"`
+}
+
+// Setting is one setting of Config that is also a flag of `weft agent`: declared once here,
+// with its YAML key, its flag and its help; its default is DefaultConfig's value of the field.
+// A test holds the table and Config's YAML keys together, another the table and the flags.
+type Setting struct {
+	// Key is the YAML key, dotted below the top level ("gossip.bind").
+	Key string
+	// Flag is the flag's name without dashes.
+	Flag string
+	// Help is the flag's usage line.
+	Help string
+	// Field points at the setting in c: *string, *int, *uint32, *bool, *[]string, *Prefix,
+	// *Addr or *Duration.
+	Field func(c *Config) any
+	// Append: the flag's values are added to those of the file instead of replacing them.
+	Append bool
+	// Global: the flag is the CLI's global one (--socket, also WEFT_SOCKET), not the agent
+	// command's own.
+	Global bool
+}
+
+// Settings are the scalar settings of Config, in the order `weft agent --help` lists them.
+// Lists of records (peers, services) are YAML only.
+var Settings = []Setting{
+	{Key: "name", Flag: "name", Help: "node name in gossip", Field: func(c *Config) any { return &c.Name }},
+	{Key: "mode", Flag: "mode", Help: "l3 (TUN, IP) or l2 (TAP, Ethernet)", Field: func(c *Config) any { return &c.Mode }},
+	{Key: "encryption", Flag: "encryption", Help: "wireguard, or none (l2 only: plain RFC 7348 VXLAN for trusted networks)", Field: func(c *Config) any { return &c.Encryption }},
+	{Key: "interface", Flag: "interface", Help: "TUN/TAP device name", Field: func(c *Config) any { return &c.Interface }},
+	{Key: "listen_port", Flag: "listen-port", Help: "UDP data port (default 51820, or 4789 with --encryption none)", Field: func(c *Config) any { return &c.ListenPort }},
+	{Key: "mtu", Flag: "mtu", Help: "device MTU (default: the largest that fits a 1500-byte underlay: 1412 in l3)", Field: func(c *Config) any { return &c.MTU }},
+	{Key: "vni", Flag: "vni", Help: "VXLAN network identifier of the overlay", Field: func(c *Config) any { return &c.VNI }},
+	{Key: "state_dir", Flag: "state-dir", Help: "state directory: private key, chosen subnet, services", Field: func(c *Config) any { return &c.StateDir }},
+	{Key: "private_key_file", Flag: "private-key-file", Help: "private key file (default STATE_DIR/private.key, generated when missing)", Field: func(c *Config) any { return &c.PrivateKeyFile }},
+	{Key: "cluster_cidr", Flag: "cluster-cidr", Help: "overlay range cut into per-host /24 subnets", Field: func(c *Config) any { return &c.ClusterCIDR }},
+	{Key: "subnet", Flag: "subnet", Help: "static /24 subnet for this host (wins over allocation)", Field: func(c *Config) any { return &c.Subnet }},
+	{Key: "address", Flag: "address", Help: "overlay address of this host (default: .1 of its subnet)", Field: func(c *Config) any { return &c.Address }},
+	{Key: "arp_suppression", Flag: "arp-suppression", Help: "l2 plain: answer ARP for gossip members' addresses locally", Field: func(c *Config) any { return &c.ARPSuppression }},
+	{Key: "gossip.bind", Flag: "gossip-bind", Help: "gossip listen address (TCP and UDP)", Field: func(c *Config) any { return &c.Gossip.Bind }},
+	{Key: "gossip.advertise", Flag: "gossip-advertise", Help: "address other members reach this host at", Field: func(c *Config) any { return &c.Gossip.Advertise }},
+	{Key: "gossip.key", Flag: "gossip-key", Help: "base64 32-byte gossip encryption key (weft keygen --gossip)", Field: func(c *Config) any { return &c.Gossip.Key }},
+	{Key: "gossip.key_file", Flag: "gossip-key-file", Help: "file holding the gossip key (mode 0600)", Field: func(c *Config) any { return &c.Gossip.KeyFile }},
+	{Key: "gossip.insecure", Flag: "insecure-gossip", Help: "allow unencrypted gossip (trusted test networks only)", Field: func(c *Config) any { return &c.Gossip.Insecure }},
+	{Key: "gossip.disabled", Flag: "no-gossip", Help: "no gossip: static peers only", Field: func(c *Config) any { return &c.Gossip.Disabled }},
+	{Key: "gossip.fast", Flag: "gossip-fast", Help: "fast gossip timers (labs: quicker failure detection, more traffic)", Field: func(c *Config) any { return &c.Gossip.Fast }},
+	{Key: "gossip.join", Flag: "join", Help: "members to join at start (repeatable)", Field: func(c *Config) any { return &c.Gossip.Join }, Append: true},
+	{Key: "control_socket", Flag: "socket", Help: "the agent's control socket (env WEFT_SOCKET)", Field: func(c *Config) any { return &c.ControlSocket }, Global: true},
+	{Key: "metrics_listen", Flag: "metrics-listen", Help: "serve Prometheus metrics on this address (e.g. 127.0.0.1:9101)", Field: func(c *Config) any { return &c.MetricsListen }},
+	{Key: "dns.listen", Flag: "dns-listen", Help: "DNS listen addresses (overlay:PORT = the overlay address)", Field: func(c *Config) any { return &c.DNS.Listen }},
+	{Key: "dns.domain", Flag: "dns-domain", Help: "DNS zone answered", Field: func(c *Config) any { return &c.DNS.Domain }},
+	{Key: "dns.ttl", Flag: "dns-ttl", Help: "TTL of DNS answers", Field: func(c *Config) any { return &c.DNS.TTL }},
+	{Key: "dns.upstream", Flag: "dns-upstream", Help: "forward other names to this resolver (default: REFUSED)", Field: func(c *Config) any { return &c.DNS.Upstream }},
+	{Key: "dns.disabled", Flag: "no-dns", Help: "do not serve DNS", Field: func(c *Config) any { return &c.DNS.Disabled }},
+	{Key: "log_level", Flag: "log-level", Help: "debug, info, warn or error", Field: func(c *Config) any { return &c.LogLevel }},
+}
+
+// SettingByFlag returns the setting whose flag is name; it panics on an unknown name (a
+// programming error that the tests catch).
+func SettingByFlag(name string) Setting {
+	for _, s := range Settings {
+		if s.Flag == name {
+			return s
+		}
+	}
+	panic("agent: no setting with flag " + name)
 }
 
 // DefaultConfig is the embedded configuration a bare `weft agent` runs with.
@@ -177,15 +243,13 @@ func parseConfig(data []byte, cfg *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil {
-		if errors.Is(err, errEOF) || err.Error() == "EOF" {
-			return nil // an empty file is the defaults
+		if errors.Is(err, io.EOF) {
+			return nil // an empty file (or one of comments only) is the defaults
 		}
 		return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	return nil
 }
-
-var errEOF = errors.New("EOF")
 
 // Validate fills the derived defaults and checks every setting; the error says what to fix.
 func (c *Config) Validate() error {

@@ -1,8 +1,13 @@
 package agent
 
 import (
+	"errors"
+	"io"
+	"reflect"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 func TestConfig_ParseErrorsNameTheLine(t *testing.T) {
@@ -75,5 +80,90 @@ func TestConfig_ExampleFileIsValid(t *testing.T) {
 	}
 	if cfg.Services[0].Check.Kind.String() != "http" || cfg.Services[0].Check.Interval.String() != "10s" {
 		t.Fatalf("service check parsed wrong: %+v", cfg.Services[0].Check)
+	}
+}
+
+// TestParseConfig_EmptyIsDefaults: yaml.v3 reports an empty document as io.EOF, which must
+// mean "the defaults", while a broken document stays an error.
+func TestParseConfig_EmptyIsDefaults(t *testing.T) {
+	for _, in := range []string{"", "\n", "# only a comment\n"} {
+		cfg := DefaultConfig()
+		if err := parseConfig([]byte(in), &cfg); err != nil {
+			t.Errorf("parseConfig(%q) = %v, want nil", in, err)
+		}
+		if !reflect.DeepEqual(cfg, DefaultConfig()) {
+			t.Errorf("parseConfig(%q) changed the defaults: %+v", in, cfg)
+		}
+	}
+	cfg := DefaultConfig()
+	if err := parseConfig([]byte("mode: [l3\n"), &cfg); err == nil || errors.Is(err, io.EOF) {
+		t.Errorf("truncated document: %v, want a syntax error", err)
+	}
+}
+
+// yamlLeaves walks t's yaml tags and returns, by dotted key, the address of every scalar
+// field in v (a pointer to a struct of type t): the wrapper types that read themselves from
+// YAML (Prefix, Addr, Duration) and []string count as scalars; lists of records are
+// returned in records.
+func yamlLeaves(t *testing.T, v reflect.Value, prefix string, leaves map[string]uintptr, records map[string]bool) {
+	t.Helper()
+	unmarshaler := reflect.TypeFor[yaml.Unmarshaler]()
+	st := v.Elem().Type()
+	for i := range st.NumField() {
+		f := st.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			t.Fatalf("Config field %s%s has no yaml key", prefix, f.Name)
+		}
+		key := prefix + name
+		fv := v.Elem().Field(i)
+		switch {
+		case reflect.PointerTo(f.Type).Implements(unmarshaler) && f.Type.Kind() == reflect.Struct && f.Type.NumField() == 1:
+			leaves[key] = fv.Addr().Pointer() // Prefix, Addr, Duration
+		case f.Type.Kind() == reflect.Struct:
+			yamlLeaves(t, fv.Addr(), key+".", leaves, records)
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct:
+			records[key] = true
+		default:
+			leaves[key] = fv.Addr().Pointer()
+		}
+	}
+}
+
+// TestSettings_EveryYAMLKeyHasItsFlag: every scalar YAML key of Config is exactly one row of
+// Settings, and every row's Field points at the field its Key names (so a row cannot set
+// the wrong field); flags are unique.
+func TestSettings_EveryYAMLKeyHasItsFlag(t *testing.T) {
+	var cfg Config
+	leaves, records := map[string]uintptr{}, map[string]bool{}
+	yamlLeaves(t, reflect.ValueOf(&cfg), "", leaves, records)
+	if want := map[string]bool{"peers": true, "services": true}; !reflect.DeepEqual(records, want) {
+		t.Errorf("lists of records (YAML only, no flag) = %v, want %v", records, want)
+	}
+	seenKey, seenFlag := map[string]bool{}, map[string]bool{}
+	for _, s := range Settings {
+		if seenKey[s.Key] || seenFlag[s.Flag] {
+			t.Errorf("setting %q / --%s is declared twice", s.Key, s.Flag)
+		}
+		seenKey[s.Key], seenFlag[s.Flag] = true, true
+		addr, ok := leaves[s.Key]
+		if !ok {
+			t.Errorf("setting %q (--%s) names no scalar YAML key of Config", s.Key, s.Flag)
+			continue
+		}
+		if got := reflect.ValueOf(s.Field(&cfg)).Pointer(); got != addr {
+			t.Errorf("setting %q (--%s): Field points at another field than its key", s.Key, s.Flag)
+		}
+		if s.Flag == "" || s.Help == "" {
+			t.Errorf("setting %q: flag %q, help %q: both are needed", s.Key, s.Flag, s.Help)
+		}
+	}
+	for key := range leaves {
+		if !seenKey[key] {
+			t.Errorf("YAML key %q has no row in Settings (so no flag)", key)
+		}
 	}
 }

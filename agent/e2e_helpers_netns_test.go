@@ -23,8 +23,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/weftnet/weft/agent"
-	"github.com/weftnet/weft/bench/netlab"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/internal/netlab"
 )
 
 // The end-to-end tests run real `weft agent` processes in network namespaces. The test binary

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/crypto"
-	"github.com/weftnet/weft/discovery"
+	"github.com/weftnet/weft/membership"
 	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/tunnel"
 )
@@ -24,7 +24,7 @@ import (
 // its session torn down; a rejoin restores it.
 type gossip struct {
 	a *Agent
-	c *discovery.Cluster
+	c *membership.Cluster
 
 	mu    sync.Mutex
 	names map[crypto.PublicKey]string // peer key → member name
@@ -63,7 +63,7 @@ func gossipKey(cfg GossipConfig) ([]byte, error) {
 	if text == "" {
 		return nil, nil
 	}
-	return discovery.ParseGossipKey(text)
+	return membership.ParseGossipKey(text)
 }
 
 func splitHostPort(s string, defPort int) (string, int, error) {
@@ -91,12 +91,12 @@ func startGossip(ctx context.Context, a *Agent) (*gossip, error) {
 	if key == nil && !a.cfg.Gossip.Insecure {
 		return nil, errors.New("no gossip key: set gossip.key (generate one with `weft keygen --gossip`) or pass --insecure-gossip on a trusted network")
 	}
-	dc := discovery.DefaultConfig()
+	dc := membership.DefaultConfig()
 	if a.cfg.Gossip.Fast {
-		dc = discovery.DefaultLocalConfig()
+		dc = membership.DefaultLocalConfig()
 	}
 	dc.NodeName = a.cfg.Name
-	if dc.BindAddr, dc.BindPort, err = splitHostPort(a.cfg.Gossip.Bind, discovery.DefaultGossipPort); err != nil {
+	if dc.BindAddr, dc.BindPort, err = splitHostPort(a.cfg.Gossip.Bind, membership.DefaultGossipPort); err != nil {
 		return nil, fmt.Errorf("gossip bind %w", err)
 	}
 	if dc.AdvertiseAddr, dc.AdvertisePort, err = splitHostPort(a.cfg.Gossip.Advertise, dc.BindPort); err != nil {
@@ -110,7 +110,7 @@ func startGossip(ctx context.Context, a *Agent) (*gossip, error) {
 	dc.StateDir = a.cfg.StateDir
 	dc.SnapshotPath = filepath.Join(a.cfg.StateDir, "serf.snapshot")
 	pub := a.priv.Public()
-	dc.Node = discovery.NodeInfo{
+	dc.Node = membership.NodeInfo{
 		PublicKey: pub,
 		DataPort:  uint16(a.cfg.ListenPort),
 		VNI:       a.cfg.VNI,
@@ -120,7 +120,7 @@ func startGossip(ctx context.Context, a *Agent) (*gossip, error) {
 	if a.cfg.Mode == "l2" {
 		dc.Node.MAC = a.tapMAC()
 	}
-	c, err := discovery.New(dc)
+	c, err := membership.New(dc)
 	if err != nil {
 		return nil, err
 	}
@@ -169,14 +169,14 @@ func modeName(b byte) string {
 
 // subnetContested reports whether this host has no subnet yet or another live member
 // announces the same one.
-func subnetContested(c *discovery.Cluster) bool {
+func subnetContested(c *membership.Cluster) bool {
 	own := c.Subnet()
 	if !own.IsValid() {
 		return c.Err() == nil // still deciding; a conflict or exhaustion will not resolve by waiting
 	}
 	self := c.LocalMember().Name
 	for _, m := range c.Members() {
-		if m.Name != self && m.Status == discovery.StatusAlive && m.InfoErr == nil && m.Info.Subnet == own {
+		if m.Name != self && m.Status == membership.StatusAlive && m.InfoErr == nil && m.Info.Subnet == own {
 			return true
 		}
 	}
@@ -250,18 +250,18 @@ func (g *gossip) resyncAll() {
 	}
 }
 
-func (g *gossip) handle(ev discovery.Event) {
+func (g *gossip) handle(ev membership.Event) {
 	log := g.a.log
 	switch ev.Type {
-	case discovery.EventJoin, discovery.EventUpdate, discovery.EventLeave, discovery.EventFailed, discovery.EventReap:
+	case membership.EventJoin, membership.EventUpdate, membership.EventLeave, membership.EventFailed, membership.EventReap:
 		log.Info("member "+ev.Type.String(), "member", ev.Member.Name, "addr", ev.Member.Addr, "subnet", ev.Member.Info.Subnet)
 		if g.apply(ev.Member) {
 			g.resync(ev.Member.Name)
 		}
-	case discovery.EventSubnetChanged:
+	case membership.EventSubnetChanged:
 		log.Info("subnet changed", "subnet", ev.Subnet)
 		g.a.onSubnetChanged(ev.Subnet)
-	case discovery.EventSubnetConflict:
+	case membership.EventSubnetConflict:
 		log.Error("subnet conflict", "err", ev.Err)
 		g.a.problem(ev.Err.Error())
 	}
@@ -273,7 +273,7 @@ func (g *gossip) handle(ev discovery.Event) {
 // returns to the member that still announces it.
 func (g *gossip) resync(except string) {
 	for _, m := range g.c.Members() {
-		if m.Name != except && m.Status == discovery.StatusAlive {
+		if m.Name != except && m.Status == membership.StatusAlive {
 			g.apply(m)
 		}
 	}
@@ -281,12 +281,12 @@ func (g *gossip) resync(except string) {
 
 // apply makes the peer table agree with one member's state. It reports whether prefixes
 // were withdrawn (the caller then resyncs the others).
-func (g *gossip) apply(m discovery.Member) (withdrew bool) {
+func (g *gossip) apply(m membership.Member) (withdrew bool) {
 	if m.Name == g.a.cfg.Name {
 		return false
 	}
-	if m.Status != discovery.StatusAlive || m.InfoErr != nil || !m.Info.Subnet.IsValid() {
-		if m.InfoErr != nil && m.Status == discovery.StatusAlive {
+	if m.Status != membership.StatusAlive || m.InfoErr != nil || !m.Info.Subnet.IsValid() {
+		if m.InfoErr != nil && m.Status == membership.StatusAlive {
 			g.a.log.Warn("member has unusable tags", "member", m.Name, "err", m.InfoErr)
 		}
 		return g.remove(m.Name)
@@ -367,7 +367,7 @@ func (g *gossip) nameOf(k crypto.PublicKey) string {
 func (g *gossip) join(addrs []string) (int, error) {
 	for i, a := range addrs {
 		if _, _, err := net.SplitHostPort(a); err != nil {
-			addrs[i] = net.JoinHostPort(a, strconv.Itoa(discovery.DefaultGossipPort))
+			addrs[i] = net.JoinHostPort(a, strconv.Itoa(membership.DefaultGossipPort))
 		}
 	}
 	return g.c.Join(addrs)

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/agent"
-	"github.com/weftnet/weft/bench/netlab"
+	"github.com/weftnet/weft/internal/netlab"
 )
 
 func gossipKeyB64(t *testing.T) string {

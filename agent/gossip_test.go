@@ -8,17 +8,17 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/weftnet/weft/crypto"
-	"github.com/weftnet/weft/discovery"
+	"github.com/weftnet/weft/membership"
 	"github.com/weftnet/weft/peers"
 )
 
-func localCluster(t *testing.T, name string, priv crypto.PrivateKey) *discovery.Cluster {
+func localCluster(t *testing.T, name string, priv crypto.PrivateKey) *membership.Cluster {
 	t.Helper()
-	dc := discovery.DefaultLocalConfig()
+	dc := membership.DefaultLocalConfig()
 	dc.NodeName = name
 	dc.Insecure = true
-	dc.Node = discovery.NodeInfo{PublicKey: priv.Public(), DataPort: 51820, VNI: 1, Proto: ProtocolVersion, Mode: modeByte("l3", "wireguard")}
-	c, err := discovery.New(dc)
+	dc.Node = membership.NodeInfo{PublicKey: priv.Public(), DataPort: 51820, VNI: 1, Proto: ProtocolVersion, Mode: modeByte("l3", "wireguard")}
+	c, err := membership.New(dc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weftnet/weft/bench/netlab"
+	"github.com/weftnet/weft/internal/netlab"
 )
 
 // TestNetns_L2PlainKernelInterop: host a runs `weft agent` in L2 with encryption: none;

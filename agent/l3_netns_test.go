@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weftnet/weft/bench/netlab"
+	"github.com/weftnet/weft/internal/netlab"
 )
 
 // twoHostsStatic starts agents on two namespaces joined by a veth, with static peers and no

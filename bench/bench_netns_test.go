@@ -10,19 +10,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weftnet/weft/bench/netlab"
+	"github.com/weftnet/weft/internal/netlab"
 )
 
-// testWeftBin is the binary the netns test starts for wireguard-go: $WEFT_BIN (set by
-// `make test-netns`), which must have the hidden command, or without it this test binary,
-// whose TestMain runs WireGuardGoMain when called as `BIN __wireguard-go ...`.
-func testWeftBin(t *testing.T) string {
+// testWireGuardGoBin is the binary the netns test starts for wireguard-go: $WEFT_BENCH_BIN
+// (set by `make test-netns`), which must have the hidden command, or without it this test
+// binary, whose TestMain runs WireGuardGoMain when called as `BIN __wireguard-go ...`.
+func testWireGuardGoBin(t *testing.T) string {
 	t.Helper()
-	if bin := os.Getenv("WEFT_BIN"); bin != "" {
+	if bin := os.Getenv("WEFT_BENCH_BIN"); bin != "" {
 		// A given binary that lacks the command is the CLI's wiring broken, not a reason to
 		// quietly test something else.
-		if err := checkWireGuardGo(&Options{WeftBin: bin}); err != nil {
-			t.Fatalf("WEFT_BIN=%s: %v", bin, err)
+		if err := checkWireGuardGo(&Options{WireGuardGoBin: bin}); err != nil {
+			t.Fatalf("WEFT_BENCH_BIN=%s: %v", bin, err)
 		}
 		return bin
 	}
@@ -39,14 +39,14 @@ func TestRun_NetnsAllBaselines(t *testing.T) {
 	out := t.TempDir()
 	var progress bytes.Buffer
 	opts := Options{
-		Systems:  []string{SystemVeth, SystemVXLAN, SystemWireGuardGo},
-		Rounds:   1,
-		Duration: time.Second,
-		Streams:  2,
-		Pings:    10,
-		OutDir:   out,
-		WeftBin:  testWeftBin(t),
-		Progress: &progress,
+		Systems:        []string{SystemVeth, SystemVXLAN, SystemWireGuardGo},
+		Rounds:         1,
+		Duration:       time.Second,
+		Streams:        2,
+		Pings:          10,
+		OutDir:         out,
+		WireGuardGoBin: testWireGuardGoBin(t),
+		Progress:       &progress,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

@@ -1,5 +1,6 @@
-// Package bench is the throughput and latency harness behind `weft bench`: it compares weft
-// with the alternatives on the same machine, in the same run, in alternation.
+// Package bench is the throughput and latency harness of the weft-bench binary
+// (cmd/weft-bench, which `weft bench` launches): it compares weft with the alternatives on the
+// same machine, in the same run, in alternation.
 //
 // Every measurement happens in a fresh lab (package netlab) of two network namespaces, a and
 // b, joined by a veth pair with the underlay 192.168.231.1/24 (a) and .2/24 (b), addresses
@@ -8,7 +9,7 @@
 //	veth           the underlay itself, no overlay (the ceiling)
 //	vxlan          Linux kernel vxlan devices, VNI 42, UDP 4789, 10.231.0.0/24, plaintext
 //	wireguard-go   wireguard-go's device as a library on a TUN, in its own process
-//	               (`weft __wireguard-go`, see WireGuardGoMain), 10.231.1.0/24
+//	               (`weft-bench __wireguard-go`, WireGuardGoMain), 10.231.1.0/24
 //	weft           `weft agent -c FILE` with static peers and gossip off, 10.232.{1,2}.0/24
 //	weft-l2        weft agent in L2 mode (TAP), encrypted, both hosts on 10.232.3.0/24
 //	weft-l2-plain  weft agent in L2 mode, plain RFC 7348 VXLAN on UDP 4789
@@ -20,7 +21,8 @@
 // median, min and max over the rounds and the ratio of medians to wireguard-go; it prints as
 // a table and is saved as JSON with an SVG and PNG bar chart (gonum/plot).
 //
-// Run needs root, iproute2, ping and iperf3. The weft binary (Options.WeftBin, by default the
-// running executable) must have the `agent` and the hidden `__wireguard-go` commands for the
-// weft and wireguard-go rows; rows it cannot run are skipped with the reason.
+// Run needs root, iproute2, ping and iperf3. The weft rows run `weft agent` of Options.WeftBin
+// (by default weft next to the running executable, else on PATH); the wireguard-go row runs the
+// hidden `__wireguard-go` command of Options.WireGuardGoBin (by default the running executable,
+// weft-bench). Rows that cannot run are skipped with the reason.
 package bench

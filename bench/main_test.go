@@ -8,7 +8,7 @@ import (
 	"go.uber.org/goleak"
 )
 
-// TestMain lets the test binary stand in for `weft __wireguard-go` in the netns test, and
+// TestMain lets the test binary stand in for `weft-bench __wireguard-go` in the netns test, and
 // checks that no test leaves a goroutine behind.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == WireGuardGoCommand {

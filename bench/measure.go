@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/weftnet/weft/bench/netlab"
+	"github.com/weftnet/weft/internal/netlab"
 )
 
 // startIperf3Server starts `iperf3 -s` in h and waits until it listens.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -31,9 +32,13 @@ type Options struct {
 	// OutDir receives report.json, table.txt, chart.svg and chart.png. Default
 	// ./bench-results/YYYYMMDD-HHMMSS (UTC); "-" writes no files.
 	OutDir string
-	// WeftBin is the weft binary started inside the namespaces (`weft agent` and the hidden
-	// `weft __wireguard-go`). Default: the running executable (os.Executable).
+	// WeftBin is the weft binary whose `weft agent` runs inside the namespaces for the weft
+	// rows. Default: DefaultWeftBin.
 	WeftBin string
+	// WireGuardGoBin is the binary whose hidden `__wireguard-go` command (WireGuardGoMain) runs
+	// the wireguard-go row: weft-bench itself, so the daemon needs no benchmark code.
+	// Default: the running executable (os.Executable).
+	WireGuardGoBin string
 	// Progress receives one line per step while Run works. Default: discarded.
 	Progress io.Writer
 	// Logger receives debug detail (commands, process output on failure). Default: discarded.
@@ -75,12 +80,17 @@ func (o Options) withDefaults() (Options, error) {
 	if o.OutDir == "" {
 		o.OutDir = filepath.Join("bench-results", time.Now().UTC().Format("20060102-150405"))
 	}
-	if o.WeftBin == "" {
+	if o.WeftBin == "" || o.WireGuardGoBin == "" {
 		exe, err := os.Executable()
 		if err != nil {
-			return o, fmt.Errorf("finding the weft binary: %w (set the weft binary path explicitly)", err)
+			return o, fmt.Errorf("finding the running executable: %w (set the weft binary path explicitly with --weft-bin)", err)
 		}
-		o.WeftBin = exe
+		if o.WeftBin == "" {
+			o.WeftBin = DefaultWeftBin(exe)
+		}
+		if o.WireGuardGoBin == "" {
+			o.WireGuardGoBin = exe
+		}
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
@@ -99,13 +109,28 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
+// DefaultWeftBin is the weft binary the benchmark runs when none is given: `weft` in the
+// directory of exe (the running weft-bench, as `make build` puts both into bin/), else
+// `weft` on PATH, else the path next to exe, which the weft row's check then reports as
+// missing with how to build it.
+func DefaultWeftBin(exe string) string {
+	next := filepath.Join(filepath.Dir(exe), "weft")
+	if st, err := os.Stat(next); err == nil && !st.IsDir() {
+		return next
+	}
+	if p, err := exec.LookPath("weft"); err == nil {
+		return p
+	}
+	return next
+}
+
 // durationSeconds is Duration rounded up to whole seconds, at least 1 (iperf3 -t takes an integer).
 func (o Options) durationSeconds() int {
 	s := int((o.Duration + time.Second - 1) / time.Second)
 	return max(s, 1)
 }
 
-// Flags registers the flags of `weft bench` on fs and returns the Options they fill. Progress
+// Flags registers the flags of `weft-bench` (and `weft bench`) on fs and returns the Options they fill. Progress
 // and Logger are left for the caller to set (e.g. os.Stderr and the CLI's logger).
 func Flags(fs *pflag.FlagSet) *Options {
 	o := &Options{}
@@ -116,6 +141,6 @@ func Flags(fs *pflag.FlagSet) *Options {
 	fs.IntVar(&o.Streams, "streams", DefaultStreams, "parallel TCP streams of the multi-stream test")
 	fs.IntVar(&o.Pings, "pings", DefaultPings, "echo requests per latency measurement (10 ms apart)")
 	fs.StringVar(&o.OutDir, "out", "", `output directory for report.json, table.txt, chart.svg, chart.png (default ./bench-results/DATE-TIME; "-" for none)`)
-	fs.StringVar(&o.WeftBin, "weft-bin", "", "weft binary to run in the namespaces (default: this executable)")
+	fs.StringVar(&o.WeftBin, "weft-bin", "", "weft binary whose agent command runs in the namespaces (default: weft next to this executable, else on PATH)")
 	return o
 }

@@ -3,6 +3,8 @@ package bench
 import (
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +24,14 @@ func TestOptions_withDefaults(t *testing.T) {
 		t.Errorf("OutDir %q, Progress %v, Logger %v", o.OutDir, o.Progress, o.Logger)
 	}
 	if o, _ := (Options{}).withDefaults(); o.WeftBin == "" {
-		t.Error("WeftBin does not default to the executable")
+		t.Error("WeftBin has no default")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := (Options{}).withDefaults(); o.WireGuardGoBin != exe {
+		t.Errorf("WireGuardGoBin = %q, want the executable %q", o.WireGuardGoBin, exe)
 	}
 
 	bad := []struct {
@@ -81,5 +90,27 @@ func TestSystemNames(t *testing.T) {
 		if lookupSystem(name).placeholder {
 			t.Errorf("%s is a placeholder, left out of the default set", name)
 		}
+	}
+}
+
+func TestDefaultWeftBin(t *testing.T) {
+	bin, onPath := t.TempDir(), t.TempDir()
+	exe := filepath.Join(bin, "weft-bench")
+	t.Setenv("PATH", onPath)
+	if got := DefaultWeftBin(exe); got != filepath.Join(bin, "weft") {
+		t.Errorf("nothing installed: %q, want the path next to weft-bench (its check then says it is missing)", got)
+	}
+	write := func(p string) {
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(onPath, "weft"))
+	if got := DefaultWeftBin(exe); got != filepath.Join(onPath, "weft") {
+		t.Errorf("on PATH: %q", got)
+	}
+	write(filepath.Join(bin, "weft"))
+	if got := DefaultWeftBin(exe); got != filepath.Join(bin, "weft") {
+		t.Errorf("next to weft-bench: %q, want it preferred over PATH", got)
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/weftnet/weft/bench/netlab"
+	"github.com/weftnet/weft/internal/netlab"
 )
 
 // Errors of Run, for errors.Is.

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/weftnet/weft/bench/netlab"
+	"github.com/weftnet/weft/internal/netlab"
 )
 
 // Underlay of every lab: a /24 that exists only inside the lab's two namespaces.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/weftnet/weft/bench/netlab"
+	"github.com/weftnet/weft/internal/netlab"
 )
 
 // Names of the systems Run can measure.
@@ -95,10 +95,10 @@ func vxlanUp(ctx context.Context, s *session) (string, error) {
 }
 
 // probeBinary runs bin with args (a --help) and checks that its output mentions want: the
-// way to tell whether this weft binary has a subcommand.
+// way to tell whether this weft (or weft-bench) binary has a subcommand.
 func probeBinary(bin string, want string, args ...string) error {
 	if _, err := os.Stat(bin); err != nil {
-		return fmt.Errorf("weft binary: %w (build it with `make build` and pass its path with --weft-bin)", err)
+		return fmt.Errorf("%w (build weft and weft-bench with `make build`; pass weft's path with --weft-bin)", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -108,7 +108,7 @@ func probeBinary(bin string, want string, args ...string) error {
 		if err == nil {
 			err = fmt.Errorf("its help does not mention %s", want)
 		}
-		return fmt.Errorf("%s has no `%s` command (%v; %q): rebuild weft from this tree (`make build`) and pass it with --weft-bin",
+		return fmt.Errorf("%s has no `%s` command (%v; %q): rebuild it from this tree (`make build`; weft's path goes to --weft-bin)",
 			bin, args[0], err, tail(first, 120))
 	}
 	return nil

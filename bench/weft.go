@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/weftnet/weft/bench/netlab"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/internal/netlab"
 	"gopkg.in/yaml.v3"
 )
 

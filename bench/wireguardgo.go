@@ -12,14 +12,14 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
-	"github.com/weftnet/weft/bench/netlab"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/internal/netlab"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
 )
 
-// WireGuardGoCommand is the hidden weft subcommand whose main is WireGuardGoMain.
+// WireGuardGoCommand is the hidden weft-bench subcommand whose main is WireGuardGoMain.
 const WireGuardGoCommand = "__wireguard-go"
 
 // Overlay of the wireguard-go system.
@@ -32,7 +32,7 @@ const (
 	wgUsageTag = "--peer-public-key"
 )
 
-// WireGuardGoMain is the main of `weft __wireguard-go`, the process the benchmark runs in each
+// WireGuardGoMain is the main of `weft-bench __wireguard-go`, the process the benchmark runs in each
 // namespace for the wireguard-go baseline: wireguard-go's device (as a library, the same
 // module weft builds with) on a Linux TUN with the default UDP bind, configured with one peer
 // through its configuration protocol, until SIGINT or SIGTERM. Addresses and routes are left
@@ -126,12 +126,12 @@ func wireGuardGoConfig(privateKey string, port int, peerKey, endpoint string, al
 	return b.String(), nil
 }
 
-// checkWireGuardGo verifies that the weft binary has the hidden subcommand.
+// checkWireGuardGo verifies that the wireguard-go binary (weft-bench) has the hidden subcommand.
 func checkWireGuardGo(o *Options) error {
-	return probeBinary(o.WeftBin, wgUsageTag, WireGuardGoCommand, "--help")
+	return probeBinary(o.WireGuardGoBin, wgUsageTag, WireGuardGoCommand, "--help")
 }
 
-// wireGuardGoUp starts `weft __wireguard-go` in both namespaces, each with the other as its
+// wireGuardGoUp starts `weft-bench __wireguard-go` in both namespaces, each with the other as its
 // peer, then addresses and raises the TUNs.
 func wireGuardGoUp(ctx context.Context, s *session) (string, error) {
 	ka, kb, err := newKeyPairs()
@@ -148,7 +148,7 @@ func wireGuardGoUp(ctx context.Context, s *session) (string, error) {
 		{s.b, kb, ka, underlayA, wgB, wgA + "/32"},
 	}
 	for _, side := range sides {
-		p, err := s.start(side.h, s.opts.WeftBin, WireGuardGoCommand,
+		p, err := s.start(side.h, s.opts.WireGuardGoBin, WireGuardGoCommand,
 			"--interface", wgIf,
 			"--private-key", side.self.private.String(),
 			"--listen-port", strconv.Itoa(wgPort),

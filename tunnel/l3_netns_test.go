@@ -19,8 +19,8 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/tun"
 
-	"github.com/weftnet/weft/bench/netlab"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/internal/netlab"
 	"github.com/weftnet/weft/peers"
 )
 

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/weftnet/weft/bench/netlab"
+	"github.com/weftnet/weft/internal/netlab"
 )
 
 // The kernel interop test: namespace A runs weft's PlainVTEP on a real TAP device, namespace

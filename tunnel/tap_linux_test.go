@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/weftnet/weft/bench/netlab"
+	"github.com/weftnet/weft/internal/netlab"
 )
 
 // TestTAPDevice_Netns opens a real TAP inside a fresh namespace (through the helper process

@@ -5,27 +5,17 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"reflect"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"github.com/weftnet/weft/agent"
 )
 
 func newAgentCmd(g *globals) *cobra.Command {
 	var cfgPath string
-	d := agent.DefaultConfig()
-	var f struct {
-		name, mode, encryption, iface, stateDir, keyFile      string
-		clusterCIDR, subnet, address                          string
-		gossipBind, gossipAdvertise, gossipKey, gossipKeyFile string
-		socket, metrics, dnsDomain, dnsUpstream, logLevel     string
-		port, mtu                                             int
-		vni                                                   uint32
-		insecure, noGossip, fast, noDNS, arpSuppression       bool
-		join, dnsListen                                       []string
-		dnsTTL                                                time.Duration
-	}
+	var flagged *agent.Config // what the flags write into; see agentFlags
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the weft agent (the daemon) on this host",
@@ -49,60 +39,9 @@ Example (first host, then a second one joining it):
 					return err
 				}
 			}
-			fl := cmd.Flags()
-			set := func(name string, apply func()) {
-				if fl.Changed(name) {
-					apply()
-				}
-			}
-			var perr error
-			prefix := func(s string, dst *agent.Prefix, flag string) {
-				p, err := netip.ParsePrefix(s)
-				if err != nil {
-					perr = fmt.Errorf("--%s %q: not a CIDR prefix (like 10.42.0.0/16)", flag, s)
-					return
-				}
-				dst.Prefix = p.Masked()
-			}
-			set("name", func() { cfg.Name = f.name })
-			set("mode", func() { cfg.Mode = f.mode })
-			set("encryption", func() { cfg.Encryption = f.encryption })
-			set("interface", func() { cfg.Interface = f.iface })
-			set("listen-port", func() { cfg.ListenPort = f.port })
-			set("mtu", func() { cfg.MTU = f.mtu })
-			set("vni", func() { cfg.VNI = f.vni })
-			set("state-dir", func() { cfg.StateDir = f.stateDir })
-			set("private-key-file", func() { cfg.PrivateKeyFile = f.keyFile })
-			set("cluster-cidr", func() { prefix(f.clusterCIDR, &cfg.ClusterCIDR, "cluster-cidr") })
-			set("subnet", func() { prefix(f.subnet, &cfg.Subnet, "subnet") })
-			set("address", func() {
-				a, err := netip.ParseAddr(f.address)
-				if err != nil {
-					perr = fmt.Errorf("--address %q: not an IP address", f.address)
-				}
-				cfg.Address.Addr = a
-			})
-			set("arp-suppression", func() { cfg.ARPSuppression = f.arpSuppression })
-			set("gossip-bind", func() { cfg.Gossip.Bind = f.gossipBind })
-			set("gossip-advertise", func() { cfg.Gossip.Advertise = f.gossipAdvertise })
-			set("gossip-key", func() { cfg.Gossip.Key = f.gossipKey })
-			set("gossip-key-file", func() { cfg.Gossip.KeyFile = f.gossipKeyFile })
-			set("insecure-gossip", func() { cfg.Gossip.Insecure = f.insecure })
-			set("no-gossip", func() { cfg.Gossip.Disabled = f.noGossip })
-			set("gossip-fast", func() { cfg.Gossip.Fast = f.fast })
-			set("join", func() { cfg.Gossip.Join = append(cfg.Gossip.Join, f.join...) })
-			if fl.Changed("socket") || os.Getenv("WEFT_SOCKET") != "" {
+			applyFlags(cmd.Flags(), &cfg, flagged)
+			if cmd.Flags().Changed("socket") || os.Getenv("WEFT_SOCKET") != "" {
 				cfg.ControlSocket = g.socket // the flag, or WEFT_SOCKET as for the other commands
-			}
-			set("metrics-listen", func() { cfg.MetricsListen = f.metrics })
-			set("dns-listen", func() { cfg.DNS.Listen = f.dnsListen })
-			set("dns-domain", func() { cfg.DNS.Domain = f.dnsDomain })
-			set("dns-ttl", func() { cfg.DNS.TTL.Duration = f.dnsTTL })
-			set("dns-upstream", func() { cfg.DNS.Upstream = f.dnsUpstream })
-			set("no-dns", func() { cfg.DNS.Disabled = f.noDNS })
-			set("log-level", func() { cfg.LogLevel = f.logLevel })
-			if perr != nil {
-				return perr
 			}
 			if err := cfg.Validate(); err != nil {
 				if cfgPath != "" {
@@ -122,34 +61,106 @@ Example (first host, then a second one joining it):
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&cfgPath, "config", "c", "", "YAML configuration file (see ARCHITECTURE.md, \"Agent configuration\")")
-	fl.StringVar(&f.name, "name", d.Name, "node name in gossip")
-	fl.StringVar(&f.mode, "mode", d.Mode, "l3 (TUN, IP) or l2 (TAP, Ethernet)")
-	fl.StringVar(&f.encryption, "encryption", d.Encryption, "wireguard, or none (l2 only: plain RFC 7348 VXLAN for trusted networks)")
-	fl.StringVar(&f.iface, "interface", d.Interface, "TUN/TAP device name")
-	fl.IntVar(&f.port, "listen-port", 0, "UDP data port (default 51820, or 4789 with --encryption none)")
-	fl.IntVar(&f.mtu, "mtu", 0, "device MTU (default: the largest that fits a 1500-byte underlay: 1412 in l3)")
-	fl.Uint32Var(&f.vni, "vni", d.VNI, "VXLAN network identifier of the overlay")
-	fl.StringVar(&f.stateDir, "state-dir", d.StateDir, "state directory: private key, chosen subnet, services")
-	fl.StringVar(&f.keyFile, "private-key-file", "", "private key file (default STATE_DIR/private.key, generated when missing)")
-	fl.StringVar(&f.clusterCIDR, "cluster-cidr", d.ClusterCIDR.String(), "overlay range cut into per-host /24 subnets")
-	fl.StringVar(&f.subnet, "subnet", "", "static /24 subnet for this host (wins over allocation)")
-	fl.StringVar(&f.address, "address", "", "overlay address of this host (default: .1 of its subnet)")
-	fl.BoolVar(&f.arpSuppression, "arp-suppression", false, "l2 plain: answer ARP for gossip members' addresses locally")
-	fl.StringVar(&f.gossipBind, "gossip-bind", d.Gossip.Bind, "gossip listen address (TCP and UDP)")
-	fl.StringVar(&f.gossipAdvertise, "gossip-advertise", "", "address other members reach this host at")
-	fl.StringVar(&f.gossipKey, "gossip-key", "", "base64 32-byte gossip encryption key (weft keygen --gossip)")
-	fl.StringVar(&f.gossipKeyFile, "gossip-key-file", "", "file holding the gossip key (mode 0600)")
-	fl.BoolVar(&f.insecure, "insecure-gossip", false, "allow unencrypted gossip (trusted test networks only)")
-	fl.BoolVar(&f.noGossip, "no-gossip", false, "no gossip: static peers only")
-	fl.BoolVar(&f.fast, "gossip-fast", false, "fast gossip timers (labs: quicker failure detection, more traffic)")
-	fl.StringSliceVar(&f.join, "join", nil, "members to join at start (repeatable)")
-	fl.StringVar(&f.metrics, "metrics-listen", "", "serve Prometheus metrics on this address (e.g. 127.0.0.1:9101)")
-	fl.StringSliceVar(&f.dnsListen, "dns-listen", d.DNS.Listen, "DNS listen addresses (overlay:PORT = the overlay address)")
-	fl.StringVar(&f.dnsDomain, "dns-domain", d.DNS.Domain, "DNS zone answered")
-	fl.DurationVar(&f.dnsTTL, "dns-ttl", d.DNS.TTL.Duration, "TTL of DNS answers")
-	fl.StringVar(&f.dnsUpstream, "dns-upstream", "", "forward other names to this resolver (default: REFUSED)")
-	fl.BoolVar(&f.noDNS, "no-dns", false, "do not serve DNS")
-	fl.StringVar(&f.logLevel, "log-level", d.LogLevel, "debug, info, warn or error")
+	flagged = agentFlags(fl)
 	fl.SortFlags = false
 	return cmd
+}
+
+// agentFlags registers the flag of every setting in agent.Settings (but the global --socket)
+// on fs. They write into the returned Config, which starts as agent.DefaultConfig so that
+// --help shows the defaults; applyFlags copies the flags given over the file's configuration.
+func agentFlags(fs *pflag.FlagSet) *agent.Config {
+	flagged := agent.DefaultConfig()
+	for _, s := range agent.Settings {
+		if !s.Global {
+			bindSetting(fs, s, &flagged)
+		}
+	}
+	return &flagged
+}
+
+// bindSetting registers the flag of s on fs, writing into s's field of c (whose value is the
+// default shown).
+func bindSetting(fs *pflag.FlagSet, s agent.Setting, c *agent.Config) {
+	switch p := s.Field(c).(type) {
+	case *string:
+		fs.StringVar(p, s.Flag, *p, s.Help)
+	case *int:
+		fs.IntVar(p, s.Flag, *p, s.Help)
+	case *uint32:
+		fs.Uint32Var(p, s.Flag, *p, s.Help)
+	case *bool:
+		fs.BoolVar(p, s.Flag, *p, s.Help)
+	case *[]string:
+		if s.Append {
+			*p = nil // appended to the file's list: the default list is not repeated
+		}
+		fs.StringSliceVar(p, s.Flag, *p, s.Help)
+	case *agent.Duration:
+		fs.DurationVar(&p.Duration, s.Flag, p.Duration, s.Help)
+	case *agent.Prefix:
+		fs.Var(prefixValue{p}, s.Flag, s.Help)
+	case *agent.Addr:
+		fs.Var(addrValue{p}, s.Flag, s.Help)
+	default:
+		panic(fmt.Sprintf("agent.Settings %q: no flag for a field of type %T", s.Key, p))
+	}
+}
+
+// applyFlags copies every setting whose flag was given from flagged into cfg (or, for an
+// Append setting, adds its values to cfg's).
+func applyFlags(fs *pflag.FlagSet, cfg, flagged *agent.Config) {
+	for _, s := range agent.Settings {
+		if s.Global || !fs.Changed(s.Flag) {
+			continue
+		}
+		dst, src := reflect.ValueOf(s.Field(cfg)).Elem(), reflect.ValueOf(s.Field(flagged)).Elem()
+		if s.Append {
+			dst.Set(reflect.AppendSlice(dst, src))
+			continue
+		}
+		dst.Set(src)
+	}
+}
+
+// prefixValue is an agent.Prefix as a flag ("10.42.0.0/16", masked).
+type prefixValue struct{ p *agent.Prefix }
+
+func (v prefixValue) Type() string { return "prefix" }
+
+func (v prefixValue) String() string {
+	if v.p == nil || !v.p.IsValid() {
+		return ""
+	}
+	return v.p.Prefix.String()
+}
+
+func (v prefixValue) Set(s string) error {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a CIDR prefix (like 10.42.0.0/16)", s)
+	}
+	v.p.Prefix = p.Masked()
+	return nil
+}
+
+// addrValue is an agent.Addr as a flag.
+type addrValue struct{ a *agent.Addr }
+
+func (v addrValue) Type() string { return "ip" }
+
+func (v addrValue) String() string {
+	if v.a == nil || !v.a.IsValid() {
+		return ""
+	}
+	return v.a.Addr.String()
+}
+
+func (v addrValue) Set(s string) error {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return fmt.Errorf("%q is not an IP address", s)
+	}
+	v.a.Addr = a
+	return nil
 }

@@ -1,56 +1,59 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
 
 	"github.com/spf13/cobra"
-	"github.com/weftnet/weft/agent"
-	"github.com/weftnet/weft/bench"
 )
 
+// benchBinary is the benchmark's own binary, kept out of the daemon so that weft links no
+// plotting code.
+const benchBinary = "weft-bench"
+
+// errNoBench says where weft bench looked and how to get the binary.
+var errNoBench = errors.New(benchBinary + " not found")
+
+// newBenchCmd is a thin launcher: it execs weft-bench with the same arguments and this
+// binary as the weft under test (--weft-bin, which a later --weft-bin overrides).
 func newBenchCmd() *cobra.Command {
-	var logLevel string
-	cmd := &cobra.Command{
-		Use:   "bench",
-		Short: "Measure weft's throughput and latency against bare veth, kernel VXLAN and wireguard-go (root)",
-		Long: `Build two hosts in network namespaces joined by a veth pair and measure, in alternation
-over several rounds, single-stream and multi-stream TCP throughput (iperf3) and ping latency
-through each system: the bare veth, a kernel vxlan device, wireguard-go (from the same module,
-on its own TUN) and weft. Prints a table (median, min, max, ratio to wireguard-go) and writes
-report.json, table.txt and a chart (SVG and PNG) into --out.
-
-Needs root, iproute2, iperf3 and ping (bash .ci/run-deps installs them).`,
-		Args: cobra.NoArgs,
-	}
-	opts := bench.Flags(cmd.Flags())
-	cmd.Flags().StringVar(&logLevel, "log-level", "warn", "debug shows every command run")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		ctx, cancel := commandContext(0)
-		defer cancel()
-		o := *opts
-		o.Progress = os.Stderr
-		o.Logger = agent.NewLogger(os.Stderr, logLevel)
-		rep, err := bench.Run(ctx, o)
-		if rep != nil {
-			if werr := rep.WriteTable(cmd.OutOrStdout()); werr != nil && err == nil {
-				err = werr
-			}
-		}
-		return err
-	}
-	return cmd
-}
-
-// newWireGuardGoCmd is the hidden process `weft bench` starts inside a namespace to run
-// wireguard-go as the reference system.
-func newWireGuardGoCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:                "__wireguard-go",
-		Short:              "internal: run wireguard-go for weft bench",
-		Hidden:             true,
+		Use:   "bench [weft-bench flags]",
+		Short: "Measure weft's throughput and latency against bare veth, kernel VXLAN and wireguard-go (runs weft-bench; root)",
+		Long: `Runs weft-bench, the benchmark's own binary, found next to this weft binary or on PATH,
+with these arguments and --weft-bin set to this weft. 'weft bench --help' shows its flags.
+
+Build it with 'make build' (bin/weft-bench beside bin/weft) or
+'go build -o bin/weft-bench ./cmd/weft-bench'.`,
 		DisableFlagParsing: true,
-		RunE: func(_ *cobra.Command, args []string) error {
-			return bench.WireGuardGoMain(args)
+		RunE: func(cmd *cobra.Command, args []string) error {
+			self, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("finding this executable: %w", err)
+			}
+			bin, err := findBench(self)
+			if err != nil {
+				return err
+			}
+			argv := append([]string{bin, "--weft-bin=" + self}, args...)
+			return syscall.Exec(bin, argv, os.Environ())
 		},
 	}
+}
+
+// findBench looks for weft-bench in the directory of self (the weft executable), then on PATH.
+func findBench(self string) (string, error) {
+	next := filepath.Join(filepath.Dir(self), benchBinary)
+	if st, err := os.Stat(next); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+		return next, nil
+	}
+	if p, err := exec.LookPath(benchBinary); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("%w next to %s or on PATH: build it with `make build` (bin/weft-bench beside bin/weft) or `go build -o %s ./cmd/weft-bench`",
+		errNoBench, self, next)
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/weftnet/weft/crypto"
-	"github.com/weftnet/weft/discovery"
+	"github.com/weftnet/weft/membership"
 )
 
 func newKeygenCmd() *cobra.Command {
@@ -32,7 +32,7 @@ Keep private keys in files only root can read: weft keygen > key && chmod 600 ke
 			case public && gossip:
 				return errors.New("--public and --gossip exclude each other")
 			case gossip:
-				k, err := discovery.GenerateGossipKey()
+				k, err := membership.GenerateGossipKey()
 				if err != nil {
 					return err
 				}

@@ -2,10 +2,10 @@ package main
 
 import (
 	"fmt"
-	"runtime"
 
 	"github.com/spf13/cobra"
 	"github.com/weftnet/weft/agent"
+	"github.com/weftnet/weft/internal/version"
 )
 
 func newRootCmd() *cobra.Command {
@@ -16,25 +16,50 @@ func newRootCmd() *cobra.Command {
 Run 'weft agent' on every host; the other commands talk to the local agent.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.String(), // --version
 	}
+	root.SetVersionTemplate(versionLine(version.Get()) + "\n")
 	g := &globals{}
-	root.PersistentFlags().StringVar(&g.socket, "socket", defaultSocket(), "the agent's control socket (env WEFT_SOCKET)")
+	socket := agent.SettingByFlag("socket") // control_socket: declared in agent.Settings
+	root.PersistentFlags().StringVar(&g.socket, socket.Flag, defaultSocket(), socket.Help)
 	root.AddCommand(
 		newAgentCmd(g),
 		newJoinCmd(g), newLeaveCmd(g), newMembersCmd(g), newPeersCmd(g), newStatusCmd(g),
 		newServicesCmd(g), newRegisterCmd(g), newDeregisterCmd(g), newRenewCmd(g), newWatchCmd(g), newResolveCmd(g), newFDBCmd(g),
-		newBenchCmd(), newWireGuardGoCmd(), newKeygenCmd(), newCACmd(), newVersionCmd(),
+		newBenchCmd(), newKeygenCmd(), newCACmd(), newVersionCmd(),
 	)
 	return root
 }
 
+// versionInfo is what `weft version --json` prints.
+type versionInfo struct {
+	version.Info
+	Protocol int `json:"protocol"`
+}
+
+func versionLine(in version.Info) string {
+	line := fmt.Sprintf("weft %s (protocol %d, %s %s/%s", in.Version, agent.ProtocolVersion, in.GoVersion, in.OS, in.Arch)
+	if in.Commit != "" {
+		line += ", commit " + in.Commit
+	}
+	return line + ")"
+}
+
 func newVersionCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print the weft version",
 		Args:  cobra.NoArgs,
-		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintf(cmd.OutOrStdout(), "weft %s (protocol %d, %s %s/%s)\n", agent.Version, agent.ProtocolVersion, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			in := version.Get()
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), versionInfo{Info: in, Protocol: agent.ProtocolVersion})
+			}
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), versionLine(in))
+			return err
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print version, commit, Go version, OS and architecture as JSON")
+	return cmd
 }

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/weftnet/weft/discovery"
-	"github.com/weftnet/weft/discovery/balance"
+	"github.com/weftnet/weft/catalog"
+	"github.com/weftnet/weft/catalog/balance"
 )
 
 func newServicesCmd(g *globals) *cobra.Command {
@@ -57,7 +57,7 @@ func newServicesCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printInstances(cmd *cobra.Command, inst []discovery.Instance) {
+func printInstances(cmd *cobra.Command, inst []catalog.Instance) {
 	sort.Slice(inst, func(i, j int) bool {
 		if inst[i].Service.Name != inst[j].Service.Name {
 			return inst[i].Service.Name < inst[j].Service.Name
@@ -73,9 +73,9 @@ func printInstances(cmd *cobra.Command, inst []discovery.Instance) {
 }
 
 func newRegisterCmd(g *globals) *cobra.Command {
-	var s discovery.Service
+	var s catalog.Service
 	var kind, target string
-	var chk discovery.CheckDef
+	var chk catalog.CheckDef
 	cmd := &cobra.Command{
 		Use:   "register NAME --port PORT [--tag T]... [--check tcp|http|exec|ttl --target ...]",
 		Short: "Register a service of this host in the catalog (kept across restarts)",
@@ -94,13 +94,13 @@ Examples:
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s.Name = args[0]
 			if kind != "" {
-				k, err := discovery.ParseCheckKind(kind)
+				k, err := catalog.ParseCheckKind(kind)
 				if err != nil {
 					return err
 				}
 				chk.Kind = k
 				chk.Target = target
-				if k == discovery.CheckTCP && target == "" {
+				if k == catalog.CheckTCP && target == "" {
 					chk.Target = fmt.Sprintf("127.0.0.1:%d", s.Port)
 				}
 				s.Check = &chk
@@ -195,7 +195,7 @@ func newWatchCmd(g *globals) *cobra.Command {
 					continue
 				}
 				idx = r.Index
-				changes := discovery.DiffInstances(prev, r.Instances)
+				changes := catalog.DiffInstances(prev, r.Instances)
 				prev = r.Instances
 				if g.json {
 					if err := printJSON(out, changes); err != nil {
@@ -214,16 +214,16 @@ func newWatchCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func instanceText(i discovery.Instance) string {
+func instanceText(i catalog.Instance) string {
 	return fmt.Sprintf("%s on %s (%s:%d)", i.Service.Name, i.Node, i.Addr, i.Service.Port)
 }
 
 // changeLine prints one watch change: "+ web on a (10.42.1.1:8080) passing".
-func changeLine(ch discovery.InstanceChange) string {
+func changeLine(ch catalog.InstanceChange) string {
 	switch ch.Kind {
-	case discovery.InstanceAdded:
+	case catalog.InstanceAdded:
 		return "+ " + instanceText(ch.Instance) + " " + ch.Instance.Health.String()
-	case discovery.InstanceRemoved:
+	case catalog.InstanceRemoved:
 		return "- " + instanceText(ch.Instance)
 	}
 	old := "?"
@@ -242,7 +242,7 @@ func newResolveCmd(g *globals) *cobra.Command {
 		Short: "Pick a healthy instance of a service (client-side balancing) and print ADDRESS:PORT",
 		Long: `Resolve a service through the local agent and pick one healthy instance, by weighted
 random (the service weights) or round robin; --count N prints N picks, --all every instance.
-Programs can do the same with the Go package github.com/weftnet/weft/discovery/balance.`,
+Programs can do the same with the Go package github.com/weftnet/weft/catalog/balance.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := balance.ParseStrategy(strategy)

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/weftnet/weft/agent"
+)
+
+func agentCmd(t *testing.T) *cobra.Command {
+	t.Helper()
+	cmd, _, err := newRootCmd().Find([]string{"agent"})
+	if err != nil || cmd.Name() != "agent" {
+		t.Fatalf("no agent command: %v", err)
+	}
+	return cmd
+}
+
+// TestAgentFlags_MatchSettings: every flag of `weft agent` (but -c) is a row of
+// agent.Settings and every row has its flag, with the default of agent.DefaultConfig.
+func TestAgentFlags_MatchSettings(t *testing.T) {
+	cmd := agentCmd(t)
+	d := agent.DefaultConfig()
+	all := pflag.NewFlagSet("all", pflag.ContinueOnError)
+	all.AddFlagSet(cmd.LocalFlags())
+	all.AddFlagSet(cmd.InheritedFlags())
+	for _, s := range agent.Settings {
+		f := all.Lookup(s.Flag)
+		if f == nil {
+			t.Errorf("setting %q: weft agent has no --%s", s.Key, s.Flag)
+			continue
+		}
+		if f.Usage != s.Help {
+			t.Errorf("--%s: usage %q, want the table's %q", s.Flag, f.Usage, s.Help)
+		}
+		if s.Global {
+			continue // --socket's default is WEFT_SOCKET when set (TestClient_AgentNotRunning)
+		}
+		want := fmt.Sprint(reflect.ValueOf(s.Field(&d)).Elem().Interface())
+		switch v := s.Field(&d).(type) {
+		case *[]string:
+			want = "[" + strings.Join(*v, ",") + "]"
+			if s.Append {
+				want = "[]"
+			}
+		case *agent.Prefix:
+			want = v.Prefix.String()
+			if !v.IsValid() {
+				want = ""
+			}
+		case *agent.Addr:
+			want = ""
+			if v.IsValid() {
+				want = v.Addr.String()
+			}
+		case *agent.Duration:
+			want = v.Duration.String()
+		}
+		if f.DefValue != want {
+			t.Errorf("--%s: default %q, want DefaultConfig's %q", s.Flag, f.DefValue, want)
+		}
+	}
+	all.VisitAll(func(f *pflag.Flag) {
+		if f.Name == "config" || f.Name == "help" {
+			return
+		}
+		if !slices.ContainsFunc(agent.Settings, func(s agent.Setting) bool { return s.Flag == f.Name }) {
+			t.Errorf("flag --%s of weft agent has no row (no YAML key) in agent.Settings", f.Name)
+		}
+	})
+}
+
+// TestApplyFlags: given flags win over the file, absent ones leave it alone, --join adds to
+// the file's list.
+func TestApplyFlags(t *testing.T) {
+	fs := pflag.NewFlagSet("agent", pflag.ContinueOnError)
+	flagged := agentFlags(fs)
+	if err := fs.Parse([]string{"--mode", "l2", "--join", "b,c", "--cluster-cidr", "10.9.1.2/16",
+		"--address", "10.9.0.7", "--dns-ttl", "2s", "--no-dns", "--vni", "7", "--dns-listen", "127.0.0.1:5353"}); err != nil {
+		t.Fatal(err)
+	}
+	file := agent.DefaultConfig()
+	file.Gossip.Join = []string{"a"}
+	file.Interface = "from-file"
+	applyFlags(fs, &file, flagged)
+	if file.Mode != "l2" || file.Interface != "from-file" || !slices.Equal(file.Gossip.Join, []string{"a", "b", "c"}) ||
+		file.ClusterCIDR.Prefix != netip.MustParsePrefix("10.9.0.0/16") || file.Address.Addr != netip.MustParseAddr("10.9.0.7") ||
+		file.DNS.TTL.Duration != 2*time.Second || !file.DNS.Disabled || file.VNI != 7 || !slices.Equal(file.DNS.Listen, []string{"127.0.0.1:5353"}) {
+		t.Fatalf("after flags: %+v", file)
+	}
+	bad := pflag.NewFlagSet("agent", pflag.ContinueOnError)
+	agentFlags(bad)
+	bad.SetOutput(io.Discard)
+	for _, args := range [][]string{{"--subnet", "nonsense"}, {"--address", "10.1"}} {
+		if err := bad.Parse(args); err == nil || !strings.Contains(err.Error(), "is not a") {
+			t.Errorf("%v: %v, want it refused", args, err)
+		}
+	}
+}

@@ -1,0 +1,300 @@
+package membership
+
+// Subnet allocation without a central store.
+//
+// The cluster CIDR (default 10.42.0.0/16) is cut into /24s, numbered from 0.
+// The /24 number 0 (10.42.0.0/24) is never allocated: it keeps the cluster's
+// network address and first host addresses out of host subnets and leaves one
+// /24 for operators (static infrastructure, future service addresses).
+//
+// Every host decides alone, from what gossip tells it, re-deciding on every
+// member event and every ReconcileInterval:
+//
+//   - A configured static subnet always wins over allocated ones: a host that
+//     allocated a subnet overlapping a static one moves. Two hosts configured
+//     with overlapping static subnets: the one that claimed it later (its
+//     NodeInfo.StaticSince; ties broken by the lower public key) withdraws its
+//     subnet, reports SubnetConflict, ErrSubnetConflict through Err and an
+//     EventSubnetConflict, and logs an error; it takes the subnet back by
+//     itself when the other host leaves.
+//   - Otherwise a host proposes the /24 at sha256(public key) mod the pool, or
+//     the one it persisted in StateDir/subnet at its last run.
+//   - If a live (alive or leaving) member announces the same /24 and that member
+//     is static or has the lower public key (bytes.Compare; then the lower
+//     name), this host moves to the next /24 that no live member announces,
+//     persists it and re-announces it with a tag update. Failed members hold
+//     nothing: their subnet may be taken, and on their return the same rule
+//     settles it.
+//
+// The rule is a total order on claimants, so every contested /24 ends with its
+// lowest claimant and the others move on; with fewer hosts than /24s the
+// cluster converges.
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// SubnetFile is the name of the file in Config.StateDir that keeps the
+// allocated subnet across restarts.
+const SubnetFile = "subnet"
+
+// Named errors of subnet allocation.
+var (
+	// ErrSubnetConflict: this host's static subnet is claimed by a member that
+	// claimed it earlier.
+	ErrSubnetConflict = errors.New("static subnet conflict")
+	// ErrNoFreeSubnet: every /24 of the cluster CIDR is held by a live member.
+	ErrNoFreeSubnet = errors.New("no free /24 left in the cluster CIDR")
+)
+
+// SubnetStatus is the state of this host's subnet.
+type SubnetStatus uint8
+
+const (
+	// SubnetOK: the subnet is announced and uncontested as far as we know.
+	SubnetOK SubnetStatus = iota
+	// SubnetConflict: the static subnet is held by an earlier member; withdrawn.
+	SubnetConflict
+	// SubnetExhausted: no free /24 was left; nothing announced.
+	SubnetExhausted
+)
+
+func (s SubnetStatus) String() string {
+	switch s {
+	case SubnetOK:
+		return "ok"
+	case SubnetConflict:
+		return "conflict"
+	case SubnetExhausted:
+		return "exhausted"
+	}
+	return "unknown"
+}
+
+// pool is the cluster CIDR seen as n /24s.
+type pool struct {
+	base uint32 // first address of the CIDR
+	n    int    // number of /24s
+}
+
+func newPool(cidr netip.Prefix) (pool, error) {
+	if !cidr.Addr().Is4() || cidr.Bits() < 8 || cidr.Bits() > 23 {
+		return pool{}, fmt.Errorf("cluster CIDR %s must be an IPv4 prefix between /8 and /23 (it is cut into /24s)", cidr)
+	}
+	a := cidr.Masked().Addr().As4()
+	return pool{base: binary.BigEndian.Uint32(a[:]), n: 1 << (24 - cidr.Bits())}, nil
+}
+
+func (p pool) subnet(i int) netip.Prefix {
+	var a [4]byte
+	binary.BigEndian.PutUint32(a[:], p.base+uint32(i)<<8)
+	return netip.PrefixFrom(netip.AddrFrom4(a), 24)
+}
+
+// index returns the number of s in the pool, or false if s is not one of its
+// allocatable /24s.
+func (p pool) index(s netip.Prefix) (int, bool) {
+	if !s.IsValid() || !s.Addr().Is4() || s.Bits() != 24 {
+		return 0, false
+	}
+	a := s.Addr().As4()
+	off := binary.BigEndian.Uint32(a[:]) - p.base
+	i := int(off >> 8)
+	if off&0xff != 0 || off>>8 >= uint32(p.n) || i == 0 {
+		return 0, false
+	}
+	return i, true
+}
+
+// propose returns the hash-chosen index for key, in 1..n-1.
+func (p pool) propose(key [32]byte) int {
+	h := sha256.Sum256(key[:])
+	return 1 + int(binary.BigEndian.Uint64(h[:8])%uint64(p.n-1))
+}
+
+// claim is one member's announced subnet.
+type claim struct {
+	name   string
+	key    [32]byte
+	subnet netip.Prefix
+	static bool
+	since  int64
+}
+
+// before reports whether a wins a contested dynamic subnet over b.
+func (a claim) before(b claim) bool {
+	if c := bytes.Compare(a.key[:], b.key[:]); c != 0 {
+		return c < 0
+	}
+	return a.name < b.name
+}
+
+// decision is the outcome of decide.
+type decision struct {
+	subnet netip.Prefix // to announce; zero when none
+	status SubnetStatus
+	err    error
+}
+
+// decide chooses this host's subnet. self.subnet is the current choice (or the
+// configured static subnet); others are the live members' valid claims.
+func (p pool) decide(self claim, others []claim) decision {
+	if self.static {
+		for _, o := range others {
+			if !o.static || !o.subnet.Overlaps(self.subnet) {
+				continue
+			}
+			if o.since < self.since || (o.since == self.since && o.before(self)) {
+				return decision{status: SubnetConflict, err: fmt.Errorf(
+					"%w: %s is also configured on member %q, which claimed it first; configure another subnet on this host (%q)",
+					ErrSubnetConflict, self.subnet, o.name, self.name)}
+			}
+		}
+		return decision{subnet: self.subnet}
+	}
+	held := func(s netip.Prefix) bool {
+		for _, o := range others {
+			if o.subnet.Overlaps(s) {
+				return true
+			}
+		}
+		return false
+	}
+	start := p.propose(self.key)
+	if i, ok := p.index(self.subnet); ok {
+		lose := false
+		for _, o := range others {
+			if o.subnet.Overlaps(self.subnet) && (o.static || o.before(self)) {
+				lose = true
+				break
+			}
+		}
+		if !lose {
+			return decision{subnet: self.subnet}
+		}
+		start = i + 1
+	}
+	for k := 0; k < p.n-1; k++ {
+		i := 1 + (start-1+k)%(p.n-1)
+		if s := p.subnet(i); !held(s) {
+			return decision{subnet: s}
+		}
+	}
+	return decision{status: SubnetExhausted, err: fmt.Errorf("%w: all %d subnets are held by live members; widen cluster_cidr", ErrNoFreeSubnet, p.n-1)}
+}
+
+// loadSubnet reads the persisted subnet; a missing file is not an error.
+func loadSubnet(dir string) (netip.Prefix, error) {
+	if dir == "" {
+		return netip.Prefix{}, nil
+	}
+	b, err := os.ReadFile(filepath.Join(dir, SubnetFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return netip.Prefix{}, nil
+	}
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("read subnet: %w", err)
+	}
+	p, err := netip.ParsePrefix(strings.TrimSpace(string(b)))
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("read subnet: %s: %w", filepath.Join(dir, SubnetFile), err)
+	}
+	return p, nil
+}
+
+// saveSubnet persists p atomically (write then rename).
+func saveSubnet(dir string, p netip.Prefix) error {
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("save subnet: %w", err)
+	}
+	path := filepath.Join(dir, SubnetFile)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(p.String()+"\n"), 0o644); err != nil {
+		return fmt.Errorf("save subnet: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("save subnet: %w", err)
+	}
+	return nil
+}
+
+// initialSubnet is the subnet announced at start, before any member is known.
+func (c *Cluster) initialSubnet() netip.Prefix {
+	if c.cfg.StaticSubnet.IsValid() {
+		return c.cfg.StaticSubnet
+	}
+	p, err := loadSubnet(c.cfg.StateDir)
+	if err != nil {
+		c.log.Warn("ignoring the persisted subnet", "err", err)
+	}
+	if _, ok := c.pool.index(p); ok {
+		return p
+	}
+	if p.IsValid() {
+		c.log.Info("persisted subnet is outside the cluster CIDR; allocating anew", "subnet", p, "cluster_cidr", c.cfg.ClusterCIDR)
+	}
+	return c.pool.subnet(c.pool.propose(c.cfg.Node.PublicKey))
+}
+
+// reconcile re-decides the local subnet from the member list and announces a
+// change. Called by the allocator goroutine only.
+func (c *Cluster) reconcile() {
+	local := c.cfg.NodeName
+	var others []claim
+	for _, m := range c.serf.Members() {
+		if m.Name == local {
+			continue
+		}
+		mem := c.member(m)
+		if (mem.Status != StatusAlive && mem.Status != StatusLeaving) || mem.InfoErr != nil || !mem.Info.Subnet.IsValid() {
+			continue
+		}
+		others = append(others, claim{name: mem.Name, key: mem.Info.PublicKey, subnet: mem.Info.Subnet, static: mem.Info.Static, since: mem.Info.StaticSince})
+	}
+
+	c.mu.Lock()
+	self := claim{name: local, key: c.info.PublicKey, subnet: c.info.Subnet, static: c.info.Static, since: c.info.StaticSince}
+	if self.static {
+		self.subnet = c.cfg.StaticSubnet
+	}
+	d := c.pool.decide(self, others)
+	if d.subnet == c.info.Subnet && d.status == c.status {
+		c.mu.Unlock()
+		return
+	}
+	prevStatus, prevSubnet := c.status, c.info.Subnet
+	info := c.info
+	info.Subnet = d.subnet
+	if err := c.setNodeInfoLocked(info); err != nil {
+		c.mu.Unlock()
+		c.log.Warn("announce subnet", "subnet", d.subnet, "err", err)
+		return
+	}
+	c.status, c.err = d.status, d.err
+	c.mu.Unlock()
+
+	if d.subnet.IsValid() && !self.static {
+		if err := saveSubnet(c.cfg.StateDir, d.subnet); err != nil {
+			c.log.Warn("persist subnet", "subnet", d.subnet, "err", err)
+		}
+	}
+	if d.err != nil && d.status != prevStatus {
+		c.log.Error("subnet unusable", "member", local, "err", d.err)
+		c.events.send(Event{Type: EventSubnetConflict, Member: c.LocalMember(), Err: d.err})
+	}
+	if d.subnet != prevSubnet {
+		c.log.Info("subnet changed", "member", local, "from", prevSubnet, "subnet", d.subnet, "status", d.status)
+		c.events.send(Event{Type: EventSubnetChanged, Member: c.LocalMember(), Subnet: d.subnet})
+	}
+}

@@ -1,0 +1,295 @@
+package membership
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func clMustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+func clKeyN(b byte) [32]byte {
+	var k [32]byte
+	k[0] = b
+	return k
+}
+
+func TestPool_Index(t *testing.T) {
+	p, err := newPool(clMustPrefix("10.42.0.0/16"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.n != 256 {
+		t.Fatalf("n = %d", p.n)
+	}
+	for _, tc := range []struct {
+		s    string
+		i    int
+		want bool
+	}{
+		{"10.42.0.0/24", 0, false}, // reserved
+		{"10.42.1.0/24", 1, true},
+		{"10.42.255.0/24", 255, true},
+		{"10.43.0.0/24", 0, false},
+		{"10.42.1.0/25", 0, false},
+		{"10.41.255.0/24", 0, false},
+	} {
+		i, ok := p.index(clMustPrefix(tc.s))
+		if ok != tc.want || (ok && i != tc.i) {
+			t.Errorf("index(%s) = %d %v", tc.s, i, ok)
+		}
+		if ok && p.subnet(i) != clMustPrefix(tc.s) {
+			t.Errorf("subnet(%d) = %s", i, p.subnet(i))
+		}
+	}
+	for k := range 100 {
+		if i := p.propose(clKeyN(byte(k))); i < 1 || i >= p.n {
+			t.Fatalf("propose out of range: %d", i)
+		}
+	}
+}
+
+func TestPool_Decide(t *testing.T) {
+	p, _ := newPool(clMustPrefix("10.42.0.0/22")) // 4 /24s, 3 allocatable
+	s1, s2, s3 := clMustPrefix("10.42.1.0/24"), clMustPrefix("10.42.2.0/24"), clMustPrefix("10.42.3.0/24")
+	low := func(s netip.Prefix) claim { return claim{name: "low", key: clKeyN(1), subnet: s} }
+	high := func(s netip.Prefix) claim { return claim{name: "high", key: clKeyN(9), subnet: s} }
+	stat := func(name string, s netip.Prefix, since int64) claim {
+		return claim{name: name, key: clKeyN(5), subnet: s, static: true, since: since}
+	}
+	self := claim{name: "self", key: clKeyN(5)}
+	with := func(s netip.Prefix) claim { c := self; c.subnet = s; return c }
+	for _, tc := range []struct {
+		name   string
+		self   claim
+		others []claim
+		want   netip.Prefix
+		status SubnetStatus
+		err    error
+	}{
+		{"alone-keeps", with(s2), nil, s2, SubnetOK, nil},
+		{"higher-key-holder-yields", with(s2), []claim{high(s2)}, s2, SubnetOK, nil},
+		{"lower-key-holder-wins", with(s2), []claim{low(s2)}, s3, SubnetOK, nil},
+		{"moves-to-next-free-wrapping", with(s2), []claim{low(s2), high(s3)}, s1, SubnetOK, nil},
+		{"static-beats-lower-key", with(s1), []claim{stat("st", s1, 1)}, s2, SubnetOK, nil},
+		{"static-overlap", with(s1), []claim{stat("st", clMustPrefix("10.42.0.0/23"), 1)}, s2, SubnetOK, nil},
+		{"none-current-takes-free", with(netip.Prefix{}), []claim{low(s1), high(s2)}, s3, SubnetOK, nil},
+		{"outside-pool-reallocates", with(clMustPrefix("10.9.0.0/24")), []claim{low(s1), high(s2)}, s3, SubnetOK, nil},
+		{"exhausted", with(s1), []claim{low(s1), low(s2), high(s3)}, netip.Prefix{}, SubnetExhausted, ErrNoFreeSubnet},
+		{"static-alone", stat("self", s2, 10), nil, s2, SubnetOK, nil},
+		{"static-vs-dynamic", stat("self", s2, 10), []claim{low(s2)}, s2, SubnetOK, nil},
+		{"static-earlier-wins", stat("self", s2, 10), []claim{stat("later", s2, 20)}, s2, SubnetOK, nil},
+		{"static-later-conflicts", stat("self", s2, 10), []claim{stat("earlier", s2, 5)}, netip.Prefix{}, SubnetConflict, ErrSubnetConflict},
+		{"static-tie-lower-key", stat("self", s2, 10), []claim{{name: "tie", key: clKeyN(1), subnet: s2, static: true, since: 10}}, netip.Prefix{}, SubnetConflict, ErrSubnetConflict},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := p.decide(tc.self, tc.others)
+			if d.subnet != tc.want || d.status != tc.status || !errors.Is(d.err, tc.err) {
+				t.Fatalf("decide = %s %s %v, want %s %s %v", d.subnet, d.status, d.err, tc.want, tc.status, tc.err)
+			}
+		})
+	}
+}
+
+func TestSubnet_SaveLoad(t *testing.T) {
+	dir := t.TempDir()
+	if p, err := loadSubnet(dir); err != nil || p.IsValid() {
+		t.Fatalf("missing file: %s %v", p, err)
+	}
+	want := clMustPrefix("10.42.9.0/24")
+	if err := saveSubnet(dir, want); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := loadSubnet(dir); err != nil || p != want {
+		t.Fatalf("load: %s %v", p, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, SubnetFile), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadSubnet(dir); err == nil {
+		t.Fatal("garbage accepted")
+	}
+}
+
+// TestCluster_SubnetConverges starts 20 nodes at once in a /19 (31 allocatable
+// /24s), with every key chosen so that all propose the same /24, and waits
+// until every node sees 20 distinct subnets, each the one its owner announces.
+func TestCluster_SubnetConverges(t *testing.T) {
+	const nodes = 20
+	cidr := clMustPrefix("10.42.0.0/19")
+	var cs []*Cluster
+	for i := range nodes {
+		cfg := clTestConfig(t, fmt.Sprintf("n%02d", i))
+		cfg.ClusterCIDR = cidr
+		cfg.Logger = nil // 20 nodes' info lines would drown the output
+		// Convergence needs gossip, not failure detection: lax probes keep 20
+		// nodes under -race on a busy machine from declaring each other failed.
+		cfg.ProbeInterval, cfg.ProbeTimeout, cfg.SuspicionMult = time.Second, 500*time.Millisecond, 5
+		cfg.Node.PublicKey = clCollidingKey(t, cidr, 7, byte(i))
+		cs = append(cs, clStartCluster(t, cfg))
+	}
+	if got := cs[0].Subnet(); got != clMustPrefix("10.42.7.0/24") {
+		t.Fatalf("proposal %s, want the forced 10.42.7.0/24", got)
+	}
+	for _, c := range cs[1:] {
+		if _, err := c.Join([]string{clAddrOf(cs[0])}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var last string
+	defer func() {
+		if t.Failed() {
+			t.Logf("last state: %s", last)
+		}
+	}()
+	clEventually(t, 20*time.Second, "distinct subnets on every node", func() bool {
+		for _, c := range cs {
+			seen := map[netip.Prefix]string{}
+			ms := c.Members()
+			if len(ms) != nodes {
+				last = fmt.Sprintf("%s sees %d members", c.cfg.NodeName, len(ms))
+				return false
+			}
+			for _, m := range ms {
+				if m.Status != StatusAlive || m.InfoErr != nil || !m.Info.Subnet.IsValid() {
+					last = fmt.Sprintf("%s: %s is %s, info err %v", c.cfg.NodeName, m.Name, m.Status, m.InfoErr)
+					return false
+				}
+				if other, dup := seen[m.Info.Subnet]; dup {
+					last = fmt.Sprintf("%s: %s and %s both hold %s", c.cfg.NodeName, other, m.Name, m.Info.Subnet)
+					return false
+				}
+				seen[m.Info.Subnet] = m.Name
+			}
+		}
+		// Every view agrees with what each owner thinks it holds.
+		for _, owner := range cs {
+			for _, c := range cs {
+				for _, m := range c.Members() {
+					if m.Name == owner.cfg.NodeName && m.Info.Subnet != owner.Subnet() {
+						last = fmt.Sprintf("%s sees %s at %s, it holds %s", c.cfg.NodeName, m.Name, m.Info.Subnet, owner.Subnet())
+						return false
+					}
+				}
+			}
+		}
+		return true
+	})
+	for _, c := range cs {
+		if c.SubnetStatus() != SubnetOK || c.Err() != nil {
+			t.Errorf("%s: %s %v", c.cfg.NodeName, c.SubnetStatus(), c.Err())
+		}
+	}
+}
+
+// clCollidingKey returns a random-looking key whose proposal is /24 number want.
+func clCollidingKey(t testing.TB, cidr netip.Prefix, want int, salt byte) [32]byte {
+	p, _ := newPool(cidr)
+	k := clRandomKey(t)
+	k[31] = salt
+	for {
+		if p.propose(k) == want {
+			return k
+		}
+		k[0]++
+		if k[0] == 0 {
+			k[1]++
+		}
+	}
+}
+
+func TestCluster_SubnetPersisted(t *testing.T) {
+	dir := t.TempDir()
+	cfg := clTestConfig(t, "p")
+	cfg.StateDir = dir
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := c.Subnet()
+	c.Shutdown()
+	if p, _ := loadSubnet(dir); p != first {
+		t.Fatalf("persisted %s, announced %s", p, first)
+	}
+	// A new key would propose elsewhere; the persisted subnet wins.
+	cfg.Node.PublicKey = clRandomKey(t)
+	c2 := clStartCluster(t, cfg)
+	if got := c2.Subnet(); got != first {
+		t.Fatalf("after restart %s, want %s", got, first)
+	}
+}
+
+func TestCluster_SubnetMovesOnConflict(t *testing.T) {
+	cidr := clMustPrefix("10.42.0.0/20")
+	lowCfg, highCfg := clTestConfig(t, "low"), clTestConfig(t, "high")
+	lowCfg.ClusterCIDR, highCfg.ClusterCIDR = cidr, cidr
+	lowCfg.Node.PublicKey = clCollidingKey(t, cidr, 3, 0)
+	highCfg.Node.PublicKey = clCollidingKey(t, cidr, 3, 1)
+	if clKeyLess(highCfg.Node.PublicKey, lowCfg.Node.PublicKey) {
+		lowCfg.Node.PublicKey, highCfg.Node.PublicKey = highCfg.Node.PublicKey, lowCfg.Node.PublicKey
+	}
+	low, high := clStartCluster(t, lowCfg), clStartCluster(t, highCfg)
+	if low.Subnet() != high.Subnet() {
+		t.Fatalf("no collision to start with: %s %s", low.Subnet(), high.Subnet())
+	}
+	held := low.Subnet()
+	if _, err := high.Join([]string{clAddrOf(low)}); err != nil {
+		t.Fatal(err)
+	}
+	ev := clWaitEvent(t, high, EventSubnetChanged, "high", 5*time.Second)
+	if ev.Subnet == held || !ev.Subnet.IsValid() || high.Subnet() != ev.Subnet {
+		t.Fatalf("high moved to %s (holds %s), low keeps %s", ev.Subnet, high.Subnet(), held)
+	}
+	if low.Subnet() != held {
+		t.Fatalf("the lower key lost its subnet: %s", low.Subnet())
+	}
+}
+
+func clKeyLess(a, b [32]byte) bool { return claim{key: a}.before(claim{key: b}) }
+
+func TestCluster_StaticSubnetConflict(t *testing.T) {
+	static := clMustPrefix("10.42.50.0/24")
+	cfgA, cfgB := clTestConfig(t, "first"), clTestConfig(t, "second")
+	cfgA.StaticSubnet, cfgB.StaticSubnet = static, static
+	a := clStartCluster(t, cfgA)
+	time.Sleep(5 * time.Millisecond) // distinct claim times, in ms
+	b := clStartCluster(t, cfgB)
+	if _, err := b.Join([]string{clAddrOf(a)}); err != nil {
+		t.Fatal(err)
+	}
+	ev := clWaitEvent(t, b, EventSubnetConflict, "second", 5*time.Second)
+	if !errors.Is(ev.Err, ErrSubnetConflict) || !errors.Is(b.Err(), ErrSubnetConflict) || b.SubnetStatus() != SubnetConflict {
+		t.Fatalf("event err %v, Err %v, status %s", ev.Err, b.Err(), b.SubnetStatus())
+	}
+	t.Logf("the later host reports: %v", b.Err())
+	if b.Subnet().IsValid() {
+		t.Errorf("the later host still announces %s", b.Subnet())
+	}
+	if a.Err() != nil || a.Subnet() != static {
+		t.Errorf("the earlier host: %s %v", a.Subnet(), a.Err())
+	}
+	// A dynamic host never takes a static subnet.
+	cfgD := clTestConfig(t, "dyn")
+	cfgD.StateDir = t.TempDir()
+	if err := saveSubnet(cfgD.StateDir, static); err != nil {
+		t.Fatal(err)
+	}
+	d := clStartCluster(t, cfgD)
+	if _, err := d.Join([]string{clAddrOf(a)}); err != nil {
+		t.Fatal(err)
+	}
+	clEventually(t, 5*time.Second, "dyn moves off the static subnet", func() bool {
+		return d.Subnet().IsValid() && d.Subnet() != static
+	})
+	// The earlier host leaves: the later takes its subnet back.
+	if err := a.Leave(); err != nil {
+		t.Fatal(err)
+	}
+	clEventually(t, 5*time.Second, "second recovers", func() bool {
+		return b.Err() == nil && b.Subnet() == static && b.SubnetStatus() == SubnetOK
+	})
+}
