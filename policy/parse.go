@@ -221,7 +221,11 @@ func (p *parser) mapping(n *yaml.Node, path string, field func(key string, v *ya
 		if v.Kind == yaml.AliasNode {
 			return p.fail(v, path+"."+k.Value, "", "aliases are not supported")
 		}
-		p.lines[path+"."+k.Value] = v.Line
+		child := path + "." + k.Value
+		if path == "document" {
+			child = k.Value
+		}
+		p.lines[child] = v.Line
 		if err := field(k.Value, v); err != nil {
 			if errors.Is(err, errUnknown) {
 				return p.fail(k, path, k.Value, "unknown key (known: "+known+")")
