@@ -97,6 +97,7 @@ func classify(pkt []byte, f *Flow) bool {
 		}
 		next := pkt[6]
 		off := 40
+		seenFrag := false
 		for n, done := 0, false; !done; n++ {
 			if n > maxExtHeaders {
 				return false
@@ -114,9 +115,10 @@ func classify(pkt []byte, f *Flow) bool {
 				}
 				hlen = (int(pkt[off+1]) + 2) * 4
 			case 44: // fragment
-				if off+8 > end || f.Frag != FragNone {
+				if off+8 > end || seenFrag {
 					return false
 				}
+				seenFrag = true
 				fo := binary.BigEndian.Uint16(pkt[off+2 : off+4])
 				fragOff = int(fo>>3) * 8
 				if fragOff > 0 {
