@@ -103,6 +103,9 @@ func (p *parser) document(n *yaml.Node) (*Document, error) {
 			if len(v.Content) > MaxRules {
 				return p.fail(v, "rules", "", fmt.Sprintf("%d rules, at most %d", len(v.Content), MaxRules))
 			}
+			if len(v.Content) == 0 {
+				return nil // rules: [] is no rules
+			}
 			d.Rules = make([]Rule, len(v.Content))
 			for i, rn := range v.Content {
 				if err := p.rule(rn, "rules["+strconv.Itoa(i)+"]", &d.Rules[i]); err != nil {
