@@ -154,3 +154,27 @@ func BenchmarkClassify(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSet_Rebind: the cost of following a catalog change (50 rules, 2 services).
+func BenchmarkSet_Rebind(b *testing.B) {
+	s := mustCompile(b, fiftyRules(), cluster())
+	b.ReportAllocs()
+	for b.Loop() {
+		s = s.Rebind()
+	}
+}
+
+// BenchmarkCompile: parse-free compilation of a 50-rule document.
+func BenchmarkCompile(b *testing.B) {
+	d, err := Parse([]byte(fiftyRules()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := cluster()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Compile(d, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -100,6 +100,19 @@ func TestSet_ExplainAndStats(t *testing.T) {
 	if got := s.Explain(s.Test(web1, db1, 22, ProtoTCP)); got != `deny by default (default: deny)` {
 		t.Errorf("Explain = %q", got)
 	}
+	for _, c := range []struct {
+		v    Verdict
+		want string
+	}{
+		{Verdict{Decision: AllowedByFlow, Rule: 0}, `allow by rule 0 "web-db" (established flow)`},
+		{Verdict{Decision: AllowedByFlow, Rule: -1}, `allow by an established flow`},
+		{Verdict{Decision: Denied, Rule: -1, Reason: ReasonMalformed}, `deny: policy_malformed`},
+		{Verdict{Decision: Denied, Rule: 2, Reason: ReasonPolicyDenied}, `deny by rule 2 "ping"`},
+	} {
+		if got := s.Explain(c.v); got != c.want {
+			t.Errorf("Explain(%+v) = %q, want %q", c.v, got, c.want)
+		}
+	}
 	st := s.Stats()
 	if len(st) != 4 || st[3].Index != -1 || st[3].Action != ActionDeny {
 		t.Fatalf("Stats = %+v", st)
