@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"testing"
@@ -389,4 +390,24 @@ func TestEngine_ConcurrentLoadAndJudge(t *testing.T) {
 	if st := e.Stats(); st.Evicted != 0 || st.Flows == 0 {
 		t.Fatalf("stats %+v", st)
 	}
+}
+
+// An IPv6 datagram whose fragmentable part starts with destination options: the later
+// fragments name dstopts as their next header, the first is UDP after the options.
+func TestEngine_IPv6FragmentsWithDestinationOptions(t *testing.T) {
+	s := mustCompile(t, "default: deny\nrules: [{from: {groups: [web]}, to: {any: true, ports: [\"53/udp\"]}}]\n", cluster())
+	e := newEngine(t, DefaultLocalConfig(), s)
+	first := withExt(udpPkt(web6, db6, 1000, 53), 44, 60)
+	first[43] |= 1              // M: more fragments
+	first[44], first[47] = 0, 9 // identification 9
+	later := withExt(ipPacket(web6, db6, 60, make([]byte, 16)), 44)
+	binary.BigEndian.PutUint16(later[42:44], 1280/8<<3)
+	later[47] = 9
+	if f, ok := Classify(later); !ok || f.Frag != FragLater || f.Proto != 60 {
+		t.Fatalf("later fragment classified as %+v, %v", f, ok)
+	}
+	run(t, e, []step{
+		{"first", first, true, &idWeb1, 0, AllowedByRule, 0, 0},
+		{"later", later, true, &idWeb1, 1, AllowedByFlow, 0, 0},
+	})
 }

@@ -111,13 +111,18 @@ func makeKey(f *Flow) (k flowKey, fwdIsA bool) {
 	return k, fwdIsA
 }
 
-// makeFragKey builds the directional key of f's datagram.
+// makeFragKey builds the directional key of f's datagram: what reassembly keys on,
+// (source, destination, protocol, identification) in IPv4 and (source, destination,
+// identification) in IPv6, where the fragment header's next header (which a later
+// fragment carries) may differ from the first fragment's transport protocol.
 func makeFragKey(f *Flow) (k flowKey) {
 	src, dst := f.Src.As16(), f.Dst.As16()
 	copy(k[0:16], src[:])
 	copy(k[16:32], dst[:])
 	binary.BigEndian.PutUint32(k[32:36], f.FragID)
-	k[36] = f.Proto
+	if f.Src.Is4() {
+		k[36] = f.Proto
+	}
 	k[37] = kindFrag
 	return k
 }
