@@ -100,6 +100,7 @@ rules:
 		{"rules not a list", "rules: {a: b}\n", `rules: must be a list of rules (line 1)`},
 		{"two documents", "default: deny\n---\ndefault: allow\n", `more than one YAML document`},
 		{"syntax", "rules: [\n", `policy: yaml:`},
+		{"unknown key names the rule", "rules:\n  - from: {any: true}\n    to: {any: true, port: 22}\n    name: ssh\n", `rules[0].to: "port": unknown key (known: any, groups, services, cidrs, hosts, proto, ports) (rule "ssh", line 3)`},
 		{"json unknown key", `{"rules": [{"from": {"any": true}, "to": {"any": true}, "port": "22"}]}`, `rules[0]: "port": unknown key`},
 	}
 	for _, tt := range tests {

@@ -34,6 +34,10 @@ func Parse(data []byte) (*Document, error) {
 	p := &parser{lines: lineOf{}}
 	d, err := p.document(&root)
 	if err != nil {
+		var pe *Error
+		if errors.As(err, &pe) && pe.Rule >= 0 {
+			pe.RuleName = ruleName(&root, pe.Rule)
+		}
 		return nil, err
 	}
 	if err := validate(d, p.lines); err != nil {
@@ -272,4 +276,34 @@ func (p *parser) list(n *yaml.Node, path string, ports bool) ([]string, error) {
 		return nil, p.fail(n, path, "", "empty list; leave the key out instead")
 	}
 	return out, nil
+}
+
+// ruleName digs the name of rule i out of the node tree, for an error found before the
+// rule was fully read; "" when it has none.
+func ruleName(root *yaml.Node, i int) string {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	rules := mapValue(n, "rules")
+	if rules == nil || rules.Kind != yaml.SequenceNode || i >= len(rules.Content) {
+		return ""
+	}
+	name := mapValue(rules.Content[i], "name")
+	if name == nil || name.Kind != yaml.ScalarNode || !validRuleName(name.Value) {
+		return ""
+	}
+	return name.Value
+}
+
+func mapValue(n *yaml.Node, key string) *yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
 }
