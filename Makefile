@@ -2,7 +2,7 @@
 GO       ?= go
 PKGS     := ./...
 # the packages with network-namespace tests (test names contain "Netns")
-NETNS_PKGS := ./agent ./tunnel ./bench/...
+NETNS_PKGS := ./agent ./tunnel ./l2 ./tap ./bench/...
 BIN      := bin/weft
 # Count-based, not a duration: go1.26's fuzz coordinator can report a spurious "context
 # deadline exceeded" when a -fuzztime duration ends (golang/go#75804, fixed in go1.27).
@@ -25,7 +25,7 @@ test-unit:
 # What -race and -short skip: zero-allocation tests (race instrumentation allocates) and the
 # slow cookie interop with wireguard-go.
 test-norace:
-	$(GO) test -count=1 -run 'Alloc|Interop' ./crypto ./tunnel
+	$(GO) test -count=1 -run 'Alloc|Interop' ./crypto ./tunnel ./l2 ./tap
 
 # End-to-end tests with real TUN/TAP devices, veth pairs, iperf3 and dig (root).
 test-netns: build

@@ -16,6 +16,7 @@ import (
 
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/discovery"
+	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/tunnel"
 )
@@ -34,9 +35,9 @@ type Agent struct {
 	tnl   *tunnel.Tunnel
 	gsp   *gossip // nil when gossip is disabled
 	api   *apiServer
-	cat   *catalogGlue      // nil until the catalog starts
-	l2    *tunnel.L2Router  // encrypted L2 mode only
-	plain *tunnel.PlainVTEP // L2 with encryption: none only
+	cat   *catalogGlue  // nil until the catalog starts
+	l2    *l2.Router    // encrypted L2 mode only
+	plain *l2.PlainVTEP // L2 with encryption: none only
 
 	started time.Time
 	address netip.Addr
@@ -289,7 +290,7 @@ func (a *Agent) addStaticPeer(p PeerConfig) error {
 		}
 		a.log.Warn("static peer takes a prefix from another peer", "peer", p.PublicKey, "err", err)
 	}
-	a.peerAdded(peer, tunnel.MAC{})
+	a.peerAdded(peer, l2.MAC{})
 	return nil
 }
 

@@ -15,8 +15,8 @@ import (
 
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/discovery"
+	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/peers"
-	"github.com/weftnet/weft/tunnel"
 )
 
 // gossip turns Serf membership into the peer table: a member that joins (or updates its
@@ -37,7 +37,7 @@ type gossip struct {
 type memberPeer struct {
 	key  crypto.PublicKey
 	ep   netip.AddrPort // data endpoint (the plain VXLAN remote)
-	mac  tunnel.MAC
+	mac  l2.MAC
 	addr netip.Addr // overlay address: .1 of its subnet
 
 }
@@ -305,7 +305,7 @@ func (g *gossip) apply(m discovery.Member) (withdrew bool) {
 		g.a.log.Error("member uses this host's own public key: copy of the state directory?", "member", m.Name)
 		return
 	}
-	mp := memberPeer{key: key, ep: netip.AddrPortFrom(m.Addr.Addr(), m.Info.DataPort), mac: tunnel.MAC(m.Info.MAC),
+	mp := memberPeer{key: key, ep: netip.AddrPortFrom(m.Addr.Addr(), m.Info.DataPort), mac: l2.MAC(m.Info.MAC),
 		addr: m.Info.Subnet.Masked().Addr().Next()}
 	g.mu.Lock()
 	old, had := g.keys[m.Name]

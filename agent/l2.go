@@ -6,8 +6,9 @@ import (
 	"sort"
 	"time"
 
+	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/peers"
-	"github.com/weftnet/weft/tunnel"
+	"github.com/weftnet/weft/tap"
 )
 
 // L2 mode: a TAP device and a forwarding database. Encrypted, the common loop carries
@@ -18,9 +19,9 @@ import (
 
 // tapMAC derives this host's TAP MAC from its public key: stable across restarts without
 // state, locally administered (0x02) and unicast.
-func (a *Agent) tapMAC() tunnel.MAC {
+func (a *Agent) tapMAC() l2.MAC {
 	sum := sha256.Sum256(append([]byte("weft tap mac "), a.priv.Public().String()...))
-	var m tunnel.MAC
+	var m l2.MAC
 	copy(m[:], sum[:6])
 	m[0] = m[0]&0xfc | 0x02
 	return m
@@ -28,7 +29,7 @@ func (a *Agent) tapMAC() tunnel.MAC {
 
 func (a *Agent) startL2() error {
 	mac := a.tapMAC()
-	tap, err := tunnel.OpenTAP(tunnel.TAPConfig{Name: a.cfg.Interface, MTU: a.cfg.MTU, MAC: mac})
+	tap, err := tap.Open(tap.Config{Name: a.cfg.Interface, MTU: a.cfg.MTU, MAC: mac})
 	if err != nil {
 		return fmt.Errorf("create TAP %s: %w (is /dev/net/tun present and are you root?)", a.cfg.Interface, err)
 	}
@@ -37,7 +38,7 @@ func (a *Agent) startL2() error {
 		return err
 	}
 	if a.cfg.Encryption == "none" {
-		pc := tunnel.DefaultPlainConfig()
+		pc := l2.DefaultPlainConfig()
 		pc.VNI = a.cfg.VNI
 		pc.Port = uint16(a.cfg.ListenPort)
 		pc.Logger = a.log
@@ -47,7 +48,7 @@ func (a *Agent) startL2() error {
 				pc.Remotes = append(pc.Remotes, p.Endpoint.AddrPort)
 			}
 		}
-		v, err := tunnel.NewPlainVTEP(pc, tap)
+		v, err := l2.NewPlainVTEP(pc, tap)
 		if err != nil {
 			tap.Close()
 			return fmt.Errorf("plain VXLAN on UDP %d: %w", pc.Port, err)
@@ -57,14 +58,14 @@ func (a *Agent) startL2() error {
 		a.port = v.LocalAddr().Port()
 		return nil
 	}
-	router := tunnel.NewL2Router(a.cfg.VNI, tunnel.DefaultFDBConfig())
+	router := l2.NewRouter(a.cfg.VNI, l2.DefaultFDBConfig())
 	router.FDB().SetStatic(mac, nil) // nobody else may speak for this host's MAC
 	a.l2 = router
 	return a.runTunnel(tap, a.cfg.MTU+ethernetHdr, router)
 }
 
 // peerAdded makes a new or updated peer a flood remote of the VNI (L2) and seeds its MAC.
-func (a *Agent) peerAdded(p *peers.Peer, mac tunnel.MAC) {
+func (a *Agent) peerAdded(p *peers.Peer, mac l2.MAC) {
 	if a.l2 != nil && p != nil {
 		a.l2.FDB().AddRemote(p)
 		if !mac.IsZero() {

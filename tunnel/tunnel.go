@@ -47,7 +47,7 @@ type Tunnel struct {
 	closeMu sync.Once
 }
 
-// offloader is a device whose segmentation offload New turns on (TAPDevice): Read then cuts
+// offloader is a device whose segmentation offload New turns on (tap.Device): Read then cuts
 // super-frames into up to 64 frames, which the loop's batch of dev.BatchSize buffers holds.
 type offloader interface{ EnableOffload() error }
 

@@ -1,4 +1,4 @@
-package tunnel
+package l2
 
 import (
 	"bytes"
@@ -195,7 +195,7 @@ func TestPlainVTEP_Burst(t *testing.T) {
 				devA.in <- f // queued before the VTEP starts: read as one burst
 			}
 			b, devB := newTestVTEP(t, "127.0.0.2:0", PlainConfig{DisableOffload: off})
-			a, err := NewPlainVTEP(PlainConfig{VNI: 42, ListenAddr: mustAP("127.0.0.1:0"), DisableOffload: off,
+			a, err := NewPlainVTEP(PlainConfig{VNI: 42, ListenAddr: netip.MustParseAddrPort("127.0.0.1:0"), DisableOffload: off,
 				Remotes: []netip.AddrPort{b.LocalAddr()}}, devA)
 			if err != nil {
 				t.Fatal(err)
@@ -386,7 +386,7 @@ func BenchmarkPlainVTEP_RoundTrip(b *testing.B) {
 			va.ForwardingDB().SetStatic(testMACB, vb.LocalAddr()) // unicast: no flood budget
 			va.Start()
 			vb.Start()
-			frame := testFrame(testMACB, testMACA, nil, EtherTypeIPv4, make([]byte, size-ethernetHdrLen))
+			frame := testFrame(testMACB, testMACA, nil, EtherTypeIPv4, make([]byte, size-EthernetHeaderLen))
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			for b.Loop() {

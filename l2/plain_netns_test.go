@@ -1,4 +1,4 @@
-package tunnel
+package l2
 
 import (
 	"bufio"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/weftnet/weft/bench/netlab"
+	"github.com/weftnet/weft/tap"
 )
 
 // The kernel interop test: namespace A runs weft's PlainVTEP on a real TAP device, namespace
@@ -66,8 +67,6 @@ func TestHelperPlainVTEP(t *testing.T) {
 		err = helperRecv(args)
 	case "send":
 		err = helperSend(args)
-	case "tap":
-		err = helperTAP(args)
 	default:
 		err = fmt.Errorf("unknown helper mode %q", mode)
 	}
@@ -81,7 +80,7 @@ func TestHelperPlainVTEP(t *testing.T) {
 // helperVTEP opens the TAP, addresses it, runs the VTEP, prints "READY <mac>" and serves
 // until stdin closes (or five minutes pass), then prints its stats.
 func helperVTEP(args l2HelperArgs) error {
-	dev, err := OpenTAP(TAPConfig{Name: args.Tap, MTU: args.MTU, Up: true})
+	dev, err := tap.Open(tap.Config{Name: args.Tap, MTU: args.MTU, Up: true})
 	if err != nil {
 		return err
 	}

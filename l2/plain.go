@@ -1,4 +1,4 @@
-package tunnel
+package l2
 
 import (
 	"errors"
@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/weftnet/weft/vxlan"
 )
 
 // The plaintext VTEP (`encryption: none`, L2 only): a learning VXLAN switch port that speaks
@@ -123,7 +125,7 @@ var (
 // NewPlainVTEP binds the UDP socket and prepares the VTEP; Start runs it. It takes ownership
 // of dev: Close closes it.
 func NewPlainVTEP(cfg PlainConfig, dev tun.Device) (*PlainVTEP, error) {
-	if cfg.VNI == 0 || cfg.VNI > MaxVNI {
+	if cfg.VNI == 0 || cfg.VNI > vxlan.MaxVNI {
 		return nil, ErrPlainVNI
 	}
 	if cfg.Port == 0 {
@@ -264,7 +266,7 @@ func (v *PlainVTEP) readFailed(what string, err error, lastLog *time.Time) bool 
 	return true
 }
 
-// plainTryReader is a device that can read a queued frame without blocking (TAPDevice); the
+// plainTryReader is a device that can read a queued frame without blocking (tap.Device); the
 // VTEP then gathers a burst of frames into one GSO send.
 type plainTryReader interface {
 	// TryRead reads one frame into b if one is queued; (0, nil) when none is.
@@ -288,7 +290,7 @@ type plainTx struct {
 // frames to one remote is one contiguous buffer that leaves in one UDP_SEGMENT sendmsg.
 func (v *PlainVTEP) tapLoop() {
 	defer v.wg.Done()
-	const hdr = VXLANHeaderSize
+	const hdr = vxlan.HeaderSize
 	buf := make([]byte, plainBufSize+hdr)
 	reply := make([]byte, hdr+64)
 	oob := make([]byte, 64)
@@ -298,8 +300,8 @@ func (v *PlainVTEP) tapLoop() {
 	arp := v.fdb.Config().ARPSuppression
 	tr, _ := v.dev.(plainTryReader)
 	maxFrame := plainBufSize
-	if mtu, err := v.dev.MTU(); err == nil && mtu > 0 && mtu+ethernetHdrLen+2*vlanTagLen < plainBufSize {
-		maxFrame = mtu + ethernetHdrLen + 2*vlanTagLen
+	if mtu, err := v.dev.MTU(); err == nil && mtu > 0 && mtu+EthernetHeaderLen+2*vlanTagLen < plainBufSize {
+		maxFrame = mtu + EthernetHeaderLen + 2*vlanTagLen
 	}
 	var tx plainTx
 
@@ -307,7 +309,7 @@ func (v *PlainVTEP) tapLoop() {
 	handle := func(pos, n int) {
 		frame := buf[pos+hdr : pos+hdr+n]
 		v.txFrames.Add(1)
-		if n < ethernetHdrLen {
+		if n < EthernetHeaderLen {
 			v.dropShort.Add(1)
 			return
 		}
@@ -331,7 +333,7 @@ func (v *PlainVTEP) tapLoop() {
 			return
 		}
 		pkt := buf[pos : pos+hdr+n]
-		putVXLAN(pkt, v.cfg.VNI, ProtoNone) // pure RFC 7348: I flag only, no GPE bits
+		vxlan.Encode(pkt, v.cfg.VNI, vxlan.ProtoNone) // pure RFC 7348: I flag only, no GPE bits
 		if flood != nil {
 			v.flush(&tx, buf, oob) // keep frame order
 			for _, r := range flood {
@@ -459,7 +461,7 @@ func (v *PlainVTEP) deliver(pkt []byte, sender netip.AddrPort, learned *plainLea
 	v.rxDatagrams.Add(1)
 	// RFC 7348 receive rules: the I flag must be set, reserved bits (GPE's P flag and
 	// next-protocol byte included) are ignored.
-	h, err := ParseVXLAN(pkt)
+	h, err := vxlan.Parse(pkt)
 	if err != nil {
 		v.dropHeader.Add(1)
 		return
@@ -468,8 +470,8 @@ func (v *PlainVTEP) deliver(pkt []byte, sender netip.AddrPort, learned *plainLea
 		v.dropVNI.Add(1)
 		return
 	}
-	frame := pkt[VXLANHeaderSize:]
-	if len(frame) < ethernetHdrLen {
+	frame := pkt[vxlan.HeaderSize:]
+	if len(frame) < EthernetHeaderLen {
 		v.dropShort.Add(1)
 		return
 	}
@@ -478,7 +480,7 @@ func (v *PlainVTEP) deliver(pkt []byte, sender netip.AddrPort, learned *plainLea
 		learned.mac, learned.ok = src, v.fdb.Learn(src, sender)
 	}
 	wbufs[0] = pkt
-	if _, err := v.dev.Write(wbufs, VXLANHeaderSize); err != nil {
+	if _, err := v.dev.Write(wbufs, vxlan.HeaderSize); err != nil {
 		v.devWriteErrs.Add(1)
 		return
 	}
