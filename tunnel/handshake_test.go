@@ -161,10 +161,7 @@ func TestTunnel_CrossedHandshakes(t *testing.T) {
 	default:
 		t.Fatal("confirmation did not ask for a flush")
 	}
-	s := highPeer.Session()
-	s.Mu.Lock()
-	inFlight := s.InFlight
-	s.Mu.Unlock()
+	inFlight := highPeer.Session().InFlight()
 	if highPeer.Keypairs().Current() == nil || inFlight {
 		t.Errorf("higher side: session %v, initiation still in flight %v", highPeer.Keypairs().Current() != nil, inFlight)
 	}

@@ -256,12 +256,7 @@ func (t *Tunnel) enqueuePending(p *peers.Peer, pkt []byte) {
 	b := t.pool.get()
 	copy(b[headroom:], pkt)
 	b = b[:headroom+len(pkt)]
-	s := p.Session()
-	s.Mu.Lock()
-	s.Pending.Init(t.cfg.QueueLen)
-	old, evicted := s.Pending.Push(b)
-	s.Mu.Unlock()
-	if evicted {
+	if old, evicted := p.Session().Enqueue(b, t.cfg.QueueLen); evicted {
 		t.pool.put(old)
 		t.drop(p, peers.DropQueueFull, 1)
 	}
@@ -271,12 +266,12 @@ func (t *Tunnel) enqueuePending(p *peers.Peer, pkt []byte) {
 // requestHandshake asks the worker for an initiation, at most once until it acts.
 func (t *Tunnel) requestHandshake(p *peers.Peer) {
 	s := p.Session()
-	if s.Requested.Load() || !s.Requested.CompareAndSwap(false, true) {
+	if !s.MarkRequested() {
 		return
 	}
 	select {
 	case t.hsReqs <- hsRequest{peer: p, kind: reqInitiate}:
 	default:
-		s.Requested.Store(false) // worker busy; the next packet asks again
+		s.ClearRequested() // worker busy; the next packet asks again
 	}
 }

@@ -133,17 +133,12 @@ func (t *Tunnel) Close() error {
 		t.mu.Unlock()
 		err = errors.Join(t.bind.Close(), t.dev.Close())
 		t.wg.Wait()
+		var queued [][]byte
 		for _, p := range t.table.Peers() {
-			s := p.Session()
-			s.Mu.Lock()
-			for {
-				b, ok := s.Pending.Pop()
-				if !ok {
-					break
-				}
+			queued = p.Session().Drain(queued[:0])
+			for _, b := range queued {
 				t.pool.put(b)
 			}
-			s.Mu.Unlock()
 		}
 	})
 	return err
