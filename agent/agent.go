@@ -233,7 +233,8 @@ func (a *Agent) runTunnel(dev tun.Device, mtu int, router tunnel.Router) error {
 	port, err := tnl.Up(uint16(a.cfg.ListenPort))
 	if err != nil {
 		tnl.Close()
-		return fmt.Errorf("listen on UDP port %d: %w", a.cfg.ListenPort, err)
+		// err names the port already; say what to do about it.
+		return fmt.Errorf("%w (is another weft or WireGuard on it? set another listen_port)", err)
 	}
 	a.tnl, a.port = tnl, port
 	return nil

@@ -174,6 +174,9 @@ func (t *Tunnel) handleHandshake(hs *hsScratch, m *hsMessage) {
 		return
 	}
 	switch t.cfg.Identity.Admit(msg, src, t.underLoad()) {
+	case crypto.VerdictInvalid:
+		t.drop(nil, peers.DropInvalidMAC1, 1)
+		return
 	case crypto.VerdictDrop:
 		t.drop(nil, peers.DropRateLimited, 1)
 		return

@@ -107,7 +107,7 @@ func (t *Tunnel) Up(port uint16) (uint16, error) {
 	}
 	fns, actual, err := t.bind.Open(port)
 	if err != nil {
-		return 0, fmt.Errorf("tunnel: listen on UDP port %d: %w (is another weft or WireGuard on it? choose another listen_port)", port, err)
+		return 0, fmt.Errorf("tunnel: listen on UDP port %d: %w", port, err)
 	}
 	t.up = true
 	t.wg.Add(3 + len(fns))
