@@ -13,6 +13,7 @@ import (
 
 	"golang.zx2c4.com/wireguard/tun"
 
+	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/vxlan"
 )
 
@@ -70,18 +71,19 @@ func DefaultPlainConfig() PlainConfig {
 	}
 }
 
-// PlainStats are the VTEP's counters, one per drop reason.
+// PlainStats are the VTEP's counters.
 type PlainStats struct {
+	// Drops counts dropped packets by reason name (peers.DropReason.String), under the same
+	// names as the encrypted modes: malformed (a VXLAN header shorter than 8 bytes or without
+	// the I flag, a frame shorter than an Ethernet header), wrong_vni, flood_capped (past
+	// the flood budget), no_route (no remote to send to), send_failed (per copy). Only
+	// nonzero reasons appear.
+	Drops map[string]uint64
+
 	TxFrames, TxPackets, TxBytes uint64 // frames read from the device; UDP packets sent (after replication) and their bytes
 	TxSends                      uint64 // send syscalls (fewer than TxPackets when UDP segmentation coalesces)
 	RxDatagrams                  uint64 // VXLAN packets received (a GRO read counts each)
 	RxPackets, RxBytes           uint64 // frames written to the device
-	DropShortFrame               uint64 // shorter than an Ethernet header (either direction)
-	DropBadHeader                uint64 // shorter than 8 bytes or I flag clear
-	DropWrongVNI                 uint64 // a VNI that is not ours
-	DropFloodBudget              uint64
-	DropNoRemote                 uint64
-	SendErrors                   uint64 // UDP send failed (per copy)
 	DeviceWriteErrors            uint64
 	ReadErrors                   uint64 // transient device or socket read errors
 	ARPSuppressed                uint64 // ARP requests answered locally
@@ -101,8 +103,8 @@ type PlainVTEP struct {
 	wg                   sync.WaitGroup
 
 	txFrames, txPackets, txBytes, rxPackets, rxBytes atomic.Uint64
-	dropShort, dropHeader, dropVNI, dropFlood        atomic.Uint64
-	dropNoRemote, sendErrs, devWriteErrs, readErrs   atomic.Uint64
+	drops                                            peers.DropCounters
+	devWriteErrs, readErrs                           atomic.Uint64
 	arpSuppressed, rxDatagrams, txSends              atomic.Uint64
 
 	gso atomic.Bool // UDP_SEGMENT sends; off after the kernel refuses one
@@ -234,9 +236,8 @@ func (v *PlainVTEP) Stats() PlainStats {
 	return PlainStats{
 		TxFrames: v.txFrames.Load(), TxPackets: v.txPackets.Load(), TxBytes: v.txBytes.Load(), TxSends: v.txSends.Load(),
 		RxDatagrams: v.rxDatagrams.Load(), RxPackets: v.rxPackets.Load(), RxBytes: v.rxBytes.Load(),
-		DropShortFrame: v.dropShort.Load(), DropBadHeader: v.dropHeader.Load(), DropWrongVNI: v.dropVNI.Load(),
-		DropFloodBudget: v.dropFlood.Load(), DropNoRemote: v.dropNoRemote.Load(),
-		SendErrors: v.sendErrs.Load(), DeviceWriteErrors: v.devWriteErrs.Load(), ReadErrors: v.readErrs.Load(),
+		Drops:             v.drops.Snapshot(),
+		DeviceWriteErrors: v.devWriteErrs.Load(), ReadErrors: v.readErrs.Load(),
 		ARPSuppressed: v.arpSuppressed.Load(),
 		FDB:           v.fdb.Stats(),
 	}
@@ -310,7 +311,7 @@ func (v *PlainVTEP) tapLoop() {
 		frame := buf[pos+hdr : pos+hdr+n]
 		v.txFrames.Add(1)
 		if n < EthernetHeaderLen {
-			v.dropShort.Add(1)
+			v.drops.Add(peers.DropMalformed, 1)
 			return
 		}
 		if arp {
@@ -326,9 +327,9 @@ func (v *PlainVTEP) tapLoop() {
 		to, flood, err := v.fdb.Route(MAC(frame[0:6]))
 		if err != nil {
 			if errors.Is(err, ErrFloodBudget) {
-				v.dropFlood.Add(1)
+				v.drops.Add(peers.DropFloodCapped, 1)
 			} else {
-				v.dropNoRemote.Add(1)
+				v.drops.Add(peers.DropNoRoute, 1)
 			}
 			return
 		}
@@ -395,7 +396,7 @@ func (v *PlainVTEP) flush(tx *plainTx, buf, oob []byte) {
 			return
 		}
 		if !plainGSOUnsupported(err) {
-			v.sendErrs.Add(uint64(tx.count))
+			v.drops.Add(peers.DropSendFailed, uint64(tx.count))
 			return
 		}
 		v.gso.Store(false)
@@ -410,7 +411,7 @@ func (v *PlainVTEP) send(pkt []byte, to netip.AddrPort) {
 	_, err := v.conn.WriteToUDPAddrPort(pkt, to)
 	v.txSends.Add(1)
 	if err != nil {
-		v.sendErrs.Add(1)
+		v.drops.Add(peers.DropSendFailed, 1)
 		return
 	}
 	v.txPackets.Add(1)
@@ -463,16 +464,16 @@ func (v *PlainVTEP) deliver(pkt []byte, sender netip.AddrPort, learned *plainLea
 	// next-protocol byte included) are ignored.
 	h, err := vxlan.Parse(pkt)
 	if err != nil {
-		v.dropHeader.Add(1)
+		v.drops.Add(peers.DropMalformed, 1)
 		return
 	}
 	if h.VNI != v.cfg.VNI {
-		v.dropVNI.Add(1)
+		v.drops.Add(peers.DropWrongVNI, 1)
 		return
 	}
 	frame := pkt[vxlan.HeaderSize:]
 	if len(frame) < EthernetHeaderLen {
-		v.dropShort.Add(1)
+		v.drops.Add(peers.DropMalformed, 1)
 		return
 	}
 	if src := MAC(frame[6:12]); !learned.ok || src != learned.mac {

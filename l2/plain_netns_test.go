@@ -377,10 +377,10 @@ func TestPlainVTEP_NetnsKernelInterop(t *testing.T) {
 		t.Fatalf("ping across VNIs succeeded:\n%s", out)
 	}
 	stop()
-	if stats.DropWrongVNI == 0 {
+	if stats.Drops["wrong_vni"] == 0 {
 		t.Fatalf("no wrong-VNI drops counted: %+v", stats)
 	}
-	if stats.DropBadHeader != 0 || stats.SendErrors != 0 || stats.DeviceWriteErrors != 0 {
+	if stats.Drops["malformed"] != 0 || stats.Drops["send_failed"] != 0 || stats.DeviceWriteErrors != 0 {
 		t.Fatalf("unexpected drops: %+v", stats)
 	}
 }
