@@ -316,24 +316,13 @@ func (g *gossip) apply(m discovery.Member) (withdrew bool) {
 	g.mu.Lock()
 	g.keys[m.Name], g.names[key] = mp, m.Name
 	g.mu.Unlock()
-	if g.a.plain != nil {
-		g.a.plainRemote(mp, true)
-		return withdrew
-	}
-	pc := peers.PeerConfig{PublicKey: key, Endpoint: mp.ep}
-	if g.a.cfg.Mode == "l3" {
-		pc.AllowedIPs = []netip.Prefix{m.Info.Subnet}
-	}
-	p, err := g.a.table.Upsert(pc)
-	switch {
+	switch err := g.a.dp.addMember(mp, m.Info.Subnet); {
 	case errors.Is(err, peers.ErrPrefixMoved):
 		// Applied: a subnet moved between members (a conflict resolved); say so.
 		g.a.log.Info("peer from gossip took over a prefix", "member", m.Name, "err", err)
 	case err != nil:
 		g.a.log.Warn("peer from gossip", "member", m.Name, "err", err)
-		return withdrew
 	}
-	g.a.peerAdded(p, mp.mac)
 	return withdrew
 }
 
@@ -349,12 +338,7 @@ func (g *gossip) remove(name string) bool {
 	if !ok {
 		return false
 	}
-	if g.a.plain != nil {
-		g.a.plainRemote(mp, false)
-		return true
-	}
-	g.a.peerRemoving(g.a.table.ByKey(mp.key))
-	g.a.table.Remove(mp.key)
+	g.a.dp.removeMember(mp)
 	return true
 }
 
