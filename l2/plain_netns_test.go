@@ -84,10 +84,11 @@ func helperVTEP(args l2HelperArgs) error {
 	if err != nil {
 		return err
 	}
-	mac, err := dev.HardwareAddr()
+	hw, err := dev.HardwareAddr()
 	if err != nil {
 		return err
 	}
+	mac := MAC(hw)
 	link, err := netlink.LinkByName(args.Tap)
 	if err != nil {
 		return err
