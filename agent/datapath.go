@@ -9,6 +9,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/tunnel"
 )
@@ -46,7 +47,7 @@ func newDatapath(a *Agent) datapath {
 	case a.cfg.Encryption == "none":
 		return &plainPath{a: a}
 	default:
-		return &l2Path{encrypted: encrypted{a: a}}
+		return &l2Path{encrypted: encrypted{a: a}, router: l2.NewRouter(a.cfg.VNI, l2.DefaultFDBConfig())}
 	}
 }
 

@@ -44,7 +44,7 @@ func (a *Agent) openTAP(mac l2.MAC) (*tap.Device, error) {
 // l2Path is encrypted L2: a TAP, the encrypted loop over Ethernet frames, an FDB to route.
 type l2Path struct {
 	encrypted
-	router *l2.Router
+	router *l2.Router // from newDatapath on, so gossip may seed it before start
 }
 
 var _ datapath = (*l2Path)(nil)
@@ -55,7 +55,6 @@ func (d *l2Path) start() (uint16, error) {
 	if err != nil {
 		return 0, err
 	}
-	d.router = l2.NewRouter(d.a.cfg.VNI, l2.DefaultFDBConfig())
 	d.router.FDB().SetStatic(mac, nil) // nobody else may speak for this host's MAC
 	return d.startTunnel(dev, d.a.cfg.MTU+ethernetHdr, d.router)
 }
