@@ -3,7 +3,6 @@ package tunnel
 import (
 	"bytes"
 	"encoding/binary"
-	"net/netip"
 	"testing"
 
 	"github.com/weftnet/weft/l2"
@@ -28,17 +27,6 @@ func testFrame(dst, src l2.MAC, et uint16, payload []byte) []byte {
 	return append(b, payload...)
 }
 
-// testARPRequest is the 28-byte ARP request "who has tip? tell sip (smac)".
-func testARPRequest(smac l2.MAC, sip, tip string) []byte {
-	p := []byte{0, 1, 8, 0, 6, 4, 0, 1}
-	p = append(p, smac[:]...)
-	s := netip.MustParseAddr(sip).As4()
-	p = append(p, s[:]...)
-	p = append(p, make([]byte, 6)...)
-	t := netip.MustParseAddr(tip).As4()
-	return append(p, t[:]...)
-}
-
 func l2Config(vni uint32, r *l2.Router) Config {
 	cfg := DefaultLocalConfig()
 	cfg.VNI = vni
@@ -55,7 +43,7 @@ func TestL2Router_TunnelEndToEnd(t *testing.T) {
 	rb.FDB().SetStatic(testMACB, nil) // B's own TAP MAC: no peer may claim it
 
 	// A broadcast floods (and starts the handshake); B learns MAC A behind peer A.
-	arp := testFrame(l2.BroadcastMAC, testMACA, l2.EtherTypeARP, testARPRequest(testMACA, "10.9.0.1", "10.9.0.2"))
+	arp := testFrame(l2.BroadcastMAC, testMACA, l2.EtherTypeARP, make([]byte, 28)) // the Router reads no further than the MACs
 	pr.devA.inject(arp)
 	if got := pr.devB.waitPacket(t); !bytes.Equal(got, arp) {
 		t.Fatalf("B got %x", got)
