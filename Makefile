@@ -2,7 +2,7 @@
 GO       ?= go
 PKGS     := ./...
 # the packages with network-namespace tests (test names contain "Netns")
-NETNS_PKGS := ./agent ./tunnel ./bench/... ./internal/netlab
+NETNS_PKGS := ./agent ./tunnel ./l2 ./tap ./bench/... ./internal/netlab
 BIN      := bin/weft
 BENCH_BIN := bin/weft-bench
 # Static, reproducible binaries stamped with their version (internal/version): git describe
@@ -38,7 +38,7 @@ test-unit:
 # What -race and -short skip: zero-allocation tests (race instrumentation allocates) and the
 # slow cookie interop with wireguard-go.
 test-norace:
-	$(GO) test -count=1 -run 'Alloc|Interop' ./crypto ./tunnel
+	$(GO) test -count=1 -run 'Alloc|Interop' ./crypto ./tunnel ./l2 ./tap
 
 # End-to-end tests with real TUN/TAP devices, veth pairs, iperf3 and dig (root).
 test-netns: build

@@ -9,15 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"golang.zx2c4.com/wireguard/conn"
-	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/membership"
 	"github.com/weftnet/weft/peers"
-	"github.com/weftnet/weft/tunnel"
 )
 
 // Agent is one host's weft daemon. New prepares it; Run brings everything up, serves until
@@ -30,13 +27,11 @@ type Agent struct {
 	id   *crypto.Identity
 
 	table *peers.Table
-	dev   tun.Device
-	tnl   *tunnel.Tunnel
-	gsp   *gossip // nil when gossip is disabled
+	dp    datapath    // chosen once in New (datapath.go)
+	dpUp  atomic.Bool // dp started: the device exists
+	gsp   *gossip     // nil when gossip is disabled
 	api   *apiServer
-	cat   *catalogGlue      // nil until the catalog starts
-	l2    *tunnel.L2Router  // encrypted L2 mode only
-	plain *tunnel.PlainVTEP // L2 with encryption: none only
+	cat   *catalogGlue // nil until the catalog starts
 
 	started time.Time
 	address netip.Addr
@@ -59,6 +54,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	a := &Agent{cfg: cfg, log: log, leaving: make(chan struct{})}
+	a.dp = newDatapath(a)
 	if err := a.loadKey(); err != nil {
 		return nil, err
 	}
@@ -197,44 +193,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 
 // startDatapath opens the device and the UDP port and starts the packet loops.
 func (a *Agent) startDatapath() error {
-	if a.cfg.Mode == "l2" {
-		return a.startL2()
-	}
-	dev, err := tunnel.CreateTUN(a.cfg.Interface, a.cfg.MTU)
+	port, err := a.dp.start()
 	if err != nil {
-		return fmt.Errorf("create TUN %s: %w (is /dev/net/tun present and are you root?)", a.cfg.Interface, err)
-	}
-	a.dev = dev
-	if err := configureLink(a.cfg.Interface, a.address, a.linkBits(), a.cfg.MTU); err != nil {
-		dev.Close()
 		return err
 	}
-	return a.runTunnel(dev, a.cfg.MTU, nil)
-}
-
-// runTunnel starts the encrypted loop over dev; router nil means L3 routing, otherwise the
-// frames are Ethernet (L2). The tunnel owns dev from here on, also on error.
-func (a *Agent) runTunnel(dev tun.Device, mtu int, router tunnel.Router) error {
-	tcfg := tunnel.DefaultConfig()
-	tcfg.VNI = a.cfg.VNI
-	tcfg.MTU = mtu
-	tcfg.Identity = a.id
-	tcfg.Logger = a.log
-	if router != nil {
-		tcfg.NextProtoL2 = true
-		tcfg.Router = router
-	}
-	tnl, err := tunnel.New(tcfg, dev, conn.NewDefaultBind(), a.table)
-	if err != nil {
-		dev.Close()
-		return err
-	}
-	port, err := tnl.Up(uint16(a.cfg.ListenPort))
-	if err != nil {
-		tnl.Close()
-		return fmt.Errorf("listen on UDP port %d: %w", a.cfg.ListenPort, err)
-	}
-	a.tnl, a.port = tnl, port
+	a.port = port
+	a.dpUp.Store(true)
 	return nil
 }
 
@@ -251,47 +215,9 @@ func (a *Agent) linkBits() int {
 	return a.address.BitLen()
 }
 
-func (a *Agent) stopDatapath() {
-	if a.tnl != nil {
-		_ = a.tnl.Close()
-	}
-	if a.plain != nil {
-		_ = a.plain.Close()
-	}
-}
+func (a *Agent) stopDatapath() { a.dp.close() }
 
-func (a *Agent) addStaticPeer(p PeerConfig) error {
-	if a.plain != nil {
-		return nil // plain VXLAN: the endpoints are the VTEP's static remotes
-	}
-	key, err := crypto.ParsePublicKey(p.PublicKey)
-	if err != nil {
-		return fmt.Errorf("peer%s public_key: %w", p.at(), err)
-	}
-	pc := peers.PeerConfig{PublicKey: key, Endpoint: p.Endpoint.AddrPort, PersistentKeepalive: p.Keepalive.Duration}
-	if p.PresharedKey != "" {
-		if pc.PresharedKey, err = crypto.ParsePresharedKey(p.PresharedKey); err != nil {
-			return fmt.Errorf("peer%s preshared_key: %w", p.at(), err)
-		}
-	}
-	for _, ip := range p.AllowedIPs {
-		pc.AllowedIPs = append(pc.AllowedIPs, ip.Prefix)
-		if a.cfg.Mode == "l3" && (!a.cfg.ClusterCIDR.Contains(ip.Addr()) || a.cfg.ClusterCIDR.Bits() > ip.Bits()) {
-			if err := addRoute(a.cfg.Interface, ip.Prefix); err != nil {
-				return err
-			}
-		}
-	}
-	peer, err := a.table.Upsert(pc)
-	if err != nil {
-		if !errors.Is(err, peers.ErrPrefixMoved) {
-			return fmt.Errorf("peer%s: %w", p.at(), err)
-		}
-		a.log.Warn("static peer takes a prefix from another peer", "peer", p.PublicKey, "err", err)
-	}
-	a.peerAdded(peer, tunnel.MAC{})
-	return nil
-}
+func (a *Agent) addStaticPeer(p PeerConfig) error { return a.dp.addStatic(p) }
 
 // problem records a condition shown by `weft status` until the agent restarts.
 func (a *Agent) problem(msg string) {
@@ -317,7 +243,7 @@ func (a *Agent) onSubnetChanged(sn netip.Prefix) {
 	}
 	addr := a.address
 	a.mu.Unlock()
-	if !derived || addr == old || (a.tnl == nil && a.plain == nil) {
+	if !derived || addr == old || !a.dpUp.Load() {
 		return
 	}
 	if err := moveAddress(a.cfg.Interface, old, addr, a.cfg.ClusterCIDR.Bits()); err != nil {

@@ -35,20 +35,8 @@ func (a *Agent) Status() Status {
 	if a.table != nil {
 		st.Peers = len(a.table.Peers())
 	}
-	if a.tnl != nil {
-		st.Drops = a.tnl.Stats().Drops
-	}
-	if a.plain != nil {
-		ps := a.plain.Stats()
-		st.Drops = map[string]uint64{}
-		for k, v := range map[string]uint64{"short_frame": ps.DropShortFrame, "bad_header": ps.DropBadHeader,
-			"wrong_vni": ps.DropWrongVNI, "flood_budget": ps.DropFloodBudget, "no_remote": ps.DropNoRemote} {
-			if v > 0 {
-				st.Drops[k] = v
-			}
-		}
-		st.Counters = map[string]uint64{"tx_frames": ps.TxFrames, "rx_frames": ps.RxPackets,
-			"arp_suppressed": ps.ARPSuppressed, "fdb_entries": uint64(ps.FDB.Entries), "flooded": ps.FDB.Flooded}
+	if a.dpUp.Load() {
+		st.Drops, st.Counters = a.dp.stats()
 	}
 	if a.gsp != nil {
 		st.Gossip = a.gsp.addr()

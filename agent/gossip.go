@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/membership"
 	"github.com/weftnet/weft/peers"
-	"github.com/weftnet/weft/tunnel"
 )
 
 // gossip turns Serf membership into the peer table: a member that joins (or updates its
@@ -37,7 +37,7 @@ type gossip struct {
 type memberPeer struct {
 	key  crypto.PublicKey
 	ep   netip.AddrPort // data endpoint (the plain VXLAN remote)
-	mac  tunnel.MAC
+	mac  l2.MAC
 	addr netip.Addr // overlay address: .1 of its subnet
 
 }
@@ -305,7 +305,7 @@ func (g *gossip) apply(m membership.Member) (withdrew bool) {
 		g.a.log.Error("member uses this host's own public key: copy of the state directory?", "member", m.Name)
 		return
 	}
-	mp := memberPeer{key: key, ep: netip.AddrPortFrom(m.Addr.Addr(), m.Info.DataPort), mac: tunnel.MAC(m.Info.MAC),
+	mp := memberPeer{key: key, ep: netip.AddrPortFrom(m.Addr.Addr(), m.Info.DataPort), mac: l2.MAC(m.Info.MAC),
 		addr: m.Info.Subnet.Masked().Addr().Next()}
 	g.mu.Lock()
 	old, had := g.keys[m.Name]
@@ -316,24 +316,13 @@ func (g *gossip) apply(m membership.Member) (withdrew bool) {
 	g.mu.Lock()
 	g.keys[m.Name], g.names[key] = mp, m.Name
 	g.mu.Unlock()
-	if g.a.plain != nil {
-		g.a.plainRemote(mp, true)
-		return withdrew
-	}
-	pc := peers.PeerConfig{PublicKey: key, Endpoint: mp.ep}
-	if g.a.cfg.Mode == "l3" {
-		pc.AllowedIPs = []netip.Prefix{m.Info.Subnet}
-	}
-	p, err := g.a.table.Upsert(pc)
-	switch {
+	switch err := g.a.dp.addMember(mp, m.Info.Subnet); {
 	case errors.Is(err, peers.ErrPrefixMoved):
 		// Applied: a subnet moved between members (a conflict resolved); say so.
 		g.a.log.Info("peer from gossip took over a prefix", "member", m.Name, "err", err)
 	case err != nil:
 		g.a.log.Warn("peer from gossip", "member", m.Name, "err", err)
-		return withdrew
 	}
-	g.a.peerAdded(p, mp.mac)
 	return withdrew
 }
 
@@ -349,12 +338,7 @@ func (g *gossip) remove(name string) bool {
 	if !ok {
 		return false
 	}
-	if g.a.plain != nil {
-		g.a.plainRemote(mp, false)
-		return true
-	}
-	g.a.peerRemoving(g.a.table.ByKey(mp.key))
-	g.a.table.Remove(mp.key)
+	g.a.dp.removeMember(mp)
 	return true
 }
 

@@ -3,106 +3,189 @@ package agent
 import (
 	"crypto/sha256"
 	"fmt"
+	"net/netip"
 	"sort"
 	"time"
 
-	"github.com/weftnet/weft/peers"
-	"github.com/weftnet/weft/tunnel"
+	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/l2"
+	"github.com/weftnet/weft/tap"
 )
 
-// L2 mode: a TAP device and a forwarding database. Encrypted, the common loop carries
-// Ethernet frames (VXLAN-GPE next protocol 0x03) and an L2Router replaces LPM routing;
-// plaintext, a PlainVTEP speaks RFC 7348 VXLAN that the Linux kernel's vxlan interoperates
-// with. Every peer of the VNI is a flood remote; the MAC each host publishes in gossip is a
-// static FDB entry.
+// L2 mode: a TAP device and a forwarding database. Encrypted (l2Path), the common loop
+// carries Ethernet frames (VXLAN-GPE next protocol 0x03) and an l2.Router replaces LPM
+// routing; plaintext (plainPath), an l2.PlainVTEP speaks RFC 7348 VXLAN that the Linux
+// kernel's vxlan interoperates with. Every peer of the VNI is a flood remote; the MAC each
+// host publishes in gossip is a static FDB entry.
 
 // tapMAC derives this host's TAP MAC from its public key: stable across restarts without
 // state, locally administered (0x02) and unicast.
-func (a *Agent) tapMAC() tunnel.MAC {
+func (a *Agent) tapMAC() l2.MAC {
 	sum := sha256.Sum256(append([]byte("weft tap mac "), a.priv.Public().String()...))
-	var m tunnel.MAC
+	var m l2.MAC
 	copy(m[:], sum[:6])
 	m[0] = m[0]&0xfc | 0x02
 	return m
 }
 
-func (a *Agent) startL2() error {
-	mac := a.tapMAC()
-	tap, err := tunnel.OpenTAP(tunnel.TAPConfig{Name: a.cfg.Interface, MTU: a.cfg.MTU, MAC: mac})
+// openTAP opens the TAP with this host's MAC and gives it the overlay address.
+func (a *Agent) openTAP(mac l2.MAC) (*tap.Device, error) {
+	dev, err := tap.Open(tap.Config{Name: a.cfg.Interface, MTU: a.cfg.MTU, MAC: mac})
 	if err != nil {
-		return fmt.Errorf("create TAP %s: %w (is /dev/net/tun present and are you root?)", a.cfg.Interface, err)
+		return nil, fmt.Errorf("create TAP %s: %w (is /dev/net/tun present and are you root?)", a.cfg.Interface, err)
 	}
 	if err := configureLink(a.cfg.Interface, a.address, a.linkBits(), a.cfg.MTU); err != nil {
-		tap.Close()
+		dev.Close()
+		return nil, err
+	}
+	return dev, nil
+}
+
+// l2Path is encrypted L2: a TAP, the encrypted loop over Ethernet frames, an FDB to route.
+type l2Path struct {
+	encrypted
+	router *l2.Router // from newDatapath on, so gossip may seed it before start
+}
+
+var _ datapath = (*l2Path)(nil)
+
+func (d *l2Path) start() (uint16, error) {
+	mac := d.a.tapMAC()
+	dev, err := d.a.openTAP(mac)
+	if err != nil {
+		return 0, err
+	}
+	d.router.FDB().SetStatic(mac, nil) // nobody else may speak for this host's MAC
+	return d.startTunnel(dev, d.a.cfg.MTU+ethernetHdr, d.router)
+}
+
+// addStatic makes a static peer a flood remote of the VNI.
+func (d *l2Path) addStatic(p PeerConfig) error {
+	peer, err := d.upsertStatic(p, false)
+	if err != nil {
 		return err
 	}
-	if a.cfg.Encryption == "none" {
-		pc := tunnel.DefaultPlainConfig()
-		pc.VNI = a.cfg.VNI
-		pc.Port = uint16(a.cfg.ListenPort)
-		pc.Logger = a.log
-		pc.FDB.ARPSuppression = a.cfg.ARPSuppression
-		for _, p := range a.cfg.Peers {
-			if p.Endpoint.IsValid() {
-				pc.Remotes = append(pc.Remotes, p.Endpoint.AddrPort)
+	if peer != nil {
+		d.router.FDB().AddRemote(peer)
+	}
+	return nil
+}
+
+// addMember makes a member's peer a flood remote of the VNI and seeds the MAC it publishes.
+func (d *l2Path) addMember(mp memberPeer, _ netip.Prefix) error {
+	p, err := d.upsertMember(mp, nil)
+	if p != nil {
+		d.router.FDB().AddRemote(p)
+		if !mp.mac.IsZero() {
+			d.router.FDB().SetStatic(mp.mac, p)
+		}
+	}
+	return err
+}
+
+// removeMember withdraws a peer from the FDB before it leaves the table: FDB.RemoveRemote
+// forgets every MAC behind it, static or learned.
+func (d *l2Path) removeMember(mp memberPeer) {
+	if p := d.a.table.ByKey(mp.key); p != nil {
+		d.router.FDB().RemoveRemote(p)
+	}
+	d.a.table.Remove(mp.key)
+}
+
+func (d *l2Path) fdb(nameOf func(crypto.PublicKey) string) []FDBEntry {
+	var out []FDBEntry
+	for _, e := range d.router.FDB().Entries() {
+		r := "local"
+		if e.Remote != nil {
+			r = e.Remote.Key().String()
+			if n := nameOf(e.Remote.Key()); n != "" {
+				r = n
 			}
 		}
-		v, err := tunnel.NewPlainVTEP(pc, tap)
-		if err != nil {
-			tap.Close()
-			return fmt.Errorf("plain VXLAN on UDP %d: %w", pc.Port, err)
+		out = append(out, FDBEntry{MAC: e.MAC.String(), Remote: r, Static: e.Static, Age: fdbAge(e.Age)})
+	}
+	return out
+}
+
+// plainPath is plain L2 (encryption: none): a TAP and the RFC 7348 VTEP. It has no peer
+// table: static peers' endpoints and gossip members are the VTEP's remotes.
+type plainPath struct {
+	a    *Agent
+	vtep *l2.PlainVTEP
+}
+
+var _ datapath = (*plainPath)(nil)
+
+func (d *plainPath) start() (uint16, error) {
+	a := d.a
+	dev, err := a.openTAP(a.tapMAC())
+	if err != nil {
+		return 0, err
+	}
+	pc := l2.DefaultPlainConfig()
+	pc.VNI = a.cfg.VNI
+	pc.Port = uint16(a.cfg.ListenPort)
+	pc.Logger = a.log
+	pc.FDB.ARPSuppression = a.cfg.ARPSuppression
+	for _, p := range a.cfg.Peers {
+		if p.Endpoint.IsValid() {
+			pc.Remotes = append(pc.Remotes, p.Endpoint.AddrPort)
 		}
-		v.Start()
-		a.plain = v
-		a.port = v.LocalAddr().Port()
+	}
+	v, err := l2.NewPlainVTEP(pc, dev)
+	if err != nil {
+		dev.Close()
+		return 0, fmt.Errorf("plain VXLAN on UDP %d: %w", pc.Port, err)
+	}
+	v.Start()
+	d.vtep = v
+	return v.LocalAddr().Port(), nil
+}
+
+func (d *plainPath) close() { _ = d.vtep.Close() }
+
+// addStatic: the static peers' endpoints are the VTEP's remotes from the start.
+func (d *plainPath) addStatic(PeerConfig) error { return nil }
+
+// addMember adds a plaintext VTEP remote learned by gossip: a flood remote, a static FDB
+// entry for its published MAC, and the IP→MAC pair that ARP suppression answers from.
+func (d *plainPath) addMember(mp memberPeer, _ netip.Prefix) error {
+	if !mp.ep.IsValid() {
 		return nil
 	}
-	router := tunnel.NewL2Router(a.cfg.VNI, tunnel.DefaultFDBConfig())
-	router.FDB().SetStatic(mac, nil) // nobody else may speak for this host's MAC
-	a.l2 = router
-	return a.runTunnel(tap, a.cfg.MTU+ethernetHdr, router)
-}
-
-// peerAdded makes a new or updated peer a flood remote of the VNI (L2) and seeds its MAC.
-func (a *Agent) peerAdded(p *peers.Peer, mac tunnel.MAC) {
-	if a.l2 != nil && p != nil {
-		a.l2.FDB().AddRemote(p)
-		if !mac.IsZero() {
-			a.l2.FDB().SetStatic(mac, p)
+	fdb := d.vtep.ForwardingDB()
+	d.vtep.AddRemote(mp.ep)
+	if !mp.mac.IsZero() {
+		fdb.SetStatic(mp.mac, mp.ep)
+		if mp.addr.IsValid() {
+			fdb.SetNeighbor(mp.addr, mp.mac)
 		}
 	}
+	return nil
 }
 
-// peerRemoving withdraws a peer from the FDB before it leaves the table: FDB.RemoveRemote
-// forgets every MAC behind it, static or learned.
-func (a *Agent) peerRemoving(p *peers.Peer) {
-	if a.l2 != nil && p != nil {
-		a.l2.FDB().RemoveRemote(p)
-	}
-}
-
-// plainRemote adds or removes a plaintext VTEP remote learned by gossip (encryption: none):
-// a flood remote, a static FDB entry for its published MAC, and the IP→MAC pair that ARP
-// suppression answers from.
-func (a *Agent) plainRemote(mp memberPeer, add bool) {
-	if a.plain == nil || !mp.ep.IsValid() {
-		return
-	}
-	fdb := a.plain.ForwardingDB()
-	if add {
-		a.plain.AddRemote(mp.ep)
-		if !mp.mac.IsZero() {
-			fdb.SetStatic(mp.mac, mp.ep)
-			if mp.addr.IsValid() {
-				fdb.SetNeighbor(mp.addr, mp.mac)
-			}
-		}
+func (d *plainPath) removeMember(mp memberPeer) {
+	if !mp.ep.IsValid() {
 		return
 	}
 	if mp.addr.IsValid() {
-		fdb.RemoveNeighbor(mp.addr)
+		d.vtep.ForwardingDB().RemoveNeighbor(mp.addr)
 	}
-	a.plain.RemoveRemote(mp.ep) // also forgets every MAC behind it
+	d.vtep.RemoveRemote(mp.ep) // also forgets every MAC behind it
+}
+
+func (d *plainPath) stats() (map[string]uint64, map[string]uint64) {
+	ps := d.vtep.Stats()
+	return ps.Drops, map[string]uint64{"tx_frames": ps.TxFrames, "rx_frames": ps.RxPackets,
+		"arp_suppressed": ps.ARPSuppressed, "fdb_entries": uint64(ps.FDB.Entries), "flooded": ps.FDB.Flooded}
+}
+
+func (d *plainPath) fdb(func(crypto.PublicKey) string) []FDBEntry {
+	var out []FDBEntry
+	for _, e := range d.vtep.FDB() {
+		out = append(out, FDBEntry{MAC: e.MAC.String(), Remote: e.Remote.String(), Static: e.Static, Age: fdbAge(e.Age)})
+	}
+	return out
 }
 
 // FDBEntry is one row of GET /v1/fdb.
@@ -115,32 +198,18 @@ type FDBEntry struct {
 
 // FDB lists the forwarding database (empty in L3 mode).
 func (a *Agent) FDB() []FDBEntry {
-	out := []FDBEntry{}
-	age := func(d time.Duration) string {
-		if d == 0 {
-			return ""
-		}
-		return d.Round(time.Second).String()
+	nameOf := func(crypto.PublicKey) string { return "" }
+	if a.gsp != nil {
+		nameOf = a.gsp.nameOf
 	}
-	switch {
-	case a.l2 != nil:
-		for _, e := range a.l2.FDB().Entries() {
-			r := "local"
-			if e.Remote != nil {
-				r = e.Remote.Key().String()
-				if a.gsp != nil {
-					if n := a.gsp.nameOf(e.Remote.Key()); n != "" {
-						r = n
-					}
-				}
-			}
-			out = append(out, FDBEntry{MAC: e.MAC.String(), Remote: r, Static: e.Static, Age: age(e.Age)})
-		}
-	case a.plain != nil:
-		for _, e := range a.plain.FDB() {
-			out = append(out, FDBEntry{MAC: e.MAC.String(), Remote: e.Remote.String(), Static: e.Static, Age: age(e.Age)})
-		}
-	}
+	out := append([]FDBEntry{}, a.dp.fdb(nameOf)...)
 	sort.Slice(out, func(i, j int) bool { return out[i].MAC < out[j].MAC })
 	return out
+}
+
+func fdbAge(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return d.Round(time.Second).String()
 }

@@ -56,8 +56,9 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.peerDrops, prometheus.CounterValue, float64(n), p.PublicKey, p.Name, reason)
 		}
 	}
-	if c.a.tnl != nil {
-		for reason, n := range c.a.tnl.Stats().Drops {
+	if c.a.dpUp.Load() {
+		drops, _ := c.a.dp.stats() // every mode counts under the same reason names
+		for reason, n := range drops {
 			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(n), reason)
 		}
 	}

@@ -26,11 +26,14 @@ const (
 	// VerdictAccept: process the message (ConsumeInitiation or
 	// ConsumeResponse).
 	VerdictAccept Verdict = iota
-	// VerdictDrop: drop silently (bad mac1, malformed or rate limited).
+	// VerdictDrop: drop silently, rate limited (under load, per source address).
 	VerdictDrop
 	// VerdictCookie: under load without a valid mac2; answer with
 	// CreateCookieReply and do not process the message.
 	VerdictCookie
+	// VerdictInvalid: drop silently, malformed or with a mac1 that is not for our public
+	// key (a sender configured with the wrong key for us, or a damaged message).
+	VerdictInvalid
 )
 
 // String returns the verdict's name for logs and metrics labels.
@@ -42,20 +45,22 @@ func (v Verdict) String() string {
 		return "drop"
 	case VerdictCookie:
 		return "cookie"
+	case VerdictInvalid:
+		return "invalid"
 	}
 	return "unknown"
 }
 
 // Admit is the denial-of-service guard for type-1 and type-2 messages, run
 // before any Diffie-Hellman; src is the UDP source. A malformed message or
-// one with a bad mac1 is dropped. When not under load everything else is
+// one with a bad mac1 is VerdictInvalid. When not under load everything else is
 // accepted; under load a message without a valid mac2 gets VerdictCookie,
 // and one with a valid mac2 passes through the per-source-address rate
 // limiter (VerdictDrop when it refuses). This is wireguard-go's order.
 func (id *Identity) Admit(msg []byte, src netip.AddrPort, underLoad bool) Verdict {
 	mac1, mac2, ok := handshakeMACOffsets(msg)
 	if !ok || !id.checkMAC1(msg, mac1, mac2) {
-		return VerdictDrop
+		return VerdictInvalid
 	}
 	if !underLoad {
 		return VerdictAccept

@@ -22,11 +22,11 @@ func TestIdentity_Admit(t *testing.T) {
 	}{
 		{"valid, not under load", init, false, VerdictAccept},
 		{"valid without mac2, under load", init, true, VerdictCookie},
-		{"bad mac1", flip(init, initMAC1+1), false, VerdictDrop},
-		{"bad mac1 under load", flip(init, initEphemeral), true, VerdictDrop},
-		{"truncated", init[:100], false, VerdictDrop},
-		{"transport type", []byte{4, 0, 0, 0}, false, VerdictDrop},
-		{"empty", nil, true, VerdictDrop},
+		{"bad mac1", flip(init, initMAC1+1), false, VerdictInvalid},
+		{"bad mac1 under load", flip(init, initEphemeral), true, VerdictInvalid},
+		{"truncated", init[:100], false, VerdictInvalid},
+		{"transport type", []byte{4, 0, 0, 0}, false, VerdictInvalid},
+		{"empty", nil, true, VerdictInvalid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

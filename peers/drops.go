@@ -29,6 +29,7 @@ const (
 	DropSendFailed                    // bind.Send returned an error
 	DropTooBig                        // packet larger than the MTU allows
 	DropFloodCapped                   // more copies than the per-batch flood bound
+	DropInvalidMAC1                   // handshake message malformed or its mac1 not for our key (wrong key)
 	numDropReasons
 )
 
@@ -57,6 +58,7 @@ var dropNames = [numDropReasons]string{
 	DropSendFailed:         "send_failed",
 	DropTooBig:             "too_big",
 	DropFloodCapped:        "flood_capped",
+	DropInvalidMAC1:        "invalid_mac1",
 }
 
 // String returns the reason's snake_case name, used as a map key in Stats and as a

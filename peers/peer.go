@@ -3,7 +3,6 @@ package peers
 import (
 	"net/netip"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -69,30 +68,6 @@ type traffic struct {
 	_       [40]byte
 }
 
-// Session is the handshake state of a peer, driven by the tunnel's handshake and timer
-// code. Every field is guarded by Mu.
-type Session struct {
-	// Requested is set by the datapath when it asked the handshake worker for an
-	// initiation and cleared by the worker; it keeps the datapath from asking per packet.
-	// It is atomic and not guarded by Mu.
-	Requested atomic.Bool
-
-	Mu sync.Mutex
-	// InFlight: an initiation was sent and no response has arrived yet.
-	InFlight bool
-	// Started is when the current attempt sent its first initiation (RekeyAttemptTime
-	// counts from here).
-	Started time.Time
-	// LastInitiation is when the last initiation was sent (RekeyTimeout counts from here).
-	LastInitiation time.Time
-	// Retry asks the timer to retransmit without jitter (a crossed handshake).
-	Retry bool
-	// InitIndex is the receiver index of the outstanding initiation; 0: none.
-	InitIndex uint32
-	// Pending holds packets waiting for the session.
-	Pending Queue
-}
-
 // Key returns the peer's static public key.
 func (p *Peer) Key() crypto.PublicKey { return p.key }
 
@@ -102,7 +77,7 @@ func (p *Peer) Handshake() *crypto.Handshake { return p.handshake }
 // Keypairs returns the peer's current, previous and next keypairs.
 func (p *Peer) Keypairs() *crypto.Keypairs { return &p.keypairs }
 
-// Session returns the peer's handshake state (lock Session().Mu).
+// Session returns the peer's handshake state.
 func (p *Peer) Session() *Session { return &p.session }
 
 // Removed reports whether the peer was removed from its table; the datapath drops what
@@ -215,51 +190,4 @@ func (p *Peer) Stats() PeerStats {
 		s.LastHandshake = time.Unix(0, ns)
 	}
 	return s
-}
-
-// Queue is a bounded FIFO of packets waiting for a handshake. When full, Push drops the
-// oldest packet and returns it so the caller can count it and recycle its buffer.
-// Not safe for concurrent use (guard it with Session.Mu).
-type Queue struct {
-	buf        [][]byte
-	head, size int
-}
-
-// Init sets the capacity; it is a no-op once set.
-func (q *Queue) Init(capacity int) {
-	if q.buf == nil && capacity > 0 {
-		q.buf = make([][]byte, capacity)
-	}
-}
-
-// Len returns the number of queued packets.
-func (q *Queue) Len() int { return q.size }
-
-// Push appends b. When the queue is full it evicts the oldest packet and returns it
-// with evicted == true. Push on an uninitialized queue returns b itself as evicted.
-func (q *Queue) Push(b []byte) (old []byte, evicted bool) {
-	if len(q.buf) == 0 {
-		return b, true
-	}
-	if q.size == len(q.buf) {
-		old = q.buf[q.head]
-		q.buf[q.head] = b
-		q.head = (q.head + 1) % len(q.buf)
-		return old, true
-	}
-	q.buf[(q.head+q.size)%len(q.buf)] = b
-	q.size++
-	return nil, false
-}
-
-// Pop removes and returns the oldest packet.
-func (q *Queue) Pop() ([]byte, bool) {
-	if q.size == 0 {
-		return nil, false
-	}
-	b := q.buf[q.head]
-	q.buf[q.head] = nil
-	q.head = (q.head + 1) % len(q.buf)
-	q.size--
-	return b, true
 }

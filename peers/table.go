@@ -187,21 +187,10 @@ func (t *Table) teardownLocked(p *Peer) (pending [][]byte) {
 			free = append(free, kp.LocalIndex())
 		}
 	}
-	s := &p.session
-	s.Mu.Lock()
-	if s.InitIndex != 0 {
-		free = append(free, s.InitIndex)
-		s.InitIndex = 0
+	idx, pending := p.session.reset(nil)
+	if idx != 0 {
+		free = append(free, idx)
 	}
-	s.InFlight = false
-	for {
-		b, ok := s.Pending.Pop()
-		if !ok {
-			break
-		}
-		pending = append(pending, b)
-	}
-	s.Mu.Unlock()
 	t.updateIndexLocked(func(m map[uint32]IndexEntry) {
 		for _, i := range free {
 			delete(m, i)

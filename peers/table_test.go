@@ -89,16 +89,13 @@ func TestTable_Remove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Session().Mu.Lock()
-	p.Session().InitIndex = i
-	p.Session().Pending.Init(2)
-	p.Session().Pending.Push([]byte{1})
-	p.Session().Mu.Unlock()
+	p.Session().AttemptSent(time.Now(), i)
+	p.Session().Enqueue([]byte{1}, 2)
 	if !tb.Remove(k) || !p.Removed() || tb.ByKey(k) != nil || tb.Lookup(netip.MustParseAddr("10.1.1.1")) != nil {
 		t.Errorf("after Remove: removed %v", p.Removed())
 	}
-	if p.Session().Pending.Len() != 0 || p.Drops(DropNoRoute) != 1 {
-		t.Errorf("queued packet not dropped: %d queued, %d counted", p.Session().Pending.Len(), p.Drops(DropNoRoute))
+	if p.Session().PendingLen() != 0 || p.Drops(DropNoRoute) != 1 {
+		t.Errorf("queued packet not dropped: %d queued, %d counted", p.Session().PendingLen(), p.Drops(DropNoRoute))
 	}
 	if _, ok := tb.ByIndex(i); ok || tb.NumIndexes() != 0 {
 		t.Error("index not freed")

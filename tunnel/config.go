@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/vxlan"
 )
 
 // Config configures a Tunnel. Start from DefaultConfig and set Identity.
@@ -91,7 +92,7 @@ func (c *Config) validate() error {
 	switch {
 	case c.Identity == nil:
 		return fmt.Errorf("%w: Identity is required (crypto.NewIdentity)", ErrInvalidConfig)
-	case c.VNI > MaxVNI:
+	case c.VNI > vxlan.MaxVNI:
 		return fmt.Errorf("%w: VNI %d does not fit in 24 bits", ErrInvalidConfig, c.VNI)
 	case c.MTU < 576 || c.MTU > maxInner:
 		return fmt.Errorf("%w: MTU %d outside [576, %d]", ErrInvalidConfig, c.MTU, maxInner)

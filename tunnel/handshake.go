@@ -95,7 +95,7 @@ func (t *Tunnel) routineHandshake() {
 		case r := <-t.hsReqs:
 			switch r.kind {
 			case reqInitiate:
-				r.peer.Session().Requested.Store(false)
+				r.peer.Session().ClearRequested()
 				t.initiate(hs, r.peer, false)
 			case reqFlush:
 				t.sessionUp(r.peer)
@@ -118,26 +118,17 @@ func (t *Tunnel) initiate(hs *hsScratch, p *peers.Peer, retransmit bool) {
 		return // a stale request: a handshake completed since it was made
 	}
 	s := p.Session()
-	s.Mu.Lock()
-	if s.InFlight && !retransmit && now.Sub(s.LastInitiation) < t.cfg.RekeyTimeout {
-		s.Mu.Unlock()
+	old, ok := s.BeginAttempt(now, retransmit, t.cfg.RekeyTimeout)
+	if !ok {
 		return
 	}
-	if !s.InFlight {
-		s.Started = now
-	}
-	old := s.InitIndex
-	s.InitIndex = 0
-	s.Mu.Unlock()
 	if old != 0 {
 		t.table.FreeIndexes(old)
 	}
 	ep := t.endpointOf(p)
 	if ep == nil {
 		t.drop(p, peers.DropNoEndpoint, 1)
-		s.Mu.Lock()
-		s.InFlight, s.LastInitiation = true, now // retried by the timer until RekeyAttemptTime
-		s.Mu.Unlock()
+		s.AttemptSent(now, 0) // retried by the timer until RekeyAttemptTime
 		return
 	}
 	idx, err := t.table.NewIndex(p)
@@ -151,9 +142,7 @@ func (t *Tunnel) initiate(hs *hsScratch, p *peers.Peer, retransmit bool) {
 		t.log.Warn("create initiation", "peer", p.Key().String(), "err", err)
 		return
 	}
-	s.Mu.Lock()
-	s.InFlight, s.LastInitiation, s.InitIndex = true, now, idx
-	s.Mu.Unlock()
+	s.AttemptSent(now, idx)
 	t.sendOne(hs, hs.out[:n], ep)
 	t.handshakesSent.Add(1)
 	t.log.Debug("handshake initiation sent", "peer", p.Key().String(), "retransmit", retransmit)
@@ -185,6 +174,9 @@ func (t *Tunnel) handleHandshake(hs *hsScratch, m *hsMessage) {
 		return
 	}
 	switch t.cfg.Identity.Admit(msg, src, t.underLoad()) {
+	case crypto.VerdictInvalid:
+		t.drop(nil, peers.DropInvalidMAC1, 1)
+		return
 	case crypto.VerdictDrop:
 		t.drop(nil, peers.DropRateLimited, 1)
 		return
@@ -262,13 +254,7 @@ func (t *Tunnel) handleResponse(hs *hsScratch, msg []byte, src conn.Endpoint) {
 		return
 	}
 	t.table.SetIndexKeypair(idx, kp)
-	s := p.Session()
-	s.Mu.Lock()
-	if s.InitIndex == idx {
-		s.InitIndex = 0
-	}
-	s.InFlight = false
-	s.Mu.Unlock()
+	p.Session().CompleteAttempt(idx)
 	t.freeEvicted(p.Keypairs().Install(kp))
 	t.roam(p, src)
 	p.HandshakeDone(time.Now())
@@ -288,15 +274,9 @@ func (t *Tunnel) crossedHandshakes(p *peers.Peer) {
 	if bytes.Compare(local[:], remote[:]) >= 0 {
 		return
 	}
-	s := p.Session()
-	s.Mu.Lock()
-	if s.InFlight {
-		// The timer retransmits when LastInitiation is RekeyTimeout old: make that happen
-		// a few initiation intervals from now, past the peer's HandshakeInitiationRate.
-		s.LastInitiation = time.Now().Add(-t.cfg.RekeyTimeout + 3*crypto.HandshakeInitiationRate)
-		s.Retry = true
-	}
-	s.Mu.Unlock()
+	// The timer retransmits when the last initiation is RekeyTimeout old: make that happen
+	// a few initiation intervals from now, past the peer's HandshakeInitiationRate.
+	p.Session().RetrySoon(time.Now().Add(-t.cfg.RekeyTimeout + 3*crypto.HandshakeInitiationRate))
 }
 
 // sessionUp ends an outstanding initiation once p has a confirmed session some other way
@@ -305,12 +285,7 @@ func (t *Tunnel) sessionUp(p *peers.Peer) {
 	if !t.sessionFresh(p, time.Now()) {
 		return
 	}
-	s := p.Session()
-	s.Mu.Lock()
-	idx := s.InitIndex
-	s.InFlight, s.InitIndex = false, 0
-	s.Mu.Unlock()
-	if idx != 0 {
+	if idx := p.Session().AbandonAttempt(); idx != 0 {
 		t.table.FreeIndexes(idx)
 	}
 }
@@ -345,16 +320,7 @@ func (t *Tunnel) flushPending(hs *hsScratch, p *peers.Peer) int {
 	if kp == nil {
 		return 0
 	}
-	s := p.Session()
-	s.Mu.Lock()
-	for {
-		b, ok := s.Pending.Pop()
-		if !ok {
-			break
-		}
-		hs.taken = append(hs.taken, b)
-	}
-	s.Mu.Unlock()
+	hs.taken = p.Session().Drain(hs.taken)
 	if len(hs.taken) == 0 {
 		return 0
 	}

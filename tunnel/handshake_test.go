@@ -161,11 +161,49 @@ func TestTunnel_CrossedHandshakes(t *testing.T) {
 	default:
 		t.Fatal("confirmation did not ask for a flush")
 	}
-	s := highPeer.Session()
-	s.Mu.Lock()
-	inFlight := s.InFlight
-	s.Mu.Unlock()
+	inFlight := highPeer.Session().InFlight()
 	if highPeer.Keypairs().Current() == nil || inFlight {
 		t.Errorf("higher side: session %v, initiation still in flight %v", highPeer.Keypairs().Current() != nil, inFlight)
+	}
+}
+
+// TestTunnel_HandshakeWrongKey: a peer configured with the wrong public key for us sends
+// initiations whose mac1 is not ours. They are dropped before any Diffie-Hellman and counted
+// as invalid_mac1, never as rate limiting (which would point the operator at load), and
+// under load they get no cookie reply either.
+func TestTunnel_HandshakeWrongKey(t *testing.T) {
+	for _, underLoad := range []bool{false, true} {
+		bindA, bindB := newCaptureBind(8), newCaptureBind(8)
+		cfgB := DefaultConfig()
+		cfgB.HandshakeQueueLen = 8
+		pr := newPair(t, DefaultConfig(), cfgB, newFakeDev(8, false), newFakeDev(8, false), bindA, bindB)
+		// A knows B's endpoint but holds another host's key for it.
+		wrong := testIdentity(t).PublicKey()
+		peerWrong, err := pr.a.table.Upsert(peers.PeerConfig{PublicKey: wrong, Endpoint: mustAP("192.0.2.2:51820")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pr.b.table.Upsert(peers.PeerConfig{PublicKey: pr.idA.PublicKey(), Endpoint: mustAP("192.0.2.1:51820")}); err != nil {
+			t.Fatal(err)
+		}
+		if underLoad {
+			pr.b.hsMsgs <- hsMessage{}
+		}
+		hsA, hsB := newHSScratch(), newHSScratch()
+		pr.a.initiate(hsA, peerWrong, false)
+		init, typ := lastSent(bindA)
+		if typ != crypto.MessageInitiationType {
+			t.Fatalf("A sent type %d", typ)
+		}
+		m := hsMessage{n: len(init), src: &fakeEP{mustAP("192.0.2.1:51820")}}
+		copy(m.buf[:], init)
+		pr.b.handleHandshake(hsB, &m)
+		d := pr.b.Stats().Drops
+		if d[peers.DropInvalidMAC1.String()] != 1 || d[peers.DropRateLimited.String()] != 0 || len(d) != 1 {
+			t.Errorf("under load %v: drops %v, want only invalid_mac1: 1", underLoad, d)
+		}
+		if bindB.n != 0 {
+			t.Errorf("under load %v: B answered a wrong-key initiation (%d messages)", underLoad, bindB.n)
+		}
 	}
 }

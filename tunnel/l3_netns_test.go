@@ -21,7 +21,9 @@ import (
 
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/internal/netlab"
+	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/peers"
+	"github.com/weftnet/weft/tap"
 )
 
 // The netns tests run two real tunnels, each in its own network namespace with a real TUN
@@ -50,16 +52,16 @@ func helperMain() int {
 	name := os.Getenv("WH_TUN")
 	cfg := DefaultConfig()
 
-	l2 := os.Getenv("WH_MODE") == "l2"
+	l2Mode := os.Getenv("WH_MODE") == "l2"
 	var dev tun.Device
 	setup := [][]string{
 		{"addr", "add", os.Getenv("WH_ADDR"), "dev", name},
 		{"link", "set", name, "up"},
 		{"route", "add", allowed.String(), "dev", name},
 	}
-	if l2 {
+	if l2Mode {
 		// Encrypted L2 as the agent runs it: a TAP, Ethernet inside, an FDB to route.
-		dev, err = OpenTAP(TAPConfig{Name: name, MTU: cfg.MTU - ethernetHdrLen})
+		dev, err = tap.Open(tap.Config{Name: name, MTU: cfg.MTU - l2.EthernetHeaderLen})
 		setup = setup[:2]
 	} else {
 		dev, err = CreateTUN(name, cfg.MTU)
@@ -79,8 +81,8 @@ func helperMain() int {
 		return fail("Upsert", err)
 	}
 	cfg.Identity = id
-	if l2 {
-		r := NewL2Router(cfg.VNI, DefaultFDBConfig())
+	if l2Mode {
+		r := l2.NewRouter(cfg.VNI, l2.DefaultFDBConfig())
 		r.FDB().AddRemote(table.Peers()[0])
 		cfg.Router, cfg.NextProtoL2 = r, true
 	}

@@ -4,13 +4,14 @@ import (
 	"sync"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/vxlan"
 )
 
 const (
 	// headroom is where an inner packet starts in every buffer: room for the transport
 	// header and the VXLAN header, written in place before sealing. It also exceeds the
 	// 10-byte virtio-net header wireguard-go's Linux TUN writes in front of the offset.
-	headroom = crypto.MessageTransportHeaderSize + VXLANHeaderSize
+	headroom = crypto.MessageTransportHeaderSize + vxlan.HeaderSize
 	// maxInner is the largest inner packet a buffer holds.
 	maxInner = 65535 - headroom - crypto.MessageTransportTagSize - 15
 	// bufSize holds a whole UDP datagram (inbound) or headroom + a GSO-split inner packet

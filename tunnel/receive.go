@@ -10,6 +10,7 @@ import (
 
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/peers"
+	"github.com/weftnet/weft/vxlan"
 )
 
 /* Inbound flow (one goroutine per bind receive function, no handoff for data)
@@ -147,21 +148,19 @@ func (t *Tunnel) receiveTransport(rs *recvScratch, buf, msg []byte, ep conn.Endp
 	if len(pt) == 0 {
 		return // keepalive
 	}
-	if len(pt) < VXLANHeaderSize || pt[0]&vxlanFlagI == 0 {
+	h, err := vxlan.Parse(pt)
+	if err != nil {
 		t.drop(p, peers.DropMalformed, 1)
 		return
 	}
-	if binary.BigEndian.Uint32(pt[4:8])>>8 != t.cfg.VNI {
+	if h.VNI != t.cfg.VNI {
 		t.drop(p, peers.DropWrongVNI, 1)
 		return
 	}
-	proto := NextProto(pt[3])
-	if pt[0]&vxlanFlagP == 0 {
-		proto = ProtoNone
-	}
-	inner := pt[VXLANHeaderSize:]
+	proto := h.NextProto
+	inner := pt[vxlan.HeaderSize:]
 	if t.cfg.NextProtoL2 {
-		if proto != ProtoEthernet && proto != ProtoNone {
+		if proto != vxlan.ProtoEthernet && proto != vxlan.ProtoNone {
 			t.drop(p, peers.DropWrongProto, 1)
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/weftnet/weft/peers"
+	"github.com/weftnet/weft/vxlan"
 )
 
 // Router is the seam between the encrypted loop and the forwarding logic of a mode.
@@ -98,7 +99,7 @@ func ipAddr(pkt []byte, source bool) (netip.Addr, bool) {
 
 // ipLen returns the length an IP packet claims for itself, so that padding can be cut
 // off, and the VXLAN-GPE protocol it is carried as.
-func ipLen(pkt []byte) (int, NextProto, bool) {
+func ipLen(pkt []byte) (int, vxlan.NextProto, bool) {
 	if len(pkt) < 1 {
 		return 0, 0, false
 	}
@@ -108,13 +109,13 @@ func ipLen(pkt []byte) (int, NextProto, bool) {
 			return 0, 0, false
 		}
 		n := int(binary.BigEndian.Uint16(pkt[2:4]))
-		return n, ProtoIPv4, n >= 20 && n <= len(pkt)
+		return n, vxlan.ProtoIPv4, n >= 20 && n <= len(pkt)
 	case 6:
 		if len(pkt) < 40 {
 			return 0, 0, false
 		}
 		n := 40 + int(binary.BigEndian.Uint16(pkt[4:6]))
-		return n, ProtoIPv6, n <= len(pkt)
+		return n, vxlan.ProtoIPv6, n <= len(pkt)
 	}
 	return 0, 0, false
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/peers"
+	"github.com/weftnet/weft/vxlan"
 )
 
 func TestL3Router_RouteAccept(t *testing.T) {
@@ -135,7 +136,7 @@ func TestTunnel_NextProtoL2(t *testing.T) {
 func FuzzTunnel_ReceiveSealed(f *testing.F) {
 	d := newDirect(f, 4, batchOf(1, 100))
 	var vx [8]byte
-	_ = VXLANHeader{VNI: d.b.cfg.VNI, NextProto: ProtoIPv4}.Put(vx[:])
+	_ = vxlan.Header{VNI: d.b.cfg.VNI, NextProto: vxlan.ProtoIPv4}.Put(vx[:])
 	f.Add(append(vx[:], ipv4Packet("10.0.1.1", "10.0.2.2", 100)...))
 	f.Add(append(vx[:], ipv4Packet("10.9.9.9", "10.0.2.2", 60)...)) // outside A's prefixes
 	f.Add(append(vx[:], 0x45))

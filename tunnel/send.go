@@ -10,6 +10,7 @@ import (
 
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/peers"
+	"github.com/weftnet/weft/vxlan"
 )
 
 /* Outbound flow (one goroutine, no handoff)
@@ -166,22 +167,22 @@ func (t *Tunnel) sealInto(sc *sendScratch, p *peers.Peer, b []byte, n int, now t
 // seal writes the VXLAN header and padding around the inner packet at b[headroom:] and
 // seals it in place; it returns the message length.
 func (t *Tunnel) seal(kp *crypto.Keypair, b []byte, n int) (int, error) {
-	proto := ProtoEthernet
-	plain := VXLANHeaderSize + n
+	proto := vxlan.ProtoEthernet
+	plain := vxlan.HeaderSize + n
 	if !t.cfg.NextProtoL2 {
-		proto = ProtoIPv4
+		proto = vxlan.ProtoIPv4
 		if b[headroom]>>4 == 6 {
-			proto = ProtoIPv6
+			proto = vxlan.ProtoIPv6
 		}
 		// Pad to a multiple of 16 (hides exact lengths, as WireGuard), never past the MTU.
 		padded := (plain + 15) &^ 15
-		if limit := VXLANHeaderSize + t.cfg.MTU; padded > limit {
+		if limit := vxlan.HeaderSize + t.cfg.MTU; padded > limit {
 			padded = max(plain, limit)
 		}
 		clear(b[headroom+n : crypto.MessageTransportHeaderSize+padded])
 		plain = padded
 	}
-	putVXLAN(b[crypto.MessageTransportHeaderSize:headroom], t.cfg.VNI, proto)
+	vxlan.Encode(b[crypto.MessageTransportHeaderSize:headroom], t.cfg.VNI, proto)
 	return kp.Seal(b, plain)
 }
 
@@ -255,12 +256,7 @@ func (t *Tunnel) enqueuePending(p *peers.Peer, pkt []byte) {
 	b := t.pool.get()
 	copy(b[headroom:], pkt)
 	b = b[:headroom+len(pkt)]
-	s := p.Session()
-	s.Mu.Lock()
-	s.Pending.Init(t.cfg.QueueLen)
-	old, evicted := s.Pending.Push(b)
-	s.Mu.Unlock()
-	if evicted {
+	if old, evicted := p.Session().Enqueue(b, t.cfg.QueueLen); evicted {
 		t.pool.put(old)
 		t.drop(p, peers.DropQueueFull, 1)
 	}
@@ -270,12 +266,12 @@ func (t *Tunnel) enqueuePending(p *peers.Peer, pkt []byte) {
 // requestHandshake asks the worker for an initiation, at most once until it acts.
 func (t *Tunnel) requestHandshake(p *peers.Peer) {
 	s := p.Session()
-	if s.Requested.Load() || !s.Requested.CompareAndSwap(false, true) {
+	if !s.MarkRequested() {
 		return
 	}
 	select {
 	case t.hsReqs <- hsRequest{peer: p, kind: reqInitiate}:
 	default:
-		s.Requested.Store(false) // worker busy; the next packet asks again
+		s.ClearRequested() // worker busy; the next packet asks again
 	}
 }

@@ -26,30 +26,12 @@ func (t *Tunnel) tick(hs *hsScratch, now time.Time) {
 }
 
 func (t *Tunnel) tickPeer(hs *hsScratch, p *peers.Peer, now time.Time) {
-	s := p.Session()
-	s.Mu.Lock()
-	inFlight, started, last, retry := s.InFlight, s.Started, s.LastInitiation, s.Retry
-	s.Retry = false
-	pending := s.Pending.Len()
-	var giveUp [][]byte
-	var freeIdx uint32
-	gaveUp := inFlight && now.Sub(started) >= t.cfg.RekeyAttemptTime
-	if gaveUp {
-		s.InFlight = false
-		freeIdx, s.InitIndex = s.InitIndex, 0
-		for {
-			b, ok := s.Pending.Pop()
-			if !ok {
-				break
-			}
-			giveUp = append(giveUp, b)
-		}
+	st, giveUp := p.Session().Tick(now, t.cfg.RekeyAttemptTime, nil)
+	inFlight, last, retry, pending := st.InFlight, st.LastInitiation, st.Retry, st.Pending
+	if st.FreeIndex != 0 {
+		t.table.FreeIndexes(st.FreeIndex)
 	}
-	s.Mu.Unlock()
-	if freeIdx != 0 {
-		t.table.FreeIndexes(freeIdx)
-	}
-	if gaveUp {
+	if st.GaveUp {
 		for _, b := range giveUp {
 			t.pool.put(b)
 		}

@@ -47,7 +47,7 @@ type Tunnel struct {
 	closeMu sync.Once
 }
 
-// offloader is a device whose segmentation offload New turns on (TAPDevice): Read then cuts
+// offloader is a device whose segmentation offload New turns on (tap.Device): Read then cuts
 // super-frames into up to 64 frames, which the loop's batch of dev.BatchSize buffers holds.
 type offloader interface{ EnableOffload() error }
 
@@ -107,7 +107,7 @@ func (t *Tunnel) Up(port uint16) (uint16, error) {
 	}
 	fns, actual, err := t.bind.Open(port)
 	if err != nil {
-		return 0, fmt.Errorf("tunnel: listen on UDP port %d: %w (is another weft or WireGuard on it? choose another listen_port)", port, err)
+		return 0, fmt.Errorf("tunnel: listen on UDP port %d: %w", port, err)
 	}
 	t.up = true
 	t.wg.Add(3 + len(fns))
@@ -133,17 +133,12 @@ func (t *Tunnel) Close() error {
 		t.mu.Unlock()
 		err = errors.Join(t.bind.Close(), t.dev.Close())
 		t.wg.Wait()
+		var queued [][]byte
 		for _, p := range t.table.Peers() {
-			s := p.Session()
-			s.Mu.Lock()
-			for {
-				b, ok := s.Pending.Pop()
-				if !ok {
-					break
-				}
+			queued = p.Session().Drain(queued[:0])
+			for _, b := range queued {
 				t.pool.put(b)
 			}
-			s.Mu.Unlock()
 		}
 	})
 	return err

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -205,6 +207,27 @@ func TestTunnel_UpClose(t *testing.T) {
 		t.Errorf("Up after Close: %v", err)
 	}
 	pr.b.Close() // never up
+}
+
+// TestTunnel_UpPortTaken: a port in use fails Up with one message naming the port, and the
+// cause stays testable with errors.Is.
+func TestTunnel_UpPortTaken(t *testing.T) {
+	pr := newPair(t, DefaultLocalConfig(), DefaultLocalConfig(), newFakeDev(1, false), newFakeDev(1, false),
+		conn.NewStdNetBind(), conn.NewStdNetBind())
+	defer pr.b.Close()
+	defer pr.a.Close()
+	port, err := pr.a.Up(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = pr.b.Up(port)
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("Up on a taken port: %v, want EADDRINUSE", err)
+	}
+	want := "tunnel: listen on UDP port " + itoa(int(port)) + ": "
+	if msg := err.Error(); !strings.HasPrefix(msg, want) || strings.Count(msg, "listen on UDP port") != 1 {
+		t.Errorf("error %q: want it to start with %q and name the step once", msg, want)
+	}
 }
 
 func TestNew_InvalidConfig(t *testing.T) {

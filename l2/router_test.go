@@ -1,4 +1,4 @@
-package tunnel
+package l2
 
 import (
 	"slices"
@@ -9,7 +9,7 @@ import (
 
 func TestL2Router_RouteAccept(t *testing.T) {
 	p1, p2, p3 := &peers.Peer{}, &peers.Peer{}, &peers.Peer{}
-	r := NewL2Router(42, FDBConfig{})
+	r := NewRouter(42, FDBConfig{})
 	dst := make([]*peers.Peer, 0, 8)
 
 	if _, why := r.Route(make([]byte, 13), dst); why != peers.DropMalformed {
@@ -72,7 +72,7 @@ func TestL2Router_RouteAccept(t *testing.T) {
 
 func TestL2Router_FloodBudget(t *testing.T) {
 	p1 := &peers.Peer{}
-	r := NewL2Router(42, FDBConfig{FloodRate: 3})
+	r := NewRouter(42, FDBConfig{FloodRate: 3})
 	r.FDB().AddRemote(p1)
 	frame := testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, nil)
 	var drops int
@@ -88,7 +88,7 @@ func TestL2Router_FloodBudget(t *testing.T) {
 
 func TestL2Router_Allocs(t *testing.T) {
 	p1, p2 := &peers.Peer{}, &peers.Peer{}
-	r := NewL2Router(42, FDBConfig{})
+	r := NewRouter(42, FDBConfig{})
 	r.FDB().AddRemote(p1)
 	r.FDB().AddRemote(p2)
 	in := testFrame(testMACB, testMACA, nil, EtherTypeIPv4, make([]byte, 100))

@@ -1,4 +1,4 @@
-package tunnel
+package tap_test
 
 import (
 	"context"
@@ -6,15 +6,39 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/weftnet/weft/internal/netlab"
+	"github.com/weftnet/weft/l2"
+	"github.com/weftnet/weft/tap"
 )
 
+// An external test package: the TAP check reads the kernel's ARP answer with l2's Ethernet
+// and ARP codecs, and l2 imports tap.
+
+// tapHelperEnv names the TAP the helper process (TestHelperTAP) opens inside its namespace.
+const tapHelperEnv = "WEFT_TAP_HELPER"
+
+// TestHelperTAP is not a test: it is the body of the helper process that TestTAPDevice_Netns
+// starts inside a namespace. Without WEFT_TAP_HELPER it returns at once.
+func TestHelperTAP(t *testing.T) {
+	name := os.Getenv(tapHelperEnv)
+	if name == "" {
+		return
+	}
+	if err := helperTAP(name); err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
 // TestTAPDevice_Netns opens a real TAP inside a fresh namespace (through the helper process
-// of plain_netns_test.go) and checks its tun.Device behaviour there.
+// TestHelperTAP) and checks its tun.Device behaviour there.
 func TestTAPDevice_Netns(t *testing.T) {
 	lab := netlab.NewT(t)
 	h, err := lab.AddHost("tap")
@@ -23,7 +47,13 @@ func TestTAPDevice_Netns(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := helperCmd(ctx, t, h, "tap", l2HelperArgs{Tap: "weft9"}).CombinedOutput()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := h.Command(ctx, exe, "-test.run=^TestHelperTAP$", "-test.count=1")
+	cmd.Env = append(os.Environ(), tapHelperEnv+"=weft9")
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("tap helper: %v\n%s", err, out)
 	}
@@ -31,14 +61,14 @@ func TestTAPDevice_Netns(t *testing.T) {
 }
 
 // helperTAP runs inside a namespace of its own.
-func helperTAP(args l2HelperArgs) error {
-	want := MAC{0x02, 0xfe, 0x00, 0x00, 0x00, 0x09}
-	dev, err := OpenTAP(TAPConfig{Name: args.Tap, MTU: 1400, MAC: want, Up: true})
+func helperTAP(name string) error {
+	want := l2.MAC{0x02, 0xfe, 0x00, 0x00, 0x00, 0x09}
+	dev, err := tap.Open(tap.Config{Name: name, MTU: 1400, MAC: want, Up: true})
 	if err != nil {
 		return err
 	}
-	if name, _ := dev.Name(); name != args.Tap {
-		return fmt.Errorf("Name = %q", name)
+	if got, _ := dev.Name(); got != name {
+		return fmt.Errorf("Name = %q", got)
 	}
 	if mtu, err := dev.MTU(); err != nil || mtu != 1400 {
 		return fmt.Errorf("MTU = %d, %v", mtu, err)
@@ -46,7 +76,7 @@ func helperTAP(args l2HelperArgs) error {
 	if mac, err := dev.HardwareAddr(); err != nil || mac != want {
 		return fmt.Errorf("HardwareAddr = %v, %v", mac, err)
 	}
-	if dev.BatchSize() != TAPBatchSize || dev.File() == nil {
+	if dev.BatchSize() != tap.BatchSize || dev.File() == nil {
 		return errors.New("BatchSize/File")
 	}
 	select {
@@ -59,7 +89,7 @@ func helperTAP(args l2HelperArgs) error {
 	}
 	// A frame written to the TAP is received by the kernel: an ARP request for an address
 	// of ours is answered, and the answer is read back from the TAP.
-	link, err := netlink.LinkByName(args.Tap)
+	link, err := netlink.LinkByName(name)
 	if err != nil {
 		return err
 	}
@@ -67,8 +97,8 @@ func helperTAP(args l2HelperArgs) error {
 	if err := netlink.AddrAdd(link, addr); err != nil {
 		return err
 	}
-	asker := MAC{0x02, 0, 0, 0, 0, 0x77}
-	req := testFrame(BroadcastMAC, asker, nil, EtherTypeARP, testARPRequest(asker, "10.77.0.2", "10.77.0.1"))
+	asker := l2.MAC{0x02, 0, 0, 0, 0, 0x77}
+	req := arpRequest(asker, "10.77.0.2", "10.77.0.1")
 	if n, err := dev.Write([][]byte{append(make([]byte, 8), req...)}, 8); err != nil || n != 1 {
 		return fmt.Errorf("Write = %d, %v", n, err)
 	}
@@ -86,12 +116,12 @@ func helperTAP(args l2HelperArgs) error {
 			return errors.New("no frame from the kernel")
 		}
 		f := buf[0][4 : 4+sizes[0]]
-		eth, err := ParseEthernet(f)
-		if err != nil || eth.EtherType != EtherTypeARP {
+		eth, err := l2.ParseEthernet(f)
+		if err != nil || eth.EtherType != l2.EtherTypeARP {
 			continue // IPv6 router solicitations and the like
 		}
-		rep, err := ParseARP(f[eth.PayloadOffset:])
-		if err != nil || rep.Op != ARPReply || rep.SenderMAC != want || eth.Dst != asker {
+		rep, err := l2.ParseARP(f[eth.PayloadOffset:])
+		if err != nil || rep.Op != l2.ARPReply || rep.SenderMAC != want || eth.Dst != asker {
 			return fmt.Errorf("kernel's ARP answer %+v %v", rep, err)
 		}
 		break
@@ -124,7 +154,7 @@ func helperTAP(args l2HelperArgs) error {
 	case <-time.After(5 * time.Second):
 		return errors.New("Close did not unblock Read")
 	}
-	if _, err := netlink.LinkByName(args.Tap); err == nil {
+	if _, err := netlink.LinkByName(name); err == nil {
 		return errors.New("link still present after Close (persist must be off)")
 	}
 	fmt.Println("TAP ok: MTU, MAC, events, write→kernel ARP→read, batched read, offload checksums, close")
@@ -134,8 +164,8 @@ func helperTAP(args l2HelperArgs) error {
 // checkTAPBatchRead has the kernel queue a burst of frames on the TAP (UDP datagrams to a
 // static neighbour behind it) before one Read, which must return more than one of them, each
 // whole and in order.
-func checkTAPBatchRead(dev *TAPDevice, link netlink.Link) error {
-	far := MAC{0x02, 0, 0, 0, 0, 0x99}
+func checkTAPBatchRead(dev *tap.Device, link netlink.Link) error {
+	far := l2.MAC{0x02, 0, 0, 0, 0, 0x99}
 	if err := netlink.NeighAdd(&netlink.Neigh{
 		LinkIndex: link.Attrs().Index, State: netlink.NUD_PERMANENT,
 		IP: net.ParseIP("10.77.0.9"), HardwareAddr: net.HardwareAddr(far[:]),
@@ -167,8 +197,8 @@ func checkTAPBatchRead(dev *TAPDevice, link netlink.Link) error {
 		reads++
 		for i := range n {
 			f := bufs[i][4 : 4+sizes[i]]
-			eth, err := ParseEthernet(f)
-			if err != nil || eth.Dst != far || eth.EtherType != EtherTypeIPv4 {
+			eth, err := l2.ParseEthernet(f)
+			if err != nil || eth.Dst != far || eth.EtherType != l2.EtherTypeIPv4 {
 				continue // the kernel's own chatter
 			}
 			if want := 14 + 20 + 8 + 100 + got; len(f) != want {
@@ -188,7 +218,7 @@ func checkTAPBatchRead(dev *TAPDevice, link netlink.Link) error {
 
 // checkTAPOffloadChecksum turns offload on and reads a UDP datagram the kernel handed over
 // with a partial checksum (CHECKSUM_PARTIAL): Read must have completed it.
-func checkTAPOffloadChecksum(dev *TAPDevice) error {
+func checkTAPOffloadChecksum(dev *tap.Device) error {
 	if err := dev.EnableOffload(); err != nil {
 		return err
 	}
@@ -200,7 +230,7 @@ func checkTAPOffloadChecksum(dev *TAPDevice) error {
 	if _, err := c.Write([]byte("a datagram whose checksum the device completes")); err != nil {
 		return err
 	}
-	bufs, sizes := make([][]byte, TAPBatchSize), make([]int, TAPBatchSize)
+	bufs, sizes := make([][]byte, tap.BatchSize), make([]int, tap.BatchSize)
 	for i := range bufs {
 		bufs[i] = make([]byte, 65600)
 	}
@@ -212,14 +242,14 @@ func checkTAPOffloadChecksum(dev *TAPDevice) error {
 		}
 		for i := range n {
 			f := bufs[i][24 : 24+sizes[i]]
-			if len(f) < 42 || binary.BigEndian.Uint16(f[12:]) != EtherTypeIPv4 || f[23] != 17 {
+			if len(f) < 42 || binary.BigEndian.Uint16(f[12:]) != l2.EtherTypeIPv4 || f[23] != 17 {
 				continue
 			}
 			udp := f[34:]
 			if binary.BigEndian.Uint16(udp[6:]) == 0 {
 				return errors.New("UDP checksum left empty")
 			}
-			if s := csumFold(csumAdd(csumAdd(0, f[26:34])+17+uint64(len(udp)), udp)); s != 0xffff {
+			if s := tap.CsumFold(tap.CsumAdd(tap.CsumAdd(0, f[26:34])+17+uint64(len(udp)), udp)); s != 0xffff {
 				return fmt.Errorf("UDP checksum not completed (sum %#x)", s)
 			}
 			if m := dev.MalformedFrames(); m != 0 {
@@ -229,4 +259,17 @@ func checkTAPOffloadChecksum(dev *TAPDevice) error {
 		}
 	}
 	return errors.New("no UDP frame read with offload on")
+}
+
+// arpRequest is the broadcast frame "who has tip? tell sip (smac)".
+func arpRequest(smac l2.MAC, sip, tip string) []byte {
+	b := append(append([]byte{}, l2.BroadcastMAC[:]...), smac[:]...)
+	b = binary.BigEndian.AppendUint16(b, l2.EtherTypeARP)
+	b = append(b, 0, 1, 8, 0, 6, 4, 0, 1)
+	b = append(b, smac[:]...)
+	s := netip.MustParseAddr(sip).As4()
+	b = append(b, s[:]...)
+	b = append(b, make([]byte, 6)...)
+	t := netip.MustParseAddr(tip).As4()
+	return append(b, t[:]...)
 }

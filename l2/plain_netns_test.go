@@ -1,4 +1,4 @@
-package tunnel
+package l2
 
 import (
 	"bufio"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/weftnet/weft/internal/netlab"
+	"github.com/weftnet/weft/tap"
 )
 
 // The kernel interop test: namespace A runs weft's PlainVTEP on a real TAP device, namespace
@@ -66,8 +67,6 @@ func TestHelperPlainVTEP(t *testing.T) {
 		err = helperRecv(args)
 	case "send":
 		err = helperSend(args)
-	case "tap":
-		err = helperTAP(args)
 	default:
 		err = fmt.Errorf("unknown helper mode %q", mode)
 	}
@@ -81,14 +80,15 @@ func TestHelperPlainVTEP(t *testing.T) {
 // helperVTEP opens the TAP, addresses it, runs the VTEP, prints "READY <mac>" and serves
 // until stdin closes (or five minutes pass), then prints its stats.
 func helperVTEP(args l2HelperArgs) error {
-	dev, err := OpenTAP(TAPConfig{Name: args.Tap, MTU: args.MTU, Up: true})
+	dev, err := tap.Open(tap.Config{Name: args.Tap, MTU: args.MTU, Up: true})
 	if err != nil {
 		return err
 	}
-	mac, err := dev.HardwareAddr()
+	hw, err := dev.HardwareAddr()
 	if err != nil {
 		return err
 	}
+	mac := MAC(hw)
 	link, err := netlink.LinkByName(args.Tap)
 	if err != nil {
 		return err
@@ -378,10 +378,10 @@ func TestPlainVTEP_NetnsKernelInterop(t *testing.T) {
 		t.Fatalf("ping across VNIs succeeded:\n%s", out)
 	}
 	stop()
-	if stats.DropWrongVNI == 0 {
+	if stats.Drops["wrong_vni"] == 0 {
 		t.Fatalf("no wrong-VNI drops counted: %+v", stats)
 	}
-	if stats.DropBadHeader != 0 || stats.SendErrors != 0 || stats.DeviceWriteErrors != 0 {
+	if stats.Drops["malformed"] != 0 || stats.Drops["send_failed"] != 0 || stats.DeviceWriteErrors != 0 {
 		t.Fatalf("unexpected drops: %+v", stats)
 	}
 }

@@ -1,4 +1,4 @@
-package tunnel
+package l2
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/weftnet/weft/vxlan"
 )
 
 // loadL2Vector reads a hex packet from testdata/l2 (see its README for how it was captured).
@@ -33,12 +35,12 @@ func TestPlainVTEP_KernelVectors(t *testing.T) {
 	arp := loadL2Vector(t, "kernel_vxlan_arp_request.hex")
 	ns := loadL2Vector(t, "kernel_vxlan_ipv6_ns.hex")
 	for _, pkt := range [][]byte{arp, ns} {
-		h, err := ParseVXLAN(pkt)
-		if err != nil || h.VNI != 42 || h.NextProto != ProtoNone {
+		h, err := vxlan.Parse(pkt)
+		if err != nil || h.VNI != 42 || h.NextProto != vxlan.ProtoNone {
 			t.Fatalf("kernel header %x: %+v %v", pkt[:8], h, err)
 		}
-		var ours [VXLANHeaderSize]byte
-		putVXLAN(ours[:], 42, ProtoNone)
+		var ours [vxlan.HeaderSize]byte
+		vxlan.Encode(ours[:], 42, vxlan.ProtoNone)
 		if !bytes.Equal(ours[:], pkt[:8]) {
 			t.Fatalf("weft header %x, kernel header %x", ours, pkt[:8])
 		}

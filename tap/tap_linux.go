@@ -1,4 +1,4 @@
-package tunnel
+package tap
 
 import (
 	"errors"
@@ -15,13 +15,13 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 )
 
-// TAPDevice is a Linux TAP device behind wireguard-go's tun.Device, so the batched loop that
+// Device is a Linux TAP device behind wireguard-go's tun.Device, so the batched loop that
 // drives TUN devices drives it too. A TAP reads and writes whole Ethernet frames without FCS.
-// Read returns a batch (the frames the kernel already queued, up to TAPBatchSize), so that
+// Read returns a batch (the frames the kernel already queued, up to BatchSize), so that
 // the loop routes, seals and sends them together (one sendmmsg, UDP GSO) instead of one by
 // one; with EnableOffload the kernel hands over TCP super-frames (TSO), which Read cuts into
 // ordinary frames, so one syscall moves up to tapMaxGSOSegs frames.
-type TAPDevice struct {
+type Device struct {
 	file   *os.File
 	name   string
 	events chan tun.Event
@@ -56,10 +56,10 @@ type TAPDevice struct {
 	closeErr  error
 }
 
-var _ tun.Device = (*TAPDevice)(nil)
+var _ tun.Device = (*Device)(nil)
 
-// TAPConfig configures OpenTAP.
-type TAPConfig struct {
+// Config configures Open.
+type Config struct {
 	// Name of the interface (at most 15 bytes); empty lets the kernel pick tapN.
 	Name string
 	// MTU of the interface; 0 keeps the kernel default (1500). For VXLAN over a 1500-byte
@@ -67,15 +67,15 @@ type TAPConfig struct {
 	MTU int
 	// MAC, when non-zero, replaces the kernel's random address (so the gossiped MAC survives
 	// restarts).
-	MAC MAC
+	MAC [6]byte
 	// Up brings the link up after configuring it.
 	Up bool
 }
 
-// OpenTAP creates a non-persistent TAP device; it disappears when closed. The device is
+// Open creates a non-persistent TAP device; it disappears when closed. The device is
 // opened with a virtio-net header (IFF_VNET_HDR), which Read and Write hide; offloads stay
 // off until EnableOffload.
-func OpenTAP(cfg TAPConfig) (*TAPDevice, error) {
+func Open(cfg Config) (*Device, error) {
 	if len(cfg.Name) > 15 {
 		return nil, fmt.Errorf("tap: interface name %q is longer than 15 bytes", cfg.Name)
 	}
@@ -98,7 +98,7 @@ func OpenTAP(cfg TAPConfig) (*TAPDevice, error) {
 		return nil, fmt.Errorf("tap: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), "/dev/net/tun") // non-blocking: reads park in the poller
-	d := &TAPDevice{file: f, name: ifr.Name(), events: make(chan tun.Event, 4)}
+	d := &Device{file: f, name: ifr.Name(), events: make(chan tun.Event, 4)}
 	if d.rc, err = f.SyscallConn(); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("tap: %w", err)
@@ -116,10 +116,10 @@ func OpenTAP(cfg TAPConfig) (*TAPDevice, error) {
 			return nil, fmt.Errorf("tap: set MTU %d on %s: %w", cfg.MTU, d.name, err)
 		}
 	}
-	if !cfg.MAC.IsZero() {
+	if cfg.MAC != ([6]byte{}) {
 		if err := netlink.LinkSetHardwareAddr(link, net.HardwareAddr(cfg.MAC[:])); err != nil {
 			d.Close()
-			return nil, fmt.Errorf("tap: set MAC %s on %s: %w", cfg.MAC, d.name, err)
+			return nil, fmt.Errorf("tap: set MAC %s on %s: %w", net.HardwareAddr(cfg.MAC[:]), d.name, err)
 		}
 	}
 	if cfg.Up {
@@ -133,12 +133,12 @@ func OpenTAP(cfg TAPConfig) (*TAPDevice, error) {
 }
 
 // File returns the device's file.
-func (d *TAPDevice) File() *os.File { return d.file }
+func (d *Device) File() *os.File { return d.file }
 
-// TAPBatchSize is the most frames one Read returns: the first read blocks, the others take
+// BatchSize is the most frames one Read returns: the first read blocks, the others take
 // what the kernel already queued, without blocking. 128 frames hold two TSO super-frames of
 // at most tapMaxGSOSegs segments (or a burst of small frames), as wireguard-go's TUN batch.
-const TAPBatchSize = 128
+const BatchSize = 128
 
 // Read reads one frame into bufs[0][offset:], blocking until there is one, then as many
 // frames as are already queued into the following buffers, without blocking. With offload
@@ -148,7 +148,7 @@ const TAPBatchSize = 128
 // buffers are the caller's; nothing is kept. A malformed super-frame (never expected from
 // the kernel) is dropped; an error of a non-blocking read ends the batch and shows again on
 // the next blocking read.
-func (d *TAPDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	count := 0
 	for count == 0 {
 		n, err := d.readFrame(bufs, sizes, offset, true)
@@ -174,7 +174,7 @@ func (d *TAPDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 // readFrame reads one frame (blocking or not) into bufs[0][offset:] and finishes it (see
 // tapFinishFrame). It returns the frames made, 0 for a dropped malformed one, and -1 when
 // a non-blocking read found nothing queued.
-func (d *TAPDevice) readFrame(bufs [][]byte, sizes []int, offset int, block bool) (int, error) {
+func (d *Device) readFrame(bufs [][]byte, sizes []int, offset int, block bool) (int, error) {
 	d.rdst, d.rblock = bufs[0][offset:], block
 	err := d.rc.Read(d.readFn)
 	d.rdst, d.riov[1].Base = nil, nil // keep no caller buffer alive
@@ -207,11 +207,11 @@ func (d *TAPDevice) readFrame(bufs [][]byte, sizes []int, offset int, block bool
 
 // MalformedFrames counts the frames Read dropped because it could not make ordinary frames
 // of them (see tapFinishFrame); zero unless the kernel misbehaves.
-func (d *TAPDevice) MalformedFrames() uint64 { return d.malformed.Load() }
+func (d *Device) MalformedFrames() uint64 { return d.malformed.Load() }
 
 // readv is readFn: one readv of the header and the frame. It asks the poller to wait
 // (returns false) only for a blocking read that found nothing.
-func (d *TAPDevice) readv(fd uintptr) bool {
+func (d *Device) readv(fd uintptr) bool {
 	if len(d.rdst) == 0 {
 		d.rn, d.rerr = 0, unix.EINVAL
 		return true
@@ -238,7 +238,7 @@ func (d *TAPDevice) readv(fd uintptr) bool {
 }
 
 // writev is writeFn: one writev of a zero header and the frame wsrc.
-func (d *TAPDevice) writev(fd uintptr) bool {
+func (d *Device) writev(fd uintptr) bool {
 	if len(d.wsrc) == 0 {
 		d.werr = unix.EINVAL
 		return true
@@ -266,7 +266,7 @@ func (d *TAPDevice) writev(fd uintptr) bool {
 // when none is. The plaintext VTEP uses it to gather a burst into one GSO send. Not safe for
 // concurrent use with itself or Read (one reader). It does not cut super-frames: the VTEP
 // leaves offload off.
-func (d *TAPDevice) TryRead(b []byte) (int, error) {
+func (d *Device) TryRead(b []byte) (int, error) {
 	bufs, sizes := [1][]byte{b}, [1]int{}
 	n, err := d.readFrame(bufs[:], sizes[:], 0, false)
 	if err != nil {
@@ -283,7 +283,7 @@ func (d *TAPDevice) TryRead(b []byte) (int, error) {
 // headroom, consecutive segments of one TCP flow are merged into one super-frame (GRO),
 // appended into the first one's capacity beyond its length: the buffers are modified. It
 // does not retain them. Safe for concurrent use.
-func (d *TAPDevice) Write(bufs [][]byte, offset int) (int, error) {
+func (d *Device) Write(bufs [][]byte, offset int) (int, error) {
 	if d.offload.Load() && offset >= vnetHdrLen {
 		return d.writeCoalesced(bufs, offset)
 	}
@@ -316,7 +316,7 @@ func (d *TAPDevice) Write(bufs [][]byte, offset int) (int, error) {
 // writeCoalesced writes bufs with offload on: runs of segments of one TCP flow go as one
 // super-frame (see tapCoalesce), so the kernel's TCP receives 64 KiB at a time. It returns
 // the number of buffers written.
-func (d *TAPDevice) writeCoalesced(bufs [][]byte, offset int) (int, error) {
+func (d *Device) writeCoalesced(bufs [][]byte, offset int) (int, error) {
 	for i := 0; i < len(bufs); {
 		frame, next := tapCoalesce(bufs, i, offset)
 		if _, err := d.file.Write(frame); err != nil {
@@ -334,8 +334,8 @@ func (d *TAPDevice) writeCoalesced(bufs [][]byte, offset int) (int, error) {
 // kernel then hands over TCP super-frames of up to tapMaxGSOSegs segments, which Read cuts
 // into frames, and frames with partial checksums, which Read completes; Write merges
 // segments into super-frames. Only for a reader
-// that passes Read at least tapMaxGSOSegs buffers (the encrypted loop; TAPBatchSize).
-func (d *TAPDevice) EnableOffload() error {
+// that passes Read at least tapMaxGSOSegs buffers (the encrypted loop; BatchSize).
+func (d *Device) EnableOffload() error {
 	link, err := netlink.LinkByName(d.name)
 	if err != nil {
 		return fmt.Errorf("tap: %w", err)
@@ -357,7 +357,7 @@ func (d *TAPDevice) EnableOffload() error {
 }
 
 // MTU returns the interface's current MTU.
-func (d *TAPDevice) MTU() (int, error) {
+func (d *Device) MTU() (int, error) {
 	link, err := netlink.LinkByName(d.name)
 	if err != nil {
 		return 0, fmt.Errorf("tap: %w", err)
@@ -366,8 +366,8 @@ func (d *TAPDevice) MTU() (int, error) {
 }
 
 // HardwareAddr returns the TAP's MAC address (what the host publishes over gossip).
-func (d *TAPDevice) HardwareAddr() (MAC, error) {
-	var m MAC
+func (d *Device) HardwareAddr() ([6]byte, error) {
+	var m [6]byte
 	link, err := netlink.LinkByName(d.name)
 	if err != nil {
 		return m, fmt.Errorf("tap: %w", err)
@@ -380,16 +380,16 @@ func (d *TAPDevice) HardwareAddr() (MAC, error) {
 }
 
 // Name returns the interface name.
-func (d *TAPDevice) Name() (string, error) { return d.name, nil }
+func (d *Device) Name() (string, error) { return d.name, nil }
 
 // Events delivers EventUp once if the device was opened Up; it is closed by Close.
-func (d *TAPDevice) Events() <-chan tun.Event { return d.events }
+func (d *Device) Events() <-chan tun.Event { return d.events }
 
-// BatchSize is TAPBatchSize: the most frames one Read returns.
-func (d *TAPDevice) BatchSize() int { return TAPBatchSize }
+// BatchSize is BatchSize: the most frames one Read returns.
+func (d *Device) BatchSize() int { return BatchSize }
 
 // Close removes the device; a blocked Read returns net.ErrClosed. Idempotent.
-func (d *TAPDevice) Close() error {
+func (d *Device) Close() error {
 	d.closeOnce.Do(func() {
 		d.closeErr = d.file.Close()
 		close(d.events)

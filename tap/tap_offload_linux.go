@@ -1,6 +1,6 @@
 //go:build linux
 
-package tunnel
+package tap
 
 import (
 	"bytes"
@@ -12,12 +12,23 @@ import (
 )
 
 // TCP segmentation offload on the TAP: with IFF_VNET_HDR every frame read or written is
-// preceded by a 10-byte virtio-net header. With TSO enabled (TAPDevice.EnableOffload) the
+// preceded by a 10-byte virtio-net header. With TSO enabled (Device.EnableOffload) the
 // kernel hands over a TCP super-frame of up to 64 KiB, one Ethernet header, one IP and TCP
 // header and gso_size bytes per segment; the device cuts it into ordinary frames with their
 // own IP and TCP headers and checksums, so what travels through the overlay is exactly what
 // the kernel would have put on a wire. One read then moves up to 64 frames instead of one,
 // and the sender's kernel skips segmenting in software.
+
+// The few Ethernet facts the offload code needs to find the IP and TCP headers of a frame.
+// The Ethernet codec itself is package l2's, which imports tap (not the other way round).
+const (
+	ethHdrLen     = 14
+	vlanTagLen    = 4
+	etherTypeIPv4 = 0x0800
+	etherTypeIPv6 = 0x86dd
+	etherTypeVLAN = 0x8100 // IEEE 802.1Q
+	etherTypeQinQ = 0x88a8 // IEEE 802.1ad
+)
 
 // vnetHdrLen is the size of struct virtio_net_hdr (without num_buffers).
 const vnetHdrLen = 10
@@ -97,13 +108,13 @@ func tapSplitTCP(h vnetHdr, bufs [][]byte, sizes []int, offset, n int) (int, err
 		return 0, errTAPBadGSO
 	}
 	// The IP header follows the Ethernet header and its VLAN tags.
-	ip := ethernetHdrLen
+	ip := ethHdrLen
 	for {
 		if len(f) < ip {
 			return 0, errTAPBadGSO
 		}
 		et := binary.BigEndian.Uint16(f[ip-2:])
-		if et != EtherTypeVLAN && et != EtherTypeQinQ {
+		if et != etherTypeVLAN && et != etherTypeQinQ {
 			break
 		}
 		ip += vlanTagLen
@@ -130,7 +141,7 @@ func tapSplitTCP(h vnetHdr, bufs [][]byte, sizes []int, offset, n int) (int, err
 		count = 1
 	}
 	if count > len(bufs) || count > len(sizes) {
-		return 0, errTAPTooManySegments
+		return 0, errTooManySegments
 	}
 	seq := binary.BigEndian.Uint32(f[tcp+4:])
 	id := binary.BigEndian.Uint16(f[ip+4:])
@@ -176,8 +187,8 @@ func tapSplitTCP(h vnetHdr, bufs [][]byte, sizes []int, offset, n int) (int, err
 	return count, nil
 }
 
-// errTAPTooManySegments: a super-frame needs more buffers than the Read was given.
-var errTAPTooManySegments = errors.New("tap: GSO frame has more segments than buffers")
+// errTooManySegments: a super-frame needs more buffers than the Read was given.
+var errTooManySegments = errors.New("tap: GSO frame has more segments than buffers")
 
 // csumAdd adds b, as big-endian 16-bit words, to the unfolded one's complement sum acc.
 func csumAdd(acc uint64, b []byte) uint64 {
@@ -238,19 +249,19 @@ type tcpSeg struct {
 // not fragmented or IPv6 without extension headers, with a payload, flags ACK or ACK|PSH,
 // lengths consistent with the frame. ok is false for anything else.
 func parseTCPSeg(f []byte) (s tcpSeg, ok bool) {
-	if len(f) < ethernetHdrLen+40 {
+	if len(f) < ethHdrLen+40 {
 		return s, false
 	}
-	s.ip = ethernetHdrLen
+	s.ip = ethHdrLen
 	switch binary.BigEndian.Uint16(f[12:]) {
-	case EtherTypeIPv4:
+	case etherTypeIPv4:
 		ip := f[s.ip:]
 		if ip[0] != 0x45 || ip[9] != unix.IPPROTO_TCP || binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 ||
 			int(binary.BigEndian.Uint16(ip[2:])) != len(ip) {
 			return s, false
 		}
 		s.tcp = s.ip + 20
-	case EtherTypeIPv6:
+	case etherTypeIPv6:
 		ip := f[s.ip:]
 		if len(ip) < 60 || ip[0]>>4 != 6 || ip[6] != unix.IPPROTO_TCP || int(binary.BigEndian.Uint16(ip[4:])) != len(ip)-40 {
 			return s, false
@@ -289,7 +300,7 @@ func tcpSameFlow(a []byte, sa tcpSeg, b []byte, sb tcpSeg) bool {
 	if sa.v6 != sb.v6 || sa.data != sb.data || sa.flags&tcpFlagPSH != 0 {
 		return false
 	}
-	if !bytes.Equal(a[:ethernetHdrLen], b[:ethernetHdrLen]) {
+	if !bytes.Equal(a[:ethHdrLen], b[:ethHdrLen]) {
 		return false
 	}
 	if sa.v6 {

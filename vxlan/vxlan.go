@@ -1,4 +1,4 @@
-package tunnel
+package vxlan
 
 import (
 	"encoding/binary"
@@ -15,8 +15,8 @@ import (
 // authenticated. Plain RFC 7348 (L2 plaintext mode) sets only the I flag and leaves the
 // next-protocol byte zero.
 
-// VXLANHeaderSize is the size of a VXLAN header.
-const VXLANHeaderSize = 8
+// HeaderSize is the size of a VXLAN header.
+const HeaderSize = 8
 
 // NextProto is the VXLAN-GPE next-protocol byte.
 type NextProto uint8
@@ -38,31 +38,32 @@ const (
 
 // Named VXLAN codec errors.
 var (
-	ErrVXLANShort = errors.New("vxlan: header shorter than 8 bytes")
-	ErrVXLANFlags = errors.New("vxlan: I flag not set")
-	ErrVXLANVNI   = errors.New("vxlan: VNI does not fit in 24 bits")
+	ErrShort = errors.New("vxlan: header shorter than 8 bytes")
+	ErrFlags = errors.New("vxlan: I flag not set")
+	ErrVNI   = errors.New("vxlan: VNI does not fit in 24 bits")
 )
 
-// VXLANHeader is a decoded VXLAN(-GPE) header.
-type VXLANHeader struct {
+// Header is a decoded VXLAN(-GPE) header.
+type Header struct {
 	VNI       uint32
 	NextProto NextProto // ProtoNone: plain RFC 7348 (no P flag)
 }
 
 // Put writes h into b[:8]. NextProto ProtoNone writes a plain RFC 7348 header.
-func (h VXLANHeader) Put(b []byte) error {
-	if len(b) < VXLANHeaderSize {
-		return ErrVXLANShort
+func (h Header) Put(b []byte) error {
+	if len(b) < HeaderSize {
+		return ErrShort
 	}
 	if h.VNI > MaxVNI {
-		return ErrVXLANVNI
+		return ErrVNI
 	}
-	putVXLAN(b, h.VNI, h.NextProto)
+	Encode(b, h.VNI, h.NextProto)
 	return nil
 }
 
-// putVXLAN is Put without checks, for the hot path (b has 8 bytes, vni fits).
-func putVXLAN(b []byte, vni uint32, proto NextProto) {
+// Encode is Put without checks, for the hot path: b has at least 8 bytes and vni fits in
+// 24 bits (the caller validated its configuration once).
+func Encode(b []byte, vni uint32, proto NextProto) {
 	_ = b[7]
 	flags := byte(vxlanFlagI)
 	if proto != ProtoNone {
@@ -72,16 +73,17 @@ func putVXLAN(b []byte, vni uint32, proto NextProto) {
 	binary.BigEndian.PutUint32(b[4:8], vni<<8)
 }
 
-// ParseVXLAN decodes the header at the start of b. Reserved bits are ignored on receipt,
-// as RFC 7348 asks.
-func ParseVXLAN(b []byte) (VXLANHeader, error) {
-	if len(b) < VXLANHeaderSize {
-		return VXLANHeader{}, ErrVXLANShort
+// Parse decodes the header at the start of b. Reserved bits are ignored on receipt,
+// as RFC 7348 asks. It does not allocate (its errors are package variables) and is small
+// enough to inline, so the receive paths call it per packet.
+func Parse(b []byte) (Header, error) {
+	if len(b) < HeaderSize {
+		return Header{}, ErrShort
 	}
 	if b[0]&vxlanFlagI == 0 {
-		return VXLANHeader{}, ErrVXLANFlags
+		return Header{}, ErrFlags
 	}
-	h := VXLANHeader{VNI: binary.BigEndian.Uint32(b[4:8]) >> 8}
+	h := Header{VNI: binary.BigEndian.Uint32(b[4:8]) >> 8}
 	if b[0]&vxlanFlagP != 0 {
 		h.NextProto = NextProto(b[3])
 	}

@@ -1,10 +1,11 @@
-package tunnel
+package l2
 
 import (
 	"github.com/weftnet/weft/peers"
 )
 
-// L2Router is the Router of encrypted L2 mode: outbound Ethernet frames go to the peer that
+// Router is the tunnel.Router of encrypted L2 mode (it satisfies that interface without
+// importing tunnel; tunnel's tests assert it): outbound Ethernet frames go to the peer that
 // owns the destination MAC in a forwarding database, or to every peer of the VNI (head-end
 // replication, bounded by the FDB's flood budget); inbound frames teach the FDB their
 // source MAC.
@@ -16,28 +17,26 @@ import (
 //
 // ARP suppression needs to answer on the local device, which a Router cannot; the agent can
 // do it before the loop with FDB().ARPReply.
-type L2Router struct {
+type Router struct {
 	fdb *FDB[*peers.Peer]
 }
 
-var _ Router = (*L2Router)(nil)
-
-// NewL2Router returns an L2Router with an empty FDB for vni. The agent adds every peer of the
+// NewRouter returns a Router with an empty FDB for vni. The agent adds every peer of the
 // VNI with FDB().AddRemote, seeds their published MACs with FDB().SetStatic, and removes
 // departed peers with FDB().RemoveRemote. Seeding the local TAP MAC with a nil peer
 // (SetStatic(mac, nil)) makes frames from peers that claim it DropNotAllowedSource.
-func NewL2Router(vni uint32, cfg FDBConfig) *L2Router {
-	return &L2Router{fdb: NewFDB[*peers.Peer](vni, cfg)}
+func NewRouter(vni uint32, cfg FDBConfig) *Router {
+	return &Router{fdb: NewFDB[*peers.Peer](vni, cfg)}
 }
 
 // FDB returns the forwarding database (for gossip seeding and `weft fdb`).
-func (r *L2Router) FDB() *FDB[*peers.Peer] { return r.fdb }
+func (r *Router) FDB() *FDB[*peers.Peer] { return r.fdb }
 
 // Route appends the destination peers of the Ethernet frame pkt to dst. A frame shorter
 // than an Ethernet header is DropMalformed; a flood beyond the budget is DropFloodCapped; a
 // flood with no peer in the VNI is DropNoRoute. No allocation when dst has capacity.
-func (r *L2Router) Route(pkt []byte, dst []*peers.Peer) ([]*peers.Peer, peers.DropReason) {
-	if len(pkt) < ethernetHdrLen {
+func (r *Router) Route(pkt []byte, dst []*peers.Peer) ([]*peers.Peer, peers.DropReason) {
+	if len(pkt) < EthernetHeaderLen {
 		return dst, peers.DropMalformed
 	}
 	to, flood, err := r.fdb.Route(MAC(pkt[0:6]))
@@ -54,8 +53,8 @@ func (r *L2Router) Route(pkt []byte, dst []*peers.Peer) ([]*peers.Peer, peers.Dr
 
 // Accept learns the source MAC of a frame authenticated as coming from src. No allocation
 // for a known MAC.
-func (r *L2Router) Accept(src *peers.Peer, pkt []byte) peers.DropReason {
-	if len(pkt) < ethernetHdrLen {
+func (r *Router) Accept(src *peers.Peer, pkt []byte) peers.DropReason {
+	if len(pkt) < EthernetHeaderLen {
 		return peers.DropMalformed
 	}
 	s := MAC(pkt[6:12])

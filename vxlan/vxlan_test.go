@@ -1,4 +1,4 @@
-package tunnel
+package vxlan
 
 import (
 	"bytes"
@@ -9,15 +9,15 @@ import (
 func TestVXLANHeader_Put(t *testing.T) {
 	tests := []struct {
 		name string
-		h    VXLANHeader
+		h    Header
 		want []byte
 		err  error
 	}{
-		{"ipv4", VXLANHeader{VNI: 1, NextProto: ProtoIPv4}, []byte{0x0c, 0, 0, 1, 0, 0, 1, 0}, nil},
-		{"ipv6", VXLANHeader{VNI: 0xabcdef, NextProto: ProtoIPv6}, []byte{0x0c, 0, 0, 2, 0xab, 0xcd, 0xef, 0}, nil},
-		{"ethernet", VXLANHeader{VNI: 42, NextProto: ProtoEthernet}, []byte{0x0c, 0, 0, 3, 0, 0, 42, 0}, nil},
-		{"plain 7348", VXLANHeader{VNI: 42}, []byte{0x08, 0, 0, 0, 0, 0, 42, 0}, nil},
-		{"vni too big", VXLANHeader{VNI: 1 << 24}, nil, ErrVXLANVNI},
+		{"ipv4", Header{VNI: 1, NextProto: ProtoIPv4}, []byte{0x0c, 0, 0, 1, 0, 0, 1, 0}, nil},
+		{"ipv6", Header{VNI: 0xabcdef, NextProto: ProtoIPv6}, []byte{0x0c, 0, 0, 2, 0xab, 0xcd, 0xef, 0}, nil},
+		{"ethernet", Header{VNI: 42, NextProto: ProtoEthernet}, []byte{0x0c, 0, 0, 3, 0, 0, 42, 0}, nil},
+		{"plain 7348", Header{VNI: 42}, []byte{0x08, 0, 0, 0, 0, 0, 42, 0}, nil},
+		{"vni too big", Header{VNI: 1 << 24}, nil, ErrVNI},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -32,35 +32,35 @@ func TestVXLANHeader_Put(t *testing.T) {
 			if !bytes.Equal(b, tc.want) {
 				t.Errorf("Put = % x, want % x", b, tc.want)
 			}
-			got, err := ParseVXLAN(b)
+			got, err := Parse(b)
 			if err != nil || got != tc.h {
-				t.Errorf("ParseVXLAN = %+v, %v; want %+v", got, err, tc.h)
+				t.Errorf("Parse = %+v, %v; want %+v", got, err, tc.h)
 			}
 		})
 	}
-	if err := (VXLANHeader{}).Put(make([]byte, 7)); !errors.Is(err, ErrVXLANShort) {
+	if err := (Header{}).Put(make([]byte, 7)); !errors.Is(err, ErrShort) {
 		t.Errorf("short Put err = %v", err)
 	}
 }
 
 func TestParseVXLAN_Errors(t *testing.T) {
-	if _, err := ParseVXLAN([]byte{0x08, 0, 0}); !errors.Is(err, ErrVXLANShort) {
+	if _, err := Parse([]byte{0x08, 0, 0}); !errors.Is(err, ErrShort) {
 		t.Errorf("short: %v", err)
 	}
-	if _, err := ParseVXLAN(make([]byte, 8)); !errors.Is(err, ErrVXLANFlags) {
+	if _, err := Parse(make([]byte, 8)); !errors.Is(err, ErrFlags) {
 		t.Errorf("no I flag: %v", err)
 	}
 }
 
 func FuzzParseVXLAN(f *testing.F) {
-	for _, h := range []VXLANHeader{{1, ProtoIPv4}, {MaxVNI, ProtoIPv6}, {7, ProtoEthernet}, {9, ProtoNone}} {
+	for _, h := range []Header{{1, ProtoIPv4}, {MaxVNI, ProtoIPv6}, {7, ProtoEthernet}, {9, ProtoNone}} {
 		b := make([]byte, 8)
 		_ = h.Put(b)
 		f.Add(b)
 	}
 	f.Add([]byte{0x0c, 0xff, 0xff, 0x7f, 1, 2, 3, 0xff})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, err := ParseVXLAN(b)
+		h, err := Parse(b)
 		if err != nil {
 			return
 		}
@@ -68,7 +68,7 @@ func FuzzParseVXLAN(f *testing.F) {
 		if err := h.Put(out); err != nil {
 			t.Fatalf("Put of parsed %+v: %v", h, err)
 		}
-		h2, err := ParseVXLAN(out)
+		h2, err := Parse(out)
 		if err != nil || h2 != h {
 			t.Fatalf("parse→put→parse unstable: %+v → %+v (%v)", h, h2, err)
 		}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package tunnel
+package l2
 
 import (
 	"encoding/binary"

@@ -1,4 +1,4 @@
-package tunnel
+package l2
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package tunnel
+package l2
 
 import (
 	"errors"
@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/weftnet/weft/peers"
+	"github.com/weftnet/weft/vxlan"
 )
 
 // The plaintext VTEP (`encryption: none`, L2 only): a learning VXLAN switch port that speaks
@@ -68,18 +71,19 @@ func DefaultPlainConfig() PlainConfig {
 	}
 }
 
-// PlainStats are the VTEP's counters, one per drop reason.
+// PlainStats are the VTEP's counters.
 type PlainStats struct {
+	// Drops counts dropped packets by reason name (peers.DropReason.String), under the same
+	// names as the encrypted modes: malformed (a VXLAN header shorter than 8 bytes or without
+	// the I flag, a frame shorter than an Ethernet header), wrong_vni, flood_capped (past
+	// the flood budget), no_route (no remote to send to), send_failed (per copy). Only
+	// nonzero reasons appear.
+	Drops map[string]uint64
+
 	TxFrames, TxPackets, TxBytes uint64 // frames read from the device; UDP packets sent (after replication) and their bytes
 	TxSends                      uint64 // send syscalls (fewer than TxPackets when UDP segmentation coalesces)
 	RxDatagrams                  uint64 // VXLAN packets received (a GRO read counts each)
 	RxPackets, RxBytes           uint64 // frames written to the device
-	DropShortFrame               uint64 // shorter than an Ethernet header (either direction)
-	DropBadHeader                uint64 // shorter than 8 bytes or I flag clear
-	DropWrongVNI                 uint64 // a VNI that is not ours
-	DropFloodBudget              uint64
-	DropNoRemote                 uint64
-	SendErrors                   uint64 // UDP send failed (per copy)
 	DeviceWriteErrors            uint64
 	ReadErrors                   uint64 // transient device or socket read errors
 	ARPSuppressed                uint64 // ARP requests answered locally
@@ -99,8 +103,8 @@ type PlainVTEP struct {
 	wg                   sync.WaitGroup
 
 	txFrames, txPackets, txBytes, rxPackets, rxBytes atomic.Uint64
-	dropShort, dropHeader, dropVNI, dropFlood        atomic.Uint64
-	dropNoRemote, sendErrs, devWriteErrs, readErrs   atomic.Uint64
+	drops                                            peers.DropCounters
+	devWriteErrs, readErrs                           atomic.Uint64
 	arpSuppressed, rxDatagrams, txSends              atomic.Uint64
 
 	gso atomic.Bool // UDP_SEGMENT sends; off after the kernel refuses one
@@ -123,7 +127,7 @@ var (
 // NewPlainVTEP binds the UDP socket and prepares the VTEP; Start runs it. It takes ownership
 // of dev: Close closes it.
 func NewPlainVTEP(cfg PlainConfig, dev tun.Device) (*PlainVTEP, error) {
-	if cfg.VNI == 0 || cfg.VNI > MaxVNI {
+	if cfg.VNI == 0 || cfg.VNI > vxlan.MaxVNI {
 		return nil, ErrPlainVNI
 	}
 	if cfg.Port == 0 {
@@ -232,9 +236,8 @@ func (v *PlainVTEP) Stats() PlainStats {
 	return PlainStats{
 		TxFrames: v.txFrames.Load(), TxPackets: v.txPackets.Load(), TxBytes: v.txBytes.Load(), TxSends: v.txSends.Load(),
 		RxDatagrams: v.rxDatagrams.Load(), RxPackets: v.rxPackets.Load(), RxBytes: v.rxBytes.Load(),
-		DropShortFrame: v.dropShort.Load(), DropBadHeader: v.dropHeader.Load(), DropWrongVNI: v.dropVNI.Load(),
-		DropFloodBudget: v.dropFlood.Load(), DropNoRemote: v.dropNoRemote.Load(),
-		SendErrors: v.sendErrs.Load(), DeviceWriteErrors: v.devWriteErrs.Load(), ReadErrors: v.readErrs.Load(),
+		Drops:             v.drops.Snapshot(),
+		DeviceWriteErrors: v.devWriteErrs.Load(), ReadErrors: v.readErrs.Load(),
 		ARPSuppressed: v.arpSuppressed.Load(),
 		FDB:           v.fdb.Stats(),
 	}
@@ -264,7 +267,7 @@ func (v *PlainVTEP) readFailed(what string, err error, lastLog *time.Time) bool 
 	return true
 }
 
-// plainTryReader is a device that can read a queued frame without blocking (TAPDevice); the
+// plainTryReader is a device that can read a queued frame without blocking (tap.Device); the
 // VTEP then gathers a burst of frames into one GSO send.
 type plainTryReader interface {
 	// TryRead reads one frame into b if one is queued; (0, nil) when none is.
@@ -288,7 +291,7 @@ type plainTx struct {
 // frames to one remote is one contiguous buffer that leaves in one UDP_SEGMENT sendmsg.
 func (v *PlainVTEP) tapLoop() {
 	defer v.wg.Done()
-	const hdr = VXLANHeaderSize
+	const hdr = vxlan.HeaderSize
 	buf := make([]byte, plainBufSize+hdr)
 	reply := make([]byte, hdr+64)
 	oob := make([]byte, 64)
@@ -298,8 +301,8 @@ func (v *PlainVTEP) tapLoop() {
 	arp := v.fdb.Config().ARPSuppression
 	tr, _ := v.dev.(plainTryReader)
 	maxFrame := plainBufSize
-	if mtu, err := v.dev.MTU(); err == nil && mtu > 0 && mtu+ethernetHdrLen+2*vlanTagLen < plainBufSize {
-		maxFrame = mtu + ethernetHdrLen + 2*vlanTagLen
+	if mtu, err := v.dev.MTU(); err == nil && mtu > 0 && mtu+EthernetHeaderLen+2*vlanTagLen < plainBufSize {
+		maxFrame = mtu + EthernetHeaderLen + 2*vlanTagLen
 	}
 	var tx plainTx
 
@@ -307,8 +310,8 @@ func (v *PlainVTEP) tapLoop() {
 	handle := func(pos, n int) {
 		frame := buf[pos+hdr : pos+hdr+n]
 		v.txFrames.Add(1)
-		if n < ethernetHdrLen {
-			v.dropShort.Add(1)
+		if n < EthernetHeaderLen {
+			v.drops.Add(peers.DropMalformed, 1)
 			return
 		}
 		if arp {
@@ -324,14 +327,14 @@ func (v *PlainVTEP) tapLoop() {
 		to, flood, err := v.fdb.Route(MAC(frame[0:6]))
 		if err != nil {
 			if errors.Is(err, ErrFloodBudget) {
-				v.dropFlood.Add(1)
+				v.drops.Add(peers.DropFloodCapped, 1)
 			} else {
-				v.dropNoRemote.Add(1)
+				v.drops.Add(peers.DropNoRoute, 1)
 			}
 			return
 		}
 		pkt := buf[pos : pos+hdr+n]
-		putVXLAN(pkt, v.cfg.VNI, ProtoNone) // pure RFC 7348: I flag only, no GPE bits
+		vxlan.Encode(pkt, v.cfg.VNI, vxlan.ProtoNone) // pure RFC 7348: I flag only, no GPE bits
 		if flood != nil {
 			v.flush(&tx, buf, oob) // keep frame order
 			for _, r := range flood {
@@ -393,7 +396,7 @@ func (v *PlainVTEP) flush(tx *plainTx, buf, oob []byte) {
 			return
 		}
 		if !plainGSOUnsupported(err) {
-			v.sendErrs.Add(uint64(tx.count))
+			v.drops.Add(peers.DropSendFailed, uint64(tx.count))
 			return
 		}
 		v.gso.Store(false)
@@ -408,7 +411,7 @@ func (v *PlainVTEP) send(pkt []byte, to netip.AddrPort) {
 	_, err := v.conn.WriteToUDPAddrPort(pkt, to)
 	v.txSends.Add(1)
 	if err != nil {
-		v.sendErrs.Add(1)
+		v.drops.Add(peers.DropSendFailed, 1)
 		return
 	}
 	v.txPackets.Add(1)
@@ -459,18 +462,18 @@ func (v *PlainVTEP) deliver(pkt []byte, sender netip.AddrPort, learned *plainLea
 	v.rxDatagrams.Add(1)
 	// RFC 7348 receive rules: the I flag must be set, reserved bits (GPE's P flag and
 	// next-protocol byte included) are ignored.
-	h, err := ParseVXLAN(pkt)
+	h, err := vxlan.Parse(pkt)
 	if err != nil {
-		v.dropHeader.Add(1)
+		v.drops.Add(peers.DropMalformed, 1)
 		return
 	}
 	if h.VNI != v.cfg.VNI {
-		v.dropVNI.Add(1)
+		v.drops.Add(peers.DropWrongVNI, 1)
 		return
 	}
-	frame := pkt[VXLANHeaderSize:]
-	if len(frame) < ethernetHdrLen {
-		v.dropShort.Add(1)
+	frame := pkt[vxlan.HeaderSize:]
+	if len(frame) < EthernetHeaderLen {
+		v.drops.Add(peers.DropMalformed, 1)
 		return
 	}
 	if src := MAC(frame[6:12]); !learned.ok || src != learned.mac {
@@ -478,7 +481,7 @@ func (v *PlainVTEP) deliver(pkt []byte, sender netip.AddrPort, learned *plainLea
 		learned.mac, learned.ok = src, v.fdb.Learn(src, sender)
 	}
 	wbufs[0] = pkt
-	if _, err := v.dev.Write(wbufs, VXLANHeaderSize); err != nil {
+	if _, err := v.dev.Write(wbufs, vxlan.HeaderSize); err != nil {
 		v.devWriteErrs.Add(1)
 		return
 	}

@@ -1,4 +1,4 @@
-package tunnel
+package l2
 
 import (
 	"encoding/binary"
@@ -63,14 +63,14 @@ func ParseMAC(s string) (MAC, error) {
 
 // EtherTypes weft looks at.
 const (
-	EtherTypeIPv4  = 0x0800
-	EtherTypeARP   = 0x0806
-	EtherTypeVLAN  = 0x8100 // IEEE 802.1Q customer tag
-	EtherTypeQinQ  = 0x88a8 // IEEE 802.1ad service tag
-	EtherTypeIPv6  = 0x86dd
-	ethernetHdrLen = 14
-	vlanTagLen     = 4
-	maxVLANTags    = 2 // QinQ; a deeper stack is refused rather than walked
+	EtherTypeIPv4     = 0x0800
+	EtherTypeARP      = 0x0806
+	EtherTypeVLAN     = 0x8100 // IEEE 802.1Q customer tag
+	EtherTypeQinQ     = 0x88a8 // IEEE 802.1ad service tag
+	EtherTypeIPv6     = 0x86dd
+	EthernetHeaderLen = 14 // destination, source, EtherType
+	vlanTagLen        = 4
+	maxVLANTags       = 2 // QinQ; a deeper stack is refused rather than walked
 )
 
 // Named reasons a frame is not understood. They are returned per frame, so they are values
@@ -96,7 +96,7 @@ type EthernetFrame struct {
 // ParseEthernet parses the header of frame. Errors: ErrShortFrame, ErrTooManyVLANTags.
 func ParseEthernet(frame []byte) (EthernetFrame, error) {
 	var f EthernetFrame
-	if len(frame) < ethernetHdrLen {
+	if len(frame) < EthernetHeaderLen {
 		return f, ErrShortFrame
 	}
 	copy(f.Dst[:], frame[0:6])

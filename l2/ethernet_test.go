@@ -1,4 +1,4 @@
-package tunnel
+package l2
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"errors"
 	"net/netip"
 	"testing"
+
+	"github.com/weftnet/weft/vxlan"
 )
 
 var (
@@ -150,7 +152,7 @@ func TestBuildARPReply(t *testing.T) {
 func FuzzParseEthernet(f *testing.F) {
 	f.Add(testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2")))
 	f.Add(testFrame(testMACB, testMACA, []uint16{5, 6}, EtherTypeIPv4, []byte{0x45, 0}))
-	f.Add(loadL2Vector(f, "kernel_vxlan_arp_request.hex")[VXLANHeaderSize:])
+	f.Add(loadL2Vector(f, "kernel_vxlan_arp_request.hex")[vxlan.HeaderSize:])
 	f.Add(testFrame(testMACB, testMACA, []uint16{1}, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fuzzEthernet(t, b)
@@ -198,8 +200,8 @@ func fuzzEthernet(t *testing.T, b []byte) {
 
 func FuzzPlainVXLANFrame(f *testing.F) {
 	frame := testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2"))
-	pkt := make([]byte, VXLANHeaderSize, VXLANHeaderSize+len(frame))
-	putVXLAN(pkt, 42, ProtoNone)
+	pkt := make([]byte, vxlan.HeaderSize, vxlan.HeaderSize+len(frame))
+	vxlan.Encode(pkt, 42, vxlan.ProtoNone)
 	f.Add(append(pkt, frame...))
 	f.Add(loadL2Vector(f, "kernel_vxlan_arp_request.hex"))
 	f.Add(loadL2Vector(f, "kernel_vxlan_ipv6_ns.hex"))
@@ -207,20 +209,20 @@ func FuzzPlainVXLANFrame(f *testing.F) {
 	f.Add([]byte{0x0c, 0, 0, 3, 0, 0, 0x2a, 0xff}) // GPE-style bits: reserved, ignored
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// As the plaintext VTEP receives: RFC 7348 header, then an Ethernet frame.
-		h, err := ParseVXLAN(b)
+		h, err := vxlan.Parse(b)
 		if err != nil {
 			return
 		}
-		if h.VNI > MaxVNI {
+		if h.VNI > vxlan.MaxVNI {
 			t.Fatalf("vni %d", h.VNI)
 		}
 		// What the VTEP sends back is pure RFC 7348, and parses to the same VNI.
-		var hb [VXLANHeaderSize]byte
-		putVXLAN(hb[:], h.VNI, ProtoNone)
-		if h2, err := ParseVXLAN(hb[:]); err != nil || h2.VNI != h.VNI || h2.NextProto != ProtoNone ||
+		var hb [vxlan.HeaderSize]byte
+		vxlan.Encode(hb[:], h.VNI, vxlan.ProtoNone)
+		if h2, err := vxlan.Parse(hb[:]); err != nil || h2.VNI != h.VNI || h2.NextProto != vxlan.ProtoNone ||
 			hb[0] != 0x08 || hb[1] != 0 || hb[2] != 0 || hb[3] != 0 || hb[7] != 0 {
 			t.Fatalf("re-encode: %x %+v %v", hb, h2, err)
 		}
-		fuzzEthernet(t, b[VXLANHeaderSize:])
+		fuzzEthernet(t, b[vxlan.HeaderSize:])
 	})
 }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package tunnel
+package tap
 
 import (
 	"bytes"
@@ -44,18 +44,24 @@ func TestCsumAdd_MatchesRFC1071(t *testing.T) {
 	}
 }
 
+// Two locally administered MACs for the frames below.
+var (
+	testMACA = [6]byte{0x02, 0, 0, 0, 0, 0x0a}
+	testMACB = [6]byte{0x02, 0, 0, 0, 0, 0x0b}
+)
+
 // tcpSuperFrame builds an Ethernet frame carrying one TCP packet with payload, as the kernel
 // hands it with TSO: checksum field holding the pseudo-header sum (CHECKSUM_PARTIAL).
 func tcpSuperFrame(v6 bool, vlan bool, payload []byte, flags byte) ([]byte, vnetHdr) {
 	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
-	et := uint16(EtherTypeIPv4)
+	et := uint16(etherTypeIPv4)
 	if v6 {
-		src, dst, et = netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2"), EtherTypeIPv6
+		src, dst, et = netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2"), etherTypeIPv6
 	}
 	f := append([]byte{}, testMACB[:]...)
 	f = append(f, testMACA[:]...)
 	if vlan {
-		f = binary.BigEndian.AppendUint16(f, EtherTypeVLAN)
+		f = binary.BigEndian.AppendUint16(f, etherTypeVLAN)
 		f = binary.BigEndian.AppendUint16(f, 42)
 	}
 	f = binary.BigEndian.AppendUint16(f, et)
@@ -118,7 +124,7 @@ func TestTapSplitTCP_Segments(t *testing.T) {
 			}
 			frame, h := tcpSuperFrame(tc.v6, tc.vlan, payload, tc.wantFlags|tcpFlagCWR)
 			const off = 24
-			bufs, sizes := make([][]byte, TAPBatchSize), make([]int, TAPBatchSize)
+			bufs, sizes := make([][]byte, BatchSize), make([]int, BatchSize)
 			for i := range bufs {
 				bufs[i] = make([]byte, 65600)
 			}
@@ -189,7 +195,7 @@ func TestTapFinishFrame_Rejects(t *testing.T) {
 	frame, h := tcpSuperFrame(false, false, make([]byte, 3000), 0x10)
 	bufs, sizes := [][]byte{make([]byte, 4000), make([]byte, 4000)}, make([]int, 2)
 	copy(bufs[0], frame)
-	if _, err := tapFinishFrame(h, bufs, sizes, 0, len(frame)); err != errTAPTooManySegments {
+	if _, err := tapFinishFrame(h, bufs, sizes, 0, len(frame)); err != errTooManySegments {
 		t.Errorf("3 segments into 2 buffers: %v", err)
 	}
 	bad := h
@@ -226,7 +232,7 @@ func TestTapFinishFrame_CompletesChecksum(t *testing.T) {
 
 func TestTapSplitTCP_ZeroAlloc(t *testing.T) {
 	frame, h := tcpSuperFrame(false, false, make([]byte, 60000), 0x10)
-	bufs, sizes := make([][]byte, TAPBatchSize), make([]int, TAPBatchSize)
+	bufs, sizes := make([][]byte, BatchSize), make([]int, BatchSize)
 	for i := range bufs {
 		bufs[i] = make([]byte, 65600)
 	}
@@ -243,7 +249,7 @@ func TestTapSplitTCP_ZeroAlloc(t *testing.T) {
 
 func BenchmarkTapSplitTCP(b *testing.B) {
 	frame, h := tcpSuperFrame(false, false, make([]byte, 63000), 0x10)
-	bufs, sizes := make([][]byte, TAPBatchSize), make([]int, TAPBatchSize)
+	bufs, sizes := make([][]byte, BatchSize), make([]int, BatchSize)
 	for i := range bufs {
 		bufs[i] = make([]byte, 65600)
 	}
@@ -262,7 +268,7 @@ func splitForTest(t testing.TB, v6 bool, payload []byte, flags byte) (frame []by
 	t.Helper()
 	frame, h := tcpSuperFrame(v6, false, payload, flags)
 	const off = 24
-	bufs, sizes := make([][]byte, TAPBatchSize), make([]int, TAPBatchSize)
+	bufs, sizes := make([][]byte, BatchSize), make([]int, BatchSize)
 	for i := range bufs {
 		bufs[i] = make([]byte, 65600)
 	}
