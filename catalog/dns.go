@@ -48,6 +48,10 @@ type DNSConfig struct {
 	UpstreamTimeout time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// ConsulAlias answers every name of Domain under "consul." too (dns_consul.go).
+	ConsulAlias bool
+	// Reverse are the prefixes whose PTR names are answered (the cluster CIDR).
+	Reverse []netip.Prefix
 }
 
 // DefaultDNSConfig: loopback only (the agent adds its overlay address); a short TTL
@@ -242,6 +246,9 @@ func (s *DNSServer) answer(req *dns.Msg, udp bool) *dns.Msg {
 	}
 	if len(req.Question) != 1 {
 		return m.SetRcodeFormatError(req)
+	}
+	if cm, ok := s.answerConsul(req, udp); ok {
+		return cm
 	}
 	q := req.Question[0]
 	name := strings.ToLower(q.Name)
