@@ -57,6 +57,8 @@ type Config struct {
 	MetricsListen string `yaml:"metrics_listen"`
 	// DNS configures the service-catalog DNS server.
 	DNS DNSConfig `yaml:"dns"`
+	// ConsulAPI serves the Consul-compatible HTTP API (off unless listen is set).
+	ConsulAPI ConsulAPIConfig `yaml:"consul_api"`
 	// Services are registered at start (in addition to those kept in StateDir).
 	Services []catalog.Service `yaml:"services"`
 	// LogLevel is debug, info, warn or error.
@@ -105,6 +107,21 @@ type DNSConfig struct {
 	Upstream string `yaml:"upstream"`
 	// Disabled turns the DNS server off.
 	Disabled bool `yaml:"disabled"`
+	// ConsulAlias answers the names of Domain under "consul." too.
+	ConsulAlias bool `yaml:"consul_alias"`
+	// ResolvedDisabled: do not configure systemd-resolved for the device's link.
+	ResolvedDisabled bool `yaml:"resolved_disabled"`
+}
+
+// ConsulAPIConfig configures the Consul-compatible HTTP API (agent/consul.go).
+type ConsulAPIConfig struct {
+	// Listen addresses (TCP); "overlay:PORT" means the overlay address. Empty: off.
+	Listen []string `yaml:"listen"`
+	// TokenFile holds the token that writes from other hosts must carry (mode 0600);
+	// without it only loopback connections may write.
+	TokenFile string `yaml:"token_file"`
+	// Datacenter is the datacenter name answered (Consul's tools assume "dc1").
+	Datacenter string `yaml:"datacenter"`
 }
 
 // Setting is one setting of Config that is also a flag of `weft agent`: declared once here,
@@ -158,6 +175,11 @@ var Settings = []Setting{
 	{Key: "dns.ttl", Flag: "dns-ttl", Help: "TTL of DNS answers", Field: func(c *Config) any { return &c.DNS.TTL }},
 	{Key: "dns.upstream", Flag: "dns-upstream", Help: "forward other names to this resolver (default: REFUSED)", Field: func(c *Config) any { return &c.DNS.Upstream }},
 	{Key: "dns.disabled", Flag: "no-dns", Help: "do not serve DNS", Field: func(c *Config) any { return &c.DNS.Disabled }},
+	{Key: "dns.consul_alias", Flag: "dns-consul-alias", Help: "also answer the DNS names under consul. (for tools that hard-code .consul)", Field: func(c *Config) any { return &c.DNS.ConsulAlias }},
+	{Key: "dns.resolved_disabled", Flag: "no-resolved", Help: "do not configure systemd-resolved to send ~DOMAIN to the agent", Field: func(c *Config) any { return &c.DNS.ResolvedDisabled }},
+	{Key: "consul_api.listen", Flag: "consul-listen", Help: "serve the Consul-compatible HTTP API here (e.g. 127.0.0.1:8500, overlay:8500)", Field: func(c *Config) any { return &c.ConsulAPI.Listen }},
+	{Key: "consul_api.token_file", Flag: "consul-token-file", Help: "token that Consul API writes from other hosts must carry (mode 0600)", Field: func(c *Config) any { return &c.ConsulAPI.TokenFile }},
+	{Key: "consul_api.datacenter", Flag: "consul-datacenter", Help: "datacenter name the Consul API answers", Field: func(c *Config) any { return &c.ConsulAPI.Datacenter }},
 	{Key: "log_level", Flag: "log-level", Help: "debug, info, warn or error", Field: func(c *Config) any { return &c.LogLevel }},
 }
 
@@ -194,7 +216,8 @@ func DefaultConfig() Config {
 			Domain: "weft.",
 			TTL:    Duration{5 * time.Second}, // short: instances come and go with health
 		},
-		LogLevel: "info",
+		ConsulAPI: ConsulAPIConfig{Datacenter: "dc1"}, // the name Consul's tools assume
+		LogLevel:  "info",
 	}
 }
 
@@ -332,6 +355,20 @@ func (c *Config) Validate() error {
 		if _, err := netip.ParseAddrPort(l); err != nil {
 			return fmt.Errorf("dns.listen %q: must be IP:PORT (like 127.0.0.1:53) or overlay:PORT", l)
 		}
+	}
+	for _, l := range c.ConsulAPI.Listen {
+		if port, ok := strings.CutPrefix(l, "overlay:"); ok {
+			if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+				return fmt.Errorf("consul_api.listen %q: the port after overlay: must be 1-65535", l)
+			}
+			continue
+		}
+		if _, err := netip.ParseAddrPort(l); err != nil {
+			return fmt.Errorf("consul_api.listen %q: must be IP:PORT (like 127.0.0.1:8500) or overlay:PORT", l)
+		}
+	}
+	if c.ConsulAPI.Datacenter == "" {
+		c.ConsulAPI.Datacenter = "dc1"
 	}
 	if c.DNS.Domain == "" {
 		c.DNS.Domain = "weft."
