@@ -24,12 +24,17 @@ type catalogGlue struct {
 	a   *Agent
 	cat *catalog.Catalog
 
-	mu  sync.Mutex
-	dns *catalog.DNSServer // replaced when the overlay address moves
+	mu       sync.Mutex
+	dns      *catalog.DNSServer    // replaced when the overlay address moves
+	consul   *catalog.ConsulServer // nil unless consul_api.listen is set
+	resolved func()                // reverts the host resolver's configuration (resolved_linux.go)
+	resolver hostResolver          // zero: the system's (a seam for tests)
 }
 
-func startCatalog(a *Agent) (*catalogGlue, error) {
-	g := &catalogGlue{a: a}
+func startCatalog(a *Agent) (*catalogGlue, error) { return startCatalogWith(a, &catalogGlue{a: a}) }
+
+// startCatalogWith starts the catalog into g (whose seams a test may have set).
+func startCatalogWith(a *Agent, g *catalogGlue) (*catalogGlue, error) {
 	publish := func(v string) error {
 		if a.gsp == nil {
 			return nil
@@ -67,10 +72,18 @@ func startCatalog(a *Agent) (*catalogGlue, error) {
 		}
 	}
 	if !a.cfg.DNS.Disabled && len(a.cfg.DNS.Listen) > 0 {
+		// A DNS port already taken (another resolver on :53) must not keep the overlay
+		// down: serve without DNS and say so in the log and in `weft status`.
 		if err := g.startDNS(a.address); err != nil {
-			cat.Close()
-			return nil, err
+			a.log.Error("dns is not serving; the overlay stays up", "err", err)
+			a.problem("dns is not serving: " + err.Error())
+		} else {
+			g.setupResolver(a.address)
 		}
+	}
+	if err := g.startConsul(a.address); err != nil {
+		g.close()
+		return nil, err
 	}
 	return g, nil
 }
@@ -93,6 +106,10 @@ func (g *catalogGlue) startDNS(addr netip.Addr) error {
 	}
 	dc.Upstream = a.cfg.DNS.Upstream
 	dc.Logger = a.log
+	dc.ConsulAlias = a.cfg.DNS.ConsulAlias
+	if a.cfg.ClusterCIDR.IsValid() {
+		dc.Reverse = []netip.Prefix{a.cfg.ClusterCIDR.Prefix}
+	}
 	srv, err := catalog.NewDNSServer(dc, g.cat)
 	if err != nil {
 		return fmt.Errorf("dns: %w", err)
@@ -109,6 +126,7 @@ func (g *catalogGlue) startDNS(addr netip.Addr) error {
 
 // rebindDNS restarts the DNS server after the overlay address moved (its old address is gone).
 func (g *catalogGlue) rebindDNS(addr netip.Addr) {
+	defer g.rebindConsul(addr)
 	g.mu.Lock()
 	old := g.dns
 	g.dns = nil
@@ -122,7 +140,9 @@ func (g *catalogGlue) rebindDNS(addr netip.Addr) {
 	if err := g.startDNS(addr); err != nil {
 		g.a.log.Error("dns after the overlay address moved", "err", err)
 		g.a.problem("dns is not serving: " + err.Error())
+		return
 	}
+	g.setupResolver(addr)
 }
 
 func mustPort(s string) uint16 {
@@ -134,6 +154,8 @@ func mustPort(s string) uint16 {
 }
 
 func (g *catalogGlue) close() {
+	g.stopConsul()
+	g.revertResolver()
 	g.mu.Lock()
 	srv := g.dns
 	g.dns = nil
