@@ -100,6 +100,14 @@ func helperMain(mode string, args []string) error {
 		}
 		fmt.Printf("%d %s\n", n, hex.EncodeToString(h.Sum(nil)))
 		return nil
+	case "hold-udp": // binds ADDR (UDP) and holds it until killed
+		pc, err := net.ListenPacket("udp", args[0])
+		if err != nil {
+			return err
+		}
+		defer pc.Close()
+		fmt.Println("holding")
+		select {}
 	case "get":
 		c := &http.Client{Timeout: 10 * time.Second}
 		resp, err := c.Get(args[0])
