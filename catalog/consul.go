@@ -715,12 +715,16 @@ func (h *ConsulHandler) statusPeers(r *http.Request) (any, error) {
 
 // ConsulServer serves a ConsulHandler on listen addresses.
 type ConsulServer struct {
-	h     http.Handler
-	log   *slog.Logger
-	mu    sync.Mutex
-	srvs  []*http.Server
-	addrs []netip.AddrPort
-	wg    sync.WaitGroup
+	h   http.Handler
+	log *slog.Logger
+	// base is every request's parent context: Shutdown cancels it first, so blocking
+	// queries answer at once and the graceful shutdown does not wait out their ?wait.
+	base   context.Context
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	srvs   []*http.Server
+	addrs  []netip.AddrPort
+	wg     sync.WaitGroup
 }
 
 // NewConsulServer binds every address (host:port; port 0 picks one) and serves h on them
@@ -733,6 +737,7 @@ func NewConsulServer(listen []string, h http.Handler, log *slog.Logger) (*Consul
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &ConsulServer{h: h, log: log}
+	s.base, s.cancel = context.WithCancel(context.Background())
 	var lns []net.Listener
 	for _, addr := range listen {
 		ln, err := net.Listen("tcp", addr)
@@ -740,6 +745,7 @@ func NewConsulServer(listen []string, h http.Handler, log *slog.Logger) (*Consul
 			for _, l := range lns {
 				l.Close()
 			}
+			s.cancel()
 			return nil, fmt.Errorf("catalog: consul: listen %s: %w", addr, err)
 		}
 		lns = append(lns, ln)
@@ -754,6 +760,7 @@ func NewConsulServer(listen []string, h http.Handler, log *slog.Logger) (*Consul
 			IdleTimeout:       2 * time.Minute,
 			MaxHeaderBytes:    16 << 10,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+			BaseContext:       func(net.Listener) context.Context { return s.base },
 		}
 		s.srvs = append(s.srvs, srv)
 		s.wg.Add(1)
@@ -781,6 +788,7 @@ func (s *ConsulServer) Shutdown(ctx context.Context) error {
 	srvs := s.srvs
 	s.srvs = nil
 	s.mu.Unlock()
+	s.cancel()
 	var errs []error
 	for _, srv := range srvs {
 		if err := srv.Shutdown(ctx); err != nil {

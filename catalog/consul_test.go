@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -440,8 +441,29 @@ func TestConsulServer_ListenShutdown(t *testing.T) {
 	if code != 200 || !strings.Contains(body, addr) {
 		t.Fatalf("leader: %d %q", code, body)
 	}
+	// A blocking query in flight answers at once on Shutdown, not after its wait.
+	blocked := make(chan int, 1)
+	go func() {
+		resp, err := http.Get("http://" + addr + "/v1/catalog/services?index=" + strconv.FormatUint(cat.Index(), 10) + "&wait=5m")
+		if err != nil {
+			blocked <- 0
+			return
+		}
+		resp.Body.Close()
+		blocked <- resp.StatusCode
+	}()
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
 	if err := s.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case code := <-blocked:
+		if code != 200 || time.Since(start) > 3*time.Second {
+			t.Fatalf("blocking query on shutdown: %d after %v", code, time.Since(start))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a blocking query held Shutdown")
 	}
 	if _, err := net.Dial("tcp", addr); err == nil {
 		t.Fatal("still listening after Shutdown")
@@ -467,4 +489,29 @@ func FuzzConsulRegistration(f *testing.F) {
 			t.Fatalf("mapped service does not validate: %v", err)
 		}
 	})
+}
+
+// BenchmarkConsulHandler_HealthService: one /v1/health/service read of 100 instances,
+// what a Prometheus or Traefik poll costs the agent.
+func BenchmarkConsulHandler_HealthService(b *testing.B) {
+	cat, err := NewCatalog(CatalogConfig{Node: "self", Addr: netip.MustParseAddr("10.42.0.1")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cat.Close()
+	for i := range 100 {
+		if err := cat.UpdateNode(fmt.Sprintf("host-%d", i), netip.AddrFrom4([4]byte{10, 42, byte(i + 1), 1}), "1;web:8080::v1,http"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	h, _ := NewConsulHandler(ConsulConfig{Node: "self"}, cat)
+	req := httptest.NewRequest("GET", "/v1/health/service/web?passing=1", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatal(w.Code)
+		}
+	}
 }
