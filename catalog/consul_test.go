@@ -515,3 +515,37 @@ func BenchmarkConsulHandler_HealthService(b *testing.B) {
 		}
 	}
 }
+
+// TestConsulAPI_BlockingQueriesBounded: past the waiter cap a blocking query is 429, not
+// one more goroutine parked for ten minutes.
+func TestConsulAPI_BlockingQueriesBounded(t *testing.T) {
+	cat, _ := newTestCatalog(t, CatalogConfig{Node: "self"})
+	h, _ := NewConsulHandler(ConsulConfig{Node: "self"}, cat)
+	h.waiters = make(chan struct{}, 1) // the cap, shrunk from maxConsulWaiters
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	url := srv.URL + "/v1/catalog/services?index=" + strconv.FormatUint(cat.Index(), 10) + "&wait=30s"
+	first := make(chan int, 1)
+	go func() {
+		resp, err := http.Get(url)
+		if err != nil {
+			first <- 0
+			return
+		}
+		resp.Body.Close()
+		first <- resp.StatusCode
+	}()
+	eventually(t, "the first query blocks", func() bool { return len(h.waiters) == 1 })
+	if code, body := do(t, http.DefaultClient, "GET", url, nil); code != 429 {
+		t.Fatalf("second blocking query: %d %q, want 429", code, body)
+	}
+	if code, _ := do(t, http.DefaultClient, "GET", srv.URL+"/v1/catalog/services", nil); code != 200 {
+		t.Fatalf("a non-blocking read while the cap is full: %d", code)
+	}
+	if err := cat.Register(Service{Name: "wake", Port: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-first; code != 200 {
+		t.Fatalf("first query: %d", code)
+	}
+}
