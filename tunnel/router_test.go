@@ -29,6 +29,10 @@ func TestL3Router_RouteAccept(t *testing.T) {
 		{"v4 spoofed source", ipv4Packet("10.0.2.5", "10.0.2.6", 40), b, peers.DropNone, a, peers.DropNotAllowedSource},
 		{"v4 no route", ipv4Packet("10.0.1.5", "10.9.0.1", 40), nil, peers.DropNoRoute, b, peers.DropNotAllowedSource},
 		{"v6", ipv6Packet("fd00:1::1", "fd00:1::2", 60), a, peers.DropNone, a, peers.DropNone},
+		// A hostile peer allowed 10.0.1.0/24 sends IPv6 from the IPv4-mapped form of its own
+		// IPv4 addresses; and IPv6 to a mapped address routes nowhere (wireguard-go).
+		{"v4-mapped v6 source", ipv6Packet("::ffff:10.0.1.5", "fd00:1::2", 60), a, peers.DropNone, a, peers.DropNotAllowedSource},
+		{"v4-mapped v6 destination", ipv6Packet("fd00:1::1", "::ffff:10.0.2.5", 60), nil, peers.DropNoRoute, a, peers.DropNone},
 		{"short", []byte{0x45, 0}, nil, peers.DropMalformed, a, peers.DropMalformed},
 		{"empty", nil, nil, peers.DropMalformed, a, peers.DropMalformed},
 		{"not ip", make([]byte, 60), nil, peers.DropMalformed, a, peers.DropMalformed},
