@@ -82,7 +82,7 @@ func helperMain() int {
 	}
 	cfg.Identity = id
 	if l2Mode {
-		r := l2.NewRouter(cfg.VNI, l2.DefaultFDBConfig())
+		r := l2.NewRouter(cfg.VNI, l2.DefaultFDBConfig(), table)
 		r.FDB().AddRemote(table.Peers()[0])
 		cfg.Router, cfg.NextProtoL2 = r, true
 	}

@@ -165,3 +165,17 @@ func FuzzTunnel_ReceiveSealed(f *testing.F) {
 		d.b.receiveBatch(d.rs, 1) // must not panic; drops are counted
 	})
 }
+
+// TestTunnel_RouterNilPeer: a Router that hands the loop a nil peer (as l2.Router once did for
+// a frame to the host's own MAC) costs a no_route drop, not the agent.
+func TestTunnel_RouterNilPeer(t *testing.T) {
+	d := newDirect(t, 4, batchOf(4, 200))
+	d.a.router = floodRouter{to: []*peers.Peer{nil, d.peerB, nil}}
+	d.round()
+	if got := d.a.Stats().Drops["no_route"]; got != 8 {
+		t.Errorf("no_route = %d, want 8 (two nil peers per packet)", got)
+	}
+	if got := d.devB.written.Load(); got != 4 {
+		t.Errorf("B delivered %d, want the 4 copies for the real peer", got)
+	}
+}
