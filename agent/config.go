@@ -316,6 +316,9 @@ func (c *Config) Validate() error {
 		if len(p.AllowedIPs) == 0 && c.Mode == "l3" {
 			return fmt.Errorf("peers[%d]%s: allowed_ips is empty: list the overlay prefixes behind this peer", i, p.at())
 		}
+		if len(p.AllowedIPs) == 0 {
+			return fmt.Errorf("peers[%d]%s: allowed_ips is empty: in encrypted l2 a peer may send only from the addresses in its allowed_ips; list its overlay address (e.g. 10.42.0.2/32)", i, p.at())
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
