@@ -152,6 +152,7 @@ func (d *plainPath) start() (uint16, error) {
 	pc.Port = uint16(a.cfg.ListenPort)
 	pc.Logger = a.log
 	pc.FDB.ARPSuppression = a.cfg.ARPSuppression
+	pc.LearnUnknownVTEPs = a.cfg.Plain.LearnUnknownVTEPs
 	for _, p := range a.cfg.Peers {
 		if p.Endpoint.IsValid() {
 			pc.Remotes = append(pc.Remotes, p.Endpoint.AddrPort)
