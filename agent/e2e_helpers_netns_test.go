@@ -100,6 +100,8 @@ func helperMain(mode string, args []string) error {
 		}
 		fmt.Printf("%d %s\n", n, hex.EncodeToString(h.Sum(nil)))
 		return nil
+	case "inject":
+		return injectFrames(args)
 	case "get":
 		c := &http.Client{Timeout: 10 * time.Second}
 		resp, err := c.Get(args[0])
