@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -420,4 +421,53 @@ func FuzzL2Router_Accept(f *testing.F) {
 			t.Fatalf("accepted source %v, not the sender's", src)
 		}
 	})
+}
+
+// BenchmarkL2Router_Accept: the inbound check per frame (parse, source rule, learn refresh).
+// BenchmarkFDB_LearnRefresh is what Accept cost before it checked sources.
+func BenchmarkL2Router_Accept(b *testing.B) {
+	tb, p1, _, _ := testPeers(b)
+	ll := eui64LinkLocal(testMACA)
+	frames := map[string][]byte{
+		"ipv4-64":   testFrame(testMACB, testMACA, nil, EtherTypeIPv4, testIPv4("10.42.1.5", "10.42.2.5", make([]byte, 64-14-20))),
+		"ipv4-1420": testFrame(testMACB, testMACA, nil, EtherTypeIPv4, testIPv4("10.42.1.5", "10.42.2.5", make([]byte, 1420-14-20))),
+		"vlan-ipv4": testFrame(testMACB, testMACA, []uint16{7}, EtherTypeIPv4, testIPv4("10.42.1.5", "10.42.2.5", make([]byte, 64))),
+		"arp":       testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARP(ARPRequest, testMACA, "10.42.1.5", "10.42.2.5")),
+		"ndp-na": testFrame(BroadcastMAC, testMACA, nil, EtherTypeIPv6, testIPv6(ll, "ff02::1", ipProtoICMPv6,
+			testNDP(ndpNeighborAdvert, ll, ndpOptTargetLLAddr, testMACA))),
+	}
+	for _, name := range []string{"ipv4-64", "ipv4-1420", "vlan-ipv4", "arp", "ndp-na"} {
+		f := frames[name]
+		b.Run(name, func(b *testing.B) {
+			r := NewRouter(42, FDBConfig{}, tb)
+			if why := r.Accept(p1, f); why != peers.DropNone {
+				b.Fatal(why)
+			}
+			b.SetBytes(int64(len(f)))
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Accept(p1, f)
+			}
+		})
+	}
+}
+
+// BenchmarkL2Router_Route: the outbound lookup per frame to a learned MAC.
+func BenchmarkL2Router_Route(b *testing.B) {
+	tb, p1, p2, _ := testPeers(b)
+	r := NewRouter(42, FDBConfig{}, tb)
+	r.FDB().AddRemote(p1)
+	r.FDB().AddRemote(p2)
+	r.FDB().SetStatic(testMACB, p2)
+	dst := make([]*peers.Peer, 0, 4)
+	for _, size := range []int{64, 1420, 65535} {
+		f := testFrame(testMACB, testMACA, nil, EtherTypeIPv4, make([]byte, size-EthernetHeaderLen))
+		b.Run(strconv.Itoa(size), func(b *testing.B) {
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Route(f, dst[:0])
+			}
+		})
+	}
 }
