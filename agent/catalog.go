@@ -105,6 +105,14 @@ func (g *catalogGlue) startDNS(addr netip.Addr) error {
 		dc.TTL = a.cfg.DNS.TTL.Duration
 	}
 	dc.Upstream = a.cfg.DNS.Upstream
+	// Forwarding is for this host (loopback, and its overlay address) and the overlay.
+	dc.ForwardFrom = []netip.Prefix{a.cfg.ClusterCIDR.Prefix}
+	if sn := a.cfg.Subnet.Prefix; sn.IsValid() && !a.cfg.ClusterCIDR.Contains(sn.Addr()) {
+		dc.ForwardFrom = append(dc.ForwardFrom, sn)
+	}
+	if addr.IsValid() {
+		dc.ForwardFrom = append(dc.ForwardFrom, netip.PrefixFrom(addr, addr.BitLen()))
+	}
 	dc.Logger = a.log
 	dc.ConsulAlias = a.cfg.DNS.ConsulAlias
 	if a.cfg.ClusterCIDR.IsValid() {
@@ -122,6 +130,16 @@ func (g *catalogGlue) startDNS(addr netip.Addr) error {
 	g.mu.Unlock()
 	a.log.Info("dns", "listen", srv.Addrs(), "domain", dc.Domain)
 	return nil
+}
+
+// dnsStats returns the DNS server's forwarding counters (false while none serves).
+func (g *catalogGlue) dnsStats() (catalog.DNSStats, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.dns == nil {
+		return catalog.DNSStats{}, false
+	}
+	return g.dns.Stats(), true
 }
 
 // rebindDNS restarts the DNS server after the overlay address moved (its old address is gone).

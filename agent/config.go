@@ -47,6 +47,8 @@ type Config struct {
 	// ARPSuppression (l2, encryption: none) answers ARP requests for the overlay addresses
 	// of gossip members locally instead of flooding them.
 	ARPSuppression bool `yaml:"arp_suppression"`
+	// Plain configures plain L2 (encryption: none).
+	Plain PlainConfig `yaml:"plain"`
 	// Peers are static peers, used with or without gossip.
 	Peers []PeerConfig `yaml:"peers"`
 	// Gossip configures Serf membership.
@@ -73,6 +75,14 @@ type PeerConfig struct {
 	AllowedIPs   []Prefix `yaml:"allowed_ips"`
 	Keepalive    Duration `yaml:"persistent_keepalive"`
 	line         int
+}
+
+// PlainConfig configures plain L2 (encryption: none).
+type PlainConfig struct {
+	// LearnUnknownVTEPs accepts VXLAN from VTEPs that are neither static peers nor gossip
+	// members, and learns their MACs (a Linux vxlan device's `learning`). Default false:
+	// their packets are dropped as unknown_vtep.
+	LearnUnknownVTEPs bool `yaml:"learn_unknown_vteps"`
 }
 
 // GossipConfig configures Serf.
@@ -160,6 +170,7 @@ var Settings = []Setting{
 	{Key: "subnet", Flag: "subnet", Help: "static /24 subnet for this host (wins over allocation)", Field: func(c *Config) any { return &c.Subnet }},
 	{Key: "address", Flag: "address", Help: "overlay address of this host (default: .1 of its subnet)", Field: func(c *Config) any { return &c.Address }},
 	{Key: "arp_suppression", Flag: "arp-suppression", Help: "l2 plain: answer ARP for gossip members' addresses locally", Field: func(c *Config) any { return &c.ARPSuppression }},
+	{Key: "plain.learn_unknown_vteps", Flag: "plain-learn-unknown-vteps", Help: "l2 plain: accept VXLAN from VTEPs that are no static peer or gossip member", Field: func(c *Config) any { return &c.Plain.LearnUnknownVTEPs }},
 	{Key: "gossip.bind", Flag: "gossip-bind", Help: "gossip listen address (TCP and UDP)", Field: func(c *Config) any { return &c.Gossip.Bind }},
 	{Key: "gossip.advertise", Flag: "gossip-advertise", Help: "address other members reach this host at", Field: func(c *Config) any { return &c.Gossip.Advertise }},
 	{Key: "gossip.key", Flag: "gossip-key", Help: "base64 32-byte gossip encryption key (weft keygen --gossip)", Field: func(c *Config) any { return &c.Gossip.Key }},
@@ -338,6 +349,9 @@ func (c *Config) Validate() error {
 		}
 		if len(p.AllowedIPs) == 0 && c.Mode == "l3" {
 			return fmt.Errorf("peers[%d]%s: allowed_ips is empty: list the overlay prefixes behind this peer", i, p.at())
+		}
+		if len(p.AllowedIPs) == 0 {
+			return fmt.Errorf("peers[%d]%s: allowed_ips is empty: in encrypted l2 a peer may send only from the addresses in its allowed_ips; list its overlay address (e.g. 10.42.0.2/32)", i, p.at())
 		}
 	}
 	switch c.LogLevel {

@@ -38,6 +38,7 @@ func TestConfig_Validate(t *testing.T) {
 		{"plain l3", "encryption: none\n", "only for mode: l2"},
 		{"bad mode", "mode: l4\n", `mode "l4"`},
 		{"peer without prefixes", "peers:\n  - public_key: x\n    endpoint: 192.0.2.1:1\n", "peers[0] (line 2): allowed_ips is empty"},
+		{"l2 peer without prefixes", "mode: l2\npeers:\n  - public_key: x\n    endpoint: 192.0.2.1:1\n", "in encrypted l2 a peer may send only from the addresses in its allowed_ips"},
 		{"gossip off needs subnet", "gossip:\n  disabled: true\n", "set subnet or address"},
 		{"vni range", "vni: 16777216\n", "vni 16777216"},
 		{"dns overlay port", "dns:\n  listen: [\"overlay:abc\"]\n", `dns.listen "overlay:abc"`},

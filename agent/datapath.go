@@ -47,7 +47,7 @@ func newDatapath(a *Agent) datapath {
 	case a.cfg.Encryption == "none":
 		return &plainPath{a: a}
 	default:
-		return &l2Path{encrypted: encrypted{a: a}, router: l2.NewRouter(a.cfg.VNI, l2.DefaultFDBConfig())}
+		return &l2Path{encrypted: encrypted{a: a}, router: l2.NewRouter(a.cfg.VNI, l2.DefaultFDBConfig(), peerTable{a})}
 	}
 }
 

@@ -36,6 +36,7 @@ func TestPlainPath_DropsMetric(t *testing.T) {
 	pc := l2.DefaultPlainConfig()
 	pc.VNI = 42
 	pc.ListenAddr = netip.MustParseAddrPort("127.0.0.1:0")
+	pc.Remotes = []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:4789")} // the sender below: a known VTEP
 	v, err := l2.NewPlainVTEP(pc, newIdleDev())
 	if err != nil {
 		t.Fatal(err)

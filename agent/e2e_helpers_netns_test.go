@@ -108,6 +108,8 @@ func helperMain(mode string, args []string) error {
 		defer pc.Close()
 		fmt.Println("holding")
 		select {}
+	case "inject":
+		return injectFrames(args)
 	case "get":
 		c := &http.Client{Timeout: 10 * time.Second}
 		resp, err := c.Get(args[0])

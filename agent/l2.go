@@ -2,13 +2,17 @@ package agent
 
 import (
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
+	"os"
 	"sort"
 	"time"
 
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/l2"
+	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/tap"
 )
 
@@ -18,21 +22,33 @@ import (
 // kernel's vxlan interoperates with. Every peer of the VNI is a flood remote; the MAC each
 // host publishes in gossip is a static FDB entry.
 
-// tapMAC derives this host's TAP MAC from its public key: stable across restarts without
-// state, locally administered (0x02) and unicast.
-func (a *Agent) tapMAC() l2.MAC {
-	sum := sha256.Sum256(append([]byte("weft tap mac "), a.priv.Public().String()...))
+// tapMAC is this host's TAP MAC (tapMACFor its public key).
+func (a *Agent) tapMAC() l2.MAC { return tapMACFor(a.priv.Public()) }
+
+// tapMACFor derives the TAP MAC of the host with public key pub: stable across restarts
+// without state, locally administered (0x02) and unicast. So a static peer's MAC is known
+// without gossip.
+func tapMACFor(pub crypto.PublicKey) l2.MAC {
+	sum := sha256.Sum256(append([]byte("weft tap mac "), pub.String()...))
 	var m l2.MAC
 	copy(m[:], sum[:6])
 	m[0] = m[0]&0xfc | 0x02
 	return m
 }
 
-// openTAP opens the TAP with this host's MAC and gives it the overlay address.
+// openTAP opens the TAP with this host's MAC and gives it the overlay address. Its IPv6
+// link-local address is the EUI-64 of the MAC (addr_gen_mode 0, before the link goes up):
+// that is the only IPv6 source encrypted L2 accepts from a peer outside its allowed
+// prefixes (l2/cryptokey.go), so stable-privacy addresses from a distribution's default
+// would be dropped at the peers.
 func (a *Agent) openTAP(mac l2.MAC) (*tap.Device, error) {
 	dev, err := tap.Open(tap.Config{Name: a.cfg.Interface, MTU: a.cfg.MTU, MAC: mac})
 	if err != nil {
 		return nil, fmt.Errorf("create TAP %s: %w (is /dev/net/tun present and are you root?)", a.cfg.Interface, err)
+	}
+	if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+a.cfg.Interface+"/addr_gen_mode", []byte("0"), 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		a.log.Warn("IPv6 link-local address may not be the EUI-64 of the TAP MAC; peers drop other link-local sources",
+			"interface", a.cfg.Interface, "err", err)
 	}
 	if err := configureLink(a.cfg.Interface, a.address, a.linkBits(), a.cfg.MTU); err != nil {
 		dev.Close()
@@ -40,6 +56,12 @@ func (a *Agent) openTAP(mac l2.MAC) (*tap.Device, error) {
 	}
 	return dev, nil
 }
+
+// peerTable is the l2.Router's SourceLookup: the agent's peer table, which Run makes after
+// newDatapath made the router and before the router sees a frame.
+type peerTable struct{ a *Agent }
+
+func (t peerTable) Lookup(addr netip.Addr) *peers.Peer { return t.a.table.Lookup(addr) }
 
 // l2Path is encrypted L2: a TAP, the encrypted loop over Ethernet frames, an FDB to route.
 type l2Path struct {
@@ -59,7 +81,8 @@ func (d *l2Path) start() (uint16, error) {
 	return d.startTunnel(dev, d.a.cfg.MTU+ethernetHdr, d.router)
 }
 
-// addStatic makes a static peer a flood remote of the VNI.
+// addStatic makes a static peer a flood remote of the VNI and pins its TAP MAC (derived from
+// its key) to it. Its allowed_ips are the inner sources it may use.
 func (d *l2Path) addStatic(p PeerConfig) error {
 	peer, err := d.upsertStatic(p, false)
 	if err != nil {
@@ -67,13 +90,15 @@ func (d *l2Path) addStatic(p PeerConfig) error {
 	}
 	if peer != nil {
 		d.router.FDB().AddRemote(peer)
+		d.router.FDB().SetStatic(tapMACFor(peer.Key()), peer)
 	}
 	return nil
 }
 
-// addMember makes a member's peer a flood remote of the VNI and seeds the MAC it publishes.
-func (d *l2Path) addMember(mp memberPeer, _ netip.Prefix) error {
-	p, err := d.upsertMember(mp, nil)
+// addMember makes a member's peer a flood remote of the VNI with its subnet as allowed
+// prefix (the inner sources and ARP senders it may use) and seeds the MAC it publishes.
+func (d *l2Path) addMember(mp memberPeer, subnet netip.Prefix) error {
+	p, err := d.upsertMember(mp, []netip.Prefix{subnet})
 	if p != nil {
 		d.router.FDB().AddRemote(p)
 		if !mp.mac.IsZero() {
@@ -127,6 +152,7 @@ func (d *plainPath) start() (uint16, error) {
 	pc.Port = uint16(a.cfg.ListenPort)
 	pc.Logger = a.log
 	pc.FDB.ARPSuppression = a.cfg.ARPSuppression
+	pc.LearnUnknownVTEPs = a.cfg.Plain.LearnUnknownVTEPs
 	for _, p := range a.cfg.Peers {
 		if p.Endpoint.IsValid() {
 			pc.Remotes = append(pc.Remotes, p.Endpoint.AddrPort)

@@ -68,13 +68,15 @@ peers:
 func TestNetns_L2Encrypted(t *testing.T) {
 	nodes := gossipLab(t, "a", "b", "c")
 	a, b, c := nodes[0], nodes[1], nodes[2]
+	var overlay map[*node]string // each peer's overlay address: its allowed_ips
 	conf := func(addr string, vni int, ps ...*node) string {
 		s := fmt.Sprintf("mode: l2\nvni: %d\naddress: %s\ngossip: {disabled: true}\ndns: {disabled: true}\npeers:\n", vni, addr)
 		for _, p := range ps {
-			s += fmt.Sprintf("  - public_key: %s\n    endpoint: %s:51820\n", p.pub(), p.underlay)
+			s += fmt.Sprintf("  - public_key: %s\n    endpoint: %s:51820\n    allowed_ips: [%s/32]\n", p.pub(), p.underlay, overlay[p])
 		}
 		return s
 	}
+	overlay = map[*node]string{a: "10.42.0.1", b: "10.42.0.2", c: "10.42.0.3"}
 	a.start(conf("10.42.0.1", 7, b, c))
 	b.start(conf("10.42.0.2", 7, a))
 	c.start(conf("10.42.0.3", 8, a))

@@ -19,6 +19,7 @@ type metricsCollector struct {
 
 	peerBytes, peerPackets, peerHandshakes, peerDrops, peerLastHandshake *prometheus.Desc
 	drops, members, up                                                   *prometheus.Desc
+	dnsForwards                                                          *prometheus.Desc
 }
 
 func newMetricsCollector(a *Agent) *metricsCollector {
@@ -32,11 +33,12 @@ func newMetricsCollector(a *Agent) *metricsCollector {
 		drops:             prometheus.NewDesc("weft_drops_total", "Packets the datapath dropped, by reason.", []string{"reason"}, nil),
 		members:           prometheus.NewDesc("weft_members", "Gossip members by status.", []string{"status"}, nil),
 		up:                prometheus.NewDesc("weft_up", "1 while the agent runs.", nil, nil),
+		dnsForwards:       prometheus.NewDesc("weft_dns_forwards_total", "DNS queries outside the domain, by outcome: forwarded, failed (upstream error), busy (past the in-flight bound: SERVFAIL), refused (source not this host or the overlay).", []string{"result"}, nil),
 	}
 }
 
 func (c *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.peerBytes, c.peerPackets, c.peerHandshakes, c.peerDrops, c.peerLastHandshake, c.drops, c.members, c.up} {
+	for _, d := range []*prometheus.Desc{c.peerBytes, c.peerPackets, c.peerHandshakes, c.peerDrops, c.peerLastHandshake, c.drops, c.members, c.up, c.dnsForwards} {
 		ch <- d
 	}
 }
@@ -60,6 +62,13 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		drops, _ := c.a.dp.stats() // every mode counts under the same reason names
 		for reason, n := range drops {
 			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(n), reason)
+		}
+	}
+	if c.a.cat != nil {
+		if s, ok := c.a.cat.dnsStats(); ok {
+			for result, n := range map[string]uint64{"forwarded": s.Forwarded, "failed": s.ForwardFailed, "busy": s.ForwardBusy, "refused": s.ForwardRefused} {
+				ch <- prometheus.MustNewConstMetric(c.dnsForwards, prometheus.CounterValue, float64(n), result)
+			}
 		}
 	}
 	counts := map[string]int{"alive": 0, "leaving": 0, "left": 0, "failed": 0}

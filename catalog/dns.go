@@ -14,6 +14,13 @@ package catalog
 // carry the SOA in the authority section so resolvers cache them for the TTL. Names
 // outside the domain are REFUSED, or forwarded to Upstream when one is set.
 //
+// Forwarding is a recursive resolver's service, so it is offered only to this host and the
+// overlay: a query from a loopback address or from inside ForwardFrom (the agent passes the
+// cluster CIDR) is forwarded, any other source gets REFUSED (an open resolver on an underlay
+// address would serve amplification attacks). At most MaxForwards queries are upstream at
+// once, through one reused miekg/dns Client per transport; a query past the bound gets
+// SERVFAIL at once and is counted, so a flood costs neither sockets nor goroutines that wait.
+//
 // Each listen address is served on UDP and TCP by miekg/dns servers; the handler runs on
 // miekg's per-request goroutines and only reads the catalog.
 
@@ -28,6 +35,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -46,6 +54,13 @@ type DNSConfig struct {
 	Upstream string
 	// UpstreamTimeout bounds one forwarded query; 0 means 2s.
 	UpstreamTimeout time.Duration
+	// ForwardFrom are the sources besides loopback whose queries outside Domain are
+	// forwarded (the overlay's prefixes); others get REFUSED. An IPv4-mapped source counts
+	// as its IPv4 address.
+	ForwardFrom []netip.Prefix
+	// MaxForwards bounds the queries upstream at once; past it a query gets SERVFAIL.
+	// 0 means DefaultMaxForwards.
+	MaxForwards int
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// ConsulAlias answers every name of Domain under "consul." too (dns_consul.go).
@@ -58,6 +73,20 @@ type DNSConfig struct {
 // because health changes must reach clients within seconds.
 func DefaultDNSConfig() DNSConfig {
 	return DNSConfig{Listen: []string{"127.0.0.1:53"}, Domain: "weft.", TTL: 5 * time.Second}
+}
+
+// DefaultMaxForwards: 32 queries in flight at a 2 s timeout is 16 queries per second even
+// against a dead upstream, and hundreds per second against a live one, far more than a
+// host's stub resolvers ask for names outside the overlay; a flood beyond it is SERVFAIL.
+const DefaultMaxForwards = 32
+
+// DNSStats are the DNS server's forwarding counters.
+type DNSStats struct {
+	Forwarded       uint64 // queries sent upstream and answered
+	ForwardFailed   uint64 // upstream errors and timeouts (SERVFAIL)
+	ForwardBusy     uint64 // past MaxForwards (SERVFAIL without asking upstream)
+	ForwardRefused  uint64 // from a source that is neither loopback nor in ForwardFrom (REFUSED)
+	ForwardInFlight int    // queries upstream now
 }
 
 // DNSSource is what the DNS server reads; *Catalog implements it.
@@ -77,6 +106,11 @@ type DNSServer struct {
 	domain string
 	labels int // labels in domain
 	ttl    uint32
+
+	udp, tcp *dns.Client   // upstream clients, shared by all queries
+	fwdSem   chan struct{} // one token per query upstream
+
+	nForwarded, nFwdFailed, nFwdBusy, nFwdRefused atomic.Uint64
 
 	mu      sync.Mutex
 	servers []*dns.Server
@@ -110,8 +144,22 @@ func NewDNSServer(cfg DNSConfig, src DNSSource) (*DNSServer, error) {
 	if cfg.UpstreamTimeout == 0 {
 		cfg.UpstreamTimeout = 2 * time.Second
 	}
+	if cfg.MaxForwards == 0 {
+		cfg.MaxForwards = DefaultMaxForwards
+	}
+	if cfg.MaxForwards < 0 {
+		return nil, fmt.Errorf("catalog: dns: max forwards %d < 0", cfg.MaxForwards)
+	}
+	for _, p := range cfg.ForwardFrom {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("catalog: dns: forward-from prefix %v is not valid", p)
+		}
+	}
 	s := &DNSServer{cfg: cfg, src: src, log: cfg.Logger, domain: domain,
-		labels: dns.CountLabel(domain), ttl: uint32(cfg.TTL / time.Second)}
+		labels: dns.CountLabel(domain), ttl: uint32(cfg.TTL / time.Second),
+		udp:    &dns.Client{Net: "udp", Timeout: cfg.UpstreamTimeout},
+		tcp:    &dns.Client{Net: "tcp", Timeout: cfg.UpstreamTimeout},
+		fwdSem: make(chan struct{}, cfg.MaxForwards)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -222,10 +270,24 @@ func (s *DNSServer) shutdownLocked(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// Stats returns the forwarding counters.
+func (s *DNSServer) Stats() DNSStats {
+	return DNSStats{Forwarded: s.nForwarded.Load(), ForwardFailed: s.nFwdFailed.Load(),
+		ForwardBusy: s.nFwdBusy.Load(), ForwardRefused: s.nFwdRefused.Load(), ForwardInFlight: len(s.fwdSem)}
+}
+
 // ServeDNS implements dns.Handler.
 func (s *DNSServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
-	_, udp := w.RemoteAddr().(*net.UDPAddr)
-	m := s.answer(req, udp)
+	var src netip.Addr
+	udp := false
+	switch ra := w.RemoteAddr().(type) {
+	case *net.UDPAddr:
+		udp = true
+		src = ra.AddrPort().Addr()
+	case *net.TCPAddr:
+		src = ra.AddrPort().Addr()
+	}
+	m := s.answer(req, udp, src)
 	if udp {
 		size := dns.MinMsgSize
 		if o := req.IsEdns0(); o != nil {
@@ -238,8 +300,8 @@ func (s *DNSServer) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	}
 }
 
-// answer builds the response to req.
-func (s *DNSServer) answer(req *dns.Msg, udp bool) *dns.Msg {
+// answer builds the response to req from src (invalid: unknown, never forwarded).
+func (s *DNSServer) answer(req *dns.Msg, udp bool, src netip.Addr) *dns.Msg {
 	m := new(dns.Msg)
 	if req.Opcode != dns.OpcodeQuery {
 		return m.SetRcode(req, dns.RcodeNotImplemented)
@@ -247,13 +309,13 @@ func (s *DNSServer) answer(req *dns.Msg, udp bool) *dns.Msg {
 	if len(req.Question) != 1 {
 		return m.SetRcodeFormatError(req)
 	}
-	if cm, ok := s.answerConsul(req, udp); ok {
+	if cm, ok := s.answerConsul(req, udp, src); ok {
 		return cm
 	}
 	q := req.Question[0]
 	name := strings.ToLower(q.Name)
 	if !dns.IsSubDomain(s.domain, name) {
-		return s.forward(req, udp)
+		return s.forward(req, udp, src)
 	}
 	m.SetReply(req)
 	m.Authoritative = true
@@ -375,22 +437,50 @@ func (s *DNSServer) soa() dns.RR {
 	}
 }
 
+// mayForward reports whether queries from src may be forwarded: this host (loopback) or
+// the overlay (ForwardFrom).
+func (s *DNSServer) mayForward(src netip.Addr) bool {
+	src = src.Unmap()
+	if src.IsLoopback() {
+		return true
+	}
+	for _, p := range s.cfg.ForwardFrom {
+		if p.Contains(src) {
+			return true
+		}
+	}
+	return false
+}
+
 // forward sends a query outside the domain upstream, or refuses it.
-func (s *DNSServer) forward(req *dns.Msg, udp bool) *dns.Msg {
+func (s *DNSServer) forward(req *dns.Msg, udp bool, src netip.Addr) *dns.Msg {
 	if s.cfg.Upstream == "" {
 		return new(dns.Msg).SetRcode(req, dns.RcodeRefused)
 	}
-	c := &dns.Client{Net: "tcp", Timeout: s.cfg.UpstreamTimeout}
+	if !s.mayForward(src) {
+		s.nFwdRefused.Add(1)
+		return new(dns.Msg).SetRcode(req, dns.RcodeRefused)
+	}
+	select {
+	case s.fwdSem <- struct{}{}:
+	default:
+		s.nFwdBusy.Add(1)
+		return new(dns.Msg).SetRcode(req, dns.RcodeServerFailure)
+	}
+	defer func() { <-s.fwdSem }()
+	c := s.tcp
 	if udp {
-		c.Net = "udp"
+		c = s.udp
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.UpstreamTimeout)
 	defer cancel()
 	resp, _, err := c.ExchangeContext(ctx, req, s.cfg.Upstream)
 	if err != nil {
+		s.nFwdFailed.Add(1)
 		s.log.Debug("dns: upstream", "upstream", s.cfg.Upstream, "err", err)
 		return new(dns.Msg).SetRcode(req, dns.RcodeServerFailure)
 	}
+	s.nForwarded.Add(1)
 	resp.Id = req.Id
 	return resp
 }

@@ -36,13 +36,13 @@ var _ reverseSource = (*Catalog)(nil)
 
 // answerConsul answers the Consul-style names; ok is false for every other name, which
 // answer then handles as before.
-func (s *DNSServer) answerConsul(req *dns.Msg, udp bool) (*dns.Msg, bool) {
+func (s *DNSServer) answerConsul(req *dns.Msg, udp bool, src netip.Addr) (*dns.Msg, bool) {
 	q := req.Question[0]
 	name := strings.ToLower(q.Name)
 	switch {
 	case s.cfg.ConsulAlias && dns.IsSubDomain(consulZone, name) && !dns.IsSubDomain(s.domain, name):
 		inner := strings.TrimSuffix(name, consulZone) + s.domain
-		m := s.answerRewritten(req, inner, udp)
+		m := s.answerRewritten(req, inner, udp, src)
 		renameAll(m, s.domain, consulZone)
 		m.Question = req.Question
 		return m, true
@@ -58,13 +58,13 @@ func (s *DNSServer) answerConsul(req *dns.Msg, udp bool) (*dns.Msg, bool) {
 		if len(rel) == 3 && rel[2] == "service" && strings.HasPrefix(rel[0], "_") && strings.HasPrefix(rel[1], "_") && rel[1] != "_tcp" {
 			if q.Qtype != dns.TypeSRV && q.Qtype != dns.TypeANY {
 				// SRV-only name: answer NODATA when the tagged service exists, as _NAME._tcp does.
-				probe := s.answerRewritten(srvQuestion(req), rel[1][1:]+"."+rel[0][1:]+".service."+s.domain, udp)
+				probe := s.answerRewritten(srvQuestion(req), rel[1][1:]+"."+rel[0][1:]+".service."+s.domain, udp, src)
 				m := new(dns.Msg).SetReply(req)
 				m.Authoritative, m.RecursionAvailable = true, s.cfg.Upstream != ""
 				m.Rcode, m.Ns = probe.Rcode, probe.Ns
 				return m, true
 			}
-			m := s.answerRewritten(srvQuestion(req), rel[1][1:]+"."+rel[0][1:]+".service."+s.domain, udp)
+			m := s.answerRewritten(srvQuestion(req), rel[1][1:]+"."+rel[0][1:]+".service."+s.domain, udp, src)
 			for _, rr := range m.Answer {
 				rr.Header().Name = q.Name
 			}
@@ -82,10 +82,10 @@ func srvQuestion(req *dns.Msg) *dns.Msg {
 }
 
 // answerRewritten answers req as if it asked for name.
-func (s *DNSServer) answerRewritten(req *dns.Msg, name string, udp bool) *dns.Msg {
+func (s *DNSServer) answerRewritten(req *dns.Msg, name string, udp bool, src netip.Addr) *dns.Msg {
 	c := req.Copy()
 	c.Question[0].Name = name
-	return s.answer(c, udp)
+	return s.answer(c, udp, src)
 }
 
 // renameAll moves every owner name and SRV/PTR target under from to the same name under to.

@@ -34,6 +34,14 @@ type FDBConfig struct {
 	// once, however many remotes it is copied to), with an equal burst. Default 20000:
 	// plenty for ARP/ND/DHCP chatter, small enough that a broadcast storm is clipped.
 	FloodRate int
+	// MoveHold is how long a learned MAC must have been quiet at its remote before a frame
+	// from another remote may move it there. Zero: it moves at once, as in a learning switch
+	// (the plain VTEP, whose remotes are unauthenticated UDP addresses anyway); negative: the
+	// same. The encrypted Router holds moves for DefaultMoveHold, so that a peer cannot take
+	// over a MAC in use behind another peer and receive its frames, while a migrated VM's MAC
+	// follows it within seconds (its old host stops sending from it at once). A static entry
+	// never moves, whatever MoveHold says.
+	MoveHold time.Duration
 	// ARPSuppression answers ARP requests for IPs known from gossip locally instead of
 	// flooding them. Default off (as Linux `neigh_suppress`).
 	ARPSuppression bool
@@ -84,6 +92,7 @@ type FDBStats struct {
 	Entries, StaticEntries               int
 	Learned, Moved, Evicted, Aged        uint64
 	StaticConflicts                      uint64 // learned from another remote than its static entry; ignored
+	MovesRefused                         uint64 // learned MAC claimed by another remote within MoveHold; ignored
 	Flooded, FloodDropped, ARPSuppressed uint64
 	InvalidSource                        uint64 // multicast or zero source MAC; not learned
 	Remotes, Neighbors                   int
@@ -120,6 +129,7 @@ type FDB[K comparable] struct {
 	lastRefill int64
 
 	nLearned, nMoved, nEvicted, nAged, nConflicts atomic.Uint64
+	nMoveRefused                                  atomic.Uint64
 	nFlooded, nFloodDropped, nARP, nInvalid       atomic.Uint64
 }
 
@@ -205,8 +215,9 @@ func (f *FDB[K]) takeFloodToken() bool {
 }
 
 // Learn records that a frame from src arrived from remote. It reports whether src may speak
-// through remote: false for a multicast or zero source MAC (not learned) and for a MAC whose
-// static entry (gossip) names another remote (not moved); both are counted. Refreshing a known
+// through remote: false for a multicast or zero source MAC (not learned), for a MAC whose
+// static entry (gossip) names another remote, and for a learned MAC seen at another remote
+// less than MoveHold ago (neither moved); all are counted. Refreshing a known
 // MAC from the same remote allocates nothing and takes only the read lock.
 func (f *FDB[K]) Learn(src MAC, remote K) bool {
 	if src.IsMulticast() || src.IsZero() {
@@ -244,6 +255,10 @@ func (f *FDB[K]) Learn(src MAC, remote K) bool {
 		}
 	default:
 		if e.remote != remote {
+			if hold := int64(f.cfg.MoveHold); hold > 0 && now-e.seen.Load() < hold {
+				f.nMoveRefused.Add(1) // in use behind its remote: not taken over
+				return false
+			}
 			e.remote = remote // the MAC moved to another VTEP
 			f.nMoved.Add(1)
 		}
@@ -363,7 +378,7 @@ func (f *FDB[K]) Stats() FDBStats {
 	f.nmu.RUnlock()
 	s.Remotes = len(f.Remotes())
 	s.Learned, s.Moved, s.Evicted, s.Aged = f.nLearned.Load(), f.nMoved.Load(), f.nEvicted.Load(), f.nAged.Load()
-	s.StaticConflicts = f.nConflicts.Load()
+	s.StaticConflicts, s.MovesRefused = f.nConflicts.Load(), f.nMoveRefused.Load()
 	s.Flooded, s.FloodDropped, s.ARPSuppressed = f.nFlooded.Load(), f.nFloodDropped.Load(), f.nARP.Load()
 	s.InvalidSource = f.nInvalid.Load()
 	return s

@@ -27,9 +27,10 @@ import (
 //	           FDB.Route(dst MAC) → 8-byte header written in front of the frame → a run of
 //	           equal-sized packets to one remote leaves in one UDP_SEGMENT sendmsg; floods
 //	           go to every remote of the VNI (head-end replication, flood budget)
-//	udpLoop:   conn.ReadMsgUDPAddrPort (UDP_GRO: a run of datagrams of one sender) → per
-//	           datagram: header (I flag) → VNI check → FDB.Learn(src MAC, sender VTEP) →
-//	           dev.Write(buf, offset 8)
+//	udpLoop:   conn.ReadMsgUDPAddrPort (UDP_GRO: a run of datagrams of one sender) → sender
+//	           a known remote (else dropped, unless LearnUnknownVTEPs) → per datagram:
+//	           header (I flag) → VNI check → FDB.Learn(src MAC, sender VTEP), a refused MAC
+//	           (pinned to another VTEP) dropped → dev.Write(buf, offset 8)
 //	ageLoop:   FDB.Expire every few seconds
 //
 // Received frames are only ever written to the device, never re-flooded (split horizon), so
@@ -54,6 +55,12 @@ type PlainConfig struct {
 	Remotes []netip.AddrPort
 	// FDB configures the forwarding database (ageing, bounds, flood budget, ARP suppression).
 	FDB FDBConfig
+	// LearnUnknownVTEPs accepts VXLAN packets from UDP sources whose IP is no remote of the
+	// flood list (and learns their MACs behind them), as a Linux vxlan device with `learning`
+	// does. Default false: a packet from an unknown source is dropped (unknown_vtep), so a
+	// host that can reach the port cannot inject frames or steer the FDB. Plain VXLAN has no
+	// authentication either way: this narrows who can, it does not make it secure.
+	LearnUnknownVTEPs bool
 	// DisableOffload turns off UDP segmentation (GSO) on send and UDP_GRO on receive, which
 	// are used when the kernel has them (they change syscalls, never the bytes on the wire).
 	DisableOffload bool
@@ -76,8 +83,9 @@ type PlainStats struct {
 	// Drops counts dropped packets by reason name (peers.DropReason.String), under the same
 	// names as the encrypted modes: malformed (a VXLAN header shorter than 8 bytes or without
 	// the I flag, a frame shorter than an Ethernet header), wrong_vni, flood_capped (past
-	// the flood budget), no_route (no remote to send to), send_failed (per copy). Only
-	// nonzero reasons appear.
+	// the flood budget), no_route (no remote to send to), send_failed (per copy),
+	// unknown_vtep (from a UDP source that is no remote), not_allowed_source (a source MAC
+	// pinned to another VTEP). Only nonzero reasons appear.
 	Drops map[string]uint64
 
 	TxFrames, TxPackets, TxBytes uint64 // frames read from the device; UDP packets sent (after replication) and their bytes
@@ -442,7 +450,13 @@ func (v *PlainVTEP) udpLoop() {
 		}
 		// One read is one sender (a UDP_GRO run): map it to its VTEP once, and learn a source
 		// MAC once per run rather than once per frame.
-		sender := v.senderVTEP(src)
+		sender, known := v.senderVTEP(src)
+		if !known && !v.cfg.LearnUnknownVTEPs {
+			k := uint64((n + seg - 1) / max(seg, 1))
+			v.rxDatagrams.Add(k)
+			v.drops.Add(peers.DropUnknownVTEP, k)
+			continue
+		}
 		var learned plainLearned
 		for off := 0; off < n; off += seg {
 			v.deliver(buf[off:min(off+seg, n)], sender, &learned, wbufs)
@@ -476,9 +490,20 @@ func (v *PlainVTEP) deliver(pkt []byte, sender netip.AddrPort, learned *plainLea
 		v.drops.Add(peers.DropMalformed, 1)
 		return
 	}
-	if src := MAC(frame[6:12]); !learned.ok || src != learned.mac {
+	src := MAC(frame[6:12])
+	if !learned.ok || src != learned.mac {
 		// Invalid and refused MACs are not remembered: each such frame is counted.
 		learned.mac, learned.ok = src, v.fdb.Learn(src, sender)
+	}
+	if !learned.ok {
+		// A multicast or zero source, or a MAC that gossip pins to another VTEP: the frame
+		// would let the sender speak for it, so it is not delivered.
+		if src.IsMulticast() || src.IsZero() {
+			v.drops.Add(peers.DropMalformed, 1)
+		} else {
+			v.drops.Add(peers.DropNotAllowedSource, 1)
+		}
+		return
 	}
 	wbufs[0] = pkt
 	if _, err := v.dev.Write(wbufs, vxlan.HeaderSize); err != nil {
@@ -489,16 +514,16 @@ func (v *PlainVTEP) deliver(pkt []byte, sender netip.AddrPort, learned *plainLea
 	v.rxBytes.Add(uint64(len(frame)))
 }
 
-// senderVTEP maps a UDP source to the VTEP key replies go to: a configured remote with that
-// IP (whatever its port), else the IP at the configured VXLAN port.
-func (v *PlainVTEP) senderVTEP(src netip.AddrPort) netip.AddrPort {
+// senderVTEP maps a UDP source to the VTEP key replies go to: a remote of the flood list with
+// that IP (whatever its port; known), else the IP at the configured VXLAN port (not known).
+func (v *PlainVTEP) senderVTEP(src netip.AddrPort) (netip.AddrPort, bool) {
 	a := src.Addr().Unmap()
 	for _, r := range v.fdb.Remotes() {
 		if r.Addr() == a {
-			return r
+			return r, true
 		}
 	}
-	return netip.AddrPortFrom(a, v.cfg.Port)
+	return netip.AddrPortFrom(a, v.cfg.Port), false
 }
 
 // ageLoop expires learned entries a few times per ageing period.

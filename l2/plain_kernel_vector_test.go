@@ -59,8 +59,9 @@ func TestPlainVTEP_KernelVectors(t *testing.T) {
 		t.Fatalf("NS frame %+v %v", eth, err)
 	}
 
-	// Delivered through a VTEP, as if from the kernel at 127.0.0.4.
-	v, dev := newTestVTEP(t, "127.0.0.1:0", PlainConfig{})
+	// Delivered through a VTEP, as if from the kernel at 127.0.0.4 (a configured remote:
+	// VXLAN from unknown sources is dropped).
+	v, dev := newTestVTEP(t, "127.0.0.1:0", PlainConfig{Remotes: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.4:4789")}})
 	kernel, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 4)})
 	if err != nil {
 		t.Fatal(err)

@@ -201,6 +201,7 @@ func TestPlainVTEP_Burst(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { a.Close() })
+			b.AddRemote(a.LocalAddr()) // B accepts VXLAN from known remotes only
 			// A learns nothing (B never speaks): unicast to B's MAC via a static entry.
 			a.ForwardingDB().SetStatic(testMACB, b.LocalAddr())
 			a.Start()
@@ -389,6 +390,7 @@ func BenchmarkPlainVTEP_RoundTrip(b *testing.B) {
 			defer va.Close()
 			defer vb.Close()
 			va.AddRemote(vb.LocalAddr())
+			vb.AddRemote(va.LocalAddr())
 			va.ForwardingDB().SetStatic(testMACB, vb.LocalAddr()) // unicast: no flood budget
 			va.Start()
 			vb.Start()
@@ -400,5 +402,71 @@ func BenchmarkPlainVTEP_RoundTrip(b *testing.B) {
 				<-devB.written
 			}
 		})
+	}
+}
+
+// TestPlainVTEP_HostileSenders: a host that can reach the VXLAN port but is no remote of the
+// flood list cannot inject frames (unknown_vtep, unless LearnUnknownVTEPs); a known remote
+// cannot speak for a MAC that gossip pins to another VTEP (not_allowed_source: not delivered,
+// where it used to be delivered although Learn refused it), nor from a multicast MAC.
+func TestPlainVTEP_HostileSenders(t *testing.T) {
+	verifyNoLeak(t)
+	listen := func(ip string) (*net.UDPConn, netip.AddrPort) {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(ip)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, c.LocalAddr().(*net.UDPAddr).AddrPort()
+	}
+	known, knownAddr := listen("127.0.0.3")
+	stranger, _ := listen("127.0.0.4")
+	owner := netip.MustParseAddrPort("127.0.0.5:4789")
+	hdr := []byte{0x08, 0, 0, 0, 0, 0, 42, 0}
+	send := func(c *net.UDPConn, to netip.AddrPort, f []byte) {
+		t.Helper()
+		if _, err := c.WriteToUDPAddrPort(append(append([]byte{}, hdr...), f...), to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v, dev := newTestVTEP(t, "127.0.0.1:0", PlainConfig{Remotes: []netip.AddrPort{knownAddr, owner}})
+	v.ForwardingDB().SetStatic(testMACC, owner) // gossip: C's MAC is behind owner
+
+	spoofed := testFrame(testMACB, testMACC, nil, EtherTypeIPv4, []byte{1})
+	mcast := testFrame(testMACB, BroadcastMAC, nil, EtherTypeIPv4, []byte{2})
+	fromStranger := testFrame(testMACB, testMACA, nil, EtherTypeIPv4, []byte{3})
+	legit := testFrame(testMACB, testMACA, nil, EtherTypeIPv4, []byte{4})
+	send(known, v.LocalAddr(), spoofed)
+	send(known, v.LocalAddr(), mcast)
+	send(stranger, v.LocalAddr(), fromStranger)
+	send(stranger, v.LocalAddr(), fromStranger)
+	send(known, v.LocalAddr(), legit) // the path works: only this one is delivered
+	if got := recvFrame(t, dev.out); !bytes.Equal(got, legit) {
+		t.Fatalf("delivered %x, want only the known remote's legitimate frame", got)
+	}
+	waitFor(t, "drop counters", func() bool {
+		d := v.Stats().Drops
+		return d["not_allowed_source"] == 1 && d["malformed"] == 1 && d["unknown_vtep"] == 2
+	})
+	select {
+	case f := <-dev.out:
+		t.Fatalf("also delivered %x", f)
+	default:
+	}
+	if r, _ := v.ForwardingDB().Lookup(testMACC); r != owner {
+		t.Fatalf("C's MAC moved to %v", r)
+	}
+	if r, ok := v.ForwardingDB().Lookup(testMACA); !ok || r != knownAddr {
+		t.Fatalf("A's MAC behind %v %v, want the known remote (not the stranger)", r, ok)
+	}
+
+	// Learning from unknown VTEPs, when configured, takes the stranger's frames.
+	w, devW := newTestVTEP(t, "127.0.0.1:0", PlainConfig{LearnUnknownVTEPs: true})
+	send(stranger, w.LocalAddr(), fromStranger)
+	if got := recvFrame(t, devW.out); !bytes.Equal(got, fromStranger) {
+		t.Fatalf("learn_unknown_vteps: got %x", got)
+	}
+	if _, ok := w.ForwardingDB().Lookup(testMACA); !ok {
+		t.Fatal("learn_unknown_vteps: the stranger's MAC was not learned")
 	}
 }

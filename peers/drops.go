@@ -30,6 +30,8 @@ const (
 	DropTooBig                        // packet larger than the MTU allows
 	DropFloodCapped                   // more copies than the per-batch flood bound
 	DropInvalidMAC1                   // handshake message malformed or its mac1 not for our key (wrong key)
+	DropToSelf                        // outbound (L2): frame addressed to this host's own MAC (or another local one)
+	DropUnknownVTEP                   // inbound (plain L2): VXLAN from a UDP source that is no known remote
 	numDropReasons
 )
 
@@ -59,6 +61,8 @@ var dropNames = [numDropReasons]string{
 	DropTooBig:             "too_big",
 	DropFloodCapped:        "flood_capped",
 	DropInvalidMAC1:        "invalid_mac1",
+	DropToSelf:             "to_self",
+	DropUnknownVTEP:        "unknown_vtep",
 }
 
 // String returns the reason's snake_case name, used as a map key in Stats and as a

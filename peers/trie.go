@@ -119,10 +119,13 @@ func (n *trieNode) matches(hi, lo uint64) bool {
 }
 
 // lookup returns the owner of the longest prefix holding a, or nil. No allocation.
+//
+// An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is an IPv6 address here: it is looked up
+// among the IPv6 prefixes and never matches an IPv4 one, as in wireguard-go's AllowedIPs.
+// Otherwise a peer allowed 10.0.0.0/8 could send IPv6 packets from ::ffff:10.x.y.z, which
+// a dual-stack socket on the receiver reads as IPv4 10.x.y.z: the source would pass a check
+// written for another protocol.
 func (t *trie) lookup(a netip.Addr) *Peer {
-	if a.Is4In6() {
-		a = a.Unmap()
-	}
 	if !a.IsValid() {
 		return nil
 	}

@@ -64,8 +64,17 @@ func TestTrie_LookupDifferential(t *testing.T) {
 func TestTrie_LookupEmptyAndMapped(t *testing.T) {
 	p := &Peer{}
 	tr := buildTrie(map[netip.Prefix]*Peer{netip.MustParsePrefix("10.0.0.0/8"): p})
-	if got := tr.lookup(netip.MustParseAddr("::ffff:10.1.2.3")); got != p {
-		t.Errorf("4in6 lookup = %p, want %p", got, p)
+	// An IPv4-mapped IPv6 address is IPv6: it never matches an IPv4 prefix (wireguard-go).
+	if got := tr.lookup(netip.MustParseAddr("::ffff:10.1.2.3")); got != nil {
+		t.Errorf("4in6 lookup = %p, want no match", got)
+	}
+	if got := tr.lookup(netip.MustParseAddr("10.1.2.3")); got != p {
+		t.Errorf("v4 lookup = %p, want %p", got, p)
+	}
+	q := &Peer{}
+	tr = buildTrie(map[netip.Prefix]*Peer{netip.MustParsePrefix("10.0.0.0/8"): p, netip.MustParsePrefix("::ffff:10.0.0.0/104"): q})
+	if got := tr.lookup(netip.MustParseAddr("::ffff:10.1.2.3")); got != q {
+		t.Errorf("4in6 lookup with a mapped prefix = %p, want %p (the IPv6 prefix's owner)", got, q)
 	}
 	if got := tr.lookup(netip.MustParseAddr("2001:db8::1")); got != nil {
 		t.Errorf("v6 lookup in v4-only trie = %p", got)

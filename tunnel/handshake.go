@@ -162,8 +162,22 @@ func (t *Tunnel) sendOne(hs *hsScratch, msg []byte, ep conn.Endpoint) bool {
 	return ok
 }
 
-// underLoad reports whether handshake messages pile up (WireGuard: an eighth of the queue).
-func (t *Tunnel) underLoad() bool { return len(t.hsMsgs) >= cap(t.hsMsgs)/8 }
+// UnderLoadAfterTime is how long the tunnel stays under load (asking for cookies) after
+// the handshake queue last held an eighth of its capacity: wireguard-go's value. Without
+// it, a flood that the worker drains in bursts flips cookie mode on and off per message,
+// and every gap lets a burst of unverified initiations through to the Diffie-Hellman.
+const UnderLoadAfterTime = time.Second
+
+// underLoad reports whether handshake messages pile up (WireGuard: an eighth of the queue)
+// or did so less than UnderLoadAfterTime ago. Called by the handshake worker only.
+func (t *Tunnel) underLoad() bool {
+	now := t.now().UnixNano()
+	if len(t.hsMsgs) >= cap(t.hsMsgs)/8 {
+		t.underLoadUntil = now + int64(UnderLoadAfterTime)
+		return true
+	}
+	return now < t.underLoadUntil
+}
 
 func (t *Tunnel) handleHandshake(hs *hsScratch, m *hsMessage) {
 	msg := m.buf[:m.n]

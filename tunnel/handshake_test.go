@@ -207,3 +207,54 @@ func TestTunnel_HandshakeWrongKey(t *testing.T) {
 		}
 	}
 }
+
+// TestTunnel_UnderLoadHysteresis: once the handshake queue reaches an eighth of its capacity,
+// the tunnel stays under load (cookie mode) for UnderLoadAfterTime after the queue drains, as
+// wireguard-go does. A flooder that pauses for the worker to drain the queue gets a cookie
+// reply for its next initiation, not a Diffie-Hellman; after the hold time load is off again.
+func TestTunnel_UnderLoadHysteresis(t *testing.T) {
+	bindA, bindB := newCaptureBind(8), newCaptureBind(8)
+	cfgB := DefaultConfig()
+	cfgB.HandshakeQueueLen = 8 // under load from 1 queued message
+	pr := newPair(t, DefaultConfig(), cfgB, newFakeDev(8, false), newFakeDev(8, false), bindA, bindB)
+	pr.link(t, mustAP("192.0.2.1:51820"), mustAP("192.0.2.2:51820"))
+	now := time.Unix(1_000_000, 0)
+	pr.b.now = func() time.Time { return now }
+
+	if pr.b.underLoad() {
+		t.Fatal("under load with an empty queue, never loaded")
+	}
+	pr.b.hsMsgs <- hsMessage{}
+	if !pr.b.underLoad() {
+		t.Fatal("not under load with an eighth of the queue full")
+	}
+	<-pr.b.hsMsgs // the worker drained the queue
+	now = now.Add(UnderLoadAfterTime - time.Millisecond)
+	if !pr.b.underLoad() {
+		t.Fatal("load dropped out the moment the queue drained")
+	}
+
+	// The flooder's next initiation, within the hold time, gets a cookie reply.
+	hsA, hsB := newHSScratch(), newHSScratch()
+	pr.a.initiate(hsA, pr.peerB, false)
+	init, _ := lastSent(bindA)
+	m := hsMessage{n: len(init), src: &fakeEP{mustAP("192.0.2.1:51820")}}
+	copy(m.buf[:], init)
+	pr.b.handleHandshake(hsB, &m)
+	if _, typ := lastSent(bindB); typ != crypto.MessageCookieReplyType {
+		t.Fatalf("B answered type %d within the hold time, want a cookie reply", typ)
+	}
+
+	now = now.Add(time.Millisecond)
+	if pr.b.underLoad() {
+		t.Fatal("still under load UnderLoadAfterTime after the queue drained")
+	}
+	// Loaded again: the hold time restarts from the last time the queue was full.
+	pr.b.hsMsgs <- hsMessage{}
+	pr.b.underLoad()
+	<-pr.b.hsMsgs
+	now = now.Add(UnderLoadAfterTime / 2)
+	if !pr.b.underLoad() {
+		t.Fatal("not under load half the hold time after the second burst")
+	}
+}

@@ -3,10 +3,14 @@ package tunnel
 import (
 	"bytes"
 	"encoding/binary"
+	"net/netip"
+	"sync/atomic"
 	"testing"
 
+	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/peers"
+	"github.com/weftnet/weft/vxlan"
 )
 
 // Encrypted L2 between two weft tunnels in-process (loopback UDP, fake TAPs): the l2.Router in
@@ -27,6 +31,39 @@ func testFrame(dst, src l2.MAC, et uint16, payload []byte) []byte {
 	return append(b, payload...)
 }
 
+// lateTable is the SourceLookup of a Router made before the tunnel whose table it asks.
+// The tunnel is set after Up has started its goroutines, hence the atomic pointer.
+type lateTable struct{ t *atomic.Pointer[Tunnel] }
+
+func (l lateTable) Lookup(a netip.Addr) *peers.Peer {
+	if t := l.t.Load(); t != nil {
+		return t.table.Lookup(a)
+	}
+	return nil
+}
+
+// arpFrame is an ARP request from mac at sip for tip, broadcast.
+func arpFrame(mac l2.MAC, sip, tip string) []byte {
+	p := []byte{0, 1, 8, 0, 6, 4, 0, 1}
+	p = append(p, mac[:]...)
+	s, d := netip.MustParseAddr(sip).As4(), netip.MustParseAddr(tip).As4()
+	p = append(p, s[:]...)
+	p = append(p, make([]byte, 6)...)
+	p = append(p, d[:]...)
+	return testFrame(l2.BroadcastMAC, mac, l2.EtherTypeARP, p)
+}
+
+// newL2Pair is a pair of L2 tunnels on VNIs va and vb whose Routers check inner sources
+// against their tunnel's peer table.
+func newL2Pair(t *testing.T, va, vb uint32) (*pair, *l2.Router, *l2.Router) {
+	var ta, tb atomic.Pointer[Tunnel]
+	ra, rb := l2.NewRouter(va, l2.FDBConfig{}, lateTable{&ta}), l2.NewRouter(vb, l2.FDBConfig{}, lateTable{&tb})
+	pr := upPair(t, l2Config(va, ra), l2Config(vb, rb))
+	ta.Store(pr.a)
+	tb.Store(pr.b)
+	return pr, ra, rb
+}
+
 func l2Config(vni uint32, r *l2.Router) Config {
 	cfg := DefaultLocalConfig()
 	cfg.VNI = vni
@@ -36,14 +73,13 @@ func l2Config(vni uint32, r *l2.Router) Config {
 }
 
 func TestL2Router_TunnelEndToEnd(t *testing.T) {
-	ra, rb := l2.NewRouter(7, l2.FDBConfig{}), l2.NewRouter(7, l2.FDBConfig{})
-	pr := upPair(t, l2Config(7, ra), l2Config(7, rb))
+	pr, ra, rb := newL2Pair(t, 7, 7)
 	ra.FDB().AddRemote(pr.peerB)
 	rb.FDB().AddRemote(pr.peerA)
 	rb.FDB().SetStatic(testMACB, nil) // B's own TAP MAC: no peer may claim it
 
 	// A broadcast floods (and starts the handshake); B learns MAC A behind peer A.
-	arp := testFrame(l2.BroadcastMAC, testMACA, l2.EtherTypeARP, make([]byte, 28)) // the Router reads no further than the MACs
+	arp := arpFrame(testMACA, "10.0.1.1", "10.0.2.1")
 	pr.devA.inject(arp)
 	if got := pr.devB.waitPacket(t); !bytes.Equal(got, arp) {
 		t.Fatalf("B got %x", got)
@@ -53,7 +89,7 @@ func TestL2Router_TunnelEndToEnd(t *testing.T) {
 	}
 	// The reply is unicast by the FDB; odd sizes come through unpadded.
 	for _, size := range []int{60, 61, 1001, 1400} {
-		f := testFrame(testMACA, testMACB, l2.EtherTypeIPv4, bytes.Repeat([]byte{byte(size)}, size-l2.EthernetHeaderLen))
+		f := testFrame(testMACA, testMACB, l2.EtherTypeIPv4, ipv4Packet("10.0.2.1", "10.0.1.1", size-l2.EthernetHeaderLen))
 		pr.devB.inject(f)
 		if got := pr.devA.waitPacket(t); !bytes.Equal(got, f) {
 			t.Fatalf("A got %d bytes, want %d", len(got), len(f))
@@ -62,21 +98,27 @@ func TestL2Router_TunnelEndToEnd(t *testing.T) {
 	if s := rb.FDB().Stats(); s.Flooded != 0 {
 		t.Fatalf("B flooded %d frames to a learned MAC", s.Flooded)
 	}
-	// A frame claiming B's own MAC is refused and counted.
-	pr.devA.inject(testFrame(testMACB, testMACB, l2.EtherTypeIPv4, make([]byte, 50)))
-	waitFor(t, "not-allowed-source drop", func() bool { return pr.peerA.Drops(peers.DropNotAllowedSource) == 1 })
+	// A frame claiming B's own MAC is refused and counted; so is a frame from A's own MAC
+	// whose inner source is B's, and a gratuitous ARP for B's address.
+	pr.devA.inject(testFrame(testMACB, testMACB, l2.EtherTypeIPv4, ipv4Packet("10.0.1.1", "10.0.2.1", 50)))
+	pr.devA.inject(testFrame(testMACB, testMACA, l2.EtherTypeIPv4, ipv4Packet("10.0.2.9", "10.0.2.1", 50)))
+	pr.devA.inject(arpFrame(testMACA, "10.0.2.1", "10.0.2.1"))
+	waitFor(t, "not-allowed-source drops", func() bool { return pr.peerA.Drops(peers.DropNotAllowedSource) == 3 })
+	// A frame to B's own MAC, sent by B itself, is dropped as to_self (it used to reach the
+	// loop as a nil peer and crash it).
+	pr.devB.inject(testFrame(testMACB, testMACB, l2.EtherTypeIPv4, ipv4Packet("10.0.2.1", "10.0.2.1", 50)))
+	waitFor(t, "to_self drop", func() bool { return pr.b.Stats().Drops["to_self"] == 1 })
 	if es := ra.FDB().Entries(); len(es) != 1 || es[0].MAC != testMACB || es[0].Remote != pr.peerB {
 		t.Fatalf("A's FDB %+v", es)
 	}
 }
 
 func TestL2Router_TunnelWrongVNI(t *testing.T) {
-	ra, rb := l2.NewRouter(7, l2.FDBConfig{}), l2.NewRouter(8, l2.FDBConfig{})
-	pr := upPair(t, l2Config(7, ra), l2Config(8, rb))
+	pr, ra, rb := newL2Pair(t, 7, 8)
 	ra.FDB().AddRemote(pr.peerB)
 	rb.FDB().AddRemote(pr.peerA)
 	for range 3 {
-		pr.devA.inject(testFrame(l2.BroadcastMAC, testMACA, l2.EtherTypeARP, make([]byte, 28)))
+		pr.devA.inject(arpFrame(testMACA, "10.0.1.1", "10.0.2.1"))
 	}
 	waitFor(t, "wrong-VNI drops", func() bool { return pr.peerA.Drops(peers.DropWrongVNI) == 3 })
 	if n := pr.devB.written.Load(); n != 0 {
@@ -85,4 +127,45 @@ func TestL2Router_TunnelWrongVNI(t *testing.T) {
 	if _, ok := rb.FDB().Lookup(testMACA); ok {
 		t.Fatal("learned from a frame of another VNI")
 	}
+}
+
+// FuzzTunnel_ReceiveSealedL2 is FuzzTunnel_ReceiveSealed with B in encrypted L2: every input
+// is an Ethernet frame A sealed with its real keypair, so it reaches l2.Router.Accept's source
+// checks. Must not panic, and no input teaches B's FDB that B's own MAC is behind A.
+func FuzzTunnel_ReceiveSealedL2(f *testing.F) {
+	d := newDirect(f, 4, batchOf(1, 100))
+	d.b.cfg.NextProtoL2 = true
+	r := l2.NewRouter(d.b.cfg.VNI, l2.FDBConfig{}, d.b.table)
+	r.FDB().SetStatic(testMACB, nil) // B's own TAP MAC
+	d.b.router = r
+	var vx [8]byte
+	_ = vxlan.Header{VNI: d.b.cfg.VNI, NextProto: vxlan.ProtoEthernet}.Put(vx[:])
+	seed := func(frame []byte) { f.Add(append(append([]byte{}, vx[:]...), frame...)) }
+	seed(testFrame(testMACB, testMACA, l2.EtherTypeIPv4, ipv4Packet("10.0.1.1", "10.0.2.2", 60)))
+	seed(testFrame(testMACB, testMACA, l2.EtherTypeIPv4, ipv4Packet("10.0.2.9", "10.0.2.2", 60))) // B's own prefix
+	seed(arpFrame(testMACA, "10.0.1.1", "10.0.2.1"))
+	seed(arpFrame(testMACB, "10.0.1.1", "10.0.2.1"))
+	seed(testFrame(testMACB, testMACA, l2.EtherTypeIPv6, ipv6Packet("fd00:1::1", "fd00:2::1", 60)))
+	seed(nil)
+	kp := d.peerB.Keypairs().Current()
+	if kp == nil {
+		f.Fatal("no keypair after the handshake")
+	}
+	msg := make([]byte, bufSize)
+	f.Fuzz(func(t *testing.T, plain []byte) {
+		if len(plain) > bufSize-64 {
+			return
+		}
+		copy(msg[crypto.MessageTransportHeaderSize:], plain)
+		n, err := kp.Seal(msg, len(plain))
+		if err != nil {
+			t.Skip(err) // the keypair is spent: nothing more to learn
+		}
+		d.rs.sizes[0] = copy(d.rs.bufs[0], msg[:n])
+		d.rs.eps[0] = d.fromA
+		d.b.receiveBatch(d.rs, 1) // must not panic; drops are counted
+		if p, ok := r.FDB().Lookup(testMACB); !ok || p != nil {
+			t.Fatalf("B's own MAC is now behind %p", p)
+		}
+	})
 }

@@ -77,12 +77,16 @@ func helperMain() int {
 	id := crypto.NewIdentity(priv)
 	defer id.Close()
 	table := peers.NewTable(id)
-	if _, err := table.Upsert(peers.PeerConfig{PublicKey: peerKey, Endpoint: ep, AllowedIPs: []netip.Prefix{allowed}}); err != nil {
+	allowedIPs := []netip.Prefix{allowed}
+	if v := os.Getenv("WH_ALLOWED_EXTRA"); v != "" { // L2's IPv6: sources the peer may use too
+		allowedIPs = append(allowedIPs, netip.MustParsePrefix(v))
+	}
+	if _, err := table.Upsert(peers.PeerConfig{PublicKey: peerKey, Endpoint: ep, AllowedIPs: allowedIPs}); err != nil {
 		return fail("Upsert", err)
 	}
 	cfg.Identity = id
 	if l2Mode {
-		r := l2.NewRouter(cfg.VNI, l2.DefaultFDBConfig())
+		r := l2.NewRouter(cfg.VNI, l2.DefaultFDBConfig(), table)
 		r.FDB().AddRemote(table.Peers()[0])
 		cfg.Router, cfg.NextProtoL2 = r, true
 	}
@@ -186,8 +190,10 @@ func netnsPairMode(t *testing.T, l2 bool) (a, b helperSide) {
 	b = helperSide{host: hb, priv: pb, underIP: "192.168.90.2", overlay: "10.42.2.1/24"}
 	if l2 {
 		a.overlay, b.overlay = "10.42.1.1/16", "10.42.2.1/16"
-		startHelper(t, a, b, "10.42.0.0/16", "WH_MODE=l2")
-		startHelper(t, b, a, "10.42.0.0/16", "WH_MODE=l2")
+		// The IPv6 prefix netnsIperf adds: encrypted L2 drops inner sources outside the
+		// peer's allowed prefixes (not_allowed_source).
+		startHelper(t, a, b, "10.42.0.0/16", "WH_MODE=l2", "WH_ALLOWED_EXTRA=fd42::/64")
+		startHelper(t, b, a, "10.42.0.0/16", "WH_MODE=l2", "WH_ALLOWED_EXTRA=fd42::/64")
 		return a, b
 	}
 	startHelper(t, a, b, "10.42.2.0/24")

@@ -29,6 +29,10 @@ func TestL3Router_RouteAccept(t *testing.T) {
 		{"v4 spoofed source", ipv4Packet("10.0.2.5", "10.0.2.6", 40), b, peers.DropNone, a, peers.DropNotAllowedSource},
 		{"v4 no route", ipv4Packet("10.0.1.5", "10.9.0.1", 40), nil, peers.DropNoRoute, b, peers.DropNotAllowedSource},
 		{"v6", ipv6Packet("fd00:1::1", "fd00:1::2", 60), a, peers.DropNone, a, peers.DropNone},
+		// A hostile peer allowed 10.0.1.0/24 sends IPv6 from the IPv4-mapped form of its own
+		// IPv4 addresses; and IPv6 to a mapped address routes nowhere (wireguard-go).
+		{"v4-mapped v6 source", ipv6Packet("::ffff:10.0.1.5", "fd00:1::2", 60), a, peers.DropNone, a, peers.DropNotAllowedSource},
+		{"v4-mapped v6 destination", ipv6Packet("fd00:1::1", "::ffff:10.0.2.5", 60), nil, peers.DropNoRoute, a, peers.DropNone},
 		{"short", []byte{0x45, 0}, nil, peers.DropMalformed, a, peers.DropMalformed},
 		{"empty", nil, nil, peers.DropMalformed, a, peers.DropMalformed},
 		{"not ip", make([]byte, 60), nil, peers.DropMalformed, a, peers.DropMalformed},
@@ -160,4 +164,18 @@ func FuzzTunnel_ReceiveSealed(f *testing.F) {
 		d.rs.eps[0] = d.fromA
 		d.b.receiveBatch(d.rs, 1) // must not panic; drops are counted
 	})
+}
+
+// TestTunnel_RouterNilPeer: a Router that hands the loop a nil peer (as l2.Router once did for
+// a frame to the host's own MAC) costs a no_route drop, not the agent.
+func TestTunnel_RouterNilPeer(t *testing.T) {
+	d := newDirect(t, 4, batchOf(4, 200))
+	d.a.router = floodRouter{to: []*peers.Peer{nil, d.peerB, nil}}
+	d.round()
+	if got := d.a.Stats().Drops["no_route"]; got != 8 {
+		t.Errorf("no_route = %d, want 8 (two nil peers per packet)", got)
+	}
+	if got := d.devB.written.Load(); got != 4 {
+		t.Errorf("B delivered %d, want the 4 copies for the real peer", got)
+	}
 }

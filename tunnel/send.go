@@ -110,6 +110,10 @@ func (t *Tunnel) sendBatch(sc *sendScratch, bufs [][]byte, sizes []int) {
 		// Copies first: sealing the original encrypts pkt in place.
 		for j := len(dsts) - 1; j >= 0; j-- {
 			p := dsts[j]
+			if p == nil { // a Router's bug must not crash the loop: l2 once returned the host itself
+				t.drop(nil, peers.DropNoRoute, 1)
+				continue
+			}
 			b := buf
 			if j > 0 {
 				if len(sc.copies) >= t.cfg.MaxFloodCopies {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/tun"
@@ -38,6 +39,11 @@ type Tunnel struct {
 
 	hsMsgs chan hsMessage // received handshake messages for the worker
 	hsReqs chan hsRequest // initiations and pending flushes asked by the loops
+
+	// Owned by the handshake worker: the clock of the cookie-mode hysteresis (tests set
+	// it) and the unix nanos until which the tunnel counts as under load.
+	now            func() time.Time
+	underLoadUntil int64
 
 	mu      sync.Mutex
 	up      bool
@@ -85,6 +91,7 @@ func New(cfg Config, dev tun.Device, bind conn.Bind, table *peers.Table) (*Tunne
 		hsMsgs:    make(chan hsMessage, cfg.HandshakeQueueLen),
 		hsReqs:    make(chan hsRequest, 256),
 		stop:      make(chan struct{}),
+		now:       time.Now,
 	}
 	if t.router == nil {
 		t.router = NewL3Router(table)
