@@ -35,10 +35,11 @@ test: lint test-unit test-norace fuzz-short test-netns
 test-unit:
 	$(GO) test -short -race -count=1 -timeout 10m $(PKGS)
 
-# What -race and -short skip: zero-allocation tests (race instrumentation allocates) and the
-# slow cookie interop with wireguard-go.
+# What -race and -short skip: zero-allocation tests (race instrumentation allocates; every
+# one has Alloc in its name) and the slow cookie interop with wireguard-go.
+NORACE_PKGS := ./crypto ./tunnel ./l2 ./tap ./policy
 test-norace:
-	$(GO) test -count=1 -run 'Alloc|Interop' ./crypto ./tunnel ./l2 ./tap
+	$(GO) test -count=1 -run 'Alloc|Interop' $(NORACE_PKGS)
 
 # End-to-end tests with real TUN/TAP devices, veth pairs, iperf3 and dig (root).
 test-netns: build

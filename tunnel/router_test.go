@@ -67,11 +67,23 @@ func TestTunnel_FloodCopiesBounded(t *testing.T) {
 	if got := d.devB.written.Load(); got != 26 {
 		t.Errorf("B delivered %d, want 26", got)
 	}
+}
+
+// TestTunnel_FloodZeroAlloc: a flooding round (copies from the pool, one capped) allocates
+// nothing in steady state. Named for `make test-norace` (-run Alloc), since -race allocates.
+func TestTunnel_FloodZeroAlloc(t *testing.T) {
 	if raceEnabled {
-		return
+		t.Skip("allocation counts are not meaningful under -race; make test-norace runs this")
 	}
+	d := newDirect(t, 16, batchOf(16, 200))
+	d.a.cfg.MaxFloodCopies = 10
+	d.a.router = floodRouter{to: []*peers.Peer{d.peerB, d.peerB}}
+	d.round() // warm up
 	if allocs := testing.AllocsPerRun(20, d.round); allocs != 0 {
 		t.Errorf("flooding round allocates %v", allocs)
+	}
+	if got := d.a.Stats().Drops["flood_capped"]; got != 22*6 { // our warm-up, AllocsPerRun's, 20 runs
+		t.Errorf("flood_capped = %d after 22 rounds, want %d", got, 22*6)
 	}
 }
 
