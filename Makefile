@@ -36,10 +36,11 @@ test-unit:
 	$(GO) test -short -race -count=1 -timeout 10m $(PKGS)
 
 # What -race and -short skip: zero-allocation tests (race instrumentation allocates; every
-# one has Alloc in its name) and the slow cookie interop with wireguard-go.
-NORACE_PKGS := ./crypto ./tunnel ./l2 ./tap ./policy
+# one has Alloc in its name), the slow cookie interop with wireguard-go, and the 20-node
+# subnet convergence (10 nodes under -short).
+NORACE_PKGS := ./crypto ./tunnel ./l2 ./tap ./policy ./membership
 test-norace:
-	$(GO) test -count=1 -run 'Alloc|Interop' $(NORACE_PKGS)
+	$(GO) test -count=1 -run 'Alloc|Interop|SubnetConverges' $(NORACE_PKGS)
 
 # End-to-end tests with real TUN/TAP devices, veth pairs, iperf3 and dig (root). The JSON
 # stream goes through testreport, which prints the usual output, names every skipped test
