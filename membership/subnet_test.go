@@ -139,6 +139,9 @@ func TestCluster_SubnetConverges(t *testing.T) {
 		// Convergence needs gossip, not failure detection: lax probes keep 20
 		// nodes under -race on a busy machine from declaring each other failed.
 		cfg.ProbeInterval, cfg.ProbeTimeout, cfg.SuspicionMult = time.Second, 500*time.Millisecond, 5
+		// Each join is a TCP push/pull with the seed, which under load answers slower than
+		// DefaultLocalConfig's 1 s (seen: "join: ... i/o timeout" with the machine at load 12).
+		cfg.TCPTimeout = 10 * time.Second
 		cfg.Node.PublicKey = clCollidingKey(t, cidr, 7, byte(i))
 		cs = append(cs, clStartCluster(t, cfg))
 	}
