@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftnet/weft/agent"
 	"github.com/weftnet/weft/internal/netlab"
 )
 
@@ -71,8 +72,11 @@ func TestRun_NetnsAllBaselines(t *testing.T) {
 			}
 		}
 	}
-	if wg := rep.System(SystemWireGuardGo); wg != nil && wg.Metrics[MetricTCPSingle].Ratio != 1 {
-		t.Errorf("wireguard-go's ratio to itself = %v, want 1", wg.Metrics[MetricTCPSingle].Ratio)
+	// Each overlay ran at the MTU it claims: wireguard-go's own default, the kernel vxlan's.
+	for name, want := range map[string]int{SystemWireGuardGo: 1420, SystemVXLAN: 1450, SystemVeth: 0} {
+		if got := rep.System(name).MTU; got != want {
+			t.Errorf("%s ran with MTU %d, want %d", name, got, want)
+		}
 	}
 	data, err := os.ReadFile(filepath.Join(out, "report.json"))
 	if err != nil {
@@ -123,6 +127,17 @@ func TestRun_NetnsWeft(t *testing.T) {
 			if m := sys.Metrics[key]; !m.Valid() || m.Median <= 0 {
 				t.Errorf("%s %s: %+v, want a positive median", name, key, m)
 			}
+		}
+	}
+	// The agent picked its own default MTU for each mode (the largest that fits a 1500-byte
+	// underlay): the figures are for the MTU a user gets.
+	for name, want := range map[string]int{
+		SystemWeft:        agent.DefaultMTU("l3", "wireguard"),
+		SystemWeftL2:      agent.DefaultMTU("l2", "wireguard"),
+		SystemWeftL2Plain: agent.DefaultMTU("l2", "none"),
+	} {
+		if got := rep.System(name).MTU; got != want {
+			t.Errorf("%s ran with MTU %d, want the agent's default %d", name, got, want)
 		}
 	}
 	if len(rep.Files) != 0 {

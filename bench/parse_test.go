@@ -149,3 +149,15 @@ func FuzzParseIperf3(f *testing.F) {
 		}
 	})
 }
+
+func TestParseLinkMTU(t *testing.T) {
+	out := "7: wg0: <POINTOPOINT,MULTICAST,NOARP,UP,LOWER_UP> mtu 1420 qdisc fq_codel state UNKNOWN mode DEFAULT group default qlen 500\\    link/none \n"
+	if got, err := parseLinkMTU(out); err != nil || got != 1420 {
+		t.Errorf("parseLinkMTU = %d, %v; want 1420", got, err)
+	}
+	for _, bad := range []string{"", "7: wg0: <UP> qdisc noop", "7: wg0: <UP> mtu", "7: wg0: <UP> mtu lots"} {
+		if got, err := parseLinkMTU(bad); err == nil {
+			t.Errorf("parseLinkMTU(%q) = %d, want an error", bad, got)
+		}
+	}
+}

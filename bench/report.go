@@ -54,6 +54,8 @@ type SystemResult struct {
 	Name        string             `json:"name"`
 	Description string             `json:"description"`
 	Metrics     map[string]Summary `json:"metrics"`
+	// MTU is the overlay device's MTU on host a as measured (0: no overlay device).
+	MTU int `json:"mtu,omitempty"`
 	// Errors lists what failed, one entry per failed step and round.
 	Errors []string `json:"errors,omitempty"`
 }

@@ -27,6 +27,10 @@ var (
 	ErrIncomplete = errors.New("benchmark incomplete")
 )
 
+// sampleMTU keys the overlay MTU measured each round among a system's samples (it is
+// reported as SystemResult.MTU, not as a metric).
+const sampleMTU = "mtu"
+
 // reachTimeout bounds the wait for the overlay to carry a first ping (handshakes included).
 const reachTimeout = 20 * time.Second
 
@@ -88,6 +92,9 @@ rounds:
 		res := SystemResult{Name: sys.name, Description: sys.desc, Metrics: map[string]Summary{}, Errors: errs[i]}
 		for _, key := range metricOrder {
 			res.Metrics[key] = summarize(samples[i][key])
+		}
+		if m := samples[i][sampleMTU]; len(m) > 0 {
+			res.MTU = int(m[len(m)-1])
 		}
 		rep.Systems = append(rep.Systems, res)
 	}
@@ -153,6 +160,13 @@ func measure(ctx context.Context, o *Options, sys *system, tag string, samples m
 		return []error{fmt.Errorf("setup: %w", err)}
 	}
 	progressf(o, "%s: setup … ok (%.1f s)", tag, time.Since(start).Seconds())
+	if sys.ifname != "" {
+		if mtu, err := s.linkMTU(ctx, s.a, sys.ifname); err != nil {
+			errs = append(errs, fmt.Errorf("mtu: %w", err))
+		} else {
+			samples[sampleMTU] = append(samples[sampleMTU], float64(mtu))
+		}
+	}
 
 	if p, err := s.ping(ctx, s.a, target); err != nil {
 		err = withDaemon(err)

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -186,6 +187,26 @@ func poll(ctx context.Context, timeout time.Duration, what string, check func() 
 		case <-tick.C:
 		}
 	}
+}
+
+// linkMTU returns the MTU of ifname in h, as `ip -o link` prints it.
+func (s *session) linkMTU(ctx context.Context, h *netlab.Host, ifname string) (int, error) {
+	out, err := s.run(ctx, h, "ip", "-o", "link", "show", "dev", ifname)
+	if err != nil {
+		return 0, err
+	}
+	return parseLinkMTU(out)
+}
+
+// parseLinkMTU reads the "mtu N" field of one line of `ip -o link show`.
+func parseLinkMTU(out string) (int, error) {
+	f := strings.Fields(out)
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] == "mtu" {
+			return strconv.Atoi(f[i+1])
+		}
+	}
+	return 0, fmt.Errorf("no mtu in %q", out)
 }
 
 // waitLink waits until the interface exists in h (a daemon creating its TUN).

@@ -32,13 +32,16 @@ type system struct {
 	// up brings the overlay up in s and returns host b's overlay address, the target of
 	// every measurement from host a. Processes it starts are stopped by s.close.
 	up func(ctx context.Context, s *session) (string, error)
+	// ifname is the overlay device on host a whose MTU the report records ("": none, the
+	// bare veth).
+	ifname string
 }
 
 // systems is every system in default measurement order.
 var systems = []*system{
 	{name: SystemVeth, desc: "bare veth pair (no overlay)", up: vethUp},
-	{name: SystemVXLAN, desc: "Linux kernel vxlan, VNI 42, UDP 4789, plaintext", up: vxlanUp},
-	{name: SystemWireGuardGo, desc: "wireguard-go (library, TUN, StdNetBind) in its own process", check: checkWireGuardGo, up: wireGuardGoUp},
+	{name: SystemVXLAN, desc: "Linux kernel vxlan, VNI 42, UDP 4789, plaintext", up: vxlanUp, ifname: "vx0"},
+	{name: SystemWireGuardGo, desc: "wireguard-go (library, TUN, StdNetBind) in its own process", check: checkWireGuardGo, up: wireGuardGoUp, ifname: wgIf},
 	weftSystem(SystemWeft, "weft agent, L3 TUN, encrypted", weftVariant{mode: "l3", encryption: "wireguard"}),
 	weftSystem(SystemWeftL2, "weft agent, L2 TAP, encrypted", weftVariant{mode: "l2", encryption: "wireguard"}),
 	weftSystem(SystemWeftL2Plain, "weft agent, L2 TAP, plain VXLAN (RFC 7348)", weftVariant{mode: "l2", encryption: "none"}),

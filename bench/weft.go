@@ -70,9 +70,10 @@ type weftDNS struct {
 // weftSystem is a row that runs `weft agent -c FILE` in both namespaces.
 func weftSystem(name, desc string, v weftVariant) *system {
 	return &system{
-		name:  name,
-		desc:  desc,
-		check: func(o *Options) error { return probeBinary(o.WeftBin, "--config", "agent", "--help") },
+		name:   name,
+		desc:   desc,
+		ifname: weftIf,
+		check:  func(o *Options) error { return probeBinary(o.WeftBin, "--config", "agent", "--help") },
 		up: func(ctx context.Context, s *session) (string, error) {
 			return weftUp(ctx, s, v)
 		},

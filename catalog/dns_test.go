@@ -299,15 +299,24 @@ func TestDNSServer_StartShutdown(t *testing.T) {
 			t.Errorf("NewDNSServer(%+v) accepted", cfg)
 		}
 	}
-	s, err := NewDNSServer(DNSConfig{Listen: []string{"127.0.0.1:0", "[::1]:0"}, Domain: "weft."}, cat)
+	// Two listen addresses when the host has an IPv6 loopback (probed first, so that any
+	// Start error below is the server's fault), else one: the rest of the test holds either way.
+	listen := []string{"127.0.0.1:0", "[::1]:0"}
+	if pc, err := net.ListenPacket("udp", "[::1]:0"); err != nil {
+		t.Logf("no IPv6 loopback (%v): listening on 127.0.0.1 only", err)
+		listen = listen[:1]
+	} else {
+		pc.Close()
+	}
+	s, err := NewDNSServer(DNSConfig{Listen: listen, Domain: "weft."}, cat)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Start(); err != nil {
-		t.Skipf("no IPv6 loopback? %v", err)
+		t.Fatalf("Start on %v: %v", listen, err)
 	}
 	addrs := s.Addrs()
-	if len(addrs) != 2 || addrs[0].Port() == 0 {
+	if len(addrs) != len(listen) || addrs[0].Port() == 0 {
 		t.Fatalf("addrs %v", addrs)
 	}
 	// The same port is bound on TCP.

@@ -55,6 +55,12 @@ func (id *Identity) clock() time.Time {
 	return id.now()
 }
 
+// SetClock makes now the clock of the identity's handshakes, cookies and the keypairs it
+// derives from here on (nil: the real clock). For tests and simulations that must not
+// depend on wall time (a fuzzer whose keypair would expire after RejectAfterTime, a test
+// of that expiry). Call it before the identity is used: it is not synchronized.
+func (id *Identity) SetClock(now func() time.Time) { id.now = now }
+
 // PublicKey returns the public key of the identity.
 func (id *Identity) PublicKey() PublicKey { return id.pub }
 

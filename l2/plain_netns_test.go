@@ -26,7 +26,7 @@ import (
 // The kernel interop test: namespace A runs weft's PlainVTEP on a real TAP device, namespace
 // B a Linux kernel vxlan device on the same VNI. The TAP and the UDP socket must live in A,
 // so the test binary re-executes itself inside A (`ip netns exec`) as a helper process
-// (TestHelperPlainVTEP, selected by the WEFT_L2_HELPER variable); the same helper also acts as
+// (l2HelperMain, which TestMain runs when the WEFT_L2_HELPER variable is set); the same helper also acts as
 // a tiny TCP sender and receiver for the sha256-checked transfers.
 
 const (
@@ -47,17 +47,13 @@ type l2HelperArgs struct {
 	File   string `json:",omitempty"` // file to send
 }
 
-// TestHelperPlainVTEP is not a test: it is the body of the helper process. Without
-// WEFT_L2_HELPER it returns at once.
-func TestHelperPlainVTEP(t *testing.T) {
-	mode := os.Getenv(l2HelperEnv)
-	if mode == "" {
-		return
-	}
+// l2HelperMain is the body of the helper process, run by TestMain when WEFT_L2_HELPER is
+// set (so a normal run has no test that checks nothing); it returns the exit code.
+func l2HelperMain(mode string) int {
 	var args l2HelperArgs
 	if err := json.Unmarshal([]byte(os.Getenv(l2HelperArgsEnv)), &args); err != nil {
 		fmt.Fprintln(os.Stderr, "helper args:", err)
-		os.Exit(2)
+		return 2
 	}
 	var err error
 	switch mode {
@@ -72,9 +68,9 @@ func TestHelperPlainVTEP(t *testing.T) {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper:", err)
-		os.Exit(1)
+		return 1
 	}
-	os.Exit(0)
+	return 0
 }
 
 // helperVTEP opens the TAP, addresses it, runs the VTEP, prints "READY <mac>" and serves
@@ -176,7 +172,7 @@ func helperCmd(ctx context.Context, t *testing.T, h *netlab.Host, mode string, a
 		t.Fatal(err)
 	}
 	js, _ := json.Marshal(args)
-	cmd := h.Command(ctx, exe, "-test.run=^TestHelperPlainVTEP$", "-test.count=1")
+	cmd := h.Command(ctx, exe, "-test.run=^$", "-test.count=1") // TestMain runs the helper
 	cmd.Env = append(os.Environ(), l2HelperEnv+"="+mode, l2HelperArgsEnv+"="+string(js))
 	return cmd
 }

@@ -118,8 +118,18 @@ func TestSubnet_SaveLoad(t *testing.T) {
 // TestCluster_SubnetConverges starts 20 nodes at once in a /19 (31 allocatable
 // /24s), with every key chosen so that all propose the same /24, and waits
 // until every node sees 20 distinct subnets, each the one its owner announces.
+// TestCluster_SubnetConverges: every node proposes the same /24, and the conflict resolves
+// to distinct subnets that every view agrees on. The highest key may move once per lower
+// claimant, each move one gossip propagation, so the time grows with the node count and the
+// machine's load: measured on a loaded 2-core machine under -race, 20 nodes took 4-10 s
+// alone and up to 98 s with three such runs side by side, always converging (no conflict
+// persisted; the contested pairs changed as nodes moved). Hence 10 nodes under -short and
+// the 20-node run, with a generous deadline, in `make test-norace` (no -short).
 func TestCluster_SubnetConverges(t *testing.T) {
-	const nodes = 20
+	nodes, deadline := 20, 120*time.Second
+	if testing.Short() {
+		nodes, deadline = 10, 60*time.Second
+	}
 	cidr := clMustPrefix("10.42.0.0/19")
 	var cs []*Cluster
 	for i := range nodes {
@@ -129,6 +139,9 @@ func TestCluster_SubnetConverges(t *testing.T) {
 		// Convergence needs gossip, not failure detection: lax probes keep 20
 		// nodes under -race on a busy machine from declaring each other failed.
 		cfg.ProbeInterval, cfg.ProbeTimeout, cfg.SuspicionMult = time.Second, 500*time.Millisecond, 5
+		// Each join is a TCP push/pull with the seed, which under load answers slower than
+		// DefaultLocalConfig's 1 s (seen: "join: ... i/o timeout" with the machine at load 12).
+		cfg.TCPTimeout = 10 * time.Second
 		cfg.Node.PublicKey = clCollidingKey(t, cidr, 7, byte(i))
 		cs = append(cs, clStartCluster(t, cfg))
 	}
@@ -146,7 +159,9 @@ func TestCluster_SubnetConverges(t *testing.T) {
 			t.Logf("last state: %s", last)
 		}
 	}()
-	clEventually(t, 20*time.Second, "distinct subnets on every node", func() bool {
+	start := time.Now()
+	defer func() { t.Logf("%d nodes: distinct, agreed subnets after %.1fs", nodes, time.Since(start).Seconds()) }()
+	clEventually(t, deadline, "distinct subnets on every node", func() bool {
 		for _, c := range cs {
 			seen := map[netip.Prefix]string{}
 			ms := c.Members()

@@ -20,25 +20,24 @@ import (
 // An external test package: the TAP check reads the kernel's ARP answer with l2's Ethernet
 // and ARP codecs, and l2 imports tap.
 
-// tapHelperEnv names the TAP the helper process (TestHelperTAP) opens inside its namespace.
+// tapHelperEnv names the TAP the helper process (TestMain) opens inside its namespace.
 const tapHelperEnv = "WEFT_TAP_HELPER"
 
-// TestHelperTAP is not a test: it is the body of the helper process that TestTAPDevice_Netns
-// starts inside a namespace. Without WEFT_TAP_HELPER it returns at once.
-func TestHelperTAP(t *testing.T) {
-	name := os.Getenv(tapHelperEnv)
-	if name == "" {
-		return
+// TestMain runs the helper process that TestTAPDevice_Netns starts inside a namespace when
+// WEFT_TAP_HELPER names its TAP, and the tests otherwise.
+func TestMain(m *testing.M) {
+	if name := os.Getenv(tapHelperEnv); name != "" {
+		if err := helperTAP(name); err != nil {
+			fmt.Fprintln(os.Stderr, "helper:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
-	if err := helperTAP(name); err != nil {
-		fmt.Fprintln(os.Stderr, "helper:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
+	os.Exit(m.Run())
 }
 
 // TestTAPDevice_Netns opens a real TAP inside a fresh namespace (through the helper process
-// TestHelperTAP) and checks its tun.Device behaviour there.
+// that TestMain runs) and checks its tun.Device behaviour there.
 func TestTAPDevice_Netns(t *testing.T) {
 	lab := netlab.NewT(t)
 	h, err := lab.AddHost("tap")
@@ -51,7 +50,7 @@ func TestTAPDevice_Netns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := h.Command(ctx, exe, "-test.run=^TestHelperTAP$", "-test.count=1")
+	cmd := h.Command(ctx, exe, "-test.run=^$", "-test.count=1") // TestMain runs the helper
 	cmd.Env = append(os.Environ(), tapHelperEnv+"=weft9")
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -7,10 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/peers"
-	"github.com/weftnet/weft/vxlan"
 )
 
 // Encrypted L2 between two weft tunnels in-process (loopback UDP, fake TAPs): the l2.Router in
@@ -127,45 +125,4 @@ func TestL2Router_TunnelWrongVNI(t *testing.T) {
 	if _, ok := rb.FDB().Lookup(testMACA); ok {
 		t.Fatal("learned from a frame of another VNI")
 	}
-}
-
-// FuzzTunnel_ReceiveSealedL2 is FuzzTunnel_ReceiveSealed with B in encrypted L2: every input
-// is an Ethernet frame A sealed with its real keypair, so it reaches l2.Router.Accept's source
-// checks. Must not panic, and no input teaches B's FDB that B's own MAC is behind A.
-func FuzzTunnel_ReceiveSealedL2(f *testing.F) {
-	d := newDirect(f, 4, batchOf(1, 100))
-	d.b.cfg.NextProtoL2 = true
-	r := l2.NewRouter(d.b.cfg.VNI, l2.FDBConfig{}, d.b.table)
-	r.FDB().SetStatic(testMACB, nil) // B's own TAP MAC
-	d.b.router = r
-	var vx [8]byte
-	_ = vxlan.Header{VNI: d.b.cfg.VNI, NextProto: vxlan.ProtoEthernet}.Put(vx[:])
-	seed := func(frame []byte) { f.Add(append(append([]byte{}, vx[:]...), frame...)) }
-	seed(testFrame(testMACB, testMACA, l2.EtherTypeIPv4, ipv4Packet("10.0.1.1", "10.0.2.2", 60)))
-	seed(testFrame(testMACB, testMACA, l2.EtherTypeIPv4, ipv4Packet("10.0.2.9", "10.0.2.2", 60))) // B's own prefix
-	seed(arpFrame(testMACA, "10.0.1.1", "10.0.2.1"))
-	seed(arpFrame(testMACB, "10.0.1.1", "10.0.2.1"))
-	seed(testFrame(testMACB, testMACA, l2.EtherTypeIPv6, ipv6Packet("fd00:1::1", "fd00:2::1", 60)))
-	seed(nil)
-	kp := d.peerB.Keypairs().Current()
-	if kp == nil {
-		f.Fatal("no keypair after the handshake")
-	}
-	msg := make([]byte, bufSize)
-	f.Fuzz(func(t *testing.T, plain []byte) {
-		if len(plain) > bufSize-64 {
-			return
-		}
-		copy(msg[crypto.MessageTransportHeaderSize:], plain)
-		n, err := kp.Seal(msg, len(plain))
-		if err != nil {
-			t.Skip(err) // the keypair is spent: nothing more to learn
-		}
-		d.rs.sizes[0] = copy(d.rs.bufs[0], msg[:n])
-		d.rs.eps[0] = d.fromA
-		d.b.receiveBatch(d.rs, 1) // must not panic; drops are counted
-		if p, ok := r.FDB().Lookup(testMACB); !ok || p != nil {
-			t.Fatalf("B's own MAC is now behind %p", p)
-		}
-	})
 }

@@ -19,8 +19,19 @@ type direct struct {
 
 func newDirect(tb testing.TB, batch int, pkts [][]byte) *direct {
 	tb.Helper()
+	return newDirectWith(tb, batch, pkts, DefaultConfig(), DefaultConfig(), nil)
+}
+
+// newDirectWith is newDirect with given configs and, unless clk is nil, both identities
+// (and so the keypairs of the handshake) on the test clock clk instead of wall time.
+func newDirectWith(tb testing.TB, batch int, pkts [][]byte, cfgA, cfgB Config, clk *testClock) *direct {
+	tb.Helper()
 	bindA, bindB := newCaptureBind(batch), newCaptureBind(batch)
-	pr := newPair(tb, DefaultConfig(), DefaultConfig(), newFakeDev(batch, false), newFakeDev(batch, false), bindA, bindB)
+	pr := newPair(tb, cfgA, cfgB, newFakeDev(batch, false), newFakeDev(batch, false), bindA, bindB)
+	if clk != nil {
+		pr.idA.SetClock(clk.now)
+		pr.idB.SetClock(clk.now)
+	}
 	epA, epB := netip.MustParseAddrPort("192.0.2.1:51820"), netip.MustParseAddrPort("192.0.2.2:51820")
 	pr.link(tb, epA, epB)
 	pr.handshakeDirect(tb)
