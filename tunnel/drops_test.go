@@ -1,15 +1,18 @@
 package tunnel
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/peers"
 )
 
@@ -223,6 +226,17 @@ var dropCases = map[peers.DropReason]func(t *testing.T, d *direct, clk *testCloc
 		d.a.router = floodRouter{to: []*peers.Peer{d.peerB, d.peerB}}
 		expectOnly(t, d.a, peers.DropFloodCapped, 1, func() { d.sendA(ipv4Packet("10.0.1.1", "10.0.2.2", 60)) })
 	},
+	peers.DropToSelf: func(t *testing.T, d *direct, _ *testClock) {
+		// Encrypted L2: a frame that leaves the TAP for the host's own MAC (a static entry
+		// without peer) is refused by the L2 router, not handed to a nil peer.
+		d.a.cfg.NextProtoL2 = true
+		r := l2.NewRouter(d.a.cfg.VNI, l2.FDBConfig{}, d.a.table)
+		r.FDB().SetStatic(testMACA, nil)
+		d.a.router = r
+		expectOnly(t, d.a, peers.DropToSelf, 1, func() {
+			d.sendA(testFrame(testMACA, testMACB, l2.EtherTypeIPv4, ipv4Packet("10.0.1.1", "10.0.2.2", 60)))
+		})
+	},
 	peers.DropInvalidMAC1: func(t *testing.T, d *direct, _ *testClock) {
 		var init [crypto.MessageInitiationSize]byte
 		n, _ := d.peerB.Handshake().CreateInitiation(init[:], 7)
@@ -239,9 +253,25 @@ func (d *direct) sendA(pkt []byte) {
 	d.a.sendBatch(d.sc, d.bufs[:1], d.sizes[:1])
 }
 
+// droppedElsewhere are the reasons only another datapath counts, each with the file and the
+// test there that produces it (checked to exist, and to name the reason).
+var droppedElsewhere = map[peers.DropReason][2]string{
+	peers.DropUnknownVTEP: {"../l2/plain_test.go", "TestPlainVTEP_HostileSenders"},
+}
+
 func TestTunnel_DropReasons(t *testing.T) {
 	for r := peers.DropReason(1); int(r) < peers.NumDropReasons; r++ {
 		t.Run(r.String(), func(t *testing.T) {
+			if where, ok := droppedElsewhere[r]; ok {
+				src, err := os.ReadFile(where[0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Contains(src, []byte("func "+where[1]+"(")) || !bytes.Contains(src, []byte(`"`+r.String()+`"`)) {
+					t.Fatalf("%s no longer has %s producing %q", where[0], where[1], r)
+				}
+				return
+			}
 			produce, ok := dropCases[r]
 			if !ok {
 				t.Fatalf("no test produces drop reason %v: add a case to dropCases", r)
