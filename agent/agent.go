@@ -31,7 +31,8 @@ type Agent struct {
 	dpUp  atomic.Bool // dp started: the device exists
 	gsp   *gossip     // nil when gossip is disabled
 	api   *apiServer
-	cat   *catalogGlue // nil until the catalog starts
+	cat   *catalogGlue             // nil until the catalog starts
+	pki   atomic.Pointer[pkiState] // nil without pki.ca; swapped by reloadPKI (trust.go)
 
 	started time.Time
 	address netip.Addr
@@ -58,6 +59,11 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if err := a.loadKey(); err != nil {
 		return nil, err
 	}
+	st, err := loadPKI(cfg.PKI, cfg.Name, a.priv.Public(), time.Now())
+	if err != nil {
+		return nil, err
+	}
+	a.pki.Store(st)
 	return a, nil
 }
 

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"crypto/sha256"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -20,13 +19,7 @@ import (
 
 // tapMAC derives this host's TAP MAC from its public key: stable across restarts without
 // state, locally administered (0x02) and unicast.
-func (a *Agent) tapMAC() l2.MAC {
-	sum := sha256.Sum256(append([]byte("weft tap mac "), a.priv.Public().String()...))
-	var m l2.MAC
-	copy(m[:], sum[:6])
-	m[0] = m[0]&0xfc | 0x02
-	return m
-}
+func (a *Agent) tapMAC() l2.MAC { return tapMACOf(a.priv.Public()) }
 
 // openTAP opens the TAP with this host's MAC and gives it the overlay address.
 func (a *Agent) openTAP(mac l2.MAC) (*tap.Device, error) {
