@@ -284,9 +284,9 @@ func (a *Agent) claimPolicy(now time.Time) *claimPolicy {
 			p.allowedStatic = append(p.allowedStatic, sp.Masked())
 		}
 	}
-	if a.gsp != nil {
-		p.own = a.gsp.subnet()
-	}
+	a.mu.Lock()
+	p.own = a.subnet // this host's, as its device has it (also a withdrawn static one)
+	a.mu.Unlock()
 	for _, pc := range a.cfg.Peers {
 		sc := staticClaim{}
 		if k, err := crypto.ParsePublicKey(pc.PublicKey); err == nil {
