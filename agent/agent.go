@@ -63,6 +63,9 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st != nil && cfg.Subnet.IsValid() && !st.ownClaims.AllowsPrefix(cfg.Subnet.Prefix) {
+		return nil, fmt.Errorf("subnet %s is not covered by pki.cert (it allows %v): the other hosts would refuse it; sign a certificate with --subnet %s, or drop subnet", cfg.Subnet, st.ownClaims.Prefixes, cfg.Subnet)
+	}
 	a.pki.Store(st)
 	return a, nil
 }

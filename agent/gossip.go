@@ -122,6 +122,7 @@ func startGossip(ctx context.Context, a *Agent) (*gossip, error) {
 		dc.StaticSubnet = st.pinnedSubnet(a.cfg.ClusterCIDR.Prefix)
 	}
 	dc.StateDir = a.cfg.StateDir
+	dc.AcceptClaim = (&allocationFilter{a: a}).accept
 	dc.SnapshotPath = filepath.Join(a.cfg.StateDir, "serf.snapshot")
 	pub := a.priv.Public()
 	dc.Node = membership.NodeInfo{

@@ -27,6 +27,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -561,4 +562,45 @@ func (c *trustCollector) Collect(ch chan<- prometheus.Metric) {
 	for reason, n := range c.a.gsp.refusedCounts() {
 		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(n), reason)
 	}
+}
+
+// allocationFilter is membership.Config.AcceptClaim with a CA: a member's subnet claim counts
+// for this host's subnet allocation only when its certificate verifies and covers it, so a
+// member without one cannot make this host move (a static claim of its /24) or withdraw.
+// The verdicts are cached per certificate, name and subnet (the allocator asks every
+// ReconcileInterval) and forgotten with each pki reload and every trustRecheckInterval.
+type allocationFilter struct {
+	a *Agent
+
+	mu    sync.Mutex
+	pki   *pkiState
+	since time.Time
+	seen  map[string]bool
+}
+
+func (f *allocationFilter) accept(m membership.Member) bool {
+	st := f.a.pki.Load()
+	if st == nil {
+		return true
+	}
+	now := time.Now()
+	id := m.Name + "\x00" + m.Info.Subnet.String() + "\x00" + m.Tags[identity.TagKey]
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pki != st || now.Sub(f.since) > trustRecheckInterval || len(f.seen) > 4096 {
+		f.pki, f.since, f.seen = st, now, map[string]bool{}
+	}
+	if ok, cached := f.seen[id]; cached {
+		return ok
+	}
+	cert, err := identity.DecodeTag(m.Tags[identity.TagKey])
+	var claims identity.Claims
+	if err == nil {
+		claims, err = identity.Verify(cert, st.pool, now, st.blocklist)
+	}
+	if err == nil {
+		err = claims.Check(m.Name, crypto.PublicKey(m.Info.PublicKey), m.Info.Subnet)
+	}
+	f.seen[id] = err == nil
+	return err == nil
 }
