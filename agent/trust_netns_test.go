@@ -252,7 +252,17 @@ func TestNetns_TrustHostileMember(t *testing.T) {
 	}
 	// The copier goes: b is peered again, everything flows.
 	x.do(hostileCmd{Name: "evil-key", Leave: true})
-	eventually(t, 30*time.Second, "b peered again after the copier left", func() error { return allPairsPing(honest) })
+	// a and c peer b afresh and start the handshake (b still holds its old sessions with
+	// them, which they forgot when they withdrew it).
+	eventually(t, 30*time.Second, "b peered again after the copier left", func() error {
+		if err := a.ping(victimAddr, 1); err != nil {
+			return err
+		}
+		return c.ping(victimAddr, 1)
+	})
+	if err := allPairsPing(honest); err != nil {
+		t.Fatal(err)
+	}
 	transfer(t, c, b, victimAddr, 5002, 4<<20)
 
 	metrics, err := a.httpGet("http://127.0.0.1:9101/metrics")
