@@ -3,6 +3,7 @@ package agent
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftnet/weft/catalog"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/identity"
 	"github.com/weftnet/weft/membership"
@@ -392,5 +394,57 @@ func TestAgent_PeerGroups(t *testing.T) {
 	g.apply(m)
 	if a.peerGroups(key) != nil || a.table.ByKey(key) != nil {
 		t.Fatal("a blocklisted member keeps its groups or its peer")
+	}
+}
+
+// TestCatalogBudget_WithCertificate measures what a host certificate in gossip leaves the
+// catalog: the tags of an L3 and an L2 host with and without a typical certificate (12-char
+// name, one /24, two groups), the catalog budget startCatalog computes from them, and how
+// many realistic services (12-char name, 4-digit port, one tag, a check) fit. README's
+// "Catalog budget" quotes these figures.
+func TestCatalogBudget_WithCertificate(t *testing.T) {
+	key := newKey(t).Public()
+	ca := newTestCA(t, "cluster")
+	spec := identity.HostSpec{Name: "host-0001.eu", PublicKey: key, Prefixes: []netip.Prefix{pfx("10.42.7.0/24")},
+		Groups: []string{"prod", "web"}, NotBefore: time.Now(), NotAfter: time.Now().AddDate(1, 0, 0)}
+	cert, err := identity.Sign(ca.cert, ca.key, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certTag := tagOf(t, cert)
+	fits := func(budget int) int {
+		for n := 1; ; n++ {
+			var shs []catalog.ServiceHealth
+			for i := range n {
+				shs = append(shs, catalog.ServiceHealth{Service: catalog.Service{Name: fmt.Sprintf("service-%04d", i),
+					Port: uint16(8000 + i), Tags: []string{"http"}}, Health: catalog.HealthCritical})
+			}
+			v, err := catalog.EncodeCatalog(shs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(v) > budget {
+				return n - 1
+			}
+		}
+	}
+	for _, mode := range []string{"l3", "l2"} {
+		info := membership.NodeInfo{PublicKey: key, DataPort: 51820, VNI: 1, Proto: ProtocolVersion, Mode: modeByte(mode, "wireguard"), Subnet: pfx("10.42.7.0/24")}
+		if mode == "l2" {
+			info.MAC = tapMACOf(key)
+		}
+		n, err := info.EncodeTag()
+		if err != nil {
+			t.Fatal(err)
+		}
+		without := membership.EncodedTagsSize(map[string]string{membership.TagNodeInfo: n})
+		with := membership.EncodedTagsSize(map[string]string{membership.TagNodeInfo: n, identity.TagKey: certTag})
+		bWithout := min(catalog.DefaultCatalogBudget, membership.TagBudget-without-6)
+		bWith := min(catalog.DefaultCatalogBudget, membership.TagBudget-with-6)
+		t.Logf("%s: tags %d bytes without a certificate (catalog budget %d: %d services), %d with one of %d characters (budget %d: %d services)",
+			mode, without, bWithout, fits(bWithout), with, len(certTag), bWith, fits(bWith))
+		if fits(bWith) < 8 {
+			t.Fatalf("%s: only %d services fit beside a certificate", mode, fits(bWith))
+		}
 	}
 }
