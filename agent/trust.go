@@ -265,9 +265,13 @@ func (st *pkiState) pinnedSubnet(cluster netip.Prefix) netip.Prefix {
 // warnings lists what an operator should act on about the certificates, now.
 func (st *pkiState) warnings(now time.Time) []string {
 	var out []string
-	if st.ownErr != nil {
+	switch {
+	case st.ownErr != nil:
 		out = append(out, fmt.Sprintf("this host's certificate is not valid (%v): the other hosts refuse it; renew it with `weft ca sign` and `weft reload`", st.ownErr))
-	} else if st.ownClaims.ExpiresWithin(now, certExpiryWarning) {
+	case now.After(st.ownClaims.NotAfter):
+		out = append(out, fmt.Sprintf("this host's certificate expired at %s: the other hosts refuse it; renew it with `weft ca sign` and `weft reload`",
+			st.ownClaims.NotAfter.Format(time.RFC3339)))
+	case st.ownClaims.ExpiresWithin(now, certExpiryWarning):
 		out = append(out, fmt.Sprintf("this host's certificate expires in %s (%s): renew it with `weft ca sign`, then `weft reload`",
 			st.ownClaims.TimeLeft(now).Round(time.Minute), st.ownClaims.NotAfter.Format(time.RFC3339)))
 	}

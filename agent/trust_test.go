@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -112,7 +113,7 @@ type testCA struct {
 	pool *identity.CAPool
 }
 
-func newTestCA(t *testing.T, name string) testCA {
+func newTestCA(t testing.TB, name string) testCA {
 	t.Helper()
 	c, k, err := identity.NewCA(identity.CASpec{Name: name, NotBefore: time.Now().AddDate(0, 0, -30), NotAfter: time.Now().AddDate(1, 0, 0)}, rand.Reader)
 	if err != nil {
@@ -447,4 +448,53 @@ func TestCatalogBudget_WithCertificate(t *testing.T) {
 			t.Fatalf("%s: only %d services fit beside a certificate", mode, fits(bWith))
 		}
 	}
+}
+
+// FuzzCheckClaim: hostile node-info and certificate tags never panic the validator, and what
+// it accepts keeps the rules: a /24 of the cluster CIDR (or an allowed static prefix) that
+// overlaps neither this host's subnet nor a static peer's, the MAC derived from the key.
+func FuzzCheckClaim(f *testing.F) {
+	own, static := crypto.PublicKey{1}, crypto.PublicKey{2}
+	member := crypto.PublicKey{3}
+	for _, n := range []membership.NodeInfo{
+		{PublicKey: member, Subnet: pfx("10.42.7.0/24"), MAC: tapMACOf(member)},
+		{PublicKey: member, Subnet: pfx("0.0.0.0/0"), Static: true, StaticSince: 1},
+		{PublicKey: member, Subnet: pfx("10.200.1.0/24"), Static: true},
+		{PublicKey: own, Subnet: pfx("10.42.1.1/32")},
+	} {
+		tag, err := n.EncodeTag()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(tag, "", "m", false)
+		f.Add(tag, "AAAA", "m", true)
+	}
+	ca := newTestCA(f, "fuzz")
+	f.Fuzz(func(t *testing.T, infoTag, certTag, name string, withCA bool) {
+		info, err := membership.DecodeNodeInfo(infoTag)
+		if err != nil {
+			return // the membership layer drops it before the validator
+		}
+		p := testPolicy(t, own, static)
+		if withCA {
+			p.pki = &pkiState{pool: ca.pool}
+		}
+		if _, cerr := checkClaim(p, memberClaim{name: name, info: info, cert: certTag}); cerr != nil {
+			if !slices.Contains(refusalReasons(), cerr.reason) {
+				t.Fatalf("reason %q is not a declared label", cerr.reason)
+			}
+			return
+		}
+		sn := info.Subnet
+		inCluster := sn.Bits() == 24 && p.cluster.Contains(sn.Addr())
+		if !inCluster && !(info.Static && prefixWithin(sn, p.allowedStatic[0])) {
+			t.Fatalf("accepted subnet %s (static %v)", sn, info.Static)
+		}
+		if sn.Overlaps(p.own) || sn.Overlaps(pfx("10.99.0.0/24")) || info.PublicKey == own || info.PublicKey == static {
+			t.Fatalf("accepted %+v", info)
+		}
+		if info.MAC != ([6]byte{}) && tapMACOf(info.PublicKey) != info.MAC {
+			t.Fatalf("accepted MAC %x for key %x", info.MAC, info.PublicKey)
+		}
+	})
 }
