@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -522,4 +523,51 @@ func TestNetns_TrustCA(t *testing.T) {
 		t.Fatalf("agent with another CA's certificate: %v\n%s", err, out)
 	}
 	t.Logf("agent with another CA's certificate: %s", strings.TrimSpace(string(out)))
+}
+
+// TestNetns_TrustHostileMemberL2: in encrypted L2, a hostile member announces a victim's TAP
+// MAC under its own key: refused (mac_not_derived), the victim's MAC stays bound to the
+// victim in the FDB, and traffic between the honest hosts keeps flowing.
+func TestNetns_TrustHostileMemberL2(t *testing.T) {
+	nodes := gossipLab(t, "a", "b", "evil")
+	a, b, evil := nodes[0], nodes[1], nodes[2]
+	key := gossipKeyB64(t)
+	a.start("mode: l2\n" + gossipConfig(a, key))
+	b.start("mode: l2\n" + gossipConfig(b, key, a.underlay))
+	eventually(t, 30*time.Second, "a and b ping in l2", func() error { return allPairsPing([]*node{a, b}) })
+	out, err := b.host.Run("cat", "/sys/class/net/weft0/address")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hw, err := net.ParseMAC(strings.TrimSpace(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := membership.NodeInfo{PublicKey: freshKey(t), DataPort: 51820, VNI: 1, Proto: agent.ProtocolVersion, Mode: 2,
+		Subnet: netip.MustParsePrefix("10.42.250.0/24")}
+	copy(n.MAC[:], hw)
+	tag, err := n.EncodeTag()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := startHostile(t, evil.host, key, evil.underlay, a.underlay+":7946")
+	x.do(hostileCmd{Name: "evil-mac", Port: 7950, Tags: map[string]string{membership.TagNodeInfo: tag}})
+	refusedAs(t, a, "evil-mac", "mac_not_derived")
+	fdb, err := agent.NewClient(a.sock).FDB(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := ""
+	for _, e := range fdb {
+		if e.MAC == hw.String() {
+			owner = e.Remote
+		}
+	}
+	if owner != "b" {
+		t.Fatalf("b's MAC %s is bound to %q in a's FDB: %+v", hw, owner, fdb)
+	}
+	if err := allPairsPing([]*node{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	transfer(t, a, b, b.status().Address, 5004, 4<<20)
 }
