@@ -38,6 +38,7 @@ type gossip struct {
 	cands        map[string]crypto.PublicKey  // members passing every check but the duplicate key one
 	candMembers  map[string]membership.Member // their last state, to re-apply them
 	refusedCount map[string]uint64            // weft_gossip_claims_refused_total by reason
+	revalidate   chan struct{}                // reloadPKI asks the event loop to re-apply every member
 
 	wg sync.WaitGroup
 }
@@ -164,7 +165,7 @@ func startGossip(ctx context.Context, a *Agent) (*gossip, error) {
 func newGossip(a *Agent, c *membership.Cluster) *gossip {
 	return &gossip{a: a, c: c, names: map[crypto.PublicKey]string{}, keys: map[string]memberPeer{},
 		refused: map[string]refusal{}, claims: map[string]identity.Claims{}, cands: map[string]crypto.PublicKey{}, candMembers: map[string]membership.Member{},
-		refusedCount: map[string]uint64{}}
+		refusedCount: map[string]uint64{}, revalidate: make(chan struct{}, 1)}
 }
 
 // modeByte is the datapath mode gossiped in the node info: hosts only peer with hosts of the
@@ -247,6 +248,8 @@ func (g *gossip) start(ctx context.Context) error {
 				if g.a.pki.Load() != nil {
 					g.resyncAll()
 				}
+			case <-g.revalidate:
+				g.resyncAll()
 			}
 		}
 	}()

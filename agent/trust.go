@@ -449,8 +449,8 @@ func (a *Agent) peerGroups(key crypto.PublicKey) []string {
 }
 
 // reloadPKI re-reads pki.ca, pki.cert and pki.blocklist (SIGHUP, `weft reload`), announces a
-// renewed certificate and re-validates every member: a newly blocklisted member is withdrawn,
-// a newly valid one peered. On error nothing changes.
+// renewed certificate and has the gossip event loop re-validate every member right away: a
+// newly blocklisted member is withdrawn, a newly valid one peered. On error nothing changes.
 func (a *Agent) reloadPKI() error {
 	if a.cfg.PKI.CA == "" {
 		return nil
@@ -468,7 +468,11 @@ func (a *Agent) reloadPKI() error {
 				return fmt.Errorf("announce the renewed certificate: %w", err)
 			}
 		}
-		a.gsp.resyncAll()
+		// Members are applied by the event loop alone (one writer of the peer table).
+		select {
+		case a.gsp.revalidate <- struct{}{}:
+		default: // a re-validation is pending already
+		}
 	}
 	a.log.Info("pki reloaded", "certificate", st.ownClaims.Fingerprint, "not_after", st.ownClaims.NotAfter,
 		"cas", st.pool.Len(), "blocklisted", st.blocklist.Len())
