@@ -67,6 +67,11 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 		return nil, fmt.Errorf("subnet %s is not covered by pki.cert (it allows %v): the other hosts would refuse it; sign a certificate with --subnet %s, or drop subnet", cfg.Subnet, st.ownClaims.Prefixes, cfg.Subnet)
 	}
 	a.pki.Store(st)
+	if st != nil {
+		for _, w := range st.warnings(time.Now()) {
+			a.log.Warn(w)
+		}
+	}
 	return a, nil
 }
 

@@ -39,6 +39,7 @@ type gossip struct {
 	candMembers  map[string]membership.Member // their last state, to re-apply them
 	refusedCount map[string]uint64            // weft_gossip_claims_refused_total by reason
 	revalidate   chan struct{}                // reloadPKI asks the event loop to re-apply every member
+	expiryState  string                       // warnExpiry: the warning state last logged (event loop only)
 
 	wg sync.WaitGroup
 }
@@ -247,6 +248,7 @@ func (g *gossip) start(ctx context.Context) error {
 			case <-recheck.C:
 				if g.a.pki.Load() != nil {
 					g.resyncAll()
+					g.warnExpiry(time.Now())
 				}
 			case <-g.revalidate:
 				g.resyncAll()

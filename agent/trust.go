@@ -612,3 +612,21 @@ func (f *allocationFilter) accept(m membership.Member) bool {
 	f.seen[id] = err == nil
 	return err == nil
 }
+
+// warnExpiry logs the certificate warnings when they change state (entering the warning
+// window, expiring, a CA nearing its end), not at every check. Event loop only.
+func (g *gossip) warnExpiry(now time.Time) {
+	st := g.a.pki.Load()
+	if st == nil {
+		return
+	}
+	ws := st.warnings(now)
+	state := fmt.Sprint(len(ws), st.ownErr != nil, now.After(st.ownClaims.NotAfter), len(st.pool.ExpiringWithin(now, certExpiryWarning)))
+	if state == g.expiryState {
+		return
+	}
+	g.expiryState = state
+	for _, w := range ws {
+		g.a.log.Warn(w)
+	}
+}
