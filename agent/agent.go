@@ -31,7 +31,8 @@ type Agent struct {
 	dpUp  atomic.Bool // dp started: the device exists
 	gsp   *gossip     // nil when gossip is disabled
 	api   *apiServer
-	cat   *catalogGlue // nil until the catalog starts
+	cat   *catalogGlue             // nil until the catalog starts
+	pki   atomic.Pointer[pkiState] // nil without pki.ca; swapped by reloadPKI (trust.go)
 
 	started time.Time
 	address netip.Addr
@@ -57,6 +58,19 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	a.dp = newDatapath(a)
 	if err := a.loadKey(); err != nil {
 		return nil, err
+	}
+	st, err := loadPKI(cfg.PKI, cfg.Name, a.priv.Public(), time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if st != nil && cfg.Subnet.IsValid() && !st.ownClaims.AllowsPrefix(cfg.Subnet.Prefix) {
+		return nil, fmt.Errorf("subnet %s is not covered by pki.cert (it allows %v): the other hosts would refuse it; sign a certificate with --subnet %s, or drop subnet", cfg.Subnet, st.ownClaims.Prefixes, cfg.Subnet)
+	}
+	a.pki.Store(st)
+	if st != nil {
+		for _, w := range st.warnings(time.Now()) {
+			a.log.Warn(w)
+		}
 	}
 	return a, nil
 }

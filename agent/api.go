@@ -27,6 +27,7 @@ import (
 //	DELETE /v1/services/NAME        deregister
 //	PUT  /v1/services/NAME/renew    renew a ttl check
 //	GET  /v1/fdb                    the L2 forwarding database
+//	POST /v1/reload                 re-read the pki files (as SIGHUP)
 
 // apiBackend is what the API serves; *Agent implements it (a fake in tests).
 type apiBackend interface {

@@ -29,6 +29,22 @@ type Status struct {
 	Counters map[string]uint64 `json:"counters,omitempty"`
 	// Problems lists conditions an operator should act on (e.g. a subnet conflict).
 	Problems []string `json:"problems,omitempty"`
+	// Conflicts lists public keys announced by several live members (peered with neither).
+	Conflicts []string `json:"conflicts,omitempty"`
+	// Certificate is this host's certificate when a CA is configured.
+	Certificate *CertificateStatus `json:"certificate,omitempty"`
+}
+
+// CertificateStatus is this host's certificate in Status.
+type CertificateStatus struct {
+	Name        string    `json:"name"`
+	Fingerprint string    `json:"fingerprint"`
+	Prefixes    []string  `json:"prefixes"`
+	Groups      []string  `json:"groups,omitempty"`
+	NotAfter    time.Time `json:"not_after"`
+	CAs         int       `json:"cas"`         // trusted CAs
+	Blocklisted int       `json:"blocklisted"` // fingerprints on the blocklist
+	Warnings    []string  `json:"warnings,omitempty"`
 }
 
 // Member is one entry of GET /v1/members.
@@ -42,6 +58,13 @@ type Member struct {
 	VNI       uint32 `json:"vni,omitempty"`
 	Protocol  int    `json:"protocol,omitempty"`
 	Error     string `json:"error,omitempty"`
+	// Refused is why this host refuses the member's claims (a reason label of
+	// weft_gossip_claims_refused_total), RefusedDetail the details; empty when accepted.
+	Refused       string `json:"refused,omitempty"`
+	RefusedDetail string `json:"refused_detail,omitempty"`
+	// Groups and CertNotAfter come from the member's verified certificate (CA only).
+	Groups       []string  `json:"groups,omitempty"`
+	CertNotAfter time.Time `json:"cert_not_after,omitzero"`
 }
 
 // Peer is one entry of GET /v1/peers.

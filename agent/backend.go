@@ -52,6 +52,7 @@ func (a *Agent) Status() Status {
 	a.mu.Lock()
 	st.Problems = append(st.Problems, a.problems...)
 	a.mu.Unlock()
+	a.trustStatus(&st)
 	return st
 }
 
@@ -124,5 +125,6 @@ func (a *Agent) Leave(ctx context.Context) error {
 
 func (a *Agent) routes(mux *http.ServeMux) {
 	a.serviceRoutes(mux)
+	a.reloadRoutes(mux)
 	mux.HandleFunc("GET /v1/fdb", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, a.FDB()) })
 }

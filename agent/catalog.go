@@ -210,6 +210,11 @@ func (g *catalogGlue) syncMember(m membership.Member) {
 		g.cat.RemoveNode(m.Name)
 		return
 	}
+	if g.a.gsp != nil && g.a.gsp.isRefused(m.Name) {
+		// Its claims are refused (trust.go): its services are not answered either.
+		g.cat.RemoveNode(m.Name)
+		return
+	}
 	addr := m.Info.Subnet.Masked().Addr().Next()
 	if err := g.cat.UpdateNode(m.Name, addr, m.Tags[catalog.CatalogTagKey]); err != nil {
 		g.a.log.Warn("member's catalog tag", "member", m.Name, "err", err)

@@ -122,6 +122,11 @@ func (c *Client) Leave(ctx context.Context) error {
 	return c.do(ctx, "POST", "/v1/leave", struct{}{}, nil)
 }
 
+// Reload asks the agent to re-read its pki files (certificate, CAs, blocklist).
+func (c *Client) Reload(ctx context.Context) error {
+	return c.do(ctx, "POST", "/v1/reload", struct{}{}, nil)
+}
+
 // WaitReady polls the socket until the agent answers or the timeout passes.
 func (c *Client) WaitReady(ctx context.Context, timeout time.Duration) (Status, error) {
 	deadline := time.Now().Add(timeout)

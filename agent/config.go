@@ -65,6 +65,19 @@ type Config struct {
 	Services []catalog.Service `yaml:"services"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+	// PKI configures the cluster CA (trust.go): with pki.ca set, members need a certificate.
+	PKI PKIConfig `yaml:"pki"`
+}
+
+// PKIConfig names the cluster CA's files (`weft ca init`, `weft ca sign`). SIGHUP and
+// `weft reload` re-read all three.
+type PKIConfig struct {
+	// CA is the PEM file of the trusted CA certificate(s); empty: no CA, gossip rules only.
+	CA string `yaml:"ca"`
+	// Cert is this host's certificate, signed by a CA of CA for its name and public key.
+	Cert string `yaml:"cert"`
+	// Blocklist is a file of revoked certificate fingerprints, one per line (optional).
+	Blocklist string `yaml:"blocklist"`
 }
 
 // PeerConfig is one static peer.
@@ -103,6 +116,9 @@ type GossipConfig struct {
 	Join []string `yaml:"join"`
 	// Fast selects fast gossip timers (for labs and tests: quicker failure detection, more traffic).
 	Fast bool `yaml:"fast"`
+	// AllowedStatic lists prefixes within which members may announce a static subnet outside
+	// the cluster CIDR (default none: a member's subnet is one /24 of the cluster CIDR).
+	AllowedStatic []string `yaml:"allowed_static"`
 }
 
 // DNSConfig configures the DNS server.
@@ -192,6 +208,10 @@ var Settings = []Setting{
 	{Key: "consul_api.token_file", Flag: "consul-token-file", Help: "token that Consul API writes from other hosts must carry (mode 0600)", Field: func(c *Config) any { return &c.ConsulAPI.TokenFile }},
 	{Key: "consul_api.datacenter", Flag: "consul-datacenter", Help: "datacenter name the Consul API answers", Field: func(c *Config) any { return &c.ConsulAPI.Datacenter }},
 	{Key: "log_level", Flag: "log-level", Help: "debug, info, warn or error", Field: func(c *Config) any { return &c.LogLevel }},
+	{Key: "gossip.allowed_static", Flag: "gossip-allowed-static", Help: "prefixes within which members may announce static subnets outside the cluster CIDR (repeatable)", Field: func(c *Config) any { return &c.Gossip.AllowedStatic }, Append: true},
+	{Key: "pki.ca", Flag: "pki-ca", Help: "trusted CA certificate file (weft ca init): members then need a valid certificate", Field: func(c *Config) any { return &c.PKI.CA }},
+	{Key: "pki.cert", Flag: "pki-cert", Help: "this host's certificate file (weft ca sign)", Field: func(c *Config) any { return &c.PKI.Cert }},
+	{Key: "pki.blocklist", Flag: "pki-blocklist", Help: "file of revoked certificate fingerprints, one per line", Field: func(c *Config) any { return &c.PKI.Blocklist }},
 }
 
 // SettingByFlag returns the setting whose flag is name; it panics on an unknown name (a
@@ -353,6 +373,17 @@ func (c *Config) Validate() error {
 		if len(p.AllowedIPs) == 0 {
 			return fmt.Errorf("peers[%d]%s: allowed_ips is empty: in encrypted l2 a peer may send only from the addresses in its allowed_ips; list its overlay address (e.g. 10.42.0.2/32)", i, p.at())
 		}
+	}
+	for i, s := range c.Gossip.AllowedStatic {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			return fmt.Errorf("gossip.allowed_static[%d] %q: not a CIDR prefix (like 10.99.0.0/16)", i, s)
+		}
+	}
+	if (c.PKI.Cert != "" || c.PKI.Blocklist != "") && c.PKI.CA == "" {
+		return errors.New("pki.cert / pki.blocklist need pki.ca: set it to the CA certificate (weft ca init writes ca.crt)")
+	}
+	if c.PKI.CA != "" && c.PKI.Cert == "" {
+		return errors.New("pki.ca is set but pki.cert is not: sign this host's certificate with `weft ca sign --name NAME --public-key KEY` and set pki.cert")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -8,12 +8,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/identity"
 	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/membership"
 	"github.com/weftnet/weft/peers"
@@ -29,6 +31,15 @@ type gossip struct {
 	mu    sync.Mutex
 	names map[crypto.PublicKey]string // peer key → member name
 	keys  map[string]memberPeer       // member name → what it was applied as
+
+	// Trust (trust.go): verdicts of the claim checks.
+	refused      map[string]refusal           // member name → why its claims are refused
+	claims       map[string]identity.Claims   // member name → its verified certificate (CA only)
+	cands        map[string]crypto.PublicKey  // members passing every check but the duplicate key one
+	candMembers  map[string]membership.Member // their last state, to re-apply them
+	refusedCount map[string]uint64            // weft_gossip_claims_refused_total by reason
+	revalidate   chan struct{}                // reloadPKI asks the event loop to re-apply every member
+	expiryState  string                       // warnExpiry: the warning state last logged (event loop only)
 
 	wg sync.WaitGroup
 }
@@ -107,7 +118,13 @@ func startGossip(ctx context.Context, a *Agent) (*gossip, error) {
 	dc.Logger = a.log
 	dc.ClusterCIDR = a.cfg.ClusterCIDR.Prefix
 	dc.StaticSubnet = a.cfg.Subnet.Prefix
+	if st := a.pki.Load(); st != nil && !dc.StaticSubnet.IsValid() {
+		// A certificate that pins a /24 of the cluster CIDR is this host's subnet: the
+		// others refuse any other.
+		dc.StaticSubnet = st.pinnedSubnet(a.cfg.ClusterCIDR.Prefix)
+	}
 	dc.StateDir = a.cfg.StateDir
+	dc.AcceptClaim = (&allocationFilter{a: a}).accept
 	dc.SnapshotPath = filepath.Join(a.cfg.StateDir, "serf.snapshot")
 	pub := a.priv.Public()
 	dc.Node = membership.NodeInfo{
@@ -124,7 +141,11 @@ func startGossip(ctx context.Context, a *Agent) (*gossip, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &gossip{a: a, c: c, names: map[crypto.PublicKey]string{}, keys: map[string]memberPeer{}}
+	g := newGossip(a, c)
+	if err := g.announceCertificate(); err != nil {
+		_ = c.Shutdown()
+		return nil, err
+	}
 	if len(a.cfg.Gossip.Join) > 0 {
 		if _, err := c.Join(a.cfg.Gossip.Join); err != nil {
 			// Not fatal: the seed may come later; `weft join` retries by hand.
@@ -140,6 +161,12 @@ func startGossip(ctx context.Context, a *Agent) (*gossip, error) {
 		}
 	}
 	return g, nil
+}
+
+func newGossip(a *Agent, c *membership.Cluster) *gossip {
+	return &gossip{a: a, c: c, names: map[crypto.PublicKey]string{}, keys: map[string]memberPeer{},
+		refused: map[string]refusal{}, claims: map[string]identity.Claims{}, cands: map[string]crypto.PublicKey{}, candMembers: map[string]membership.Member{},
+		refusedCount: map[string]uint64{}, revalidate: make(chan struct{}, 1)}
 }
 
 // modeByte is the datapath mode gossiped in the node info: hosts only peer with hosts of the
@@ -201,6 +228,9 @@ func (g *gossip) start(ctx context.Context) error {
 		// failure would leave a stale peer. When drops are seen, resync from the member list.
 		tick := time.NewTicker(resyncCheckInterval)
 		defer tick.Stop()
+		// With a CA, certificates expire while members stay: re-verify them now and then.
+		recheck := time.NewTicker(trustRecheckInterval)
+		defer recheck.Stop()
 		var dropped uint64
 		for {
 			select {
@@ -215,6 +245,13 @@ func (g *gossip) start(ctx context.Context) error {
 					g.a.log.Warn("membership events were dropped; resyncing peers from the member list", "dropped", n)
 					g.resyncAll()
 				}
+			case <-recheck.C:
+				if g.a.pki.Load() != nil {
+					g.resyncAll()
+					g.warnExpiry(time.Now())
+				}
+			case <-g.revalidate:
+				g.resyncAll()
 			}
 		}
 	}()
@@ -236,18 +273,29 @@ func (g *gossip) resyncAll() {
 	}
 	g.mu.Lock()
 	var gone []string
-	for name := range g.keys {
-		if !present[name] {
-			gone = append(gone, name)
+	for _, known := range []map[string]bool{keysOf(g.keys), keysOf(g.refused), keysOf(g.cands)} {
+		for name := range known {
+			if !present[name] && !slices.Contains(gone, name) {
+				gone = append(gone, name)
+			}
 		}
 	}
 	g.mu.Unlock()
 	for _, name := range gone {
+		g.forget(name)
 		g.remove(name)
 		if g.a.cat != nil {
 			g.a.cat.cat.RemoveNode(name)
 		}
 	}
+}
+
+func keysOf[V any](m map[string]V) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
 }
 
 func (g *gossip) handle(ev membership.Event) {
@@ -261,6 +309,7 @@ func (g *gossip) handle(ev membership.Event) {
 	case membership.EventSubnetChanged:
 		log.Info("subnet changed", "subnet", ev.Subnet)
 		g.a.onSubnetChanged(ev.Subnet)
+		g.resyncAll() // a claim refused for overlapping the old subnet may be fine now
 	case membership.EventSubnetConflict:
 		log.Error("subnet conflict", "err", ev.Err)
 		g.a.problem(ev.Err.Error())
@@ -279,9 +328,15 @@ func (g *gossip) resync(except string) {
 	}
 }
 
-// apply makes the peer table agree with one member's state. It reports whether prefixes
-// were withdrawn (the caller then resyncs the others).
+// apply makes the peer table agree with one member's state, after checking its claims
+// (trust.go). It reports whether prefixes were withdrawn (the caller then resyncs the others).
 func (g *gossip) apply(m membership.Member) (withdrew bool) {
+	return g.applyMember(m, true)
+}
+
+// applyMember is apply; with cascade, the other members announcing the same public key (or
+// the one m announced before) are re-applied, since their duplicate-key status may change.
+func (g *gossip) applyMember(m membership.Member, cascade bool) (withdrew bool) {
 	if m.Name == g.a.cfg.Name {
 		return false
 	}
@@ -289,21 +344,29 @@ func (g *gossip) apply(m membership.Member) (withdrew bool) {
 		if m.InfoErr != nil && m.Status == membership.StatusAlive {
 			g.a.log.Warn("member has unusable tags", "member", m.Name, "err", m.InfoErr)
 		}
-		return g.remove(m.Name)
+		return g.withhold(m, cascade)
 	}
 	if own := modeByte(g.a.cfg.Mode, g.a.cfg.Encryption); m.Info.Mode != own {
 		g.a.log.Warn("member runs another datapath mode; not peering", "member", m.Name,
 			"its_mode", modeName(m.Info.Mode), "our_mode", modeName(own))
-		return g.remove(m.Name)
+		return g.withhold(m, cascade)
 	}
 	if m.Info.VNI != g.a.cfg.VNI {
 		g.a.log.Warn("member is on another VNI; not peering", "member", m.Name, "vni", m.Info.VNI)
-		return g.remove(m.Name)
+		return g.withhold(m, cascade)
 	}
 	key := crypto.PublicKey(m.Info.PublicKey)
-	if key == g.a.priv.Public() {
-		g.a.log.Error("member uses this host's own public key: copy of the state directory?", "member", m.Name)
-		return
+	claims, cerr := checkClaim(g.a.claimPolicy(time.Now()), memberClaim{name: m.Name, info: m.Info, cert: m.Tags[identity.TagKey]})
+	others, dup := g.candidate(m, cerr == nil)
+	if cerr == nil && dup {
+		cerr = refuse(reasonDuplicateKey, "public key %s is also announced by %s: peered with neither", key, strings.Join(others, ", "))
+	}
+	g.noteVerdict(m.Name, verdict{claims: claims, err: cerr})
+	if cascade {
+		defer g.reapply(others)
+	}
+	if cerr != nil {
+		return g.remove(m.Name)
 	}
 	mp := memberPeer{key: key, ep: netip.AddrPortFrom(m.Addr.Addr(), m.Info.DataPort), mac: l2.MAC(m.Info.MAC),
 		addr: m.Info.Subnet.Masked().Addr().Next()}
@@ -326,13 +389,45 @@ func (g *gossip) apply(m membership.Member) (withdrew bool) {
 	return withdrew
 }
 
+// withhold withdraws a member that is no candidate for peering (gone, no subnet yet, another
+// mode or VNI): it claims nothing, so it is no refusal.
+func (g *gossip) withhold(m membership.Member, cascade bool) bool {
+	others, _ := g.candidate(m, false)
+	g.forget(m.Name)
+	withdrew := g.remove(m.Name)
+	if cascade {
+		g.reapply(others)
+	}
+	return withdrew
+}
+
+// reapply applies the named members again, without cascading further.
+func (g *gossip) reapply(names []string) {
+	if len(names) == 0 {
+		return
+	}
+	g.mu.Lock()
+	var ms []membership.Member
+	for _, n := range names {
+		if m, ok := g.candMembers[n]; ok {
+			ms = append(ms, m)
+		}
+	}
+	g.mu.Unlock()
+	for _, m := range ms {
+		g.applyMember(m, false)
+	}
+}
+
 // remove withdraws a member's peer; it reports whether there was one.
 func (g *gossip) remove(name string) bool {
 	g.mu.Lock()
 	mp, ok := g.keys[name]
 	if ok {
 		delete(g.keys, name)
-		delete(g.names, mp.key)
+		if g.names[mp.key] == name {
+			delete(g.names, mp.key)
+		}
 	}
 	g.mu.Unlock()
 	if !ok {
@@ -379,6 +474,9 @@ func (g *gossip) members() []Member {
 			am.DataPort = int(m.Info.DataPort)
 			am.VNI = m.Info.VNI
 			am.Protocol = int(m.Info.Proto)
+		}
+		if m.Name != g.a.cfg.Name {
+			g.trustMember(&am)
 		}
 		out = append(out, am)
 	}

@@ -47,7 +47,7 @@ func TestGossip_ResyncAll(t *testing.T) {
 	defer id.Close()
 	a := &Agent{cfg: cfg, log: NewLogger(testWriter{t}, "debug"), priv: privA, table: peers.NewTable(id)}
 	a.dp = newDatapath(a) // L3: members go into the table (no device needed for that)
-	g := &gossip{a: a, c: cA, names: map[crypto.PublicKey]string{}, keys: map[string]memberPeer{}}
+	g := newGossip(a, cA)
 
 	waitFor(t, "b's peer after a resync", func() bool {
 		g.resyncAll()

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -22,19 +21,9 @@ import (
 // kernel's vxlan interoperates with. Every peer of the VNI is a flood remote; the MAC each
 // host publishes in gossip is a static FDB entry.
 
-// tapMAC is this host's TAP MAC (tapMACFor its public key).
-func (a *Agent) tapMAC() l2.MAC { return tapMACFor(a.priv.Public()) }
-
-// tapMACFor derives the TAP MAC of the host with public key pub: stable across restarts
-// without state, locally administered (0x02) and unicast. So a static peer's MAC is known
-// without gossip.
-func tapMACFor(pub crypto.PublicKey) l2.MAC {
-	sum := sha256.Sum256(append([]byte("weft tap mac "), pub.String()...))
-	var m l2.MAC
-	copy(m[:], sum[:6])
-	m[0] = m[0]&0xfc | 0x02
-	return m
-}
+// tapMAC derives this host's TAP MAC from its public key: stable across restarts without
+// state, locally administered (0x02) and unicast.
+func (a *Agent) tapMAC() l2.MAC { return tapMACOf(a.priv.Public()) }
 
 // openTAP opens the TAP with this host's MAC and gives it the overlay address. Its IPv6
 // link-local address is the EUI-64 of the MAC (addr_gen_mode 0, before the link goes up):
@@ -90,7 +79,7 @@ func (d *l2Path) addStatic(p PeerConfig) error {
 	}
 	if peer != nil {
 		d.router.FDB().AddRemote(peer)
-		d.router.FDB().SetStatic(tapMACFor(peer.Key()), peer)
+		d.router.FDB().SetStatic(tapMACOf(peer.Key()), peer)
 	}
 	return nil
 }

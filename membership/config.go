@@ -66,6 +66,12 @@ type Config struct {
 	// StaticSubnet, if valid, is this host's subnet: it wins over allocation.
 	// It must be a masked IPv4 prefix.
 	StaticSubnet netip.Prefix
+	// AcceptClaim, if set, reports whether a member's subnet claim counts for
+	// allocation (the agent passes its certificate check, so that a member
+	// whose certificate does not cover its claim cannot make this host move).
+	// Claims that are no IPv4 /24 never count: every host refuses them. It is
+	// called from the allocator goroutine, once per member and reconcile.
+	AcceptClaim func(Member) bool
 	// StateDir keeps the allocated subnet (file "subnet") across restarts.
 	// Empty: nothing is persisted.
 	StateDir string

@@ -260,6 +260,14 @@ func (c *Cluster) reconcile() {
 		if (mem.Status != StatusAlive && mem.Status != StatusLeaving) || mem.InfoErr != nil || !mem.Info.Subnet.IsValid() {
 			continue
 		}
+		// A claim wider or narrower than a /24 (a /32 inside another's subnet, a static
+		// 0.0.0.0/0) is refused by every host: it must not make this one move or withdraw.
+		if !mem.Info.Subnet.Addr().Is4() || mem.Info.Subnet.Bits() != 24 {
+			continue
+		}
+		if c.cfg.AcceptClaim != nil && !c.cfg.AcceptClaim(mem) {
+			continue
+		}
 		others = append(others, claim{name: mem.Name, key: mem.Info.PublicKey, subnet: mem.Info.Subnet, static: mem.Info.Static, since: mem.Info.StaticSince})
 	}
 

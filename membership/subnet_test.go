@@ -308,3 +308,43 @@ func TestCluster_StaticSubnetConflict(t *testing.T) {
 		return b.Err() == nil && b.Subnet() == static && b.SubnetStatus() == SubnetOK
 	})
 }
+
+// TestCluster_ForgedClaimsDoNotMoveAnyone: a member that writes its own tags announces a
+// static 0.0.0.0/0, then a static /32 inside a host's subnet, then (refused by AcceptClaim,
+// as a certificate check would) the host's /24 as static and oldest: the host keeps its subnet.
+func TestCluster_ForgedClaimsDoNotMoveAnyone(t *testing.T) {
+	vcfg := clTestConfig(t, "victim")
+	forgerKey := clRandomKey(t)
+	vcfg.AcceptClaim = func(m Member) bool { return m.Info.PublicKey != forgerKey }
+	victim := clStartCluster(t, vcfg)
+	fcfg := clTestConfig(t, "forger")
+	fcfg.Node.PublicKey = forgerKey
+	forger := clStartCluster(t, fcfg)
+	if _, err := forger.Join([]string{clAddrOf(victim)}); err != nil {
+		t.Fatal(err)
+	}
+	held := victim.Subnet()
+	for _, forged := range []netip.Prefix{clMustPrefix("0.0.0.0/0"), netip.PrefixFrom(held.Addr().Next(), 32), held} {
+		info := NodeInfo{PublicKey: forgerKey, DataPort: 51820, VNI: 1, Proto: 1, Subnet: forged, Static: true, StaticSince: 1}
+		tag, err := info.EncodeTag()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Past SetNodeInfo, which would not let a host announce what it likes.
+		if err := forger.serf.SetTags(map[string]string{TagNodeInfo: tag}); err != nil {
+			t.Fatal(err)
+		}
+		clEventually(t, 5*time.Second, "the victim sees the forged claim "+forged.String(), func() bool {
+			for _, m := range victim.Members() {
+				if m.Name == "forger" && m.Info.Subnet == forged {
+					return true
+				}
+			}
+			return false
+		})
+		time.Sleep(3 * vcfg.ReconcileInterval) // several reconciles; the subnet must not move
+		if victim.Subnet() != held || victim.Err() != nil {
+			t.Fatalf("forged %s: the victim holds %s (%v), had %s", forged, victim.Subnet(), victim.Err(), held)
+		}
+	}
+}

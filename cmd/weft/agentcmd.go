@@ -56,6 +56,7 @@ Example (first host, then a second one joining it):
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			defer reloadPKIOnSIGHUP(a)()
 			return a.Run(ctx)
 		},
 	}

@@ -62,13 +62,13 @@ func newMembersCmd(g *globals) *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), ms)
 			}
 			tw := table(cmd.OutOrStdout())
-			fmt.Fprintln(tw, "NAME\tADDRESS\tSTATUS\tSUBNET\tDATA PORT\tPUBLIC KEY")
+			fmt.Fprintln(tw, "NAME\tADDRESS\tSTATUS\tSUBNET\tDATA PORT\tPUBLIC KEY\tREFUSED")
 			for _, m := range ms {
 				key := m.PublicKey
 				if m.Error != "" {
 					key = "(bad tags: " + m.Error + ")"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", m.Name, m.Addr, m.Status, dash(m.Subnet), m.DataPort, key)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.Name, m.Addr, m.Status, dash(m.Subnet), m.DataPort, key, dash(m.Refused))
 			}
 			return tw.Flush()
 		},
@@ -139,6 +139,11 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			for _, r := range rows {
 				fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
+			}
+			if c := st.Certificate; c != nil {
+				fmt.Fprintf(tw, "certificate:\t%s %s, expires %s (%s), groups %s, %d CA(s), %d blocklisted\n", c.Name,
+					strings.Join(c.Prefixes, ","), c.NotAfter.Format(time.RFC3339), time.Until(c.NotAfter).Round(time.Minute),
+					dash(strings.Join(c.Groups, ",")), c.CAs, c.Blocklisted)
 			}
 			for _, p := range st.Problems {
 				fmt.Fprintf(tw, "problem:\t%s\n", p)
