@@ -30,6 +30,7 @@ const (
 	DropTooBig                        // packet larger than the MTU allows
 	DropFloodCapped                   // more copies than the per-batch flood bound
 	DropInvalidMAC1                   // handshake message malformed or its mac1 not for our key (wrong key)
+	DropPolicyDenied                  // network policy refused the packet (a deny rule, the deny default, an unknown later fragment)
 	numDropReasons
 )
 
@@ -59,6 +60,7 @@ var dropNames = [numDropReasons]string{
 	DropTooBig:             "too_big",
 	DropFloodCapped:        "flood_capped",
 	DropInvalidMAC1:        "invalid_mac1",
+	DropPolicyDenied:       "policy_denied",
 }
 
 // String returns the reason's snake_case name, used as a map key in Stats and as a
