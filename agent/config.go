@@ -61,6 +61,15 @@ type Config struct {
 	Services []catalog.Service `yaml:"services"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+	// Groups are this host's groups for network policy, gossiped as they are: without a CA
+	// they are only as trustworthy as the gossip key (policy.go).
+	Groups []string `yaml:"groups"`
+	// PolicyFile is a local network policy document; it wins over signed documents from
+	// gossip, which are still kept and passed on.
+	PolicyFile string `yaml:"policy_file"`
+	// PolicyCAFile holds the CA certificates (ca.crt) whose signature a policy spread by
+	// gossip must carry; without it every gossiped policy is refused.
+	PolicyCAFile string `yaml:"policy_ca_file"`
 }
 
 // PeerConfig is one static peer.
@@ -158,6 +167,9 @@ var Settings = []Setting{
 	{Key: "dns.ttl", Flag: "dns-ttl", Help: "TTL of DNS answers", Field: func(c *Config) any { return &c.DNS.TTL }},
 	{Key: "dns.upstream", Flag: "dns-upstream", Help: "forward other names to this resolver (default: REFUSED)", Field: func(c *Config) any { return &c.DNS.Upstream }},
 	{Key: "dns.disabled", Flag: "no-dns", Help: "do not serve DNS", Field: func(c *Config) any { return &c.DNS.Disabled }},
+	{Key: "groups", Flag: "group", Help: "a group of this host for network policy (repeatable; without a CA only as trustworthy as the gossip key)", Field: func(c *Config) any { return &c.Groups }, Append: true},
+	{Key: "policy_file", Flag: "policy-file", Help: "local network policy document (wins over signed policies from gossip)", Field: func(c *Config) any { return &c.PolicyFile }},
+	{Key: "policy_ca_file", Flag: "policy-ca-file", Help: "CA certificates (ca.crt) that must sign a policy spread by gossip", Field: func(c *Config) any { return &c.PolicyCAFile }},
 	{Key: "log_level", Flag: "log-level", Help: "debug, info, warn or error", Field: func(c *Config) any { return &c.LogLevel }},
 }
 
@@ -253,6 +265,11 @@ func parseConfig(data []byte, cfg *Config) error {
 
 // Validate fills the derived defaults and checks every setting; the error says what to fix.
 func (c *Config) Validate() error {
+	for _, g := range c.Groups {
+		if !validGroup(g) {
+			return fmt.Errorf("groups: %q: a group is 1 to 32 printable characters without spaces or commas", g)
+		}
+	}
 	switch c.Mode {
 	case "l3", "l2":
 	default:
