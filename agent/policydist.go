@@ -24,7 +24,7 @@ import (
 //	index (1) | count (1) | up to policyChunkData bytes of the envelope
 //
 // A receiver collects the chunks of one (version, digest) (at most policyMaxAssemblies at
-// a time, each forgotten after policyAssemblyTTL), checks the digest, verifies the
+// a time, the oldest evicted for a new one, each forgotten after policyAssemblyTTL), checks the digest, verifies the
 // signature against policy_ca_file's CAs and installs the document when its version is
 // newer than what it holds; it keeps it in STATE_DIR/policy.signed and announces the
 // version in its "pv" tag. Chunks are unauthenticated until the whole envelope verifies;
@@ -242,9 +242,18 @@ func (g *policyGlue) userEvent(name string, p []byte) {
 	as, ok := g.dist.asm[k]
 	if !ok {
 		if len(g.dist.asm) >= policyMaxAssemblies {
-			g.refuseLocked("too_many_assemblies", fmt.Errorf("%d documents in flight", len(g.dist.asm)))
-			g.mu.Unlock()
-			return
+			// Evict the oldest rather than refuse the newcomer: a forger who sends a few
+			// partial documents cannot then block a real one for policyAssemblyTTL (a real
+			// document's chunks arrive in one burst; anti-entropy sends it again).
+			var oldest asmKey
+			first := true
+			for key, o := range g.dist.asm {
+				if first || o.first.Before(g.dist.asm[oldest].first) {
+					oldest, first = key, false
+				}
+			}
+			delete(g.dist.asm, oldest)
+			g.refuseLocked("assembly_evicted", fmt.Errorf("%d documents in flight", policyMaxAssemblies))
 		}
 		as = &assembly{parts: make([][]byte, n), first: now}
 		g.dist.asm[k] = as
