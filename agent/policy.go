@@ -159,8 +159,8 @@ func (g *policyGlue) install(doc *policy.Document, source string) error {
 	if err != nil {
 		return err
 	}
-	g.engine.Load(set)
 	g.mu.Lock()
+	g.engine.Load(set)
 	g.source = source
 	g.mu.Unlock()
 	return nil
@@ -314,9 +314,13 @@ func (g *policyGlue) rebuild() {
 	}
 	g.res.snap.Store(ix)
 	g.idents.Store(&ids)
+	// Under g.mu: accept and install Load new Sets under it too, so a Rebind of the old Set
+	// never replaces a document installed meanwhile.
+	g.mu.Lock()
 	if s := g.engine.Current(); s != nil {
 		g.engine.Load(s.Rebind())
 	}
+	g.mu.Unlock()
 }
 
 // addrIndex finds the endpoint of an address: its /24 (the usual member subnet) in a map,

@@ -237,3 +237,16 @@ func TestPolicyResolver_Endpoint(t *testing.T) {
 		t.Errorf("parseGroups = %q", got)
 	}
 }
+
+// TestPolicyGlue_PlainL2NotEnforced: plain L2 has no authenticated sender; the status says
+// the policy is not enforced (the agent also logs it at start).
+func TestPolicyGlue_PlainL2NotEnforced(t *testing.T) {
+	a := newPolicyAgent(t, "")
+	if !a.pol.status().Enforced {
+		t.Fatal("l3 reported as not enforcing")
+	}
+	a.cfg.Mode, a.cfg.Encryption = "l2", "none"
+	if a.pol.status().Enforced {
+		t.Fatal("plain L2 reported as enforcing policy")
+	}
+}
