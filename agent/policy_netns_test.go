@@ -189,7 +189,13 @@ const policyV2 = policyV1 + `  - name: web-ssh
 // TestNetns_Policy: four agents in groups web, db, monitoring and none; a CA-signed policy
 // applied on one host reaches all, is enforced at both ends, survives a restart, reaches a
 // joiner; a document signed by another CA is refused.
-func TestNetns_Policy(t *testing.T) {
+func TestNetns_Policy(t *testing.T) { netnsPolicy(t, "") }
+
+// TestNetns_PolicyL2: the same in encrypted L2, the IP packets judged inside the frames
+// (ARP passes, or nothing would resolve).
+func TestNetns_PolicyL2(t *testing.T) { netnsPolicy(t, "mode: l2\n") }
+
+func netnsPolicy(t *testing.T, mode string) {
 	nodes := gossipLab(t, "web1", "db1", "mon1", "none1")
 	web, db, mon, none := nodes[0], nodes[1], nodes[2], nodes[3]
 	key := gossipKeyB64(t)
@@ -197,7 +203,7 @@ func TestNetns_Policy(t *testing.T) {
 	caCrt, caKey := writeCA(t, caDir, "cluster")
 	evilCrt, evilKey := writeCA(t, caDir, "evil")
 	extra := func(groups, more string) string {
-		return fmt.Sprintf("groups: [%s]\npolicy_ca_file: %s\n%s", groups, caCrt, more)
+		return fmt.Sprintf("%sgroups: [%s]\npolicy_ca_file: %s\n%s", mode, groups, caCrt, more)
 	}
 	cfg := map[*node]string{
 		web: gossipConfig(web, key) + extra("web", ""),
