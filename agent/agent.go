@@ -33,6 +33,7 @@ type Agent struct {
 	api   *apiServer
 	cat   *catalogGlue             // nil until the catalog starts
 	pki   atomic.Pointer[pkiState] // nil without pki.ca; swapped by reloadPKI (trust.go)
+	pol   *policyGlue              // network policy (policy.go); nil until Run
 
 	started time.Time
 	address netip.Addr
@@ -151,6 +152,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		}
 		a.address = a.subnet.Masked().Addr().Next()
 	}
+	if a.pol, err = newPolicyGlue(a); err != nil {
+		return err
+	}
+	if err := a.pol.start(); err != nil {
+		return err
+	}
 
 	if err := a.startDatapath(); err != nil {
 		return err
@@ -169,6 +176,8 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	a.cat = cat
 	closers = append(closers, cat.close)
+	a.pol.run(ctx)
+	closers = append(closers, a.pol.close)
 
 	if a.cfg.MetricsListen != "" {
 		stop, err := serveMetrics(a.cfg.MetricsListen, a, a.log)
@@ -275,5 +284,8 @@ func (a *Agent) onSubnetChanged(sn netip.Prefix) {
 func (a *Agent) onMembersChanged(ev membership.Event) {
 	if a.cat != nil {
 		a.cat.memberEvent(ev)
+	}
+	if a.pol != nil {
+		a.pol.memberEvent(ev)
 	}
 }

@@ -65,6 +65,15 @@ type Config struct {
 	Services []catalog.Service `yaml:"services"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+	// Groups are this host's groups for network policy, gossiped as they are: without a CA
+	// they are only as trustworthy as the gossip key (policy.go).
+	Groups []string `yaml:"groups"`
+	// PolicyFile is a local network policy document; it wins over signed documents from
+	// gossip, which are still kept and passed on.
+	PolicyFile string `yaml:"policy_file"`
+	// PolicyCAFile holds the CA certificates (ca.crt) whose signature a policy spread by
+	// gossip must carry; without it every gossiped policy is refused.
+	PolicyCAFile string `yaml:"policy_ca_file"`
 	// PKI configures the cluster CA (trust.go): with pki.ca set, members need a certificate.
 	PKI PKIConfig `yaml:"pki"`
 }
@@ -207,6 +216,9 @@ var Settings = []Setting{
 	{Key: "consul_api.listen", Flag: "consul-listen", Help: "serve the Consul-compatible HTTP API here (e.g. 127.0.0.1:8500, overlay:8500)", Field: func(c *Config) any { return &c.ConsulAPI.Listen }},
 	{Key: "consul_api.token_file", Flag: "consul-token-file", Help: "token that Consul API writes from other hosts must carry (mode 0600)", Field: func(c *Config) any { return &c.ConsulAPI.TokenFile }},
 	{Key: "consul_api.datacenter", Flag: "consul-datacenter", Help: "datacenter name the Consul API answers", Field: func(c *Config) any { return &c.ConsulAPI.Datacenter }},
+	{Key: "groups", Flag: "group", Help: "a group of this host for network policy (repeatable; without a CA only as trustworthy as the gossip key)", Field: func(c *Config) any { return &c.Groups }, Append: true},
+	{Key: "policy_file", Flag: "policy-file", Help: "local network policy document (wins over signed policies from gossip)", Field: func(c *Config) any { return &c.PolicyFile }},
+	{Key: "policy_ca_file", Flag: "policy-ca-file", Help: "CA certificates (ca.crt) that must sign a policy spread by gossip", Field: func(c *Config) any { return &c.PolicyCAFile }},
 	{Key: "log_level", Flag: "log-level", Help: "debug, info, warn or error", Field: func(c *Config) any { return &c.LogLevel }},
 	{Key: "gossip.allowed_static", Flag: "gossip-allowed-static", Help: "prefixes within which members may announce static subnets outside the cluster CIDR (repeatable)", Field: func(c *Config) any { return &c.Gossip.AllowedStatic }, Append: true},
 	{Key: "pki.ca", Flag: "pki-ca", Help: "trusted CA certificate file (weft ca init): members then need a valid certificate", Field: func(c *Config) any { return &c.PKI.CA }},
@@ -307,6 +319,11 @@ func parseConfig(data []byte, cfg *Config) error {
 
 // Validate fills the derived defaults and checks every setting; the error says what to fix.
 func (c *Config) Validate() error {
+	for _, g := range c.Groups {
+		if !validGroup(g) {
+			return fmt.Errorf("groups: %q: a group is 1 to 32 printable characters without spaces or commas", g)
+		}
+	}
 	switch c.Mode {
 	case "l3", "l2":
 	default:

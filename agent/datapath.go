@@ -68,6 +68,7 @@ func (e *encrypted) startTunnel(dev tun.Device, mtu int, router tunnel.Router) (
 	tcfg.Logger = a.log
 	tcfg.Router = router
 	tcfg.NextProtoL2 = router != nil
+	tcfg.Policy = a.pol.hook
 	tnl, err := tunnel.New(tcfg, dev, conn.NewDefaultBind(), a.table)
 	if err != nil {
 		dev.Close()

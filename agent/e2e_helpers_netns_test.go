@@ -122,8 +122,14 @@ func helperMain(mode string, args []string) error {
 		_, err = io.Copy(os.Stdout, resp.Body)
 		return err
 	}
+	if f, ok := extraHelpers[mode]; ok {
+		return f(args)
+	}
 	return fmt.Errorf("unknown helper mode %q", mode)
 }
+
+// extraHelpers are helper modes other test files add in their init.
+var extraHelpers = map[string]func(args []string) error{}
 
 var (
 	buildOnce sync.Once

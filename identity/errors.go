@@ -61,6 +61,8 @@ var reasons = []struct {
 	{ErrNameMismatch, "name_mismatch"},
 	{ErrKeyMismatch, "key_mismatch"},
 	{ErrPrefixNotAllowed, "prefix_not_allowed"},
+	{ErrBadEnvelope, "bad_envelope"},
+	{ErrWrongPurpose, "wrong_purpose"},
 }
 
 // Reason returns the metric label of err (for a counter such as

@@ -418,6 +418,10 @@ func (c *Cluster) eventLoop() {
 		case <-c.done:
 			return
 		case e := <-c.serfEvents:
+			if ue, ok := e.(serf.UserEvent); ok {
+				c.events.send(Event{Type: EventUser, Name: ue.Name, Payload: ue.Payload})
+				continue
+			}
 			me, ok := e.(serf.MemberEvent)
 			if !ok {
 				continue

@@ -27,6 +27,9 @@ const (
 	// EventSubnetConflict: this host cannot use its subnet (Event.Err):
 	// ErrSubnetConflict or ErrNoFreeSubnet. Cluster.Err returns it until resolved.
 	EventSubnetConflict
+	// EventUser: a user event some member broadcast (Event.Name, Event.Payload);
+	// see Cluster.UserEvent. Anyone holding the gossip key can send one.
+	EventUser
 )
 
 func (t EventType) String() string {
@@ -45,6 +48,8 @@ func (t EventType) String() string {
 		return "subnet-changed"
 	case EventSubnetConflict:
 		return "subnet-conflict"
+	case EventUser:
+		return "user"
 	}
 	return "unknown"
 }
@@ -58,6 +63,9 @@ type Event struct {
 	Subnet netip.Prefix
 	// Err is the reason of an EventSubnetConflict.
 	Err error
+	// Name and Payload are an EventUser's (Payload is the consumer's to keep).
+	Name    string
+	Payload []byte
 }
 
 // eventQueue is the Events channel with a drop-oldest policy: a sender never

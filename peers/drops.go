@@ -32,6 +32,7 @@ const (
 	DropInvalidMAC1                   // handshake message malformed or its mac1 not for our key (wrong key)
 	DropToSelf                        // outbound (L2): frame addressed to this host's own MAC (or another local one)
 	DropUnknownVTEP                   // inbound (plain L2): VXLAN from a UDP source that is no known remote
+	DropPolicyDenied                  // network policy refused the packet (a deny rule, the deny default, an unknown later fragment)
 	numDropReasons
 )
 
@@ -63,6 +64,7 @@ var dropNames = [numDropReasons]string{
 	DropInvalidMAC1:        "invalid_mac1",
 	DropToSelf:             "to_self",
 	DropUnknownVTEP:        "unknown_vtep",
+	DropPolicyDenied:       "policy_denied",
 }
 
 // String returns the reason's snake_case name, used as a map key in Stats and as a

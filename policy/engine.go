@@ -146,6 +146,11 @@ var start = time.Now()
 // once per batch.
 func Monotonic() int64 { return int64(time.Since(start)) }
 
+// MonotonicAt is Monotonic for a time the caller already read (time.Now keeps a
+// monotonic reading): a datapath that reads the clock once per batch for its own counters
+// passes the same reading here, with no second clock read.
+func MonotonicAt(t time.Time) int64 { return int64(t.Sub(start)) }
+
 func (e *Engine) deny(r Reason, rule int32) Verdict {
 	e.drops[r].Add(1)
 	return Verdict{Decision: Denied, Rule: rule, Reason: r}

@@ -24,6 +24,8 @@ type Config struct {
 	// Router routes outbound packets and vets inbound ones; nil: L3 routing over the
 	// peer table's allowed prefixes (see router.go).
 	Router Router
+	// Policy judges inner packets in both directions (policy.go); nil: none.
+	Policy Policy
 	// NextProtoL2 marks inner packets as Ethernet frames (VXLAN-GPE next protocol 0x03,
 	// no padding) instead of IP packets.
 	NextProtoL2 bool

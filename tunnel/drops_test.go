@@ -237,6 +237,11 @@ var dropCases = map[peers.DropReason]func(t *testing.T, d *direct, clk *testCloc
 			d.sendA(testFrame(testMACA, testMACB, l2.EtherTypeIPv4, ipv4Packet("10.0.1.1", "10.0.2.2", 60)))
 		})
 	},
+	peers.DropPolicyDenied: func(t *testing.T, d *direct, _ *testClock) {
+		// A policy with default deny refuses the outbound packet before it is sealed.
+		d.a.pol = newEnginePolicy(t, "default: deny\n")
+		expectOnly(t, d.a, peers.DropPolicyDenied, 1, func() { d.sendA(ipv4Packet("10.0.1.1", "10.0.2.2", 60)) })
+	},
 	peers.DropInvalidMAC1: func(t *testing.T, d *direct, _ *testClock) {
 		var init [crypto.MessageInitiationSize]byte
 		n, _ := d.peerB.Handshake().CreateInitiation(init[:], 7)

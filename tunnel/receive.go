@@ -10,6 +10,7 @@ import (
 
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/peers"
+	"github.com/weftnet/weft/policy"
 	"github.com/weftnet/weft/vxlan"
 )
 
@@ -21,8 +22,9 @@ import (
  *    4 is looked up by receiver index (lock-free), opened in place (the replay window
  *    moves only after authentication), confirms a responder's next keypair, roams the
  *    peer's endpoint, then: empty plaintext = keepalive; otherwise the VNI must be ours,
- *    the next protocol our mode's, L3 padding is cut by the IP length, and Router.Accept
- *    vets the inner packet (cryptokey routing).
+ *    the next protocol our mode's, L3 padding is cut by the IP length, Router.Accept
+ *    vets the inner packet (cryptokey routing), and Policy.Inbound judges it with the
+ *    sender known (policy.go; the clock is read once per batch).
  * 3. Accepted packets go to the device in one dev.Write at offset `headroom` (the TUN, and
  *    the TAP with offload on, write their virtio header in front and GRO-coalesce).
  */
@@ -86,7 +88,8 @@ func (t *Tunnel) routineInbound(fn conn.ReceiveFunc) {
 // receiveBatch handles rs.bufs[:n] as filled by a receive function. No allocation in
 // steady state (a roamed endpoint allocates once).
 func (t *Tunnel) receiveBatch(rs *recvScratch, n int) {
-	now := time.Now().UnixNano()
+	clock := time.Now()
+	now, mono := clock.UnixNano(), policy.MonotonicAt(clock)
 	for i := 0; i < n; i++ {
 		msg := rs.bufs[i][:rs.sizes[i]]
 		ep := rs.eps[i]
@@ -97,7 +100,7 @@ func (t *Tunnel) receiveBatch(rs *recvScratch, n int) {
 		}
 		switch binary.LittleEndian.Uint32(msg[:4]) {
 		case crypto.MessageTransportType:
-			t.receiveTransport(rs, rs.bufs[i], msg, ep, now)
+			t.receiveTransport(rs, rs.bufs[i], msg, ep, now, mono)
 		case crypto.MessageInitiationType, crypto.MessageResponseType, crypto.MessageCookieReplyType:
 			t.enqueueHandshake(msg, ep)
 		default:
@@ -114,7 +117,7 @@ func (t *Tunnel) receiveBatch(rs *recvScratch, n int) {
 	}
 }
 
-func (t *Tunnel) receiveTransport(rs *recvScratch, buf, msg []byte, ep conn.Endpoint, now int64) {
+func (t *Tunnel) receiveTransport(rs *recvScratch, buf, msg []byte, ep conn.Endpoint, now, mono int64) {
 	if len(msg) < crypto.MessageTransportOverhead {
 		t.drop(nil, peers.DropShortMessage, 1)
 		return
@@ -177,6 +180,10 @@ func (t *Tunnel) receiveTransport(rs *recvScratch, buf, msg []byte, ep conn.Endp
 		inner = inner[:n]
 	}
 	if r := t.router.Accept(p, inner); r != peers.DropNone {
+		t.drop(p, r, 1)
+		return
+	}
+	if r := t.pol.Inbound(inner, p, mono); r != peers.DropNone {
 		t.drop(p, r, 1)
 		return
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/peers"
+	"github.com/weftnet/weft/policy"
 	"github.com/weftnet/weft/vxlan"
 )
 
@@ -18,7 +19,8 @@ import (
  * 1. dev.Read fills the loop's own batch of buffers at offset `headroom` (a GSO
  *    super-packet arrives split into segments, one per buffer; a TAP also returns the
  *    frames already queued behind the first).
- * 2. Router.Route picks the peer(s) for each packet; a flood copies into pool buffers.
+ * 2. Router.Route picks the peer(s) for each packet, Policy.Outbound may refuse it
+ *    (policy.go); a flood copies into pool buffers.
  * 3. With a current keypair: VXLAN header into buf[16:24], zero padding (L3, to a
  *    multiple of 16, never past the MTU), Keypair.Seal in place (writes buf[0:16],
  *    appends the tag). Without one: the packet is copied into the peer's bounded pending
@@ -89,6 +91,7 @@ func (t *Tunnel) routineOutbound() {
 // and reusable when sendBatch returns. No allocation in steady state.
 func (t *Tunnel) sendBatch(sc *sendScratch, bufs [][]byte, sizes []int) {
 	now := time.Now()
+	mono := policy.MonotonicAt(now)
 	for i, buf := range bufs {
 		n := sizes[i]
 		if n <= 0 {
@@ -105,6 +108,16 @@ func (t *Tunnel) sendBatch(sc *sendScratch, bufs [][]byte, sizes []int) {
 				reason = peers.DropNoRoute
 			}
 			t.drop(nil, reason, 1)
+			continue
+		}
+		if r := t.pol.Outbound(pkt, mono); r != peers.DropNone {
+			var to *peers.Peer // counted for the peer, unless a flood
+			if len(dsts) == 1 {
+				to = dsts[0]
+			}
+			t.drop(to, r, 1)
+			clear(dsts)
+			sc.dsts = dsts[:0]
 			continue
 		}
 		// Copies first: sealing the original encrypts pkt in place.

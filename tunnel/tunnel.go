@@ -28,6 +28,7 @@ type Tunnel struct {
 	bind   conn.Bind
 	table  *peers.Table
 	router Router
+	pol    Policy // never nil: allowAll without a policy
 	pool   *bufPool
 
 	devBatch  int // dev.BatchSize(): buffers per Read
@@ -95,6 +96,14 @@ func New(cfg Config, dev tun.Device, bind conn.Bind, table *peers.Table) (*Tunne
 	}
 	if t.router == nil {
 		t.router = NewL3Router(table)
+	}
+	switch {
+	case cfg.Policy == nil:
+		t.pol = allowAll{}
+	case cfg.NextProtoL2:
+		t.pol = l2Policy{cfg.Policy}
+	default:
+		t.pol = cfg.Policy
 	}
 	return t, nil
 }

@@ -1,0 +1,113 @@
+package tunnel
+
+import (
+	"encoding/binary"
+
+	"github.com/weftnet/weft/peers"
+	"github.com/weftnet/weft/policy"
+)
+
+// Policy is the seam to network policy. The loop asks it about every inner packet:
+// Outbound after Route and before sealing, Inbound after opening, the VNI check and
+// Router.Accept (cryptokey routing: the source address is bound to from), so the sender's
+// identity is known. peers.DropNone passes the packet; any other reason drops it and is
+// counted under that reason. Both are called concurrently by the loops, must not allocate
+// and must not retain pkt or from. now is policy's monotonic clock (policy.MonotonicAt of
+// the batch's one clock reading).
+//
+// In L2 mode (Config.NextProtoL2) the loop hands the policy the IP packet inside the
+// Ethernet frame (one 802.1Q tag skipped); ARP, IPv6 neighbour discovery and other
+// non-IP frames pass without asking. Config.Policy nil: no check at all (allowAll,
+// chosen once in New; the loop makes the same interface call either way).
+type Policy interface {
+	Outbound(pkt []byte, now int64) peers.DropReason
+	Inbound(pkt []byte, from *peers.Peer, now int64) peers.DropReason
+}
+
+// allowAll is the Policy of a tunnel without one.
+type allowAll struct{}
+
+func (allowAll) Outbound([]byte, int64) peers.DropReason             { return peers.DropNone }
+func (allowAll) Inbound([]byte, *peers.Peer, int64) peers.DropReason { return peers.DropNone }
+
+// EnginePolicy enforces a policy.Engine. Identity returns a peer's identity (host name
+// and groups, from its certificate or, without a CA, from gossip); it is called for every
+// inbound packet, must not allocate or block, and may return nil for a peer it does not
+// know (then only any, cidrs and services selectors match the sender). The Engine's own
+// reasons map onto the loop's: policy_denied and policy_fragment_unknown count as
+// DropPolicyDenied, policy_malformed as DropMalformed (Engine.Stats keeps them apart,
+// Set.Stats counts per rule).
+type EnginePolicy struct {
+	Engine   *policy.Engine
+	Identity func(*peers.Peer) *policy.Endpoint
+}
+
+var _ Policy = (*EnginePolicy)(nil)
+
+// Outbound judges a packet this host sends.
+func (e *EnginePolicy) Outbound(pkt []byte, now int64) peers.DropReason {
+	return dropOf(e.Engine.Outbound(pkt, now))
+}
+
+// Inbound judges a packet from a peer.
+func (e *EnginePolicy) Inbound(pkt []byte, from *peers.Peer, now int64) peers.DropReason {
+	return dropOf(e.Engine.Inbound(pkt, e.Identity(from), now))
+}
+
+func dropOf(v policy.Verdict) peers.DropReason {
+	switch {
+	case v.Decision != policy.Denied:
+		return peers.DropNone
+	case v.Reason == policy.ReasonMalformed:
+		return peers.DropMalformed
+	}
+	return peers.DropPolicyDenied
+}
+
+// l2Policy hands a Policy the IP packet inside an Ethernet frame.
+type l2Policy struct{ p Policy }
+
+func (l l2Policy) Outbound(frame []byte, now int64) peers.DropReason {
+	if ip, ok := ipInFrame(frame); ok {
+		return l.p.Outbound(ip, now)
+	}
+	return peers.DropNone
+}
+
+func (l l2Policy) Inbound(frame []byte, from *peers.Peer, now int64) peers.DropReason {
+	if ip, ok := ipInFrame(frame); ok {
+		return l.p.Inbound(ip, from, now)
+	}
+	return peers.DropNone
+}
+
+const (
+	etherTypeIPv4 = 0x0800
+	etherTypeIPv6 = 0x86dd
+	etherTypeVLAN = 0x8100
+)
+
+// ipInFrame returns the IP packet of an Ethernet frame that the policy judges; false for
+// ARP, neighbour discovery (ICMPv6 133-137 right after the IPv6 header, as NDP is sent)
+// and every other non-IP frame, which pass. The receiving kernel reads IP only under the
+// two IP ethertypes, so nothing else can carry IP past the policy.
+func ipInFrame(f []byte) ([]byte, bool) {
+	if len(f) < 14 {
+		return nil, false // the router refuses runts; nothing of IP in it
+	}
+	et, off := binary.BigEndian.Uint16(f[12:14]), 14
+	if et == etherTypeVLAN && len(f) >= 18 {
+		et, off = binary.BigEndian.Uint16(f[16:18]), 18
+	}
+	ip := f[off:]
+	switch et {
+	case etherTypeIPv4:
+		return ip, true
+	case etherTypeIPv6:
+		if len(ip) >= 41 && ip[6] == 58 && ip[40] >= 133 && ip[40] <= 137 {
+			return nil, false
+		}
+		return ip, true
+	}
+	return nil, false
+}
