@@ -143,6 +143,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	closers = append(closers, a.stopDatapath)
 
+	stopContainers, err := a.startContainers()
+	if err != nil {
+		return err
+	}
+	closers = append(closers, stopContainers)
+
 	for _, p := range a.cfg.Peers {
 		if err := a.addStaticPeer(p); err != nil {
 			return err

@@ -57,6 +57,8 @@ type Config struct {
 	MetricsListen string `yaml:"metrics_listen"`
 	// DNS configures the service-catalog DNS server.
 	DNS DNSConfig `yaml:"dns"`
+	// CNI is container networking (cni.go): the bridge side of the weft-cni plugin.
+	CNI CNIConfig `yaml:"cni"`
 	// Services are registered at start (in addition to those kept in StateDir).
 	Services []catalog.Service `yaml:"services"`
 	// LogLevel is debug, info, warn or error.
@@ -158,6 +160,10 @@ var Settings = []Setting{
 	{Key: "dns.ttl", Flag: "dns-ttl", Help: "TTL of DNS answers", Field: func(c *Config) any { return &c.DNS.TTL }},
 	{Key: "dns.upstream", Flag: "dns-upstream", Help: "forward other names to this resolver (default: REFUSED)", Field: func(c *Config) any { return &c.DNS.Upstream }},
 	{Key: "dns.disabled", Flag: "no-dns", Help: "do not serve DNS", Field: func(c *Config) any { return &c.DNS.Disabled }},
+	{Key: "cni.enabled", Flag: "cni", Help: "serve containers: forward between the weft-cni bridge and the overlay, write cni.subnet_env", Field: func(c *Config) any { return &c.CNI.Enabled }},
+	{Key: "cni.subnet_env", Flag: "cni-subnet-env", Help: "where to write Flannel's subnet.env (with cni.enabled)", Field: func(c *Config) any { return &c.CNI.SubnetEnv }},
+	{Key: "cni.bridge", Flag: "cni-bridge", Help: "the containers' bridge (the conflist's \"bridge\")", Field: func(c *Config) any { return &c.CNI.Bridge }},
+	{Key: "cni.ipmasq", Flag: "cni-ipmasq", Help: "masquerade containers' traffic leaving the cluster CIDR (nftables)", Field: func(c *Config) any { return &c.CNI.IPMasq }},
 	{Key: "log_level", Flag: "log-level", Help: "debug, info, warn or error", Field: func(c *Config) any { return &c.LogLevel }},
 }
 
@@ -193,6 +199,10 @@ func DefaultConfig() Config {
 			Listen: []string{"127.0.0.1:53", "overlay:53"},
 			Domain: "weft.",
 			TTL:    Duration{5 * time.Second}, // short: instances come and go with health
+		},
+		CNI: CNIConfig{
+			SubnetEnv: "/run/weft/subnet.env", // Flannel's path moved under weft's run directory
+			Bridge:    "weft-br0",
 		},
 		LogLevel: "info",
 	}
@@ -253,6 +263,9 @@ func parseConfig(data []byte, cfg *Config) error {
 
 // Validate fills the derived defaults and checks every setting; the error says what to fix.
 func (c *Config) Validate() error {
+	if err := c.CNI.validate(c.Mode); err != nil {
+		return err
+	}
 	switch c.Mode {
 	case "l3", "l2":
 	default:
