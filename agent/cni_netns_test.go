@@ -1,0 +1,304 @@
+package agent_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containernetworking/cni/libcni"
+	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/weftnet/weft/internal/cnilab"
+	"github.com/weftnet/weft/internal/netlab"
+)
+
+// cniHost is a weft host as a container runtime sees it: its agent, its CNI bin directory
+// (plugins run in the host's namespace) and the network list `weft cni install` writes.
+type cniHost struct {
+	n    *node
+	cni  *libcni.CNIConfig
+	list *libcni.NetworkConfigList
+}
+
+func newCNIHost(t *testing.T, n *node) *cniHost {
+	t.Helper()
+	bin, err := cnilab.BinDir(filepath.Join(n.dir, "cni-bin"), n.host.NS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pluginDir, _ := cnilab.Plugins()
+	confDir := filepath.Join(n.dir, "cni-conf")
+	// The conflist is the one `weft cni install` writes, pointed at this node's socket; the
+	// test adds only where the reservations live.
+	if out, err := n.cli("cni", "install", "--conf-dir", confDir, "--bin-dir", filepath.Join(n.dir, "cni-installed"),
+		"--plugin", filepath.Join(pluginDir, "weft-cni")); err != nil {
+		t.Fatalf("weft cni install: %v\n%s", err, out)
+	}
+	raw, err := os.ReadFile(filepath.Join(confDir, "10-weft.conflist"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	plugins := m["plugins"].([]any)
+	weft := plugins[0].(map[string]any)
+	if weft["type"] != "weft-cni" || plugins[1].(map[string]any)["type"] != "portmap" {
+		t.Fatalf("conflist does not chain weft-cni and portmap: %s", raw)
+	}
+	weft["dataDir"] = filepath.Join(n.dir, "cni-data")
+	raw, _ = json.Marshal(m)
+	list, err := libcni.ConfListFromBytes(raw)
+	if err != nil {
+		t.Fatalf("libcni rejects the conflist: %v\n%s", err, raw)
+	}
+	return &cniHost{n: n, cni: libcni.NewCNIConfigWithCacheDir([]string{bin}, filepath.Join(n.dir, "cni-cache"), nil), list: list}
+}
+
+// container is a namespace with its runtime parameters.
+type container struct {
+	h    *netlab.Host
+	rt   *libcni.RuntimeConf
+	addr netip.Addr
+}
+
+func (c *cniHost) add(t *testing.T, lab *netlab.Lab, name string, ports ...int) *container {
+	t.Helper()
+	h, err := lab.AddHost(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := &libcni.RuntimeConf{ContainerID: "ctr-" + h.NS, NetNS: "/run/netns/" + h.NS, IfName: "eth0"}
+	if len(ports) == 2 {
+		rt.CapabilityArgs = map[string]any{"portMappings": []map[string]any{{"hostPort": ports[0], "containerPort": ports[1], "protocol": "tcp"}}}
+	}
+	ctr := &container{h: h, rt: rt}
+	ctr.addr = c.addNS(t, ctr)
+	return ctr
+}
+
+func (c *cniHost) addNS(t *testing.T, ctr *container) netip.Addr {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, err := c.cni.AddNetworkList(ctx, c.list, ctr.rt)
+	if err != nil {
+		t.Fatalf("ADD %s on %s: %v", ctr.h.Name, c.n.name, err)
+	}
+	res, err := current.NewResultFromResult(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.IPs) != 1 || res.IPs[0].Interface == nil || res.Interfaces[*res.IPs[0].Interface].Sandbox != ctr.rt.NetNS {
+		t.Fatalf("ADD result: %+v", res)
+	}
+	a, _ := netip.AddrFromSlice(res.IPs[0].Address.IP.To4())
+	return a
+}
+
+func (c *cniHost) del(t *testing.T, ctr *container) {
+	t.Helper()
+	if err := c.cni.DelNetworkList(context.Background(), c.list, ctr.rt); err != nil {
+		t.Fatalf("DEL %s: %v", ctr.h.Name, err)
+	}
+}
+
+func (c *cniHost) check(ctr *container) error {
+	return c.cni.CheckNetworkList(context.Background(), c.list, ctr.rt)
+}
+
+func (ctr *container) ping(dst netip.Addr) error {
+	out, err := ctr.h.Run("ping", "-c", "1", "-W", "2", dst.String())
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(out, "1 received") {
+		return fmt.Errorf("ping %s from %s: %s", dst, ctr.h.Name, out)
+	}
+	return nil
+}
+
+// TestNetns_CNI: two hosts with agents joined by gossip; two containers on a, one on b, all
+// through libcni with the conflist `weft cni install` writes (weft-cni then portmap).
+func TestNetns_CNI(t *testing.T) {
+	nodes := gossipLab(t, "a", "b")
+	a, b := nodes[0], nodes[1]
+	key := gossipKeyB64(t)
+	cniConf := func(n *node) string {
+		return fmt.Sprintf("cni:\n  enabled: true\n  subnet_env: %s\n", filepath.Join(n.dir, "subnet.env"))
+	}
+	a.start(gossipConfig(a, key) + cniConf(a))
+	b.start(gossipConfig(b, key, a.underlay) + cniConf(b))
+	eventually(t, 30*time.Second, "hosts reach each other", func() error { return allPairsPing(nodes) })
+	sa, sb := a.status(), b.status()
+	subA, subB := netip.MustParsePrefix(sa.Subnet), netip.MustParsePrefix(sb.Subnet)
+
+	env, err := os.ReadFile(filepath.Join(a.dir, "subnet.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEnv := fmt.Sprintf("FLANNEL_NETWORK=10.42.0.0/16\nFLANNEL_SUBNET=%s/24\nFLANNEL_MTU=%d\nFLANNEL_IPMASQ=false\n", subA.Addr().Next(), sa.MTU)
+	if string(env) != wantEnv {
+		t.Fatalf("subnet.env:\n%s\nwant\n%s", env, wantEnv)
+	}
+
+	ca, cb := newCNIHost(t, a), newCNIHost(t, b)
+	lab := netlab.NewT(t)
+	a1 := ca.add(t, lab, "a1", 8080, 80)
+	a2 := ca.add(t, lab, "a2")
+	b1 := cb.add(t, lab, "b1")
+	ctrs := []*container{a1, a2, b1}
+	t.Logf("a %s: a1 %s a2 %s; b %s: b1 %s", subA, a1.addr, a2.addr, subB, b1.addr)
+	if !subA.Contains(a1.addr) || !subA.Contains(a2.addr) || !subB.Contains(b1.addr) || a1.addr == a2.addr {
+		t.Fatalf("addresses not distinct or not from their hosts' subnets")
+	}
+	for _, c := range []netip.Addr{a1.addr, a2.addr, b1.addr} {
+		if c == subA.Addr().Next() || c == subB.Addr().Next() {
+			t.Fatalf("a container got a gateway address %s", c)
+		}
+	}
+
+	t.Run("interface: address, MTU, routes", func(t *testing.T) {
+		out, err := a1.h.Run("ip", "-o", "-4", "addr", "show", "dev", "eth0")
+		if err != nil || !strings.Contains(out, a1.addr.String()+"/24") {
+			t.Fatalf("%v %s", err, out)
+		}
+		out, _ = a1.h.Run("ip", "-o", "link", "show", "dev", "eth0")
+		if !strings.Contains(out, "mtu "+strconv.Itoa(sa.MTU)+" ") {
+			t.Fatalf("container MTU is not the overlay's %d: %s", sa.MTU, out)
+		}
+		out, _ = a1.h.Run("ip", "-4", "route")
+		gw := subA.Addr().Next().String()
+		if !strings.Contains(out, "default via "+gw) || !strings.Contains(out, "10.42.0.0/16 via "+gw) {
+			t.Fatalf("routes:\n%s", out)
+		}
+		// The host's own overlay address still works: the agent's TUN keeps the cluster route.
+		if out, _ := a.host.Run("ip", "-4", "route"); !strings.Contains(out, "10.42.0.0/16 dev weft0") || !strings.Contains(out, subA.String()+" dev weft-br0") {
+			t.Fatalf("host a's routes:\n%s", out)
+		}
+	})
+
+	t.Run("every pair pings", func(t *testing.T) {
+		for _, x := range ctrs {
+			for _, y := range ctrs {
+				if x != y {
+					eventually(t, 10*time.Second, x.h.Name+" → "+y.h.Name, func() error { return x.ping(y.addr) })
+				}
+			}
+			// and the hosts' overlay addresses, local and remote
+			for _, st := range []string{sa.Address, sb.Address} {
+				if err := x.ping(netip.MustParseAddr(st)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := a.ping(b1.addr.String(), 1); err != nil {
+			t.Fatalf("host a → container b1: %v", err)
+		}
+	})
+
+	t.Run("sha256 transfer a1 → b1 through the encrypted overlay", func(t *testing.T) {
+		before := a.peers()[0].TxBytes
+		const size = 16 << 20
+		bps := transfer(t, &node{t: t, name: "a1", host: a1.h}, &node{t: t, name: "b1", host: b1.h}, b1.addr.String(), 5201, size)
+		sent := a.peers()[0].TxBytes - before
+		t.Logf("16 MiB a1→b1: %.2f Gbit/s, %d bytes through a's tunnel", bps/1e9, sent)
+		if sent < size {
+			t.Fatalf("only %d bytes went through the tunnel for a %d-byte transfer", sent, size)
+		}
+	})
+
+	t.Run("portmap: b reaches a1:80 at a's overlay address, port 8080", func(t *testing.T) {
+		portTransfer(t, a1.h, "0.0.0.0:80", b.host, sa.Address+":8080", 1<<20)
+	})
+
+	t.Run("CHECK passes, and fails without the veth", func(t *testing.T) {
+		for i, c := range ctrs {
+			h := ca
+			if i == 2 {
+				h = cb
+			}
+			if err := h.check(c); err != nil {
+				t.Fatalf("CHECK %s: %v", c.h.Name, err)
+			}
+		}
+		if _, err := a2.h.Run("ip", "link", "del", "eth0"); err != nil {
+			t.Fatal(err)
+		}
+		err := ca.check(a2)
+		if err == nil {
+			t.Fatal("CHECK passed after the veth was deleted")
+		}
+		t.Logf("CHECK after deleting the veth: %v", err)
+	})
+
+	t.Run("DEL frees the address; a new ADD takes it", func(t *testing.T) {
+		freed := a2.addr
+		ca.del(t, a2)
+		ca.del(t, a2) // idempotent
+		a3 := ca.add(t, lab, "a3")
+		if a3.addr != freed {
+			t.Fatalf("a3 got %s, not the freed %s", a3.addr, freed)
+		}
+		eventually(t, 10*time.Second, "a3 → b1", func() error { return a3.ping(b1.addr) })
+		ca.del(t, a3)
+	})
+
+	// STATUS (CNI 1.1): the agent answers.
+	if err := ca.cni.GetStatusNetworkList(context.Background(), ca.list); err != nil {
+		t.Fatalf("STATUS: %v", err)
+	}
+	ca.del(t, a1)
+	cb.del(t, b1)
+	if out, _ := a.host.Run("ip", "-o", "link", "show", "master", "weft-br0"); strings.TrimSpace(out) != "" {
+		t.Fatalf("veths left on a's bridge after DEL:\n%s", out)
+	}
+}
+
+// portTransfer runs the sink in sinkHost on listen and the source in srcHost towards dial,
+// through whatever translation lies between, and compares the sha256 on both sides.
+func portTransfer(t *testing.T, sinkHost *netlab.Host, listen string, srcHost *netlab.Host, dial string, size int64) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sink := sinkHost.Command(ctx, self, "-test.run=^$", "sink", listen)
+	sink.Env = append(os.Environ(), helperEnv+"=sink")
+	out, err := sink.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sink.Process.Kill(); _ = sink.Wait() }()
+	rd := bufio.NewReader(out)
+	if line, err := rd.ReadString('\n'); err != nil || strings.TrimSpace(line) != "listening" {
+		t.Fatalf("sink: %q %v", line, err)
+	}
+	src := srcHost.Command(ctx, self, "-test.run=^$", "source", dial, strconv.FormatInt(size, 10))
+	src.Env = append(os.Environ(), helperEnv+"=source")
+	sent, err := src.CombinedOutput()
+	if err != nil {
+		t.Fatalf("source: %v: %s", err, sent)
+	}
+	got, err := rd.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(sent)) != strings.TrimSpace(got) {
+		t.Fatalf("sent %q, received %q", sent, got)
+	}
+}
