@@ -302,3 +302,53 @@ func portTransfer(t *testing.T, sinkHost *netlab.Host, listen string, srcHost *n
 		t.Fatalf("sent %q, received %q", sent, got)
 	}
 }
+
+// TestNetns_CNIForwardGuard: with containers on, the agent forwards what arrives through the
+// tunnel; a hostile peer (b, whose own agent sends 192.168.99.0/24 to a because its config says
+// so) must still not reach a network behind a. The guard rule drops it; without the guard
+// (deleted by hand) the same packets do reach the victim, so the check can fail.
+func TestNetns_CNIForwardGuard(t *testing.T) {
+	netlab.Require(t)
+	netlab.RequireTools(t, "ping")
+	lab := netlab.NewT(t)
+	ha, _ := lab.AddHost("a")
+	hb, _ := lab.AddHost("b")
+	hv, err := lab.AddHost("v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Link(ha, "eth0", "192.168.61.1/24", hb, "eth0", "192.168.61.2/24"); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Link(ha, "eth1", "192.168.99.1/24", hv, "eth0", "192.168.99.5/24"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hv.Run("ip", "route", "add", "default", "via", "192.168.99.1"); err != nil {
+		t.Fatal(err)
+	}
+	// Only the guard may stand between b and v: forwarding on a's victim side too.
+	if _, err := ha.Run("sh", "-c", "echo 1 > /proc/sys/net/ipv4/conf/eth1/forwarding"); err != nil {
+		t.Fatal(err)
+	}
+	a, b := newNode(t, ha, "192.168.61.1"), newNode(t, hb, "192.168.61.2")
+	conf := func(subnet string, peer *node, allowed string) string {
+		return fmt.Sprintf(`gossip: {disabled: true}
+dns: {disabled: true}
+subnet: %s
+peers:
+  - public_key: %s
+    endpoint: %s:51820
+    allowed_ips: [%s]
+`, subnet, peer.pub(), peer.underlay, allowed)
+	}
+	a.start(conf("10.42.1.0/24", b, "10.42.2.0/24") + fmt.Sprintf("cni:\n  enabled: true\n  subnet_env: %s\n", filepath.Join(a.dir, "subnet.env")))
+	b.start(conf("10.42.2.0/24", a, "10.42.1.0/24, 192.168.99.0/24"))
+	eventually(t, 10*time.Second, "b pings a", func() error { return b.ping("10.42.1.1", 1) })
+	if err := b.ping("192.168.99.5", 3); err == nil {
+		t.Fatal("a forwarded tunnel traffic to a network behind it")
+	}
+	if _, err := ha.Run("ip", "rule", "del", "priority", "32701"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "without the guard, b reaches v through a", func() error { return b.ping("192.168.99.5", 1) })
+}
