@@ -221,6 +221,18 @@ func TestNetns_CNI(t *testing.T) {
 		portTransfer(t, a1.h, "0.0.0.0:80", b.host, sa.Address+":8080", 1<<20)
 	})
 
+	t.Run("weft register --address: b's DNS answers a1's address", func(t *testing.T) {
+		netlab.RequireTools(t, "dig")
+		if out, err := a.cli("register", "web", "--port", "80", "--address", a1.addr.String()); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+		eventually(t, 15*time.Second, "web.service on b", expectAnswers(b, "web.service.weft.", "A", a1.addr.String()))
+		// a may not name b's container
+		if out, err := a.cli("register", "evil", "--port", "80", "--address", b1.addr.String()); err == nil {
+			t.Fatalf("a registered b's container address: %s", out)
+		}
+	})
+
 	t.Run("CHECK passes, and fails without the veth", func(t *testing.T) {
 		for i, c := range ctrs {
 			h := ca
@@ -251,6 +263,23 @@ func TestNetns_CNI(t *testing.T) {
 		}
 		eventually(t, 10*time.Second, "a3 → b1", func() error { return a3.ping(b1.addr) })
 		ca.del(t, a3)
+	})
+
+	t.Run("agent restart: containers keep working, reservations survive", func(t *testing.T) {
+		a.kill()
+		a.start(gossipConfig(a, key, b.underlay) + cniConf(a))
+		if got := a.status().Subnet; got != sa.Subnet {
+			t.Fatalf("a came back on %s, not %s", got, sa.Subnet)
+		}
+		eventually(t, 20*time.Second, "a1 → b1 after a's restart", func() error { return a1.ping(b1.addr) })
+		a4 := ca.add(t, lab, "a4")
+		if a4.addr == a1.addr {
+			t.Fatalf("after the restart a4 got a1's address %s", a1.addr)
+		}
+		if err := ca.check(a1); err != nil {
+			t.Fatalf("CHECK a1 after the restart: %v", err)
+		}
+		ca.del(t, a4)
 	})
 
 	// STATUS (CNI 1.1): the agent answers.
