@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -130,6 +131,10 @@ func (ctr *container) ping(dst netip.Addr) error {
 // TestNetns_CNI: two hosts with agents joined by gossip; two containers on a, one on b, all
 // through libcni with the conflist `weft cni install` writes (weft-cni then portmap).
 func TestNetns_CNI(t *testing.T) {
+	netlab.Require(t)
+	if _, err := exec.LookPath("iptables"); err != nil {
+		netlab.RequireTools(t, "nft") // portmap's other backend
+	}
 	nodes := gossipLab(t, "a", "b")
 	a, b := nodes[0], nodes[1]
 	key := gossipKeyB64(t)
