@@ -76,33 +76,69 @@ func (a *Agent) hostForwarding() (func(), error) {
 		}
 	}
 	if a.cfg.CNI.IPMasq {
-		if err := a.masquerade(); err != nil {
+		stop, err := a.masquerade()
+		if err != nil {
 			undo()
 			return nil, err
 		}
-		undo = func() { delRules(rules); _ = nft([]byte("delete table ip " + masqTable + "\n")) }
+		undo = func() { stop(); delRules(rules) }
 	}
 	return undo, nil
 }
 
-// masquerade replaces the weft-cni nftables table with one rule: containers' packets to
-// outside the cluster CIDR leaving by any device but the bridge take the host's address.
-func (a *Agent) masquerade() error {
+// masquerade replaces the weft-cni nftables table: containers' packets to outside the
+// cluster CIDR leaving by any device but the bridge take the host's address. The replies
+// come back on the uplink, whichever it is, so that device must forward too: when the host
+// forwards nothing yet, the agent turns forwarding on for all devices and the same table
+// lets the others forward only replies (established, related) and the runtime's port
+// mappings (DNAT), so the host does not become a router for its LAN; on a host that already
+// forwards (a router, a Kubernetes node) it leaves forwarding as the operator set it.
+func (a *Agent) masquerade() (func(), error) {
 	if _, err := exec.LookPath("nft"); err != nil {
-		return errors.New("cni.ipmasq needs nft (install nftables) or set cni.ipmasq: false")
+		return nil, errors.New("cni.ipmasq needs nft (install nftables) or set cni.ipmasq: false")
+	}
+	const all = "/proc/sys/net/ipv4/conf/all/forwarding"
+	cur, err := os.ReadFile(all)
+	if err != nil {
+		return nil, fmt.Errorf("cni.ipmasq: %w", err)
+	}
+	// Ours when off now, or when a crashed agent of ours turned it on (its table is left).
+	ownForwarding := bytes.Equal(bytes.TrimSpace(cur), []byte("0")) ||
+		exec.Command("nft", "list", "chain", "ip", masqTable, "forward").Run() == nil
+	forward := ""
+	if ownForwarding {
+		forward = fmt.Sprintf(`	chain forward {
+		type filter hook forward priority filter; policy accept;
+		iifname { "%s", "%s" } accept
+		ct state established,related accept
+		ct status dnat accept
+		drop
+	}
+`, a.cfg.CNI.Bridge, a.cfg.Interface)
 	}
 	_ = nft([]byte("delete table ip " + masqTable + "\n"))
 	script := fmt.Sprintf(`table ip %s {
-	chain postrouting {
+%s	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
 		ip saddr %s ip daddr != %s oifname != "%s" masquerade
 	}
 }
-`, masqTable, a.subnet.Masked(), a.cfg.ClusterCIDR.Prefix.Masked(), a.cfg.CNI.Bridge)
+`, masqTable, forward, a.subnet.Masked(), a.cfg.ClusterCIDR.Prefix.Masked(), a.cfg.CNI.Bridge)
 	if err := nft([]byte(script)); err != nil {
-		return fmt.Errorf("cni.ipmasq: %w", err)
+		return nil, fmt.Errorf("cni.ipmasq: %w", err)
 	}
-	return nil
+	stop := func() { _ = nft([]byte("delete table ip " + masqTable + "\n")) }
+	if ownForwarding {
+		if err := os.WriteFile(all, []byte("1"), 0o644); err != nil {
+			stop()
+			return nil, fmt.Errorf("cni.ipmasq: forwarding: %w", err)
+		}
+		stop = func() {
+			_ = os.WriteFile(all, []byte("0"), 0o644)
+			_ = nft([]byte("delete table ip " + masqTable + "\n"))
+		}
+	}
+	return stop, nil
 }
 
 func nft(script []byte) error {

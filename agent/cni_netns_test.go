@@ -386,3 +386,54 @@ peers:
 	}
 	eventually(t, 10*time.Second, "without the guard, b reaches v through a", func() error { return b.ping("192.168.99.5", 1) })
 }
+
+// TestNetns_CNIMasquerade: with cni.ipmasq a container reaches a host outside the cluster
+// that has no route back to the overlay (its "internet"), through the host's address; the
+// host still does not forward its LAN's new connections; without weft's table (deleted by
+// hand) the container's packets get no answer and the LAN's pass, so both checks can fail.
+func TestNetns_CNIMasquerade(t *testing.T) {
+	netlab.Require(t)
+	netlab.RequireTools(t, "ping", "nft")
+	lab := netlab.NewT(t)
+	ha, _ := lab.AddHost("a")
+	hv, err := lab.AddHost("v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hl, err := lab.AddHost("l")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Link(ha, "eth1", "192.168.99.1/24", hv, "eth0", "192.168.99.5/24"); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Link(ha, "eth2", "192.168.98.1/24", hl, "eth0", "192.168.98.5/24"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hl.Run("ip", "route", "add", "default", "via", "192.168.98.1"); err != nil {
+		t.Fatal(err)
+	}
+	// v routes a's LAN back (so only a's forwarding decides), not the overlay.
+	if _, err := hv.Run("ip", "route", "add", "192.168.98.0/24", "via", "192.168.99.1"); err != nil {
+		t.Fatal(err)
+	}
+	a := newNode(t, ha, "192.168.99.1")
+	a.start(fmt.Sprintf("gossip: {disabled: true}\ndns: {disabled: true}\nsubnet: 10.42.1.0/24\ncni:\n  enabled: true\n  ipmasq: true\n  subnet_env: %s\n", filepath.Join(a.dir, "subnet.env")))
+	ca := newCNIHost(t, a)
+	ctr := ca.add(t, netlab.NewT(t), "c1")
+	eventually(t, 10*time.Second, "the container reaches v through the masquerade", func() error { return ctr.ping(netip.MustParseAddr("192.168.99.5")) })
+	// a's LAN (l) may not use a as a router to v: only replies and port mappings are forwarded.
+	if out, err := hl.Run("ping", "-c", "2", "-W", "1", "192.168.99.5"); err == nil {
+		t.Fatalf("a forwards its LAN's traffic:\n%s", out)
+	}
+	if _, err := ha.Run("nft", "delete", "table", "ip", "weft-cni"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ctr.ping(netip.MustParseAddr("192.168.99.5")); err == nil {
+		t.Fatal("the container reached v without the masquerade: the test proves nothing")
+	}
+	if out, err := hl.Run("ping", "-c", "1", "-W", "2", "192.168.99.5"); err != nil {
+		t.Fatalf("without weft's forward filter l should reach v (else the LAN check proves nothing): %v\n%s", err, out)
+	}
+	ca.del(t, ctr)
+}
