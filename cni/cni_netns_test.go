@@ -8,12 +8,14 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 
 	"github.com/weftnet/weft/cni"
@@ -110,6 +112,27 @@ func TestNetns_CNIConcurrentAdds(t *testing.T) {
 		t.Fatalf("bridge ports: %v\n%s", err, out)
 	}
 
+	// VERSION speaks 1.1; GC (1.1) keeps the attachments the runtime still lists and frees
+	// the rest.
+	vi, err := cfg.GetVersionInfo(context.Background(), "weft-cni")
+	if err != nil || !slices.Contains(vi.SupportedVersions(), "1.1.0") {
+		t.Fatalf("VERSION: %v %v", vi, err)
+	}
+	var valid []types.GCAttachment
+	for _, rt := range rts[:n/2] {
+		valid = append(valid, types.GCAttachment{ContainerID: rt.ContainerID, IfName: rt.IfName})
+	}
+	if err := cfg.GCNetworkList(context.Background(), list, &libcni.GCArgs{ValidAttachments: valid}); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	store, err := cni.OpenStore(data, "weft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if left, err := store.Count(sub); err != nil || left != n/2 {
+		t.Fatalf("after GC %d reservations, want %d (%v)", left, n/2, err)
+	}
+
 	for i := range rts {
 		wg.Add(1)
 		go func() {
@@ -122,10 +145,6 @@ func TestNetns_CNIConcurrentAdds(t *testing.T) {
 		if err != nil {
 			t.Fatalf("DEL %d: %v", i, err)
 		}
-	}
-	store, err := cni.OpenStore(data, "weft")
-	if err != nil {
-		t.Fatal(err)
 	}
 	if left, err := store.Count(sub); err != nil || left != 0 {
 		t.Fatalf("%d reservations leaked after DEL (%v)", left, err)
