@@ -32,6 +32,7 @@ type Agent struct {
 	gsp   *gossip     // nil when gossip is disabled
 	api   *apiServer
 	cat   *catalogGlue // nil until the catalog starts
+	ctr   containerNet // container networking (cni.go, bridge_linux.go)
 
 	started time.Time
 	address netip.Addr
@@ -257,6 +258,7 @@ func (a *Agent) onSubnetChanged(sn netip.Prefix) {
 		return
 	}
 	a.log.Info("overlay address moved", "from", old, "to", addr)
+	a.containersMoved()
 	if a.cat != nil {
 		_ = a.cat.cat.UpdateNode(a.cfg.Name, addr, a.cat.cat.Tag())
 		a.cat.rebindDNS(addr)

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -31,13 +33,20 @@ func setForwarding(dev string, on bool) error {
 	return nil
 }
 
+// containerNet is the agent's container-networking state: the guard rules in force.
+type containerNet struct {
+	mu    sync.Mutex
+	rules []*netlink.Rule
+	masq  bool // the masquerade table is installed (retarget replaces it)
+}
+
 // guardRules: what enters on the TUN and is not for a local address (the local table, at
 // priority 0, answers those first) is routed only when it is for this host's subnet, and
 // dropped silently otherwise, so no peer can use the host as a router to its underlay.
-func (a *Agent) guardRules() []*netlink.Rule {
+func (a *Agent) guardRules(subnet netip.Prefix) []*netlink.Rule {
 	allow := netlink.NewRule()
 	allow.Priority, allow.IifName, allow.Table = guardAllowPriority, a.cfg.Interface, unix.RT_TABLE_MAIN
-	allow.Dst = &net.IPNet{IP: a.subnet.Masked().Addr().AsSlice(), Mask: net.CIDRMask(a.subnet.Bits(), 32)}
+	allow.Dst = &net.IPNet{IP: subnet.Masked().Addr().AsSlice(), Mask: net.CIDRMask(subnet.Bits(), 32)}
 	drop := netlink.NewRule()
 	drop.Priority, drop.IifName, drop.Type = guardDropPriority, a.cfg.Interface, unix.FR_ACT_BLACKHOLE
 	return []*netlink.Rule{allow, drop}
@@ -56,15 +65,16 @@ func delRules(rules []*netlink.Rule) {
 // hostForwarding turns forwarding on for the TUN (and the bridge if the plugin made it
 // already), installs the guard and, with cni.ipmasq, the masquerade table.
 func (a *Agent) hostForwarding() (func(), error) {
-	rules := a.guardRules()
-	delRules(rules)
-	for _, r := range rules {
-		if err := netlink.RuleAdd(r); err != nil && !errors.Is(err, syscall.EEXIST) {
-			delRules(rules)
-			return nil, fmt.Errorf("cni: routing rule %v: %w", r, err)
-		}
+	if err := a.retarget(); err != nil {
+		return nil, err
 	}
-	undo := func() { delRules(rules) }
+	rules := func() {
+		a.ctr.mu.Lock()
+		defer a.ctr.mu.Unlock()
+		delRules(a.ctr.rules)
+		a.ctr.rules = nil
+	}
+	undo := rules
 	if err := setForwarding(a.cfg.Interface, true); err != nil {
 		undo()
 		return nil, fmt.Errorf("cni: %w", err)
@@ -76,14 +86,48 @@ func (a *Agent) hostForwarding() (func(), error) {
 		}
 	}
 	if a.cfg.CNI.IPMasq {
-		stop, err := a.masquerade()
+		stop, err := a.masquerade(a.currentSubnet())
 		if err != nil {
 			undo()
 			return nil, err
 		}
-		undo = func() { stop(); delRules(rules) }
+		a.ctr.mu.Lock()
+		a.ctr.masq = true
+		a.ctr.mu.Unlock()
+		undo = func() { stop(); rules() }
 	}
 	return undo, nil
+}
+
+// retarget installs the guard (and the masquerade, with cni.ipmasq) for the current subnet,
+// replacing those of an earlier one.
+func (a *Agent) retarget() error {
+	subnet := a.currentSubnet()
+	rules := a.guardRules(subnet)
+	a.ctr.mu.Lock()
+	defer a.ctr.mu.Unlock()
+	delRules(a.ctr.rules)
+	delRules(rules) // a crashed agent's copies
+	a.ctr.rules = nil
+	for _, r := range rules {
+		if err := netlink.RuleAdd(r); err != nil && !errors.Is(err, syscall.EEXIST) {
+			delRules(rules)
+			return fmt.Errorf("cni: routing rule %v: %w", r, err)
+		}
+	}
+	a.ctr.rules = rules
+	if a.cfg.CNI.IPMasq && a.ctr.masq {
+		if _, err := a.masquerade(subnet); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Agent) currentSubnet() netip.Prefix {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.subnet
 }
 
 // masquerade replaces the weft-cni nftables table: containers' packets to outside the
@@ -93,7 +137,7 @@ func (a *Agent) hostForwarding() (func(), error) {
 // lets the others forward only replies (established, related) and the runtime's port
 // mappings (DNAT), so the host does not become a router for its LAN; on a host that already
 // forwards (a router, a Kubernetes node) it leaves forwarding as the operator set it.
-func (a *Agent) masquerade() (func(), error) {
+func (a *Agent) masquerade(subnet netip.Prefix) (func(), error) {
 	if _, err := exec.LookPath("nft"); err != nil {
 		return nil, errors.New("cni.ipmasq needs nft (install nftables) or set cni.ipmasq: false")
 	}
@@ -123,7 +167,7 @@ func (a *Agent) masquerade() (func(), error) {
 		ip saddr %s ip daddr != %s oifname != "%s" masquerade
 	}
 }
-`, masqTable, forward, a.subnet.Masked(), a.cfg.ClusterCIDR.Prefix.Masked(), a.cfg.CNI.Bridge)
+`, masqTable, forward, subnet.Masked(), a.cfg.ClusterCIDR.Prefix.Masked(), a.cfg.CNI.Bridge)
 	if err := nft([]byte(script)); err != nil {
 		return nil, fmt.Errorf("cni.ipmasq: %w", err)
 	}

@@ -67,13 +67,16 @@ func gateway(p netip.Prefix) netip.Addr { return p.Masked().Addr().Next() }
 
 // SubnetInfo is this host's container network.
 func (a *Agent) SubnetInfo() Subnet {
+	a.mu.Lock()
+	address, subnet := a.address, a.subnet // moved by gossip at run time (onSubnetChanged)
+	a.mu.Unlock()
 	s := Subnet{Network: a.cfg.ClusterCIDR.Prefix.String(), MTU: a.cfg.MTU, IPMasq: a.cfg.CNI.IPMasq, Containers: a.cfg.CNI.Enabled}
-	if a.subnet.IsValid() {
-		s.Subnet = a.subnet.Masked().String()
-		s.Gateway = gateway(a.subnet).String()
+	if subnet.IsValid() {
+		s.Subnet = subnet.Masked().String()
+		s.Gateway = gateway(subnet).String()
 	}
-	if a.address.IsValid() {
-		s.Address = a.address.String()
+	if address.IsValid() {
+		s.Address = address.String()
 	}
 	return s
 }
@@ -130,4 +133,23 @@ func (a *Agent) startContainers() (func(), error) {
 	}
 	a.log.Info("containers served", "subnet", a.subnet, "bridge", a.cfg.CNI.Bridge, "ipmasq", a.cfg.CNI.IPMasq)
 	return undo, nil
+}
+
+// containersMoved follows a move of this host's subnet (onSubnetChanged): the guard, the
+// masquerade and subnet.env name the new subnet. Running containers keep their old
+// addresses, which no longer route: they must be re-created (the plugin's next ADD moves the
+// bridge's gateway).
+func (a *Agent) containersMoved() {
+	if !a.cfg.CNI.Enabled {
+		return
+	}
+	if err := a.retarget(); err != nil {
+		a.log.Error("containers after the subnet moved", "err", err)
+	}
+	if a.cfg.CNI.SubnetEnv != "" {
+		if err := writeSubnetEnv(a.cfg.CNI.SubnetEnv, a.SubnetInfo()); err != nil {
+			a.log.Error("containers after the subnet moved", "err", err)
+		}
+	}
+	a.log.Warn("this host's subnet moved: re-create its containers, their addresses are in the old one", "subnet", a.SubnetInfo().Subnet)
 }

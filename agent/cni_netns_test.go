@@ -437,3 +437,47 @@ func TestNetns_CNIMasquerade(t *testing.T) {
 	}
 	ca.del(t, ctr)
 }
+
+// TestNetns_CNISubnetMove: when a static subnet elsewhere takes this host's, the guard and
+// subnet.env follow the new subnet, and a new container gets an address of it that works.
+func TestNetns_CNISubnetMove(t *testing.T) {
+	nodes := gossipLab(t, "a", "s")
+	a, s := nodes[0], nodes[1]
+	key := gossipKeyB64(t)
+	env := filepath.Join(a.dir, "subnet.env")
+	a.start(gossipConfig(a, key) + fmt.Sprintf("cni:\n  enabled: true\n  subnet_env: %s\n", env))
+	taken := a.status().Subnet
+	ca := newCNIHost(t, a)
+	lab := netlab.NewT(t)
+	old := ca.add(t, lab, "c0") // the bridge exists with the old gateway
+	s.start(gossipConfig(s, key, a.underlay) + "subnet: " + taken + "\n")
+	var moved string
+	eventually(t, 30*time.Second, "a moves off the static subnet", func() error {
+		if moved = a.status().Subnet; moved == taken || moved == "" {
+			return fmt.Errorf("a still on %q", moved)
+		}
+		return nil
+	})
+	eventually(t, 10*time.Second, "subnet.env follows", func() error {
+		b, _ := os.ReadFile(env)
+		if want := "FLANNEL_SUBNET=" + netip.MustParsePrefix(moved).Addr().Next().String() + "/24"; !strings.Contains(string(b), want) {
+			return fmt.Errorf("subnet.env %q lacks %q", b, want)
+		}
+		return nil
+	})
+	out, err := a.host.Run("ip", "rule")
+	if err != nil || !strings.Contains(out, "to "+moved) || strings.Contains(out, "to "+taken) {
+		t.Fatalf("guard rules after the move (%s → %s):\n%s", taken, moved, out)
+	}
+	ca.del(t, old)
+	c := ca.add(t, lab, "c1")
+	if !netip.MustParsePrefix(moved).Contains(c.addr) {
+		t.Fatalf("new container %s not in the new subnet %s", c.addr, moved)
+	}
+	if out, _ := a.host.Run("ip", "-4", "addr", "show", "dev", "weft-br0"); strings.Contains(out, strings.TrimSuffix(taken, "0/24")+"1/") {
+		t.Fatalf("the bridge kept the old gateway:\n%s", out)
+	}
+	eventually(t, 20*time.Second, "s reaches the new container", func() error { return s.ping(c.addr.String(), 1) })
+	eventually(t, 20*time.Second, "a reaches s's (formerly a's) subnet through the tunnel", func() error { return a.ping(s.status().Address, 1) })
+	ca.del(t, c)
+}

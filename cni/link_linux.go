@@ -38,6 +38,19 @@ func ensureBridge(name string, gw netip.Addr, bits, mtu int) (*netlink.Bridge, e
 		}
 	}
 	ipnet := &net.IPNet{IP: gw.AsSlice(), Mask: net.CIDRMask(bits, 32)}
+	// An older gateway (the host's subnet moved) goes: its /24 route would keep pulling
+	// another host's subnet onto this bridge.
+	old, err := netlink.AddrList(br, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("addresses of bridge %s: %w", name, err)
+	}
+	for _, o := range old {
+		if !o.IPNet.IP.Equal(ipnet.IP) || o.IPNet.Mask.String() != ipnet.Mask.String() {
+			if err := netlink.AddrDel(br, &o); err != nil {
+				return nil, fmt.Errorf("remove old gateway %s from %s: %w", o.IPNet, name, err)
+			}
+		}
+	}
 	if err := netlink.AddrReplace(br, &netlink.Addr{IPNet: ipnet}); err != nil {
 		return nil, fmt.Errorf("address %s on bridge %s: %w", ipnet, name, err)
 	}
