@@ -238,6 +238,15 @@ func TestNetns_CNI(t *testing.T) {
 		}
 	})
 
+	t.Run("a repeated ADD is refused and leaves the container working", func(t *testing.T) {
+		if _, err := ca.cni.AddNetworkList(context.Background(), ca.list, a1.rt); err == nil || !strings.Contains(err.Error(), "already has an interface") {
+			t.Fatalf("repeated ADD: %v", err)
+		}
+		if err := a1.ping(b1.addr); err != nil {
+			t.Fatalf("a1 after the repeated ADD: %v", err)
+		}
+	})
+
 	t.Run("CHECK passes, and fails without the veth", func(t *testing.T) {
 		for i, c := range ctrs {
 			h := ca

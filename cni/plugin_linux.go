@@ -78,6 +78,18 @@ func cmdAdd(args *skel.CmdArgs) error {
 		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("weft-cni: container namespace %q: %v", args.Netns, err), "")
 	}
 	defer netns.Close()
+	// An interface of that name already there (a repeated ADD) is left alone, and so is its
+	// reservation: cleaning up after a failure below must not take a working one down.
+	exists := false
+	_ = netns.Do(func(ns.NetNS) error {
+		_, err := netlink.LinkByName(args.IfName)
+		exists = err == nil
+		return nil
+	})
+	if exists {
+		return types.NewError(types.ErrInternal, fmt.Sprintf("weft-cni: container %s already has an interface %s", args.ContainerID, args.IfName),
+			"DEL the container's network first, or use another interface name")
+	}
 
 	store, err := OpenStore(conf.DataDir, conf.Name)
 	if err != nil {

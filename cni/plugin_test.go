@@ -14,6 +14,7 @@ import (
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
 )
 
 // fakeAgent serves GET /v1/subnet with hn on a unix socket in dir; it returns the socket.
@@ -54,7 +55,7 @@ func cniErr(t *testing.T, err error) *types.Error {
 }
 
 func args(conf string) *skel.CmdArgs {
-	return &skel.CmdArgs{ContainerID: "c1", Netns: "/proc/self/ns/net", IfName: "eth0", StdinData: []byte(conf)}
+	return &skel.CmdArgs{ContainerID: "c1", Netns: "/proc/self/ns/net", IfName: "wefttest0", StdinData: []byte(conf)}
 }
 
 func TestAdd_NoAgent(t *testing.T) {
@@ -135,4 +136,35 @@ func TestDel_Idempotent(t *testing.T) {
 			t.Fatalf("DEL %d: %v", i, err)
 		}
 	}
+}
+
+// A chained result: ours follows the previous plugin's interfaces, with our IP's interface
+// index shifted past them.
+func TestMerge_PrevResult(t *testing.T) {
+	zero := 0
+	prev := &current.Result{CNIVersion: "1.1.0",
+		Interfaces: []*current.Interface{{Name: "lo0"}},
+		IPs:        []*current.IPConfig{{Interface: &zero, Address: mustIPNet("192.0.2.2/24")}}}
+	two := 2
+	ours := &current.Result{
+		Interfaces: []*current.Interface{{Name: "weft-br0"}, {Name: "veth1"}, {Name: "eth0", Sandbox: "/run/netns/x"}},
+		IPs:        []*current.IPConfig{{Interface: &two, Address: mustIPNet("10.42.7.2/24")}},
+		Routes:     []*types.Route{{Dst: mustIPNet("0.0.0.0/0")}},
+	}
+	m := merge(prev, ours)
+	if len(m.Interfaces) != 4 || len(m.IPs) != 2 || *m.IPs[0].Interface != 0 || *m.IPs[1].Interface != 3 || m.Interfaces[3].Name != "eth0" || len(m.Routes) != 1 {
+		t.Fatalf("merged: %+v", m)
+	}
+	if *ours.IPs[0].Interface != 2 {
+		t.Fatal("merge changed our result")
+	}
+}
+
+func mustIPNet(s string) net.IPNet {
+	ip, n, err := net.ParseCIDR(s)
+	if err != nil {
+		panic(err)
+	}
+	n.IP = ip
+	return *n
 }
