@@ -99,6 +99,7 @@ type Catalog struct {
 	index     uint64
 	changed   chan struct{} // closed and replaced on every change (watch.go)
 	closed    bool
+	foreign   uint64 // services dropped for naming an address outside their node's subnet
 
 	kick     chan struct{} // publisher: the health of a local service changed
 	quit     chan struct{}
@@ -480,6 +481,7 @@ func (c *Catalog) UpdateNode(node string, addr netip.Addr, tagValue string) erro
 			return false
 		}
 		foreign = append(foreign, sh.Service.Name+"@"+sh.Service.Address.String())
+		c.foreign++
 		return true
 	})
 	c.remote[node] = &remoteNode{addr: addr, tag: tagValue, services: services}
@@ -491,6 +493,14 @@ func (c *Catalog) UpdateNode(node string, addr netip.Addr, tagValue string) erro
 		return fmt.Errorf("node %q (%s): %w: dropped %s", node, addr, ErrForeignAddress, strings.Join(foreign, ", "))
 	}
 	return nil
+}
+
+// ForeignAddressDrops counts the services of other members dropped for naming an address
+// outside their node's subnet (each announcement once).
+func (c *Catalog) ForeignAddressDrops() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.foreign
 }
 
 // RemoveNode forgets a member (on leave and failed events) and its services.

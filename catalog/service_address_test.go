@@ -34,6 +34,9 @@ func TestCatalog_ForeignServiceAddressDropped(t *testing.T) {
 	if !errors.Is(err, ErrForeignAddress) {
 		t.Fatalf("want ErrForeignAddress, got %v", err)
 	}
+	if n := c.ForeignAddressDrops(); n != 1 {
+		t.Fatalf("%d drops counted, want 1", n)
+	}
 	if ins := c.Instances("api", false); len(ins) != 0 {
 		t.Fatalf("forged service kept: %+v", ins)
 	}
