@@ -71,6 +71,28 @@ func ParseConfig(data []byte) (*NetConf, error) {
 	if c.Name == "" {
 		return nil, configError(`"name" is missing`)
 	}
+	// Empty is absent (one value for both, so the configuration marshals back to itself).
+	if len(c.Capabilities) == 0 {
+		c.Capabilities = nil
+	}
+	if len(c.RawPrevResult) == 0 {
+		c.RawPrevResult = nil
+	}
+	if len(c.ValidAttachments) == 0 {
+		c.ValidAttachments = nil
+	}
+	if c.DNS != nil {
+		d := *c.DNS
+		for _, l := range []*[]string{&d.Nameservers, &d.Search, &d.Options} {
+			if len(*l) == 0 {
+				*l = nil
+			}
+		}
+		c.DNS = &d
+		if d.Nameservers == nil && d.Search == nil && d.Options == nil && d.Domain == "" {
+			c.DNS = nil
+		}
+	}
 	if c.Socket == "" {
 		c.Socket = DefaultSocket
 	}
