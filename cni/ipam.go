@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -61,6 +62,17 @@ func (s *Store) lock() (func(), error) {
 
 func owner(id, ifname string) []byte { return []byte(id + "\n" + ifname + "\n") }
 
+// errBadOwner: an id or interface name that would make two owners one ("a\nb", "c" and
+// "a", "b\nc"). skel validates both already; the store does not rely on it.
+var errBadOwner = errors.New("address store: container id and interface name must be non-empty and hold no newline or NUL")
+
+func checkOwner(id, ifname string) error {
+	if id == "" || ifname == "" || strings.ContainsAny(id, "\n\x00") || strings.ContainsAny(ifname, "\n\x00") {
+		return errBadOwner
+	}
+	return nil
+}
+
 // entries lists the reserved addresses in subnet with their owners. Files that do not name an
 // address of subnet (another subnet's leftovers, the lock) are skipped.
 func (s *Store) entries(subnet netip.Prefix) (map[netip.Addr][]byte, error) {
@@ -90,6 +102,9 @@ func (s *Store) entries(subnet netip.Prefix) (map[netip.Addr][]byte, error) {
 // one that is not in exclude (the gateway, the agent's own address) if there is none yet: a
 // repeated ADD gets the same address. Network and broadcast addresses are never handed out.
 func (s *Store) Reserve(subnet netip.Prefix, id, ifname string, exclude ...netip.Addr) (netip.Addr, error) {
+	if err := checkOwner(id, ifname); err != nil {
+		return netip.Addr{}, err
+	}
 	unlock, err := s.lock()
 	if err != nil {
 		return netip.Addr{}, err
@@ -133,6 +148,9 @@ func (s *Store) Reserve(subnet netip.Prefix, id, ifname string, exclude ...netip
 
 // Lookup returns the address reserved for (id, ifname) in subnet, if any.
 func (s *Store) Lookup(subnet netip.Prefix, id, ifname string) (netip.Addr, bool, error) {
+	if err := checkOwner(id, ifname); err != nil {
+		return netip.Addr{}, false, err
+	}
 	unlock, err := s.lock()
 	if err != nil {
 		return netip.Addr{}, false, err
@@ -154,6 +172,9 @@ func (s *Store) Lookup(subnet netip.Prefix, id, ifname string) (netip.Addr, bool
 // Release frees every address (in any subnet) held by (id, ifname); none is no error, so DEL
 // is idempotent.
 func (s *Store) Release(id, ifname string) error {
+	if err := checkOwner(id, ifname); err != nil {
+		return err
+	}
 	return s.releaseIf(func(o []byte) bool { return bytes.Equal(o, owner(id, ifname)) })
 }
 

@@ -152,3 +152,17 @@ func TestStore_Concurrent(t *testing.T) {
 		t.Fatalf("%d reservations leaked (%v)", c, err)
 	}
 }
+
+// Owners that would collide once written ("a\nb"+"c" and "a"+"b\nc") are refused.
+func TestStore_RefusesAmbiguousOwners(t *testing.T) {
+	s, _ := OpenStore(t.TempDir(), "weft")
+	if _, err := s.Reserve(testSubnet, "a", "b\nc"); !errors.Is(err, errBadOwner) {
+		t.Fatalf("newline in ifname: %v", err)
+	}
+	if err := s.Release("a\nb", "c"); !errors.Is(err, errBadOwner) {
+		t.Fatalf("newline in id: %v", err)
+	}
+	if _, _, err := s.Lookup(testSubnet, "", "eth0"); !errors.Is(err, errBadOwner) {
+		t.Fatalf("empty id: %v", err)
+	}
+}
