@@ -2,9 +2,10 @@
 GO       ?= go
 PKGS     := ./...
 # the packages with network-namespace tests (test names contain "Netns")
-NETNS_PKGS := ./agent ./tunnel ./l2 ./tap ./bench/... ./internal/netlab
+NETNS_PKGS := ./agent ./cni ./tunnel ./l2 ./tap ./bench/... ./internal/netlab
 BIN      := bin/weft
 BENCH_BIN := bin/weft-bench
+CNI_BIN  := bin/weft-cni
 # Static, reproducible binaries stamped with their version (internal/version): git describe
 # and the commit; without git both stay empty and the binary falls back to its build info.
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null)
@@ -15,18 +16,22 @@ GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 # deadline exceeded" when a -fuzztime duration ends (golang/go#75804, fixed in go1.27).
 FUZZTIME ?= 20000x
 
-.PHONY: all build build-weft build-bench test test-unit test-norace test-netns fuzz fuzz-short bench lint demo clean tidy-check
+.PHONY: all build build-weft build-bench build-cni test test-unit test-norace test-netns fuzz fuzz-short bench lint demo clean tidy-check
 
 all: build
 
-# bin/weft (the daemon and CLI) and bin/weft-bench (the benchmark, which `weft bench` runs).
-build: build-weft build-bench
+# bin/weft (the daemon and CLI), bin/weft-bench (the benchmark, which `weft bench` runs) and
+# bin/weft-cni (the CNI plugin, which `weft cni install` installs).
+build: build-weft build-bench build-cni
 
 build-weft:
 	$(GOBUILD) -o $(BIN) ./cmd/weft
 
 build-bench:
 	$(GOBUILD) -o $(BENCH_BIN) ./cmd/weft-bench
+
+build-cni:
+	$(GOBUILD) -o $(CNI_BIN) ./cmd/weft-cni
 
 # The full suite CI runs: lint, unit tests (race), short fuzz runs, network-namespace tests.
 test: lint test-unit test-norace fuzz-short test-netns
@@ -47,7 +52,7 @@ test-norace:
 # and, with CI set (.ci/run sets it), fails the run on a skip: a missing prerequisite there
 # is a check that silently did not happen.
 test-netns: build
-	@bash -o pipefail -c "WEFT_BIN=$(CURDIR)/$(BIN) WEFT_BENCH_BIN=$(CURDIR)/$(BENCH_BIN) $(GO) test -json -count=1 -p 1 -timeout 20m -run 'Netns' $(NETNS_PKGS) 2>&1 | $(GO) run ./internal/tools/testreport"
+	@bash -o pipefail -c "WEFT_BIN=$(CURDIR)/$(BIN) WEFT_BENCH_BIN=$(CURDIR)/$(BENCH_BIN) WEFT_CNI_BIN=$(CURDIR)/$(CNI_BIN) $(GO) test -json -count=1 -p 1 -timeout 20m -run 'Netns' $(NETNS_PKGS) 2>&1 | $(GO) run ./internal/tools/testreport"
 
 # A short run of every fuzz target (20000 inputs each, a few seconds).
 fuzz-short:

@@ -34,6 +34,7 @@ type Agent struct {
 	cat   *catalogGlue             // nil until the catalog starts
 	pki   atomic.Pointer[pkiState] // nil without pki.ca; swapped by reloadPKI (trust.go)
 	pol   *policyGlue              // network policy (policy.go); nil until Run
+	ctr   containerNet             // container networking (cni.go, bridge_linux.go)
 
 	started time.Time
 	address netip.Addr
@@ -164,6 +165,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	closers = append(closers, a.stopDatapath)
 
+	stopContainers, err := a.startContainers()
+	if err != nil {
+		return err
+	}
+	closers = append(closers, stopContainers)
+
 	for _, p := range a.cfg.Peers {
 		if err := a.addStaticPeer(p); err != nil {
 			return err
@@ -274,6 +281,7 @@ func (a *Agent) onSubnetChanged(sn netip.Prefix) {
 		return
 	}
 	a.log.Info("overlay address moved", "from", old, "to", addr)
+	a.containersMoved()
 	if a.cat != nil {
 		_ = a.cat.cat.UpdateNode(a.cfg.Name, addr, a.cat.cat.Tag())
 		a.cat.rebindDNS(addr)

@@ -25,7 +25,9 @@ type Status struct {
 	Started    time.Time `json:"started"`
 	// Drops counts packets the datapath dropped, by reason.
 	Drops map[string]uint64 `json:"drops,omitempty"`
-	// Counters are datapath counters other than drops (L2 plain: frames, ARP suppressed).
+	// Counters are datapath counters other than drops (L2 plain: frames, ARP suppressed), and
+	// catalog_foreign_service_address: members' services dropped for naming an address
+	// outside their subnet.
 	Counters map[string]uint64 `json:"counters,omitempty"`
 	// Problems lists conditions an operator should act on (e.g. a subnet conflict).
 	Problems []string `json:"problems,omitempty"`

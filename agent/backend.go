@@ -38,6 +38,14 @@ func (a *Agent) Status() Status {
 	if a.dpUp.Load() {
 		st.Drops, st.Counters = a.dp.stats()
 	}
+	if a.cat != nil {
+		if n := a.cat.cat.ForeignAddressDrops(); n > 0 {
+			if st.Counters == nil {
+				st.Counters = map[string]uint64{}
+			}
+			st.Counters["catalog_foreign_service_address"] = n
+		}
+	}
 	if a.gsp != nil {
 		st.Gossip = a.gsp.addr()
 		for _, m := range a.gsp.members() {
@@ -127,5 +135,6 @@ func (a *Agent) routes(mux *http.ServeMux) {
 	a.serviceRoutes(mux)
 	a.reloadRoutes(mux)
 	a.policyRoutes(mux)
+	a.cniRoutes(mux)
 	mux.HandleFunc("GET /v1/fdb", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, a.FDB()) })
 }

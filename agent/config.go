@@ -61,6 +61,8 @@ type Config struct {
 	DNS DNSConfig `yaml:"dns"`
 	// ConsulAPI serves the Consul-compatible HTTP API (off unless listen is set).
 	ConsulAPI ConsulAPIConfig `yaml:"consul_api"`
+	// CNI is container networking (cni.go): the bridge side of the weft-cni plugin.
+	CNI CNIConfig `yaml:"cni"`
 	// Services are registered at start (in addition to those kept in StateDir).
 	Services []catalog.Service `yaml:"services"`
 	// LogLevel is debug, info, warn or error.
@@ -219,6 +221,10 @@ var Settings = []Setting{
 	{Key: "groups", Flag: "group", Help: "a group of this host for network policy (repeatable; without a CA only as trustworthy as the gossip key)", Field: func(c *Config) any { return &c.Groups }, Append: true},
 	{Key: "policy_file", Flag: "policy-file", Help: "local network policy document (wins over signed policies from gossip)", Field: func(c *Config) any { return &c.PolicyFile }},
 	{Key: "policy_ca_file", Flag: "policy-ca-file", Help: "CA certificates (ca.crt) that must sign a policy spread by gossip", Field: func(c *Config) any { return &c.PolicyCAFile }},
+	{Key: "cni.enabled", Flag: "cni", Help: "serve containers: forward between the weft-cni bridge and the overlay, write cni.subnet_env", Field: func(c *Config) any { return &c.CNI.Enabled }},
+	{Key: "cni.subnet_env", Flag: "cni-subnet-env", Help: "where to write Flannel's subnet.env (with cni.enabled)", Field: func(c *Config) any { return &c.CNI.SubnetEnv }},
+	{Key: "cni.bridge", Flag: "cni-bridge", Help: "the containers' bridge (the conflist's \"bridge\")", Field: func(c *Config) any { return &c.CNI.Bridge }},
+	{Key: "cni.ipmasq", Flag: "cni-ipmasq", Help: "masquerade containers' traffic leaving the cluster CIDR (nftables)", Field: func(c *Config) any { return &c.CNI.IPMasq }},
 	{Key: "log_level", Flag: "log-level", Help: "debug, info, warn or error", Field: func(c *Config) any { return &c.LogLevel }},
 	{Key: "gossip.allowed_static", Flag: "gossip-allowed-static", Help: "prefixes within which members may announce static subnets outside the cluster CIDR (repeatable)", Field: func(c *Config) any { return &c.Gossip.AllowedStatic }, Append: true},
 	{Key: "pki.ca", Flag: "pki-ca", Help: "trusted CA certificate file (weft ca init): members then need a valid certificate", Field: func(c *Config) any { return &c.PKI.CA }},
@@ -260,7 +266,11 @@ func DefaultConfig() Config {
 			TTL:    Duration{5 * time.Second}, // short: instances come and go with health
 		},
 		ConsulAPI: ConsulAPIConfig{Datacenter: "dc1"}, // the name Consul's tools assume
-		LogLevel:  "info",
+		CNI: CNIConfig{
+			SubnetEnv: "/run/weft/subnet.env", // Flannel's path moved under weft's run directory
+			Bridge:    "weft-br0",
+		},
+		LogLevel: "info",
 	}
 }
 
@@ -323,6 +333,9 @@ func (c *Config) Validate() error {
 		if !validGroup(g) {
 			return fmt.Errorf("groups: %q: a group is 1 to 32 printable characters without spaces or commas", g)
 		}
+	}
+	if err := c.CNI.validate(c.Mode); err != nil {
+		return err
 	}
 	switch c.Mode {
 	case "l3", "l2":

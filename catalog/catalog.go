@@ -99,6 +99,7 @@ type Catalog struct {
 	index     uint64
 	changed   chan struct{} // closed and replaced on every change (watch.go)
 	closed    bool
+	foreign   uint64 // services dropped for naming an address outside their node's subnet
 
 	kick     chan struct{} // publisher: the health of a local service changed
 	quit     chan struct{}
@@ -207,6 +208,11 @@ func (c *Catalog) Register(s Service) error {
 	if c.closed {
 		c.mu.Unlock()
 		return net.ErrClosed
+	}
+	if !AddressAllowed(c.localAddr, s.Address) {
+		c.mu.Unlock()
+		return fmt.Errorf("register %q: %w: %s is not in this host's subnet %s; name a container's address on this host",
+			s.Name, ErrForeignAddress, s.Address, netip.PrefixFrom(c.localAddr, ServiceAddressBits).Masked())
 	}
 	old := c.local[s.Name]
 	if old != nil && reflect.DeepEqual(old.svc, s) {
@@ -468,12 +474,33 @@ func (c *Catalog) UpdateNode(node string, addr netip.Addr, tagValue string) erro
 		return nil
 	}
 	services, err := DecodeCatalog(tagValue)
+	// A service naming an address outside its node's subnet is forged: dropped, the rest kept.
+	var foreign []string
+	services = slices.DeleteFunc(services, func(sh ServiceHealth) bool {
+		if AddressAllowed(addr, sh.Service.Address) {
+			return false
+		}
+		foreign = append(foreign, sh.Service.Name+"@"+sh.Service.Address.String())
+		c.foreign++
+		return true
+	})
 	c.remote[node] = &remoteNode{addr: addr, tag: tagValue, services: services}
 	c.bumpLocked()
 	if err != nil {
 		return fmt.Errorf("node %q: %w", node, err)
 	}
+	if len(foreign) > 0 {
+		return fmt.Errorf("node %q (%s): %w: dropped %s", node, addr, ErrForeignAddress, strings.Join(foreign, ", "))
+	}
 	return nil
+}
+
+// ForeignAddressDrops counts the services of other members dropped for naming an address
+// outside their node's subnet (each announcement once).
+func (c *Catalog) ForeignAddressDrops() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.foreign
 }
 
 // RemoveNode forgets a member (on leave and failed events) and its services.
@@ -526,14 +553,23 @@ func (c *Catalog) eachLocked(fn func(Instance)) {
 		for _, e := range c.local {
 			s := e.svc
 			s.Check = nil // instances look the same wherever they are listed
-			fn(Instance{Node: c.cfg.Node, Addr: c.localAddr, Service: s, Health: e.health()})
+			fn(Instance{Node: c.cfg.Node, Addr: instanceAddr(c.localAddr, s), Service: s, Health: e.health()})
 		}
 	}
 	for node, n := range c.remote {
 		for _, sh := range n.services {
-			fn(Instance{Node: node, Addr: n.addr, Service: sh.Service, Health: sh.Health})
+			fn(Instance{Node: node, Addr: instanceAddr(n.addr, sh.Service), Service: sh.Service, Health: sh.Health})
 		}
 	}
+}
+
+// instanceAddr is where an instance is reached: the service's own address (a container's)
+// when it names one, its node's otherwise.
+func instanceAddr(node netip.Addr, s Service) netip.Addr {
+	if s.Address.IsValid() {
+		return s.Address
+	}
+	return node
 }
 
 // Nodes returns the known node names (this node included when configured), sorted.

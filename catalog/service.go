@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -58,6 +59,28 @@ type Service struct {
 	Weight uint16 `json:"weight,omitempty" yaml:"weight,omitempty"`
 	// Check is the optional health check; without one the service is always passing.
 	Check *CheckDef `json:"check,omitempty" yaml:"check,omitempty"`
+	// Address is where the service listens when that is not its node's overlay address:
+	// a container's, from the node's subnet (ServiceAddressBits). IPv4; zero: the node's.
+	Address netip.Addr `json:"address,omitzero" yaml:"address,omitempty"`
+}
+
+// ServiceAddressBits is the prefix length of a node's subnet (the agent's per-host /24): a
+// service may name an address only inside its node's, so no member can point another's
+// service name at an address of someone else's.
+const ServiceAddressBits = 24
+
+// ErrForeignAddress: a service names an address outside its node's subnet.
+var ErrForeignAddress = errors.New("service address outside its node's subnet")
+
+// AddressAllowed reports whether a service of the node at nodeAddr may name addr.
+func AddressAllowed(nodeAddr, addr netip.Addr) bool {
+	if !addr.IsValid() {
+		return true
+	}
+	if !nodeAddr.IsValid() || !nodeAddr.Is4() {
+		return false
+	}
+	return netip.PrefixFrom(nodeAddr, ServiceAddressBits).Masked().Contains(addr)
 }
 
 // CheckKind is the kind of a health check.
@@ -287,6 +310,9 @@ func (s Service) Validate() error {
 		if err := s.Check.validate(); err != nil {
 			return fmt.Errorf("service %q: %w", s.Name, err)
 		}
+	}
+	if s.Address.IsValid() && (!s.Address.Is4() || s.Address.IsUnspecified()) {
+		return fmt.Errorf("%w %q: address %s: an IPv4 address of the overlay (a container's)", ErrInvalidService, s.Name, s.Address)
 	}
 	return nil
 }

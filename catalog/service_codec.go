@@ -5,7 +5,8 @@ package catalog
 // cost against a binary encoding is about two bytes per service.
 //
 //	catalog = "" | "1" *( ";" service )          ; "1" is the format version
-//	service = name ":" port [ ":" health [ ":" tags [ ":" weight ] ] ]
+//	service = name [ "@" address ] ":" port [ ":" health [ ":" tags [ ":" weight ] ] ]
+//	address = dotted-quad IPv4                   ; a container's, in the node's subnet
 //	health  = "" | "w" | "c"                     ; passing | warning | critical
 //	tags    = "" | tag *( "," tag )
 //	weight  = decimal 2-65535                    ; omitted when 1
@@ -14,11 +15,12 @@ package catalog
 // leading zeros, so every string has exactly one encoding: the decoder rejects anything
 // else, and decode → encode reproduces the input byte for byte.
 //
-// Example: "1;api:8080;db:5432:c;web:80::http,v2:3".
+// Example: "1;api:8080;db:5432:c;redis@10.42.3.7:6379;web:80::http,v2:3".
 
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,6 +80,10 @@ func EncodeCatalog(services []ServiceHealth) (string, error) {
 		}
 		b.WriteByte(';')
 		b.WriteString(s.Name)
+		if s.Address.IsValid() {
+			b.WriteByte('@')
+			b.WriteString(s.Address.String())
+		}
 		b.WriteByte(':')
 		b.WriteString(strconv.Itoa(int(s.Port)))
 		// Optional fields, written only up to the last non-default one.
@@ -146,10 +152,18 @@ func decodeService(item string) (ServiceHealth, error) {
 	if f[len(f)-1] == "" && len(f) > 2 {
 		return sh, fmt.Errorf("%w: %q: trailing empty field", ErrCatalogNonCanonical, item)
 	}
-	if err := ValidateServiceName(f[0]); err != nil {
+	name, addr, hasAddr := strings.Cut(f[0], "@")
+	if err := ValidateServiceName(name); err != nil {
 		return sh, fmt.Errorf("%w: %w", ErrCatalogSyntax, err)
 	}
-	sh.Service.Name = f[0]
+	sh.Service.Name = name
+	if hasAddr {
+		a, err := netip.ParseAddr(addr)
+		if err != nil || !a.Is4() || a.IsUnspecified() || a.String() != addr {
+			return sh, fmt.Errorf("%w: %q: bad address %q", ErrCatalogSyntax, item, addr)
+		}
+		sh.Service.Address = a
+	}
 	port, err := parseCanonicalUint16(f[1])
 	if err != nil || port == 0 {
 		return sh, fmt.Errorf("%w: %q: bad port %q", ErrCatalogSyntax, item, f[1])

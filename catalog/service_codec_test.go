@@ -143,7 +143,7 @@ func mustEncode(t testing.TB, svcs []Service) string {
 }
 
 func FuzzDecodeCatalog(f *testing.F) {
-	for _, s := range []string{"", "1;web:80", "1;api:8080:w;db:5432:c;web:80::http,v2:3", "1;a:1:::65535", mustEncode(f, realisticServices(3)), "2;x:1", "1;web:80:"} {
+	for _, s := range []string{"", "1;web:80", "1;api:8080:w;db:5432:c;web:80::http,v2:3", "1;a:1:::65535", mustEncode(f, realisticServices(3)), "2;x:1", "1;web:80:", "1;redis@10.42.3.7:6379:c"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, in string) {

@@ -2,7 +2,8 @@
 # make demo: three hosts in network namespaces, each running `weft agent` on the embedded
 # defaults, joined through one seed by gossip; encrypted traffic between all pairs; a service
 # registered on one host found from another by DNS and `weft resolve`, and reached through
-# the overlay. Everything it creates carries a random id and is removed on exit (and Ctrl-C).
+# the overlay; then a container on h1 and one on h3 (weft-cni, the CNI plugin), the second's
+# service found by DNS from the first and reached through the overlay. Everything it creates carries a random id and is removed on exit (and Ctrl-C).
 set -euo pipefail
 
 BIN=${1:-bin/weft}
@@ -12,6 +13,8 @@ for t in ip ping dig; do
   command -v "$t" >/dev/null || { echo "missing $t: run 'bash .ci/run-deps' first" >&2; exit 1; }
 done
 [ -x "$BIN" ] || { echo "no weft binary at $BIN: run 'make build'" >&2; exit 1; }
+CNI=$(dirname "$BIN")/weft-cni
+[ -x "$CNI" ] || { echo "no weft-cni binary at $CNI: run 'make build'" >&2; exit 1; }
 
 ID=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 WORK=$(mktemp -d /tmp/weft-demo.XXXXXX)
@@ -58,7 +61,7 @@ KEY=$("$BIN" keygen --gossip)
 for i in 0 1 2; do
   h=${HOSTS[$i]}
   in_ns "$h" "$BIN" agent --name "$h" --state-dir "$WORK/$h" --socket "$WORK/$h.sock" \
-    --gossip-key "$KEY" >"$WORK/$h.log" 2>&1 &
+    --gossip-key "$KEY" --cni --cni-subnet-env "$WORK/$h.subnet.env" >"$WORK/$h.log" 2>&1 &
   PIDS+=($!)
 done
 for h in "${HOSTS[@]}"; do
@@ -129,11 +132,50 @@ step "a request from h3 to the service, through the encrypted overlay"
 BODY=$(in_ns h3 bash -c "exec 3<>/dev/tcp/${TARGET%:*}/${TARGET#*:}; printf 'GET / HTTP/1.0\r\nHost: web\r\n\r\n' >&3; cat <&3" 2>/dev/null | tail -1 || true)
 echo "  $BODY"
 
+# cni HOST CMD CONTAINER: run the CNI plugin in HOST for container CONTAINER, as a runtime would.
+cni() {
+  local h=$1 cmd=$2 c=$3
+  printf '{"cniVersion":"1.1.0","name":"weft","type":"weft-cni","socket":"%s","dataDir":"%s"}' "$WORK/$h.sock" "$WORK/$h-cni" |
+    in_ns "$h" env CNI_COMMAND="$cmd" CNI_CONTAINERID="$c" CNI_NETNS="/run/netns/$(ns "$c")" CNI_IFNAME=eth0 CNI_PATH="$(dirname "$CNI")" "$CNI"
+}
+step "containers: c1 on h1, c3 on h3, each given an address of its host's /24 by weft-cni (CNI ADD)"
+declare -A CIP
+for pair in h1:c1 h3:c3; do
+  h=${pair%%:*}; c=${pair#*:}
+  ip netns add "$(ns "$c")"; NS+=("$(ns "$c")")
+  in_ns "$c" ip link set lo up
+  CIP[$c]=$(cni "$h" ADD "$c" | grep -o '"address": *"[0-9.]*' | grep -o '[0-9.]*$')
+  echo "  $c on $h: eth0 ${CIP[$c]} (host subnet $(grep FLANNEL_SUBNET "$WORK/$h.subnet.env" | cut -d= -f2), mtu $(in_ns "$c" cat /sys/class/net/eth0/mtu))"
+done
+echo "  h1's subnet.env:"; sed 's/^/    /' "$WORK/h1.subnet.env"
+
+step "c3 serves HTTP on ${CIP[c3]}:8081, registered on h3: weft register db --port 8081 --address ${CIP[c3]}"
+echo "hello from container c3 through weft" >"$WORK/www/c3.html"
+if command -v python3 >/dev/null; then
+  in_ns c3 python3 -m http.server 8081 --bind "${CIP[c3]}" --directory "$WORK/www" >/dev/null 2>&1 &
+  PIDS+=($!)
+fi
+weft h3 register db --port 8081 --address "${CIP[c3]}"
+for _ in $(seq 100); do
+  [ -n "$(in_ns c1 dig @"${ADDR[h1]}" +short db.service.weft A)" ] && break; sleep 0.2
+done
+step "from c1: dig @${ADDR[h1]} db.service.weft (h1's DNS on its overlay address), then a request to c3"
+CDNS=$(in_ns c1 dig @"${ADDR[h1]}" +short db.service.weft A)
+echo "  db.service.weft → $CDNS"
+CBODY=
+for _ in $(seq 30); do # the server may still be starting
+  CBODY=$(in_ns c1 bash -c "exec 3<>/dev/tcp/$CDNS/8081; printf 'GET /c3.html HTTP/1.0\r\nHost: db\r\n\r\n' >&3; cat <&3" 2>/dev/null | tail -1 || true)
+  [ -n "$CBODY" ] && break; sleep 0.2
+done
+echo "  $CBODY"
+cni h1 DEL c1 && cni h3 DEL c3 && echo "  CNI DEL: both containers' addresses released"
+
 step "summary"
 echo "  hosts: 3, members alive on h1: $(weft h1 members --json | grep -c '"status": "alive"')"
 echo "  overlay pings: $ok of $total pairs"
 echo "  throughput h1 → h3: $TPUT"
 echo "  service web: $(in_ns h3 dig @127.0.0.1 +short web.service.weft A | tr '\n' ' ')via DNS, resolve → $TARGET"
 echo "  HTTP through the overlay: ${BODY:-failed}"
-[ "$ok" = "$total" ] && [ -n "$BODY" ] || { echo "demo FAILED"; exit 1; }
+echo "  containers: c1 ${CIP[c1]} on h1, c3 ${CIP[c3]} on h3; c1 → db.service.weft → ${CDNS:-?}: ${CBODY:-failed}"
+[ "$ok" = "$total" ] && [ -n "$BODY" ] && [ "$CDNS" = "${CIP[c3]}" ] && [ -n "$CBODY" ] || { echo "demo FAILED"; exit 1; }
 echo "demo OK"

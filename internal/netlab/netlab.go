@@ -110,6 +110,8 @@ func aptName(tool string) string {
 		return "iproute2"
 	case "ping":
 		return "iputils-ping"
+	case "nft":
+		return "nftables"
 	}
 	return tool
 }

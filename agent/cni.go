@@ -1,0 +1,155 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Container networking, the agent's side of the weft-cni plugin (package cni). The plugin
+// owns the bridge (weft-br0) and gives it the gateway, the /24's .1: the address the TUN
+// carries too, with the cluster CIDR's prefix. Both routes are connected routes, the bridge's
+// /24 the more specific, so the kernel sends this host's subnet to its containers and every
+// other subnet into the tunnel, and the .1 stays a local address of the host whichever device
+// a packet came in on. The agent
+//
+//   - serves GET /v1/subnet (Subnet), which the plugin reads at ADD;
+//   - turns IPv4 forwarding on for its TUN (the bridge's the plugin turns on), per device, so
+//     the host forwards nothing else; and, since a peer could now send packets for any
+//     address through the tunnel, routing rules let what comes in on the TUN reach only
+//     this host's subnet (local addresses are found before them, in the local table);
+//   - writes Flannel's subnet.env;
+//   - optionally masquerades containers' traffic to outside the cluster CIDR (nftables).
+
+// CNIConfig is the cni: section.
+type CNIConfig struct {
+	// Enabled serves containers: forwarding, the routing guard, subnet.env, /v1/subnet's
+	// "containers": true. Off by default: forwarding changes what the host does with packets.
+	Enabled bool `yaml:"enabled"`
+	// SubnetEnv is where Flannel's subnet.env is written (empty: not written).
+	SubnetEnv string `yaml:"subnet_env"`
+	// Bridge is the containers' bridge, as the conflist names it.
+	Bridge string `yaml:"bridge"`
+	// IPMasq masquerades containers' traffic leaving the cluster CIDR (needs nft).
+	IPMasq bool `yaml:"ipmasq"`
+}
+
+func (c CNIConfig) validate(mode string) error {
+	if !c.Enabled {
+		return nil
+	}
+	if mode != "l3" {
+		return errors.New("cni.enabled needs mode: l3 (containers are routed, not bridged, onto the overlay)")
+	}
+	if c.Bridge == "" || len(c.Bridge) > 15 || strings.ContainsAny(c.Bridge, "/ ") {
+		return fmt.Errorf("cni.bridge %q: an interface name of 1 to 15 bytes", c.Bridge)
+	}
+	return nil
+}
+
+// Subnet is GET /v1/subnet: what the CNI plugin needs (cni.HostNetwork on its side).
+type Subnet struct {
+	Network    string `json:"network"`
+	Subnet     string `json:"subnet"`
+	Address    string `json:"address"`
+	Gateway    string `json:"gateway"`
+	MTU        int    `json:"mtu"`
+	IPMasq     bool   `json:"ipmasq"`
+	Containers bool   `json:"containers"`
+}
+
+// gateway is the bridge's address: the subnet's first.
+func gateway(p netip.Prefix) netip.Addr { return p.Masked().Addr().Next() }
+
+// SubnetInfo is this host's container network.
+func (a *Agent) SubnetInfo() Subnet {
+	a.mu.Lock()
+	address, subnet := a.address, a.subnet // moved by gossip at run time (onSubnetChanged)
+	a.mu.Unlock()
+	s := Subnet{Network: a.cfg.ClusterCIDR.Prefix.String(), MTU: a.cfg.MTU, IPMasq: a.cfg.CNI.IPMasq, Containers: a.cfg.CNI.Enabled}
+	if subnet.IsValid() {
+		s.Subnet = subnet.Masked().String()
+		s.Gateway = gateway(subnet).String()
+	}
+	if address.IsValid() {
+		s.Address = address.String()
+	}
+	return s
+}
+
+func (a *Agent) cniRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/subnet", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, a.SubnetInfo()) })
+}
+
+// subnetEnv is Flannel's subnet.env for s: FLANNEL_SUBNET is the gateway with the subnet's
+// prefix length, as Flannel writes it.
+func subnetEnv(s Subnet) string {
+	sub := s.Subnet
+	if p, err := netip.ParsePrefix(s.Subnet); err == nil {
+		sub = netip.PrefixFrom(gateway(p), p.Bits()).String()
+	}
+	return fmt.Sprintf("FLANNEL_NETWORK=%s\nFLANNEL_SUBNET=%s\nFLANNEL_MTU=%d\nFLANNEL_IPMASQ=%t\n", s.Network, sub, s.MTU, s.IPMasq)
+}
+
+// writeSubnetEnv replaces path atomically (a reader never sees half a file).
+func writeSubnetEnv(path string, s Subnet) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("cni.subnet_env: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(subnetEnv(s)), 0o644); err != nil {
+		return fmt.Errorf("cni.subnet_env: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("cni.subnet_env: %w", err)
+	}
+	return nil
+}
+
+// startContainers prepares the host for containers once the device exists; the returned
+// func undoes what the agent set up (not the bridge, which the plugin owns and the
+// containers still use).
+func (a *Agent) startContainers() (func(), error) {
+	if !a.cfg.CNI.Enabled {
+		return func() {}, nil
+	}
+	if !a.subnet.IsValid() {
+		return nil, errors.New("cni.enabled needs a subnet for this host (gossip allocation or subnet)")
+	}
+	undo, err := a.hostForwarding()
+	if err != nil {
+		return nil, err
+	}
+	if a.cfg.CNI.SubnetEnv != "" {
+		if err := writeSubnetEnv(a.cfg.CNI.SubnetEnv, a.SubnetInfo()); err != nil {
+			undo()
+			return nil, err
+		}
+	}
+	a.log.Info("containers served", "subnet", a.subnet, "bridge", a.cfg.CNI.Bridge, "ipmasq", a.cfg.CNI.IPMasq)
+	return undo, nil
+}
+
+// containersMoved follows a move of this host's subnet (onSubnetChanged): the guard, the
+// masquerade and subnet.env name the new subnet. Running containers keep their old
+// addresses, which no longer route: they must be re-created (the plugin's next ADD moves the
+// bridge's gateway).
+func (a *Agent) containersMoved() {
+	if !a.cfg.CNI.Enabled {
+		return
+	}
+	if err := a.retarget(); err != nil {
+		a.log.Error("containers after the subnet moved", "err", err)
+	}
+	if a.cfg.CNI.SubnetEnv != "" {
+		if err := writeSubnetEnv(a.cfg.CNI.SubnetEnv, a.SubnetInfo()); err != nil {
+			a.log.Error("containers after the subnet moved", "err", err)
+		}
+	}
+	a.log.Warn("this host's subnet moved: re-create its containers, their addresses are in the old one", "subnet", a.SubnetInfo().Subnet)
+}
