@@ -14,6 +14,7 @@ import (
 
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/membership"
+	"github.com/weftnet/weft/netproxy"
 	"github.com/weftnet/weft/peers"
 )
 
@@ -32,6 +33,8 @@ type Agent struct {
 	gsp   *gossip     // nil when gossip is disabled
 	api   *apiServer
 	cat   *catalogGlue // nil until the catalog starts
+
+	proxyCounters *netproxy.Counters // netstack mode's proxies (netstack.go); nil otherwise
 
 	started time.Time
 	address netip.Addr
@@ -156,6 +159,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	a.cat = cat
 	closers = append(closers, cat.close)
 
+	stopNS, err := a.startNetstackServices()
+	if err != nil {
+		return err
+	}
+	closers = append(closers, stopNS)
+
 	if a.cfg.MetricsListen != "" {
 		stop, err := serveMetrics(a.cfg.MetricsListen, a, a.log)
 		if err != nil {
@@ -244,6 +253,11 @@ func (a *Agent) onSubnetChanged(sn netip.Prefix) {
 	addr := a.address
 	a.mu.Unlock()
 	if !derived || addr == old || !a.dpUp.Load() {
+		return
+	}
+	if a.cfg.Netstack {
+		// The userspace stack keeps the address it was created with.
+		a.problem(fmt.Sprintf("overlay address moved from %s to %s: restart the agent (netstack mode cannot move it live)", old, addr))
 		return
 	}
 	if err := moveAddress(a.cfg.Interface, old, addr, a.cfg.ClusterCIDR.Bits()); err != nil {

@@ -61,6 +61,16 @@ type Config struct {
 	Services []catalog.Service `yaml:"services"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
+	// Netstack runs the l3 datapath over a userspace TCP/IP stack instead of a TUN: no root,
+	// no /dev/net/tun; the host reaches the overlay through NetstackProxy and Forward
+	// (netstack.go).
+	Netstack bool `yaml:"netstack"`
+	// NetstackProxy configures the loopback SOCKS5 and HTTP proxies of netstack mode.
+	NetstackProxy NetstackProxyConfig `yaml:"netstack_proxy"`
+	// Forward relays local ports to overlay destinations (netstack mode).
+	Forward []ForwardConfig `yaml:"forward"`
+	// Expose relays ports of the overlay address to local addresses (netstack mode).
+	Expose []ExposeConfig `yaml:"expose"`
 }
 
 // PeerConfig is one static peer.
@@ -158,6 +168,12 @@ var Settings = []Setting{
 	{Key: "dns.ttl", Flag: "dns-ttl", Help: "TTL of DNS answers", Field: func(c *Config) any { return &c.DNS.TTL }},
 	{Key: "dns.upstream", Flag: "dns-upstream", Help: "forward other names to this resolver (default: REFUSED)", Field: func(c *Config) any { return &c.DNS.Upstream }},
 	{Key: "dns.disabled", Flag: "no-dns", Help: "do not serve DNS", Field: func(c *Config) any { return &c.DNS.Disabled }},
+	{Key: "netstack", Flag: "netstack", Help: "userspace network stack instead of a TUN: no root; reach the overlay through the proxies and forwards", Field: func(c *Config) any { return &c.Netstack }},
+	{Key: "netstack_proxy.socks5", Flag: "socks5", Help: "netstack: SOCKS5 proxy listen address (empty: off)", Field: func(c *Config) any { return &c.NetstackProxy.SOCKS5 }},
+	{Key: "netstack_proxy.http", Flag: "http-proxy", Help: "netstack: HTTP CONNECT proxy listen address (empty: off)", Field: func(c *Config) any { return &c.NetstackProxy.HTTP }},
+	{Key: "netstack_proxy.username", Flag: "proxy-username", Help: "netstack: proxies require this username (with --proxy-password-file)", Field: func(c *Config) any { return &c.NetstackProxy.Username }},
+	{Key: "netstack_proxy.password_file", Flag: "proxy-password-file", Help: "netstack: file holding the proxies' password (mode 0600)", Field: func(c *Config) any { return &c.NetstackProxy.PasswordFile }},
+	{Key: "netstack_proxy.max_conns", Flag: "proxy-max-conns", Help: "netstack: concurrent connections per proxy or forward (0: 1024)", Field: func(c *Config) any { return &c.NetstackProxy.MaxConns }},
 	{Key: "log_level", Flag: "log-level", Help: "debug, info, warn or error", Field: func(c *Config) any { return &c.LogLevel }},
 }
 
@@ -183,18 +199,22 @@ func DefaultConfig() Config {
 		ListenPort:  0, // resolved by Validate: 51820 encrypted (WireGuard's), 4789 plain (IANA VXLAN)
 		MTU:         0, // resolved by Validate, see DefaultMTU
 		VNI:         1,
-		StateDir:    "/var/lib/weft",
+		StateDir:    defaultStateDir(),                             // /var/lib/weft as root, the XDG state dir otherwise
 		ClusterCIDR: Prefix{netip.MustParsePrefix("10.42.0.0/16")}, // 256 hosts of /24, private range
 		Gossip: GossipConfig{
 			Bind: "0.0.0.0:7946", // Serf's customary LAN port
 		},
-		ControlSocket: "/run/weft/weft.sock",
+		ControlSocket: defaultControlSocket(), // /run/weft/weft.sock as root, $XDG_RUNTIME_DIR otherwise
 		DNS: DNSConfig{
-			Listen: []string{"127.0.0.1:53", "overlay:53"},
+			Listen: defaultDNSListen(),
 			Domain: "weft.",
 			TTL:    Duration{5 * time.Second}, // short: instances come and go with health
 		},
 		LogLevel: "info",
+		NetstackProxy: NetstackProxyConfig{
+			SOCKS5: "127.0.0.1:1080", // SOCKS's IANA port
+			HTTP:   "127.0.0.1:3128", // the customary HTTP proxy port (Squid's)
+		},
 	}
 }
 
@@ -332,6 +352,9 @@ func (c *Config) Validate() error {
 		if _, err := netip.ParseAddrPort(l); err != nil {
 			return fmt.Errorf("dns.listen %q: must be IP:PORT (like 127.0.0.1:53) or overlay:PORT", l)
 		}
+	}
+	if err := c.validateNetstack(); err != nil {
+		return err
 	}
 	if c.DNS.Domain == "" {
 		c.DNS.Domain = "weft."
