@@ -14,7 +14,6 @@ import (
 
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/membership"
-	"github.com/weftnet/weft/netproxy"
 	"github.com/weftnet/weft/peers"
 )
 
@@ -33,8 +32,6 @@ type Agent struct {
 	gsp   *gossip     // nil when gossip is disabled
 	api   *apiServer
 	cat   *catalogGlue // nil until the catalog starts
-
-	proxyCounters *netproxy.Counters // netstack mode's proxies (netstack.go); nil otherwise
 
 	started time.Time
 	address netip.Addr

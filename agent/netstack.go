@@ -37,6 +37,9 @@ import (
 type nsPath struct {
 	encrypted
 	net *netstack.Net
+	// proxied counts what the proxies, forwards and exposes carried and refused, by
+	// reason; `weft status` shows it among the datapath counters.
+	proxied netproxy.Counters
 }
 
 var _ datapath = (*nsPath)(nil)
@@ -64,6 +67,11 @@ func (d *nsPath) addMember(mp memberPeer, subnet netip.Prefix) error {
 }
 
 func (d *nsPath) removeMember(mp memberPeer) { d.a.table.Remove(mp.key) }
+
+func (d *nsPath) stats() (map[string]uint64, map[string]uint64) {
+	drops, _ := d.encrypted.stats()
+	return drops, d.proxied.Snapshot()
+}
 
 func (d *nsPath) fdb(func(crypto.PublicKey) string) []FDBEntry { return []FDBEntry{} }
 
@@ -178,8 +186,7 @@ func (a *Agent) startNetstackServices() (stop func(), err error) {
 		}
 	}
 	lim := netproxy.Limits{MaxConns: pc.MaxConns}
-	a.proxyCounters = &netproxy.Counters{}
-	cnt := a.proxyCounters
+	cnt := &d.proxied
 	if pc.SOCKS5 != "" {
 		ln, err := net.Listen("tcp", pc.SOCKS5)
 		if err != nil {

@@ -156,14 +156,11 @@ func TestAgent_ResolveOverlayOnly(t *testing.T) {
 // TestNetstack_TwoAgents runs two netstack agents in this process, static peers over
 // loopback and no privileges needed: A's SOCKS5 proxy reaches B's exposed port, whose
 // relay reaches a local echo server; a UDP datagram goes the same way by UDP ASSOCIATE and
-// a UDP expose; A's forward reaches B too.
+// a UDP expose; A's TCP and UDP forwards reach B too.
 func TestNetstack_TwoAgents(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts two agents (a few seconds)")
-	}
 	echo := tcpEchoLocal(t)
 	uecho := udpEchoLocal(t)
-	socks, fwd := freePort(t), freePort(t)
+	socks, fwd, ufwd := freePort(t), freePort(t), freeUDPPort(t)
 	ka, kb := mustKey(t), mustKey(t)
 	pa, pb := freeUDPPort(t), freeUDPPort(t)
 	mk := func(name string, priv crypto.PrivateKey, port int, addr string, peer crypto.PrivateKey, peerPort int, peerAddr string) Config {
@@ -185,7 +182,8 @@ func TestNetstack_TwoAgents(t *testing.T) {
 	}
 	ca := mk("a", ka, pa, "10.42.1.1", kb, pb, "10.42.2.1")
 	ca.NetstackProxy.SOCKS5 = fmt.Sprintf("127.0.0.1:%d", socks)
-	ca.Forward = []ForwardConfig{{Listen: fmt.Sprintf("127.0.0.1:%d", fwd), To: "10.42.2.1:9000"}}
+	ca.Forward = []ForwardConfig{{Listen: fmt.Sprintf("127.0.0.1:%d", fwd), To: "10.42.2.1:9000"},
+		{Listen: fmt.Sprintf("127.0.0.1:%d", ufwd), To: "10.42.2.1:9001", Proto: "udp"}}
 	cb := mk("b", kb, pb, "10.42.2.1", ka, pa, "10.42.1.1")
 	cb.Expose = []ExposeConfig{{Port: 9000, To: fmt.Sprintf("127.0.0.1:%d", echo)}, {Port: 9001, To: fmt.Sprintf("127.0.0.1:%d", uecho), Proto: "udp"}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -208,6 +206,8 @@ func TestNetstack_TwoAgents(t *testing.T) {
 		}
 	}
 	defer func() {
+		stopping := time.Now()
+		defer func() { t.Logf("both agents stopped in %s", time.Since(stopping)) }()
 		cancel()
 		for _, d := range dones {
 			if err := <-d; err != nil {
@@ -217,6 +217,7 @@ func TestNetstack_TwoAgents(t *testing.T) {
 	}()
 
 	// SOCKS5 CONNECT to B's exposed port (the first handshake may take a moment).
+	began := time.Now()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		err := socksEcho(fmt.Sprintf("127.0.0.1:%d", socks), "10.42.2.1", 9000)
@@ -228,6 +229,7 @@ func TestNetstack_TwoAgents(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	t.Logf("first SOCKS5 CONNECT through the overlay after %s", time.Since(began))
 	// The forward.
 	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", fwd), 5*time.Second)
 	if err != nil {
@@ -240,6 +242,18 @@ func TestNetstack_TwoAgents(t *testing.T) {
 		t.Fatalf("forward: %q %v", got, err)
 	}
 	c.Close()
+	// The UDP forward to B's exposed UDP port.
+	uc, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", ufwd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	_ = uc.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = uc.Write([]byte("fwd"))
+	ub := make([]byte, 64)
+	if n, err := uc.Read(ub); err != nil || string(ub[:n]) != "echo:fwd" {
+		t.Fatalf("udp forward: %q %v", ub[:n], err)
+	}
 	// UDP ASSOCIATE to B's exposed UDP port.
 	if err := socksUDP(fmt.Sprintf("127.0.0.1:%d", socks), "10.42.2.1", 9001); err != nil {
 		t.Fatal(err)
@@ -247,6 +261,13 @@ func TestNetstack_TwoAgents(t *testing.T) {
 	// Outside the overlay: refused by the proxy (reply 2).
 	if err := socksEcho(fmt.Sprintf("127.0.0.1:%d", socks), "192.0.2.1", 80); err == nil || !strings.Contains(err.Error(), "reply 2") {
 		t.Fatalf("outside the overlay: %v", err)
+	}
+	st, err := NewClient(ca.ControlSocket).Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Counters["not_allowed"] != 1 || st.Counters["socks5_udp_associate"] != 1 || st.Counters["relay_tcp"] != 1 {
+		t.Fatalf("status counters %v", st.Counters)
 	}
 }
 

@@ -67,6 +67,7 @@ type UDPRelay struct {
 	mu       sync.Mutex
 	sessions map[string]*udpSession
 	closed   bool
+	stop     chan struct{} // closed by Close: ends reap
 	wg       sync.WaitGroup
 }
 
@@ -94,7 +95,7 @@ func RelayUDP(pc net.PacketConn, dial Dialer, lim Limits, log *slog.Logger, cnt 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &UDPRelay{pc: pc, dial: dial, lim: lim.withDefaults(), log: log, cnt: cnt, sessions: map[string]*udpSession{}}
+	r := &UDPRelay{pc: pc, dial: dial, lim: lim.withDefaults(), log: log, cnt: cnt, sessions: map[string]*udpSession{}, stop: make(chan struct{})}
 	r.wg.Add(2)
 	go r.read()
 	go r.reap()
@@ -114,6 +115,9 @@ func (r *UDPRelay) Sessions() int {
 // Close closes the socket and every session and waits for their goroutines.
 func (r *UDPRelay) Close() error {
 	r.mu.Lock()
+	if !r.closed {
+		close(r.stop)
+	}
 	r.closed = true
 	for k, s := range r.sessions {
 		s.up.Close()
@@ -220,12 +224,13 @@ func (r *UDPRelay) reap() {
 	defer r.wg.Done()
 	t := time.NewTicker(max(r.lim.UDPIdle/4, 10*time.Millisecond))
 	defer t.Stop()
-	for range t.C {
-		r.mu.Lock()
-		if r.closed {
-			r.mu.Unlock()
+	for {
+		select {
+		case <-r.stop:
 			return
+		case <-t.C:
 		}
+		r.mu.Lock()
 		for k, s := range r.sessions {
 			if s.idle() > r.lim.UDPIdle {
 				s.up.Close() // its replies goroutine removes it
