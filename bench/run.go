@@ -141,7 +141,7 @@ func measure(ctx context.Context, o *Options, sys *system, tag string, samples m
 		return err
 	}
 	target, err := sys.up(ctx, s)
-	if err == nil {
+	if err == nil && !sys.tcpOnly {
 		err = s.waitReachable(ctx, s.a, target, reachTimeout)
 	}
 	if err == nil {
@@ -154,7 +154,9 @@ func measure(ctx context.Context, o *Options, sys *system, tag string, samples m
 	}
 	progressf(o, "%s: setup … ok (%.1f s)", tag, time.Since(start).Seconds())
 
-	if p, err := s.ping(ctx, s.a, target); err != nil {
+	if sys.tcpOnly {
+		// no ping: see system.tcpOnly
+	} else if p, err := s.ping(ctx, s.a, target); err != nil {
 		err = withDaemon(err)
 		progressf(o, "%s: ping … failed: %v", tag, err)
 		errs = append(errs, fmt.Errorf("ping: %w", err))
