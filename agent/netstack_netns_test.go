@@ -118,16 +118,36 @@ func rootlessNode(t *testing.T, n *node) (uid, gid int) {
 	if err := os.WriteFile(bin, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := crypto.SavePrivateKeyFile(filepath.Join(dir, "state", "private.key"), n.priv); err != nil {
+	// No state_dir or control_socket in its config: the defaults for a user must find them
+	// (XDG_STATE_HOME/weft, XDG_RUNTIME_DIR/weft/weft.sock), for the agent and the CLI.
+	state := filepath.Join(dir, "xdg-state", "weft")
+	if err := crypto.SavePrivateKeyFile(filepath.Join(state, "private.key"), n.priv); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{dir, filepath.Join(dir, "state"), filepath.Join(dir, "state", "private.key")} {
+	if err := os.Mkdir(filepath.Join(dir, "run"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{dir, filepath.Dir(state), state, filepath.Join(state, "private.key"), filepath.Join(dir, "run")} {
 		if err := os.Lchown(p, uid, gid); err != nil {
 			t.Fatal(err)
 		}
 	}
-	n.dir, n.sock, n.logPath = dir, filepath.Join(dir, "weft.sock"), filepath.Join(dir, "agent.log")
+	n.dir, n.sock, n.logPath = dir, filepath.Join(dir, "run", "weft", "weft.sock"), filepath.Join(dir, "agent.log")
 	return uid, gid
+}
+
+// userEnv is the environment of n's rootless processes.
+func (n *node) userEnv() []string {
+	return []string{"HOME=" + n.dir, "PATH=/usr/bin:/bin", "XDG_STATE_HOME=" + filepath.Join(n.dir, "xdg-state"),
+		"XDG_RUNTIME_DIR=" + filepath.Join(n.dir, "run")}
+}
+
+// asUser is `setpriv` to uid:gid with no capabilities, then argv, inside n's namespace.
+func (n *node) asUser(ctx context.Context, uid, gid int, argv ...string) *exec.Cmd {
+	args := append([]string{"--reuid", strconv.Itoa(uid), "--regid", strconv.Itoa(gid), "--clear-groups", "--inh-caps=-all", "--"}, argv...)
+	cmd := n.host.Command(ctx, "setpriv", args...)
+	cmd.Env = n.userEnv()
+	return cmd
 }
 
 // startAs runs the agent of n like node.start, but as uid:gid with no capabilities.
@@ -135,7 +155,7 @@ func (n *node) startAs(uid, gid int, config string) {
 	t := n.t
 	t.Helper()
 	cfgPath := filepath.Join(n.dir, "weft.yaml")
-	full := fmt.Sprintf("name: %s\nstate_dir: %s\ncontrol_socket: %s\n%s", n.name, filepath.Join(n.dir, "state"), n.sock, config)
+	full := fmt.Sprintf("name: %s\n%s", n.name, config)
 	if err := os.WriteFile(cfgPath, []byte(full), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -145,9 +165,7 @@ func (n *node) startAs(uid, gid int, config string) {
 	}
 	// ip netns exec needs root; the agent itself runs as uid:gid (setpriv drops every
 	// capability with the uid change), so it cannot configure a TUN even if it tried.
-	n.cmd = n.host.Command(context.Background(), "setpriv", "--reuid", strconv.Itoa(uid), "--regid", strconv.Itoa(gid),
-		"--clear-groups", "--inh-caps=-all", "--", filepath.Join(n.dir, "weft"), "agent", "-c", cfgPath)
-	n.cmd.Env = []string{"HOME=" + n.dir, "PATH=/usr/bin:/bin"}
+	n.cmd = n.asUser(context.Background(), uid, gid, filepath.Join(n.dir, "weft"), "agent", "-c", cfgPath)
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -251,7 +269,6 @@ func TestNetns_NetstackRootless(t *testing.T) {
 	b.start(gossipConfig(b, key, a.underlay))
 	r.startAs(uid, gid, fmt.Sprintf(`netstack: true
 gossip: {bind: %s:7946, key: %s, fast: true, join: [%s]}
-dns: {listen: ["127.0.0.1:8600", "overlay:53"]}
 netstack_proxy: {socks5: 127.0.0.1:1080, http: 127.0.0.1:3128}
 forward:
   - {listen: 127.0.0.1:15000, to: web.service.weft:8000}
@@ -271,8 +288,11 @@ expose:
 	if st.Interface != "netstack" {
 		t.Fatalf("status interface %q, want netstack", st.Interface)
 	}
-	if out, err := r.cli("status"); err != nil || !strings.Contains(out, "netstack") {
-		t.Fatalf("weft status: %v %s", err, out)
+	// The CLI, run as the same user without --socket, finds the agent's default socket.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if out, err := r.asUser(ctx, uid, gid, filepath.Join(r.dir, "weft"), "status").CombinedOutput(); err != nil || !strings.Contains(string(out), "netstack") {
+		t.Fatalf("weft status as the user, default socket: %v %s", err, out)
 	}
 	rAddr, bAddr := st.Address, b.status().Address
 	eventually(t, 30*time.Second, "all three are members everywhere", func() error {
@@ -340,8 +360,13 @@ expose:
 			}
 			return nil
 		})
+		// r's own loopback DNS is on the user's default port (8600: 53 is privileged).
+		out, err := r.host.Run("dig", "@127.0.0.1", "-p", "8600", "+short", "+time=2", "+tries=2", "web.service.weft", "A")
+		if err != nil || strings.TrimSpace(out) != bAddr {
+			t.Fatalf("dig @127.0.0.1 -p 8600 on r: %v %q", err, out)
+		}
 		// r's DNS inside the netstack answers the other hosts too.
-		out, err := a.host.Run("dig", "@"+rAddr, "+short", "+time=2", "+tries=2", "web.service.weft", "A")
+		out, err = a.host.Run("dig", "@"+rAddr, "+short", "+time=2", "+tries=2", "web.service.weft", "A")
 		if err != nil || strings.TrimSpace(out) != bAddr {
 			t.Fatalf("dig @%s (r's netstack DNS): %v %q", rAddr, err, out)
 		}
@@ -349,7 +374,7 @@ expose:
 
 	// The state r wrote belongs to nobody.
 	var fst syscall.Stat_t
-	if err := syscall.Stat(filepath.Join(r.dir, "state", "services.json"), &fst); err != nil || int(fst.Uid) != uid {
+	if err := syscall.Stat(filepath.Join(r.dir, "xdg-state", "weft", "services.json"), &fst); err != nil || int(fst.Uid) != uid {
 		t.Fatalf("services.json: %v uid %d", err, fst.Uid)
 	}
 }
