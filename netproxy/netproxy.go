@@ -114,6 +114,10 @@ func (c *Counters) Names() []string {
 // server is what every TCP-accepting proxy shares: the listener, the connection bound and
 // the goroutines to wait for on Close.
 type server struct {
+	// ctx ends with Close: dials in progress give up instead of holding Close for their
+	// whole timeout.
+	ctx     context.Context
+	cancel  context.CancelFunc
 	ln      net.Listener
 	log     *slog.Logger
 	cnt     *Counters
@@ -129,7 +133,8 @@ func newServer(ln net.Listener, maxConns int, log *slog.Logger, cnt *Counters, h
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &server{ln: ln, log: log, cnt: cnt, sem: make(chan struct{}, maxConns), conns: map[net.Conn]struct{}{}, handler: h}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &server{ctx: ctx, cancel: cancel, ln: ln, log: log, cnt: cnt, sem: make(chan struct{}, maxConns), conns: map[net.Conn]struct{}{}, handler: h}
 }
 
 func (s *server) serve() {
@@ -196,6 +201,7 @@ func (s *server) Addr() net.Addr { return s.ln.Addr() }
 // Close stops accepting, closes every connection and waits for their goroutines.
 func (s *server) Close() error {
 	s.closed.Store(true)
+	s.cancel()
 	err := s.ln.Close()
 	s.mu.Lock()
 	for c := range s.conns {

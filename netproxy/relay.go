@@ -31,7 +31,7 @@ func RelayTCP(ln net.Listener, dial Dialer, lim Limits, log *slog.Logger, cnt *C
 	lim = lim.withDefaults()
 	r := &TCPRelay{}
 	r.server = newServer(ln, lim.MaxConns, log, cnt, func(c net.Conn) {
-		ctx, cancel := context.WithTimeout(context.Background(), lim.DialTimeout)
+		ctx, cancel := context.WithTimeout(r.server.ctx, lim.DialTimeout)
 		up, err := dial(ctx)
 		cancel()
 		if err != nil {
@@ -67,7 +67,9 @@ type UDPRelay struct {
 	mu       sync.Mutex
 	sessions map[string]*udpSession
 	closed   bool
-	stop     chan struct{} // closed by Close: ends reap
+	stop     chan struct{}   // closed by Close: ends reap
+	ctx      context.Context // ends with Close: a dial in progress gives up
+	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 }
 
@@ -95,7 +97,9 @@ func RelayUDP(pc net.PacketConn, dial Dialer, lim Limits, log *slog.Logger, cnt 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := &UDPRelay{pc: pc, dial: dial, lim: lim.withDefaults(), log: log, cnt: cnt, sessions: map[string]*udpSession{}, stop: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &UDPRelay{pc: pc, dial: dial, lim: lim.withDefaults(), log: log, cnt: cnt, sessions: map[string]*udpSession{},
+		stop: make(chan struct{}), ctx: ctx, cancel: cancel}
 	r.wg.Add(2)
 	go r.read()
 	go r.reap()
@@ -117,6 +121,7 @@ func (r *UDPRelay) Close() error {
 	r.mu.Lock()
 	if !r.closed {
 		close(r.stop)
+		r.cancel()
 	}
 	r.closed = true
 	for k, s := range r.sessions {
@@ -174,7 +179,7 @@ func (r *UDPRelay) session(src net.Addr) *udpSession {
 	r.mu.Unlock()
 	// Dialing outside the lock: a slow name lookup must not stall other sources. The read
 	// loop is the only creator, so no other session for key appears meanwhile.
-	ctx, cancel := context.WithTimeout(context.Background(), r.lim.DialTimeout)
+	ctx, cancel := context.WithTimeout(r.ctx, r.lim.DialTimeout)
 	up, err := r.dial(ctx)
 	cancel()
 	if err != nil {

@@ -106,3 +106,23 @@ func TestRelayUDP_SessionsAndExpiry(t *testing.T) {
 		t.Fatalf("after expiry: %q %v", buf[:n], err)
 	}
 }
+
+// TestRelayTCP_CloseCancelsDial: Close does not wait for a dial in progress to time out.
+func TestRelayTCP_CloseCancelsDial(t *testing.T) {
+	dialing := make(chan struct{})
+	r := RelayTCP(listen(t), func(ctx context.Context) (net.Conn, error) {
+		close(dialing)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}, Limits{DialTimeout: time.Hour}, nil, &Counters{})
+	c := dial(t, r.Addr())
+	<-dialing
+	closed := make(chan struct{})
+	go func() { r.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second): // a hang, not a speed target
+		t.Fatal("Close waits for the dial's hour-long timeout")
+	}
+	expectClosed(t, c)
+}

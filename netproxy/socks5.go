@@ -443,7 +443,7 @@ func isRefused(err error) bool {
 }
 
 func (s *SOCKS5) connect(c net.Conn, dst Addr) {
-	up, err := dialTCP(context.Background(), s.cfg.Network, s.cfg.Resolve, dst.Host(), dst.Port, s.lim.DialTimeout)
+	up, err := dialTCP(s.server.ctx, s.cfg.Network, s.cfg.Resolve, dst.Host(), dst.Port, s.lim.DialTimeout)
 	if err != nil {
 		s.count(err)
 		s.server.log.Debug("socks5 connect", "dst", dst.String(), "err", err)
@@ -582,7 +582,7 @@ func (a *association) fromClient() {
 			a.s.count(err)
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), a.s.lim.DialTimeout)
+		ctx, cancel := context.WithTimeout(a.s.server.ctx, a.s.lim.DialTimeout)
 		ip, err := a.s.cfg.Resolve(ctx, h.Addr.Host())
 		cancel()
 		if err != nil {
