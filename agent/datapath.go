@@ -144,7 +144,7 @@ func (d *l3Path) start() (uint16, error) {
 	a := d.a
 	dev, err := tunnel.CreateTUN(a.cfg.Interface, a.cfg.MTU)
 	if err != nil {
-		return 0, fmt.Errorf("create TUN %s: %w (is /dev/net/tun present and are you root?)", a.cfg.Interface, err)
+		return 0, fmt.Errorf("create TUN %s: %w (is /dev/net/tun present and are you root? without root, run with --netstack)", a.cfg.Interface, err)
 	}
 	if err := configureLink(a.cfg.Interface, a.address, a.linkBits(), a.cfg.MTU); err != nil {
 		dev.Close()
