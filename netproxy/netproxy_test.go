@@ -469,3 +469,35 @@ func FuzzReadAddr(f *testing.F) {
 		}
 	})
 }
+
+// refuseNet refuses every dial: the handshake fuzzer must not reach the network.
+type refuseNet struct{}
+
+func (refuseNet) DialTCP(context.Context, netip.AddrPort) (net.Conn, error) {
+	return nil, fmt.Errorf("refused: %w", ErrNotAllowed)
+}
+func (refuseNet) DialUDP(netip.AddrPort) (net.Conn, error) { return nil, ErrNotAllowed }
+func (refuseNet) ListenUDP() (net.PacketConn, error)       { return nil, ErrNotAllowed }
+
+// FuzzSOCKS5Handshake feeds arbitrary bytes to a control connection (with and without
+// authentication configured): the handler returns, and never panics.
+func FuzzSOCKS5Handshake(f *testing.F) {
+	f.Add([]byte{5, 1, 0, 5, 1, 0, 3, 4, 'w', 'e', 'f', 't', 0, 80}, false)
+	f.Add([]byte{5, 1, 2, 1, 1, 'u', 1, 'p', 5, 3, 0, 1, 0, 0, 0, 0, 0, 0}, true)
+	f.Add([]byte{5, 1, 0, 5, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 80}, false)
+	f.Fuzz(func(t *testing.T, in []byte, auth bool) {
+		cfg := SOCKS5Config{Network: refuseNet{}, Resolve: resolver, Limits: Limits{Handshake: time.Second}}
+		if auth {
+			cfg.Username, cfg.Password = "u", "p"
+		}
+		s := &SOCKS5{cfg: cfg, lim: cfg.Limits.withDefaults(), ip: netip.MustParseAddr("127.0.0.1")}
+		s.server = newServer(nil, 1, nil, &Counters{}, s.handle)
+		client, srv := net.Pipe()
+		done := make(chan struct{})
+		go func() { defer close(done); _, _ = io.Copy(io.Discard, client) }()
+		go func() { _, _ = client.Write(in); _ = client.Close() }()
+		s.handle(srv)
+		srv.Close()
+		<-done
+	})
+}
