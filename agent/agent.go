@@ -186,6 +186,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	a.pol.run(ctx)
 	closers = append(closers, a.pol.close)
 
+	stopNS, err := a.startNetstackServices()
+	if err != nil {
+		return err
+	}
+	closers = append(closers, stopNS)
+
 	if a.cfg.MetricsListen != "" {
 		stop, err := serveMetrics(a.cfg.MetricsListen, a, a.log)
 		if err != nil {
@@ -274,6 +280,11 @@ func (a *Agent) onSubnetChanged(sn netip.Prefix) {
 	addr := a.address
 	a.mu.Unlock()
 	if !derived || addr == old || !a.dpUp.Load() {
+		return
+	}
+	if a.cfg.Netstack {
+		// The userspace stack keeps the address it was created with.
+		a.problem(fmt.Sprintf("overlay address moved from %s to %s: restart the agent (netstack mode cannot move it live)", old, addr))
 		return
 	}
 	if err := moveAddress(a.cfg.Interface, old, addr, a.cfg.ClusterCIDR.Bits()); err != nil {

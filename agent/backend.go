@@ -29,6 +29,9 @@ func (a *Agent) Status() Status {
 		Gossip:     "disabled",
 		Started:    a.started,
 	}
+	if a.cfg.Netstack {
+		st.Interface = "netstack" // no device: the userspace stack
+	}
 	if subnet.IsValid() {
 		st.Subnet = subnet.String()
 	}

@@ -96,9 +96,15 @@ func (g *catalogGlue) startDNS(addr netip.Addr) error {
 	dc.Listen = nil
 	for _, l := range a.cfg.DNS.Listen {
 		if port, ok := strings.CutPrefix(l, "overlay:"); ok {
+			if a.cfg.Netstack {
+				continue // served inside the netstack (netstack.go)
+			}
 			l = netip.AddrPortFrom(addr, mustPort(port)).String()
 		}
 		dc.Listen = append(dc.Listen, l)
+	}
+	if len(dc.Listen) == 0 {
+		return nil
 	}
 	dc.Domain = a.cfg.DNS.Domain
 	if a.cfg.DNS.TTL.Duration > 0 {

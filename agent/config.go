@@ -76,6 +76,16 @@ type Config struct {
 	// PolicyCAFile holds the CA certificates (ca.crt) whose signature a policy spread by
 	// gossip must carry; without it every gossiped policy is refused.
 	PolicyCAFile string `yaml:"policy_ca_file"`
+	// Netstack runs the l3 datapath over a userspace TCP/IP stack instead of a TUN: no root,
+	// no /dev/net/tun; the host reaches the overlay through NetstackProxy and Forward
+	// (netstack.go).
+	Netstack bool `yaml:"netstack"`
+	// NetstackProxy configures the loopback SOCKS5 and HTTP proxies of netstack mode.
+	NetstackProxy NetstackProxyConfig `yaml:"netstack_proxy"`
+	// Forward relays local ports to overlay destinations (netstack mode).
+	Forward []ForwardConfig `yaml:"forward"`
+	// Expose relays ports of the overlay address to local addresses (netstack mode).
+	Expose []ExposeConfig `yaml:"expose"`
 	// PKI configures the cluster CA (trust.go): with pki.ca set, members need a certificate.
 	PKI PKIConfig `yaml:"pki"`
 }
@@ -225,6 +235,12 @@ var Settings = []Setting{
 	{Key: "cni.subnet_env", Flag: "cni-subnet-env", Help: "where to write Flannel's subnet.env (with cni.enabled)", Field: func(c *Config) any { return &c.CNI.SubnetEnv }},
 	{Key: "cni.bridge", Flag: "cni-bridge", Help: "the containers' bridge (the conflist's \"bridge\")", Field: func(c *Config) any { return &c.CNI.Bridge }},
 	{Key: "cni.ipmasq", Flag: "cni-ipmasq", Help: "masquerade containers' traffic leaving the cluster CIDR (nftables)", Field: func(c *Config) any { return &c.CNI.IPMasq }},
+	{Key: "netstack", Flag: "netstack", Help: "userspace network stack instead of a TUN: no root; reach the overlay through the proxies and forwards", Field: func(c *Config) any { return &c.Netstack }},
+	{Key: "netstack_proxy.socks5", Flag: "socks5", Help: "netstack: SOCKS5 proxy listen address (empty: off)", Field: func(c *Config) any { return &c.NetstackProxy.SOCKS5 }},
+	{Key: "netstack_proxy.http", Flag: "http-proxy", Help: "netstack: HTTP CONNECT proxy listen address (empty: off)", Field: func(c *Config) any { return &c.NetstackProxy.HTTP }},
+	{Key: "netstack_proxy.username", Flag: "proxy-username", Help: "netstack: proxies require this username (with --proxy-password-file)", Field: func(c *Config) any { return &c.NetstackProxy.Username }},
+	{Key: "netstack_proxy.password_file", Flag: "proxy-password-file", Help: "netstack: file holding the proxies' password (mode 0600)", Field: func(c *Config) any { return &c.NetstackProxy.PasswordFile }},
+	{Key: "netstack_proxy.max_conns", Flag: "proxy-max-conns", Help: "netstack: concurrent connections per proxy or forward (0: 1024)", Field: func(c *Config) any { return &c.NetstackProxy.MaxConns }},
 	{Key: "log_level", Flag: "log-level", Help: "debug, info, warn or error", Field: func(c *Config) any { return &c.LogLevel }},
 	{Key: "gossip.allowed_static", Flag: "gossip-allowed-static", Help: "prefixes within which members may announce static subnets outside the cluster CIDR (repeatable)", Field: func(c *Config) any { return &c.Gossip.AllowedStatic }, Append: true},
 	{Key: "pki.ca", Flag: "pki-ca", Help: "trusted CA certificate file (weft ca init): members then need a valid certificate", Field: func(c *Config) any { return &c.PKI.CA }},
@@ -254,14 +270,14 @@ func DefaultConfig() Config {
 		ListenPort:  0, // resolved by Validate: 51820 encrypted (WireGuard's), 4789 plain (IANA VXLAN)
 		MTU:         0, // resolved by Validate, see DefaultMTU
 		VNI:         1,
-		StateDir:    "/var/lib/weft",
+		StateDir:    defaultStateDir(),                             // /var/lib/weft as root, the XDG state dir otherwise
 		ClusterCIDR: Prefix{netip.MustParsePrefix("10.42.0.0/16")}, // 256 hosts of /24, private range
 		Gossip: GossipConfig{
 			Bind: "0.0.0.0:7946", // Serf's customary LAN port
 		},
-		ControlSocket: "/run/weft/weft.sock",
+		ControlSocket: defaultControlSocket(), // /run/weft/weft.sock as root, $XDG_RUNTIME_DIR otherwise
 		DNS: DNSConfig{
-			Listen: []string{"127.0.0.1:53", "overlay:53"},
+			Listen: defaultDNSListen(),
 			Domain: "weft.",
 			TTL:    Duration{5 * time.Second}, // short: instances come and go with health
 		},
@@ -271,6 +287,10 @@ func DefaultConfig() Config {
 			Bridge:    "weft-br0",
 		},
 		LogLevel: "info",
+		NetstackProxy: NetstackProxyConfig{
+			SOCKS5: "127.0.0.1:1080", // SOCKS's IANA port
+			HTTP:   "127.0.0.1:3128", // the customary HTTP proxy port (Squid's)
+		},
 	}
 }
 
@@ -444,6 +464,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ConsulAPI.Datacenter == "" {
 		c.ConsulAPI.Datacenter = "dc1"
+	}
+	if err := c.validateNetstack(); err != nil {
+		return err
 	}
 	if c.DNS.Domain == "" {
 		c.DNS.Domain = "weft."

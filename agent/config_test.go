@@ -141,7 +141,7 @@ func TestSettings_EveryYAMLKeyHasItsFlag(t *testing.T) {
 	var cfg Config
 	leaves, records := map[string]uintptr{}, map[string]bool{}
 	yamlLeaves(t, reflect.ValueOf(&cfg), "", leaves, records)
-	if want := map[string]bool{"peers": true, "services": true}; !reflect.DeepEqual(records, want) {
+	if want := map[string]bool{"peers": true, "services": true, "forward": true, "expose": true}; !reflect.DeepEqual(records, want) {
 		t.Errorf("lists of records (YAML only, no flag) = %v, want %v", records, want)
 	}
 	seenKey, seenFlag := map[string]bool{}, map[string]bool{}

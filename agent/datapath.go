@@ -19,7 +19,8 @@ import (
 //
 //   - l3Path: a TUN and the encrypted loop routing by the peers' allowed prefixes;
 //   - l2Path: a TAP and the same loop with l2.Router (FDB) over Ethernet frames (l2.go);
-//   - plainPath: a TAP and the plain RFC 7348 VTEP, no peer table (l2.go).
+//   - plainPath: a TAP and the plain RFC 7348 VTEP, no peer table (l2.go);
+//   - nsPath: l3Path's loop over a userspace TCP/IP stack instead of a TUN (netstack.go).
 type datapath interface {
 	// start opens the device and the UDP port and starts the loops; it returns the port.
 	start() (uint16, error)
@@ -42,6 +43,8 @@ type datapath interface {
 // newDatapath chooses the datapath of a's (validated) config.
 func newDatapath(a *Agent) datapath {
 	switch {
+	case a.cfg.Netstack:
+		return &nsPath{encrypted: encrypted{a: a}} // l3 over a userspace stack (netstack.go)
 	case a.cfg.Mode != "l2":
 		return &l3Path{encrypted{a: a}}
 	case a.cfg.Encryption == "none":
@@ -142,7 +145,7 @@ func (d *l3Path) start() (uint16, error) {
 	a := d.a
 	dev, err := tunnel.CreateTUN(a.cfg.Interface, a.cfg.MTU)
 	if err != nil {
-		return 0, fmt.Errorf("create TUN %s: %w (is /dev/net/tun present and are you root?)", a.cfg.Interface, err)
+		return 0, fmt.Errorf("create TUN %s: %w (is /dev/net/tun present and are you root? without root, run with --netstack)", a.cfg.Interface, err)
 	}
 	if err := configureLink(a.cfg.Interface, a.address, a.linkBits(), a.cfg.MTU); err != nil {
 		dev.Close()

@@ -13,6 +13,8 @@
 //	weft           `weft agent -c FILE` with static peers and gossip off, 10.232.{1,2}.0/24
 //	weft-l2        weft agent in L2 mode (TAP), encrypted, both hosts on 10.232.3.0/24
 //	weft-l2-plain  weft agent in L2 mode, plain RFC 7348 VXLAN on UDP 4789
+//	weft-netstack  a runs the agent rootless (netstack: true, no TUN) and iperf3 goes through
+//	               its local TCP forward 127.0.0.1:5201 to b (L3 TUN); no ping
 //
 // Then from a to b's overlay address: ping (Options.Pings requests 10 ms apart, the mean RTT
 // counts), iperf3 with one TCP stream and with Options.Streams streams (the receiver's total

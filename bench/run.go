@@ -148,7 +148,7 @@ func measure(ctx context.Context, o *Options, sys *system, tag string, samples m
 		return err
 	}
 	target, err := sys.up(ctx, s)
-	if err == nil {
+	if err == nil && !sys.tcpOnly {
 		err = s.waitReachable(ctx, s.a, target, reachTimeout)
 	}
 	if err == nil {
@@ -168,7 +168,9 @@ func measure(ctx context.Context, o *Options, sys *system, tag string, samples m
 		}
 	}
 
-	if p, err := s.ping(ctx, s.a, target); err != nil {
+	if sys.tcpOnly {
+		// no ping: see system.tcpOnly
+	} else if p, err := s.ping(ctx, s.a, target); err != nil {
 		err = withDaemon(err)
 		progressf(o, "%s: ping … failed: %v", tag, err)
 		errs = append(errs, fmt.Errorf("ping: %w", err))

@@ -27,6 +27,9 @@ type system struct {
 	// placeholder systems are listed (and run when named in Options.Systems) but are not in
 	// the default set until the agent supports them; enabling one is flipping this flag.
 	placeholder bool
+	// tcpOnly systems are measured by iperf3 alone: no ping (weft-netstack reaches the
+	// overlay through a TCP forward, and pinging its target would measure loopback).
+	tcpOnly bool
 	// check reports why the system cannot run with these options; nil means it can.
 	check func(o *Options) error
 	// up brings the overlay up in s and returns host b's overlay address, the target of
@@ -45,6 +48,7 @@ var systems = []*system{
 	weftSystem(SystemWeft, "weft agent, L3 TUN, encrypted", weftVariant{mode: "l3", encryption: "wireguard"}),
 	weftSystem(SystemWeftL2, "weft agent, L2 TAP, encrypted", weftVariant{mode: "l2", encryption: "wireguard"}),
 	weftSystem(SystemWeftL2Plain, "weft agent, L2 TAP, plain VXLAN (RFC 7348)", weftVariant{mode: "l2", encryption: "none"}),
+	weftNetstackSystem(), // netstack.go
 	// A row the agent cannot run yet is added with placeholder: true (listed, run only when
 	// named, left out of the default set) until it can.
 }

@@ -51,6 +51,14 @@ type weftConfig struct {
 	ControlSocket string     `yaml:"control_socket"`
 	DNS           weftDNS    `yaml:"dns"`
 	LogLevel      string     `yaml:"log_level"`
+	// Netstack and Forward: the weft-netstack row (netstack.go).
+	Netstack bool          `yaml:"netstack,omitempty"`
+	Forward  []weftForward `yaml:"forward,omitempty"`
+}
+
+type weftForward struct {
+	Listen string `yaml:"listen"`
+	To     string `yaml:"to"`
 }
 
 type weftPeer struct {

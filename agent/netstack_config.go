@@ -1,0 +1,169 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// NetstackProxyConfig configures the loopback proxies of netstack mode.
+type NetstackProxyConfig struct {
+	// SOCKS5 is the SOCKS5 proxy's listen address (CONNECT and UDP ASSOCIATE); empty: off.
+	SOCKS5 string `yaml:"socks5"`
+	// HTTP is the HTTP proxy's listen address (CONNECT and absolute-URI requests); empty: off.
+	HTTP string `yaml:"http"`
+	// Username, with PasswordFile, requires authentication on both proxies (SOCKS5: RFC
+	// 1929; HTTP: Proxy-Authorization Basic). Required when a proxy listens beyond loopback.
+	Username string `yaml:"username"`
+	// PasswordFile holds the password (must not be readable by group or others).
+	PasswordFile string `yaml:"password_file"`
+	// MaxConns bounds each proxy's and each forward's concurrent connections (0: 1024).
+	MaxConns int `yaml:"max_conns"`
+}
+
+// ForwardConfig is a local port relayed to an overlay destination (netstack mode).
+type ForwardConfig struct {
+	// Listen is the local address, e.g. 127.0.0.1:5432.
+	Listen string `yaml:"listen"`
+	// To is the overlay destination: NAME.service.weft:PORT, HOST.node.weft:PORT or an
+	// overlay IP:PORT; names are resolved again for every connection (TCP) or session (UDP).
+	To string `yaml:"to"`
+	// Proto is tcp (default) or udp.
+	Proto string `yaml:"proto"`
+}
+
+// ExposeConfig is a port of the overlay address relayed to a local address (netstack mode),
+// so that a rootless host can serve other hosts.
+type ExposeConfig struct {
+	// Port on the overlay address.
+	Port int `yaml:"port"`
+	// To is the local address, e.g. 127.0.0.1:8080.
+	To string `yaml:"to"`
+	// Proto is tcp (default) or udp.
+	Proto string `yaml:"proto"`
+}
+
+// validateNetstack checks the netstack settings (called by Validate).
+func (c *Config) validateNetstack() error {
+	if !c.Netstack {
+		if len(c.Forward) > 0 || len(c.Expose) > 0 {
+			return errors.New("forward and expose need netstack: true (with a TUN device the host reaches the overlay directly)")
+		}
+		return nil
+	}
+	if c.Mode != "l3" {
+		return errors.New("netstack: true runs the l3 datapath only (a userspace IP stack carries no Ethernet): use mode: l3, or drop netstack for l2")
+	}
+	pc := c.NetstackProxy
+	if (pc.Username == "") != (pc.PasswordFile == "") {
+		return errors.New("netstack_proxy: set both username and password_file, or neither")
+	}
+	for _, l := range []struct{ key, addr string }{{"netstack_proxy.socks5", pc.SOCKS5}, {"netstack_proxy.http", pc.HTTP}} {
+		if l.addr == "" {
+			continue
+		}
+		ap, err := netip.ParseAddrPort(l.addr)
+		if err != nil {
+			return fmt.Errorf("%s %q: must be IP:PORT, like 127.0.0.1:1080", l.key, l.addr)
+		}
+		if !ap.Addr().IsLoopback() && pc.Username == "" {
+			return fmt.Errorf("%s %s is not loopback: that would be an open proxy into the overlay; listen on 127.0.0.1, or set netstack_proxy.username and password_file", l.key, l.addr)
+		}
+	}
+	if pc.MaxConns < 0 {
+		return fmt.Errorf("netstack_proxy.max_conns %d: must be 0 (default) or more", pc.MaxConns)
+	}
+	for i := range c.Forward {
+		f := &c.Forward[i]
+		if f.Proto == "" {
+			f.Proto = "tcp"
+		}
+		if f.Proto != "tcp" && f.Proto != "udp" {
+			return fmt.Errorf("forward[%d] proto %q: must be tcp or udp", i, f.Proto)
+		}
+		if _, err := netip.ParseAddrPort(f.Listen); err != nil {
+			return fmt.Errorf("forward[%d] listen %q: must be IP:PORT, like 127.0.0.1:5432", i, f.Listen)
+		}
+		if err := checkHostPort(f.To); err != nil {
+			return fmt.Errorf("forward[%d] to %q: %v (like db.service.weft:5432)", i, f.To, err)
+		}
+	}
+	seen := map[string]bool{}
+	for i := range c.Expose {
+		e := &c.Expose[i]
+		if e.Proto == "" {
+			e.Proto = "tcp"
+		}
+		if e.Proto != "tcp" && e.Proto != "udp" {
+			return fmt.Errorf("expose[%d] proto %q: must be tcp or udp", i, e.Proto)
+		}
+		if e.Port < 1 || e.Port > 65535 {
+			return fmt.Errorf("expose[%d] port %d: must be 1-65535", i, e.Port)
+		}
+		if k := e.Proto + strconv.Itoa(e.Port); seen[k] {
+			return fmt.Errorf("expose[%d]: %s port %d is exposed twice", i, e.Proto, e.Port)
+		} else {
+			seen[k] = true
+		}
+		if _, err := netip.ParseAddrPort(e.To); err != nil {
+			return fmt.Errorf("expose[%d] to %q: must be a local IP:PORT, like 127.0.0.1:8080", i, e.To)
+		}
+	}
+	return nil
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" {
+		return errors.New("must be HOST:PORT")
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return errors.New("the port must be 1-65535")
+	}
+	return nil
+}
+
+// Defaults that depend on who runs the agent: root keeps the system paths; another user gets
+// their own (XDG base directories), so `weft agent --netstack` runs without privileges and
+// the CLI finds its socket without flags.
+
+func defaultStateDir() string { return stateDirFor(os.Geteuid(), os.Getenv) }
+
+func defaultControlSocket() string { return controlSocketFor(os.Geteuid(), os.Getenv) }
+
+// defaultDNSListen: a user cannot bind port 53 on the host; 8600 is Consul's DNS port, a
+// habit of the tools weft's catalog speaks with. The overlay port stays 53 (inside the
+// netstack, where ports are not privileged).
+func defaultDNSListen() []string {
+	if os.Geteuid() != 0 {
+		return []string{"127.0.0.1:8600", "overlay:53"}
+	}
+	return []string{"127.0.0.1:53", "overlay:53"}
+}
+
+func stateDirFor(uid int, getenv func(string) string) string {
+	if uid == 0 {
+		return "/var/lib/weft"
+	}
+	if d := getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "weft")
+	}
+	if h := getenv("HOME"); filepath.IsAbs(h) {
+		return filepath.Join(h, ".local", "state", "weft")
+	}
+	return filepath.Join(os.TempDir(), "weft-"+strconv.Itoa(uid))
+}
+
+func controlSocketFor(uid int, getenv func(string) string) string {
+	if uid == 0 {
+		return "/run/weft/weft.sock"
+	}
+	if d := getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(d) {
+		return filepath.Join(d, "weft", "weft.sock")
+	}
+	return filepath.Join(stateDirFor(uid, getenv), "weft.sock")
+}

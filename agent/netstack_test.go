@@ -1,0 +1,410 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftnet/weft/catalog"
+	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/netproxy"
+)
+
+func TestConfig_NetstackValidation(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(c *Config)
+		want string // substring of the error; empty: valid
+	}{
+		{"netstack l3", func(c *Config) { c.Netstack = true }, ""},
+		{"l2 refused", func(c *Config) { c.Netstack, c.Mode = true, "l2" }, "l3 datapath only"},
+		{"forward without netstack", func(c *Config) {
+			c.Forward = []ForwardConfig{{Listen: "127.0.0.1:5432", To: "db.service.weft:5432"}}
+		}, "need netstack"},
+		{"open proxy", func(c *Config) { c.Netstack, c.NetstackProxy.SOCKS5 = true, "0.0.0.0:1080" }, "open proxy"},
+		{"proxy beyond loopback with auth", func(c *Config) {
+			c.Netstack = true
+			c.NetstackProxy = NetstackProxyConfig{SOCKS5: "0.0.0.0:1080", Username: "u", PasswordFile: "/p"}
+		}, ""},
+		{"username without password", func(c *Config) { c.Netstack, c.NetstackProxy.Username = true, "u" }, "both username"},
+		{"proxy not an address", func(c *Config) { c.Netstack, c.NetstackProxy.HTTP = true, "localhost:3128" }, "IP:PORT"},
+		{"forward bad proto", func(c *Config) {
+			c.Netstack = true
+			c.Forward = []ForwardConfig{{Listen: "127.0.0.1:1", To: "a.service.weft:1", Proto: "sctp"}}
+		}, "tcp or udp"},
+		{"forward no port", func(c *Config) {
+			c.Netstack = true
+			c.Forward = []ForwardConfig{{Listen: "127.0.0.1:1", To: "a.service.weft"}}
+		}, "HOST:PORT"},
+		{"expose port 0", func(c *Config) { c.Netstack, c.Expose = true, []ExposeConfig{{Port: 0, To: "127.0.0.1:1"}} }, "1-65535"},
+		{"expose twice", func(c *Config) {
+			c.Netstack, c.Expose = true, []ExposeConfig{{Port: 80, To: "127.0.0.1:1"}, {Port: 80, To: "127.0.0.1:2", Proto: "tcp"}}
+		}, "twice"},
+		{"expose to a name", func(c *Config) { c.Netstack, c.Expose = true, []ExposeConfig{{Port: 80, To: "localhost:1"}} }, "local IP:PORT"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tc.mod(&c)
+			err := c.Validate()
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("err %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestConfig_NetstackYAML(t *testing.T) {
+	c := DefaultConfig()
+	err := parseConfig([]byte(`
+netstack: true
+netstack_proxy: {socks5: 127.0.0.1:1081, http: ""}
+forward: [{listen: 127.0.0.1:5432, to: db.service.weft:5432}, {listen: 127.0.0.1:5353, to: dns.service.weft:53, proto: udp}]
+expose: [{port: 8080, to: 127.0.0.1:8080}]
+`), &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Netstack || c.NetstackProxy.SOCKS5 != "127.0.0.1:1081" || c.NetstackProxy.HTTP != "" ||
+		len(c.Forward) != 2 || c.Forward[0].Proto != "tcp" || c.Forward[1].Proto != "udp" || c.Expose[0].Proto != "tcp" {
+		t.Fatalf("%+v %+v %+v", c.NetstackProxy, c.Forward, c.Expose)
+	}
+}
+
+func TestDefaultPaths_ByUser(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	for _, tc := range []struct {
+		uid         int
+		env         map[string]string
+		state, sock string
+	}{
+		{0, map[string]string{"XDG_STATE_HOME": "/x"}, "/var/lib/weft", "/run/weft/weft.sock"},
+		{1000, map[string]string{"XDG_STATE_HOME": "/s", "XDG_RUNTIME_DIR": "/run/user/1000", "HOME": "/home/u"}, "/s/weft", "/run/user/1000/weft/weft.sock"},
+		{1000, map[string]string{"HOME": "/home/u"}, "/home/u/.local/state/weft", "/home/u/.local/state/weft/weft.sock"},
+		{1000, map[string]string{"HOME": "/home/u", "XDG_STATE_HOME": "relative", "XDG_RUNTIME_DIR": "rel"}, "/home/u/.local/state/weft", "/home/u/.local/state/weft/weft.sock"},
+	} {
+		if got := stateDirFor(tc.uid, env(tc.env)); got != tc.state {
+			t.Errorf("uid %d %v: state %s, want %s", tc.uid, tc.env, got, tc.state)
+		}
+		if got := controlSocketFor(tc.uid, env(tc.env)); got != tc.sock {
+			t.Errorf("uid %d %v: socket %s, want %s", tc.uid, tc.env, got, tc.sock)
+		}
+	}
+}
+
+func TestAgent_ResolveOverlayOnly(t *testing.T) {
+	cfg := DefaultConfig()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog.NewCatalog(catalog.CatalogConfig{Node: "me", Addr: netip.MustParseAddr("10.42.1.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	if err := cat.Register(catalog.Service{Name: "web", Port: 80, Tags: []string{"blue"}}); err != nil {
+		t.Fatal(err)
+	}
+	a := &Agent{cfg: cfg, cat: &catalogGlue{cat: cat}}
+	for _, tc := range []struct {
+		host string
+		want string // address, or the error's sentinel
+	}{
+		{"web.service.weft", "10.42.1.1"},
+		{"WEB.service.weft.", "10.42.1.1"},
+		{"blue.web.service.weft", "10.42.1.1"},
+		{"green.web.service.weft", "unknown"},
+		{"me.node.weft", "10.42.1.1"},
+		{"nobody.node.weft", "unknown"},
+		{"db.service.weft", "unknown"},
+		{"a.b.c.web.service.weft", "unknown"},
+		{"10.42.7.9", "10.42.7.9"},
+		{"::ffff:10.42.7.9", "10.42.7.9"},
+		{"192.0.2.1", "not allowed"},
+		{"example.com", "not allowed"},
+		{"weft", "not allowed"},
+	} {
+		ip, err := a.resolve(context.Background(), tc.host)
+		var got string
+		switch {
+		case err == nil:
+			got = ip.String()
+		case errors.Is(err, netproxy.ErrUnknownName):
+			got = "unknown"
+		case errors.Is(err, netproxy.ErrNotAllowed):
+			got = "not allowed"
+		default:
+			got = err.Error()
+		}
+		if got != tc.want {
+			t.Errorf("%s: %s (%v), want %s", tc.host, got, err, tc.want)
+		}
+	}
+}
+
+// TestNetstack_TwoAgents runs two netstack agents in this process, static peers over
+// loopback and no privileges needed: A's SOCKS5 proxy reaches B's exposed port, whose
+// relay reaches a local echo server; a UDP datagram goes the same way by UDP ASSOCIATE and
+// a UDP expose; A's TCP and UDP forwards reach B too.
+func TestNetstack_TwoAgents(t *testing.T) {
+	echo := tcpEchoLocal(t)
+	uecho := udpEchoLocal(t)
+	socks, fwd, ufwd := freePort(t), freePort(t), freeUDPPort(t)
+	ka, kb := mustKey(t), mustKey(t)
+	pa, pb := freeUDPPort(t), freeUDPPort(t)
+	mk := func(name string, priv crypto.PrivateKey, port int, addr string, peer crypto.PrivateKey, peerPort int, peerAddr string) Config {
+		dir := t.TempDir()
+		if err := crypto.SavePrivateKeyFile(filepath.Join(dir, "private.key"), priv); err != nil {
+			t.Fatal(err)
+		}
+		c := DefaultConfig()
+		c.Name, c.Netstack, c.StateDir = name, true, dir
+		c.ControlSocket = filepath.Join(dir, "weft.sock")
+		c.Gossip.Disabled = true
+		c.ListenPort = port
+		c.Address = Addr{netip.MustParseAddr(addr)}
+		c.DNS.Disabled = true
+		c.NetstackProxy = NetstackProxyConfig{}
+		c.Peers = []PeerConfig{{PublicKey: peer.Public().String(), Endpoint: AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(peerPort))},
+			AllowedIPs: []Prefix{{netip.PrefixFrom(netip.MustParseAddr(peerAddr), 32)}}}}
+		return c
+	}
+	ca := mk("a", ka, pa, "10.42.1.1", kb, pb, "10.42.2.1")
+	ca.NetstackProxy.SOCKS5 = fmt.Sprintf("127.0.0.1:%d", socks)
+	ca.Forward = []ForwardConfig{{Listen: fmt.Sprintf("127.0.0.1:%d", fwd), To: "10.42.2.1:9000"},
+		{Listen: fmt.Sprintf("127.0.0.1:%d", ufwd), To: "10.42.2.1:9001", Proto: "udp"}}
+	cb := mk("b", kb, pb, "10.42.2.1", ka, pa, "10.42.1.1")
+	cb.Expose = []ExposeConfig{{Port: 9000, To: fmt.Sprintf("127.0.0.1:%d", echo)}, {Port: 9001, To: fmt.Sprintf("127.0.0.1:%d", uecho), Proto: "udp"}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var dones []chan error
+	for _, c := range []Config{ca, cb} {
+		ag, err := New(c, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- ag.Run(ctx) }()
+		dones = append(dones, done)
+		cl := NewClient(c.ControlSocket)
+		if _, err := cl.WaitReady(ctx, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		st, err := cl.Status(ctx)
+		if err != nil || st.Interface != "netstack" {
+			t.Fatalf("status %+v %v", st, err)
+		}
+	}
+	defer func() {
+		stopping := time.Now()
+		defer func() { t.Logf("both agents stopped in %s", time.Since(stopping)) }()
+		cancel()
+		for _, d := range dones {
+			if err := <-d; err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+
+	// SOCKS5 CONNECT to B's exposed port (the first handshake may take a moment).
+	began := time.Now()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := socksEcho(fmt.Sprintf("127.0.0.1:%d", socks), "10.42.2.1", 9000)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("socks5 to the exposed port: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("first SOCKS5 CONNECT through the overlay after %s", time.Since(began))
+	// The forward.
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", fwd), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = c.Write([]byte("forward"))
+	got := make([]byte, 7)
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "forward" {
+		t.Fatalf("forward: %q %v", got, err)
+	}
+	c.Close()
+	// The UDP forward to B's exposed UDP port.
+	uc, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", ufwd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	_ = uc.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = uc.Write([]byte("fwd"))
+	ub := make([]byte, 64)
+	if n, err := uc.Read(ub); err != nil || string(ub[:n]) != "echo:fwd" {
+		t.Fatalf("udp forward: %q %v", ub[:n], err)
+	}
+	// UDP ASSOCIATE to B's exposed UDP port.
+	if err := socksUDP(fmt.Sprintf("127.0.0.1:%d", socks), "10.42.2.1", 9001); err != nil {
+		t.Fatal(err)
+	}
+	// Outside the overlay: refused by the proxy (reply 2).
+	if err := socksEcho(fmt.Sprintf("127.0.0.1:%d", socks), "192.0.2.1", 80); err == nil || !strings.Contains(err.Error(), "reply 2") {
+		t.Fatalf("outside the overlay: %v", err)
+	}
+	st, err := NewClient(ca.ControlSocket).Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Counters["not_allowed"] != 1 || st.Counters["socks5_udp_associate"] != 1 || st.Counters["relay_tcp"] != 1 {
+		t.Fatalf("status counters %v", st.Counters)
+	}
+}
+
+func mustKey(t *testing.T) crypto.PrivateKey {
+	k, err := crypto.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func freeUDPPort(t *testing.T) int {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	return pc.LocalAddr().(*net.UDPAddr).Port
+}
+
+func tcpEchoLocal(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func udpEchoLocal(t *testing.T) int {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b := make([]byte, 2048)
+		for {
+			n, from, err := pc.ReadFrom(b)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo(append([]byte("echo:"), b[:n]...), from)
+		}
+	}()
+	t.Cleanup(func() { pc.Close(); <-done })
+	return pc.LocalAddr().(*net.UDPAddr).Port
+}
+
+// socksHello opens a SOCKS5 connection and sends cmd for ip:port; it returns the connection
+// and the bound address of the reply.
+func socksHello(proxy string, cmd byte, ip string, port int) (net.Conn, netip.AddrPort, error) {
+	c, err := net.DialTimeout("tcp", proxy, 5*time.Second)
+	if err != nil {
+		return nil, netip.AddrPort{}, err
+	}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	req := []byte{5, 1, 0, 5, cmd, 0, 1}
+	req = append(req, netip.MustParseAddr(ip).AsSlice()...)
+	req = binary.BigEndian.AppendUint16(req, uint16(port))
+	if _, err := c.Write(req); err != nil {
+		c.Close()
+		return nil, netip.AddrPort{}, err
+	}
+	rep := make([]byte, 2+10)
+	if _, err := io.ReadFull(c, rep); err != nil {
+		c.Close()
+		return nil, netip.AddrPort{}, err
+	}
+	if rep[3] != 0 {
+		c.Close()
+		return nil, netip.AddrPort{}, fmt.Errorf("socks5 reply %d", rep[3])
+	}
+	bnd := netip.AddrPortFrom(netip.AddrFrom4([4]byte(rep[6:10])), binary.BigEndian.Uint16(rep[10:]))
+	return c, bnd, nil
+}
+
+func socksEcho(proxy, ip string, port int) error {
+	c, _, err := socksHello(proxy, 1, ip, port)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, _ = c.Write([]byte("ping"))
+	got := make([]byte, 4)
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "ping" {
+		return fmt.Errorf("echo %q %v", got, err)
+	}
+	return nil
+}
+
+func socksUDP(proxy, ip string, port int) error {
+	c, relay, err := socksHello(proxy, 3, "0.0.0.0", 0)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	uc, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(relay))
+	if err != nil {
+		return err
+	}
+	defer uc.Close()
+	dst := netproxy.Addr{IP: netip.MustParseAddr(ip), Port: uint16(port)}
+	buf := make([]byte, 2048)
+	for i := 0; i < 20; i++ {
+		_, _ = uc.Write(append(netproxy.AppendUDPHeader(nil, dst), "dgram"...))
+		_ = uc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		n, err := uc.Read(buf)
+		if err != nil {
+			continue
+		}
+		h, p, err := netproxy.ParseUDPHeader(buf[:n])
+		if err != nil || h.Addr != dst || !bytes.Equal(p, []byte("echo:dgram")) {
+			return fmt.Errorf("udp reply %+v %q %v", h, p, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("no UDP reply through the association")
+}
