@@ -40,6 +40,8 @@ type Agent struct {
 
 	leaveOnce sync.Once
 	leaving   chan struct{}
+	fatal     chan error // a background part that cannot go on (retry_join gave up)
+	rj        retryJoin  // retryjoin.go
 
 	mu       sync.Mutex
 	problems []string
@@ -53,7 +55,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &Agent{cfg: cfg, log: log, leaving: make(chan struct{})}
+	a := &Agent{cfg: cfg, log: log, leaving: make(chan struct{}), fatal: make(chan error, 1)}
 	a.dp = newDatapath(a)
 	if err := a.loadKey(); err != nil {
 		return nil, err
@@ -180,6 +182,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		// Stop handling membership first on the way down: its events touch the catalog,
 		// the peer table and the device, which the closers above tear down.
 		closers = append(closers, a.gsp.shutdown)
+		if len(a.cfg.Gossip.RetryJoin) > 0 {
+			closers = append(closers, a.startRetryJoin())
+		}
 	}
 
 	select {
@@ -187,6 +192,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		a.log.Info("stopping")
 	case <-a.leaving:
 		a.log.Info("left the cluster; stopping")
+	case err := <-a.fatal:
+		a.log.Error("stopping", "err", err)
+		return err
 	}
 	return nil
 }

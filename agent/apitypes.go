@@ -27,6 +27,9 @@ type Status struct {
 	Drops map[string]uint64 `json:"drops,omitempty"`
 	// Counters are datapath counters other than drops (L2 plain: frames, ARP suppressed).
 	Counters map[string]uint64 `json:"counters,omitempty"`
+	// RetryJoin is the progress of gossip.retry_join ("joining: attempt 3, last error …",
+	// "joined 2 members at 10:04:05", "gave up after 5 attempts"); empty without retry_join.
+	RetryJoin string `json:"retry_join,omitempty"`
 	// Problems lists conditions an operator should act on (e.g. a subnet conflict).
 	Problems []string `json:"problems,omitempty"`
 }

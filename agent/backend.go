@@ -49,6 +49,7 @@ func (a *Agent) Status() Status {
 			st.Subnet = sn.String()
 		}
 	}
+	st.RetryJoin = a.rj.String()
 	a.mu.Lock()
 	st.Problems = append(st.Problems, a.problems...)
 	a.mu.Unlock()

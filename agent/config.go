@@ -87,8 +87,16 @@ type GossipConfig struct {
 	KeyFile string `yaml:"key_file"`
 	// Insecure allows gossip without encryption (trusted test networks only).
 	Insecure bool `yaml:"insecure"`
-	// Join lists members to join at start.
+	// Join lists members to join at start (tried once; see RetryJoin).
 	Join []string `yaml:"join"`
+	// RetryJoin lists members to join in the background until one answers (Consul's
+	// retry_join): hosts that boot together converge whatever their order.
+	RetryJoin []string `yaml:"retry_join"`
+	// RetryInterval is the wait between retry_join attempts.
+	RetryInterval Duration `yaml:"retry_interval"`
+	// RetryMax is how many retry_join attempts are made before the agent gives up and
+	// exits (0: forever).
+	RetryMax int `yaml:"retry_max"`
 	// Fast selects fast gossip timers (for labs and tests: quicker failure detection, more traffic).
 	Fast bool `yaml:"fast"`
 }
@@ -151,6 +159,9 @@ var Settings = []Setting{
 	{Key: "gossip.disabled", Flag: "no-gossip", Help: "no gossip: static peers only", Field: func(c *Config) any { return &c.Gossip.Disabled }},
 	{Key: "gossip.fast", Flag: "gossip-fast", Help: "fast gossip timers (labs: quicker failure detection, more traffic)", Field: func(c *Config) any { return &c.Gossip.Fast }},
 	{Key: "gossip.join", Flag: "join", Help: "members to join at start (repeatable)", Field: func(c *Config) any { return &c.Gossip.Join }, Append: true},
+	{Key: "gossip.retry_join", Flag: "retry-join", Help: "members to join in the background until one answers (repeatable)", Field: func(c *Config) any { return &c.Gossip.RetryJoin }, Append: true},
+	{Key: "gossip.retry_interval", Flag: "retry-interval", Help: "wait between retry_join attempts", Field: func(c *Config) any { return &c.Gossip.RetryInterval }},
+	{Key: "gossip.retry_max", Flag: "retry-max", Help: "retry_join attempts before the agent gives up and exits (0: forever)", Field: func(c *Config) any { return &c.Gossip.RetryMax }},
 	{Key: "control_socket", Flag: "socket", Help: "the agent's control socket (env WEFT_SOCKET)", Field: func(c *Config) any { return &c.ControlSocket }, Global: true},
 	{Key: "metrics_listen", Flag: "metrics-listen", Help: "serve Prometheus metrics on this address (e.g. 127.0.0.1:9101)", Field: func(c *Config) any { return &c.MetricsListen }},
 	{Key: "dns.listen", Flag: "dns-listen", Help: "DNS listen addresses (overlay:PORT = the overlay address)", Field: func(c *Config) any { return &c.DNS.Listen }},
@@ -186,7 +197,8 @@ func DefaultConfig() Config {
 		StateDir:    "/var/lib/weft",
 		ClusterCIDR: Prefix{netip.MustParsePrefix("10.42.0.0/16")}, // 256 hosts of /24, private range
 		Gossip: GossipConfig{
-			Bind: "0.0.0.0:7946", // Serf's customary LAN port
+			Bind:          "0.0.0.0:7946",             // Serf's customary LAN port
+			RetryInterval: Duration{30 * time.Second}, // Consul's default
 		},
 		ControlSocket: "/run/weft/weft.sock",
 		DNS: DNSConfig{
@@ -316,6 +328,12 @@ func (c *Config) Validate() error {
 		if len(p.AllowedIPs) == 0 && c.Mode == "l3" {
 			return fmt.Errorf("peers[%d]%s: allowed_ips is empty: list the overlay prefixes behind this peer", i, p.at())
 		}
+	}
+	if c.Gossip.RetryInterval.Duration <= 0 {
+		return fmt.Errorf("gossip.retry_interval %s: must be positive (like 30s)", c.Gossip.RetryInterval)
+	}
+	if c.Gossip.RetryMax < 0 {
+		return fmt.Errorf("gossip.retry_max %d: must be 0 (forever) or more", c.Gossip.RetryMax)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -102,6 +102,15 @@ func startGossip(ctx context.Context, a *Agent) (*gossip, error) {
 	if dc.AdvertiseAddr, dc.AdvertisePort, err = splitHostPort(a.cfg.Gossip.Advertise, dc.BindPort); err != nil {
 		return nil, fmt.Errorf("gossip advertise %w", err)
 	}
+	adv, err := chooseAdvertise(dc.BindAddr, dc.AdvertiseAddr) // advertise.go
+	if err != nil {
+		return nil, err
+	}
+	dc.AdvertiseAddr = adv.addr.String()
+	if dc.AdvertisePort == 0 {
+		dc.AdvertisePort = dc.BindPort // 0 too when memberlist picks the port: it then sets both
+	}
+	a.log.Info("gossip advertise address", "addr", adv.addr, "chosen_by", adv.why)
 	dc.GossipKey = key
 	dc.Insecure = a.cfg.Gossip.Insecure
 	dc.Logger = a.log

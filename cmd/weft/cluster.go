@@ -140,6 +140,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 			for _, r := range rows {
 				fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
 			}
+			if st.RetryJoin != "" {
+				fmt.Fprintf(tw, "retry join:\t%s\n", st.RetryJoin)
+			}
 			for _, p := range st.Problems {
 				fmt.Fprintf(tw, "problem:\t%s\n", p)
 			}

@@ -1,0 +1,126 @@
+package agent_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/weftnet/weft/internal/netlab"
+)
+
+// labOn builds hosts on one switch with the given underlay addresses (CIDR notation).
+func labOn(t *testing.T, names []string, addrs []string) []*node {
+	t.Helper()
+	lab := netlab.NewT(t)
+	netlab.RequireTools(t, "ping")
+	var hosts []*netlab.Host
+	for _, n := range names {
+		h, err := lab.AddHost(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hosts = append(hosts, h)
+	}
+	if _, err := lab.Switch("eth0", hosts, addrs); err != nil {
+		t.Fatal(err)
+	}
+	nodes := make([]*node, len(hosts))
+	for i, h := range hosts {
+		nodes[i] = newNode(t, h, strings.Split(addrs[i], "/")[0])
+	}
+	return nodes
+}
+
+// TestNetnsAdvertise_TestNetOnly: on hosts whose only address is TEST-NET-1 (192.0.2.x,
+// which memberlist refuses to pick as "not private"), the agent binds the wildcard, picks the
+// address of its default route's interface, says so, and is reachable: a join and an
+// overlay ping.
+func TestNetnsAdvertise_TestNetOnly(t *testing.T) {
+	nodes := labOn(t, []string{"a", "b"}, []string{"192.0.2.1/24", "192.0.2.2/24"})
+	a, b := nodes[0], nodes[1]
+	for _, n := range nodes {
+		if _, err := n.host.Run("ip", "route", "add", "default", "via", "192.0.2.254", "dev", "eth0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := gossipKeyB64(t)
+	cfg := func(join ...string) string {
+		return fmt.Sprintf("gossip:\n  key: %s\n  fast: true\n  join: [%s]\ndns:\n  listen: [\"127.0.0.1:53\"]\n", key, strings.Join(join, ", "))
+	}
+	a.start(cfg()) // gossip.bind stays the default 0.0.0.0:7946
+	if !strings.Contains(a.logs(), `msg="gossip advertise address" addr=192.0.2.1 chosen_by="address of the IPv4 default route's interface"`) {
+		t.Fatalf("a's log does not say which address it advertises:\n%s", a.logs())
+	}
+	if got := a.status().Gossip; got != "192.0.2.1:7946" {
+		t.Fatalf("a gossips at %s, want 192.0.2.1:7946", got)
+	}
+	b.start(cfg(a.underlay))
+	eventually(t, 30*time.Second, "a and b see each other alive", func() error {
+		for _, n := range nodes {
+			for _, name := range []string{"a", "b"} {
+				if m := n.members()[name]; m.Status != "alive" || !strings.HasPrefix(m.Addr, "192.0.2.") {
+					return fmt.Errorf("%s sees %s as %+v", n.name, name, m)
+				}
+			}
+		}
+		return nil
+	})
+	eventually(t, 30*time.Second, "overlay ping both ways", func() error { return allPairsPing(nodes) })
+}
+
+// TestNetnsRetryJoin_ReverseOrder: three agents with retry_join, started in reverse order
+// (each one's seeds are not up yet when it starts), converge without a manual join; the API
+// answers while joining and `weft status` shows the progress.
+func TestNetnsRetryJoin_ReverseOrder(t *testing.T) {
+	nodes := gossipLab(t, "a", "b", "c")
+	key := gossipKeyB64(t)
+	cfg := func(n *node) string {
+		var seeds []string
+		for _, o := range nodes {
+			if o != n {
+				seeds = append(seeds, o.underlay)
+			}
+		}
+		return fmt.Sprintf("gossip:\n  bind: %s:7946\n  key: %s\n  fast: true\n  retry_join: [%s]\n  retry_interval: 1s\ndns:\n  listen: [\"127.0.0.1:53\"]\n",
+			n.underlay, key, strings.Join(seeds, ", "))
+	}
+	c := nodes[2]
+	c.start(cfg(c)) // returns once the API answers: it does while retry_join is still failing
+	eventually(t, 20*time.Second, "c reports its retry_join progress", func() error {
+		if st := c.status().RetryJoin; !strings.HasPrefix(st, "joining: attempt") || !strings.Contains(st, "last error") {
+			return fmt.Errorf("status retry_join = %q", st)
+		}
+		return nil
+	})
+	if out, err := c.cli("status"); err != nil || !strings.Contains(out, "retry join:") {
+		t.Fatalf("weft status shows no retry join line: %v\n%s", err, out)
+	}
+	nodes[1].start(cfg(nodes[1]))
+	nodes[0].start(cfg(nodes[0]))
+	eventually(t, 60*time.Second, "all three alive everywhere", func() error {
+		for _, n := range nodes {
+			ms := n.members()
+			for _, name := range []string{"a", "b", "c"} {
+				if ms[name].Status != "alive" {
+					return fmt.Errorf("%s sees %s as %+v", n.name, name, ms[name])
+				}
+			}
+		}
+		return nil
+	})
+	eventually(t, 30*time.Second, "all pairs ping", func() error { return allPairsPing(nodes) })
+	// Each one's own loop ends with a successful join (c's at its next attempt, even though
+	// b joined it first).
+	eventually(t, 20*time.Second, "every retry_join loop joined", func() error {
+		for _, n := range nodes {
+			if st := n.status().RetryJoin; !strings.HasPrefix(st, "joined") {
+				return fmt.Errorf("%s: retry_join status %q, want joined", n.name, st)
+			}
+		}
+		return nil
+	})
+	if !strings.Contains(c.logs(), "retry_join: no member answered; retrying") || !strings.Contains(c.logs(), "retry_join: joined") {
+		t.Fatalf("c's log does not show the retries:\n%s", c.logs())
+	}
+}
