@@ -43,6 +43,9 @@ type Agent struct {
 	fatal     chan error // a background part that cannot go on (retry_join gave up)
 	rj        retryJoin  // retryjoin.go
 
+	reloadSrc func() (Config, error) // reload.go; guarded by mu
+	level     *slog.LevelVar
+
 	mu       sync.Mutex
 	problems []string
 }
@@ -186,6 +189,10 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			closers = append(closers, a.startRetryJoin())
 		}
 	}
+	// The device, gossip and the API are up: tell systemd (Type=notify), and say so first
+	// on the way down (sdnotify.go).
+	sdNotify("READY=1")
+	closers = append(closers, func() { sdNotify("STOPPING=1") }, startWatchdog())
 
 	select {
 	case <-ctx.Done():

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -59,8 +60,12 @@ type Config struct {
 	DNS DNSConfig `yaml:"dns"`
 	// Services are registered at start (in addition to those kept in StateDir).
 	Services []catalog.Service `yaml:"services"`
-	// LogLevel is debug, info, warn or error.
+	// LogLevel is debug, info, warn or error; SIGHUP reloads it.
 	LogLevel string `yaml:"log_level"`
+	// LogFormat is text (logfmt, the default) or json (one object a line).
+	LogFormat string `yaml:"log_format"`
+
+	serviceLines []int // the line of each entry of Services in the file (configcheck.go)
 }
 
 // PeerConfig is one static peer.
@@ -169,7 +174,8 @@ var Settings = []Setting{
 	{Key: "dns.ttl", Flag: "dns-ttl", Help: "TTL of DNS answers", Field: func(c *Config) any { return &c.DNS.TTL }},
 	{Key: "dns.upstream", Flag: "dns-upstream", Help: "forward other names to this resolver (default: REFUSED)", Field: func(c *Config) any { return &c.DNS.Upstream }},
 	{Key: "dns.disabled", Flag: "no-dns", Help: "do not serve DNS", Field: func(c *Config) any { return &c.DNS.Disabled }},
-	{Key: "log_level", Flag: "log-level", Help: "debug, info, warn or error", Field: func(c *Config) any { return &c.LogLevel }},
+	{Key: "log_level", Flag: "log-level", Help: "debug, info, warn or error (SIGHUP reloads it)", Field: func(c *Config) any { return &c.LogLevel }},
+	{Key: "log_format", Flag: "log-format", Help: "text or json", Field: func(c *Config) any { return &c.LogFormat }},
 }
 
 // SettingByFlag returns the setting whose flag is name; it panics on an unknown name (a
@@ -206,7 +212,8 @@ func DefaultConfig() Config {
 			Domain: "weft.",
 			TTL:    Duration{5 * time.Second}, // short: instances come and go with health
 		},
-		LogLevel: "info",
+		LogLevel:  "info",
+		LogFormat: "text", // logfmt: what journald and a terminal show well
 	}
 }
 
@@ -252,14 +259,25 @@ func LoadConfig(path string) (Config, error) {
 }
 
 func parseConfig(data []byte, cfg *Config) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return errors.New(yamlMessage(err)) // a syntax error
+	}
+	if len(root.Content) == 0 {
+		return nil // an empty file (or one of comments only) is the defaults
+	}
+	if err := checkTree(&root, reflect.TypeFor[Config]()); err != nil {
+		return err // configcheck.go: unknown keys and wrong shapes, by line and key
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil // an empty file (or one of comments only) is the defaults
+			return nil
 		}
-		return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
+		return errors.New(yamlMessage(err))
 	}
+	cfg.serviceLines = recordLines(&root, "services")
 	return nil
 }
 
@@ -335,10 +353,20 @@ func (c *Config) Validate() error {
 	if c.Gossip.RetryMax < 0 {
 		return fmt.Errorf("gossip.retry_max %d: must be 0 (forever) or more", c.Gossip.RetryMax)
 	}
+	for i, s := range c.Services {
+		if err := s.Normalized().Validate(); err != nil { // the catalog's defaults, as Register applies them
+			return fmt.Errorf("services[%d]%s: %w", i, lineOf(c.serviceLines, i), err)
+		}
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("log_level %q: must be debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log_format %q: must be text or json", c.LogFormat)
 	}
 	for _, l := range c.DNS.Listen {
 		if port, ok := strings.CutPrefix(l, "overlay:"); ok {
