@@ -1,8 +1,12 @@
 package agent_test
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -122,5 +126,81 @@ func TestNetnsRetryJoin_ReverseOrder(t *testing.T) {
 	})
 	if !strings.Contains(c.logs(), "retry_join: no member answered; retrying") || !strings.Contains(c.logs(), "retry_join: joined") {
 		t.Fatalf("c's log does not show the retries:\n%s", c.logs())
+	}
+}
+
+// rewriteConfig replaces the node's configuration file as start wrote it.
+func (n *node) rewriteConfig(config string) {
+	n.t.Helper()
+	full := fmt.Sprintf("name: %s\nstate_dir: %s\ncontrol_socket: %s\n%s", n.name, filepath.Join(n.dir, "state"), n.sock, config)
+	if err := os.WriteFile(filepath.Join(n.dir, "weft.yaml"), []byte(full), 0o600); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// TestNetnsReload_SIGHUP: SIGHUP applies a new log level and a new service, says so in the
+// log, names a setting that needs a restart, refuses a broken file without stopping, and
+// a ping running across the reloads loses nothing.
+func TestNetnsReload_SIGHUP(t *testing.T) {
+	nodes := gossipLab(t, "a", "b")
+	a, b := nodes[0], nodes[1]
+	key := gossipKeyB64(t)
+	a.start(gossipConfig(a, key))
+	b.start(gossipConfig(b, key, a.underlay))
+	eventually(t, 30*time.Second, "a and b ping", func() error { return allPairsPing(nodes) })
+	if strings.Contains(a.logs(), "level=DEBUG") {
+		t.Fatal("debug lines before the reload")
+	}
+	bAddr := b.status().Address
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ping := a.host.Command(ctx, "ping", "-c", "40", "-i", "0.1", "-W", "2", bAddr)
+	var pingOut strings.Builder
+	ping.Stdout, ping.Stderr = &pingOut, &pingOut
+	if err := ping.Start(); err != nil {
+		t.Fatal(err)
+	}
+	hup := func() {
+		if err := a.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	a.rewriteConfig(gossipConfig(a, key) + "log_level: debug\nmtu: 1300\nservices:\n  - name: web\n    port: 8080\n")
+	hup()
+	eventually(t, 10*time.Second, "the reload in the log", func() error {
+		l := a.logs()
+		if !strings.Contains(l, `msg=reloaded changed="log_level info → debug; services added web"`) {
+			return fmt.Errorf("no reload line")
+		}
+		if !strings.Contains(l, `restart_needed_for=mtu`) {
+			return fmt.Errorf("the changed mtu is not named as needing a restart")
+		}
+		if i := strings.Index(l, "msg=reloaded"); !strings.Contains(l[i:], "level=DEBUG") {
+			return fmt.Errorf("no debug line after the reload")
+		}
+		return nil
+	})
+	if out, err := a.cli("services"); err != nil || !strings.Contains(out, "web") {
+		t.Fatalf("the reloaded service is not registered: %v\n%s", err, out)
+	}
+	time.Sleep(500 * time.Millisecond)
+	a.rewriteConfig(gossipConfig(a, key) + "log_levell: debug\n")
+	hup()
+	eventually(t, 10*time.Second, "the refused reload in the log", func() error {
+		if !strings.Contains(a.logs(), `reload: configuration refused; nothing changed`) || !strings.Contains(a.logs(), "log_levell: unknown key; did you mean log_level?") {
+			return fmt.Errorf("no refusal")
+		}
+		return nil
+	})
+	if err := ping.Wait(); err != nil {
+		t.Fatalf("ping across the reloads: %v\n%s", err, pingOut.String())
+	}
+	if !strings.Contains(pingOut.String(), "40 received") {
+		t.Fatalf("ping lost packets across the reloads:\n%s", pingOut.String())
+	}
+	if st := a.status(); st.Name != "a" {
+		t.Fatalf("a after the reloads: %+v", st)
 	}
 }
