@@ -125,5 +125,6 @@ func (a *Agent) Leave(ctx context.Context) error {
 
 func (a *Agent) routes(mux *http.ServeMux) {
 	a.serviceRoutes(mux)
+	a.keyringRoutes(mux)
 	mux.HandleFunc("GET /v1/fdb", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, a.FDB()) })
 }

@@ -118,6 +118,9 @@ func startGossip(ctx context.Context, a *Agent) (*gossip, error) {
 	dc.StaticSubnet = a.cfg.Subnet.Prefix
 	dc.StateDir = a.cfg.StateDir
 	dc.SnapshotPath = filepath.Join(a.cfg.StateDir, "serf.snapshot")
+	if key != nil {
+		dc.KeyringFile = filepath.Join(a.cfg.StateDir, "serf.keyring") // weft keyring (keyring.go)
+	}
 	pub := a.priv.Public()
 	dc.Node = membership.NodeInfo{
 		PublicKey: pub,
