@@ -59,6 +59,10 @@ type Peer struct {
 	RxPackets     uint64            `json:"rx_packets"`
 	TxPackets     uint64            `json:"tx_packets"`
 	Handshakes    uint64            `json:"handshakes"`
+	// State is up, handshaking, handshake failing, no endpoint or idle (peerstate.go);
+	// StateReason says why a handshake is failing.
+	State       string `json:"state"`
+	StateReason string `json:"state_reason,omitempty"`
 	Drops         map[string]uint64 `json:"drops,omitempty"`
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"sort"
+	"time"
 )
 
 // The control API's view of the agent (apiBackend).
@@ -86,6 +87,7 @@ func (a *Agent) Peers() []Peer {
 		if s.Endpoint.IsValid() {
 			ap.Endpoint = s.Endpoint.String()
 		}
+		ap.State, ap.StateReason = peerState(time.Now(), s.Endpoint.IsValid(), s.LastHandshake, p.Session().View())
 		for _, pfx := range s.AllowedIPs {
 			ap.AllowedIPs = append(ap.AllowedIPs, pfx.String())
 		}

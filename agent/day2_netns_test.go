@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftnet/weft/agent"
+	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/internal/netlab"
 )
 
@@ -256,4 +258,58 @@ func TestNetnsKeyring_RotateLiveCluster(t *testing.T) {
 	if !strings.Contains(c.logs(), "gossip keys from the keyring file") {
 		t.Fatalf("c's log does not say it used its keyring file:\n%s", c.logs())
 	}
+}
+
+// TestNetnsPeerState: `weft peers` shows up for a live peer, "handshake failing: no
+// response" for a peer whose endpoint drops every packet (an address on the segment that
+// nobody holds), and "no endpoint" for a peer without one.
+func TestNetnsPeerState(t *testing.T) {
+	netlab.Require(t)
+	netlab.RequireTools(t, "ping")
+	ha, hb := netlab.PairT(t, "eth0", "192.168.63.1/24", "192.168.63.2/24")
+	a, b := newNode(t, ha, "192.168.63.1"), newNode(t, hb, "192.168.63.2")
+	ghost, _ := crypto.GeneratePrivateKey()
+	silent, _ := crypto.GeneratePrivateKey()
+	a.start(fmt.Sprintf(`gossip: {disabled: true}
+dns: {disabled: true}
+subnet: 10.42.1.0/24
+peers:
+  - public_key: %s
+    endpoint: 192.168.63.2:51820
+    allowed_ips: [10.42.2.0/24]
+  - public_key: %s
+    endpoint: 192.168.63.77:51820
+    allowed_ips: [10.42.3.0/24]
+  - public_key: %s
+    allowed_ips: [10.42.4.0/24]
+`, b.pub(), ghost.Public(), silent.Public()))
+	b.start(fmt.Sprintf("gossip: {disabled: true}\ndns: {disabled: true}\nsubnet: 10.42.2.0/24\npeers:\n  - public_key: %s\n    endpoint: 192.168.63.1:51820\n    allowed_ips: [10.42.1.0/24]\n", a.pub()))
+	eventually(t, 10*time.Second, "a pings b", func() error { return a.ping("10.42.2.1", 1) })
+	_, _ = a.host.Run("ping", "-c", "1", "-W", "1", "10.42.3.1") // starts the handshake to the ghost
+	state := func(key string) (string, string) {
+		for _, p := range a.peers() {
+			if p.PublicKey == key {
+				return p.State, p.StateReason
+			}
+		}
+		return "", ""
+	}
+	if st, _ := state(b.pub()); st != agent.PeerUp {
+		t.Fatalf("b: state %q, want up", st)
+	}
+	if st, _ := state(silent.Public().String()); st != agent.PeerNoEndpoint {
+		t.Fatalf("the peer without endpoint: state %q", st)
+	}
+	took := eventually(t, 15*time.Second, "the ghost's handshake failing", func() error {
+		if st, reason := state(ghost.Public().String()); st != agent.PeerFailing || !strings.HasPrefix(reason, "no response") {
+			return fmt.Errorf("ghost: %q %q", st, reason)
+		}
+		return nil
+	})
+	t.Logf("handshake failing shown %.1fs after the first initiation", took.Seconds())
+	out, err := a.cli("peers")
+	if err != nil || !strings.Contains(out, "STATE") || !strings.Contains(out, "handshake failing: no response") || !strings.Contains(out, " up ") {
+		t.Fatalf("weft peers: %v\n%s", err, out)
+	}
+	t.Logf("weft peers:\n%s", out)
 }

@@ -94,9 +94,13 @@ func newPeersCmd(g *globals) *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), ps)
 			}
 			tw := table(cmd.OutOrStdout())
-			fmt.Fprintln(tw, "NAME\tENDPOINT\tALLOWED IPS\tHANDSHAKE\tRX\tTX\tDROPS")
+			fmt.Fprintln(tw, "NAME\tSTATE\tENDPOINT\tALLOWED IPS\tHANDSHAKE\tRX\tTX\tDROPS")
 			for _, p := range ps {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(p.Name), dash(p.Endpoint), strings.Join(p.AllowedIPs, ","),
+				state := dash(p.State)
+				if p.StateReason != "" {
+					state += ": " + p.StateReason
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(p.Name), state, dash(p.Endpoint), strings.Join(p.AllowedIPs, ","),
 					age(p.LastHandshake), bytesHuman(p.RxBytes), bytesHuman(p.TxBytes), drops(p.Drops))
 			}
 			return tw.Flush()
