@@ -49,21 +49,21 @@ type Member struct {
 
 // Peer is one entry of GET /v1/peers.
 type Peer struct {
-	Name          string            `json:"name,omitempty"`
-	PublicKey     string            `json:"public_key"`
-	Endpoint      string            `json:"endpoint"`
-	AllowedIPs    []string          `json:"allowed_ips"`
-	LastHandshake time.Time         `json:"last_handshake"`
-	RxBytes       uint64            `json:"rx_bytes"`
-	TxBytes       uint64            `json:"tx_bytes"`
-	RxPackets     uint64            `json:"rx_packets"`
-	TxPackets     uint64            `json:"tx_packets"`
-	Handshakes    uint64            `json:"handshakes"`
+	Name          string    `json:"name,omitempty"`
+	PublicKey     string    `json:"public_key"`
+	Endpoint      string    `json:"endpoint"`
+	AllowedIPs    []string  `json:"allowed_ips"`
+	LastHandshake time.Time `json:"last_handshake"`
+	RxBytes       uint64    `json:"rx_bytes"`
+	TxBytes       uint64    `json:"tx_bytes"`
+	RxPackets     uint64    `json:"rx_packets"`
+	TxPackets     uint64    `json:"tx_packets"`
+	Handshakes    uint64    `json:"handshakes"`
 	// State is up, handshaking, handshake failing, no endpoint or idle (peerstate.go);
 	// StateReason says why a handshake is failing.
-	State       string `json:"state"`
-	StateReason string `json:"state_reason,omitempty"`
-	Drops         map[string]uint64 `json:"drops,omitempty"`
+	State       string            `json:"state"`
+	StateReason string            `json:"state_reason,omitempty"`
+	Drops       map[string]uint64 `json:"drops,omitempty"`
 }
 
 // JoinRequest is POST /v1/join.
