@@ -15,7 +15,7 @@ GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 # deadline exceeded" when a -fuzztime duration ends (golang/go#75804, fixed in go1.27).
 FUZZTIME ?= 20000x
 
-.PHONY: all build build-weft build-bench test test-unit test-norace test-netns fuzz fuzz-short bench lint demo clean tidy-check
+.PHONY: all build build-weft build-bench test test-unit test-norace test-netns fuzz fuzz-short bench lint demo clean tidy-check docs install uninstall deb deps
 
 all: build
 
@@ -28,8 +28,14 @@ build-weft:
 build-bench:
 	$(GOBUILD) -o $(BENCH_BIN) ./cmd/weft-bench
 
+# The Debian packages the tests and the demo use (.ci/run-deps), installed when missing; as
+# root only (otherwise it says the one command to run).
+deps:
+	@if [ "$$(id -u)" = 0 ]; then bash .ci/run-deps; \
+	 else echo "deps: not root: if a tool is missing, run 'sudo bash .ci/run-deps' once"; fi
+
 # The full suite CI runs: lint, unit tests (race), short fuzz runs, network-namespace tests.
-test: lint test-unit test-norace fuzz-short test-netns
+test: deps lint test-unit test-norace fuzz-short test-netns
 
 # Unit and in-process tests; network-namespace tests skip under -short.
 test-unit:
@@ -66,8 +72,37 @@ tidy-check:
 	@$(GO) mod tidy -diff || { echo "go mod tidy would change go.mod/go.sum (above): run it and commit"; exit 1; }
 
 # Three hosts in network namespaces joined by gossip, traffic through the overlay, DNS (root).
-demo: build
+demo: deps build
 	./scripts/demo.sh $(CURDIR)/$(BIN)
 
+# Man pages and shell completions, generated from the commands (weft gen-docs).
+DOCS     := bin/docs
+docs: build-weft
+	$(BIN) gen-docs --man $(DOCS)/man --completion $(DOCS)/completion
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary, its man pages and completions, the
+# systemd unit (pointed at PREFIX) and, where none exists, /etc/weft/weft.yaml.
+PREFIX   ?= /usr/local
+install: docs
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/weft
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 $(DOCS)/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -D -m 0644 $(DOCS)/completion/weft.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/weft
+	install -D -m 0644 $(DOCS)/completion/_weft $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_weft
+	install -D -m 0644 $(DOCS)/completion/weft.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/weft.fish
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's|/usr/bin/weft|$(PREFIX)/bin/weft|g' packaging/weft.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/weft.service
+	[ -e $(DESTDIR)/etc/weft/weft.yaml ] || install -D -m 0644 packaging/weft.yaml $(DESTDIR)/etc/weft/weft.yaml
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/weft $(DESTDIR)$(PREFIX)/share/man/man1/weft.1 $(DESTDIR)$(PREFIX)/share/man/man1/weft-*.1 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/weft $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_weft \
+	  $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/weft.fish $(DESTDIR)$(PREFIX)/lib/systemd/system/weft.service
+
+# dist/weft_VERSION_ARCH.deb: binary, unit, configuration, man pages, completions (nfpm as a
+# Go module: packaging/mkdeb).
+deb: docs
+	$(GO) run ./packaging/mkdeb -bin $(BIN) -docs $(DOCS) -version '$(VERSION)' -out dist
+
 clean:
-	rm -rf bin
+	rm -rf bin dist
