@@ -15,7 +15,7 @@ GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 # deadline exceeded" when a -fuzztime duration ends (golang/go#75804, fixed in go1.27).
 FUZZTIME ?= 20000x
 
-.PHONY: all build build-weft build-bench test test-unit test-norace test-netns fuzz fuzz-short bench lint demo clean tidy-check docs install uninstall deb deps
+.PHONY: all build build-weft build-bench test test-unit test-norace test-netns fuzz fuzz-short bench lint demo clean tidy-check docs install uninstall deb deps test-package
 
 all: build
 
@@ -34,8 +34,9 @@ deps:
 	@if [ "$$(id -u)" = 0 ]; then bash .ci/run-deps; \
 	 else echo "deps: not root: if a tool is missing, run 'sudo bash .ci/run-deps' once"; fi
 
-# The full suite CI runs: lint, unit tests (race), short fuzz runs, network-namespace tests.
-test: deps lint test-unit test-norace fuzz-short test-netns
+# The full suite CI runs: lint, unit tests (race), short fuzz runs, network-namespace tests,
+# the Debian package (built, installed with dpkg -i, run, removed: root).
+test: deps lint test-unit test-norace fuzz-short test-netns test-package
 
 # Unit and in-process tests; network-namespace tests skip under -short.
 test-unit:
@@ -49,6 +50,10 @@ test-norace:
 # End-to-end tests with real TUN/TAP devices, veth pairs, iperf3 and dig (root).
 test-netns: build
 	WEFT_BIN=$(CURDIR)/$(BIN) WEFT_BENCH_BIN=$(CURDIR)/$(BENCH_BIN) $(GO) test -count=1 -p 1 -timeout 20m -run 'Netns' $(NETNS_PKGS)
+
+# What -short skips in packaging/: the .deb installed into this machine's root and removed.
+test-package:
+	$(GO) test -count=1 -timeout 15m ./packaging/...
 
 # A short run of every fuzz target (20000 inputs each, a few seconds).
 fuzz-short:

@@ -61,9 +61,11 @@ type Peer struct {
 	Handshakes    uint64    `json:"handshakes"`
 	// State is up, handshaking, handshake failing, no endpoint or idle (peerstate.go);
 	// StateReason says why a handshake is failing.
-	State       string            `json:"state"`
-	StateReason string            `json:"state_reason,omitempty"`
-	Drops       map[string]uint64 `json:"drops,omitempty"`
+	State       string `json:"state"`
+	StateReason string `json:"state_reason,omitempty"`
+	// HandshakeFailures counts handshake attempts given up unanswered.
+	HandshakeFailures uint64            `json:"handshake_failures,omitempty"`
+	Drops             map[string]uint64 `json:"drops,omitempty"`
 }
 
 // JoinRequest is POST /v1/join.

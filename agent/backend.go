@@ -87,7 +87,9 @@ func (a *Agent) Peers() []Peer {
 		if s.Endpoint.IsValid() {
 			ap.Endpoint = s.Endpoint.String()
 		}
-		ap.State, ap.StateReason = peerState(time.Now(), s.Endpoint.IsValid(), s.LastHandshake, p.Session().View())
+		sv := p.Session().View()
+		ap.State, ap.StateReason = peerState(time.Now(), s.Endpoint.IsValid(), s.LastHandshake, sv)
+		ap.HandshakeFailures = sv.GaveUp
 		for _, pfx := range s.AllowedIPs {
 			ap.AllowedIPs = append(ap.AllowedIPs, pfx.String())
 		}

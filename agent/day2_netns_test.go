@@ -273,6 +273,7 @@ func TestNetnsPeerState(t *testing.T) {
 	a.start(fmt.Sprintf(`gossip: {disabled: true}
 dns: {disabled: true}
 subnet: 10.42.1.0/24
+metrics_listen: 127.0.0.1:9101
 peers:
   - public_key: %s
     endpoint: 192.168.63.2:51820
@@ -312,4 +313,21 @@ peers:
 		t.Fatalf("weft peers: %v\n%s", err, out)
 	}
 	t.Logf("weft peers:\n%s", out)
+
+	metrics, err := a.httpGet("http://127.0.0.1:9101/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`weft_build_info{commit=`,
+		fmt.Sprintf(`weft_peer_state{name="",peer="%s",state="up"} 1`, b.pub()),
+		fmt.Sprintf(`weft_peer_state{name="",peer="%s",state="handshake failing"} 1`, ghost.Public()),
+		fmt.Sprintf(`weft_peer_state{name="",peer="%s",state="no endpoint"} 1`, silent.Public()),
+		fmt.Sprintf(`weft_peer_handshake_failures_total{name="",peer="%s"} 0`, ghost.Public()),
+		`weft_services{health="passing"} 0`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
 }
