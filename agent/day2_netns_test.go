@@ -285,8 +285,21 @@ peers:
     allowed_ips: [10.42.4.0/24]
 `, b.pub(), ghost.Public(), silent.Public()))
 	b.start(fmt.Sprintf("gossip: {disabled: true}\ndns: {disabled: true}\nsubnet: 10.42.2.0/24\npeers:\n  - public_key: %s\n    endpoint: 192.168.63.1:51820\n    allowed_ips: [10.42.1.0/24]\n", a.pub()))
+	// weft ping, run on a (inside its namespace): the first reply needed a handshake, the
+	// second did not; both went to b's endpoint.
+	out, err := a.host.Run(weftBin(t), "--socket", a.sock, "ping", "-c", "2", b.pub())
+	t.Logf("weft ping b:\n%s", out)
+	if err != nil || !strings.Contains(out, "seq=1 endpoint=192.168.63.2:51820") || !strings.Contains(out, "handshake needed: yes") ||
+		!strings.Contains(out, "seq=2 endpoint=192.168.63.2:51820") || !strings.Contains(out, "handshake needed: no") || !strings.Contains(out, "2 sent, 2 received") {
+		t.Fatalf("weft ping b: %v\n%s", err, out)
+	}
 	eventually(t, 10*time.Second, "a pings b", func() error { return a.ping("10.42.2.1", 1) })
-	_, _ = a.host.Run("ping", "-c", "1", "-W", "1", "10.42.3.1") // starts the handshake to the ghost
+	// weft ping of the ghost: no reply; this starts its handshake.
+	out, err = a.host.Run(weftBin(t), "--socket", a.sock, "ping", "-c", "1", "-W", "1s", "10.42.3.1")
+	t.Logf("weft ping ghost:\n%s", out)
+	if err == nil || !strings.Contains(out, "no reply within 1s") {
+		t.Fatalf("weft ping of the ghost: %v\n%s", err, out)
+	}
 	state := func(key string) (string, string) {
 		for _, p := range a.peers() {
 			if p.PublicKey == key {
@@ -308,7 +321,7 @@ peers:
 		return nil
 	})
 	t.Logf("handshake failing shown %.1fs after the first initiation", took.Seconds())
-	out, err := a.cli("peers")
+	out, err = a.cli("peers")
 	if err != nil || !strings.Contains(out, "STATE") || !strings.Contains(out, "handshake failing: no response") || !strings.Contains(out, " up ") {
 		t.Fatalf("weft peers: %v\n%s", err, out)
 	}

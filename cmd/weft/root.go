@@ -25,7 +25,7 @@ Run 'weft agent' on every host; the other commands talk to the local agent.`,
 	root.AddCommand(
 		newAgentCmd(g),
 		newJoinCmd(g), newLeaveCmd(g), newMembersCmd(g), newPeersCmd(g), newStatusCmd(g),
-		newServicesCmd(g), newRegisterCmd(g), newDeregisterCmd(g), newRenewCmd(g), newWatchCmd(g), newResolveCmd(g), newFDBCmd(g),
+		newPingCmd(g), newServicesCmd(g), newRegisterCmd(g), newDeregisterCmd(g), newRenewCmd(g), newWatchCmd(g), newResolveCmd(g), newFDBCmd(g),
 		newKeyringCmd(g), newBenchCmd(), newKeygenCmd(), newCACmd(), newConfigCmd(), newVersionCmd(), newGenDocsCmd(),
 	)
 	return root
