@@ -344,3 +344,19 @@ peers:
 		}
 	}
 }
+
+// TestNetnsRetryJoin_RetryMaxGivesUp: with retry_max, an agent whose seeds never answer
+// gives up after that many attempts and exits with an error (Consul's semantics), so that
+// its supervisor sees it.
+func TestNetnsRetryJoin_RetryMaxGivesUp(t *testing.T) {
+	nodes := gossipLab(t, "a")
+	a := nodes[0]
+	a.start(fmt.Sprintf("gossip:\n  bind: %s:7946\n  key: %s\n  fast: true\n  retry_join: [192.168.62.99]\n  retry_interval: 500ms\n  retry_max: 2\ndns:\n  listen: [\"127.0.0.1:53\"]\n", a.underlay, gossipKeyB64(t)))
+	err := a.wait(30 * time.Second)
+	if err == nil || strings.Contains(err.Error(), "still running") {
+		t.Fatalf("agent after retry_max: %v\n%s", err, a.logs())
+	}
+	if !strings.Contains(a.logs(), "retry_join: gave up after 2 attempts (gossip.retry_max)") {
+		t.Fatalf("the log does not say it gave up:\n%s", a.logs())
+	}
+}
