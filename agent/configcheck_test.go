@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 // goWords are what a configuration message must never say: Go's type names and the YAML
@@ -121,4 +123,41 @@ func TestConfig_Check(t *testing.T) {
 	if err := cfg.Check(); err == nil || !strings.Contains(err.Error(), "no gossip key") {
 		t.Fatalf("no key: %v", err)
 	}
+}
+
+// FuzzParseConfig: any document either parses or is refused with a message free of Go type
+// names; never a panic. A parsed document that validates parses again to the same result
+// from its re-marshalled form.
+func FuzzParseConfig(f *testing.F) {
+	if b, err := os.ReadFile("../testdata/weft.yaml"); err == nil {
+		f.Add(string(b))
+	}
+	for _, s := range []string{"modee: l3\n", "listen_port: abc\n", "gossip: yes\n", "peers:\n  - 10.0.0.1\n",
+		"services:\n  - name: web\n    port: 70000\n", "gossip:\n  join: 10.0.0.1\n", "a: &x [1]\nb: *x\n", "mode: [l3\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, doc string) {
+		cfg := DefaultConfig()
+		err := parseConfig([]byte(doc), &cfg)
+		if err != nil {
+			if bad := goWords.FindString(err.Error()); bad != "" {
+				t.Fatalf("message %q names %q", err, bad)
+			}
+			return
+		}
+		if cfg.Validate() != nil {
+			return
+		}
+		out, err := yaml.Marshal(&cfg)
+		if err != nil {
+			t.Fatalf("marshal: %v", err)
+		}
+		again := DefaultConfig()
+		if err := parseConfig(out, &again); err != nil {
+			t.Fatalf("re-parse of\n%s: %v", out, err)
+		}
+		if err := again.Validate(); err != nil {
+			t.Fatalf("re-validate of\n%s: %v", out, err)
+		}
+	})
 }
