@@ -360,3 +360,44 @@ func TestNetnsRetryJoin_RetryMaxGivesUp(t *testing.T) {
 		t.Fatalf("the log does not say it gave up:\n%s", a.logs())
 	}
 }
+
+// TestNetnsAdvertise_IPv6Only: on hosts with only IPv6 underlay addresses (and an IPv6
+// default route) the agent advertises its IPv6 address; gossip and the datapath work over it.
+func TestNetnsAdvertise_IPv6Only(t *testing.T) {
+	nodes := labOn(t, []string{"a", "b"}, []string{"2001:db8:62::1/64", "2001:db8:62::2/64"})
+	a, b := nodes[0], nodes[1]
+	for _, n := range nodes {
+		if _, err := n.host.Run("ip", "-6", "route", "add", "default", "via", "2001:db8:62::ff", "dev", "eth0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := gossipKeyB64(t)
+	cfg := func(join ...string) string {
+		return fmt.Sprintf("gossip:\n  key: %s\n  fast: true\n  join: [%s]\ndns:\n  listen: [\"127.0.0.1:53\"]\n", key, strings.Join(join, ", "))
+	}
+	// DAD must finish before the address can be bound.
+	eventually(t, 10*time.Second, "addresses past DAD", func() error {
+		for _, n := range nodes {
+			if out, _ := n.host.Run("ip", "-6", "addr", "show", "dev", "eth0", "tentative"); strings.TrimSpace(out) != "" {
+				return fmt.Errorf("%s: tentative: %s", n.name, out)
+			}
+		}
+		return nil
+	})
+	a.start(cfg())
+	if !strings.Contains(a.logs(), `msg="gossip advertise address" addr=2001:db8:62::1 chosen_by="address of the IPv6 default route's interface"`) {
+		t.Fatalf("a's log:\n%s", a.logs())
+	}
+	b.start(cfg(`"[2001:db8:62::1]:7946"`))
+	eventually(t, 30*time.Second, "a and b alive over IPv6", func() error {
+		for _, n := range nodes {
+			for _, name := range []string{"a", "b"} {
+				if m := n.members()[name]; m.Status != "alive" || !strings.HasPrefix(m.Addr, "[2001:db8:62::") {
+					return fmt.Errorf("%s sees %s as %+v", n.name, name, m)
+				}
+			}
+		}
+		return nil
+	})
+	eventually(t, 30*time.Second, "overlay ping both ways", func() error { return allPairsPing(nodes) })
+}
