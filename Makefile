@@ -16,7 +16,7 @@ GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 # deadline exceeded" when a -fuzztime duration ends (golang/go#75804, fixed in go1.27).
 FUZZTIME ?= 20000x
 
-.PHONY: all build build-weft build-bench build-cni test test-unit test-norace test-netns fuzz fuzz-short bench lint demo clean tidy-check
+.PHONY: all build build-weft build-bench build-cni test test-unit test-norace test-netns fuzz fuzz-short bench lint demo clean tidy-check docs install uninstall deb deps test-package
 
 all: build
 
@@ -33,8 +33,15 @@ build-bench:
 build-cni:
 	$(GOBUILD) -o $(CNI_BIN) ./cmd/weft-cni
 
-# The full suite CI runs: lint, unit tests (race), short fuzz runs, network-namespace tests.
-test: lint test-unit test-norace fuzz-short test-netns
+# The Debian packages the tests and the demo use (.ci/run-deps), installed when missing; as
+# root only (otherwise it says the one command to run).
+deps:
+	@if [ "$$(id -u)" = 0 ]; then bash .ci/run-deps; \
+	 else echo "deps: not root: if a tool is missing, run 'sudo bash .ci/run-deps' once"; fi
+
+# The full suite CI runs: lint, unit tests (race), short fuzz runs, network-namespace tests,
+# the Debian package (built, installed with dpkg -i, run, removed: root).
+test: deps lint test-unit test-norace fuzz-short test-netns test-package
 
 # Unit and in-process tests; network-namespace tests skip under -short.
 test-unit:
@@ -53,6 +60,10 @@ test-norace:
 # is a check that silently did not happen.
 test-netns: build
 	@bash -o pipefail -c "WEFT_BIN=$(CURDIR)/$(BIN) WEFT_BENCH_BIN=$(CURDIR)/$(BENCH_BIN) WEFT_CNI_BIN=$(CURDIR)/$(CNI_BIN) $(GO) test -json -count=1 -p 1 -timeout 20m -run 'Netns' $(NETNS_PKGS) 2>&1 | $(GO) run ./internal/tools/testreport"
+
+# What -short skips in packaging/: the .deb installed into this machine's root and removed.
+test-package:
+	$(GO) test -count=1 -timeout 15m ./packaging/...
 
 # A short run of every fuzz target (20000 inputs each, a few seconds).
 fuzz-short:
@@ -76,8 +87,37 @@ tidy-check:
 	@$(GO) mod tidy -diff || { echo "go mod tidy would change go.mod/go.sum (above): run it and commit"; exit 1; }
 
 # Three hosts in network namespaces joined by gossip, traffic through the overlay, DNS (root).
-demo: build
+demo: deps build
 	./scripts/demo.sh $(CURDIR)/$(BIN)
 
+# Man pages and shell completions, generated from the commands (weft gen-docs).
+DOCS     := bin/docs
+docs: build-weft
+	$(BIN) gen-docs --man $(DOCS)/man --completion $(DOCS)/completion
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary, its man pages and completions, the
+# systemd unit (pointed at PREFIX) and, where none exists, /etc/weft/weft.yaml.
+PREFIX   ?= /usr/local
+install: docs
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/weft
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 $(DOCS)/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -D -m 0644 $(DOCS)/completion/weft.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/weft
+	install -D -m 0644 $(DOCS)/completion/_weft $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_weft
+	install -D -m 0644 $(DOCS)/completion/weft.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/weft.fish
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's|/usr/bin/weft|$(PREFIX)/bin/weft|g' packaging/weft.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/weft.service
+	[ -e $(DESTDIR)/etc/weft/weft.yaml ] || install -D -m 0644 packaging/weft.yaml $(DESTDIR)/etc/weft/weft.yaml
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/weft $(DESTDIR)$(PREFIX)/share/man/man1/weft.1 $(DESTDIR)$(PREFIX)/share/man/man1/weft-*.1 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/weft $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_weft \
+	  $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/weft.fish $(DESTDIR)$(PREFIX)/lib/systemd/system/weft.service
+
+# dist/weft_VERSION_ARCH.deb: binary, unit, configuration, man pages, completions (nfpm as a
+# Go module: packaging/mkdeb).
+deb: docs
+	$(GO) run ./packaging/mkdeb -bin $(BIN) -docs $(DOCS) -version '$(VERSION)' -out dist
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

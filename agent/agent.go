@@ -43,6 +43,11 @@ type Agent struct {
 
 	leaveOnce sync.Once
 	leaving   chan struct{}
+	fatal     chan error // a background part that cannot go on (retry_join gave up)
+	rj        retryJoin  // retryjoin.go
+
+	reloadSrc func() (Config, error) // reload.go; guarded by mu
+	level     *slog.LevelVar
 
 	mu       sync.Mutex
 	problems []string
@@ -56,7 +61,7 @@ func New(cfg Config, log *slog.Logger) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	a := &Agent{cfg: cfg, log: log, leaving: make(chan struct{})}
+	a := &Agent{cfg: cfg, log: log, leaving: make(chan struct{}), fatal: make(chan error, 1)}
 	a.dp = newDatapath(a)
 	if err := a.loadKey(); err != nil {
 		return nil, err
@@ -216,13 +221,23 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		// Stop handling membership first on the way down: its events touch the catalog,
 		// the peer table and the device, which the closers above tear down.
 		closers = append(closers, a.gsp.shutdown)
+		if len(a.cfg.Gossip.RetryJoin) > 0 {
+			closers = append(closers, a.startRetryJoin())
+		}
 	}
+	// The device, gossip and the API are up: tell systemd (Type=notify), and say so first
+	// on the way down (sdnotify.go).
+	sdNotify("READY=1")
+	closers = append(closers, func() { sdNotify("STOPPING=1") }, startWatchdog())
 
 	select {
 	case <-ctx.Done():
 		a.log.Info("stopping")
 	case <-a.leaving:
 		a.log.Info("left the cluster; stopping")
+	case err := <-a.fatal:
+		a.log.Error("stopping", "err", err)
+		return err
 	}
 	return nil
 }

@@ -29,6 +29,9 @@ type Status struct {
 	// catalog_foreign_service_address: members' services dropped for naming an address
 	// outside their subnet.
 	Counters map[string]uint64 `json:"counters,omitempty"`
+	// RetryJoin is the progress of gossip.retry_join ("joining: attempt 3, last error …",
+	// "joined 2 members at 10:04:05", "gave up after 5 attempts"); empty without retry_join.
+	RetryJoin string `json:"retry_join,omitempty"`
 	// Problems lists conditions an operator should act on (e.g. a subnet conflict).
 	Problems []string `json:"problems,omitempty"`
 	// Conflicts lists public keys announced by several live members (peered with neither).
@@ -71,17 +74,23 @@ type Member struct {
 
 // Peer is one entry of GET /v1/peers.
 type Peer struct {
-	Name          string            `json:"name,omitempty"`
-	PublicKey     string            `json:"public_key"`
-	Endpoint      string            `json:"endpoint"`
-	AllowedIPs    []string          `json:"allowed_ips"`
-	LastHandshake time.Time         `json:"last_handshake"`
-	RxBytes       uint64            `json:"rx_bytes"`
-	TxBytes       uint64            `json:"tx_bytes"`
-	RxPackets     uint64            `json:"rx_packets"`
-	TxPackets     uint64            `json:"tx_packets"`
-	Handshakes    uint64            `json:"handshakes"`
-	Drops         map[string]uint64 `json:"drops,omitempty"`
+	Name          string    `json:"name,omitempty"`
+	PublicKey     string    `json:"public_key"`
+	Endpoint      string    `json:"endpoint"`
+	AllowedIPs    []string  `json:"allowed_ips"`
+	LastHandshake time.Time `json:"last_handshake"`
+	RxBytes       uint64    `json:"rx_bytes"`
+	TxBytes       uint64    `json:"tx_bytes"`
+	RxPackets     uint64    `json:"rx_packets"`
+	TxPackets     uint64    `json:"tx_packets"`
+	Handshakes    uint64    `json:"handshakes"`
+	// State is up, handshaking, handshake failing, no endpoint or idle (peerstate.go);
+	// StateReason says why a handshake is failing.
+	State       string `json:"state"`
+	StateReason string `json:"state_reason,omitempty"`
+	// HandshakeFailures counts handshake attempts given up unanswered.
+	HandshakeFailures uint64            `json:"handshake_failures,omitempty"`
+	Drops             map[string]uint64 `json:"drops,omitempty"`
 }
 
 // JoinRequest is POST /v1/join.

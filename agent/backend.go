@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"sort"
+	"time"
 )
 
 // The control API's view of the agent (apiBackend).
@@ -60,6 +61,7 @@ func (a *Agent) Status() Status {
 			st.Subnet = sn.String()
 		}
 	}
+	st.RetryJoin = a.rj.String()
 	a.mu.Lock()
 	st.Problems = append(st.Problems, a.problems...)
 	a.mu.Unlock()
@@ -97,6 +99,9 @@ func (a *Agent) Peers() []Peer {
 		if s.Endpoint.IsValid() {
 			ap.Endpoint = s.Endpoint.String()
 		}
+		sv := p.Session().View()
+		ap.State, ap.StateReason = peerState(time.Now(), s.Endpoint.IsValid(), s.LastHandshake, sv)
+		ap.HandshakeFailures = sv.GaveUp
 		for _, pfx := range s.AllowedIPs {
 			ap.AllowedIPs = append(ap.AllowedIPs, pfx.String())
 		}
@@ -139,5 +144,6 @@ func (a *Agent) routes(mux *http.ServeMux) {
 	a.reloadRoutes(mux)
 	a.policyRoutes(mux)
 	a.cniRoutes(mux)
+	a.keyringRoutes(mux)
 	mux.HandleFunc("GET /v1/fdb", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, a.FDB()) })
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -65,7 +66,7 @@ type Config struct {
 	CNI CNIConfig `yaml:"cni"`
 	// Services are registered at start (in addition to those kept in StateDir).
 	Services []catalog.Service `yaml:"services"`
-	// LogLevel is debug, info, warn or error.
+	// LogLevel is debug, info, warn or error; SIGHUP reloads it.
 	LogLevel string `yaml:"log_level"`
 	// Groups are this host's groups for network policy, gossiped as they are: without a CA
 	// they are only as trustworthy as the gossip key (policy.go).
@@ -86,6 +87,10 @@ type Config struct {
 	Forward []ForwardConfig `yaml:"forward"`
 	// Expose relays ports of the overlay address to local addresses (netstack mode).
 	Expose []ExposeConfig `yaml:"expose"`
+	// LogFormat is text (logfmt, the default) or json (one object a line).
+	LogFormat string `yaml:"log_format"`
+
+	serviceLines []int // the line of each entry of Services in the file (configcheck.go)
 	// PKI configures the cluster CA (trust.go): with pki.ca set, members need a certificate.
 	PKI PKIConfig `yaml:"pki"`
 }
@@ -133,8 +138,16 @@ type GossipConfig struct {
 	KeyFile string `yaml:"key_file"`
 	// Insecure allows gossip without encryption (trusted test networks only).
 	Insecure bool `yaml:"insecure"`
-	// Join lists members to join at start.
+	// Join lists members to join at start (tried once; see RetryJoin).
 	Join []string `yaml:"join"`
+	// RetryJoin lists members to join in the background until one answers (Consul's
+	// retry_join): hosts that boot together converge whatever their order.
+	RetryJoin []string `yaml:"retry_join"`
+	// RetryInterval is the wait between retry_join attempts.
+	RetryInterval Duration `yaml:"retry_interval"`
+	// RetryMax is how many retry_join attempts are made before the agent gives up and
+	// exits (0: forever).
+	RetryMax int `yaml:"retry_max"`
 	// Fast selects fast gossip timers (for labs and tests: quicker failure detection, more traffic).
 	Fast bool `yaml:"fast"`
 	// AllowedStatic lists prefixes within which members may announce a static subnet outside
@@ -216,6 +229,9 @@ var Settings = []Setting{
 	{Key: "gossip.disabled", Flag: "no-gossip", Help: "no gossip: static peers only", Field: func(c *Config) any { return &c.Gossip.Disabled }},
 	{Key: "gossip.fast", Flag: "gossip-fast", Help: "fast gossip timers (labs: quicker failure detection, more traffic)", Field: func(c *Config) any { return &c.Gossip.Fast }},
 	{Key: "gossip.join", Flag: "join", Help: "members to join at start (repeatable)", Field: func(c *Config) any { return &c.Gossip.Join }, Append: true},
+	{Key: "gossip.retry_join", Flag: "retry-join", Help: "members to join in the background until one answers (repeatable)", Field: func(c *Config) any { return &c.Gossip.RetryJoin }, Append: true},
+	{Key: "gossip.retry_interval", Flag: "retry-interval", Help: "wait between retry_join attempts", Field: func(c *Config) any { return &c.Gossip.RetryInterval }},
+	{Key: "gossip.retry_max", Flag: "retry-max", Help: "retry_join attempts before the agent gives up and exits (0: forever)", Field: func(c *Config) any { return &c.Gossip.RetryMax }},
 	{Key: "control_socket", Flag: "socket", Help: "the agent's control socket (env WEFT_SOCKET)", Field: func(c *Config) any { return &c.ControlSocket }, Global: true},
 	{Key: "metrics_listen", Flag: "metrics-listen", Help: "serve Prometheus metrics on this address (e.g. 127.0.0.1:9101)", Field: func(c *Config) any { return &c.MetricsListen }},
 	{Key: "dns.listen", Flag: "dns-listen", Help: "DNS listen addresses (overlay:PORT = the overlay address)", Field: func(c *Config) any { return &c.DNS.Listen }},
@@ -241,7 +257,8 @@ var Settings = []Setting{
 	{Key: "netstack_proxy.username", Flag: "proxy-username", Help: "netstack: proxies require this username (with --proxy-password-file)", Field: func(c *Config) any { return &c.NetstackProxy.Username }},
 	{Key: "netstack_proxy.password_file", Flag: "proxy-password-file", Help: "netstack: file holding the proxies' password (mode 0600)", Field: func(c *Config) any { return &c.NetstackProxy.PasswordFile }},
 	{Key: "netstack_proxy.max_conns", Flag: "proxy-max-conns", Help: "netstack: concurrent connections per proxy or forward (0: 1024)", Field: func(c *Config) any { return &c.NetstackProxy.MaxConns }},
-	{Key: "log_level", Flag: "log-level", Help: "debug, info, warn or error", Field: func(c *Config) any { return &c.LogLevel }},
+	{Key: "log_level", Flag: "log-level", Help: "debug, info, warn or error (SIGHUP reloads it)", Field: func(c *Config) any { return &c.LogLevel }},
+	{Key: "log_format", Flag: "log-format", Help: "text or json", Field: func(c *Config) any { return &c.LogFormat }},
 	{Key: "gossip.allowed_static", Flag: "gossip-allowed-static", Help: "prefixes within which members may announce static subnets outside the cluster CIDR (repeatable)", Field: func(c *Config) any { return &c.Gossip.AllowedStatic }, Append: true},
 	{Key: "pki.ca", Flag: "pki-ca", Help: "trusted CA certificate file (weft ca init): members then need a valid certificate", Field: func(c *Config) any { return &c.PKI.CA }},
 	{Key: "pki.cert", Flag: "pki-cert", Help: "this host's certificate file (weft ca sign)", Field: func(c *Config) any { return &c.PKI.Cert }},
@@ -273,7 +290,8 @@ func DefaultConfig() Config {
 		StateDir:    defaultStateDir(),                             // /var/lib/weft as root, the XDG state dir otherwise
 		ClusterCIDR: Prefix{netip.MustParsePrefix("10.42.0.0/16")}, // 256 hosts of /24, private range
 		Gossip: GossipConfig{
-			Bind: "0.0.0.0:7946", // Serf's customary LAN port
+			Bind:          "0.0.0.0:7946",             // Serf's customary LAN port
+			RetryInterval: Duration{30 * time.Second}, // Consul's default
 		},
 		ControlSocket: defaultControlSocket(), // /run/weft/weft.sock as root, $XDG_RUNTIME_DIR otherwise
 		DNS: DNSConfig{
@@ -286,7 +304,8 @@ func DefaultConfig() Config {
 			SubnetEnv: "/run/weft/subnet.env", // Flannel's path moved under weft's run directory
 			Bridge:    "weft-br0",
 		},
-		LogLevel: "info",
+		LogLevel:  "info",
+		LogFormat: "text", // logfmt: what journald and a terminal show well
 		NetstackProxy: NetstackProxyConfig{
 			SOCKS5: "127.0.0.1:1080", // SOCKS's IANA port
 			HTTP:   "127.0.0.1:3128", // the customary HTTP proxy port (Squid's)
@@ -336,14 +355,25 @@ func LoadConfig(path string) (Config, error) {
 }
 
 func parseConfig(data []byte, cfg *Config) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return errors.New(yamlMessage(err)) // a syntax error
+	}
+	if len(root.Content) == 0 {
+		return nil // an empty file (or one of comments only) is the defaults
+	}
+	if err := checkTree(&root, reflect.TypeFor[Config]()); err != nil {
+		return err // configcheck.go: unknown keys and wrong shapes, by line and key
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil // an empty file (or one of comments only) is the defaults
+			return nil
 		}
-		return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
+		return errors.New(yamlMessage(err))
 	}
+	cfg.serviceLines = recordLines(&root, "services")
 	return nil
 }
 
@@ -435,10 +465,26 @@ func (c *Config) Validate() error {
 	if c.PKI.CA != "" && c.PKI.Cert == "" {
 		return errors.New("pki.ca is set but pki.cert is not: sign this host's certificate with `weft ca sign --name NAME --public-key KEY` and set pki.cert")
 	}
+	if c.Gossip.RetryInterval.Duration <= 0 {
+		return fmt.Errorf("gossip.retry_interval %s: must be positive (like 30s)", c.Gossip.RetryInterval)
+	}
+	if c.Gossip.RetryMax < 0 {
+		return fmt.Errorf("gossip.retry_max %d: must be 0 (forever) or more", c.Gossip.RetryMax)
+	}
+	for i, s := range c.Services {
+		if err := s.Normalized().Validate(); err != nil { // the catalog's defaults, as Register applies them
+			return fmt.Errorf("services[%d]%s: %w", i, lineOf(c.serviceLines, i), err)
+		}
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("log_level %q: must be debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("log_format %q: must be text or json", c.LogFormat)
 	}
 	for _, l := range c.DNS.Listen {
 		if port, ok := strings.CutPrefix(l, "overlay:"); ok {

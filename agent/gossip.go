@@ -113,6 +113,15 @@ func startGossip(ctx context.Context, a *Agent) (*gossip, error) {
 	if dc.AdvertiseAddr, dc.AdvertisePort, err = splitHostPort(a.cfg.Gossip.Advertise, dc.BindPort); err != nil {
 		return nil, fmt.Errorf("gossip advertise %w", err)
 	}
+	adv, err := chooseAdvertise(dc.BindAddr, dc.AdvertiseAddr) // advertise.go
+	if err != nil {
+		return nil, err
+	}
+	dc.AdvertiseAddr = adv.addr.String()
+	if dc.AdvertisePort == 0 {
+		dc.AdvertisePort = dc.BindPort // 0 too when memberlist picks the port: it then sets both
+	}
+	a.log.Info("gossip advertise address", "addr", adv.addr, "chosen_by", adv.why)
 	dc.GossipKey = key
 	dc.Insecure = a.cfg.Gossip.Insecure
 	dc.Logger = a.log
@@ -126,6 +135,9 @@ func startGossip(ctx context.Context, a *Agent) (*gossip, error) {
 	dc.StateDir = a.cfg.StateDir
 	dc.AcceptClaim = (&allocationFilter{a: a}).accept
 	dc.SnapshotPath = filepath.Join(a.cfg.StateDir, "serf.snapshot")
+	if key != nil {
+		dc.KeyringFile = filepath.Join(a.cfg.StateDir, "serf.keyring") // weft keyring (keyring.go)
+	}
 	pub := a.priv.Public()
 	dc.Node = membership.NodeInfo{
 		PublicKey: pub,

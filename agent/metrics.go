@@ -83,7 +83,7 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 // serveMetrics serves /metrics on addr until the returned closer is called.
 func serveMetrics(addr string, a *Agent, log *slog.Logger) (func(), error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newMetricsCollector(a), newTrustCollector(a), newPolicyCollector(a), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(newMetricsCollector(a), newTrustCollector(a), newPolicyCollector(a), newOpsCollector(a), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err

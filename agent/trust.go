@@ -482,9 +482,25 @@ func (a *Agent) reloadPKI() error {
 	return nil
 }
 
-// Reload re-reads what can change without a restart (today: the pki files). cmd/weft calls
-// it on SIGHUP; the control API on POST /v1/reload.
-func (a *Agent) Reload() error { return a.reloadPKI() }
+// reloadPKIStep is Reload's pki step: it takes the pki paths of the new configuration and
+// re-reads all three files (a renewed certificate, a changed CA bundle or blocklist), so a
+// renewal needs no restart. A file that fails to load changes nothing.
+func (a *Agent) reloadPKIStep(next *Config) (string, error) {
+	a.mu.Lock()
+	old := a.cfg.PKI
+	a.cfg.PKI = next.PKI
+	a.mu.Unlock()
+	if err := a.reloadPKI(); err != nil {
+		a.mu.Lock()
+		a.cfg.PKI = old
+		a.mu.Unlock()
+		return "", err
+	}
+	if next.PKI.CA == "" {
+		return "", nil
+	}
+	return "pki: certificate, CAs and blocklist re-read", nil
+}
 
 // trustStatus fills the trust part of `weft status`.
 func (a *Agent) trustStatus(st *Status) {
@@ -542,11 +558,12 @@ func (g *gossip) isRefused(name string) bool {
 // reloadRoutes adds POST /v1/reload (`weft reload`).
 func (a *Agent) reloadRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
-		if err := a.Reload(); err != nil {
+		changed, restart, err := a.Reload()
+		if err != nil {
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, struct{}{})
+		writeJSON(w, http.StatusOK, ReloadResult{Changed: changed, RestartNeeded: restart})
 	})
 }
 

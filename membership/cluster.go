@@ -161,6 +161,20 @@ func New(cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	kr, err := newKeyring(cfg.GossipKey, cfg.Insecure)
+	if cfg.KeyringFile != "" {
+		// After a rotation the file holds the cluster's keys; the configured key may be
+		// the one rotated out.
+		keys, ok, ferr := loadKeyringFile(cfg.KeyringFile)
+		if ferr != nil {
+			return nil, ferr
+		}
+		if ok {
+			if kr, err = keyringFromFile(keys); err != nil {
+				return nil, err
+			}
+			cfg.Logger.Info("gossip keys from the keyring file (it wins over the configured key)", "file", cfg.KeyringFile, "keys", len(keys))
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

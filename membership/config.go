@@ -47,6 +47,10 @@ type Config struct {
 	// Without it New refuses an empty key with ErrNoGossipKey.
 	Insecure bool
 
+	// KeyringFile, if set, is where Serf keeps this member's keyring after a rotation
+	// (keyops.go); when it exists at start it wins over GossipKey.
+	KeyringFile string
+
 	// Node is what this host announces. Node.Subnet, Node.Static and
 	// Node.StaticSince are ignored: the Cluster fills them from StaticSubnet or
 	// the allocator.
@@ -241,6 +245,7 @@ func (c *Config) serfConfig(kr *memberlist.Keyring, events chan<- serf.Event, ta
 	sc.EventCh = events
 	sc.MemberlistConfig = ml
 	sc.SnapshotPath = c.SnapshotPath
+	sc.KeyringFile = c.KeyringFile
 	sc.ReapInterval = c.ReapInterval
 	sc.ReconnectInterval = c.ReconnectInterval
 	sc.ReconnectTimeout = c.ReconnectTimeout

@@ -31,6 +31,13 @@ type Session struct {
 	initIndex uint32
 	// pending holds packets waiting for the session.
 	pending Queue
+
+	// What `weft peers` shows of the handshake (View): initiations sent in the current
+	// attempt, attempts given up, when the last was, and whether the responder answered
+	// the current attempt with a cookie reply (it is under load and wants a mac2).
+	sent, gaveUp uint64
+	lastGaveUp   time.Time
+	cookie       bool
 }
 
 // MarkRequested records that the datapath asks the handshake worker for an initiation. It
@@ -90,7 +97,7 @@ func (s *Session) BeginAttempt(now time.Time, retransmit bool, rekeyTimeout time
 		return 0, false
 	}
 	if !s.inFlight {
-		s.started = now
+		s.started, s.sent, s.cookie = now, 0, false
 	}
 	oldIndex, s.initIndex = s.initIndex, 0
 	return oldIndex, true
@@ -102,6 +109,37 @@ func (s *Session) AttemptSent(now time.Time, index uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.inFlight, s.lastInitiation, s.initIndex = true, now, index
+	s.sent++
+}
+
+// CookieReceived records that the responder answered the current attempt with a cookie
+// reply instead of a response.
+func (s *Session) CookieReceived() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cookie = true
+}
+
+// SessionView is a session's handshake state for display (`weft peers`).
+type SessionView struct {
+	// InFlight: an attempt is outstanding; Started is when it sent its first initiation
+	// and Sent how many initiations it has sent.
+	InFlight bool
+	Started  time.Time
+	Sent     uint64
+	// Cookie: the responder answered the outstanding (or the last) attempt with a cookie.
+	Cookie bool
+	// GaveUp counts attempts ended unanswered after RekeyAttemptTime; LastGaveUp is the
+	// last one's end.
+	GaveUp     uint64
+	LastGaveUp time.Time
+}
+
+// View returns the handshake state for display.
+func (s *Session) View() SessionView {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return SessionView{InFlight: s.inFlight, Started: s.started, Sent: s.sent, Cookie: s.cookie, GaveUp: s.gaveUp, LastGaveUp: s.lastGaveUp}
 }
 
 // CompleteAttempt ends the attempt after a response to the initiation with receiver index
@@ -170,6 +208,8 @@ func (s *Session) Tick(now time.Time, attemptTime time.Duration, dropped [][]byt
 	if s.inFlight && now.Sub(s.started) >= attemptTime {
 		v.GaveUp = true
 		s.inFlight = false
+		s.gaveUp++
+		s.lastGaveUp = now
 		v.FreeIndex, s.initIndex = s.initIndex, 0
 		dropped = s.drainLocked(dropped)
 	}

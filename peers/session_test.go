@@ -101,3 +101,32 @@ func TestSession_MarkRequested(t *testing.T) {
 		t.Fatal("MarkRequested after ClearRequested failed")
 	}
 }
+
+func TestSession_View(t *testing.T) {
+	var s Session
+	t0 := time.Unix(1000, 0)
+	if _, ok := s.BeginAttempt(t0, false, 5*time.Second); !ok {
+		t.Fatal("first attempt refused")
+	}
+	s.AttemptSent(t0, 7)
+	s.CookieReceived()
+	if _, ok := s.BeginAttempt(t0.Add(5*time.Second), true, 5*time.Second); !ok {
+		t.Fatal("retransmit refused")
+	}
+	s.AttemptSent(t0.Add(5*time.Second), 8)
+	v := s.View()
+	if !v.InFlight || v.Sent != 2 || !v.Started.Equal(t0) || !v.Cookie || v.GaveUp != 0 {
+		t.Fatalf("view during the attempt: %+v", v)
+	}
+	s.Tick(t0.Add(100*time.Second), 90*time.Second, nil)
+	v = s.View()
+	if v.InFlight || v.GaveUp != 1 || !v.LastGaveUp.Equal(t0.Add(100*time.Second)) {
+		t.Fatalf("view after giving up: %+v", v)
+	}
+	// A new attempt starts its own count and forgets the cookie.
+	s.BeginAttempt(t0.Add(200*time.Second), false, 5*time.Second)
+	s.AttemptSent(t0.Add(200*time.Second), 9)
+	if v = s.View(); v.Sent != 1 || v.Cookie || v.GaveUp != 1 {
+		t.Fatalf("view of a new attempt: %+v", v)
+	}
+}

@@ -316,7 +316,9 @@ func (t *Tunnel) handleCookieReply(msg []byte) {
 	}
 	if err := e.Peer.Handshake().ConsumeCookieReply(msg); err != nil {
 		t.drop(e.Peer, peers.DropHandshakeInvalid, 1)
+		return
 	}
+	e.Peer.Session().CookieReceived() // shown by `weft peers`: the responder is under load
 }
 
 func (t *Tunnel) freeEvicted(evicted []*crypto.Keypair) {

@@ -15,6 +15,7 @@ import (
 
 func newAgentCmd(g *globals) *cobra.Command {
 	var cfgPath string
+	var checkOnly bool
 	var flagged *agent.Config // what the flags write into; see agentFlags
 	cmd := &cobra.Command{
 		Use:   "agent",
@@ -27,41 +28,78 @@ The configuration is the embedded defaults, then the YAML file given with -c, th
 given on the command line. The private key is generated on first start into the state
 directory. Gossip needs a key (weft keygen --gossip) unless --insecure-gossip is given.
 
-Example (first host, then a second one joining it):
-  weft agent --gossip-key "$(cat gossip.key)"
-  weft agent --gossip-key "$(cat gossip.key)" --join 192.0.2.1`,
+SIGHUP (systemctl reload weft) reloads what can change at run time: log_level and
+services; it logs what it reloaded and which changed settings need a restart.
+
+Example (first host, then a second one joining it; the key file is mode 0600):
+  weft keygen --gossip > /etc/weft/gossip.key && chmod 600 /etc/weft/gossip.key
+  weft agent --gossip-key-file /etc/weft/gossip.key
+  weft agent --gossip-key-file /etc/weft/gossip.key --retry-join 192.0.2.1
+
+Check a configuration without starting:
+  weft agent --check -c /etc/weft/weft.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := agent.DefaultConfig()
-			if cfgPath != "" {
-				var err error
-				if cfg, err = agent.LoadConfig(cfgPath); err != nil {
-					return err
-				}
-			}
-			applyFlags(cmd.Flags(), &cfg, flagged)
-			if cmd.Flags().Changed("socket") || os.Getenv("WEFT_SOCKET") != "" {
-				cfg.ControlSocket = g.socket // the flag, or WEFT_SOCKET as for the other commands
-			}
-			if err := cfg.Validate(); err != nil {
+			load := func() (agent.Config, error) {
+				cfg := agent.DefaultConfig()
 				if cfgPath != "" {
-					return fmt.Errorf("%s: %w", cfgPath, err)
+					var err error
+					if cfg, err = agent.LoadConfig(cfgPath); err != nil {
+						return cfg, err
+					}
 				}
+				applyFlags(cmd.Flags(), &cfg, flagged)
+				if cmd.Flags().Changed("socket") || os.Getenv("WEFT_SOCKET") != "" {
+					cfg.ControlSocket = g.socket // the flag, or WEFT_SOCKET as for the other commands
+				}
+				check := cfg.Validate
+				if checkOnly {
+					check = cfg.Check
+				}
+				if err := check(); err != nil {
+					if cfgPath != "" {
+						return cfg, fmt.Errorf("%s: %w", cfgPath, err)
+					}
+					return cfg, err
+				}
+				return cfg, nil
+			}
+			cfg, err := load()
+			if err != nil {
 				return err
 			}
-			log := agent.NewLogger(os.Stderr, cfg.LogLevel)
+			if checkOnly {
+				return printCheck(cmd.OutOrStdout(), cfgPath, cfg)
+			}
+			log, level := agent.NewLogging(os.Stderr, cfg.LogFormat, cfg.LogLevel)
 			a, err := agent.New(cfg, log)
 			if err != nil {
 				return err
 			}
+			a.SetReload(load, level)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			defer reloadPKIOnSIGHUP(a)()
+			// SIGHUP reloads (systemctl reload); it no longer ends the agent without its teardown.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-hup:
+						log.Info("SIGHUP: reloading", "config", cfgPath)
+						_, _, _ = a.Reload() // logs what it reloaded and what failed
+					}
+				}
+			}()
 			return a.Run(ctx)
 		},
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&cfgPath, "config", "c", "", "YAML configuration file (see ARCHITECTURE.md, \"Agent configuration\")")
+	fl.BoolVar(&checkOnly, "check", false, "check the configuration (file and flags) and exit: opens no device and no socket")
 	flagged = agentFlags(fl)
 	fl.SortFlags = false
 	return cmd

@@ -94,9 +94,13 @@ func newPeersCmd(g *globals) *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), ps)
 			}
 			tw := table(cmd.OutOrStdout())
-			fmt.Fprintln(tw, "NAME\tENDPOINT\tALLOWED IPS\tHANDSHAKE\tRX\tTX\tDROPS")
+			fmt.Fprintln(tw, "NAME\tSTATE\tENDPOINT\tALLOWED IPS\tHANDSHAKE\tRX\tTX\tDROPS")
 			for _, p := range ps {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(p.Name), dash(p.Endpoint), strings.Join(p.AllowedIPs, ","),
+				state := dash(p.State)
+				if p.StateReason != "" {
+					state += ": " + p.StateReason
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(p.Name), state, dash(p.Endpoint), strings.Join(p.AllowedIPs, ","),
 					age(p.LastHandshake), bytesHuman(p.RxBytes), bytesHuman(p.TxBytes), drops(p.Drops))
 			}
 			return tw.Flush()
@@ -144,6 +148,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "certificate:\t%s %s, expires %s (%s), groups %s, %d CA(s), %d blocklisted\n", c.Name,
 					strings.Join(c.Prefixes, ","), c.NotAfter.Format(time.RFC3339), time.Until(c.NotAfter).Round(time.Minute),
 					dash(strings.Join(c.Groups, ",")), c.CAs, c.Blocklisted)
+			}
+			if st.RetryJoin != "" {
+				fmt.Fprintf(tw, "retry join:\t%s\n", st.RetryJoin)
 			}
 			for _, p := range st.Problems {
 				fmt.Fprintf(tw, "problem:\t%s\n", p)

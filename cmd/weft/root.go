@@ -25,8 +25,8 @@ Run 'weft agent' on every host; the other commands talk to the local agent.`,
 	root.AddCommand(
 		newAgentCmd(g),
 		newJoinCmd(g), newLeaveCmd(g), newMembersCmd(g), newPeersCmd(g), newStatusCmd(g),
-		newServicesCmd(g), newRegisterCmd(g), newDeregisterCmd(g), newRenewCmd(g), newWatchCmd(g), newResolveCmd(g), newFDBCmd(g), newReloadCmd(g), newCNICmd(g),
-		newBenchCmd(), newKeygenCmd(), newCACmd(), newVersionCmd(), newDNSCmd(),
+		newPingCmd(g), newServicesCmd(g), newRegisterCmd(g), newDeregisterCmd(g), newRenewCmd(g), newWatchCmd(g), newResolveCmd(g), newFDBCmd(g), newReloadCmd(g), newCNICmd(g),
+		newKeyringCmd(g), newBenchCmd(), newKeygenCmd(), newCACmd(), newConfigCmd(), newVersionCmd(), newDNSCmd(), newGenDocsCmd(),
 		newPolicyCmd(g),
 	)
 	return root

@@ -1,0 +1,54 @@
+package agent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/weftnet/weft/catalog"
+	"github.com/weftnet/weft/internal/version"
+)
+
+// opsCollector adds what an operator alerts on: the build, each peer's state (peerstate.go)
+// and its handshake attempts given up, and the catalog's instances by health. Read at
+// scrape time, like metricsCollector.
+type opsCollector struct {
+	a *Agent
+
+	buildInfo, peerState, handshakeFailures, services *prometheus.Desc
+}
+
+func newOpsCollector(a *Agent) *opsCollector {
+	return &opsCollector{
+		a:                 a,
+		buildInfo:         prometheus.NewDesc("weft_build_info", "Always 1; the labels name the build.", []string{"version", "commit", "goversion"}, nil),
+		peerState:         prometheus.NewDesc("weft_peer_state", "1 for the state a peer is in (up, handshaking, handshake failing, no endpoint, idle).", []string{"peer", "name", "state"}, nil),
+		handshakeFailures: prometheus.NewDesc("weft_peer_handshake_failures_total", "Handshake attempts with a peer given up unanswered (after RekeyAttemptTime).", []string{"peer", "name"}, nil),
+		services:          prometheus.NewDesc("weft_services", "Service instances in the catalog by health.", []string{"health"}, nil),
+	}
+}
+
+func (c *opsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.buildInfo, c.peerState, c.handshakeFailures, c.services} {
+		ch <- d
+	}
+}
+
+func (c *opsCollector) Collect(ch chan<- prometheus.Metric) {
+	in := version.Get()
+	ch <- prometheus.MustNewConstMetric(c.buildInfo, prometheus.GaugeValue, 1, in.Version, in.Commit, in.GoVersion)
+	for _, p := range c.a.Peers() {
+		ch <- prometheus.MustNewConstMetric(c.peerState, prometheus.GaugeValue, 1, p.PublicKey, p.Name, p.State)
+		ch <- prometheus.MustNewConstMetric(c.handshakeFailures, prometheus.CounterValue, float64(p.HandshakeFailures), p.PublicKey, p.Name)
+	}
+	counts := map[string]int{}
+	for _, h := range []catalog.Health{catalog.HealthPassing, catalog.HealthWarning, catalog.HealthCritical} {
+		counts[h.String()] = 0
+	}
+	if c.a.cat != nil {
+		for _, inst := range c.a.cat.cat.All() {
+			counts[inst.Health.String()]++
+		}
+	}
+	for h, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.services, prometheus.GaugeValue, float64(n), h)
+	}
+}

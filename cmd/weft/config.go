@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+	"github.com/weftnet/weft/agent"
+)
+
+// weft config check FILE: what `weft agent --check -c FILE` does, without the agent's flags.
+func newConfigCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Work with agent configuration files",
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "check FILE",
+		Short: "Check an agent configuration file without starting the agent (no device, no socket)",
+		Long: `Check an agent configuration file: every key and value, the services and their checks,
+the gossip key (and that its file is mode 0600). It opens no device and no socket, so it can
+run before a restart. Every problem is named by its line and YAML key.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := agent.LoadConfig(args[0])
+			if err != nil {
+				return err
+			}
+			if err := cfg.Check(); err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			return printCheck(cmd.OutOrStdout(), args[0], cfg)
+		},
+	})
+	return cmd
+}
+
+// printCheck says that a configuration is good and what it amounts to.
+func printCheck(w io.Writer, path string, cfg agent.Config) error {
+	if path == "" {
+		path = "(defaults and flags)"
+	}
+	gossip := "disabled"
+	if !cfg.Gossip.Disabled {
+		gossip = "bind " + cfg.Gossip.Bind
+	}
+	_, err := fmt.Fprintf(w, "%s: configuration OK (name %s, mode %s, interface %s, port %d, gossip %s, %d static peer(s), %d service(s))\n",
+		path, cfg.Name, cfg.Mode, cfg.Interface, cfg.ListenPort, gossip, len(cfg.Peers), len(cfg.Services))
+	return err
+}

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestAgentCheck: `weft agent --check -c FILE` and `weft config check FILE` name the key
+// and line of a mistake, accept a good file, and open nothing (the control socket and the
+// state directory are not created).
+func TestAgentCheck(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "gossip.key")
+	if err := writeFile(key, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"); err != nil {
+		t.Fatal(err)
+	}
+	sock, state := filepath.Join(dir, "run", "weft.sock"), filepath.Join(dir, "state")
+	good := filepath.Join(dir, "good.yaml")
+	if err := writeFile(good, "name: h1\nstate_dir: "+state+"\ncontrol_socket: "+sock+"\ngossip:\n  key_file: "+key+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := writeFile(bad, "name: h1\nmodee: l3\n"); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"agent", "--check", "-c", good}, {"config", "check", good}} {
+		out, err := run(t, "", args...)
+		if err != nil || !strings.Contains(out, "configuration OK") {
+			t.Fatalf("%v: %v %s", args, err, out)
+		}
+	}
+	for _, p := range []string{sock, filepath.Dir(sock), state} {
+		if _, err := os.Stat(p); err == nil {
+			t.Fatalf("the check created %s", p)
+		}
+	}
+	for _, args := range [][]string{{"agent", "--check", "-c", bad}, {"config", "check", bad}} {
+		_, err := run(t, "", args...)
+		if err == nil || !strings.Contains(err.Error(), bad+": line 2: modee: unknown key; did you mean mode?") {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	// A flag is checked too, and the check of the gossip key happens (none given here).
+	if _, err := run(t, "", "agent", "--check", "--name", "h1", "--state-dir", state); err == nil || !strings.Contains(err.Error(), "no gossip key") {
+		t.Fatalf("check without a gossip key: %v", err)
+	}
+}
