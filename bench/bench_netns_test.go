@@ -109,9 +109,9 @@ func TestRun_NetnsWeft(t *testing.T) {
 		t.Fatalf("WEFT_BIN=%s cannot run the weft row: %v", bin, err)
 	}
 	var progress bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	names := []string{SystemWeft, SystemWeftL2, SystemWeftL2Plain}
+	names := []string{SystemWeft, SystemWeftL2, SystemWeftL2Plain, SystemWeftPolicy}
 	rep, err := Run(ctx, Options{Systems: names, Rounds: 1, Duration: time.Second, Streams: 2, Pings: 10,
 		OutDir: "-", WeftBin: bin, Progress: &progress})
 	t.Logf("progress:\n%s", progress.String())
@@ -135,6 +135,7 @@ func TestRun_NetnsWeft(t *testing.T) {
 		SystemWeft:        agent.DefaultMTU("l3", "wireguard"),
 		SystemWeftL2:      agent.DefaultMTU("l2", "wireguard"),
 		SystemWeftL2Plain: agent.DefaultMTU("l2", "none"),
+		SystemWeftPolicy:  agent.DefaultMTU("l3", "wireguard"),
 	} {
 		if got := rep.System(name).MTU; got != want {
 			t.Errorf("%s ran with MTU %d, want the agent's default %d", name, got, want)

@@ -83,7 +83,7 @@ func TestFlags(t *testing.T) {
 
 func TestSystemNames(t *testing.T) {
 	got := strings.Join(SystemNames(), ",")
-	if got != "veth,vxlan,wireguard-go,weft,weft-l2,weft-l2-plain,weft-netstack" {
+	if got != "veth,vxlan,wireguard-go,weft,weft-l2,weft-l2-plain,weft-netstack,weft-policy" {
 		t.Fatalf("SystemNames() = %s", got)
 	}
 	for _, name := range SystemNames() {

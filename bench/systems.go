@@ -49,6 +49,7 @@ var systems = []*system{
 	weftSystem(SystemWeftL2, "weft agent, L2 TAP, encrypted", weftVariant{mode: "l2", encryption: "wireguard"}),
 	weftSystem(SystemWeftL2Plain, "weft agent, L2 TAP, plain VXLAN (RFC 7348)", weftVariant{mode: "l2", encryption: "none"}),
 	weftNetstackSystem(), // netstack.go
+	weftPolicySystem(),   // policy.go
 	// A row the agent cannot run yet is added with placeholder: true (listed, run only when
 	// named, left out of the default set) until it can.
 }

@@ -52,8 +52,9 @@ type weftConfig struct {
 	DNS           weftDNS    `yaml:"dns"`
 	LogLevel      string     `yaml:"log_level"`
 	// Netstack and Forward: the weft-netstack row (netstack.go).
-	Netstack bool          `yaml:"netstack,omitempty"`
-	Forward  []weftForward `yaml:"forward,omitempty"`
+	Netstack   bool          `yaml:"netstack,omitempty"`
+	PolicyFile string        `yaml:"policy_file,omitempty"`
+	Forward    []weftForward `yaml:"forward,omitempty"`
 }
 
 type weftForward struct {
@@ -127,6 +128,11 @@ func weftUp(ctx context.Context, s *session, v weftVariant) (string, error) {
 		return "", err
 	}
 	ca, cb, target := weftConfigs(v, s.dir, ka, kb)
+	return target, startWeftPair(ctx, s, ca, cb, ka, kb)
+}
+
+// startWeftPair writes both hosts' files and starts their agents, waiting for the device.
+func startWeftPair(ctx context.Context, s *session, ca, cb weftConfig, ka, kb keyPair) error {
 	for _, side := range []struct {
 		h   *netlab.Host
 		cfg weftConfig
@@ -134,17 +140,17 @@ func weftUp(ctx context.Context, s *session, v weftVariant) (string, error) {
 	}{{s.a, ca, ka}, {s.b, cb, kb}} {
 		path, err := writeWeftFiles(side.cfg, side.key)
 		if err != nil {
-			return "", err
+			return err
 		}
 		p, err := s.start(side.h, s.opts.WeftBin, "agent", "-c", path)
 		if err != nil {
-			return "", err
+			return err
 		}
 		if err := s.waitLink(ctx, side.h, weftIf, p); err != nil {
-			return "", err
+			return err
 		}
 	}
-	return target, nil
+	return nil
 }
 
 // writeWeftFiles writes the private key into the state directory (crypto.SavePrivateKeyFile,

@@ -1,0 +1,81 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/weftnet/weft/agent"
+)
+
+// SystemWeftPolicy is the weft row with network policy on both hosts: a 50-rule document
+// (policyRules rules that match nothing of the benchmark, then one that allows everything)
+// and a flow table holding policyFlows flows besides the measured ones, so that the row's
+// ratio to the weft row is what a realistic policy costs the datapath.
+const SystemWeftPolicy = "weft-policy"
+
+const (
+	policyRules = 50
+	policyFlows = 10000
+)
+
+func weftPolicySystem() *system {
+	return &system{
+		name:   SystemWeftPolicy,
+		desc:   fmt.Sprintf("weft agent, L3 TUN, encrypted, %d-rule policy and %d flows in the flow table", policyRules, policyFlows),
+		ifname: weftIf,
+		check:  func(o *Options) error { return probeBinary(o.WeftBin, "--policy-file", "agent", "--help") },
+		up:     weftPolicyUp,
+	}
+}
+
+// benchPolicy is the document: policyRules-1 rules for addresses, groups and ports the
+// benchmark never uses (each new flow walks all of them), then an allow-all.
+func benchPolicy() string {
+	var b strings.Builder
+	b.WriteString("default: deny\nrules:\n")
+	for i := 0; i < policyRules-1; i++ {
+		fmt.Fprintf(&b, "  - name: r%d\n    from: {cidrs: [10.%d.%d.0/24]}\n    to: {any: true, ports: [\"%d/tcp\", \"%d-%d/udp\"]}\n",
+			i, 100+i/200, i%200, 1000+i, 2000+10*i, 2005+10*i)
+	}
+	b.WriteString("  - name: all\n    from: {any: true}\n    to: {any: true}\n")
+	return b.String()
+}
+
+func weftPolicyUp(ctx context.Context, s *session) (string, error) {
+	ka, kb, err := newKeyPairs()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(s.dir, "policy.yaml")
+	if err := os.WriteFile(path, []byte(benchPolicy()), 0o600); err != nil {
+		return "", err
+	}
+	ca, cb, target := weftConfigs(weftVariant{mode: "l3", encryption: "wireguard"}, s.dir, ka, kb)
+	ca.PolicyFile, cb.PolicyFile = path, path
+	if err := startWeftPair(ctx, s, ca, cb, ka, kb); err != nil {
+		return "", err
+	}
+	if err := s.waitReachable(ctx, s.a, target, reachTimeout); err != nil {
+		return "", err
+	}
+	// policyFlows UDP flows from a to b (a socket each: distinct source ports); b answers
+	// each with an ICMP port unreachable, which both tables track too.
+	script := fmt.Sprintf("for p in $(seq 1 %d); do echo x > /dev/udp/%s/$((20000 + p %% 40000)) 2>/dev/null; done; true", policyFlows, target)
+	if _, err := s.run(ctx, s.a, "bash", "-c", script); err != nil {
+		return "", fmt.Errorf("fill the flow table: %w", err)
+	}
+	// Both agents must hold the flows (else the row measures an empty table).
+	for _, c := range []weftConfig{ca, cb} {
+		st, err := agent.NewClient(c.ControlSocket).Policy(ctx)
+		if err != nil {
+			return "", fmt.Errorf("policy status of %s: %w", c.Name, err)
+		}
+		if st.Flows < policyFlows {
+			return "", fmt.Errorf("%s's flow table holds %d flows, want at least %d", c.Name, st.Flows, policyFlows)
+		}
+	}
+	return target, nil
+}
