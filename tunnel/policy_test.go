@@ -229,13 +229,7 @@ func BenchmarkTunnel_LoopPolicy(b *testing.B) {
 				if d.devB.written.Load() != batch {
 					b.Fatalf("warm-up delivered %d", d.devB.written.Load())
 				}
-				b.SetBytes(int64(size * batch))
-				b.ReportAllocs()
-				b.ResetTimer()
-				for b.Loop() {
-					d.round()
-				}
-				b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "pps")
+				benchRounds(b, d, size, batch)
 			})
 		}
 	}
