@@ -20,6 +20,13 @@ func lastSent(b *captureBind) ([]byte, uint32) {
 	return m, binary.LittleEndian.Uint32(m)
 }
 
+// deliver hands the handshake message msg, from the endpoint from, to to's handshake path.
+func deliver(to *Tunnel, hs *hsScratch, msg []byte, from *fakeEP) {
+	m := hsMessage{n: len(msg), src: from}
+	copy(m.buf[:], msg)
+	to.handleHandshake(hs, &m)
+}
+
 func TestTunnel_HandshakeCookieUnderLoad(t *testing.T) {
 	bindA, bindB := newCaptureBind(8), newCaptureBind(8)
 	cfgB := DefaultConfig()
@@ -29,12 +36,6 @@ func TestTunnel_HandshakeCookieUnderLoad(t *testing.T) {
 	hsA, hsB := newHSScratch(), newHSScratch()
 	fromA, fromB := &fakeEP{mustAP("192.0.2.1:51820")}, &fakeEP{mustAP("192.0.2.2:51820")}
 	pr.b.hsMsgs <- hsMessage{} // one message waiting: B is under load
-
-	deliver := func(to *Tunnel, hs *hsScratch, msg []byte, from *fakeEP) {
-		m := hsMessage{n: len(msg), src: from}
-		copy(m.buf[:], msg)
-		to.handleHandshake(hs, &m)
-	}
 
 	// 1. A initiates; B, under load, answers with a cookie reply instead of a response.
 	pr.a.initiate(hsA, pr.peerB, false)
@@ -100,11 +101,6 @@ func TestTunnel_CrossedHandshakes(t *testing.T) {
 	pr.link(t, mustAP("192.0.2.1:51820"), mustAP("192.0.2.2:51820"))
 	hsA, hsB := newHSScratch(), newHSScratch()
 	fromA, fromB := &fakeEP{mustAP("192.0.2.1:51820")}, &fakeEP{mustAP("192.0.2.2:51820")}
-	deliver := func(to *Tunnel, hs *hsScratch, msg []byte, from *fakeEP) {
-		m := hsMessage{n: len(msg), src: from}
-		copy(m.buf[:], msg)
-		to.handleHandshake(hs, &m)
-	}
 	// Both initiate; each consumes the other's initiation and answers; both responses
 	// are refused (each side's own initiation state was replaced).
 	pr.a.initiate(hsA, pr.peerB, false)
