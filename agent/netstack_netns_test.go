@@ -21,6 +21,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
+	"github.com/weftnet/weft/agent"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/netproxy"
 )
@@ -76,19 +77,7 @@ func serveUDPEcho(t *testing.T, h *node, addr string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		b := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(b)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo(append([]byte("echo:"), b[:n]...), from)
-		}
-	}()
-	t.Cleanup(func() { pc.Close(); <-done })
+	agent.ServeUDPEcho(t, pc)
 }
 
 // rootlessNode prepares a node whose agent runs as nobody: its directory (state, socket,
