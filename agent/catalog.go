@@ -151,16 +151,9 @@ func (g *catalogGlue) dnsStats() (catalog.DNSStats, bool) {
 // rebindDNS restarts the DNS server after the overlay address moved (its old address is gone).
 func (g *catalogGlue) rebindDNS(addr netip.Addr) {
 	defer g.rebindConsul(addr)
-	g.mu.Lock()
-	old := g.dns
-	g.dns = nil
-	g.mu.Unlock()
-	if old == nil {
+	if !takeShutdown(&g.mu, &g.dns) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	_ = old.Shutdown(ctx)
-	cancel()
 	if err := g.startDNS(addr); err != nil {
 		g.a.log.Error("dns after the overlay address moved", "err", err)
 		g.a.problem("dns is not serving: " + err.Error())
@@ -180,16 +173,27 @@ func mustPort(s string) uint16 {
 func (g *catalogGlue) close() {
 	g.stopConsul()
 	g.revertResolver()
-	g.mu.Lock()
-	srv := g.dns
-	g.dns = nil
-	g.mu.Unlock()
-	if srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = srv.Shutdown(ctx)
-		cancel()
-	}
+	takeShutdown(&g.mu, &g.dns)
 	_ = g.cat.Close()
+}
+
+// takeShutdown takes the server *srv out from under mu, leaving nil, and shuts it down,
+// giving its requests in flight two seconds. It reports whether there was a server.
+func takeShutdown[T any, P interface {
+	*T
+	Shutdown(context.Context) error
+}](mu *sync.Mutex, srv **T) bool {
+	mu.Lock()
+	s := *srv
+	*srv = nil
+	mu.Unlock()
+	if s == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_ = P(s).Shutdown(ctx)
+	cancel()
+	return true
 }
 
 // memberEvent keeps the remote part of the catalog in step with membership.

@@ -374,18 +374,8 @@ func TestNetns_CNIForwardGuard(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b := newNode(t, ha, "192.168.61.1"), newNode(t, hb, "192.168.61.2")
-	conf := func(subnet string, peer *node, allowed string) string {
-		return fmt.Sprintf(`gossip: {disabled: true}
-dns: {disabled: true}
-subnet: %s
-peers:
-  - public_key: %s
-    endpoint: %s:51820
-    allowed_ips: [%s]
-`, subnet, peer.pub(), peer.underlay, allowed)
-	}
-	a.start(conf("10.42.1.0/24", b, "10.42.2.0/24") + fmt.Sprintf("cni:\n  enabled: true\n  subnet_env: %s\n", filepath.Join(a.dir, "subnet.env")))
-	b.start(conf("10.42.2.0/24", a, "10.42.1.0/24, 192.168.99.0/24"))
+	a.start(staticPeerConf("10.42.1.0/24", b, "10.42.2.0/24") + fmt.Sprintf("cni:\n  enabled: true\n  subnet_env: %s\n", filepath.Join(a.dir, "subnet.env")))
+	b.start(staticPeerConf("10.42.2.0/24", a, "10.42.1.0/24, 192.168.99.0/24"))
 	eventually(t, 10*time.Second, "b pings a", func() error { return b.ping("10.42.1.1", 1) })
 	if err := b.ping("192.168.99.5", 3); err == nil {
 		t.Fatal("a forwarded tunnel traffic to a network behind it")

@@ -6,12 +6,10 @@ package agent
 // through catalog.ConsulMembers so that catalog needs no membership import.
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/weftnet/weft/catalog"
 )
@@ -99,15 +97,7 @@ func (g *catalogGlue) startConsul(addr netip.Addr) error {
 
 // stopConsul shuts the listeners; blocking queries are cut after two seconds.
 func (g *catalogGlue) stopConsul() {
-	g.mu.Lock()
-	srv := g.consul
-	g.consul = nil
-	g.mu.Unlock()
-	if srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = srv.Shutdown(ctx)
-		cancel()
-	}
+	takeShutdown(&g.mu, &g.consul)
 }
 
 // rebindConsul restarts the listeners after the overlay address moved.

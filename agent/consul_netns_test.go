@@ -14,17 +14,12 @@ import (
 )
 
 func consulConfig(n *node, key string, join ...string) string {
-	return fmt.Sprintf(`gossip:
-  bind: %s:7946
-  key: %s
-  fast: true
-  join: [%s]
-dns:
+	return gossipSection(n, key, join) + `dns:
   listen: ["127.0.0.1:53", "overlay:53"]
   consul_alias: true
 consul_api:
   listen: ["127.0.0.1:8500", "overlay:8500"]
-`, n.underlay, key, strings.Join(join, ", "))
+`
 }
 
 // curl runs curl inside the node's namespace and returns the body and the status code.

@@ -63,16 +63,7 @@ func TestNetnsAdvertise_TestNetOnly(t *testing.T) {
 		t.Fatalf("a gossips at %s, want 192.0.2.1:7946", got)
 	}
 	b.start(cfg(a.underlay))
-	eventually(t, 30*time.Second, "a and b see each other alive", func() error {
-		for _, n := range nodes {
-			for _, name := range []string{"a", "b"} {
-				if m := n.members()[name]; m.Status != "alive" || !strings.HasPrefix(m.Addr, "192.0.2.") {
-					return fmt.Errorf("%s sees %s as %+v", n.name, name, m)
-				}
-			}
-		}
-		return nil
-	})
+	eventually(t, 30*time.Second, "a and b see each other alive", func() error { return allAlive(nodes, "192.0.2.", "a", "b") })
 	eventually(t, 30*time.Second, "overlay ping both ways", func() error { return allPairsPing(nodes) })
 }
 
@@ -105,17 +96,7 @@ func TestNetnsRetryJoin_ReverseOrder(t *testing.T) {
 	}
 	nodes[1].start(cfg(nodes[1]))
 	nodes[0].start(cfg(nodes[0]))
-	eventually(t, 60*time.Second, "all three alive everywhere", func() error {
-		for _, n := range nodes {
-			ms := n.members()
-			for _, name := range []string{"a", "b", "c"} {
-				if ms[name].Status != "alive" {
-					return fmt.Errorf("%s sees %s as %+v", n.name, name, ms[name])
-				}
-			}
-		}
-		return nil
-	})
+	eventually(t, 60*time.Second, "all three alive everywhere", func() error { return allAlive(nodes, "", "a", "b", "c") })
 	eventually(t, 30*time.Second, "all pairs ping", func() error { return allPairsPing(nodes) })
 	// Each one's own loop ends with a successful join (c's at its next attempt, even though
 	// b joined it first).
@@ -218,28 +199,18 @@ func TestNetnsKeyring_RotateLiveCluster(t *testing.T) {
 	a.start(gossipConfig(a, oldKey))
 	b.start(gossipConfig(b, oldKey, a.underlay))
 	c.start(gossipConfig(c, oldKey, a.underlay))
-	allAlive := func() error {
-		for _, n := range nodes {
-			ms := n.members()
-			for _, name := range []string{"a", "b", "c"} {
-				if ms[name].Status != "alive" {
-					return fmt.Errorf("%s sees %s as %+v", n.name, name, ms[name])
-				}
-			}
-		}
-		return nil
-	}
-	eventually(t, 30*time.Second, "three alive", allAlive)
+	threeAlive := func() error { return allAlive(nodes, "", "a", "b", "c") }
+	eventually(t, 30*time.Second, "three alive", threeAlive)
 	for _, step := range [][]string{{"install", newKey}, {"use", newKey}, {"remove", oldKey}} {
 		out, err := b.cli("keyring", step[0], step[1])
 		if err != nil || !strings.Contains(out, "done on 3 of 3 members") {
 			t.Fatalf("keyring %s: %v\n%s", step[0], err, out)
 		}
-		if err := allAlive(); err != nil {
+		if err := threeAlive(); err != nil {
 			t.Fatalf("after keyring %s: %v", step[0], err)
 		}
 		time.Sleep(time.Second) // gossip and probes under the new keyring
-		if err := allAlive(); err != nil {
+		if err := threeAlive(); err != nil {
 			t.Fatalf("a second after keyring %s: %v", step[0], err)
 		}
 	}
@@ -254,7 +225,7 @@ func TestNetnsKeyring_RotateLiveCluster(t *testing.T) {
 
 	c.kill()
 	c.start(gossipConfig(c, oldKey, a.underlay)) // the old key in the file: the keyring file wins
-	eventually(t, 30*time.Second, "c back with the new key", allAlive)
+	eventually(t, 30*time.Second, "c back with the new key", threeAlive)
 	if !strings.Contains(c.logs(), "gossip keys from the keyring file") {
 		t.Fatalf("c's log does not say it used its keyring file:\n%s", c.logs())
 	}
@@ -389,15 +360,6 @@ func TestNetnsAdvertise_IPv6Only(t *testing.T) {
 		t.Fatalf("a's log:\n%s", a.logs())
 	}
 	b.start(cfg(`"[2001:db8:62::1]:7946"`))
-	eventually(t, 30*time.Second, "a and b alive over IPv6", func() error {
-		for _, n := range nodes {
-			for _, name := range []string{"a", "b"} {
-				if m := n.members()[name]; m.Status != "alive" || !strings.HasPrefix(m.Addr, "[2001:db8:62::") {
-					return fmt.Errorf("%s sees %s as %+v", n.name, name, m)
-				}
-			}
-		}
-		return nil
-	})
+	eventually(t, 30*time.Second, "a and b alive over IPv6", func() error { return allAlive(nodes, "[2001:db8:62::", "a", "b") })
 	eventually(t, 30*time.Second, "overlay ping both ways", func() error { return allPairsPing(nodes) })
 }

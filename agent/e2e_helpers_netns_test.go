@@ -190,6 +190,75 @@ func newNode(t *testing.T, h *netlab.Host, underlay string) *node {
 
 func (n *node) pub() string { return n.priv.Public().String() }
 
+// launch starts cmd as n's agent, its output appended to n's log; the test's cleanup kills it.
+func (n *node) launch(cmd *exec.Cmd) {
+	t := n.t
+	t.Helper()
+	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	n.cmd = cmd
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatal(err)
+	}
+	n.done = make(chan error, 1)
+	go func() { n.done <- cmd.Wait(); logf.Close() }()
+	t.Cleanup(func() { n.kill() })
+}
+
+// publicBinDir makes a directory any user may enter (removed when t ends) holding a copy of
+// the weft binary any user may run, and returns the directory and the copy's path.
+func publicBinDir(t *testing.T, pattern string) (dir, bin string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin = filepath.Join(dir, "weft")
+	data, err := os.ReadFile(weftBin(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir, bin
+}
+
+// allAlive is nil once every node of nodes sees each of names alive, at an address that
+// starts with addrPrefix.
+func allAlive(nodes []*node, addrPrefix string, names ...string) error {
+	for _, n := range nodes {
+		ms := n.members()
+		for _, name := range names {
+			if m := ms[name]; m.Status != "alive" || !strings.HasPrefix(m.Addr, addrPrefix) {
+				return fmt.Errorf("%s sees %s as %+v", n.name, name, m)
+			}
+		}
+	}
+	return nil
+}
+
+// staticPeerConf is the config of a node with no gossip and no DNS, routing subnet and
+// with one static peer whose allowed_ips are allowed.
+func staticPeerConf(subnet string, peer *node, allowed string) string {
+	return fmt.Sprintf(`gossip: {disabled: true}
+dns: {disabled: true}
+subnet: %s
+peers:
+  - public_key: %s
+    endpoint: %s:51820
+    allowed_ips: [%s]
+`, subnet, peer.pub(), peer.underlay, allowed)
+}
+
 // start runs `weft agent -c CONFIG` inside the node's namespace and waits for its API.
 func (n *node) start(config string) {
 	t := n.t
@@ -199,19 +268,7 @@ func (n *node) start(config string) {
 	if err := os.WriteFile(cfgPath, []byte(full), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.cmd = n.host.Command(context.Background(), weftBin(t), "agent", "-c", cfgPath)
-	n.cmd.Stdout, n.cmd.Stderr = logf, logf
-	if err := n.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	n.done = make(chan error, 1)
-	cmd := n.cmd
-	go func() { n.done <- cmd.Wait(); logf.Close() }()
-	t.Cleanup(func() { n.kill() })
+	n.launch(n.host.Command(context.Background(), weftBin(t), "agent", "-c", cfgPath))
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if _, err := agent.NewClient(n.sock).WaitReady(ctx, 15*time.Second); err != nil {

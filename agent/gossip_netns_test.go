@@ -48,13 +48,19 @@ func gossipLab(t *testing.T, names ...string) []*node {
 }
 
 func gossipConfig(n *node, key string, join ...string) string {
+	return gossipSection(n, key, join) + `dns:
+  listen: ["127.0.0.1:53"]
+`
+}
+
+// gossipSection is the gossip block of n's config: fast gossip at n's underlay address,
+// with keyring key, joining join.
+func gossipSection(n *node, key string, join []string) string {
 	return fmt.Sprintf(`gossip:
   bind: %s:7946
   key: %s
   fast: true
   join: [%s]
-dns:
-  listen: ["127.0.0.1:53"]
 `, n.underlay, key, strings.Join(join, ", "))
 }
 

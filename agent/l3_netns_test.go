@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,18 +20,8 @@ func twoHostsStatic(t *testing.T) (a, b *node) {
 	netlab.RequireTools(t, "ping")
 	ha, hb := netlab.PairT(t, "eth0", "192.168.61.1/24", "192.168.61.2/24")
 	a, b = newNode(t, ha, "192.168.61.1"), newNode(t, hb, "192.168.61.2")
-	conf := func(subnet string, peer *node, peerSubnet string) string {
-		return fmt.Sprintf(`gossip: {disabled: true}
-dns: {disabled: true}
-subnet: %s
-peers:
-  - public_key: %s
-    endpoint: %s:51820
-    allowed_ips: [%s]
-`, subnet, peer.pub(), peer.underlay, peerSubnet)
-	}
-	a.start(conf("10.42.1.0/24", b, "10.42.2.0/24") + "metrics_listen: 127.0.0.1:9101\n")
-	b.start(conf("10.42.2.0/24", a, "10.42.1.0/24"))
+	a.start(staticPeerConf("10.42.1.0/24", b, "10.42.2.0/24") + "metrics_listen: 127.0.0.1:9101\n")
+	b.start(staticPeerConf("10.42.2.0/24", a, "10.42.1.0/24"))
 	return a, b
 }
 
@@ -117,22 +106,7 @@ func TestNetns_L3StaticPeers(t *testing.T) {
 			netlab.SkipOrFail(t, "runuser not installed (util-linux)")
 		}
 		// A copy of the binary that an unprivileged user may run.
-		dir, err := os.MkdirTemp("", "weft-unpriv")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer os.RemoveAll(dir)
-		if err := os.Chmod(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		bin := filepath.Join(dir, "weft")
-		data, err := os.ReadFile(weftBin(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(bin, data, 0o755); err != nil {
-			t.Fatal(err)
-		}
+		_, bin := publicBinDir(t, "weft-unpriv")
 		out, err := exec.Command(runuser, "-u", "nobody", "--", bin, "--socket", a.sock, "status").CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "permission denied") || !strings.Contains(string(out), "as root") {
 			t.Fatalf("unprivileged status: %v: %s", err, out)

@@ -79,11 +79,8 @@ func (c *Config) validateNetstack() error {
 	}
 	for i := range c.Forward {
 		f := &c.Forward[i]
-		if f.Proto == "" {
-			f.Proto = "tcp"
-		}
-		if f.Proto != "tcp" && f.Proto != "udp" {
-			return fmt.Errorf("forward[%d] proto %q: must be tcp or udp", i, f.Proto)
+		if err := defaultProto(&f.Proto, "forward", i); err != nil {
+			return err
 		}
 		if _, err := netip.ParseAddrPort(f.Listen); err != nil {
 			return fmt.Errorf("forward[%d] listen %q: must be IP:PORT, like 127.0.0.1:5432", i, f.Listen)
@@ -95,11 +92,8 @@ func (c *Config) validateNetstack() error {
 	seen := map[string]bool{}
 	for i := range c.Expose {
 		e := &c.Expose[i]
-		if e.Proto == "" {
-			e.Proto = "tcp"
-		}
-		if e.Proto != "tcp" && e.Proto != "udp" {
-			return fmt.Errorf("expose[%d] proto %q: must be tcp or udp", i, e.Proto)
+		if err := defaultProto(&e.Proto, "expose", i); err != nil {
+			return err
 		}
 		if e.Port < 1 || e.Port > 65535 {
 			return fmt.Errorf("expose[%d] port %d: must be 1-65535", i, e.Port)
@@ -166,4 +160,16 @@ func controlSocketFor(uid int, getenv func(string) string) string {
 		return filepath.Join(d, "weft", "weft.sock")
 	}
 	return filepath.Join(stateDirFor(uid, getenv), "weft.sock")
+}
+
+// defaultProto sets an empty proto of list[i] to tcp and refuses one that is neither tcp
+// nor udp.
+func defaultProto(proto *string, list string, i int) error {
+	if *proto == "" {
+		*proto = "tcp"
+	}
+	if *proto != "tcp" && *proto != "udp" {
+		return fmt.Errorf("%s[%d] proto %q: must be tcp or udp", list, i, *proto)
+	}
+	return nil
 }

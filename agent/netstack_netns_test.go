@@ -21,6 +21,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
+	"github.com/weftnet/weft/agent"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/netproxy"
 )
@@ -76,19 +77,7 @@ func serveUDPEcho(t *testing.T, h *node, addr string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		b := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(b)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo(append([]byte("echo:"), b[:n]...), from)
-		}
-	}()
-	t.Cleanup(func() { pc.Close(); <-done })
+	agent.ServeUDPEcho(t, pc)
 }
 
 // rootlessNode prepares a node whose agent runs as nobody: its directory (state, socket,
@@ -102,22 +91,7 @@ func rootlessNode(t *testing.T, n *node) (uid, gid int) {
 	}
 	uid, _ = strconv.Atoi(u.Uid)
 	gid, _ = strconv.Atoi(u.Gid)
-	dir, err := os.MkdirTemp("", "weft-rootless-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "weft")
-	data, err := os.ReadFile(weftBin(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir, _ := publicBinDir(t, "weft-rootless-")
 	// No state_dir or control_socket in its config: the defaults for a user must find them
 	// (XDG_STATE_HOME/weft, XDG_RUNTIME_DIR/weft/weft.sock), for the agent and the CLI.
 	state := filepath.Join(dir, "xdg-state", "weft")
@@ -159,21 +133,9 @@ func (n *node) startAs(uid, gid int, config string) {
 	if err := os.WriteFile(cfgPath, []byte(full), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// ip netns exec needs root; the agent itself runs as uid:gid (setpriv drops every
 	// capability with the uid change), so it cannot configure a TUN even if it tried.
-	n.cmd = n.asUser(context.Background(), uid, gid, filepath.Join(n.dir, "weft"), "agent", "-c", cfgPath)
-	n.cmd.Stdout, n.cmd.Stderr = logf, logf
-	if err := n.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	n.done = make(chan error, 1)
-	cmd := n.cmd
-	go func() { n.done <- cmd.Wait(); logf.Close() }()
-	t.Cleanup(func() { n.kill() })
+	n.launch(n.asUser(context.Background(), uid, gid, filepath.Join(n.dir, "weft"), "agent", "-c", cfgPath))
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	deadline := time.Now().Add(15 * time.Second)

@@ -322,6 +322,13 @@ func udpEchoLocal(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ServeUDPEcho(t, pc)
+	return pc.LocalAddr().(*net.UDPAddr).Port
+}
+
+// ServeUDPEcho answers every datagram on pc with "echo:" and the datagram until the test
+// ends, then closes pc. It is exported for the netns tests of package agent_test.
+func ServeUDPEcho(t testing.TB, pc net.PacketConn) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -335,7 +342,6 @@ func udpEchoLocal(t *testing.T) int {
 		}
 	}()
 	t.Cleanup(func() { pc.Close(); <-done })
-	return pc.LocalAddr().(*net.UDPAddr).Port
 }
 
 // socksHello opens a SOCKS5 connection and sends cmd for ip:port; it returns the connection

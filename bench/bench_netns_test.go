@@ -34,6 +34,26 @@ func testWireGuardGoBin(t *testing.T) string {
 	return exe
 }
 
+// checkMedians fails t unless Run succeeded and gave every system of names a valid,
+// positive median for each metric.
+func checkMedians(t *testing.T, rep *Report, err error, names []string) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for _, name := range names {
+		sys := rep.System(name)
+		if sys == nil {
+			t.Fatalf("no result for %s", name)
+		}
+		for _, key := range metricOrder {
+			if m := sys.Metrics[key]; !m.Valid() || m.Median <= 0 {
+				t.Errorf("%s %s: %+v, want a positive median", name, key, m)
+			}
+		}
+	}
+}
+
 func TestRun_NetnsAllBaselines(t *testing.T) {
 	netlab.Require(t)
 	netlab.RequireTools(t, "iperf3", "ping", "ss")
@@ -58,20 +78,7 @@ func TestRun_NetnsAllBaselines(t *testing.T) {
 		_ = rep.WriteTable(&table)
 		t.Logf("table:\n%s", table.String())
 	}
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	for _, name := range opts.Systems {
-		sys := rep.System(name)
-		if sys == nil {
-			t.Fatalf("no result for %s", name)
-		}
-		for _, key := range metricOrder {
-			if m := sys.Metrics[key]; !m.Valid() || m.Median <= 0 {
-				t.Errorf("%s %s: %+v, want a positive median", name, key, m)
-			}
-		}
-	}
+	checkMedians(t, rep, err, opts.Systems)
 	// Each overlay ran at the MTU it claims: wireguard-go's own default, the kernel vxlan's.
 	for name, want := range map[string]int{SystemWireGuardGo: 1420, SystemVXLAN: 1450, SystemVeth: 0} {
 		if got := rep.System(name).MTU; got != want {
@@ -115,20 +122,7 @@ func TestRun_NetnsWeft(t *testing.T) {
 	rep, err := Run(ctx, Options{Systems: names, Rounds: 1, Duration: time.Second, Streams: 2, Pings: 10,
 		OutDir: "-", WeftBin: bin, Progress: &progress})
 	t.Logf("progress:\n%s", progress.String())
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	for _, name := range names {
-		sys := rep.System(name)
-		if sys == nil {
-			t.Fatalf("no result for %s", name)
-		}
-		for _, key := range metricOrder {
-			if m := sys.Metrics[key]; !m.Valid() || m.Median <= 0 {
-				t.Errorf("%s %s: %+v, want a positive median", name, key, m)
-			}
-		}
-	}
+	checkMedians(t, rep, err, names)
 	// The agent picked its own default MTU for each mode (the largest that fits a 1500-byte
 	// underlay): the figures are for the MTU a user gets.
 	for name, want := range map[string]int{

@@ -329,6 +329,12 @@ func (c *Catalog) publish(tag string) error {
 
 // Renew passes a ttl check and restarts its timer.
 func (c *Catalog) Renew(name string) error {
+	return c.setTTL("renew", name, HealthPassing, "renewed at "+time.Now().UTC().Format(time.RFC3339))
+}
+
+// setTTL records h and output on the ttl check of service name and restarts its timer;
+// verb names the operation in errors.
+func (c *Catalog) setTTL(verb, name string, h Health, output string) error {
 	name = strings.ToLower(name)
 	c.mu.Lock()
 	e := c.local[name]
@@ -338,20 +344,20 @@ func (c *Catalog) Renew(name string) error {
 		return net.ErrClosed
 	case e == nil:
 		c.mu.Unlock()
-		return fmt.Errorf("renew %q: %w", name, ErrUnknownService)
+		return fmt.Errorf("%s %q: %w", verb, name, ErrUnknownService)
 	case e.svc.Check == nil || e.svc.Check.Kind != CheckTTL:
 		c.mu.Unlock()
-		return fmt.Errorf("renew %q: %w", name, ErrNotTTL)
+		return fmt.Errorf("%s %q: %w", verb, name, ErrNotTTL)
 	}
-	e.output = "renewed at " + time.Now().UTC().Format(time.RFC3339)
-	changed := e.m.observe(HealthPassing)
+	e.output = output
+	changed := e.m.observe(h)
 	if changed {
 		c.bumpLocked()
 	}
 	c.mu.Unlock()
 	e.runner.renewed()
 	if changed {
-		c.log.Info("service health changed", "service", name, "health", HealthPassing)
+		c.log.Info("service health changed", "service", name, "health", h)
 		c.kickPublisher()
 	}
 	return nil

@@ -351,33 +351,8 @@ func (c *Catalog) UpdateTTL(name string, h Health, output string) error {
 	if h == HealthPassing && output == "" {
 		return c.Renew(name)
 	}
-	name = strings.ToLower(name)
-	c.mu.Lock()
-	e := c.local[name]
-	switch {
-	case c.closed:
-		c.mu.Unlock()
-		return net.ErrClosed
-	case e == nil:
-		c.mu.Unlock()
-		return fmt.Errorf("update %q: %w", name, ErrUnknownService)
-	case e.svc.Check == nil || e.svc.Check.Kind != CheckTTL:
-		c.mu.Unlock()
-		return fmt.Errorf("update %q: %w", name, ErrNotTTL)
-	}
 	if output == "" {
 		output = h.String() + " at " + time.Now().UTC().Format(time.RFC3339)
 	}
-	e.output = output
-	changed := e.m.observe(h)
-	if changed {
-		c.bumpLocked()
-	}
-	c.mu.Unlock()
-	e.runner.renewed()
-	if changed {
-		c.log.Info("service health changed", "service", name, "health", h)
-		c.kickPublisher()
-	}
-	return nil
+	return c.setTTL("update", name, h, output)
 }

@@ -101,7 +101,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 			"remove stopped containers (their DEL frees addresses), or run fewer containers on this host; stale reservations live in "+store.dir)
 	}
 	if err != nil {
-		return types.NewError(types.ErrIOFailure, "weft-cni: "+err.Error(), "")
+		return ioError(err)
 	}
 	res, err := add(conf, hn, netns, args.IfName, addr)
 	if err != nil {
@@ -206,16 +206,12 @@ func parsePrev(stdin []byte) (*current.Result, error) {
 }
 
 func cmdDel(args *skel.CmdArgs) error {
-	conf, err := ParseConfig(args.StdinData)
+	_, store, err := openConfigStore(args.StdinData)
 	if err != nil {
 		return err
 	}
-	store, err := OpenStore(conf.DataDir, conf.Name)
-	if err != nil {
-		return types.NewError(types.ErrIOFailure, "weft-cni: "+err.Error(), "")
-	}
 	if err := store.Release(args.ContainerID, args.IfName); err != nil {
-		return types.NewError(types.ErrIOFailure, "weft-cni: "+err.Error(), "")
+		return ioError(err)
 	}
 	// The runtime may call DEL after the namespace is gone (its veth went with it): fine.
 	if args.Netns == "" {
@@ -261,11 +257,11 @@ func cmdCheck(args *skel.CmdArgs) error {
 	}
 	store, err := OpenStore(conf.DataDir, conf.Name)
 	if err != nil {
-		return types.NewError(types.ErrIOFailure, "weft-cni: "+err.Error(), "")
+		return ioError(err)
 	}
 	addr, ok, err := store.Lookup(hn.Subnet, args.ContainerID, args.IfName)
 	if err != nil {
-		return types.NewError(types.ErrIOFailure, "weft-cni: "+err.Error(), "")
+		return ioError(err)
 	}
 	if !ok {
 		return checkError("no address is reserved for container %s %s in %s", args.ContainerID, args.IfName, hn.Subnet)
@@ -319,6 +315,24 @@ func cmdCheck(args *skel.CmdArgs) error {
 	return nil
 }
 
+// ioError is the CNI error for a failure of the address store.
+func ioError(err error) error {
+	return types.NewError(types.ErrIOFailure, "weft-cni: "+err.Error(), "")
+}
+
+// openConfigStore parses the network configuration and opens its address store.
+func openConfigStore(stdin []byte) (*NetConf, *Store, error) {
+	conf, err := ParseConfig(stdin)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := OpenStore(conf.DataDir, conf.Name)
+	if err != nil {
+		return nil, nil, ioError(err)
+	}
+	return conf, store, nil
+}
+
 func checkError(format string, args ...any) error {
 	return types.NewError(types.ErrInternal, "weft-cni: CHECK failed: "+fmt.Sprintf(format, args...),
 		"delete and re-create the container's network (DEL, then ADD)")
@@ -326,20 +340,16 @@ func checkError(format string, args ...any) error {
 
 // cmdGC frees reservations of attachments the runtime no longer knows (CNI 1.1).
 func cmdGC(args *skel.CmdArgs) error {
-	conf, err := ParseConfig(args.StdinData)
+	conf, store, err := openConfigStore(args.StdinData)
 	if err != nil {
 		return err
-	}
-	store, err := OpenStore(conf.DataDir, conf.Name)
-	if err != nil {
-		return types.NewError(types.ErrIOFailure, "weft-cni: "+err.Error(), "")
 	}
 	keep := make(map[string]bool, len(conf.ValidAttachments))
 	for _, a := range conf.ValidAttachments {
 		keep[OwnerKey(a.ContainerID, a.IfName)] = true
 	}
 	if err := store.ReleaseExcept(keep); err != nil {
-		return types.NewError(types.ErrIOFailure, "weft-cni: "+err.Error(), "")
+		return ioError(err)
 	}
 	return nil
 }

@@ -74,21 +74,8 @@ type UDPRelay struct {
 }
 
 type udpSession struct {
-	up   net.Conn
-	mu   sync.Mutex
-	last time.Time
-}
-
-func (s *udpSession) touch() {
-	s.mu.Lock()
-	s.last = time.Now()
-	s.mu.Unlock()
-}
-
-func (s *udpSession) idle() time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return time.Since(s.last)
+	up net.Conn
+	lastUse
 }
 
 // RelayUDP reads datagrams on pc and relays each source's to its own dial of the
@@ -186,7 +173,8 @@ func (r *UDPRelay) session(src net.Addr) *udpSession {
 		r.cnt.add(relayReason(err))
 		return nil
 	}
-	s := &udpSession{up: up, last: time.Now()}
+	s := &udpSession{up: up}
+	s.touch()
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()

@@ -540,19 +540,8 @@ type association struct {
 	mu     sync.Mutex
 	client netip.AddrPort // learned from the first valid datagram
 	peers  map[netip.AddrPort]Addr
-	last   time.Time
-}
 
-func (a *association) touch() {
-	a.mu.Lock()
-	a.last = time.Now()
-	a.mu.Unlock()
-}
-
-func (a *association) idle() time.Duration {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return time.Since(a.last)
+	lastUse
 }
 
 func (a *association) fromClient() {
@@ -598,8 +587,8 @@ func (a *association) fromClient() {
 			continue
 		}
 		a.peers[dst] = h.Addr
-		a.last = time.Now()
 		a.mu.Unlock()
+		a.touch()
 		if _, err := a.overlay.WriteTo(payload, net.UDPAddrFromAddrPort(dst)); err != nil {
 			a.s.cnt.add("udp_send_error")
 			continue
@@ -624,8 +613,8 @@ func (a *association) fromOverlay() {
 		a.mu.Lock()
 		name, known := a.peers[src]
 		client := a.client
-		a.last = time.Now()
 		a.mu.Unlock()
+		a.touch()
 		if !known || !client.IsValid() {
 			a.s.cnt.add("socks5_udp_unsolicited")
 			continue

@@ -4,6 +4,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // syncSet is a set of open connections.
@@ -43,3 +44,21 @@ func (s *syncSet) closeAll() {
 type onceFlag struct{ done atomic.Bool }
 
 func (o *onceFlag) first() bool { return o.done.CompareAndSwap(false, true) }
+
+// lastUse is when a session was last used, safe for concurrent use.
+type lastUse struct {
+	lastMu sync.Mutex
+	last   time.Time
+}
+
+func (l *lastUse) touch() {
+	l.lastMu.Lock()
+	l.last = time.Now()
+	l.lastMu.Unlock()
+}
+
+func (l *lastUse) idle() time.Duration {
+	l.lastMu.Lock()
+	defer l.lastMu.Unlock()
+	return time.Since(l.last)
+}

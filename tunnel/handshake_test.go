@@ -20,21 +20,30 @@ func lastSent(b *captureBind) ([]byte, uint32) {
 	return m, binary.LittleEndian.Uint32(m)
 }
 
+// deliver hands the handshake message msg, from the endpoint from, to to's handshake path.
+func deliver(to *Tunnel, hs *hsScratch, msg []byte, from *fakeEP) {
+	m := hsMessage{n: len(msg), src: from}
+	copy(m.buf[:], msg)
+	to.handleHandshake(hs, &m)
+}
+
+// newLinkedPair is a pair of tunnels with configs cfgA and cfgB, linked at 192.0.2.1 and
+// 192.0.2.2, with the capture binds that record what each one sends.
+func newLinkedPair(t *testing.T, cfgA, cfgB Config) (pr *pair, bindA, bindB *captureBind) {
+	t.Helper()
+	bindA, bindB = newCaptureBind(8), newCaptureBind(8)
+	pr = newPair(t, cfgA, cfgB, newFakeDev(8, false), newFakeDev(8, false), bindA, bindB)
+	pr.link(t, mustAP("192.0.2.1:51820"), mustAP("192.0.2.2:51820"))
+	return pr, bindA, bindB
+}
+
 func TestTunnel_HandshakeCookieUnderLoad(t *testing.T) {
-	bindA, bindB := newCaptureBind(8), newCaptureBind(8)
 	cfgB := DefaultConfig()
 	cfgB.HandshakeQueueLen = 8 // under load from 1 queued message
-	pr := newPair(t, DefaultConfig(), cfgB, newFakeDev(8, false), newFakeDev(8, false), bindA, bindB)
-	pr.link(t, mustAP("192.0.2.1:51820"), mustAP("192.0.2.2:51820"))
+	pr, bindA, bindB := newLinkedPair(t, DefaultConfig(), cfgB)
 	hsA, hsB := newHSScratch(), newHSScratch()
 	fromA, fromB := &fakeEP{mustAP("192.0.2.1:51820")}, &fakeEP{mustAP("192.0.2.2:51820")}
 	pr.b.hsMsgs <- hsMessage{} // one message waiting: B is under load
-
-	deliver := func(to *Tunnel, hs *hsScratch, msg []byte, from *fakeEP) {
-		m := hsMessage{n: len(msg), src: from}
-		copy(m.buf[:], msg)
-		to.handleHandshake(hs, &m)
-	}
 
 	// 1. A initiates; B, under load, answers with a cookie reply instead of a response.
 	pr.a.initiate(hsA, pr.peerB, false)
@@ -78,9 +87,7 @@ func TestTunnel_HandshakeCookieUnderLoad(t *testing.T) {
 }
 
 func TestTunnel_HandshakeUnknownPeer(t *testing.T) {
-	bindA, bindB := newCaptureBind(8), newCaptureBind(8)
-	pr := newPair(t, DefaultConfig(), DefaultConfig(), newFakeDev(8, false), newFakeDev(8, false), bindA, bindB)
-	pr.link(t, mustAP("192.0.2.1:51820"), mustAP("192.0.2.2:51820"))
+	pr, bindA, bindB := newLinkedPair(t, DefaultConfig(), DefaultConfig())
 	pr.b.table.Remove(pr.idA.PublicKey()) // B no longer knows A
 	hsA, hsB := newHSScratch(), newHSScratch()
 	pr.a.initiate(hsA, pr.peerB, false)
@@ -94,17 +101,10 @@ func TestTunnel_HandshakeUnknownPeer(t *testing.T) {
 }
 
 func TestTunnel_CrossedHandshakes(t *testing.T) {
-	bindA, bindB := newCaptureBind(8), newCaptureBind(8)
 	cfg := DefaultConfig()
-	pr := newPair(t, cfg, cfg, newFakeDev(8, false), newFakeDev(8, false), bindA, bindB)
-	pr.link(t, mustAP("192.0.2.1:51820"), mustAP("192.0.2.2:51820"))
+	pr, bindA, bindB := newLinkedPair(t, cfg, cfg)
 	hsA, hsB := newHSScratch(), newHSScratch()
 	fromA, fromB := &fakeEP{mustAP("192.0.2.1:51820")}, &fakeEP{mustAP("192.0.2.2:51820")}
-	deliver := func(to *Tunnel, hs *hsScratch, msg []byte, from *fakeEP) {
-		m := hsMessage{n: len(msg), src: from}
-		copy(m.buf[:], msg)
-		to.handleHandshake(hs, &m)
-	}
 	// Both initiate; each consumes the other's initiation and answers; both responses
 	// are refused (each side's own initiation state was replaced).
 	pr.a.initiate(hsA, pr.peerB, false)
@@ -213,11 +213,9 @@ func TestTunnel_HandshakeWrongKey(t *testing.T) {
 // wireguard-go does. A flooder that pauses for the worker to drain the queue gets a cookie
 // reply for its next initiation, not a Diffie-Hellman; after the hold time load is off again.
 func TestTunnel_UnderLoadHysteresis(t *testing.T) {
-	bindA, bindB := newCaptureBind(8), newCaptureBind(8)
 	cfgB := DefaultConfig()
 	cfgB.HandshakeQueueLen = 8 // under load from 1 queued message
-	pr := newPair(t, DefaultConfig(), cfgB, newFakeDev(8, false), newFakeDev(8, false), bindA, bindB)
-	pr.link(t, mustAP("192.0.2.1:51820"), mustAP("192.0.2.2:51820"))
+	pr, bindA, bindB := newLinkedPair(t, DefaultConfig(), cfgB)
 	now := time.Unix(1_000_000, 0)
 	pr.b.now = func() time.Time { return now }
 

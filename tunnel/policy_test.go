@@ -83,17 +83,7 @@ func newDirectPolicy(tb testing.TB, batch int, pkts [][]byte, pa, pb Policy) *di
 	tb.Helper()
 	cfgA, cfgB := DefaultConfig(), DefaultConfig()
 	cfgA.Policy, cfgB.Policy = pa, pb
-	bindA, bindB := newCaptureBind(batch), newCaptureBind(batch)
-	pr := newPair(tb, cfgA, cfgB, newFakeDev(batch, false), newFakeDev(batch, false), bindA, bindB)
-	epA, epB := netip.MustParseAddrPort("192.0.2.1:51820"), netip.MustParseAddrPort("192.0.2.2:51820")
-	pr.link(tb, epA, epB)
-	pr.handshakeDirect(tb)
-	d := &direct{pair: pr, bindA: bindA, sc: pr.a.newSendScratch(), rs: pr.b.newRecvScratch(),
-		bufs: make([][]byte, batch), sizes: make([]int, batch), fromA: &fakeEP{epA}, packets: pkts}
-	for i := range d.bufs {
-		d.bufs[i] = make([]byte, bufSize)
-	}
-	return d
+	return newDirectWith(tb, batch, pkts, cfgA, cfgB, nil)
 }
 
 func TestTunnel_PolicyLoopZeroAlloc(t *testing.T) {
@@ -229,13 +219,7 @@ func BenchmarkTunnel_LoopPolicy(b *testing.B) {
 				if d.devB.written.Load() != batch {
 					b.Fatalf("warm-up delivered %d", d.devB.written.Load())
 				}
-				b.SetBytes(int64(size * batch))
-				b.ReportAllocs()
-				b.ResetTimer()
-				for b.Loop() {
-					d.round()
-				}
-				b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "pps")
+				benchRounds(b, d, size, batch)
 			})
 		}
 	}

@@ -135,6 +135,31 @@ func (d *direct) receiveOne(t testing.TB, msg []byte) fate {
 	return f
 }
 
+// receiveSealedFuzz has B receive plain sealed by A and checks what every plaintext must
+// give: an empty one is a keepalive, a non-empty one is neither a keepalive nor a
+// handshake. It returns what B's device got, or false if nothing was delivered (or plain
+// is too large to seal).
+func (d *direct) receiveSealedFuzz(t *testing.T, plain []byte) ([]byte, bool) {
+	t.Helper()
+	if len(plain) > bufSize-64 {
+		return nil, false
+	}
+	fate := d.receiveOne(t, d.sealFromA(t, plain))
+	if len(plain) == 0 {
+		if !fate.keepalive {
+			t.Fatalf("empty plaintext: %v, want a keepalive", fate)
+		}
+		return nil, false
+	}
+	if !fate.delivered {
+		if fate.keepalive || fate.handshake {
+			t.Fatalf("non-empty plaintext: %v", fate)
+		}
+		return nil, false
+	}
+	return <-d.devB.out, true
+}
+
 // sealFromA seals plain (VXLAN header and inner packet, as sent) with A's current keypair
 // for B, as A's send path would after its own checks.
 func (d *direct) sealFromA(t testing.TB, plain []byte) []byte {
@@ -259,23 +284,10 @@ func FuzzTunnel_ReceiveSealed(f *testing.F) {
 	f.Add(vxlanHeader(vni, vxlan.ProtoIPv4))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, plain []byte) {
-		if len(plain) > bufSize-64 {
+		got, ok := d.receiveSealedFuzz(t, plain)
+		if !ok {
 			return
 		}
-		fate := d.receiveOne(t, d.sealFromA(t, plain))
-		if len(plain) == 0 {
-			if !fate.keepalive {
-				t.Fatalf("empty plaintext: %v, want a keepalive", fate)
-			}
-			return
-		}
-		if !fate.delivered {
-			if fate.keepalive || fate.handshake {
-				t.Fatalf("non-empty plaintext: %v", fate)
-			}
-			return
-		}
-		got := <-d.devB.out
 		if len(plain) < vxlan.HeaderSize {
 			t.Fatalf("delivered %d bytes from a %d-byte plaintext", len(got), len(plain))
 		}
@@ -339,23 +351,10 @@ func FuzzL2Tunnel_ReceiveSealed(f *testing.F) {
 	seed(arpFrame(testMACA, "10.0.2.7", "10.0.2.1")) // gratuitous ARP for an address of B's
 	seed(testFrame(testMACB, testMACA, l2.EtherTypeIPv6, ipv6Packet("fd00:1::1", "fd00:2::1", 60)))
 	f.Fuzz(func(t *testing.T, plain []byte) {
-		if len(plain) > bufSize-64 {
+		got, ok := d.receiveSealedFuzz(t, plain)
+		if !ok {
 			return
 		}
-		fate := d.receiveOne(t, d.sealFromA(t, plain))
-		if len(plain) == 0 {
-			if !fate.keepalive {
-				t.Fatalf("empty plaintext: %v, want a keepalive", fate)
-			}
-			return
-		}
-		if !fate.delivered {
-			if fate.keepalive || fate.handshake {
-				t.Fatalf("non-empty plaintext: %v", fate)
-			}
-			return
-		}
-		got := <-d.devB.out
 		if v := binary.BigEndian.Uint32(plain[4:8]) >> 8; v != vni {
 			t.Fatalf("delivered a frame of VNI %d, ours is %d", v, vni)
 		}

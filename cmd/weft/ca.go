@@ -56,11 +56,7 @@ it can admit hosts: keep it off the hosts), and ca.crt, the self-signed CA certi
 trusts. --subnet and --group constrain what the CA may sign (default: anything).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			d, err := parseValidity(dur)
-			if err != nil {
-				return fmt.Errorf("--duration: %w", err)
-			}
-			prefixes, err := parsePrefixes(subnets)
+			d, prefixes, err := parseValiditySubnets(dur, subnets)
 			if err != nil {
 				return err
 			}
@@ -127,11 +123,7 @@ year) ends no later than the CA's.`,
 			if err != nil {
 				return fmt.Errorf("--public-key: %w (pass the host's public key, the output of `weft keygen --public < KEYFILE`)", err)
 			}
-			d, err := parseValidity(dur)
-			if err != nil {
-				return fmt.Errorf("--duration: %w", err)
-			}
-			prefixes, err := parsePrefixes(subnets)
+			d, prefixes, err := parseValiditySubnets(dur, subnets)
 			if err != nil {
 				return err
 			}
@@ -386,6 +378,19 @@ func parseValidity(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q: want at least a second", s)
 	}
 	return v, nil
+}
+
+// parseValiditySubnets parses the --duration and --subnet flags of ca init and ca sign.
+func parseValiditySubnets(dur string, subnets []string) (time.Duration, []netip.Prefix, error) {
+	d, err := parseValidity(dur)
+	if err != nil {
+		return 0, nil, fmt.Errorf("--duration: %w", err)
+	}
+	prefixes, err := parsePrefixes(subnets)
+	if err != nil {
+		return 0, nil, err
+	}
+	return d, prefixes, nil
 }
 
 func parsePrefixes(ss []string) ([]netip.Prefix, error) {
