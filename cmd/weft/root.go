@@ -28,6 +28,7 @@ Run 'weft agent' on every host; the other commands talk to the local agent.`,
 		newServicesCmd(g), newRegisterCmd(g), newDeregisterCmd(g), newRenewCmd(g), newWatchCmd(g), newResolveCmd(g), newFDBCmd(g), newReloadCmd(g), newCNICmd(g),
 		newBenchCmd(), newKeygenCmd(), newCACmd(), newVersionCmd(), newDNSCmd(),
 		newPolicyCmd(g),
+		newClientCmd(g),
 	)
 	return root
 }
