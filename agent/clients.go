@@ -379,6 +379,7 @@ type WGQuickConfig struct {
 	Endpoint   string
 	AllowedIPs netip.Prefix
 	Keepalive  time.Duration
+	MTU        int // the host's overlay MTU (0: omitted)
 }
 
 func (w WGQuickConfig) String() string {
@@ -386,6 +387,9 @@ func (w WGQuickConfig) String() string {
 	b.WriteString("[Interface]\n")
 	fmt.Fprintf(&b, "Address = %s/32\n", w.Address)
 	fmt.Fprintf(&b, "PrivateKey = %s\n", w.PrivateKey)
+	if w.MTU > 0 {
+		fmt.Fprintf(&b, "MTU = %d\n", w.MTU)
+	}
 	if w.DNS.IsValid() {
 		fmt.Fprintf(&b, "DNS = %s", w.DNS)
 		if w.DNSSearch != "" {
@@ -406,7 +410,7 @@ func (w WGQuickConfig) String() string {
 func (a *Agent) clientConfig(c WGClient, priv crypto.PrivateKey, endpoint string) WGQuickConfig {
 	w := WGQuickConfig{Address: c.Address, PrivateKey: PrivateKeyPlaceholder, DNS: a.dnsAddr(),
 		DNSSearch: strings.TrimSuffix(a.cfg.DNS.Domain, "."), PeerKey: a.priv.Public().String(),
-		Endpoint: endpoint, AllowedIPs: a.cfg.ClusterCIDR.Prefix, Keepalive: c.Keepalive.Duration}
+		Endpoint: endpoint, AllowedIPs: a.cfg.ClusterCIDR.Prefix, Keepalive: c.Keepalive.Duration, MTU: a.cfg.MTU}
 	if priv != (crypto.PrivateKey{}) {
 		w.PrivateKey = base64.StdEncoding.EncodeToString(priv[:])
 	}

@@ -66,6 +66,7 @@ func wgQuickToUAPI(t *testing.T, text string) (string, netip.Prefix, netip.Addr)
 			addr = netip.MustParsePrefix(v)
 		case "[Interface]PrivateKey":
 			fmt.Fprintf(&uapi, "private_key=%s\n", b64hex(v))
+		case "[Interface]MTU":
 		case "[Interface]DNS":
 			dns = netip.MustParseAddr(strings.TrimSpace(strings.Split(v, ",")[0]))
 		case "[Peer]PublicKey":
