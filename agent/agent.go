@@ -177,6 +177,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	closers = append(closers, a.stopClients)
 	if err := a.startClients(); err != nil {
 		return err
 	}

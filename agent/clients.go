@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/peers"
 )
@@ -78,10 +80,11 @@ type clientStore struct {
 	mu      sync.Mutex
 	loaded  bool
 	list    []WGClient
-	forward bool // forwarding is on for the TUN
-	// setForwarding turns forwarding on for a device; nil: setForwarding (tests without a
-	// device replace it).
-	setForwarding func(dev string, on bool) error
+	forward bool            // forwarding is on for the TUN
+	rules   []*netlink.Rule // the client guard (clients_linux.go)
+	// enableForwarding installs the guard and turns forwarding on for the TUN; nil:
+	// Agent.clientForwarding (tests without a device replace it).
+	enableForwarding func() error
 }
 
 func (a *Agent) clientsPath() string { return filepath.Join(a.cfg.StateDir, "clients.json") }
@@ -137,11 +140,11 @@ func (a *Agent) addClientPeerLocked(c WGClient) error {
 		return fmt.Errorf("public key: %w", err)
 	}
 	if !a.cl.forward {
-		set := a.cl.setForwarding
-		if set == nil {
-			set = setForwarding
+		enable := a.cl.enableForwarding
+		if enable == nil {
+			enable = a.clientForwarding
 		}
-		if err := set(a.cfg.Interface, true); err != nil {
+		if err := enable(); err != nil {
 			return err
 		}
 		a.cl.forward = true

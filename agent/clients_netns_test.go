@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weftnet/weft/internal/netlab"
 )
 
 // wireGuardGoBin is weft-bench (its hidden __wireguard-go command runs wireguard-go's
@@ -62,8 +64,9 @@ func parseWGQuick(t *testing.T, text string) map[string]string {
 // host b (not a), resolves a service on b through the DNS server of its config, and after
 // `weft client remove` its traffic stops.
 func TestNetns_StockWireGuardClient(t *testing.T) {
-	nodes := gossipLab(t, "a", "b", "c", "w")
-	a, b, c, w := nodes[0], nodes[1], nodes[2], nodes[3]
+	netlab.RequireTools(t, "dig", "nft")
+	nodes := gossipLab(t, "a", "b", "c", "w", "x")
+	a, b, c, w, x := nodes[0], nodes[1], nodes[2], nodes[3], nodes[4] // x: a plain machine on the underlay
 	key := gossipKeyB64(t)
 	conf := func(n *node, join ...string) string {
 		return strings.Replace(gossipConfig(n, key, join...), `listen: ["127.0.0.1:53"]`, `listen: ["127.0.0.1:53", "overlay:53"]`, 1)
@@ -98,7 +101,8 @@ func TestNetns_StockWireGuardClient(t *testing.T) {
 	wg := w.host.Command(ctx, wireGuardGoBin(t), "__wireguard-go", "--interface", "wgc0",
 		"--private-key", cfg["Interface.PrivateKey"], "--listen-port", "51900",
 		"--peer-public-key", cfg["Peer.PublicKey"], "--endpoint", cfg["Peer.Endpoint"],
-		"--allowed-ips", cfg["Peer.AllowedIPs"], "--mtu", mtu)
+		// x's underlay address too: a hostile client tries to use a as a router (below).
+		"--allowed-ips", cfg["Peer.AllowedIPs"]+","+x.underlay+"/32", "--mtu", mtu)
 	wgLog, _ := os.Create(filepath.Join(w.dir, "wireguard-go.log"))
 	wg.Stdout, wg.Stderr = wgLog, wgLog
 	if err := wg.Start(); err != nil {
@@ -143,6 +147,36 @@ func TestNetns_StockWireGuardClient(t *testing.T) {
 	}
 	if out, err := a.cli("client", "list"); err != nil || !strings.Contains(out, "phone") {
 		t.Fatalf("client list: %v %s", err, out)
+	}
+
+	// Hostile: the client routes x's underlay address into the tunnel. a forwards from the
+	// TUN only to the overlay: the client guard drops it (x counts what reaches it).
+	if out, err := x.host.Run("nft", "add table ip wgtest; add chain ip wgtest in { type filter hook prerouting priority 0; }; add rule ip wgtest in ip saddr 10.42.0.0/16 counter"); err != nil {
+		t.Fatalf("nft: %v %s", err, out)
+	}
+	fromOverlay := func() string {
+		out, _ := x.host.Run("nft", "list chain ip wgtest in")
+		if i := strings.Index(out, "counter packets "); i >= 0 {
+			return strings.Fields(out[i+len("counter packets "):])[0]
+		}
+		return "?"
+	}
+	if out, err := w.host.Run("ip", "route", "add", x.underlay+"/32", "dev", "wgc0"); err != nil {
+		t.Fatalf("route: %v %s", err, out)
+	}
+	_, _ = w.host.Run("ping", "-c", "3", "-i", "0.2", "-W", "1", x.underlay)
+	if n := fromOverlay(); n != "0" {
+		t.Fatalf("x received %s packets from the client through a", n)
+	}
+	if out, err := a.host.Run("ip", "rule", "del", "priority", "32692"); err != nil {
+		t.Fatalf("ip rule del: %v %s", err, out)
+	}
+	_, _ = w.host.Run("ping", "-c", "3", "-i", "0.2", "-W", "1", x.underlay)
+	if n := fromOverlay(); n == "0" || n == "?" {
+		t.Fatalf("without the guard's drop rule x received %s packets: the check above cannot fail", n)
+	}
+	if out, err := a.host.Run("ip", "rule", "add", "priority", "32692", "iif", "weft0", "blackhole"); err != nil {
+		t.Fatalf("ip rule add: %v %s", err, out)
 	}
 
 	if out, err := a.cli("client", "remove", "phone"); err != nil {

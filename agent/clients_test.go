@@ -106,7 +106,7 @@ func clientsAgent(t *testing.T) (*Agent, *tuntest.ChannelTUN, *httptest.Server) 
 	a := &Agent{cfg: cfg, log: NewLogger(testWriter{t}, "debug"), priv: priv, id: id, table: peers.NewTable(id),
 		address: netip.MustParseAddr("10.42.3.1"), subnet: netip.MustParsePrefix("10.42.3.0/24")}
 	a.dp = newDatapath(a)
-	a.cl.setForwarding = func(string, bool) error { return nil }
+	a.cl.enableForwarding = func() error { return nil }
 	tcfg := tunnel.DefaultLocalConfig()
 	tcfg.Identity = id
 	ct := tuntest.NewChannelTUN()
