@@ -298,3 +298,44 @@ func TestClients_RefusedInL2(t *testing.T) {
 		t.Error("unknown framing accepted")
 	}
 }
+
+// A restarted agent brings its stored clients back as WireGuard-framed peers.
+func TestClients_ReloadedOnStart(t *testing.T) {
+	a, _, srv := clientsAgent(t)
+	added, code, body := postClient(t, srv, ClientAdd{Name: "tablet", Endpoint: "192.0.2.1:51820"})
+	if code != http.StatusOK {
+		t.Fatalf("add: %d %s", code, body)
+	}
+	id := crypto.NewIdentity(a.priv)
+	t.Cleanup(id.Close)
+	b := &Agent{cfg: a.cfg, log: a.log, priv: a.priv, id: id, table: peers.NewTable(id), address: a.address, subnet: a.subnet}
+	forwarded := false
+	b.cl.enableForwarding = func() error { forwarded = true; return nil }
+	if err := b.startClients(); err != nil {
+		t.Fatal(err)
+	}
+	k, _ := crypto.ParsePublicKey(added.Client.PublicKey)
+	p := b.table.ByKey(k)
+	if p == nil || !p.WireGuardFraming() || !forwarded {
+		t.Fatalf("after restart: peer %v forwarding %v", p, forwarded)
+	}
+	if got := p.AllowedIPs(); len(got) != 1 || got[0] != netip.PrefixFrom(added.Client.Address, 32) {
+		t.Fatalf("allowed %v", got)
+	}
+}
+
+// A static peer with framing: wireguard is refused in L2, with the reason.
+func TestConfig_WireGuardFramingL3Only(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Name = "h"
+	cfg.ClusterCIDR = Prefix{netip.MustParsePrefix("10.42.0.0/16")}
+	cfg.Mode = "l2"
+	cfg.Peers = []PeerConfig{{PublicKey: newKey(t).Public().String(), AllowedIPs: []Prefix{{netip.MustParsePrefix("10.42.0.9/32")}}, Framing: "wireguard"}}
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "L3 only") {
+		t.Fatalf("l2 with framing wireguard: %v", err)
+	}
+	cfg.Mode = "l3"
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("l3: %v", err)
+	}
+}
