@@ -35,6 +35,7 @@ type Agent struct {
 	pki   atomic.Pointer[pkiState] // nil without pki.ca; swapped by reloadPKI (trust.go)
 	pol   *policyGlue              // network policy (policy.go); nil until Run
 	ctr   containerNet             // container networking (cni.go, bridge_linux.go)
+	cl    clientStore              // stock WireGuard clients (clients.go)
 
 	started time.Time
 	address netip.Addr
@@ -180,6 +181,10 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		if err := a.addStaticPeer(p); err != nil {
 			return err
 		}
+	}
+	closers = append(closers, a.stopClients)
+	if err := a.startClients(); err != nil {
+		return err
 	}
 
 	cat, err := startCatalog(a)

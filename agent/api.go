@@ -28,6 +28,7 @@ import (
 //	PUT  /v1/services/NAME/renew    renew a ttl check
 //	GET  /v1/fdb                    the L2 forwarding database
 //	POST /v1/reload                 re-read the pki files (as SIGHUP)
+//	GET|POST /v1/clients, DELETE /v1/clients/NAME   stock WireGuard clients (clients.go)
 
 // apiBackend is what the API serves; *Agent implements it (a fake in tests).
 type apiBackend interface {

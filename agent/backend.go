@@ -145,5 +145,6 @@ func (a *Agent) routes(mux *http.ServeMux) {
 	a.policyRoutes(mux)
 	a.cniRoutes(mux)
 	a.keyringRoutes(mux)
+	a.clientRoutes(mux)
 	mux.HandleFunc("GET /v1/fdb", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, a.FDB()) })
 }

@@ -121,6 +121,7 @@ func (g *catalogGlue) startDNS(addr netip.Addr) error {
 	}
 	dc.Logger = a.log
 	dc.ConsulAlias = a.cfg.DNS.ConsulAlias
+	dc.Clients = a.clientAddr
 	if a.cfg.ClusterCIDR.IsValid() {
 		dc.Reverse = []netip.Prefix{a.cfg.ClusterCIDR.Prefix}
 	}

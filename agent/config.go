@@ -52,6 +52,8 @@ type Config struct {
 	Plain PlainConfig `yaml:"plain"`
 	// Peers are static peers, used with or without gossip.
 	Peers []PeerConfig `yaml:"peers"`
+	// Clients configures stock WireGuard clients (`weft client add`, clients.go).
+	Clients ClientsConfig `yaml:"clients"`
 	// Gossip configures Serf membership.
 	Gossip GossipConfig `yaml:"gossip"`
 	// ControlSocket is the unix socket of the control API (mode 0600).
@@ -113,7 +115,10 @@ type PeerConfig struct {
 	Endpoint     AddrPort `yaml:"endpoint"`
 	AllowedIPs   []Prefix `yaml:"allowed_ips"`
 	Keepalive    Duration `yaml:"persistent_keepalive"`
-	line         int
+	// Framing is "weft" (default: VXLAN inside) or "wireguard": a stock WireGuard peer
+	// (phone, laptop, wg-quick) whose transport messages carry bare IP packets. L3 only.
+	Framing string `yaml:"framing"`
+	line    int
 }
 
 // PlainConfig configures plain L2 (encryption: none).
@@ -214,6 +219,7 @@ var Settings = []Setting{
 	{Key: "listen_port", Flag: "listen-port", Help: "UDP data port (default 51820, or 4789 with --encryption none)", Field: func(c *Config) any { return &c.ListenPort }},
 	{Key: "mtu", Flag: "mtu", Help: "device MTU (default: the largest that fits a 1500-byte underlay: 1412 in l3)", Field: func(c *Config) any { return &c.MTU }},
 	{Key: "vni", Flag: "vni", Help: "VXLAN network identifier of the overlay", Field: func(c *Config) any { return &c.VNI }},
+	{Key: "clients.range", Flag: "clients-range", Help: "addresses for stock WireGuard clients: FIRST-LAST or a prefix inside the host's /24 (default .200-.254)", Field: func(c *Config) any { return &c.Clients.Range }},
 	{Key: "state_dir", Flag: "state-dir", Help: "state directory: private key, chosen subnet, services", Field: func(c *Config) any { return &c.StateDir }},
 	{Key: "private_key_file", Flag: "private-key-file", Help: "private key file (default STATE_DIR/private.key, generated when missing)", Field: func(c *Config) any { return &c.PrivateKeyFile }},
 	{Key: "cluster_cidr", Flag: "cluster-cidr", Help: "overlay range cut into per-host /24 subnets", Field: func(c *Config) any { return &c.ClusterCIDR }},
@@ -438,6 +444,9 @@ func (c *Config) Validate() error {
 		return errors.New("gossip is disabled, so no subnet can be allocated: set subnet or address")
 	}
 	for i, p := range c.Peers {
+		if p.Framing == "wireguard" && c.Encryption == "none" {
+			return fmt.Errorf("peers[%d]%s: framing: wireguard needs encryption: wireguard", i, p.at())
+		}
 		if c.Encryption == "none" {
 			if !p.Endpoint.IsValid() {
 				return fmt.Errorf("peers[%d]%s: endpoint is empty: plain VXLAN peers are their VTEP addresses", i, p.at())
@@ -446,6 +455,9 @@ func (c *Config) Validate() error {
 		}
 		if p.PublicKey == "" {
 			return fmt.Errorf("peers[%d]%s: public_key is empty", i, p.at())
+		}
+		if err := validFraming(p.Framing, c.Mode); err != nil {
+			return fmt.Errorf("peers[%d]%s: %w", i, p.at(), err)
 		}
 		if len(p.AllowedIPs) == 0 && c.Mode == "l3" {
 			return fmt.Errorf("peers[%d]%s: allowed_ips is empty: list the overlay prefixes behind this peer", i, p.at())

@@ -101,7 +101,8 @@ func (e *encrypted) upsertStatic(p PeerConfig, routes bool) (*peers.Peer, error)
 	if err != nil {
 		return nil, fmt.Errorf("peer%s public_key: %w", p.at(), err)
 	}
-	pc := peers.PeerConfig{PublicKey: key, Endpoint: p.Endpoint.AddrPort, PersistentKeepalive: p.Keepalive.Duration}
+	pc := peers.PeerConfig{PublicKey: key, Endpoint: p.Endpoint.AddrPort, PersistentKeepalive: p.Keepalive.Duration,
+		WireGuardFraming: p.Framing == "wireguard"}
 	if p.PresharedKey != "" {
 		if pc.PresharedKey, err = crypto.ParsePresharedKey(p.PresharedKey); err != nil {
 			return nil, fmt.Errorf("peer%s preshared_key: %w", p.at(), err)

@@ -65,6 +65,8 @@ type DNSConfig struct {
 	Logger *slog.Logger
 	// ConsulAlias answers every name of Domain under "consul." too (dns_consul.go).
 	ConsulAlias bool
+	// Clients answers NAME.client.DOMAIN (the agent's stock WireGuard clients); nil: none.
+	Clients func(name string) (netip.Addr, bool)
 	// Reverse are the prefixes whose PTR names are answered (the cluster CIDR).
 	Reverse []netip.Prefix
 }
@@ -337,6 +339,11 @@ func (s *DNSServer) answer(req *dns.Msg, udp bool, src netip.Addr) *dns.Msg {
 		// Node names may hold dots (a host's FQDN): all labels before "node".
 		addr, ok := s.src.NodeAddr(strings.Join(rel[:len(rel)-1], "."))
 		if ok {
+			found = true
+			m.Answer = appendAddr(m.Answer, q.Name, q.Qtype, addr, s.ttl)
+		}
+	case len(rel) == 2 && rel[1] == "client" && s.cfg.Clients != nil:
+		if addr, ok := s.cfg.Clients(rel[0]); ok {
 			found = true
 			m.Answer = appendAddr(m.Answer, q.Name, q.Qtype, addr, s.ttl)
 		}

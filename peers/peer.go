@@ -23,6 +23,10 @@ type PeerConfig struct {
 	// PersistentKeepalive, when nonzero, sends a keepalive after that long without
 	// sending anything (keeps NAT mappings open).
 	PersistentKeepalive time.Duration
+	// WireGuardFraming marks a stock WireGuard peer (phone, laptop, wg-quick): its
+	// transport messages carry the bare IP packet, padded as WireGuard pads, with no
+	// VXLAN header, and the VNI check does not apply to it. L3 only.
+	WireGuardFraming bool
 }
 
 // Endpoint is a peer's UDP address plus an opaque handle the datapath caches for it
@@ -42,6 +46,7 @@ type Peer struct {
 	endpoint  atomic.Pointer[Endpoint]
 	keepalive atomic.Int64 // PersistentKeepalive in nanoseconds
 	removed   atomic.Bool
+	wgFraming atomic.Bool // PeerConfig.WireGuardFraming
 
 	// allowedPtr is replaced whole by the table's writers (under its mutex).
 	allowedPtr atomic.Pointer[[]netip.Prefix]
@@ -83,6 +88,10 @@ func (p *Peer) Session() *Session { return &p.session }
 // Removed reports whether the peer was removed from its table; the datapath drops what
 // it still holds for it.
 func (p *Peer) Removed() bool { return p.removed.Load() }
+
+// WireGuardFraming reports whether the peer speaks WireGuard's own framing (bare IP in
+// transport messages, no VXLAN header). Lock-free, for the hot path.
+func (p *Peer) WireGuardFraming() bool { return p.wgFraming.Load() }
 
 // Endpoint returns the peer's current UDP address (invalid when unknown).
 func (p *Peer) Endpoint() netip.AddrPort {

@@ -117,6 +117,7 @@ func (t *Table) Upsert(cfg PeerConfig) (*Peer, error) {
 		}
 	}
 	p.keepalive.Store(int64(cfg.PersistentKeepalive))
+	p.wgFraming.Store(cfg.WireGuardFraming)
 
 	for _, old := range p.allowedSnapshot() {
 		if t.owners[old] == p {

@@ -343,7 +343,7 @@ func (t *Tunnel) flushPending(hs *hsScratch, p *peers.Peer) int {
 	var bytes uint64
 	for _, b := range hs.taken {
 		n := len(b) - headroom
-		m, err := t.seal(kp, b[:cap(b)], n)
+		m, err := t.seal(kp, b[:cap(b)], n, p.WireGuardFraming())
 		if err != nil {
 			t.drop(p, peers.DropKeypairExpired, 1)
 			continue

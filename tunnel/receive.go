@@ -151,6 +151,10 @@ func (t *Tunnel) receiveTransport(rs *recvScratch, buf, msg []byte, ep conn.Endp
 	if len(pt) == 0 {
 		return // keepalive
 	}
+	if p.WireGuardFraming() {
+		t.receiveBare(rs, buf, p, pt, mono)
+		return
+	}
 	h, err := vxlan.Parse(pt)
 	if err != nil {
 		t.drop(p, peers.DropMalformed, 1)
@@ -191,6 +195,35 @@ func (t *Tunnel) receiveTransport(rs *recvScratch, buf, msg []byte, ep conn.Endp
 	rs.runData = true
 	// inner starts at buf[headroom]: the transport header is 16 bytes, the VXLAN header 8.
 	rs.out = append(rs.out, buf[:headroom+len(inner)])
+}
+
+// receiveBare takes the plaintext pt of a peer with WireGuard framing as WireGuard does:
+// a bare IP packet whose length comes from its header (padding cut), cryptokey-routed by
+// Router.Accept; no VXLAN header, no VNI. The packet is moved up to buf[headroom:], where
+// the device write expects it.
+func (t *Tunnel) receiveBare(rs *recvScratch, buf []byte, p *peers.Peer, pt []byte, mono int64) {
+	if t.cfg.NextProtoL2 {
+		t.drop(p, peers.DropWrongProto, 1) // the agent refuses such peers in L2
+		return
+	}
+	n, _, ok := ipLen(pt)
+	if !ok {
+		t.drop(p, peers.DropMalformed, 1)
+		return
+	}
+	inner := pt[:n]
+	if r := t.router.Accept(p, inner); r != peers.DropNone {
+		t.drop(p, r, 1)
+		return
+	}
+	if r := t.pol.Inbound(inner, p, mono); r != peers.DropNone {
+		t.drop(p, r, 1)
+		return
+	}
+	copy(buf[headroom:headroom+n], inner) // pt starts at buf[16]: overlapping, memmove
+	rs.runBytes += uint64(n)
+	rs.runData = true
+	rs.out = append(rs.out, buf[:headroom+n])
 }
 
 // flushRun counts the current run of packets from one peer.

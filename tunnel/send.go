@@ -167,7 +167,7 @@ func (t *Tunnel) sealInto(sc *sendScratch, p *peers.Peer, b []byte, n int, now t
 	if kp.NeedsRekey(now) {
 		t.requestHandshake(p)
 	}
-	m, err := t.seal(kp, b, n)
+	m, err := t.seal(kp, b, n, p.WireGuardFraming())
 	if err != nil {
 		if errors.Is(err, crypto.ErrKeypairExpired) {
 			t.enqueuePending(p, b[headroom:headroom+n])
@@ -182,8 +182,20 @@ func (t *Tunnel) sealInto(sc *sendScratch, p *peers.Peer, b []byte, n int, now t
 }
 
 // seal writes the VXLAN header and padding around the inner packet at b[headroom:] and
-// seals it in place; it returns the message length.
-func (t *Tunnel) seal(kp *crypto.Keypair, b []byte, n int) (int, error) {
+// seals it in place; it returns the message length. bare (a peer with WireGuard framing,
+// L3 only): no VXLAN header, the packet moves down to b[16:] and is padded as WireGuard
+// pads (to a multiple of 16, never past the MTU).
+func (t *Tunnel) seal(kp *crypto.Keypair, b []byte, n int, bare bool) (int, error) {
+	if bare {
+		const off = crypto.MessageTransportHeaderSize
+		copy(b[off:off+n], b[headroom:headroom+n])
+		padded := (n + 15) &^ 15
+		if padded > t.cfg.MTU {
+			padded = max(n, t.cfg.MTU)
+		}
+		clear(b[off+n : off+padded])
+		return kp.Seal(b, padded)
+	}
 	proto := vxlan.ProtoEthernet
 	plain := vxlan.HeaderSize + n
 	if !t.cfg.NextProtoL2 {

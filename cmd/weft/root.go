@@ -28,6 +28,7 @@ Run 'weft agent' on every host; the other commands talk to the local agent.`,
 		newPingCmd(g), newServicesCmd(g), newRegisterCmd(g), newDeregisterCmd(g), newRenewCmd(g), newWatchCmd(g), newResolveCmd(g), newFDBCmd(g), newReloadCmd(g), newCNICmd(g),
 		newKeyringCmd(g), newBenchCmd(), newKeygenCmd(), newCACmd(), newConfigCmd(), newVersionCmd(), newDNSCmd(), newGenDocsCmd(),
 		newPolicyCmd(g),
+		newClientCmd(g),
 	)
 	return root
 }
