@@ -136,7 +136,7 @@ func weftUp(ctx context.Context, s *session, v weftVariant) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		p, err := s.start(side.h, s.opts.WeftBin, "agent", "-c", path)
+		p, err := s.startSystem(side.h, s.opts.WeftBin, "agent", "-c", path)
 		if err != nil {
 			return "", err
 		}
