@@ -167,7 +167,7 @@ func (t *Tunnel) sealInto(sc *sendScratch, p *peers.Peer, b []byte, n int, now t
 	if kp.NeedsRekey(now) {
 		t.requestHandshake(p)
 	}
-	m, err := t.seal(kp, b, n)
+	m, err := t.seal(kp, b, n, now)
 	if err != nil {
 		if errors.Is(err, crypto.ErrKeypairExpired) {
 			t.enqueuePending(p, b[headroom:headroom+n])
@@ -183,7 +183,7 @@ func (t *Tunnel) sealInto(sc *sendScratch, p *peers.Peer, b []byte, n int, now t
 
 // seal writes the VXLAN header and padding around the inner packet at b[headroom:] and
 // seals it in place; it returns the message length.
-func (t *Tunnel) seal(kp *crypto.Keypair, b []byte, n int) (int, error) {
+func (t *Tunnel) seal(kp *crypto.Keypair, b []byte, n int, now time.Time) (int, error) {
 	proto := vxlan.ProtoEthernet
 	plain := vxlan.HeaderSize + n
 	if !t.cfg.NextProtoL2 {
@@ -200,7 +200,7 @@ func (t *Tunnel) seal(kp *crypto.Keypair, b []byte, n int) (int, error) {
 		plain = padded
 	}
 	vxlan.Encode(b[crypto.MessageTransportHeaderSize:headroom], t.cfg.VNI, proto)
-	return kp.Seal(b, plain)
+	return kp.SealAt(b, plain, t.cfg.Identity.Present(now)) // the batch's clock read, not one per packet
 }
 
 func (sc *sendScratch) group(p *peers.Peer) *sendGroup {
