@@ -330,6 +330,15 @@ func (v *PlainVTEP) tapLoop() {
 		maxFrame = mtu + EthernetHeaderLen + 2*vlanTagLen
 	}
 	var tx plainTx
+	// route remembers the unicast route of the last frame of this batch: the segments of a
+	// super-frame share their destination, and one FDB lookup (lock, map, clock read) for
+	// the batch replaces one per segment. Reset at every read, so it is never older than
+	// the batch.
+	var route struct {
+		dst MAC
+		to  netip.AddrPort
+		ok  bool
+	}
 	var rbufs [][]byte // with tapOffload: the batch Read fills, each frame copied into buf after
 	var rsizes []int
 	if v.tapOffload {
@@ -357,7 +366,12 @@ func (v *PlainVTEP) tapLoop() {
 				return
 			}
 		}
-		to, flood, err := v.fdb.Route(MAC(frame[0:6]))
+		dst := MAC(frame[0:6])
+		to, flood, err := route.to, []netip.AddrPort(nil), error(nil)
+		if !route.ok || route.dst != dst {
+			to, flood, err = v.fdb.Route(dst)
+			route.dst, route.to, route.ok = dst, to, err == nil && flood == nil
+		}
 		if err != nil {
 			if errors.Is(err, ErrFloodBudget) {
 				v.drops.Add(peers.DropFloodCapped, 1)
@@ -389,6 +403,7 @@ func (v *PlainVTEP) tapLoop() {
 
 	for v.tapOffload {
 		k, err := v.dev.Read(rbufs, rsizes, hdr)
+		route.ok = false
 		if err != nil {
 			if !v.readFailed("device", err, &lastLog) {
 				return
@@ -412,7 +427,9 @@ func (v *PlainVTEP) tapLoop() {
 		v.flush(&tx, buf, oob)
 	}
 	for {
-		if _, err := v.dev.Read(bufs, sizes, hdr); err != nil {
+		_, err := v.dev.Read(bufs, sizes, hdr)
+		route.ok = false
+		if err != nil {
 			if !v.readFailed("device", err, &lastLog) {
 				return
 			}
