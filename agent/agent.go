@@ -210,6 +210,14 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		closers = append(closers, stop)
 	}
 
+	if a.cfg.Debug.PprofListen != "" {
+		stop, err := servePprof(a.cfg.Debug, a.log)
+		if err != nil {
+			return fmt.Errorf("debug.pprof_listen %s: %w", a.cfg.Debug.PprofListen, err)
+		}
+		closers = append(closers, stop)
+	}
+
 	api, err := newAPIServer(a.cfg.ControlSocket, a, a.log)
 	if err != nil {
 		return err

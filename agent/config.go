@@ -60,6 +60,8 @@ type Config struct {
 	ControlSocket string `yaml:"control_socket"`
 	// MetricsListen enables Prometheus metrics on this TCP address (empty: off).
 	MetricsListen string `yaml:"metrics_listen"`
+	// Debug holds diagnostics that are off by default (pprof.go).
+	Debug DebugConfig `yaml:"debug"`
 	// DNS configures the service-catalog DNS server.
 	DNS DNSConfig `yaml:"dns"`
 	// ConsulAPI serves the Consul-compatible HTTP API (off unless listen is set).
@@ -240,6 +242,8 @@ var Settings = []Setting{
 	{Key: "gossip.retry_max", Flag: "retry-max", Help: "retry_join attempts before the agent gives up and exits (0: forever)", Field: func(c *Config) any { return &c.Gossip.RetryMax }},
 	{Key: "control_socket", Flag: "socket", Help: "the agent's control socket (env WEFT_SOCKET)", Field: func(c *Config) any { return &c.ControlSocket }, Global: true},
 	{Key: "metrics_listen", Flag: "metrics-listen", Help: "serve Prometheus metrics on this address (e.g. 127.0.0.1:9101)", Field: func(c *Config) any { return &c.MetricsListen }},
+	{Key: "debug.pprof_listen", Flag: "pprof-listen", Help: "serve Go's pprof profiles (/debug/pprof/) on this loopback address (e.g. 127.0.0.1:6060; empty: off)", Field: func(c *Config) any { return &c.Debug.PprofListen }},
+	{Key: "debug.pprof_allow_remote", Flag: "pprof-allow-remote", Help: "let --pprof-listen bind a non-loopback address (profiles reveal memory contents: trusted networks only)", Field: func(c *Config) any { return &c.Debug.PprofAllowRemote }},
 	{Key: "dns.listen", Flag: "dns-listen", Help: "DNS listen addresses (overlay:PORT = the overlay address)", Field: func(c *Config) any { return &c.DNS.Listen }},
 	{Key: "dns.domain", Flag: "dns-domain", Help: "DNS zone answered", Field: func(c *Config) any { return &c.DNS.Domain }},
 	{Key: "dns.ttl", Flag: "dns-ttl", Help: "TTL of DNS answers", Field: func(c *Config) any { return &c.DNS.TTL }},

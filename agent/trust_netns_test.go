@@ -297,7 +297,7 @@ type labCA struct {
 
 func newLabCA(t *testing.T, name string) labCA {
 	t.Helper()
-	c, k, err := identity.NewCA(identity.CASpec{Name: name, NotBefore: time.Now().AddDate(0, 0, -30), NotAfter: time.Now().AddDate(1, 0, 0)}, rand.Reader)
+	c, k, err := identity.NewCA(identity.CASpec{Name: name, NotBefore: time.Now().AddDate(0, 0, -30), NotAfter: time.Now().AddDate(2, 0, 0)}, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -115,7 +115,9 @@ type testCA struct {
 
 func newTestCA(t testing.TB, name string) testCA {
 	t.Helper()
-	c, k, err := identity.NewCA(identity.CASpec{Name: name, NotBefore: time.Now().AddDate(0, 0, -30), NotAfter: time.Now().AddDate(1, 0, 0)}, rand.Reader)
+	// Two years, so a test's one-year host certificate signed a second later (the clock may
+	// tick in between) still lies inside the CA's validity.
+	c, k, err := identity.NewCA(identity.CASpec{Name: name, NotBefore: time.Now().AddDate(0, 0, -30), NotAfter: time.Now().AddDate(2, 0, 0)}, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ type iperf3Output struct {
 // iperf3Result is one TCP throughput measurement.
 type iperf3Result struct {
 	BitsPerSecond float64 // as received by the server, all streams together
+	Bytes         float64 // received by the server, all streams together
 	Retransmits   int64   // TCP retransmissions seen by the sender
 }
 
@@ -45,5 +46,5 @@ func parseIperf3(data []byte) (iperf3Result, error) {
 	if bps <= 0 {
 		return iperf3Result{}, fmt.Errorf("%w: no data received (sum_received.bits_per_second = %v)", ErrIperf3, bps)
 	}
-	return iperf3Result{BitsPerSecond: bps, Retransmits: out.End.SumSent.Retransmits}, nil
+	return iperf3Result{BitsPerSecond: bps, Bytes: out.End.SumReceived.Bytes, Retransmits: out.End.SumSent.Retransmits}, nil
 }

@@ -60,7 +60,8 @@ func (s *session) ping(ctx context.Context, h *netlab.Host, dst string) (pingRes
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(deadline+5)*time.Second)
 	defer cancel()
 	interval := strconv.FormatFloat(pingInterval.Seconds(), 'f', -1, 64)
-	args := []string{"-q", "-n", "-c", strconv.Itoa(s.opts.Pings), "-i", interval, "-W", "1", "-w", strconv.Itoa(deadline), dst}
+	// Not -q: the per-reply lines give the percentiles.
+	args := []string{"-n", "-c", strconv.Itoa(s.opts.Pings), "-i", interval, "-W", "1", "-w", strconv.Itoa(deadline), dst}
 	// Not s.run: its one-minute cap would kill a run of more than ~5500 pings.
 	s.log.Debug("run", "host", h.Name, "cmd", "ping "+strings.Join(args, " "))
 	out, runErr := h.RunContext(ctx, "ping", args...)

@@ -44,14 +44,14 @@ func weftNetstackUp(ctx context.Context, s *session) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	pb, err := s.start(s.b, s.opts.WeftBin, "agent", "-c", pathB)
+	pb, err := s.startSystem(s.b, s.opts.WeftBin, "agent", "-c", pathB)
 	if err != nil {
 		return "", err
 	}
 	if err := s.waitLink(ctx, s.b, weftIf, pb); err != nil {
 		return "", err
 	}
-	pa, err := s.start(s.a, s.opts.WeftBin, "agent", "-c", pathA)
+	pa, err := s.startSystem(s.a, s.opts.WeftBin, "agent", "-c", pathA)
 	if err != nil {
 		return "", err
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -72,6 +73,10 @@ func TestParsePing(t *testing.T) {
 		{name: "all lost", in: "--- x ping statistics ---\n5 packets transmitted, 0 received, 100% packet loss, time 4093ms\n", wantErr: "0 of 5"},
 		{name: "no summary", in: "ping: connect: Network is unreachable\n", wantErr: "no summary"},
 		{name: "no rtt", in: "2 packets transmitted, 2 received, 0% packet loss\n", wantErr: "no rtt"},
+		{name: "per-reply times give p99", in: pingRepliesOutput(),
+			want: pingResult{Sent: 100, Received: 100, Min: 0.01, Avg: 0.505, Max: 1, Mdev: 0.3, P99: 0.99}},
+		{name: "busybox replies", in: "PING 10.0.0.2 (10.0.0.2): 56 data bytes\n64 bytes from 10.0.0.2: seq=0 ttl=64 time=0.061 ms\n64 bytes from 10.0.0.2: seq=1 ttl=64 time=0.101 ms\n\n--- 10.0.0.2 ping statistics ---\n2 packets transmitted, 2 packets received, 0% packet loss\nround-trip min/avg/max = 0.061/0.081/0.101 ms\n",
+			want: pingResult{Sent: 2, Received: 2, Min: 0.061, Avg: 0.081, Max: 0.101, P99: 0.101}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,5 +164,58 @@ func TestParseLinkMTU(t *testing.T) {
 		if got, err := parseLinkMTU(bad); err == nil {
 			t.Errorf("parseLinkMTU(%q) = %d, want an error", bad, got)
 		}
+	}
+}
+
+// pingRepliesOutput is iputils' output for 100 replies of 0.01, 0.02, … 1.00 ms, out of order.
+func pingRepliesOutput() string {
+	var b strings.Builder
+	b.WriteString("PING 10.231.0.2 (10.231.0.2) 56(84) bytes of data.\n")
+	for i := range 100 {
+		ms := float64((i*37)%100+1) / 100
+		fmt.Fprintf(&b, "64 bytes from 10.231.0.2: icmp_seq=%d ttl=64 time=%g ms\n", i+1, ms)
+	}
+	b.WriteString("\n--- 10.231.0.2 ping statistics ---\n100 packets transmitted, 100 received, 0% packet loss, time 990ms\n")
+	b.WriteString("rtt min/avg/max/mdev = 0.01/0.505/1/0.3 ms\n")
+	return b.String()
+}
+
+func TestPercentile(t *testing.T) {
+	for _, tt := range []struct {
+		in   []float64
+		p    float64
+		want float64
+	}{
+		{nil, 99, 0},
+		{[]float64{3}, 99, 3},
+		{[]float64{5, 1, 4, 2, 3}, 50, 3},
+		{[]float64{5, 1, 4, 2, 3}, 99, 5},
+		{[]float64{5, 1, 4, 2, 3}, 20, 1},
+	} {
+		if got := percentile(tt.in, tt.p); got != tt.want {
+			t.Errorf("percentile(%v, %v) = %v, want %v", tt.in, tt.p, got, tt.want)
+		}
+	}
+}
+
+func TestParseProcStatCPU(t *testing.T) {
+	// A command name with spaces and a parenthesis; utime 250, stime 50 ticks.
+	stat := "1234 (weft (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 100 1000000 500 18446744073709551615"
+	got, err := parseProcStatCPU(stat)
+	if err != nil || got != 3.0 {
+		t.Fatalf("parseProcStatCPU = %v, %v; want 3 s", got, err)
+	}
+	for _, bad := range []string{"", "1234 (weft", "1234 (weft) S 1 2", "1 (w) S 1 1 1 0 -1 0 0 0 0 0 x 50"} {
+		if _, err := parseProcStatCPU(bad); err == nil {
+			t.Errorf("parseProcStatCPU(%q): no error", bad)
+		}
+	}
+	// Our own process: a real stat parses.
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		t.Skip("no /proc")
+	}
+	if _, err := parseProcStatCPU(string(b)); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,7 +3,9 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
+	"slices"
 	"strconv"
 )
 
@@ -15,6 +17,9 @@ type pingResult struct {
 	Sent, Received int
 	Min, Avg, Max  float64
 	Mdev           float64
+	// P99 is the 99th percentile (nearest rank) of the replies' times, from ping's
+	// per-reply lines; 0 when it printed none (-q).
+	P99 float64
 }
 
 var (
@@ -24,6 +29,8 @@ var (
 	// iputils: "rtt min/avg/max/mdev = 0.024/0.050/0.107/0.015 ms";
 	// busybox: "round-trip min/avg/max = 0.024/0.050/0.107 ms".
 	pingRTTRE = regexp.MustCompile(`min/avg/max(?:/mdev)? = ([\d.]+)/([\d.]+)/([\d.]+)(?:/([\d.]+))? ms`)
+	// one reply: "64 bytes from 10.0.0.2: icmp_seq=1 ttl=64 time=0.050 ms" (both)
+	pingReplyRE = regexp.MustCompile(`(?m)^\d+ bytes from .* time=([\d.]+) ms`)
 )
 
 // parsePing reads the summary that ping prints at its end. It fails when no reply arrived.
@@ -53,7 +60,26 @@ func parsePing(out string) (pingResult, error) {
 		}
 		*p = v
 	}
+	var times []float64
+	for _, m := range pingReplyRE.FindAllStringSubmatch(out, -1) {
+		if v, err := strconv.ParseFloat(m[1], 64); err == nil {
+			times = append(times, v)
+		}
+	}
+	r.P99 = percentile(times, 99)
 	return r, nil
+}
+
+// percentile returns the p-th percentile of v by nearest rank (the smallest value with at
+// least p % of the values at or below it), 0 for no values.
+func percentile(v []float64, p float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	rank := int(math.Ceil(p / 100 * float64(len(s))))
+	return s[min(max(rank, 1), len(s))-1]
 }
 
 // tail returns at most the last n bytes of s, for error messages.

@@ -15,10 +15,18 @@ const (
 	MetricTCPSingle = "tcp_single" // iperf3, one TCP stream, Gbit/s received
 	MetricTCPMulti  = "tcp_multi"  // iperf3, Options.Streams TCP streams, Gbit/s received
 	MetricPingRTT   = "ping_rtt"   // ping, mean round-trip time of one run, milliseconds
+	MetricPingP99   = "ping_p99"   // ping, 99th percentile round-trip time of one run, milliseconds
+	// MetricCPUPerGB: CPU seconds (user and system, /proc/PID/stat) the system's own
+	// processes on both hosts spent during the single-stream iperf3 run, per GB (1e9 bytes)
+	// received; only for systems with processes (weft, wireguard-go), not kernel ones.
+	MetricCPUPerGB = "cpu_s_per_gb"
 )
 
 // metricOrder is the order of metrics in tables and charts.
-var metricOrder = []string{MetricTCPSingle, MetricTCPMulti, MetricPingRTT}
+var metricOrder = []string{MetricTCPSingle, MetricTCPMulti, MetricPingRTT, MetricPingP99, MetricCPUPerGB}
+
+// processMetrics are the metrics only systems with processes of their own have.
+var processMetrics = []string{MetricCPUPerGB}
 
 // Report is the outcome of one Run: every system's metrics over all rounds. It is written as
 // report.json.
@@ -85,6 +93,10 @@ func (r *Report) metricLabel(key string) string {
 		return fmt.Sprintf("TCP %d streams (Gbit/s)", r.Streams)
 	case MetricPingRTT:
 		return "ping RTT (ms)"
+	case MetricPingP99:
+		return "ping RTT p99 (ms)"
+	case MetricCPUPerGB:
+		return "CPU s/GB (1 stream)"
 	}
 	return key
 }

@@ -176,7 +176,10 @@ func measure(ctx context.Context, o *Options, sys *system, tag string, samples m
 		errs = append(errs, fmt.Errorf("ping: %w", err))
 	} else {
 		samples[MetricPingRTT] = append(samples[MetricPingRTT], p.Avg)
-		progressf(o, "%s: ping … avg %.3f ms (min %.3f, max %.3f, %d/%d replies)", tag, p.Avg, p.Min, p.Max, p.Received, p.Sent)
+		if p.P99 > 0 {
+			samples[MetricPingP99] = append(samples[MetricPingP99], p.P99)
+		}
+		progressf(o, "%s: ping … avg %.3f ms, p99 %.3f (min %.3f, max %.3f, %d/%d replies)", tag, p.Avg, p.P99, p.Min, p.Max, p.Received, p.Sent)
 	}
 	for _, t := range []struct {
 		key     string
@@ -189,7 +192,18 @@ func measure(ctx context.Context, o *Options, sys *system, tag string, samples m
 		if ctx.Err() != nil {
 			return append(errs, withDaemon(ctx.Err()))
 		}
+		cpu0, cpuOK, cpuErr := s.systemCPU()
 		res, err := s.iperf3(ctx, s.a, target, t.streams)
+		if err == nil && cpuOK && t.streams == 1 {
+			cpu1, _, err1 := s.systemCPU()
+			if err1 = errors.Join(cpuErr, err1); err1 != nil {
+				errs = append(errs, fmt.Errorf("cpu: %w", err1))
+			} else if res.Bytes > 0 {
+				perGB := (cpu1 - cpu0) / (res.Bytes / 1e9)
+				samples[MetricCPUPerGB] = append(samples[MetricCPUPerGB], perGB)
+				progressf(o, "%s: cpu … %.2f s per GB (%.2f s for %.2f GB)", tag, perGB, cpu1-cpu0, res.Bytes/1e9)
+			}
+		}
 		if err != nil {
 			err = withDaemon(err)
 			progressf(o, "%s: %s … failed: %v", tag, label, err)

@@ -88,6 +88,9 @@ type process struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the process has exited
 	err    error         // exit status, valid after done
+	// system marks a process of the system under test (an agent, wireguard-go), whose CPU
+	// time MetricCPUPerGB counts; not the iperf3 server.
+	system bool
 }
 
 // start launches a process in h that lives until the session closes.
@@ -260,4 +263,62 @@ func (b *boundedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return string(b.buf)
+}
+
+// startSystem is start for a process of the system under test (see process.system).
+func (s *session) startSystem(h *netlab.Host, name string, args ...string) (*process, error) {
+	p, err := s.start(h, name, args...)
+	if p != nil {
+		p.system = true
+	}
+	return p, err
+}
+
+// systemCPU returns the CPU seconds (user + system) the system's processes have used so far
+// and whether there are any. `ip netns exec` execs the command, so the PID is the daemon's.
+func (s *session) systemCPU() (float64, bool, error) {
+	s.mu.Lock()
+	procs := s.procs
+	s.mu.Unlock()
+	var total float64
+	var any bool
+	for _, p := range procs {
+		if !p.system || p.cmd.Process == nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/stat")
+		if err != nil {
+			return 0, any, fmt.Errorf("cpu time of %s: %w", p.name, err)
+		}
+		secs, err := parseProcStatCPU(string(b))
+		if err != nil {
+			return 0, any, fmt.Errorf("cpu time of %s: %w", p.name, err)
+		}
+		total += secs
+		any = true
+	}
+	return total, any, nil
+}
+
+// procClockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on every Linux ABI.
+const procClockTicks = 100
+
+// parseProcStatCPU returns utime + stime in seconds from the text of /proc/PID/stat. The
+// command name (field 2) may hold spaces and parentheses: fields are counted after its last
+// ')'; utime and stime are fields 14 and 15.
+func parseProcStatCPU(stat string) (float64, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("malformed /proc stat %q", tail(stat, 80))
+	}
+	f := strings.Fields(stat[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("malformed /proc stat %q", tail(stat, 80))
+	}
+	u, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("malformed /proc stat times %q %q", f[11], f[12])
+	}
+	return float64(u+st) / procClockTicks, nil
 }

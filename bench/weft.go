@@ -142,7 +142,7 @@ func startWeftPair(ctx context.Context, s *session, ca, cb weftConfig, ka, kb ke
 		if err != nil {
 			return err
 		}
-		p, err := s.start(side.h, s.opts.WeftBin, "agent", "-c", path)
+		p, err := s.startSystem(side.h, s.opts.WeftBin, "agent", "-c", path)
 		if err != nil {
 			return err
 		}

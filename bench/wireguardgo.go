@@ -148,7 +148,7 @@ func wireGuardGoUp(ctx context.Context, s *session) (string, error) {
 		{s.b, kb, ka, underlayA, wgB, wgA + "/32"},
 	}
 	for _, side := range sides {
-		p, err := s.start(side.h, s.opts.WireGuardGoBin, WireGuardGoCommand,
+		p, err := s.startSystem(side.h, s.opts.WireGuardGoBin, WireGuardGoCommand,
 			"--interface", wgIf,
 			"--private-key", side.self.private.String(),
 			"--listen-port", strconv.Itoa(wgPort),

@@ -55,6 +55,17 @@ func (id *Identity) clock() time.Time {
 	return id.now()
 }
 
+// Present returns wall, the caller's own reading of time.Now (a datapath takes one per
+// batch of packets), unless SetClock set a test clock: then that clock's reading. It is
+// the time to give the keypairs' SealAt and OpenAt, so that they judge expiry by the same
+// clock as their creation.
+func (id *Identity) Present(wall time.Time) time.Time {
+	if id.now == nil {
+		return wall
+	}
+	return id.now()
+}
+
 // SetClock makes now the clock of the identity's handshakes, cookies and the keypairs it
 // derives from here on (nil: the real clock). For tests and simulations that must not
 // depend on wall time (a fuzzer whose keypair would expire after RejectAfterTime, a test

@@ -190,3 +190,63 @@ func TestKeypair_ExpiryRealClock(t *testing.T) {
 		t.Fatalf("Open at RejectAfterTime: %v, want ErrKeypairExpired", err)
 	}
 }
+
+// TestKeypair_SealAtOpenAt: the batch variants judge age at the given now, exactly at
+// RejectAfterTime as Seal and Open do, keep the replay window and allocate nothing; and
+// Identity.Present gives the test clock's reading when one is set, the wall reading if not.
+func TestKeypair_SealAtOpenAt(t *testing.T) {
+	p := newPair(t, PresharedKey{})
+	kpA, kpB := p.handshake(t)
+	now := p.a.Present(time.Time{})
+	if !now.Equal(p.clock.now()) {
+		t.Fatalf("Present on a test clock = %v, want the clock's %v", now, p.clock.now())
+	}
+	buf := make([]byte, MessageTransportHeaderSize+5, MessageTransportOverhead+5)
+	copy(buf[MessageTransportHeaderSize:], "hello")
+	n, err := kpA.SealAt(buf, 5, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := bytes.Clone(buf[:n])
+	if pt, err := kpB.OpenAt(bytes.Clone(msg), now); err != nil || string(pt) != "hello" {
+		t.Fatalf("OpenAt: %q %v", pt, err)
+	}
+	if _, err := kpB.OpenAt(bytes.Clone(msg), now); !errors.Is(err, ErrReplayed) {
+		t.Fatalf("OpenAt replay: %v, want ErrReplayed", err)
+	}
+	if _, err := kpB.Open(msg); !errors.Is(err, ErrReplayed) {
+		t.Fatalf("Open after OpenAt of the same message: %v, want ErrReplayed", err)
+	}
+	late := sealed(t, kpA, []byte("late"))
+	just := kpA.Created().Add(RejectAfterTime - time.Nanosecond)
+	if _, err := kpA.SealAt(make([]byte, 16, 64), 0, just); err != nil {
+		t.Fatalf("SealAt a nanosecond before RejectAfterTime: %v", err)
+	}
+	at := kpA.Created().Add(RejectAfterTime)
+	if _, err := kpA.SealAt(make([]byte, 16, 64), 0, at); !errors.Is(err, ErrKeypairExpired) {
+		t.Fatalf("SealAt at RejectAfterTime: %v, want ErrKeypairExpired", err)
+	}
+	if _, err := kpB.OpenAt(bytes.Clone(late), kpB.Created().Add(RejectAfterTime)); !errors.Is(err, ErrKeypairExpired) {
+		t.Fatalf("OpenAt at RejectAfterTime: %v, want ErrKeypairExpired", err)
+	}
+	if _, err := kpB.OpenAt(late[:10], now); !errors.Is(err, ErrShortMessage) {
+		t.Fatalf("OpenAt short: %v", err)
+	}
+	if _, err := kpA.SealAt(make([]byte, 20, 35), 4, now); !errors.Is(err, ErrShortMessage) {
+		t.Fatalf("SealAt short: %v", err)
+	}
+	if allocs := testing.AllocsPerRun(100, func() {
+		m, _ := kpA.SealAt(buf, 5, now)
+		copy(msg, buf[:m])
+		if _, err := kpB.OpenAt(msg, now); err != nil {
+			t.Fatal(err)
+		}
+	}); allocs != 0 {
+		t.Errorf("SealAt+OpenAt: %v allocs, want 0", allocs)
+	}
+	p.a.now = nil
+	wall := time.Unix(1234, 0)
+	if got := p.a.Present(wall); !got.Equal(wall) {
+		t.Fatalf("Present on the real clock = %v, want the caller's reading %v", got, wall)
+	}
+}

@@ -117,7 +117,17 @@ type PlainVTEP struct {
 
 	gso atomic.Bool // UDP_SEGMENT sends; off after the kernel refuses one
 	gro bool        // UDP_GRO enabled on conn
+	// tapOffload: the device's TSO and checksum offload are on (plainOffloader): reads come
+	// in batches with super-frames already cut into frames, writes are merged into TCP
+	// super-frames by the device.
+	tapOffload bool
 }
+
+// plainOffloader is a device with segmentation offload (tap.Device): EnableOffload makes
+// Read cut TCP super-frames into frames (up to 64 per super-frame, so Read needs
+// BatchSize buffers) and Write merge runs of segments of one flow, after checking their
+// checksums, into super-frames.
+type plainOffloader interface{ EnableOffload() error }
 
 const (
 	// plainBufSize holds the largest UDP payload, so no frame is ever truncated.
@@ -188,6 +198,13 @@ func NewPlainVTEP(cfg PlainConfig, dev tun.Device) (*PlainVTEP, error) {
 	}
 	v.gso.Store(!cfg.DisableOffload)
 	v.gro = !cfg.DisableOffload && plainEnableGRO(conn)
+	if o, ok := dev.(plainOffloader); ok && !cfg.DisableOffload && dev.BatchSize() >= plainMaxSegments {
+		if err := o.EnableOffload(); err != nil {
+			v.log.Warn("plain vxlan: device offload unavailable; frames are read one by one", "err", err)
+		} else {
+			v.tapOffload = true
+		}
+	}
 	return v, nil
 }
 
@@ -313,6 +330,23 @@ func (v *PlainVTEP) tapLoop() {
 		maxFrame = mtu + EthernetHeaderLen + 2*vlanTagLen
 	}
 	var tx plainTx
+	// route remembers the unicast route of the last frame of this batch: the segments of a
+	// super-frame share their destination, and one FDB lookup (lock, map, clock read) for
+	// the batch replaces one per segment. Reset at every read, so it is never older than
+	// the batch.
+	var route struct {
+		dst MAC
+		to  netip.AddrPort
+		ok  bool
+	}
+	var rbufs [][]byte // with tapOffload: the batch Read fills, each frame copied into buf after
+	var rsizes []int
+	if v.tapOffload {
+		rbufs, rsizes = make([][]byte, v.dev.BatchSize()), make([]int, v.dev.BatchSize())
+		for i := range rbufs {
+			rbufs[i] = make([]byte, plainBufSize+hdr)
+		}
+	}
 
 	// handle routes the frame read at buf[pos+hdr:pos+hdr+n]: drop, answer, flood or add to tx.
 	handle := func(pos, n int) {
@@ -332,7 +366,12 @@ func (v *PlainVTEP) tapLoop() {
 				return
 			}
 		}
-		to, flood, err := v.fdb.Route(MAC(frame[0:6]))
+		dst := MAC(frame[0:6])
+		to, flood, err := route.to, []netip.AddrPort(nil), error(nil)
+		if !route.ok || route.dst != dst {
+			to, flood, err = v.fdb.Route(dst)
+			route.dst, route.to, route.ok = dst, to, err == nil && flood == nil
+		}
 		if err != nil {
 			if errors.Is(err, ErrFloodBudget) {
 				v.drops.Add(peers.DropFloodCapped, 1)
@@ -362,8 +401,35 @@ func (v *PlainVTEP) tapLoop() {
 		tx.closed = len(pkt) < tx.seg
 	}
 
+	for v.tapOffload {
+		k, err := v.dev.Read(rbufs, rsizes, hdr)
+		route.ok = false
+		if err != nil {
+			if !v.readFailed("device", err, &lastLog) {
+				return
+			}
+			continue
+		}
+		// The frames (a super-frame's segments among them) are gathered one after the other
+		// into buf, each behind room for its header, so that a run to one remote is one
+		// contiguous UDP_SEGMENT send; a full buf is sent first.
+		pos := 0
+		for i := range k {
+			n := rsizes[i]
+			if pos+hdr+n > len(buf) {
+				v.flush(&tx, buf, oob)
+				pos = 0
+			}
+			copy(buf[pos+hdr:], rbufs[i][hdr:hdr+n])
+			handle(pos, n)
+			pos += hdr + n
+		}
+		v.flush(&tx, buf, oob)
+	}
 	for {
-		if _, err := v.dev.Read(bufs, sizes, hdr); err != nil {
+		_, err := v.dev.Read(bufs, sizes, hdr)
+		route.ok = false
+		if err != nil {
 			if !v.readFailed("device", err, &lastLog) {
 				return
 			}
@@ -426,16 +492,28 @@ func (v *PlainVTEP) send(pkt []byte, to netip.AddrPort) {
 	v.txBytes.Add(uint64(len(pkt)))
 }
 
+// plainRxHeadroom is the room a UDP read leaves in front of the packets, so that every
+// frame of a GRO run has vnetHdrRoom bytes before it (the 8 of its own VXLAN header and the
+// last 2 of the packet before, which is written by then) for the device's virtio-net header.
+const (
+	plainRxHeadroom = 2
+	plainVnetRoom   = plainRxHeadroom + vxlan.HeaderSize // ≥ the 10-byte virtio_net_hdr
+)
+
 // udpLoop: VXLAN packets from remote VTEPs into the device. With UDP_GRO one read returns a
-// run of datagrams of one sender, each seg bytes (the last maybe fewer).
+// run of datagrams of one sender, each seg bytes (the last maybe fewer); the frames of the
+// run that pass the checks go to the device in one Write, which (with tapOffload) merges
+// consecutive segments of a TCP flow into super-frames in place, after verifying their
+// checksums (plain VXLAN has no AEAD: a forged segment must not ride on a merged frame
+// the kernel trusts as checksummed).
 func (v *PlainVTEP) udpLoop() {
 	defer v.wg.Done()
-	buf := make([]byte, plainBufSize)
+	buf := make([]byte, plainRxHeadroom+plainBufSize)
 	oob := make([]byte, 64)
-	wbufs := [][]byte{nil}
+	wbufs := make([][]byte, 0, plainMaxSegments)
 	var lastLog time.Time
 	for {
-		n, oobn, _, src, err := v.conn.ReadMsgUDPAddrPort(buf, oob)
+		n, oobn, _, src, err := v.conn.ReadMsgUDPAddrPort(buf[plainRxHeadroom:], oob)
 		if err != nil {
 			if !v.readFailed("udp", err, &lastLog) {
 				return
@@ -458,9 +536,35 @@ func (v *PlainVTEP) udpLoop() {
 			continue
 		}
 		var learned plainLearned
+		wbufs = wbufs[:0]
 		for off := 0; off < n; off += seg {
-			v.deliver(buf[off:min(off+seg, n)], sender, &learned, wbufs)
+			// buf[off:] keeps its capacity to the end of buf: the device appends merged
+			// payloads into it (over the later packets it has consumed).
+			pkt := buf[off : plainRxHeadroom+min(off+seg, n)]
+			if v.accept(pkt[plainRxHeadroom:], sender, &learned) {
+				if len(wbufs) == cap(wbufs) {
+					v.write(wbufs)
+					wbufs = wbufs[:0]
+				}
+				wbufs = append(wbufs, pkt)
+			}
 		}
+		v.write(wbufs)
+	}
+}
+
+// write writes the accepted frames (each bufs[i][plainVnetRoom:]) to the device.
+func (v *PlainVTEP) write(bufs [][]byte) {
+	if len(bufs) == 0 {
+		return
+	}
+	k, err := v.dev.Write(bufs, plainVnetRoom)
+	if err != nil {
+		v.devWriteErrs.Add(uint64(len(bufs) - k))
+	}
+	for _, b := range bufs[:k] {
+		v.rxPackets.Add(1)
+		v.rxBytes.Add(uint64(len(b) - plainVnetRoom))
 	}
 }
 
@@ -470,25 +574,26 @@ type plainLearned struct {
 	ok  bool
 }
 
-// deliver checks one VXLAN packet from the VTEP sender, learns its source MAC (unless an
-// earlier frame of this read already did) and writes its frame to the device.
-func (v *PlainVTEP) deliver(pkt []byte, sender netip.AddrPort, learned *plainLearned, wbufs [][]byte) {
+// accept checks one VXLAN packet from the VTEP sender and learns its source MAC (unless an
+// earlier frame of this read already did): true when its frame is to be written to the
+// device.
+func (v *PlainVTEP) accept(pkt []byte, sender netip.AddrPort, learned *plainLearned) bool {
 	v.rxDatagrams.Add(1)
 	// RFC 7348 receive rules: the I flag must be set, reserved bits (GPE's P flag and
 	// next-protocol byte included) are ignored.
 	h, err := vxlan.Parse(pkt)
 	if err != nil {
 		v.drops.Add(peers.DropMalformed, 1)
-		return
+		return false
 	}
 	if h.VNI != v.cfg.VNI {
 		v.drops.Add(peers.DropWrongVNI, 1)
-		return
+		return false
 	}
 	frame := pkt[vxlan.HeaderSize:]
 	if len(frame) < EthernetHeaderLen {
 		v.drops.Add(peers.DropMalformed, 1)
-		return
+		return false
 	}
 	src := MAC(frame[6:12])
 	if !learned.ok || src != learned.mac {
@@ -503,15 +608,9 @@ func (v *PlainVTEP) deliver(pkt []byte, sender netip.AddrPort, learned *plainLea
 		} else {
 			v.drops.Add(peers.DropNotAllowedSource, 1)
 		}
-		return
+		return false
 	}
-	wbufs[0] = pkt
-	if _, err := v.dev.Write(wbufs, vxlan.HeaderSize); err != nil {
-		v.devWriteErrs.Add(1)
-		return
-	}
-	v.rxPackets.Add(1)
-	v.rxBytes.Add(uint64(len(frame)))
+	return true
 }
 
 // senderVTEP maps a UDP source to the VTEP key replies go to: a remote of the flood list with

@@ -24,7 +24,7 @@ func FuzzPlainVTEP_Deliver(f *testing.F) {
 	cfg.ListenAddr = netip.MustParseAddrPort("127.0.0.1:0")
 	fixed := time.Unix(1_800_000_000, 0)
 	cfg.FDB.Now = func() time.Time { return fixed }
-	v, err := NewPlainVTEP(cfg, dev) // not started: the fuzzer calls deliver itself
+	v, err := NewPlainVTEP(cfg, dev) // not started: the fuzzer calls accept and write itself
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -48,7 +48,6 @@ func FuzzPlainVTEP_Deliver(f *testing.F) {
 	f.Add(append(make([]byte, vxlan.HeaderSize), testFrame(testMACB, testMACA, nil, EtherTypeIPv4, nil)...)) // no I flag
 	f.Add(append(hdr(vni), 1, 2, 3))
 	f.Add(hdr(vni)[:5])
-	wbufs := [][]byte{nil}
 	f.Fuzz(func(t *testing.T, pkt []byte) {
 		if len(pkt) > plainBufSize {
 			return
@@ -59,7 +58,11 @@ func FuzzPlainVTEP_Deliver(f *testing.F) {
 		}
 		rx, werr := v.rxPackets.Load(), v.devWriteErrs.Load()
 		var learned plainLearned
-		v.deliver(append([]byte(nil), pkt...), sender, &learned, wbufs)
+		// As udpLoop does: the packet behind the read headroom, accepted, then written.
+		b := append(make([]byte, plainRxHeadroom), pkt...)
+		if v.accept(b[plainRxHeadroom:], sender, &learned) {
+			v.write([][]byte{b})
+		}
 		fates := 0
 		delivered := v.rxPackets.Load() - rx
 		if delivered > 1 {

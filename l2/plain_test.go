@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -468,5 +469,74 @@ func TestPlainVTEP_HostileSenders(t *testing.T) {
 	}
 	if _, ok := w.ForwardingDB().Lookup(testMACA); !ok {
 		t.Fatal("learn_unknown_vteps: the stranger's MAC was not learned")
+	}
+}
+
+// plainOffloadDev is a plainFakeDev with segmentation offload, as tap.Device has: Read
+// returns batches, and the device records whether the VTEP turned offload on and whether it
+// (wrongly, for plaintext) vouched for the checksums of what it writes.
+type plainOffloadDev struct {
+	*plainFakeDev
+	offload, trusted atomic.Bool
+}
+
+func (d *plainOffloadDev) EnableOffload() error   { d.offload.Store(true); return nil }
+func (d *plainOffloadDev) TrustWrittenChecksums() { d.trusted.Store(true) }
+func (d *plainOffloadDev) BatchSize() int         { return 128 }
+func (d *plainOffloadDev) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	n, err := d.plainFakeDev.Read(bufs, sizes, offset)
+	for err == nil && n < len(bufs) {
+		select {
+		case f := <-d.in:
+			sizes[n] = copy(bufs[n][offset:], f)
+			n++
+			continue
+		default:
+		}
+		break
+	}
+	return n, err
+}
+
+// TestPlainVTEP_OffloadDevice: with a device that has offloads the VTEP reads batches
+// (a TSO super-frame's segments) and sends them, in order, in few GSO sends; it turns the
+// offload on but never tells the device to trust checksums: plaintext has no AEAD, so the
+// device's GRO must verify every segment it merges.
+func TestPlainVTEP_OffloadDevice(t *testing.T) {
+	verifyNoLeak(t)
+	devA := &plainOffloadDev{plainFakeDev: newPlainFakeDev()}
+	// newTestVTEPDev takes a *plainFakeDev; this one is built by hand.
+	cfg := PlainConfig{VNI: 42, ListenAddr: netip.MustParseAddrPort("127.0.0.1:0")}
+	va, err := NewPlainVTEP(cfg, devA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { va.Close() })
+	b, devB := newTestVTEP(t, "127.0.0.2:0", PlainConfig{})
+	va.AddRemote(b.LocalAddr())
+	b.AddRemote(va.LocalAddr())
+	va.ForwardingDB().SetStatic(testMACB, b.LocalAddr())
+	if !devA.offload.Load() || !va.tapOffload {
+		t.Fatal("offload not enabled on a device that has it")
+	}
+	const n = 40
+	frames := make([][]byte, n)
+	for i := range frames {
+		payload := make([]byte, 1400)
+		payload[0] = byte(i)
+		frames[i] = testFrame(testMACB, testMACA, nil, EtherTypeIPv4, payload)
+		devA.in <- frames[i] // queued before Start: one batch
+	}
+	va.Start()
+	for i := range frames {
+		if got := recvFrame(t, devB.out); !bytes.Equal(got, frames[i]) {
+			t.Fatalf("frame %d: got %d bytes starting %x, want frame %d", i, len(got), got[:min(len(got), 16)], i)
+		}
+	}
+	if s := va.Stats(); s.TxPackets != n || s.TxSends >= n {
+		t.Errorf("%d packets in %d sends, want %d in fewer (GSO)", s.TxPackets, s.TxSends, n)
+	}
+	if devA.trusted.Load() {
+		t.Error("the plain VTEP told the device to trust the checksums of plaintext frames")
 	}
 }

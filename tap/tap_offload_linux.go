@@ -329,14 +329,17 @@ func tcpSameFlow(a []byte, sa tcpSeg, b []byte, sb tcpSeg) bool {
 // index of the first buffer not consumed. A frame that cannot be merged is returned alone,
 // with a zero header (the kernel then checks its checksums as usual). Merged segments must
 // carry valid checksums: the super-frame goes up as CHECKSUM_PARTIAL, which the kernel
-// trusts.
-func tapCoalesce(bufs [][]byte, i, offset int) ([]byte, int) {
+// trusts. With verify each segment's checksum is checked before it is merged (plaintext:
+// nothing else protects it); without, the writer vouches for them (they were authenticated,
+// so a wrong checksum is what the authenticated sender sent, which it could as well have
+// sent with a right one).
+func tapCoalesce(bufs [][]byte, i, offset int, verify bool) ([]byte, int) {
 	first := bufs[i]
 	f := first[offset:]
 	hdr := first[offset-vnetHdrLen : offset]
 	clear(hdr)
 	s, ok := parseTCPSeg(f)
-	if !ok || i+1 == len(bufs) || s.flags&tcpFlagPSH != 0 || !tcpSegChecksumOK(f, s) {
+	if !ok || i+1 == len(bufs) || s.flags&tcpFlagPSH != 0 || verify && !tcpSegChecksumOK(f, s) {
 		return first[offset-vnetHdrLen:], i + 1
 	}
 	mss := len(f) - s.data
@@ -351,7 +354,7 @@ func tapCoalesce(bufs [][]byte, i, offset int) ([]byte, int) {
 			break
 		}
 		n := len(g) - sg.data
-		if n > mss || total+n-s.ip > 65535 || offset+total+n > cap(first) || !tcpSegChecksumOK(g, sg) {
+		if n > mss || total+n-s.ip > 65535 || offset+total+n > cap(first) || verify && !tcpSegChecksumOK(g, sg) {
 			break
 		}
 		copy(first[offset+total:cap(first)], g[sg.data:])

@@ -293,7 +293,7 @@ func TestTapCoalesce_RoundTrip(t *testing.T) {
 		if len(segs) != 11 {
 			t.Fatalf("%d segments", len(segs))
 		}
-		out, next := tapCoalesce(segs, 0, 24)
+		out, next := tapCoalesce(segs, 0, 24, true)
 		if next != len(segs) {
 			t.Fatalf("v6=%v: merged up to %d of %d", v6, next, len(segs))
 		}
@@ -347,7 +347,7 @@ func TestTapCoalesce_Boundaries(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			_, segs := splitForTest(t, false, payload, 0x10)
 			tc.fn(segs)
-			out, next := tapCoalesce(segs, 0, 24)
+			out, next := tapCoalesce(segs, 0, 24, true)
 			if next != tc.wantNext {
 				t.Fatalf("next = %d, want %d", next, tc.wantNext)
 			}
@@ -380,7 +380,7 @@ func TestTapCoalesce_ZeroAlloc(t *testing.T) {
 		for i := range segs {
 			copy(segs[i], saved[i])
 		}
-		if _, next := tapCoalesce(segs, 0, 24); next != len(segs) {
+		if _, next := tapCoalesce(segs, 0, 24, true); next != len(segs) {
 			t.Fatal("not merged")
 		}
 	})
@@ -403,7 +403,7 @@ func FuzzTapCoalesce(f *testing.F) {
 		bufs := [][]byte{make([]byte, 24+len(a), 24+len(a)+len(b)), make([]byte, 24+len(b))}
 		copy(bufs[0][24:], a)
 		copy(bufs[1][24:], b)
-		out, next := tapCoalesce(bufs, 0, 24)
+		out, next := tapCoalesce(bufs, 0, 24, true)
 		if next < 1 || next > 2 || len(out) < vnetHdrLen {
 			t.Fatalf("next %d, %d bytes", next, len(out))
 		}
@@ -414,4 +414,53 @@ func FuzzTapCoalesce(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkTapCoalesce merges 40 segments of 1400 bytes into one super-frame, verifying
+// every segment's checksum (plaintext writers) or not (a writer that authenticated them).
+func BenchmarkTapCoalesce(b *testing.B) {
+	for _, verify := range []bool{true, false} {
+		name := "verify"
+		if !verify {
+			name = "trusted"
+		}
+		b.Run(name, func(b *testing.B) {
+			_, segs := splitForTest(b, false, make([]byte, 1400*40), 0x10)
+			saved := make([][]byte, len(segs))
+			for i, s := range segs {
+				saved[i] = append([]byte{}, s...)
+			}
+			b.SetBytes(1400 * 40)
+			b.ReportAllocs()
+			for b.Loop() {
+				for i := range segs {
+					copy(segs[i], saved[i])
+				}
+				if _, next := tapCoalesce(segs, 0, 24, verify); next != len(segs) {
+					b.Fatal("not merged")
+				}
+			}
+		})
+	}
+}
+
+// TestTapCoalesce_Trusted: a writer that authenticated its frames merges them without the
+// checksum check (a bad checksum no longer ends the run); the merged frame is the same.
+func TestTapCoalesce_Trusted(t *testing.T) {
+	payload := make([]byte, 1400*4)
+	_, segs := splitForTest(t, false, payload, 0x10)
+	_, segs2 := splitForTest(t, false, payload, 0x10)
+	good, next := tapCoalesce(segs, 0, 24, true)
+	if next != 4 {
+		t.Fatalf("verified: merged %d", next)
+	}
+	trusted, next := tapCoalesce(segs2, 0, 24, false)
+	if next != 4 || !bytes.Equal(good, trusted) {
+		t.Fatalf("trusted: merged %d, same frame %v", next, bytes.Equal(good, trusted))
+	}
+	_, segs3 := splitForTest(t, false, payload, 0x10)
+	segs3[1][24+100] ^= 1 // a payload byte
+	if _, next := tapCoalesce(segs3, 0, 24, false); next != 4 {
+		t.Fatalf("trusted with a bad checksum: merged %d, want 4 (not verified)", next)
+	}
 }

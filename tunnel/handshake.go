@@ -341,9 +341,10 @@ func (t *Tunnel) flushPending(hs *hsScratch, p *peers.Peer) int {
 		return 0
 	}
 	var bytes uint64
+	now := time.Now()
 	for _, b := range hs.taken {
 		n := len(b) - headroom
-		m, err := t.seal(kp, b[:cap(b)], n, p.WireGuardFraming())
+		m, err := t.seal(kp, b[:cap(b)], n, p.WireGuardFraming(), now)
 		if err != nil {
 			t.drop(p, peers.DropKeypairExpired, 1)
 			continue

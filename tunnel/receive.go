@@ -90,6 +90,7 @@ func (t *Tunnel) routineInbound(fn conn.ReceiveFunc) {
 func (t *Tunnel) receiveBatch(rs *recvScratch, n int) {
 	clock := time.Now()
 	now, mono := clock.UnixNano(), policy.MonotonicAt(clock)
+	kpNow := t.cfg.Identity.Present(clock) // the batch's one clock read, for every Open
 	for i := 0; i < n; i++ {
 		msg := rs.bufs[i][:rs.sizes[i]]
 		ep := rs.eps[i]
@@ -100,7 +101,7 @@ func (t *Tunnel) receiveBatch(rs *recvScratch, n int) {
 		}
 		switch binary.LittleEndian.Uint32(msg[:4]) {
 		case crypto.MessageTransportType:
-			t.receiveTransport(rs, rs.bufs[i], msg, ep, now, mono)
+			t.receiveTransport(rs, rs.bufs[i], msg, ep, kpNow, now, mono)
 		case crypto.MessageInitiationType, crypto.MessageResponseType, crypto.MessageCookieReplyType:
 			t.enqueueHandshake(msg, ep)
 		default:
@@ -117,7 +118,7 @@ func (t *Tunnel) receiveBatch(rs *recvScratch, n int) {
 	}
 }
 
-func (t *Tunnel) receiveTransport(rs *recvScratch, buf, msg []byte, ep conn.Endpoint, now, mono int64) {
+func (t *Tunnel) receiveTransport(rs *recvScratch, buf, msg []byte, ep conn.Endpoint, kpNow time.Time, now, mono int64) {
 	if len(msg) < crypto.MessageTransportOverhead {
 		t.drop(nil, peers.DropShortMessage, 1)
 		return
@@ -128,7 +129,7 @@ func (t *Tunnel) receiveTransport(rs *recvScratch, buf, msg []byte, ep conn.Endp
 		return
 	}
 	p, kp := e.Peer, e.Keypair
-	pt, err := kp.Open(msg)
+	pt, err := kp.OpenAt(msg, kpNow)
 	if err != nil {
 		t.drop(p, openDropReason(err), 1)
 		return

@@ -167,7 +167,7 @@ func (t *Tunnel) sealInto(sc *sendScratch, p *peers.Peer, b []byte, n int, now t
 	if kp.NeedsRekey(now) {
 		t.requestHandshake(p)
 	}
-	m, err := t.seal(kp, b, n, p.WireGuardFraming())
+	m, err := t.seal(kp, b, n, p.WireGuardFraming(), now)
 	if err != nil {
 		if errors.Is(err, crypto.ErrKeypairExpired) {
 			t.enqueuePending(p, b[headroom:headroom+n])
@@ -185,7 +185,7 @@ func (t *Tunnel) sealInto(sc *sendScratch, p *peers.Peer, b []byte, n int, now t
 // seals it in place; it returns the message length. bare (a peer with WireGuard framing,
 // L3 only): no VXLAN header, the packet moves down to b[16:] and is padded as WireGuard
 // pads (to a multiple of 16, never past the MTU).
-func (t *Tunnel) seal(kp *crypto.Keypair, b []byte, n int, bare bool) (int, error) {
+func (t *Tunnel) seal(kp *crypto.Keypair, b []byte, n int, bare bool, now time.Time) (int, error) {
 	if bare {
 		const off = crypto.MessageTransportHeaderSize
 		copy(b[off:off+n], b[headroom:headroom+n])
@@ -194,7 +194,7 @@ func (t *Tunnel) seal(kp *crypto.Keypair, b []byte, n int, bare bool) (int, erro
 			padded = max(n, t.cfg.MTU)
 		}
 		clear(b[off+n : off+padded])
-		return kp.Seal(b, padded)
+		return kp.SealAt(b, padded, now)
 	}
 	proto := vxlan.ProtoEthernet
 	plain := vxlan.HeaderSize + n
@@ -212,7 +212,7 @@ func (t *Tunnel) seal(kp *crypto.Keypair, b []byte, n int, bare bool) (int, erro
 		plain = padded
 	}
 	vxlan.Encode(b[crypto.MessageTransportHeaderSize:headroom], t.cfg.VNI, proto)
-	return kp.Seal(b, plain)
+	return kp.SealAt(b, plain, t.cfg.Identity.Present(now)) // the batch's clock read, not one per packet
 }
 
 func (sc *sendScratch) group(p *peers.Peer) *sendGroup {
