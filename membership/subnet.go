@@ -21,8 +21,12 @@ package membership
 //     the one it persisted in StateDir/subnet at its last run.
 //   - If a live (alive or leaving) member announces the same /24 and that member
 //     is static or has the lower public key (bytes.Compare; then the lower
-//     name), this host moves to the next /24 that no live member announces,
-//     persists it and re-announces it with a tag update. Failed members hold
+//     name), this host moves to the first /24 that no live member announces,
+//     searching from a point hashed from its key and the /24 it lost (not from
+//     the next /24: hosts that lost the same /24 would all land on the same
+//     next one and lose again, one gossip round per host, which took 20
+//     colliding hosts minutes on a loaded machine), persists it and
+//     re-announces it with a tag update. Failed members hold
 //     nothing: their subnet may be taken, and on their return the same rule
 //     settles it.
 //
@@ -120,6 +124,18 @@ func (p pool) propose(key [32]byte) int {
 	return 1 + int(binary.BigEndian.Uint64(h[:8])%uint64(p.n-1))
 }
 
+// reprobe is where a host that lost /24 number lost starts looking for a free one: a
+// point hashed from its key and lost, so that the hosts that lost the same /24 spread
+// over the pool instead of all trying the next one (deterministic: the same view gives
+// the same choice).
+func (p pool) reprobe(key [32]byte, lost int) int {
+	var b [36]byte
+	copy(b[:], key[:])
+	binary.BigEndian.PutUint32(b[32:], uint32(lost))
+	h := sha256.Sum256(b[:])
+	return 1 + int(binary.BigEndian.Uint64(h[:8])%uint64(p.n-1))
+}
+
 // claim is one member's announced subnet.
 type claim struct {
 	name   string
@@ -180,7 +196,7 @@ func (p pool) decide(self claim, others []claim) decision {
 		if !lose {
 			return decision{subnet: self.subnet}
 		}
-		start = i + 1
+		start = p.reprobe(self.key, i)
 	}
 	for k := 0; k < p.n-1; k++ {
 		i := 1 + (start-1+k)%(p.n-1)
