@@ -533,6 +533,7 @@ func TestPlainVTEP_OffloadDevice(t *testing.T) {
 			t.Fatalf("frame %d: got %d bytes starting %x, want frame %d", i, len(got), got[:min(len(got), 16)], i)
 		}
 	}
+	waitFor(t, "A's counters", func() bool { return va.Stats().TxPackets == n }) // counted after send returns
 	if s := va.Stats(); s.TxPackets != n || s.TxSends >= n {
 		t.Errorf("%d packets in %d sends, want %d in fewer (GSO)", s.TxPackets, s.TxSends, n)
 	}
