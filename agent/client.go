@@ -123,8 +123,10 @@ func (c *Client) Leave(ctx context.Context) error {
 }
 
 // Reload asks the agent to re-read its pki files (certificate, CAs, blocklist).
-func (c *Client) Reload(ctx context.Context) error {
-	return c.do(ctx, "POST", "/v1/reload", struct{}{}, nil)
+func (c *Client) Reload(ctx context.Context) (ReloadResult, error) {
+	var r ReloadResult
+	err := c.do(ctx, "POST", "/v1/reload", struct{}{}, &r)
+	return r, err
 }
 
 // WaitReady polls the socket until the agent answers or the timeout passes.

@@ -55,6 +55,9 @@ func (c *Config) validateNetstack() error {
 		}
 		return nil
 	}
+	if c.CNI.Enabled {
+		return errors.New("cni.enabled needs a TUN device (containers sit on a bridge the kernel routes into the overlay); not with netstack: true")
+	}
 	if c.Mode != "l3" {
 		return errors.New("netstack: true runs the l3 datapath only (a userspace IP stack carries no Ethernet): use mode: l3, or drop netstack for l2")
 	}

@@ -27,6 +27,7 @@ func TestConfig_NetstackValidation(t *testing.T) {
 	}{
 		{"netstack l3", func(c *Config) { c.Netstack = true }, ""},
 		{"l2 refused", func(c *Config) { c.Netstack, c.Mode = true, "l2" }, "l3 datapath only"},
+		{"cni refused", func(c *Config) { c.Netstack, c.CNI.Enabled = true, true }, "cni.enabled needs a TUN"},
 		{"forward without netstack", func(c *Config) {
 			c.Forward = []ForwardConfig{{Listen: "127.0.0.1:5432", To: "db.service.weft:5432"}}
 		}, "need netstack"},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,10 +16,20 @@ func newReloadCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := commandContext(30 * time.Second)
 			defer cancel()
-			if err := g.client().Reload(ctx); err != nil {
+			r, err := g.client().Reload(ctx)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "reloaded")
+			out := cmd.OutOrStdout()
+			if len(r.Changed) == 0 {
+				fmt.Fprintln(out, "reloaded: nothing changed")
+			}
+			for _, c := range r.Changed {
+				fmt.Fprintln(out, "reloaded:", c)
+			}
+			if len(r.RestartNeeded) > 0 {
+				fmt.Fprintf(out, "changed but applied only after a restart (systemctl restart weft): %s\n", strings.Join(r.RestartNeeded, ", "))
+			}
 			return nil
 		},
 	}
