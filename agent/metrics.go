@@ -19,7 +19,7 @@ type metricsCollector struct {
 
 	peerBytes, peerPackets, peerHandshakes, peerDrops, peerLastHandshake *prometheus.Desc
 	drops, members, up                                                   *prometheus.Desc
-	dnsForwards                                                          *prometheus.Desc
+	dnsForwards, proxyEvents                                             *prometheus.Desc
 }
 
 func newMetricsCollector(a *Agent) *metricsCollector {
@@ -33,12 +33,13 @@ func newMetricsCollector(a *Agent) *metricsCollector {
 		drops:             prometheus.NewDesc("weft_drops_total", "Packets the datapath dropped, by reason.", []string{"reason"}, nil),
 		members:           prometheus.NewDesc("weft_members", "Gossip members by status.", []string{"status"}, nil),
 		up:                prometheus.NewDesc("weft_up", "1 while the agent runs.", nil, nil),
+		proxyEvents:       prometheus.NewDesc("weft_proxy_events_total", "Rootless mode (--netstack): connections and datagrams the SOCKS5 and HTTP proxies, forwards and exposes carried or refused, by event (socks5_connect, http_connect, relay_tcp, not_allowed, conn_limit, ...).", []string{"event"}, nil),
 		dnsForwards:       prometheus.NewDesc("weft_dns_forwards_total", "DNS queries outside the domain, by outcome: forwarded, failed (upstream error), busy (past the in-flight bound: SERVFAIL), refused (source not this host or the overlay).", []string{"result"}, nil),
 	}
 }
 
 func (c *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.peerBytes, c.peerPackets, c.peerHandshakes, c.peerDrops, c.peerLastHandshake, c.drops, c.members, c.up, c.dnsForwards} {
+	for _, d := range []*prometheus.Desc{c.peerBytes, c.peerPackets, c.peerHandshakes, c.peerDrops, c.peerLastHandshake, c.drops, c.members, c.up, c.dnsForwards, c.proxyEvents} {
 		ch <- d
 	}
 }
@@ -62,6 +63,11 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		drops, _ := c.a.dp.stats() // every mode counts under the same reason names
 		for reason, n := range drops {
 			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(n), reason)
+		}
+	}
+	if ns, ok := c.a.dp.(*nsPath); ok {
+		for event, n := range ns.proxied.Snapshot() {
+			ch <- prometheus.MustNewConstMetric(c.proxyEvents, prometheus.CounterValue, float64(n), event)
 		}
 	}
 	if c.a.cat != nil {

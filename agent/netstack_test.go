@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/weftnet/weft/catalog"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/netproxy"
@@ -414,4 +416,52 @@ func socksUDP(proxy, ip string, port int) error {
 		return nil
 	}
 	return fmt.Errorf("no UDP reply through the association")
+}
+
+// TestNetstack_ProxyEventsMetric: what the rootless proxies count reaches Prometheus as
+// weft_proxy_events_total{event}, read from the same counters `weft status` shows.
+func TestNetstack_ProxyEventsMetric(t *testing.T) {
+	a := &Agent{cfg: DefaultConfig()}
+	ns := &nsPath{encrypted: encrypted{a: a}}
+	a.dp = ns
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refuse := func(context.Context) (net.Conn, error) { return nil, netproxy.ErrNotAllowed }
+	r := netproxy.RelayTCP(ln, refuse, netproxy.Limits{}, slog.New(slog.DiscardHandler), &ns.proxied)
+	defer r.Close()
+	for range 2 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = c.Read(make([]byte, 1)) // the relay closes it after the refused dial
+		c.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for ns.proxied.Snapshot()["not_allowed"] != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy counters %v, want not_allowed: 2", ns.proxied.Snapshot())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newMetricsCollector(a))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "weft_proxy_events_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	if len(got) != 1 || got["not_allowed"] != 2 {
+		t.Fatalf("weft_proxy_events_total = %v, want exactly not_allowed: 2", got)
+	}
 }
