@@ -149,7 +149,7 @@ func helperOpenBest(cname, name string) error {
 			return err
 		}
 	}
-	if err := checkTAPARP(dev, link, want, 0, 0); err != nil {
+	if err := checkTAPARP(dev, link, want, 8, 4); err != nil {
 		return err
 	}
 	if err := checkTAPClose(dev, name, typ); err != nil {

@@ -116,7 +116,7 @@ func helperTAP(name string) error {
 
 // checkTAPARP checks that a frame written to the TAP is received by the kernel: an ARP
 // request for an address of ours is answered with the TAP's MAC (mac), and the answer is
-// read back from the TAP. Frames are written at woff and read at roff.
+// read back from the TAP. Frames are written at woff (two in one Write) and read at roff.
 func checkTAPARP(dev tun.Device, link netlink.Link, mac l2.MAC, woff, roff int) error {
 	addr, _ := netlink.ParseAddr("10.77.0.1/24")
 	if err := netlink.AddrAdd(link, addr); err != nil {
@@ -124,7 +124,9 @@ func checkTAPARP(dev tun.Device, link netlink.Link, mac l2.MAC, woff, roff int) 
 	}
 	asker := l2.MAC{0x02, 0, 0, 0, 0, 0x77}
 	req := arpRequest(asker, "10.77.0.2", "10.77.0.1")
-	if n, err := dev.Write([][]byte{append(make([]byte, woff), req...)}, woff); err != nil || n != 1 {
+	// Two buffers in one Write: each is a frame of its own.
+	two := [][]byte{append(make([]byte, woff), req...), append(make([]byte, woff), req...)}
+	if n, err := dev.Write(two, woff); err != nil || n != 2 {
 		return fmt.Errorf("Write = %d, %v", n, err)
 	}
 	buf, sizes := [][]byte{make([]byte, 1600)}, []int{0}
