@@ -214,3 +214,23 @@ func checkTunFDs() error {
 	}
 	return nil
 }
+
+// TestMode_String: what the agent logs and shows, and which modes are worth a warning.
+func TestMode_String(t *testing.T) {
+	for _, tc := range []struct {
+		mode     tap.Mode
+		want     string
+		fallback bool
+	}{
+		{tap.Mode{Offload: true}, "offload", false},
+		{tap.Mode{Reason: tap.ReasonNotWanted}, "frame by frame: offload not wanted", false},
+		{tap.Mode{Reason: "kernel refused TUNSETOFFLOAD: invalid argument"}, "frame by frame: kernel refused TUNSETOFFLOAD: invalid argument", true},
+	} {
+		if got := tc.mode.String(); got != tc.want {
+			t.Errorf("%+v.String() = %q, want %q", tc.mode, got, tc.want)
+		}
+		if got := tc.mode.Fallback(); got != tc.fallback {
+			t.Errorf("%+v.Fallback() = %v, want %v", tc.mode, got, tc.fallback)
+		}
+	}
+}
