@@ -15,6 +15,7 @@ import (
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/membership"
 	"github.com/weftnet/weft/peers"
+	"github.com/weftnet/weft/tap"
 )
 
 // Agent is one host's weft daemon. New prepares it; Run brings everything up, serves until
@@ -52,6 +53,9 @@ type Agent struct {
 
 	mu       sync.Mutex
 	problems []string
+
+	// tapMode is how openTAP opened the TAP (l2.go), stored before dpUp; nil in L3.
+	tapMode atomic.Pointer[tap.Mode]
 }
 
 // New validates cfg and loads (or creates) the private key; nothing is opened yet.

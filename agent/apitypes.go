@@ -38,6 +38,17 @@ type Status struct {
 	Conflicts []string `json:"conflicts,omitempty"`
 	// Certificate is this host's certificate when a CA is configured.
 	Certificate *CertificateStatus `json:"certificate,omitempty"`
+	// TAP is how the L2 TAP runs (nil in L3).
+	TAP *TAPStatus `json:"tap,omitempty"`
+}
+
+// TAPStatus is the L2 TAP in Status: with offload or frame by frame (tap_offload).
+type TAPStatus struct {
+	// Offload: virtio-net header, TSO and checksum offload, batched reads.
+	Offload bool `json:"offload"`
+	// Reason the TAP runs frame by frame: "tap_offload false" or what the kernel refused
+	// ("kernel refused TUNSETOFFLOAD: invalid argument"); empty with offload.
+	Reason string `json:"reason,omitempty"`
 }
 
 // CertificateStatus is this host's certificate in Status.

@@ -41,6 +41,9 @@ func (a *Agent) Status() Status {
 	}
 	if a.dpUp.Load() {
 		st.Drops, st.Counters = a.dp.stats()
+		if m := a.tapMode.Load(); m != nil {
+			st.TAP = &TAPStatus{Offload: m.Offload, Reason: m.Reason}
+		}
 	}
 	if a.cat != nil {
 		if n := a.cat.cat.ForeignAddressDrops(); n > 0 {

@@ -48,6 +48,10 @@ type Config struct {
 	// ARPSuppression (l2, encryption: none) answers ARP requests for the overlay addresses
 	// of gossip members locally instead of flooding them.
 	ARPSuppression bool `yaml:"arp_suppression"`
+	// TapOffload (l2) opens the TAP with a virtio-net header and TSO and checksum offload
+	// (super-frames of up to 64 frames per syscall); false, or a kernel that refuses them,
+	// opens it through songgao/water, one frame per syscall (tap.OpenBest).
+	TapOffload bool `yaml:"tap_offload"`
 	// Plain configures plain L2 (encryption: none).
 	Plain PlainConfig `yaml:"plain"`
 	// Peers are static peers, used with or without gossip.
@@ -228,6 +232,7 @@ var Settings = []Setting{
 	{Key: "subnet", Flag: "subnet", Help: "static /24 subnet for this host (wins over allocation)", Field: func(c *Config) any { return &c.Subnet }},
 	{Key: "address", Flag: "address", Help: "overlay address of this host (default: .1 of its subnet)", Field: func(c *Config) any { return &c.Address }},
 	{Key: "arp_suppression", Flag: "arp-suppression", Help: "l2 plain: answer ARP for gossip members' addresses locally", Field: func(c *Config) any { return &c.ARPSuppression }},
+	{Key: "tap_offload", Flag: "tap-offload", Help: "l2: TSO and checksum offload on the TAP (false: frame by frame through water; also the fallback when the kernel refuses)", Field: func(c *Config) any { return &c.TapOffload }},
 	{Key: "plain.learn_unknown_vteps", Flag: "plain-learn-unknown-vteps", Help: "l2 plain: accept VXLAN from VTEPs that are no static peer or gossip member", Field: func(c *Config) any { return &c.Plain.LearnUnknownVTEPs }},
 	{Key: "gossip.bind", Flag: "gossip-bind", Help: "gossip listen address (TCP and UDP)", Field: func(c *Config) any { return &c.Gossip.Bind }},
 	{Key: "gossip.advertise", Flag: "gossip-advertise", Help: "address other members reach this host at", Field: func(c *Config) any { return &c.Gossip.Advertise }},
@@ -299,6 +304,7 @@ func DefaultConfig() Config {
 		VNI:         1,
 		StateDir:    defaultStateDir(),                             // /var/lib/weft as root, the XDG state dir otherwise
 		ClusterCIDR: Prefix{netip.MustParsePrefix("10.42.0.0/16")}, // 256 hosts of /24, private range
+		TapOffload:  true,                                          // 64 frames per syscall where the kernel allows; it falls back by itself
 		Gossip: GossipConfig{
 			Bind:          "0.0.0.0:7946",             // Serf's customary LAN port
 			RetryInterval: Duration{30 * time.Second}, // Consul's default

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"time"
 
+	"golang.zx2c4.com/wireguard/tun"
+
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/peers"
@@ -25,16 +27,27 @@ import (
 // state, locally administered (0x02) and unicast.
 func (a *Agent) tapMAC() l2.MAC { return tapMACOf(a.priv.Public()) }
 
-// openTAP opens the TAP with this host's MAC and gives it the overlay address. Its IPv6
+// openTAP opens the TAP with this host's MAC and gives it the overlay address: with
+// offloads unless tap_offload is false or the kernel refuses them (tap.OpenBest), which is
+// logged once and shown by `weft status`. Its IPv6
 // link-local address is the EUI-64 of the MAC (addr_gen_mode 0, before the link goes up):
 // that is the only IPv6 source encrypted L2 accepts from a peer outside its allowed
 // prefixes (l2/cryptokey.go), so stable-privacy addresses from a distribution's default
 // would be dropped at the peers.
-func (a *Agent) openTAP(mac l2.MAC) (*tap.Device, error) {
-	dev, err := tap.Open(tap.Config{Name: a.cfg.Interface, MTU: a.cfg.MTU, MAC: mac})
+func (a *Agent) openTAP(mac l2.MAC) (tun.Device, error) {
+	dev, mode, err := tap.OpenBest(tap.Config{Name: a.cfg.Interface, MTU: a.cfg.MTU, MAC: mac}, a.cfg.TapOffload)
 	if err != nil {
 		return nil, fmt.Errorf("create TAP %s: %w (is /dev/net/tun present and are you root?)", a.cfg.Interface, err)
 	}
+	switch {
+	case mode.Fallback():
+		a.log.Warn("TAP offload refused by the kernel: frames are read and written one by one (slower)",
+			"interface", a.cfg.Interface, "reason", mode.Reason)
+	case !mode.Offload:
+		mode.Reason = "tap_offload false"
+		a.log.Info("TAP without offload: frames are read and written one by one", "interface", a.cfg.Interface, "reason", mode.Reason)
+	}
+	a.tapMode.Store(&mode)
 	if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+a.cfg.Interface+"/addr_gen_mode", []byte("0"), 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		a.log.Warn("IPv6 link-local address may not be the EUI-64 of the TAP MAC; peers drop other link-local sources",
 			"interface", a.cfg.Interface, "err", err)

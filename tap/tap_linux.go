@@ -77,7 +77,8 @@ type Config struct {
 
 // Open creates a non-persistent TAP device; it disappears when closed. The device is
 // opened with a virtio-net header (IFF_VNET_HDR), which Read and Write hide; offloads stay
-// off until EnableOffload.
+// off until EnableOffload. A kernel that refuses the header (EINVAL or EOPNOTSUPP from
+// TUNSETIFF) is reported as such (OpenBest then opens through water instead).
 func Open(cfg Config) (*Device, error) {
 	if len(cfg.Name) > 15 {
 		return nil, fmt.Errorf("tap: interface name %q is longer than 15 bytes", cfg.Name)
@@ -92,8 +93,11 @@ func Open(cfg Config) (*Device, error) {
 		return nil, fmt.Errorf("tap: %w", err)
 	}
 	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
-	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+	if err := ioctlSetIff(fd, ifr); err != nil {
 		unix.Close(fd)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) {
+			return nil, &refusal{what: "IFF_VNET_HDR", name: cfg.Name, err: err}
+		}
 		return nil, fmt.Errorf("tap: create %q: %w (needs CAP_NET_ADMIN)", cfg.Name, err)
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
@@ -108,31 +112,62 @@ func Open(cfg Config) (*Device, error) {
 	}
 	d.readFn = d.readv
 	d.writeFn = d.writev
-	link, err := netlink.LinkByName(d.name)
-	if err != nil {
+	if err := setupLink(d.name, cfg); err != nil {
 		d.Close()
-		return nil, fmt.Errorf("tap: find link %s: %w", d.name, err)
+		return nil, err
+	}
+	if cfg.Up {
+		d.events <- tun.EventUp
+	}
+	return d, nil
+}
+
+// setupLink applies cfg's MTU, MAC and Up to the link name that Open or OpenFrames just
+// created: what both devices share.
+func setupLink(name string, cfg Config) error {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("tap: find link %s: %w", name, err)
 	}
 	if cfg.MTU > 0 {
 		if err := netlink.LinkSetMTU(link, cfg.MTU); err != nil {
-			d.Close()
-			return nil, fmt.Errorf("tap: set MTU %d on %s: %w", cfg.MTU, d.name, err)
+			return fmt.Errorf("tap: set MTU %d on %s: %w", cfg.MTU, name, err)
 		}
 	}
 	if cfg.MAC != ([6]byte{}) {
 		if err := netlink.LinkSetHardwareAddr(link, net.HardwareAddr(cfg.MAC[:])); err != nil {
-			d.Close()
-			return nil, fmt.Errorf("tap: set MAC %s on %s: %w", net.HardwareAddr(cfg.MAC[:]), d.name, err)
+			return fmt.Errorf("tap: set MAC %s on %s: %w", net.HardwareAddr(cfg.MAC[:]), name, err)
 		}
 	}
 	if cfg.Up {
 		if err := netlink.LinkSetUp(link); err != nil {
-			d.Close()
-			return nil, fmt.Errorf("tap: set %s up: %w", d.name, err)
+			return fmt.Errorf("tap: set %s up: %w", name, err)
 		}
-		d.events <- tun.EventUp
 	}
-	return d, nil
+	return nil
+}
+
+// linkMTU is the MTU of the link name.
+func linkMTU(name string) (int, error) {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return 0, fmt.Errorf("tap: %w", err)
+	}
+	return link.Attrs().MTU, nil
+}
+
+// linkMAC is the MAC-48 address of the link name.
+func linkMAC(name string) ([6]byte, error) {
+	var m [6]byte
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return m, fmt.Errorf("tap: %w", err)
+	}
+	if len(link.Attrs().HardwareAddr) != len(m) {
+		return m, fmt.Errorf("tap: %s has no MAC-48 address", name)
+	}
+	copy(m[:], link.Attrs().HardwareAddr)
+	return m, nil
 }
 
 // File returns the device's file.
@@ -337,23 +372,25 @@ func (d *Device) writeCoalesced(bufs [][]byte, offset int) (int, error) {
 // kernel then hands over TCP super-frames of up to tapMaxGSOSegs segments, which Read cuts
 // into frames, and frames with partial checksums, which Read completes; Write merges
 // segments into super-frames. Only for a reader
-// that passes Read at least tapMaxGSOSegs buffers (the encrypted loop; BatchSize).
+// that passes Read at least tapMaxGSOSegs buffers (the encrypted loop; BatchSize). OpenBest
+// calls it; calling it again does the same again. A kernel's refusal of gso_max_segs or of
+// TUNSETOFFLOAD comes back as an error OpenBest recognizes.
 func (d *Device) EnableOffload() error {
 	link, err := netlink.LinkByName(d.name)
 	if err != nil {
 		return fmt.Errorf("tap: %w", err)
 	}
 	if err := netlink.LinkSetGSOMaxSegs(link, tapMaxGSOSegs); err != nil {
-		return fmt.Errorf("tap: set gso_max_segs on %s: %w", d.name, err)
+		return &refusal{what: fmt.Sprintf("gso_max_segs %d", tapMaxGSOSegs), name: d.name, err: err}
 	}
 	var serr error
 	if err := d.rc.Control(func(fd uintptr) {
-		serr = unix.IoctlSetInt(int(fd), unix.TUNSETOFFLOAD, unix.TUN_F_CSUM|unix.TUN_F_TSO4|unix.TUN_F_TSO6)
+		serr = ioctlSetOffload(int(fd), unix.TUN_F_CSUM|unix.TUN_F_TSO4|unix.TUN_F_TSO6)
 	}); err != nil {
 		return fmt.Errorf("tap: %w", err)
 	}
 	if serr != nil {
-		return fmt.Errorf("tap: TUNSETOFFLOAD on %s: %w", d.name, serr)
+		return &refusal{what: "TUNSETOFFLOAD", name: d.name, err: serr}
 	}
 	d.offload.Store(true)
 	return nil
@@ -366,27 +403,10 @@ func (d *Device) EnableOffload() error {
 func (d *Device) TrustWrittenChecksums() { d.trusted.Store(true) }
 
 // MTU returns the interface's current MTU.
-func (d *Device) MTU() (int, error) {
-	link, err := netlink.LinkByName(d.name)
-	if err != nil {
-		return 0, fmt.Errorf("tap: %w", err)
-	}
-	return link.Attrs().MTU, nil
-}
+func (d *Device) MTU() (int, error) { return linkMTU(d.name) }
 
 // HardwareAddr returns the TAP's MAC address (what the host publishes over gossip).
-func (d *Device) HardwareAddr() ([6]byte, error) {
-	var m [6]byte
-	link, err := netlink.LinkByName(d.name)
-	if err != nil {
-		return m, fmt.Errorf("tap: %w", err)
-	}
-	if len(link.Attrs().HardwareAddr) != len(m) {
-		return m, fmt.Errorf("tap: %s has no MAC-48 address", d.name)
-	}
-	copy(m[:], link.Attrs().HardwareAddr)
-	return m, nil
-}
+func (d *Device) HardwareAddr() ([6]byte, error) { return linkMAC(d.name) }
 
 // Name returns the interface name.
 func (d *Device) Name() (string, error) { return d.name, nil }

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/weftnet/weft/internal/netlab"
 	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/tap"
+	"golang.zx2c4.com/wireguard/tun"
 )
 
 // An external test package: the TAP check reads the kernel's ARP answer with l2's Ethernet
@@ -23,11 +26,16 @@ import (
 // tapHelperEnv names the TAP the helper process (TestMain) opens inside its namespace.
 const tapHelperEnv = "WEFT_TAP_HELPER"
 
-// TestMain runs the helper process that TestTAPDevice_Netns starts inside a namespace when
-// WEFT_TAP_HELPER names its TAP, and the tests otherwise.
+// TestMain runs the helper process that TestTAPDevice_Netns (or, with WEFT_TAP_CASE,
+// TestOpenBest_Netns) starts inside a namespace when WEFT_TAP_HELPER names its TAP, and the
+// tests otherwise.
 func TestMain(m *testing.M) {
 	if name := os.Getenv(tapHelperEnv); name != "" {
-		if err := helperTAP(name); err != nil {
+		helper := helperTAP
+		if c := os.Getenv(tapCaseEnv); c != "" {
+			helper = func(name string) error { return helperOpenBest(c, name) }
+		}
+		if err := helper(name); err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)
 			os.Exit(1)
 		}
@@ -86,26 +94,46 @@ func helperTAP(name string) error {
 	default:
 		return errors.New("no EventUp")
 	}
-	// A frame written to the TAP is received by the kernel: an ARP request for an address
-	// of ours is answered, and the answer is read back from the TAP.
 	link, err := netlink.LinkByName(name)
 	if err != nil {
 		return err
 	}
+	if err := checkTAPARP(dev, link, want, 8, 4); err != nil {
+		return err
+	}
+	if err := checkTAPBatchRead(dev, link); err != nil {
+		return err
+	}
+	if err := checkTAPOffloadChecksum(dev); err != nil {
+		return err
+	}
+	if err := checkTAPClose(dev, name, "Device"); err != nil {
+		return err
+	}
+	fmt.Println("TAP ok: MTU, MAC, events, write→kernel ARP→read, batched read, offload checksums, close")
+	return dev.Close()
+}
+
+// checkTAPARP checks that a frame written to the TAP is received by the kernel: an ARP
+// request for an address of ours is answered with the TAP's MAC (mac), and the answer is
+// read back from the TAP. Frames are written at woff (two in one Write) and read at roff.
+func checkTAPARP(dev tun.Device, link netlink.Link, mac l2.MAC, woff, roff int) error {
 	addr, _ := netlink.ParseAddr("10.77.0.1/24")
 	if err := netlink.AddrAdd(link, addr); err != nil {
 		return err
 	}
 	asker := l2.MAC{0x02, 0, 0, 0, 0, 0x77}
 	req := arpRequest(asker, "10.77.0.2", "10.77.0.1")
-	if n, err := dev.Write([][]byte{append(make([]byte, 8), req...)}, 8); err != nil || n != 1 {
+	// Two buffers in one Write: each is a frame of its own.
+	two := [][]byte{append(make([]byte, woff), req...), append(make([]byte, woff), req...)}
+	if n, err := dev.Write(two, woff); err != nil || n != 2 {
 		return fmt.Errorf("Write = %d, %v", n, err)
 	}
 	buf, sizes := [][]byte{make([]byte, 1600)}, []int{0}
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		done := make(chan error, 1)
-		go func() { _, err := dev.Read(buf, sizes, 4); done <- err }()
+		go func() { _, err := dev.Read(buf, sizes, roff); done <- err }()
 		select {
 		case err := <-done:
 			if err != nil {
@@ -114,24 +142,25 @@ func helperTAP(name string) error {
 		case <-time.After(5 * time.Second):
 			return errors.New("no frame from the kernel")
 		}
-		f := buf[0][4 : 4+sizes[0]]
+		f := buf[0][roff : roff+sizes[0]]
 		eth, err := l2.ParseEthernet(f)
 		if err != nil || eth.EtherType != l2.EtherTypeARP {
 			continue // IPv6 router solicitations and the like
 		}
 		rep, err := l2.ParseARP(f[eth.PayloadOffset:])
-		if err != nil || rep.Op != l2.ARPReply || rep.SenderMAC != want || eth.Dst != asker {
+		if err != nil || rep.Op != l2.ARPReply || rep.SenderMAC != mac || eth.Dst != asker {
 			return fmt.Errorf("kernel's ARP answer %+v %v", rep, err)
 		}
-		break
+		return nil
 	}
-	if err := checkTAPBatchRead(dev, link); err != nil {
-		return err
-	}
-	if err := checkTAPOffloadChecksum(dev); err != nil {
-		return err
-	}
-	// Close unblocks a pending Read with net.ErrClosed and removes the link.
+	return errors.New("no ARP answer from the kernel")
+}
+
+// checkTAPClose checks that Close unblocks a Read parked in the runtime's poller (the stack
+// of the reader shows tap.(*typ).Read waiting in runtime_pollWait) with net.ErrClosed,
+// removes the link, is idempotent, and that Read and Write after it return net.ErrClosed.
+func checkTAPClose(dev tun.Device, name, typ string) error {
+	buf, sizes := [][]byte{make([]byte, 1600)}, []int{0}
 	done := make(chan error, 1)
 	go func() { // frames the kernel still sends (IPv6 solicitations) are read and dropped
 		for {
@@ -141,7 +170,9 @@ func helperTAP(name string) error {
 			}
 		}
 	}()
-	time.Sleep(50 * time.Millisecond)
+	if err := waitParked("tap.(*"+typ+").Read", 5*time.Second); err != nil {
+		return err
+	}
 	if err := dev.Close(); err != nil {
 		return fmt.Errorf("Close: %w", err)
 	}
@@ -156,8 +187,34 @@ func helperTAP(name string) error {
 	if _, err := netlink.LinkByName(name); err == nil {
 		return errors.New("link still present after Close (persist must be off)")
 	}
-	fmt.Println("TAP ok: MTU, MAC, events, write→kernel ARP→read, batched read, offload checksums, close")
-	return dev.Close()
+	if err := dev.Close(); err != nil {
+		return fmt.Errorf("second Close: %w", err)
+	}
+	if _, err := dev.Read(buf, sizes, 0); !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("Read on a closed device: %v", err)
+	}
+	if _, err := dev.Write([][]byte{make([]byte, 60)}, 0); !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("Write on a closed device: %v", err)
+	}
+	return nil
+}
+
+// waitParked waits until a goroutine's stack shows fn waiting in the poller: a Read that
+// blocks in a syscall instead (a blocking descriptor) would never show it, and Close could
+// not wake it.
+func waitParked(fn string, timeout time.Duration) error {
+	buf := make([]byte, 1<<20)
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		n := runtime.Stack(buf, true)
+		for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+			if strings.Contains(g, fn) && strings.Contains(g, "runtime_pollWait") {
+				return nil
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("no goroutine in %s parked in the poller", fn)
 }
 
 // checkTAPBatchRead has the kernel queue a burst of frames on the TAP (UDP datagrams to a

@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/weftnet/weft/agent"
 )
 
 func newJoinCmd(g *globals) *cobra.Command {
@@ -141,6 +144,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 				{"up since", st.Started.Format(time.RFC3339) + " (" + age(st.Started) + ")"},
 				{"drops", drops(st.Drops)},
 			}
+			if st.TAP != nil {
+				rows = slices.Insert(rows, 5, [2]string{"device", st.Interface + " (" + tapMode(st.TAP) + ")"})
+			}
 			for _, r := range rows {
 				fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
 			}
@@ -160,6 +166,14 @@ func newStatusCmd(g *globals) *cobra.Command {
 	}
 	addJSONFlag(cmd, g)
 	return cmd
+}
+
+// tapMode is "TAP, offload" or "TAP, frame by frame: REASON".
+func tapMode(t *agent.TAPStatus) string {
+	if t.Offload {
+		return "TAP, offload"
+	}
+	return "TAP, frame by frame: " + t.Reason
 }
 
 func dash(s string) string {
