@@ -417,6 +417,9 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("encryption %q: must be wireguard or none", c.Encryption)
 	}
+	if !c.TapOffload && c.Mode != "l2" {
+		return errors.New("tap_offload: false is only for mode: l2 (it opens the TAP without offloads; the TUN of l3 has no such switch)")
+	}
 	if c.ListenPort == 0 {
 		c.ListenPort = 51820
 		if c.Encryption == "none" {

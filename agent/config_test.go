@@ -36,6 +36,7 @@ func TestConfig_Validate(t *testing.T) {
 	}{
 		{"defaults", "", ""},
 		{"plain l3", "encryption: none\n", "only for mode: l2"},
+		{"tap_offload in l3", "tap_offload: false\n", "tap_offload: false is only for mode: l2"},
 		{"bad mode", "mode: l4\n", `mode "l4"`},
 		{"peer without prefixes", "peers:\n  - public_key: x\n    endpoint: 192.0.2.1:1\n", "peers[0] (line 2): allowed_ips is empty"},
 		{"l2 peer without prefixes", "mode: l2\npeers:\n  - public_key: x\n    endpoint: 192.0.2.1:1\n", "in encrypted l2 a peer may send only from the addresses in its allowed_ips"},
@@ -65,6 +66,20 @@ func TestConfig_Validate(t *testing.T) {
 				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestConfig_TapOffloadL2 is the allowed side of the "tap_offload in l3" case above.
+func TestConfig_TapOffloadL2(t *testing.T) {
+	for _, y := range []string{"mode: l2\ntap_offload: false\n", "mode: l2\nencryption: none\ntap_offload: false\n"} {
+		cfg := DefaultConfig()
+		cfg.Name = "h"
+		if err := parseConfig([]byte(y), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err != nil || cfg.TapOffload {
+			t.Fatalf("%q: err %v, tap_offload %v; want valid and false", y, err, cfg.TapOffload)
+		}
 	}
 }
 
