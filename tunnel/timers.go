@@ -18,6 +18,15 @@ import (
 //     path also asks when Keypair.NeedsRekey), while traffic continues on the current keypair;
 //   - keepalive when data was received and nothing sent for KeepaliveTimeout;
 //   - persistent keepalive when nothing was sent for the peer's interval;
+//   - a new handshake when data was sent and no authenticated packet (transport,
+//     keepalive or handshake) came back for NewHandshakeTimeout (WireGuard's
+//     new-handshake timer, KeepaliveTimeout+RekeyTimeout): the peer may have lost the
+//     session (restarted, re-added us) and drops all we seal on it until our own rekey, two
+//     minutes later. The send path arms it by storing when the first unanswered data went
+//     out (Peer.Unanswered), any authenticated receive clears that; firing disarms it, so
+//     it fires once, and again only after more data is sent without reply. Keepalives do
+//     not arm it. As WireGuard, the cached source address of the endpoint is dropped too,
+//     in case that is what broke;
 //   - sessions erased after 3×RejectAfterTime of silence.
 func (t *Tunnel) tick(hs *hsScratch, now time.Time) {
 	for _, p := range t.table.Peers() {
@@ -60,6 +69,8 @@ func (t *Tunnel) tickPeer(hs *hsScratch, p *peers.Peer, now time.Time) {
 		// Only while we send (as WireGuard, whose rekey rides on the send path): an idle
 		// session is left to expire.
 		t.initiate(hs, p, false)
+	default:
+		t.checkNoReply(hs, p, now)
 	}
 	if pending > 0 {
 		t.flushPending(hs, p)
@@ -80,4 +91,30 @@ func (t *Tunnel) tickPeer(hs *hsScratch, p *peers.Peer, now time.Time) {
 			t.pool.put(b)
 		}
 	}
+}
+
+// checkNoReply starts a new handshake with p when data sent NewHandshakeTimeout ago (plus
+// WireGuard's jitter of up to RekeyTimeoutJitterMax, taken from the arming timestamp's
+// low bits) has had no authenticated reply. Called with a current keypair and no attempt
+// in flight.
+func (t *Tunnel) checkNoReply(hs *hsScratch, p *peers.Peer, now time.Time) {
+	since := p.Unanswered()
+	if since == 0 {
+		return
+	}
+	wait := t.cfg.NewHandshakeTimeout
+	if t.cfg.RekeyTimeout >= time.Second {
+		wait += time.Duration(uint64(since) % uint64(crypto.RekeyTimeoutJitterMax))
+	}
+	if now.UnixNano()-since < int64(wait) || !p.ClaimUnanswered(since) {
+		return
+	}
+	t.noReplyHandshakes.Add(1)
+	t.log.Info("no reply to data; new handshake", "peer", p.Key().String(), "after", t.cfg.NewHandshakeTimeout)
+	if e := p.LoadEndpoint(); e != nil && e.Handle != nil {
+		// The handle of a received packet pins our source address; a fresh one lets the
+		// kernel choose again (wireguard-go clears the endpoint's source here too).
+		p.CompareAndSwapEndpoint(e, &peers.Endpoint{Addr: e.Addr})
+	}
+	t.sendInitiation(hs, p, false)
 }
