@@ -68,7 +68,10 @@ type Peer struct {
 	noReply       atomic.Uint64 // new handshakes started because data got no reply
 	lastHandshake atomic.Int64  // unix nanoseconds; 0: never
 	lastRxData    atomic.Int64  // unix nanoseconds of the last non-keepalive packet received
-	drops         DropCounters
+	// keepaliveArmed: when the tunnel's timers armed WireGuard's keepalive timer (data
+	// received since our last send); written by the timer goroutine only.
+	keepaliveArmed atomic.Int64
+	drops          DropCounters
 }
 
 type traffic struct {
@@ -181,6 +184,13 @@ func (p *Peer) ClaimUnanswered(since int64) bool {
 	p.noReply.Add(1)
 	return true
 }
+
+// KeepaliveArmedAt returns when the tunnel's timers last armed the keepalive timer (unix
+// nanoseconds; 0: never); ArmKeepalive sets it. The timer goroutine's own state.
+func (p *Peer) KeepaliveArmedAt() int64 { return p.keepaliveArmed.Load() }
+
+// ArmKeepalive records that the keepalive timer was armed at (unix nanoseconds).
+func (p *Peer) ArmKeepalive(at int64) { p.keepaliveArmed.Store(at) }
 
 // LastSent, LastReceived and LastReceivedData return unix nanoseconds (0: never).
 func (p *Peer) LastSent() int64         { return p.tx.last.Load() }

@@ -384,3 +384,62 @@ func TestTunnel_NoReplyRecoversFromRestartedPeer(t *testing.T) {
 	b.dev.inject(pong)
 	a.dev.waitPacket(t)
 }
+
+// A receiver that only receives sends a keepalive KeepaliveTimeout after the first data
+// since its last send, also while data keeps coming (WireGuard's keepalive timer; it once
+// waited for KeepaliveTimeout of silence, so a continuous one-way stream got no keepalive
+// and set off the sender's no-reply timer).
+func TestTunnel_KeepaliveDuringStream(t *testing.T) {
+	d := newDirect(t, 1, batchOf(1, 100))
+	hsB := newHSScratch()
+	ka := d.b.cfg.KeepaliveTimeout
+	d.round()
+	t0 := time.Unix(0, d.peerA.LastReceivedData())
+	d.b.tickPeer(hsB, d.peerA, t0) // arms
+	for i := range 5 {
+		d.round() // the stream goes on
+		d.b.tickPeer(hsB, d.peerA, t0.Add(ka*time.Duration(i)/5))
+	}
+	if n := d.b.Stats().KeepalivesSent; n != 0 {
+		t.Fatalf("%d keepalives before KeepaliveTimeout", n)
+	}
+	d.round()
+	d.b.tickPeer(hsB, d.peerA, t0.Add(ka))
+	if n := d.b.Stats().KeepalivesSent; n != 1 {
+		t.Fatalf("%d keepalives KeepaliveTimeout into a stream, want 1", n)
+	}
+	// Sent: disarmed until data arrives again, then due KeepaliveTimeout later.
+	sent := d.peerA.LastSent()
+	d.b.tickPeer(hsB, d.peerA, time.Unix(0, sent).Add(2*ka))
+	if n := d.b.Stats().KeepalivesSent; n != 1 {
+		t.Fatalf("%d keepalives with no data since the last, want 1", n)
+	}
+	d.round()
+	t1 := time.Unix(0, d.peerA.LastReceivedData())
+	d.b.tickPeer(hsB, d.peerA, t1.Add(ka-time.Millisecond))
+	d.b.tickPeer(hsB, d.peerA, t1.Add(ka))
+	if n := d.b.Stats().KeepalivesSent; n != 2 {
+		t.Fatalf("%d keepalives, want 2", n)
+	}
+}
+
+// A one-way stream (A sends, B only receives) is answered by B's keepalives every
+// KeepaliveTimeout, which disarm A's timer: no spurious handshakes while it lasts.
+func TestTunnel_NoReplyQuietOnOneWayStream(t *testing.T) {
+	cfg := fastNoReply()
+	pr := upPair(t, cfg, cfg)
+	pkt := ipv4Packet("10.0.1.1", "10.0.2.2", 100)
+	pr.devA.inject(pkt)
+	pr.devB.waitPacket(t)
+	start := time.Now()
+	for time.Since(start) < 4*cfg.NewHandshakeTimeout {
+		pr.devA.inject(pkt)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := pr.a.Stats().NoReplyHandshakes; n != 0 {
+		t.Errorf("A started %d no-reply handshakes during a one-way stream B received", n)
+	}
+	if n := pr.b.Stats().KeepalivesSent; n < 3 {
+		t.Errorf("B sent %d keepalives during a %v stream, want one every %v", n, 4*cfg.NewHandshakeTimeout, cfg.KeepaliveTimeout)
+	}
+}

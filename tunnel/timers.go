@@ -16,7 +16,10 @@ import (
 //     RekeyAttemptTime, dropping the queued packets (DropHandshakeTimeout);
 //   - rekey when our current keypair reaches RekeyAfterTime and we sent on it (the data
 //     path also asks when Keypair.NeedsRekey), while traffic continues on the current keypair;
-//   - keepalive when data was received and nothing sent for KeepaliveTimeout;
+//   - keepalive KeepaliveTimeout after the first data received since we last sent anything
+//     (WireGuard's keepalive timer: a peer that only receives answers every
+//     KeepaliveTimeout, also during a continuous stream, which keeps the sender's no-reply
+//     timer quiet);
 //   - persistent keepalive when nothing was sent for the peer's interval;
 //   - a new handshake when data was sent and no authenticated packet (transport,
 //     keepalive or handshake) came back for NewHandshakeTimeout (WireGuard's
@@ -79,7 +82,7 @@ func (t *Tunnel) tickPeer(hs *hsScratch, p *peers.Peer, now time.Time) {
 	lastSent := p.LastSent()
 	lastRxData := p.LastReceivedData()
 	nowNs := now.UnixNano()
-	if lastRxData > lastSent && nowNs-lastRxData >= int64(t.cfg.KeepaliveTimeout) {
+	if t.keepaliveDue(p, lastSent, lastRxData, nowNs) {
 		t.sendKeepalive(hs, p)
 	} else if pk := p.PersistentKeepalive(); pk > 0 && nowNs-lastSent >= int64(pk) {
 		t.sendKeepalive(hs, p)
@@ -117,4 +120,20 @@ func (t *Tunnel) checkNoReply(hs *hsScratch, p *peers.Peer, now time.Time) {
 		p.CompareAndSwapEndpoint(e, &peers.Endpoint{Addr: e.Addr})
 	}
 	t.sendInitiation(hs, p, false)
+}
+
+// keepaliveDue is WireGuard's keepalive timer: armed by data received while not armed,
+// stopped by anything we send, due KeepaliveTimeout after it was armed. The first tick that
+// sees data received since our last send arms it, dated to the last data received then
+// (within one TimerInterval of the first).
+func (t *Tunnel) keepaliveDue(p *peers.Peer, lastSent, lastRxData, nowNs int64) bool {
+	if lastRxData <= lastSent {
+		return false // nothing received since we last sent: not armed
+	}
+	armed := p.KeepaliveArmedAt()
+	if armed <= lastSent {
+		armed = lastRxData
+		p.ArmKeepalive(armed)
+	}
+	return nowNs-armed >= int64(t.cfg.KeepaliveTimeout)
 }
