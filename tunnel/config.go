@@ -48,7 +48,9 @@ type Config struct {
 	RekeyAttemptTime time.Duration
 	// RekeyTimeout is how long to wait for a handshake response before retransmitting.
 	RekeyTimeout time.Duration
-	// KeepaliveTimeout: after receiving data, send a keepalive if nothing was sent for this long.
+	// KeepaliveTimeout: this long after the first data received since we last sent anything,
+	// send a keepalive if we still sent nothing (WireGuard's keepalive timer; also while data
+	// keeps coming, so a host that only receives answers every KeepaliveTimeout).
 	KeepaliveTimeout time.Duration
 	// NewHandshakeTimeout: after sending data, start a new handshake when no authenticated
 	// packet came back for this long (WireGuard's new-handshake timer): the peer may have

@@ -98,8 +98,8 @@ func (t *Tunnel) tickPeer(hs *hsScratch, p *peers.Peer, now time.Time) {
 
 // checkNoReply starts a new handshake with p when data sent NewHandshakeTimeout ago (plus
 // WireGuard's jitter of up to RekeyTimeoutJitterMax, taken from the arming timestamp's
-// low bits) has had no authenticated reply. Called with a current keypair and no attempt
-// in flight.
+// low bits; none with a RekeyTimeout under a second, as for retransmits) has had no
+// authenticated reply. Called with a current keypair and no attempt in flight.
 func (t *Tunnel) checkNoReply(hs *hsScratch, p *peers.Peer, now time.Time) {
 	since := p.Unanswered()
 	if since == 0 {
