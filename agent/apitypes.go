@@ -102,6 +102,10 @@ type Peer struct {
 	// HandshakeFailures counts handshake attempts given up unanswered.
 	HandshakeFailures uint64            `json:"handshake_failures,omitempty"`
 	Drops             map[string]uint64 `json:"drops,omitempty"`
+
+	// NoReplyHandshakes counts new handshakes started because data sent to the peer got no
+	// authenticated reply for 15 s (the peer had lost the session: restarted, re-added us).
+	NoReplyHandshakes uint64 `json:"no_reply_handshakes,omitempty"`
 }
 
 // JoinRequest is POST /v1/join.

@@ -105,6 +105,7 @@ func (a *Agent) Peers() []Peer {
 		sv := p.Session().View()
 		ap.State, ap.StateReason = peerState(time.Now(), s.Endpoint.IsValid(), s.LastHandshake, sv)
 		ap.HandshakeFailures = sv.GaveUp
+		ap.NoReplyHandshakes = s.NoReplyHandshakes
 		for _, pfx := range s.AllowedIPs {
 			ap.AllowedIPs = append(ap.AllowedIPs, pfx.String())
 		}

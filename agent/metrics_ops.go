@@ -14,6 +14,7 @@ type opsCollector struct {
 	a *Agent
 
 	buildInfo, peerState, handshakeFailures, services *prometheus.Desc
+	noReplyHandshakes                                 *prometheus.Desc
 }
 
 func newOpsCollector(a *Agent) *opsCollector {
@@ -22,12 +23,13 @@ func newOpsCollector(a *Agent) *opsCollector {
 		buildInfo:         prometheus.NewDesc("weft_build_info", "Always 1; the labels name the build.", []string{"version", "commit", "goversion"}, nil),
 		peerState:         prometheus.NewDesc("weft_peer_state", "1 for the state a peer is in (up, handshaking, handshake failing, no endpoint, idle).", []string{"peer", "name", "state"}, nil),
 		handshakeFailures: prometheus.NewDesc("weft_peer_handshake_failures_total", "Handshake attempts with a peer given up unanswered (after RekeyAttemptTime).", []string{"peer", "name"}, nil),
+		noReplyHandshakes: prometheus.NewDesc("weft_peer_no_reply_handshakes_total", "New handshakes with a peer started because data sent got no authenticated reply for 15 s (the peer had lost the session).", []string{"peer", "name"}, nil),
 		services:          prometheus.NewDesc("weft_services", "Service instances in the catalog by health.", []string{"health"}, nil),
 	}
 }
 
 func (c *opsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.buildInfo, c.peerState, c.handshakeFailures, c.services} {
+	for _, d := range []*prometheus.Desc{c.buildInfo, c.peerState, c.handshakeFailures, c.noReplyHandshakes, c.services} {
 		ch <- d
 	}
 }
@@ -38,6 +40,7 @@ func (c *opsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, p := range c.a.Peers() {
 		ch <- prometheus.MustNewConstMetric(c.peerState, prometheus.GaugeValue, 1, p.PublicKey, p.Name, p.State)
 		ch <- prometheus.MustNewConstMetric(c.handshakeFailures, prometheus.CounterValue, float64(p.HandshakeFailures), p.PublicKey, p.Name)
+		ch <- prometheus.MustNewConstMetric(c.noReplyHandshakes, prometheus.CounterValue, float64(p.NoReplyHandshakes), p.PublicKey, p.Name)
 	}
 	counts := map[string]int{}
 	for _, h := range []catalog.Health{catalog.HealthPassing, catalog.HealthWarning, catalog.HealthCritical} {

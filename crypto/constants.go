@@ -36,7 +36,8 @@ const (
 	// MaxTimerHandshakes: a handshake is abandoned after this many
 	// retries (RekeyAttemptTime / RekeyTimeout).
 	MaxTimerHandshakes = int(RekeyAttemptTime / RekeyTimeout)
-	// NewHandshakeTime: after receiving data with no reply for
-	// KeepaliveTimeout+RekeyTimeout, the sender starts a new handshake.
+	// NewHandshakeTime: after sending data with no authenticated packet
+	// received for KeepaliveTimeout+RekeyTimeout, the sender starts a new
+	// handshake.
 	NewHandshakeTime = KeepaliveTimeout + RekeyTimeout
 )

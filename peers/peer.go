@@ -58,11 +58,20 @@ type Peer struct {
 	// update them concurrently.
 	tx traffic
 	rx traffic
+	// unanswered is WireGuard's new-handshake timer as a timestamp, on its own cache line
+	// because both loops write it: the unix nanoseconds of the first data packet sent
+	// since the last authenticated packet received (0: nothing unanswered). AddTx sets it
+	// only when zero, AddRx and HandshakeDone clear it, the timers claim it (ClaimUnanswered).
+	unanswered paddedInt64
 
 	handshakes    atomic.Uint64
-	lastHandshake atomic.Int64 // unix nanoseconds; 0: never
-	lastRxData    atomic.Int64 // unix nanoseconds of the last non-keepalive packet received
-	drops         DropCounters
+	noReply       atomic.Uint64 // new handshakes started because data got no reply
+	lastHandshake atomic.Int64  // unix nanoseconds; 0: never
+	lastRxData    atomic.Int64  // unix nanoseconds of the last non-keepalive packet received
+	// keepaliveArmed: when the tunnel's timers armed WireGuard's keepalive timer (data
+	// received since our last send); written by the timer goroutine only.
+	keepaliveArmed atomic.Int64
+	drops          DropCounters
 }
 
 type traffic struct {
@@ -71,6 +80,13 @@ type traffic struct {
 	bytes   atomic.Uint64
 	last    atomic.Int64 // unix nanoseconds
 	_       [40]byte
+}
+
+// paddedInt64 is an atomic on a cache line of its own.
+type paddedInt64 struct {
+	_ [64]byte
+	v atomic.Int64
+	_ [56]byte
 }
 
 // Key returns the peer's static public key.
@@ -121,15 +137,21 @@ func (p *Peer) PersistentKeepalive() time.Duration {
 	return time.Duration(p.keepalive.Load())
 }
 
-// AddTx counts packets and bytes sent at now. Call once per batch.
-func (p *Peer) AddTx(packets, bytes uint64, now int64) {
+// AddTx counts packets and bytes sent at now; data reports whether any of them carried
+// data (not only keepalives): data arms the no-reply timer (Unanswered) unless it is
+// armed already. Call once per batch; armed, that costs one atomic load.
+func (p *Peer) AddTx(packets, bytes uint64, data bool, now int64) {
 	p.tx.packets.Add(packets)
 	p.tx.bytes.Add(bytes)
 	p.tx.last.Store(now)
+	if data && p.unanswered.v.Load() == 0 {
+		p.unanswered.v.CompareAndSwap(0, now)
+	}
 }
 
-// AddRx counts packets and bytes received at now; data reports whether any of them
-// carried data (not only keepalives). Call once per batch.
+// AddRx counts authenticated packets and bytes received at now; data reports whether any
+// of them carried data (not only keepalives). Any of them answers what was sent: the
+// no-reply timer is disarmed. Call once per batch; disarmed, that costs one atomic load.
 func (p *Peer) AddRx(packets, bytes uint64, data bool, now int64) {
 	p.rx.packets.Add(packets)
 	p.rx.bytes.Add(bytes)
@@ -137,7 +159,38 @@ func (p *Peer) AddRx(packets, bytes uint64, data bool, now int64) {
 	if data {
 		p.lastRxData.Store(now)
 	}
+	p.answered()
 }
+
+func (p *Peer) answered() {
+	if v := p.unanswered.v.Load(); v != 0 {
+		// CAS, not Store: a send that re-armed after a concurrent claim is not undone.
+		p.unanswered.v.CompareAndSwap(v, 0)
+	}
+}
+
+// Unanswered returns the unix nanoseconds of the first data packet sent since the last
+// authenticated packet received from the peer (0: none): WireGuard's new-handshake timer,
+// armed by data sent and disarmed by any authenticated receive.
+func (p *Peer) Unanswered() int64 { return p.unanswered.v.Load() }
+
+// ClaimUnanswered disarms the no-reply timer if it still reads since (nothing was received
+// meanwhile) and counts a no-reply handshake (PeerStats.NoReplyHandshakes); true: the
+// caller starts that handshake. The next data sent arms the timer again.
+func (p *Peer) ClaimUnanswered(since int64) bool {
+	if since == 0 || !p.unanswered.v.CompareAndSwap(since, 0) {
+		return false
+	}
+	p.noReply.Add(1)
+	return true
+}
+
+// KeepaliveArmedAt returns when the tunnel's timers last armed the keepalive timer (unix
+// nanoseconds; 0: never); ArmKeepalive sets it. The timer goroutine's own state.
+func (p *Peer) KeepaliveArmedAt() int64 { return p.keepaliveArmed.Load() }
+
+// ArmKeepalive records that the keepalive timer was armed at (unix nanoseconds).
+func (p *Peer) ArmKeepalive(at int64) { p.keepaliveArmed.Store(at) }
 
 // LastSent, LastReceived and LastReceivedData return unix nanoseconds (0: never).
 func (p *Peer) LastSent() int64         { return p.tx.last.Load() }
@@ -150,10 +203,12 @@ func (p *Peer) AddDrop(r DropReason, n uint64) { p.drops.Add(r, n) }
 // Drops returns the count of drops for r.
 func (p *Peer) Drops(r DropReason) uint64 { return p.drops.Get(r) }
 
-// HandshakeDone records a completed handshake at now.
+// HandshakeDone records a completed handshake at now. The peer's handshake message was
+// authenticated: like any authenticated receive, it disarms the no-reply timer.
 func (p *Peer) HandshakeDone(now time.Time) {
 	p.handshakes.Add(1)
 	p.lastHandshake.Store(now.UnixNano())
+	p.answered()
 }
 
 // AllowedIPs returns a copy of the peer's allowed prefixes as configured.
@@ -179,7 +234,11 @@ type PeerStats struct {
 	RxPackets     uint64
 	TxPackets     uint64
 	Handshakes    uint64
-	Drops         map[string]uint64 // by DropReason name; only nonzero reasons
+	// NoReplyHandshakes counts new handshakes started because data sent got no
+	// authenticated reply for the tunnel's NewHandshakeTimeout (the peer may have lost
+	// the session: restarted, or re-added the peer).
+	NoReplyHandshakes uint64
+	Drops             map[string]uint64 // by DropReason name; only nonzero reasons
 }
 
 // Stats returns a snapshot of the peer's counters (allocates; control path).
@@ -194,6 +253,8 @@ func (p *Peer) Stats() PeerStats {
 		TxPackets:  p.tx.packets.Load(),
 		Handshakes: p.handshakes.Load(),
 		Drops:      p.drops.Snapshot(),
+
+		NoReplyHandshakes: p.noReply.Load(),
 	}
 	if ns := p.lastHandshake.Load(); ns != 0 {
 		s.LastHandshake = time.Unix(0, ns)

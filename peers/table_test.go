@@ -162,7 +162,7 @@ func TestQueue_Push(t *testing.T) {
 func TestPeer_Stats(t *testing.T) {
 	tb := newTestTable(t)
 	p, _ := tb.Upsert(PeerConfig{PublicKey: crypto.PublicKey{1}, AllowedIPs: pfxs("10.0.0.0/8")})
-	p.AddTx(2, 100, 1)
+	p.AddTx(2, 100, true, 1)
 	p.AddRx(3, 300, true, 2)
 	p.AddDrop(DropWrongVNI, 4)
 	p.HandshakeDone(time.Unix(5, 0))

@@ -48,8 +48,15 @@ type Config struct {
 	RekeyAttemptTime time.Duration
 	// RekeyTimeout is how long to wait for a handshake response before retransmitting.
 	RekeyTimeout time.Duration
-	// KeepaliveTimeout: after receiving data, send a keepalive if nothing was sent for this long.
+	// KeepaliveTimeout: this long after the first data received since we last sent anything,
+	// send a keepalive if we still sent nothing (WireGuard's keepalive timer; also while data
+	// keeps coming, so a host that only receives answers every KeepaliveTimeout).
 	KeepaliveTimeout time.Duration
+	// NewHandshakeTimeout: after sending data, start a new handshake when no authenticated
+	// packet came back for this long (WireGuard's new-handshake timer): the peer may have
+	// lost the session (restarted, or re-added us) and cannot decrypt what we send. Longer
+	// than KeepaliveTimeout, so that a peer that only receives has answered with a keepalive.
+	NewHandshakeTimeout time.Duration
 }
 
 // DefaultConfig returns the production defaults; set Identity before New.
@@ -75,6 +82,8 @@ func DefaultConfig() Config {
 		RekeyAttemptTime: crypto.RekeyAttemptTime,
 		RekeyTimeout:     crypto.RekeyTimeout,
 		KeepaliveTimeout: crypto.KeepaliveTimeout,
+		// KeepaliveTimeout+RekeyTimeout (15 s): the peer's keepalive plus a handshake's time.
+		NewHandshakeTimeout: crypto.NewHandshakeTime,
 	}
 }
 
@@ -84,6 +93,7 @@ func DefaultLocalConfig() Config {
 	c.TimerInterval = 10 * time.Millisecond
 	c.RekeyTimeout = 500 * time.Millisecond
 	c.KeepaliveTimeout = time.Second
+	c.NewHandshakeTimeout = c.KeepaliveTimeout + c.RekeyTimeout
 	return c
 }
 
@@ -100,8 +110,11 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: MTU %d outside [576, %d]", ErrInvalidConfig, c.MTU, maxInner)
 	case c.QueueLen <= 0, c.HandshakeQueueLen <= 0, c.MaxFloodCopies < 0:
 		return fmt.Errorf("%w: QueueLen, HandshakeQueueLen must be > 0 (DefaultConfig sets them)", ErrInvalidConfig)
-	case c.TimerInterval <= 0, c.RekeyAfterTime <= 0, c.RekeyAttemptTime <= 0, c.RekeyTimeout <= 0, c.KeepaliveTimeout <= 0:
+	case c.TimerInterval <= 0, c.RekeyAfterTime <= 0, c.RekeyAttemptTime <= 0, c.RekeyTimeout <= 0, c.KeepaliveTimeout <= 0, c.NewHandshakeTimeout <= 0:
 		return fmt.Errorf("%w: timer durations must be > 0 (DefaultConfig sets them)", ErrInvalidConfig)
+	case c.NewHandshakeTimeout <= c.KeepaliveTimeout:
+		return fmt.Errorf("%w: NewHandshakeTimeout %v must exceed KeepaliveTimeout %v (a peer that only receives answers with a keepalive after KeepaliveTimeout; WireGuard waits KeepaliveTimeout+RekeyTimeout)",
+			ErrInvalidConfig, c.NewHandshakeTimeout, c.KeepaliveTimeout)
 	}
 	return nil
 }

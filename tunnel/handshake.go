@@ -108,15 +108,21 @@ func (t *Tunnel) routineHandshake() {
 }
 
 // initiate sends a handshake initiation to p. Unless retransmit, it does nothing while
-// an initiation younger than RekeyTimeout is outstanding.
+// an initiation younger than RekeyTimeout is outstanding, or while p's session is fresh.
 func (t *Tunnel) initiate(hs *hsScratch, p *peers.Peer, retransmit bool) {
+	if !retransmit && t.sessionFresh(p, time.Now()) {
+		return // a stale request: a handshake completed since it was made
+	}
+	t.sendInitiation(hs, p, retransmit)
+}
+
+// sendInitiation is initiate without the fresh-session check: the no-reply timer
+// (timers.go) replaces a session that looks fresh here but that the peer has lost.
+func (t *Tunnel) sendInitiation(hs *hsScratch, p *peers.Peer, retransmit bool) {
 	if p.Removed() {
 		return
 	}
 	now := time.Now()
-	if !retransmit && t.sessionFresh(p, now) {
-		return // a stale request: a handshake completed since it was made
-	}
 	s := p.Session()
 	old, ok := s.BeginAttempt(now, retransmit, t.cfg.RekeyTimeout)
 	if !ok {
@@ -378,6 +384,6 @@ func (t *Tunnel) sendKeepalive(hs *hsScratch, p *peers.Peer) {
 	}
 	if t.sendOne(hs, hs.out[:m], ep) {
 		t.keepalivesSent.Add(1)
-		p.AddTx(1, 0, time.Now().UnixNano())
+		p.AddTx(1, 0, false, time.Now().UnixNano()) // no data: does not arm the no-reply timer
 	}
 }

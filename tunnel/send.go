@@ -261,7 +261,7 @@ func (t *Tunnel) sendTo(p *peers.Peer, msgs [][]byte, innerBytes uint64, now tim
 		t.drop(p, peers.DropSendFailed, uint64(len(msgs)))
 		return
 	}
-	p.AddTx(uint64(len(msgs)), innerBytes, now.UnixNano())
+	p.AddTx(uint64(len(msgs)), innerBytes, true, now.UnixNano()) // data: arms the no-reply timer
 }
 
 // send writes msgs to ep in chunks of at most bindBatch; false on the first failure.

@@ -11,6 +11,9 @@ type Stats struct {
 	HandshakesSent uint64
 	// KeepalivesSent counts keepalives sent.
 	KeepalivesSent uint64
+	// NoReplyHandshakes counts new handshakes started because data sent got no
+	// authenticated reply for NewHandshakeTimeout (per peer: PeerStats.NoReplyHandshakes).
+	NoReplyHandshakes uint64
 }
 
 // Stats returns a snapshot of the global counters (allocates; control path).
@@ -19,6 +22,8 @@ func (t *Tunnel) Stats() Stats {
 		Drops:          t.drops.Snapshot(),
 		HandshakesSent: t.handshakesSent.Load(),
 		KeepalivesSent: t.keepalivesSent.Load(),
+
+		NoReplyHandshakes: t.noReplyHandshakes.Load(),
 	}
 }
 

@@ -16,8 +16,20 @@ import (
 //     RekeyAttemptTime, dropping the queued packets (DropHandshakeTimeout);
 //   - rekey when our current keypair reaches RekeyAfterTime and we sent on it (the data
 //     path also asks when Keypair.NeedsRekey), while traffic continues on the current keypair;
-//   - keepalive when data was received and nothing sent for KeepaliveTimeout;
+//   - keepalive KeepaliveTimeout after the first data received since we last sent anything
+//     (WireGuard's keepalive timer: a peer that only receives answers every
+//     KeepaliveTimeout, also during a continuous stream, which keeps the sender's no-reply
+//     timer quiet);
 //   - persistent keepalive when nothing was sent for the peer's interval;
+//   - a new handshake when data was sent and no authenticated packet (transport,
+//     keepalive or handshake) came back for NewHandshakeTimeout (WireGuard's
+//     new-handshake timer, KeepaliveTimeout+RekeyTimeout): the peer may have lost the
+//     session (restarted, re-added us) and drops all we seal on it until our own rekey, two
+//     minutes later. The send path arms it by storing when the first unanswered data went
+//     out (Peer.Unanswered), any authenticated receive clears that; firing disarms it, so
+//     it fires once, and again only after more data is sent without reply. Keepalives do
+//     not arm it. As WireGuard, the cached source address of the endpoint is dropped too,
+//     in case that is what broke;
 //   - sessions erased after 3×RejectAfterTime of silence.
 func (t *Tunnel) tick(hs *hsScratch, now time.Time) {
 	for _, p := range t.table.Peers() {
@@ -60,6 +72,8 @@ func (t *Tunnel) tickPeer(hs *hsScratch, p *peers.Peer, now time.Time) {
 		// Only while we send (as WireGuard, whose rekey rides on the send path): an idle
 		// session is left to expire.
 		t.initiate(hs, p, false)
+	default:
+		t.checkNoReply(hs, p, now)
 	}
 	if pending > 0 {
 		t.flushPending(hs, p)
@@ -68,7 +82,7 @@ func (t *Tunnel) tickPeer(hs *hsScratch, p *peers.Peer, now time.Time) {
 	lastSent := p.LastSent()
 	lastRxData := p.LastReceivedData()
 	nowNs := now.UnixNano()
-	if lastRxData > lastSent && nowNs-lastRxData >= int64(t.cfg.KeepaliveTimeout) {
+	if t.keepaliveDue(p, lastSent, lastRxData, nowNs) {
 		t.sendKeepalive(hs, p)
 	} else if pk := p.PersistentKeepalive(); pk > 0 && nowNs-lastSent >= int64(pk) {
 		t.sendKeepalive(hs, p)
@@ -80,4 +94,46 @@ func (t *Tunnel) tickPeer(hs *hsScratch, p *peers.Peer, now time.Time) {
 			t.pool.put(b)
 		}
 	}
+}
+
+// checkNoReply starts a new handshake with p when data sent NewHandshakeTimeout ago (plus
+// WireGuard's jitter of up to RekeyTimeoutJitterMax, taken from the arming timestamp's
+// low bits; none with a RekeyTimeout under a second, as for retransmits) has had no
+// authenticated reply. Called with a current keypair and no attempt in flight.
+func (t *Tunnel) checkNoReply(hs *hsScratch, p *peers.Peer, now time.Time) {
+	since := p.Unanswered()
+	if since == 0 {
+		return
+	}
+	wait := t.cfg.NewHandshakeTimeout
+	if t.cfg.RekeyTimeout >= time.Second {
+		wait += time.Duration(uint64(since) % uint64(crypto.RekeyTimeoutJitterMax))
+	}
+	if now.UnixNano()-since < int64(wait) || !p.ClaimUnanswered(since) {
+		return
+	}
+	t.noReplyHandshakes.Add(1)
+	t.log.Info("no reply to data; new handshake", "peer", p.Key().String(), "after", t.cfg.NewHandshakeTimeout)
+	if e := p.LoadEndpoint(); e != nil && e.Handle != nil {
+		// The handle of a received packet pins our source address; a fresh one lets the
+		// kernel choose again (wireguard-go clears the endpoint's source here too).
+		p.CompareAndSwapEndpoint(e, &peers.Endpoint{Addr: e.Addr})
+	}
+	t.sendInitiation(hs, p, false)
+}
+
+// keepaliveDue is WireGuard's keepalive timer: armed by data received while not armed,
+// stopped by anything we send, due KeepaliveTimeout after it was armed. The first tick that
+// sees data received since our last send arms it, dated to the last data received then
+// (within one TimerInterval of the first).
+func (t *Tunnel) keepaliveDue(p *peers.Peer, lastSent, lastRxData, nowNs int64) bool {
+	if lastRxData <= lastSent {
+		return false // nothing received since we last sent: not armed
+	}
+	armed := p.KeepaliveArmedAt()
+	if armed <= lastSent {
+		armed = lastRxData
+		p.ArmKeepalive(armed)
+	}
+	return nowNs-armed >= int64(t.cfg.KeepaliveTimeout)
 }

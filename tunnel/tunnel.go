@@ -37,6 +37,8 @@ type Tunnel struct {
 	drops          peers.DropCounters
 	handshakesSent atomic.Uint64
 	keepalivesSent atomic.Uint64
+	// noReplyHandshakes counts handshakes the no-reply timer started (timers.go).
+	noReplyHandshakes atomic.Uint64
 
 	hsMsgs chan hsMessage // received handshake messages for the worker
 	hsReqs chan hsRequest // initiations and pending flushes asked by the loops

@@ -241,6 +241,8 @@ func TestNew_InvalidConfig(t *testing.T) {
 		{"mtu", func(c *Config) { c.MTU = 100 }},
 		{"queue", func(c *Config) { c.QueueLen = 0 }},
 		{"timer", func(c *Config) { c.TimerInterval = 0 }},
+		{"new handshake timeout", func(c *Config) { c.NewHandshakeTimeout = 0 }},
+		{"new handshake before keepalive", func(c *Config) { c.NewHandshakeTimeout = c.KeepaliveTimeout }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
