@@ -300,10 +300,11 @@ func (a *Agent) problem(msg string) {
 }
 
 // onSubnetChanged moves the device's address when the allocator moved this host's subnet
-// (a conflict lost to a lower key) and the address was derived from it.
+// (a conflict lost to a lower key) and the address was derived from it; the client guard
+// follows the subnet either way.
 func (a *Agent) onSubnetChanged(sn netip.Prefix) {
 	a.mu.Lock()
-	old := a.address
+	old, oldSubnet := a.address, a.subnet
 	derived := !a.cfg.Address.IsValid()
 	a.subnet = sn
 	if derived && sn.IsValid() {
@@ -311,6 +312,9 @@ func (a *Agent) onSubnetChanged(sn netip.Prefix) {
 	}
 	addr := a.address
 	a.mu.Unlock()
+	if sn.IsValid() && sn != oldSubnet {
+		a.clientsMoved(sn) // the client guard follows the subnet, also with a fixed address
+	}
 	if !derived || addr == old || !a.dpUp.Load() {
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
@@ -68,4 +69,51 @@ func (a *Agent) stopClients() {
 	delRules(a.cl.rules)
 	a.cl.rules = nil
 	a.cl.forward = false
+}
+
+// clientsMoved follows a move of this host's subnet (onSubnetChanged): the client guard is
+// rebuilt for the new subnet — the new rules first, then the old subnet's two, so the drop
+// rule (the same in both) never lapses — and clients with addresses in the old subnet are
+// reported: the other hosts now route that subnet to its new owner, so those clients need
+// new configs (`weft client remove` and `add`).
+func (a *Agent) clientsMoved(sn netip.Prefix) {
+	a.cl.mu.Lock()
+	defer a.cl.mu.Unlock()
+	if a.cl.rules != nil {
+		rules := a.clientGuardRules(sn, a.cfg.ClusterCIDR.Prefix)
+		for _, r := range rules {
+			if err := netlink.RuleAdd(r); err != nil && !errors.Is(err, syscall.EEXIST) {
+				a.log.Error("clients: guard for the new subnet", "rule", r.String(), "err", err)
+			}
+		}
+		var old []*netlink.Rule
+		for _, r := range a.cl.rules {
+			if !sameRule(r, rules) {
+				old = append(old, r)
+			}
+		}
+		delRules(old)
+		a.cl.rules = rules
+	}
+	var stale []string
+	for _, c := range a.cl.list {
+		if !sn.Contains(c.Address) {
+			stale = append(stale, c.Name)
+		}
+	}
+	if len(stale) > 0 {
+		a.log.Warn("this host's subnet moved: WireGuard clients have addresses in the old one; re-issue them", "subnet", sn, "clients", stale)
+		a.problem(fmt.Sprintf("subnet moved to %s: WireGuard clients %s have addresses in the old subnet; re-issue them (weft client remove NAME, weft client add NAME)", sn, strings.Join(stale, ", ")))
+	}
+}
+
+// sameRule reports whether one of rules has r's priority and selectors.
+func sameRule(r *netlink.Rule, rules []*netlink.Rule) bool {
+	for _, n := range rules {
+		if n.Priority == r.Priority && n.Type == r.Type && n.IifName == r.IifName && n.Table == r.Table &&
+			n.Src.String() == r.Src.String() && n.Dst.String() == r.Dst.String() {
+			return true
+		}
+	}
+	return false
 }

@@ -8,14 +8,28 @@ import (
 )
 
 // TestNetns_SubnetConflicts: a static subnet wins over an allocated one (the allocated host
-// moves, address and all, and traffic follows), and of two hosts with the same static subnet
-// the one that joined later reports the conflict.
+// moves, address and all, and traffic follows; its WireGuard client guard follows the
+// subnet and its client, addressed in the old one, is reported), and of two hosts with the
+// same static subnet the one that joined later reports the conflict.
 func TestNetns_SubnetConflicts(t *testing.T) {
 	nodes := gossipLab(t, "a", "s", "u")
 	a, s, u := nodes[0], nodes[1], nodes[2]
 	key := gossipKeyB64(t)
 	a.start(gossipConfig(a, key))
 	taken := a.status().Subnet
+	if out, err := a.cli("client", "add", "phone"); err != nil { // installs the client guard
+		t.Fatalf("client add: %v\n%s", err, out)
+	}
+	guard := func() string {
+		out, err := a.host.Run("ip", "-4", "rule", "show")
+		if err != nil {
+			t.Fatalf("ip rule: %v\n%s", err, out)
+		}
+		return out
+	}
+	if g := guard(); !strings.Contains(g, "from "+taken+" to ") || !strings.Contains(g, "to "+taken+" iif weft0") {
+		t.Fatalf("client guard for %s missing before the move:\n%s", taken, g)
+	}
 
 	start := time.Now()
 	s.start(gossipConfig(s, key, a.underlay) + "subnet: " + taken + "\n")
@@ -33,6 +47,15 @@ func TestNetns_SubnetConflicts(t *testing.T) {
 	eventually(t, 20*time.Second, "traffic between s and the moved a", func() error { return allPairsPing([]*node{a, s}) })
 	if out, err := a.host.Run("ip", "-4", "addr", "show", "dev", "weft0"); err != nil || strings.Count(out, "inet ") != 1 {
 		t.Fatalf("a's device should carry exactly its new address: %v\n%s", err, out)
+	}
+	moved := a.status().Subnet
+	g := guard()
+	if strings.Contains(g, taken) || !strings.Contains(g, "from "+moved+" to ") || !strings.Contains(g, "to "+moved+" iif weft0") ||
+		strings.Count(g, "iif weft0 blackhole") != 1 {
+		t.Fatalf("client guard after the move to %s (from %s): want the new subnet's rules, none of the old, one drop rule:\n%s", moved, taken, g)
+	}
+	if p := strings.Join(a.status().Problems, "\n"); !strings.Contains(p, "phone") || !strings.Contains(p, "re-issue") {
+		t.Fatalf("a's problems should name the client addressed in the old subnet: %q", p)
 	}
 
 	// u claims the same static subnet later: u reports the conflict, s keeps it.
