@@ -33,6 +33,7 @@ const (
 	DropToSelf                        // outbound (L2): frame addressed to this host's own MAC (or another local one)
 	DropUnknownVTEP                   // inbound (plain L2): VXLAN from a UDP source that is no known remote
 	DropPolicyDenied                  // network policy refused the packet (a deny rule, the deny default, an unknown later fragment)
+	DropPolicyFlowQuota               // network policy refused a new flow: its peer holds its quota of flows already
 	numDropReasons
 )
 
@@ -65,6 +66,7 @@ var dropNames = [numDropReasons]string{
 	DropToSelf:             "to_self",
 	DropUnknownVTEP:        "unknown_vtep",
 	DropPolicyDenied:       "policy_denied",
+	DropPolicyFlowQuota:    "policy_flow_quota",
 }
 
 // String returns the reason's snake_case name, used as a map key in Stats and as a

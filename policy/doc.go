@@ -102,7 +102,8 @@
 // A Verdict is exactly one of: AllowedByRule (a new flow, Rule its index), AllowedByFlow
 // (the flow table; Rule the rule that admitted the flow, -1 the default),
 // AllowedByDefault, or Denied with a Reason: policy_denied (a deny rule, Rule its index,
-// or the deny default, Rule -1), policy_malformed, policy_fragment_unknown. The datapath
+// or the deny default, Rule -1), policy_malformed, policy_fragment_unknown,
+// policy_flow_quota (see below). The datapath
 // maps the reasons onto its named drops; Engine.Stats counts them and the flow table
 // (flows, added, expired, evicted). Set.Stats lists each rule with its hits (flows it
 // admitted) and drops (packets it refused), and the default last: `weft policy show`.
@@ -114,10 +115,14 @@
 // flow nearest to expiry (among a few examined) is evicted and counted; a flood of new
 // flows therefore pushes out idle flows first. An evicted flow's next packet is judged
 // afresh: in its original direction the rules admit it again, but a reply is a new flow
-// in the reverse direction and is usually refused, so a peer that may open many flows
-// can crowd out others' return traffic; size MaxFlows for the peak (there is no
-// per-peer quota yet). Call Engine.Sweep from a slow timer to reclaim expired flows the
-// datapath has not touched.
+// in the reverse direction and is usually refused. So that one peer that may open many
+// flows cannot crowd out the others' return traffic, Config.MaxFlowsPerPeer (a quarter
+// of the table by default) bounds the flows a peer, by its Endpoint.Host, holds opened
+// inbound: a new flow beyond it is refused as policy_flow_quota (not a hit of the rule
+// that would have admitted it), and the peer may open flows again as its old ones expire.
+// Flows this host opens and peers without a name are not counted; neither are peers
+// after the first 4096 names. Call Engine.Sweep from a slow timer to reclaim expired
+// flows the datapath has not touched.
 //
 // # Compared with Calico and Nebula
 //

@@ -16,6 +16,7 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -25,6 +26,11 @@ import (
 type Config struct {
 	// MaxFlows bounds the flow table; beyond it the oldest-expiring flows are evicted.
 	MaxFlows int
+	// MaxFlowsPerPeer bounds the flows one peer (by its Endpoint.Host) may have opened
+	// inbound at once; a new flow beyond it is refused (ReasonFlowQuota), so one peer
+	// cannot fill the table and push out everyone else's flows. 0: no quota. At most
+	// MaxFlows.
+	MaxFlowsPerPeer int
 	// TCPTimeout keeps an established TCP flow (one that saw a reply).
 	TCPTimeout time.Duration
 	// TCPPendingTimeout keeps a TCP flow that has seen packets in one direction only (a
@@ -50,6 +56,9 @@ func DefaultConfig() Config {
 		// 32768 flows × 2 slots × 80 bytes ≈ 5 MB allocated at New; a host with more
 		// concurrent flows through the overlay sets it higher.
 		MaxFlows: 32768,
+		// A quarter: one peer (a busy client of this host's services, or a hostile one)
+		// can never hold more than that, the other three quarters stay for the rest.
+		MaxFlowsPerPeer: 8192,
 		// Nebula's conntrack defaults: tcp 12m, udp 3m, other 10m.
 		TCPTimeout:   12 * time.Minute,
 		UDPTimeout:   3 * time.Minute,
@@ -70,6 +79,7 @@ func DefaultConfig() Config {
 func DefaultLocalConfig() Config {
 	return Config{
 		MaxFlows:          1024,
+		MaxFlowsPerPeer:   256,
 		TCPTimeout:        10 * time.Second,
 		TCPPendingTimeout: time.Second,
 		TCPClosingTimeout: 500 * time.Millisecond,
@@ -83,6 +93,9 @@ func DefaultLocalConfig() Config {
 func (c *Config) validate() error {
 	if c.MaxFlows < 1 || c.MaxFlows > 1<<24 {
 		return fmt.Errorf("policy: MaxFlows %d: must be 1 to %d", c.MaxFlows, 1<<24)
+	}
+	if c.MaxFlowsPerPeer < 0 || c.MaxFlowsPerPeer > c.MaxFlows {
+		return fmt.Errorf("policy: MaxFlowsPerPeer %d: must be 0 (no quota) to MaxFlows (%d)", c.MaxFlowsPerPeer, c.MaxFlows)
 	}
 	for _, d := range []struct {
 		name string
@@ -103,7 +116,17 @@ type Engine struct {
 	set   atomic.Pointer[Set]
 	flows *flowTable
 	drops [numReasons]atomic.Uint64
+
+	// The per-peer quota: peer names interned to small ids (entry.peer), each with a count
+	// of the inbound flows it holds, decremented when its entry goes (shard.remove).
+	quotaMu  sync.Mutex
+	quotaIDs map[string]uint32
 }
+
+// maxQuotaPeers bounds the peers the quota tracks; flows of peers seen after that many
+// distinct names are not counted (a table of this size never shrinks, names of peers that
+// left keep their id).
+const maxQuotaPeers = 4096
 
 // New returns an Engine without a policy (everything allowed, nothing tracked) until
 // Load.
@@ -111,7 +134,7 @@ func New(cfg Config) (*Engine, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Engine{cfg: cfg, flows: newFlowTable(cfg.MaxFlows)}, nil
+	return &Engine{cfg: cfg, flows: newFlowTable(cfg.MaxFlows), quotaIDs: make(map[string]uint32)}, nil
 }
 
 // Load makes s the policy for the packets that follow; nil removes the policy. The swap
@@ -214,6 +237,15 @@ func (e *Engine) judge(pkt []byte, peer *Endpoint, inbound bool, now int64) Verd
 	sh.mu.Unlock()
 
 	rule, deny := e.decideOrig(s, &f, peer, inbound, true)
+	var qid uint32
+	if !deny && inbound && peer != nil {
+		// The quota is checked before the insert, outside the shard lock: concurrent new
+		// flows of one peer may overshoot it by the number of datapath goroutines.
+		qid = e.quotaID(peer.Host)
+		if qid != 0 && e.flows.peerFlows[qid].Load() >= int32(e.cfg.MaxFlowsPerPeer) {
+			return e.deny(ReasonFlowQuota, int32(rule)) // not a hit of the rule: no flow
+		}
+	}
 	s.count(rule, deny)
 	if deny {
 		return e.deny(ReasonPolicyDenied, int32(rule))
@@ -224,6 +256,10 @@ func (e *Engine) judge(pkt []byte, peer *Endpoint, inbound bool, now int64) Verd
 		i = sh.insert(&key, h, now)
 		en := &sh.slots[i]
 		en.origA, en.inbound = fwdIsA, inbound
+		if qid != 0 {
+			en.peer = qid
+			e.flows.peerFlows[qid].Add(1)
+		}
 	}
 	en := &sh.slots[i]
 	en.gen, en.rule = s.gen, int32(rule)
@@ -231,6 +267,22 @@ func (e *Engine) judge(pkt []byte, peer *Endpoint, inbound bool, now int64) Verd
 	sh.mu.Unlock()
 	e.trackFirstFragment(&f, int32(rule), now)
 	return s.verdict(rule, false)
+}
+
+// quotaID returns the quota id of the peer named host, 0 when there is no quota, no name
+// or no id left. Only new inbound flows ask (the rule walk before it costs more).
+func (e *Engine) quotaID(host string) uint32 {
+	if e.cfg.MaxFlowsPerPeer == 0 || host == "" {
+		return 0
+	}
+	e.quotaMu.Lock()
+	defer e.quotaMu.Unlock()
+	id, ok := e.quotaIDs[host]
+	if !ok && len(e.quotaIDs) < maxQuotaPeers {
+		id = uint32(len(e.quotaIDs) + 1)
+		e.quotaIDs[host] = id
+	}
+	return id
 }
 
 // decideOrig walks the rules for f's flow in its original direction. same says f travels

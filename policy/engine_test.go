@@ -188,7 +188,7 @@ func TestEngine_Timeouts(t *testing.T) {
 
 func TestEngine_TableFullEvicts(t *testing.T) {
 	cfg := DefaultLocalConfig()
-	cfg.MaxFlows = 64
+	cfg.MaxFlows, cfg.MaxFlowsPerPeer = 64, 0 // eviction, not the quota (TestEngine_FlowQuota)
 	s := mustCompile(t, "default: deny\nrules: [{from: {groups: [web]}, to: {any: true}}]\n", cluster())
 	e := newEngine(t, cfg, s)
 	const n = 5000
@@ -347,6 +347,7 @@ func TestEngine_ConcurrentLoadAndJudge(t *testing.T) {
 	b := mustCompile(t, "default: deny\nrules: [{name: all-web, from: {groups: [web]}, to: {any: true}}]\n", r)
 	cfg := DefaultLocalConfig()
 	cfg.MaxFlows = 8192 // no eviction: an evicted flow's reply would be a new flow, and denied
+	cfg.MaxFlowsPerPeer = 0
 	e := newEngine(t, cfg, a)
 	done := make(chan struct{})
 	errs := make(chan string, 4)

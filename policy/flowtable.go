@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 )
 
 // The flow table (conntrack) remembers the flows the rules admitted so that their later
@@ -52,6 +53,7 @@ type entry struct {
 	expires int64  // caller's clock, nanoseconds
 	gen     uint64 // Set generation that last validated the flow
 	rule    int32  // rule that admitted it, -1 for the default
+	peer    uint32 // quota id of the peer that opened it inbound (Engine.quotaID), 0: none
 	used    bool
 	origA   bool // the originator is the key's first end
 	inbound bool // the first packet came inbound
@@ -59,25 +61,29 @@ type entry struct {
 }
 
 type shard struct {
-	mu      sync.Mutex
-	slots   []entry
-	mask    uint64
-	count   int
-	limit   int
-	hand    uint64
-	added   uint64
-	expired uint64
-	evicted uint64
-	_       [64]byte
+	mu        sync.Mutex
+	slots     []entry
+	peerFlows []atomic.Int32 // the table's, shared: remove decrements the owner's count
+	mask      uint64
+	count     int
+	limit     int
+	hand      uint64
+	added     uint64
+	expired   uint64
+	evicted   uint64
+	_         [64]byte
 }
 
 type flowTable struct {
 	seed   maphash.Seed
 	shards [numShards]shard
+	// peerFlows[id] counts the flows peer id (Engine.quotaID) opened inbound; index 0 is
+	// unused (no peer).
+	peerFlows []atomic.Int32
 }
 
 func newFlowTable(maxFlows int) *flowTable {
-	t := &flowTable{seed: maphash.MakeSeed()}
+	t := &flowTable{seed: maphash.MakeSeed(), peerFlows: make([]atomic.Int32, maxQuotaPeers+1)}
 	per := (maxFlows + numShards - 1) / numShards
 	slots := 8
 	for slots < 2*per {
@@ -86,6 +92,7 @@ func newFlowTable(maxFlows int) *flowTable {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.slots = make([]entry, slots)
+		s.peerFlows = t.peerFlows
 		s.mask = uint64(slots - 1)
 		s.limit = per
 	}
@@ -218,6 +225,9 @@ func (s *shard) evict() {
 
 // remove deletes slot i by shifting back the entries of its probe run.
 func (s *shard) remove(i int) {
+	if p := s.slots[i].peer; p != 0 {
+		s.peerFlows[p].Add(-1)
+	}
 	hole := uint64(i)
 	for j := (hole + 1) & s.mask; s.slots[j].used; j = (j + 1) & s.mask {
 		home := s.slots[j].hash & s.mask

@@ -109,7 +109,7 @@ func FuzzPolicy_Classify(f *testing.F) {
 	deny := mustCompile(f, issueExample, r)
 	allow := mustCompile(f, "rules: [{name: no-ssh, action: deny, from: {any: true}, to: {any: true, ports: [\"22/tcp\"]}}, {from: {groups: [web]}, to: {any: true}}]\n", r)
 	cfg := DefaultLocalConfig()
-	cfg.MaxFlows = 64
+	cfg.MaxFlows, cfg.MaxFlowsPerPeer = 64, 16
 	f.Fuzz(func(t *testing.T, pkt []byte, inbound, defaultAllow bool) {
 		s := deny
 		if defaultAllow {

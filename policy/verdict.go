@@ -37,6 +37,7 @@ const (
 	ReasonPolicyDenied        // a deny rule or the deny default refused a new flow
 	ReasonMalformed           // Classify refused the headers
 	ReasonFragment            // a later fragment whose first fragment was not admitted (or not seen yet)
+	ReasonFlowQuota           // a new flow from a peer that holds Config.MaxFlowsPerPeer flows already
 	numReasons
 )
 
@@ -48,6 +49,7 @@ var reasonNames = [numReasons]string{
 	ReasonPolicyDenied: "policy_denied",
 	ReasonMalformed:    "policy_malformed",
 	ReasonFragment:     "policy_fragment_unknown",
+	ReasonFlowQuota:    "policy_flow_quota",
 }
 
 // String returns the reason's snake_case name, for metrics labels.

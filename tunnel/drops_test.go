@@ -242,6 +242,20 @@ var dropCases = map[peers.DropReason]func(t *testing.T, d *direct, clk *testCloc
 		d.a.pol = newEnginePolicy(t, "default: deny\n")
 		expectOnly(t, d.a, peers.DropPolicyDenied, 1, func() { d.sendA(ipv4Packet("10.0.1.1", "10.0.2.2", 60)) })
 	},
+	peers.DropPolicyFlowQuota: func(t *testing.T, d *direct, _ *testClock) {
+		// B lets peer A hold one inbound flow: A's second new flow is refused, the first
+		// keeps passing.
+		d.b.pol = newEnginePolicyQuota(t, fiftyRules(true), 1)
+		first, second := ipv4Packet("10.0.1.1", "10.0.2.2", 60), ipv4Packet("10.0.1.1", "10.0.2.2", 60)
+		binary.BigEndian.PutUint16(second[20:22], 40001) // another source port: another flow
+		d.receiveOne(t, d.sealFromA(t, append(vxlanHeader(d.b.cfg.VNI, 1), first...)))
+		expectOnly(t, d.b, peers.DropPolicyFlowQuota, 1, func() {
+			d.receiveOne(t, d.sealFromA(t, append(vxlanHeader(d.b.cfg.VNI, 1), second...)))
+		})
+		expectOnly(t, d.b, peers.DropNone, 0, func() {
+			d.receiveOne(t, d.sealFromA(t, append(vxlanHeader(d.b.cfg.VNI, 1), first...)))
+		})
+	},
 	peers.DropInvalidMAC1: func(t *testing.T, d *direct, _ *testClock) {
 		var init [crypto.MessageInitiationSize]byte
 		n, _ := d.peerB.Handshake().CreateInitiation(init[:], 7)

@@ -60,6 +60,8 @@ func dropOf(v policy.Verdict) peers.DropReason {
 		return peers.DropNone
 	case v.Reason == policy.ReasonMalformed:
 		return peers.DropMalformed
+	case v.Reason == policy.ReasonFlowQuota:
+		return peers.DropPolicyFlowQuota
 	}
 	return peers.DropPolicyDenied
 }

@@ -35,7 +35,15 @@ func fiftyRules(allow bool) string {
 	return b.String()
 }
 
+// newEnginePolicy is an EnginePolicy for doc whose peers all are host "a" of group web,
+// without a per-peer flow quota (the fill helpers open thousands of flows from that one
+// peer; the quota has its own drop case).
 func newEnginePolicy(tb testing.TB, doc string) *EnginePolicy {
+	return newEnginePolicyQuota(tb, doc, 0)
+}
+
+// newEnginePolicyQuota is newEnginePolicy with MaxFlowsPerPeer perPeer.
+func newEnginePolicyQuota(tb testing.TB, doc string, perPeer int) *EnginePolicy {
 	tb.Helper()
 	d, err := policy.Parse([]byte(doc))
 	if err != nil {
@@ -45,7 +53,9 @@ func newEnginePolicy(tb testing.TB, doc string) *EnginePolicy {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e, err := policy.New(policy.DefaultConfig())
+	cfg := policy.DefaultConfig()
+	cfg.MaxFlowsPerPeer = perPeer
+	e, err := policy.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
