@@ -298,6 +298,9 @@ func (a *Agent) addClient(req ClientAdd) (WGClient, crypto.PrivateKey, error) {
 		return WGClient{}, priv, fmt.Errorf("clients: %w", err)
 	}
 	a.log.Info("client added", "name", c.Name, "address", c.Address, "public_key", c.PublicKey)
+	if a.pol != nil {
+		a.pol.kickRebuild() // its flow-quota identity
+	}
 	return c, priv, nil
 }
 
@@ -319,6 +322,9 @@ func (a *Agent) removeClient(name string) error {
 		a.table.Remove(k)
 	}
 	a.log.Info("client removed", "name", c.Name, "address", c.Address)
+	if a.pol != nil {
+		a.pol.kickRebuild()
+	}
 	return nil
 }
 

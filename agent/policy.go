@@ -108,8 +108,9 @@ func newPolicyGlue(a *Agent) (*policyGlue, error) {
 	return g, nil
 }
 
-// identity is the tunnel's Identity callback: the sender's host and groups, nil for a
-// peer without a member (a static peer: only any, cidrs and services match it).
+// identity is the tunnel's Identity callback: the sender's host and groups. A static peer
+// or WireGuard client has a name only for its flow quota (see rebuild): only any, cidrs
+// and services match it.
 func (g *policyGlue) identity(p *peers.Peer) *policy.Endpoint {
 	return (*g.idents.Load())[p.Key()]
 }
@@ -335,6 +336,21 @@ func (g *policyGlue) rebuild() {
 			ids[key] = ep
 		}
 	}
+	// Static peers and WireGuard clients have no member identity (no groups, no host a
+	// rule can name): a name no policy document can write (validName refuses ':') gives
+	// them each their own flow quota all the same.
+	for _, p := range a.cfg.Peers {
+		if key, err := crypto.ParsePublicKey(p.PublicKey); err == nil && ids[key] == nil {
+			ids[key] = &policy.Endpoint{Host: "static:" + p.PublicKey}
+		}
+	}
+	a.cl.mu.Lock()
+	for _, c := range a.cl.list {
+		if key, err := crypto.ParsePublicKey(c.PublicKey); err == nil && ids[key] == nil {
+			ids[key] = &policy.Endpoint{Host: "client:" + c.Name}
+		}
+	}
+	a.cl.mu.Unlock()
 	g.res.snap.Store(ix)
 	g.idents.Store(&ids)
 	// Under g.mu: accept and install Load new Sets under it too, so a Rebind of the old Set

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"crypto/ed25519"
+	"encoding/binary"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/identity"
+	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/policy"
 )
 
@@ -248,5 +250,73 @@ func TestPolicyGlue_PlainL2NotEnforced(t *testing.T) {
 	a.cfg.Mode, a.cfg.Encryption = "l2", "none"
 	if a.pol.status().Enforced {
 		t.Fatal("plain L2 reported as enforcing policy")
+	}
+}
+
+// TestPolicyGlue_StaticPeersAndClientsHaveQuota: a static peer and a WireGuard client have
+// no member identity, but each gets a name of its own that no document can write (no groups,
+// no host rule matches it), so the flow quota bounds them too: a client flooding new flows
+// is refused past MaxFlowsPerPeer, and the static peer keeps opening flows.
+func TestPolicyGlue_StaticPeersAndClientsHaveQuota(t *testing.T) {
+	a := newPolicyAgent(t, "")
+	staticKey, clientKey := newKey(t).Public(), newKey(t).Public()
+	a.cfg.Peers = []PeerConfig{{PublicKey: staticKey.String()}}
+	a.cl.list = []WGClient{{Name: "phone", PublicKey: clientKey.String(), Address: netip.MustParseAddr("10.42.1.200")}}
+	a.pol.rebuild()
+
+	self := crypto.NewIdentity(newKey(t))
+	t.Cleanup(self.Close)
+	tbl := peers.NewTable(self)
+	static, err := tbl.Upsert(peers.PeerConfig{PublicKey: staticKey, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("192.168.50.0/24")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := tbl.Upsert(peers.PeerConfig{PublicKey: clientKey, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.42.1.200/32")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := a.pol.identity(static); id == nil || id.Host != "static:"+staticKey.String() || len(id.Groups) != 0 {
+		t.Fatalf("static peer's identity %+v", id)
+	}
+	if id := a.pol.identity(client); id == nil || id.Host != "client:phone" || len(id.Groups) != 0 {
+		t.Fatalf("client's identity %+v", id)
+	}
+	if _, err := policy.Parse([]byte("rules: [{from: {hosts: [\"client:phone\"]}, to: {any: true}}]\n")); err == nil {
+		t.Fatal("a document may name the client's quota identity as a host")
+	}
+
+	doc, err := policy.Parse([]byte("default: deny\nrules: [{from: {any: true}, to: {any: true}}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.pol.install(doc, "test"); err != nil {
+		t.Fatal(err)
+	}
+	quota := policy.DefaultConfig().MaxFlowsPerPeer
+	udp := func(src string, sport uint16) []byte {
+		p := make([]byte, 28)
+		p[0], p[8], p[9] = 0x45, 64, 17
+		binary.BigEndian.PutUint16(p[2:], 28)
+		s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr("10.42.1.1").As4()
+		copy(p[12:16], s[:])
+		copy(p[16:20], d[:])
+		binary.BigEndian.PutUint16(p[20:], sport)
+		binary.BigEndian.PutUint16(p[22:], 53)
+		binary.BigEndian.PutUint16(p[24:], 8)
+		return p
+	}
+	refused := 0
+	for i := range quota + 50 {
+		if r := a.pol.hook.Inbound(udp("10.42.1.200", uint16(1024+i)), client, 1); r == peers.DropPolicyFlowQuota {
+			refused++
+		} else if r != peers.DropNone {
+			t.Fatalf("client flow %d: %v", i, r)
+		}
+	}
+	if refused != 50 {
+		t.Fatalf("client: %d of %d new flows refused, want 50 past its quota of %d", refused, quota+50, quota)
+	}
+	if r := a.pol.hook.Inbound(udp("192.168.50.7", 1024), static, 1); r != peers.DropNone {
+		t.Fatalf("the static peer's flow after the client's flood: %v", r)
 	}
 }
