@@ -1,6 +1,6 @@
 package agent
 
-// Netstack mode (rootless): the L3 datapath runs over wireguard-go's tun/netstack, a
+// Netstack mode (rootless): the L3 datapath runs over package usernet, a batched
 // tun.Device backed by gVisor's userspace TCP/IP stack, so the batched tunnel loop is the
 // same as with a TUN while nothing needs root: no /dev/net/tun, no netlink, no routes. The
 // host reaches the overlay only through what this file starts on loopback (the netproxy
@@ -26,17 +26,17 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.zx2c4.com/wireguard/tun/netstack"
 
 	"github.com/weftnet/weft/catalog"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/netproxy"
+	"github.com/weftnet/weft/usernet"
 )
 
 // nsPath is encrypted L3 over the netstack device.
 type nsPath struct {
 	encrypted
-	net *netstack.Net
+	net *usernet.Device
 	// proxied counts what the proxies, forwards and exposes carried and refused, by
 	// reason; `weft status` shows it among the datapath counters.
 	proxied netproxy.Counters
@@ -46,11 +46,11 @@ var _ datapath = (*nsPath)(nil)
 
 func (d *nsPath) start() (uint16, error) {
 	a := d.a
-	dev, tnet, err := netstack.CreateNetTUN([]netip.Addr{a.address}, nil, a.cfg.MTU)
+	dev, err := usernet.New([]netip.Addr{a.address}, a.cfg.MTU)
 	if err != nil {
 		return 0, fmt.Errorf("netstack: %w", err)
 	}
-	d.net = tnet
+	d.net = dev
 	return d.startTunnel(dev, a.cfg.MTU, nil)
 }
 
@@ -77,20 +77,20 @@ func (d *nsPath) fdb(func(crypto.PublicKey) string) []FDBEntry { return []FDBEnt
 
 // overlayNet is the netproxy.Network of the netstack, bound to the overlay address.
 type overlayNet struct {
-	n    *netstack.Net
+	n    *usernet.Device
 	addr netip.Addr
 }
 
 func (o overlayNet) DialTCP(ctx context.Context, dst netip.AddrPort) (net.Conn, error) {
-	return o.n.DialContextTCPAddrPort(ctx, dst)
+	return o.n.DialTCP(ctx, dst)
 }
 
 func (o overlayNet) DialUDP(dst netip.AddrPort) (net.Conn, error) {
-	return o.n.DialUDPAddrPort(netip.AddrPortFrom(o.addr, 0), dst)
+	return o.n.DialUDP(netip.AddrPortFrom(o.addr, 0), dst)
 }
 
 func (o overlayNet) ListenUDP() (net.PacketConn, error) {
-	return o.n.ListenUDPAddrPort(netip.AddrPortFrom(o.addr, 0))
+	return o.n.ListenUDP(netip.AddrPortFrom(o.addr, 0))
 }
 
 // resolve is the proxies' Resolver: overlay names through the catalog, overlay literals as
@@ -292,7 +292,7 @@ func (a *Agent) startExpose(onet overlayNet, e ExposeConfig, lim netproxy.Limits
 	at := netip.AddrPortFrom(a.address, uint16(e.Port))
 	switch e.Proto {
 	case "udp":
-		pc, err := onet.n.ListenUDPAddrPort(at)
+		pc, err := onet.n.ListenUDP(at)
 		if err != nil {
 			return nil, err
 		}
@@ -303,7 +303,7 @@ func (a *Agent) startExpose(onet overlayNet, e ExposeConfig, lim netproxy.Limits
 		a.log.Info("expose", "port", e.Port, "to", e.To, "proto", "udp")
 		return func() { _ = r.Close() }, nil
 	default:
-		ln, err := onet.n.ListenTCPAddrPort(at)
+		ln, err := onet.n.ListenTCP(at)
 		if err != nil {
 			return nil, err
 		}
@@ -318,7 +318,7 @@ func (a *Agent) startExpose(onet overlayNet, e ExposeConfig, lim netproxy.Limits
 
 // serveOverlayDNS answers the catalog on the overlay address inside the netstack (UDP and
 // TCP), for the other hosts; the host's own DNS listeners are catalogGlue's.
-func (a *Agent) serveOverlayDNS(n *netstack.Net, at netip.AddrPort) (func(), error) {
+func (a *Agent) serveOverlayDNS(n *usernet.Device, at netip.AddrPort) (func(), error) {
 	dc := catalog.DefaultDNSConfig()
 	dc.Listen = []string{at.String()} // never bound on the host: the handler only
 	dc.Domain = a.cfg.DNS.Domain
@@ -331,11 +331,11 @@ func (a *Agent) serveOverlayDNS(n *netstack.Net, at netip.AddrPort) (func(), err
 	if err != nil {
 		return nil, fmt.Errorf("dns: %w", err)
 	}
-	pc, err := n.ListenUDPAddrPort(at)
+	pc, err := n.ListenUDP(at)
 	if err != nil {
 		return nil, fmt.Errorf("dns listen %s in the netstack: %w", at, err)
 	}
-	ln, err := n.ListenTCPAddrPort(at)
+	ln, err := n.ListenTCP(at)
 	if err != nil {
 		pc.Close()
 		return nil, fmt.Errorf("dns listen %s in the netstack: %w", at, err)
