@@ -292,8 +292,8 @@ func (v *PlainVTEP) readFailed(what string, err error, lastLog *time.Time) bool 
 	return true
 }
 
-// plainTryReader is a device that can read a queued frame without blocking (tap.Device); the
-// VTEP then gathers a burst of frames into one GSO send.
+// plainTryReader is a device that can read a queued frame without blocking (tap.Device,
+// tap.FrameDevice); the VTEP then gathers a burst of frames into one GSO send.
 type plainTryReader interface {
 	// TryRead reads one frame into b if one is queued; (0, nil) when none is.
 	TryRead(b []byte) (int, error)

@@ -44,7 +44,7 @@ func (r *refusal) reason() string { return "kernel refused " + r.what + ": " + r
 type Mode struct {
 	// Offload: a Device with a virtio-net header and TSO and checksum offload on (reads
 	// and writes of up to 64 KiB super-frames, batched). Otherwise a FrameDevice: one
-	// frame per syscall.
+	// frame per syscall (reads still batched).
 	Offload bool
 	// Reason says why the TAP runs frame by frame: ReasonNotWanted or what the kernel
 	// refused ("kernel refused TUNSETOFFLOAD: invalid argument"). Empty with Offload.

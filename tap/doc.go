@@ -16,7 +16,8 @@
 //     to log once. EPERM, EACCES, EBUSY and every other error are reported, not fallen
 //     back on: they would fail the second open too, or hide a mistake.
 //
-// FrameDevice lacks EnableOffload, TrustWrittenChecksums and TryRead, so the loops that
-// look for them run frame by frame. water opens /dev/net/tun without O_CLOEXEC (OpenFrames
+// FrameDevice lacks EnableOffload and TrustWrittenChecksums, so the loops that look for
+// them run frame by frame; but its Read returns the frames already queued as a batch (up
+// to FrameBatchSize) and it has TryRead, so bursts still leave in one send. water opens /dev/net/tun without O_CLOEXEC (OpenFrames
 // sets it right after) and leaks the descriptor when its TUNSETIFF fails.
 package tap

@@ -1,6 +1,10 @@
 package tap
 
-import "golang.org/x/sys/unix"
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
 
 // The checksum helpers, for the external test package (tap_linux_test.go).
 var (
@@ -20,4 +24,11 @@ func RefuseForTest(setIff, setOffload error) (restore func()) {
 		ioctlSetOffload = func(int, int) error { return setOffload }
 	}
 	return func() { ioctlSetIff, ioctlSetOffload = iff, off }
+}
+
+// NewFrameDeviceForTest wraps f, a non-blocking descriptor that keeps message boundaries
+// (one end of a SOCK_SEQPACKET socketpair), in a FrameDevice named name, as OpenFrames
+// wraps water's TAP: the batched reads are tested without a namespace.
+func NewFrameDeviceForTest(f *os.File, name string) (*FrameDevice, error) {
+	return newFrameDevice(f, name)
 }

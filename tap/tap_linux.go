@@ -257,21 +257,31 @@ func (d *Device) readv(fd uintptr) bool {
 	d.riov[0].Base, d.riov[1].Base = &d.vhdr[0], &d.rdst[0]
 	d.riov[0].SetLen(vnetHdrLen)
 	d.riov[1].SetLen(len(d.rdst))
+	n, e := readvFD(fd, d.riov[:])
+	if e == unix.EAGAIN && d.rblock {
+		return false
+	}
+	d.rn, d.rerr = n, nil
+	if e != 0 {
+		d.rerr = e
+	}
+	return true
+}
+
+// readvFD is one readv(2) of iov on the non-blocking descriptor fd, retried on EINTR: the
+// body of the RawConn.Read callbacks of Device and FrameDevice (which ask the poller to
+// wait on EAGAIN when they block). It returns the bytes read, or 0 and the error.
+func readvFD(fd uintptr, iov []unix.Iovec) (int, syscall.Errno) {
 	for {
-		n, _, e := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&d.riov[0])), 2)
+		n, _, e := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 		switch e {
+		case 0:
+			return int(n), 0
 		case unix.EINTR:
 			continue
-		case unix.EAGAIN:
-			if d.rblock {
-				return false
-			}
+		default:
+			return 0, e
 		}
-		d.rn, d.rerr = int(n), nil
-		if e != 0 {
-			d.rn, d.rerr = 0, e
-		}
-		return true
 	}
 }
 

@@ -1,6 +1,7 @@
 package tap_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -220,7 +221,7 @@ func waitParked(fn string, timeout time.Duration) error {
 // checkTAPBatchRead has the kernel queue a burst of frames on the TAP (UDP datagrams to a
 // static neighbour behind it) before one Read, which must return more than one of them, each
 // whole and in order.
-func checkTAPBatchRead(dev *tap.Device, link netlink.Link) error {
+func checkTAPBatchRead(dev tun.Device, link netlink.Link) error {
 	far := l2.MAC{0x02, 0, 0, 0, 0, 0x99}
 	if err := netlink.NeighAdd(&netlink.Neigh{
 		LinkIndex: link.Attrs().Index, State: netlink.NUD_PERMANENT,
@@ -235,7 +236,7 @@ func checkTAPBatchRead(dev *tap.Device, link netlink.Link) error {
 	defer c.Close()
 	const burst = 6
 	for i := range burst {
-		if _, err := c.Write(make([]byte, 100+i)); err != nil {
+		if _, err := c.Write(bytes.Repeat([]byte{byte(i + 1)}, 100+i)); err != nil {
 			return fmt.Errorf("udp write: %w", err)
 		}
 	}
@@ -259,6 +260,9 @@ func checkTAPBatchRead(dev *tap.Device, link netlink.Link) error {
 			}
 			if want := 14 + 20 + 8 + 100 + got; len(f) != want {
 				return fmt.Errorf("frame %d is %d bytes, want %d", got, len(f), want)
+			}
+			if p := f[14+20+8:]; !bytes.Equal(p, bytes.Repeat([]byte{byte(got + 1)}, len(p))) {
+				return fmt.Errorf("frame %d: payload % x", got, p)
 			}
 			got++
 		}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 
 	"github.com/songgao/water"
 	"golang.org/x/sys/unix"
@@ -16,14 +17,27 @@ import (
 // FrameDevice is a TAP opened through songgao/water, without a virtio-net header: one
 // Ethernet frame per read(2) and per write(2), no offloads. It is what OpenBest falls back
 // to where the kernel refuses IFF_VNET_HDR or TUNSETOFFLOAD. It has none of Device's
-// EnableOffload, TrustWrittenChecksums or TryRead, so package tunnel and l2.PlainVTEP drive
-// it frame by frame: the kernel segments TCP in software before the TAP and every frame
-// costs a syscall (and, encrypted, a read of its own). water opens the descriptor
-// O_NONBLOCK in an os.File, so a Read parks in the runtime's poller and Close wakes it.
+// EnableOffload or TrustWrittenChecksums: the kernel segments TCP in software before the
+// TAP and every frame costs a syscall. But like Device its Read returns a batch (the frames
+// already queued) and it has TryRead, so the encrypted loop seals a burst together and
+// sends it in one sendmmsg or UDP GSO send, and l2.PlainVTEP gathers a burst into one GSO
+// send. water opens the descriptor O_NONBLOCK in an os.File, so a blocking read parks in
+// the runtime's poller and Close wakes it.
 type FrameDevice struct {
 	file   *os.File
 	name   string
 	events chan tun.Event
+
+	// Read state, set up once so that reading allocates nothing: a readv of the frame
+	// straight into the caller's buffer (rdst), blocking in the poller or not (rblock).
+	// One reader at a time (Read or TryRead).
+	rc     syscall.RawConn
+	riov   [1]unix.Iovec
+	rdst   []byte
+	rblock bool
+	rn     int
+	rerr   error
+	readFn func(fd uintptr) bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -53,13 +67,12 @@ func OpenFrames(cfg Config) (*FrameDevice, error) {
 		ifce.Close()
 		return nil, fmt.Errorf("tap: water returned a %T, not an *os.File", ifce.ReadWriteCloser)
 	}
-	d := &FrameDevice{file: f, name: ifce.Name(), events: make(chan tun.Event, 1)}
-	rc, err := f.SyscallConn()
+	d, err := newFrameDevice(f, ifce.Name())
 	if err != nil {
-		d.Close()
-		return nil, fmt.Errorf("tap: %w", err)
+		f.Close()
+		return nil, err
 	}
-	if err := rc.Control(func(fd uintptr) { unix.CloseOnExec(int(fd)) }); err != nil {
+	if err := d.rc.Control(func(fd uintptr) { unix.CloseOnExec(int(fd)) }); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("tap: %w", err)
 	}
@@ -73,19 +86,97 @@ func OpenFrames(cfg Config) (*FrameDevice, error) {
 	return d, nil
 }
 
-// Read reads one frame into bufs[0][offset:], blocking until there is one, and returns 1
-// with sizes[0] its length. The buffer is the caller's; nothing is kept. After Close it
-// returns net.ErrClosed.
+// newFrameDevice wraps f, a non-blocking descriptor that reads and writes one frame per
+// syscall, named name; Close closes f.
+func newFrameDevice(f *os.File, name string) (*FrameDevice, error) {
+	d := &FrameDevice{file: f, name: name, events: make(chan tun.Event, 1)}
+	var err error
+	if d.rc, err = f.SyscallConn(); err != nil {
+		return nil, fmt.Errorf("tap: %w", err)
+	}
+	d.readFn = d.readv
+	return d, nil
+}
+
+// FrameBatchSize is FrameDevice's BatchSize: the most frames one Read returns. 64 is what
+// one UDP GSO send carries at most (the kernel's UDP_MAX_SEGMENTS), so a longer batch
+// would leave in several sends anyway, while every buffer more is one more full-size
+// buffer the encrypted loop holds; the TAP queues up to txqueuelen (1000) frames, so a
+// burst drains in batches of 64.
+const FrameBatchSize = 64
+
+// Read reads one frame into bufs[0][offset:], blocking until there is one, then as many
+// frames as are already queued into the following buffers (up to len(bufs) and
+// len(sizes)), without blocking. It returns the number of frames; sizes[i] is the length
+// of frame i. The buffers are the caller's; nothing is kept. An error of a non-blocking
+// read ends the batch and shows again on the next blocking read. After Close it returns
+// net.ErrClosed. It allocates nothing.
 func (d *FrameDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	if len(bufs) == 0 || len(sizes) == 0 || offset >= len(bufs[0]) {
 		return 0, io.ErrShortBuffer
 	}
-	n, err := d.file.Read(bufs[0][offset:])
+	n, err := d.readFrame(bufs[0][offset:], true)
 	if err != nil {
-		return 0, closedErr(err)
+		return 0, err
 	}
 	sizes[0] = n
-	return 1, nil
+	count := 1
+	for count < len(bufs) && count < len(sizes) && offset < len(bufs[count]) {
+		n, err := d.readFrame(bufs[count][offset:], false)
+		if err != nil || n < 0 {
+			break
+		}
+		sizes[count] = n
+		count++
+	}
+	return count, nil
+}
+
+// TryRead reads one frame into b if the kernel has one queued, without blocking; (0, nil)
+// when none is. The plaintext VTEP uses it to gather a burst into one GSO send. Not safe
+// for concurrent use with itself or Read (one reader).
+func (d *FrameDevice) TryRead(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, io.ErrShortBuffer
+	}
+	n, err := d.readFrame(b, false)
+	if err != nil {
+		return 0, err
+	}
+	return max(n, 0), nil
+}
+
+// readFrame reads one frame into b (not empty), blocking in the poller or not: its length,
+// or -1 when a non-blocking read found nothing queued.
+func (d *FrameDevice) readFrame(b []byte, block bool) (int, error) {
+	d.rdst, d.rblock = b, block
+	err := d.rc.Read(d.readFn)
+	d.rdst, d.riov[0].Base = nil, nil // keep no caller buffer alive
+	switch {
+	case err != nil:
+		return 0, net.ErrClosed // the file is closed
+	case d.rerr == unix.EAGAIN:
+		return -1, nil // only when not blocking
+	case d.rerr != nil:
+		return 0, d.rerr
+	}
+	return d.rn, nil
+}
+
+// readv is readFn: one readv of the frame. It asks the poller to wait (returns false) only
+// for a blocking read that found nothing.
+func (d *FrameDevice) readv(fd uintptr) bool {
+	d.riov[0].Base = &d.rdst[0]
+	d.riov[0].SetLen(len(d.rdst))
+	n, e := readvFD(fd, d.riov[:])
+	if e == unix.EAGAIN && d.rblock {
+		return false
+	}
+	d.rn, d.rerr = n, nil
+	if e != 0 {
+		d.rerr = e
+	}
+	return true
 }
 
 // Write writes each bufs[i][offset:] as one frame. It does not retain the buffers and
@@ -122,8 +213,8 @@ func (d *FrameDevice) Name() (string, error) { return d.name, nil }
 // Events delivers EventUp once if the device was opened Up; it is closed by Close.
 func (d *FrameDevice) Events() <-chan tun.Event { return d.events }
 
-// BatchSize is 1: one frame per Read.
-func (d *FrameDevice) BatchSize() int { return 1 }
+// BatchSize is FrameBatchSize: the most frames one Read returns.
+func (d *FrameDevice) BatchSize() int { return FrameBatchSize }
 
 // Close removes the device; a blocked Read returns net.ErrClosed. Idempotent.
 func (d *FrameDevice) Close() error {
