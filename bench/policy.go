@@ -18,7 +18,9 @@ const SystemWeftPolicy = "weft-policy"
 
 const (
 	policyRules = 50
-	policyFlows = 10000
+	// policyFlows all come from host a, one peer to b: they must stay under the policy
+	// engine's per-peer flow quota (a quarter of its 32768 flows), which refuses the rest.
+	policyFlows = 8000
 )
 
 func weftPolicySystem() *system {
