@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/weftnet/weft/catalog"
+	"github.com/weftnet/weft/policy"
 )
 
 // Config is the agent's whole configuration: a YAML file (weft.yaml) over the embedded
@@ -85,6 +86,11 @@ type Config struct {
 	// PolicyCAFile holds the CA certificates (ca.crt) whose signature a policy spread by
 	// gossip must carry; without it every gossiped policy is refused.
 	PolicyCAFile string `yaml:"policy_ca_file"`
+	// PolicyMaxFlows bounds the policy's flow table (allocated at start, about 160 bytes a
+	// flow); PolicyMaxFlowsPerPeer bounds the flows one peer may have opened into this host
+	// (0: no quota), so that one peer cannot fill the table and push out everyone else's.
+	PolicyMaxFlows        int `yaml:"policy_max_flows"`
+	PolicyMaxFlowsPerPeer int `yaml:"policy_max_flows_per_peer"`
 	// Netstack runs the l3 datapath over a userspace TCP/IP stack instead of a TUN: no root,
 	// no /dev/net/tun; the host reaches the overlay through NetstackProxy and Forward
 	// (netstack.go).
@@ -262,6 +268,8 @@ var Settings = []Setting{
 	{Key: "groups", Flag: "group", Help: "a group of this host for network policy (repeatable; without a CA only as trustworthy as the gossip key)", Field: func(c *Config) any { return &c.Groups }, Append: true},
 	{Key: "policy_file", Flag: "policy-file", Help: "local network policy document (wins over signed policies from gossip)", Field: func(c *Config) any { return &c.PolicyFile }},
 	{Key: "policy_ca_file", Flag: "policy-ca-file", Help: "CA certificates (ca.crt) that must sign a policy spread by gossip", Field: func(c *Config) any { return &c.PolicyCAFile }},
+	{Key: "policy_max_flows", Flag: "policy-max-flows", Help: "flows the policy's flow table holds (allocated at start)", Field: func(c *Config) any { return &c.PolicyMaxFlows }},
+	{Key: "policy_max_flows_per_peer", Flag: "policy-max-flows-per-peer", Help: "flows one peer may have opened into this host; past it its new flows are refused (policy_flow_quota); 0: no quota", Field: func(c *Config) any { return &c.PolicyMaxFlowsPerPeer }},
 	{Key: "cni.enabled", Flag: "cni", Help: "serve containers: forward between the weft-cni bridge and the overlay, write cni.subnet_env", Field: func(c *Config) any { return &c.CNI.Enabled }},
 	{Key: "cni.subnet_env", Flag: "cni-subnet-env", Help: "where to write Flannel's subnet.env (with cni.enabled)", Field: func(c *Config) any { return &c.CNI.SubnetEnv }},
 	{Key: "cni.bridge", Flag: "cni-bridge", Help: "the containers' bridge (the conflist's \"bridge\")", Field: func(c *Config) any { return &c.CNI.Bridge }},
@@ -322,6 +330,9 @@ func DefaultConfig() Config {
 		},
 		LogLevel:  "info",
 		LogFormat: "text", // logfmt: what journald and a terminal show well
+		// policy.DefaultConfig's: 32768 flows (about 5 MB), a quarter of them per peer.
+		PolicyMaxFlows:        policy.DefaultConfig().MaxFlows,
+		PolicyMaxFlowsPerPeer: policy.DefaultConfig().MaxFlowsPerPeer,
 		NetstackProxy: NetstackProxyConfig{
 			SOCKS5: "127.0.0.1:1080", // SOCKS's IANA port
 			HTTP:   "127.0.0.1:3128", // the customary HTTP proxy port (Squid's)
@@ -416,6 +427,12 @@ func (c *Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("encryption %q: must be wireguard or none", c.Encryption)
+	}
+	if c.PolicyMaxFlows < 1 || c.PolicyMaxFlows > 1<<24 {
+		return fmt.Errorf("policy_max_flows %d: must be 1 to %d", c.PolicyMaxFlows, 1<<24)
+	}
+	if c.PolicyMaxFlowsPerPeer < 0 || c.PolicyMaxFlowsPerPeer > c.PolicyMaxFlows {
+		return fmt.Errorf("policy_max_flows_per_peer %d: must be 0 (no quota) to policy_max_flows (%d)", c.PolicyMaxFlowsPerPeer, c.PolicyMaxFlows)
 	}
 	if !c.TapOffload && c.Mode != "l2" {
 		return errors.New("tap_offload: false is only for mode: l2 (it opens the TAP without offloads; the TUN of l3 has no such switch)")

@@ -73,7 +73,9 @@ const (
 )
 
 func newPolicyGlue(a *Agent) (*policyGlue, error) {
-	e, err := policy.New(policy.DefaultConfig())
+	pc := policy.DefaultConfig()
+	pc.MaxFlows, pc.MaxFlowsPerPeer = a.cfg.PolicyMaxFlows, a.cfg.PolicyMaxFlowsPerPeer
+	e, err := policy.New(pc)
 	if err != nil {
 		return nil, err
 	}

@@ -259,6 +259,16 @@ func TestPolicyGlue_PlainL2NotEnforced(t *testing.T) {
 // is refused past MaxFlowsPerPeer, and the static peer keeps opening flows.
 func TestPolicyGlue_StaticPeersAndClientsHaveQuota(t *testing.T) {
 	a := newPolicyAgent(t, "")
+	// The quota comes from the agent's policy_max_flows_per_peer.
+	const quota = 5
+	a.cfg.PolicyMaxFlowsPerPeer = quota
+	var err error
+	if a.pol, err = newPolicyGlue(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.pol.start(); err != nil {
+		t.Fatal(err)
+	}
 	staticKey, clientKey := newKey(t).Public(), newKey(t).Public()
 	a.cfg.Peers = []PeerConfig{{PublicKey: staticKey.String()}}
 	a.cl.list = []WGClient{{Name: "phone", PublicKey: clientKey.String(), Address: netip.MustParseAddr("10.42.1.200")}}
@@ -292,7 +302,6 @@ func TestPolicyGlue_StaticPeersAndClientsHaveQuota(t *testing.T) {
 	if err := a.pol.install(doc, "test"); err != nil {
 		t.Fatal(err)
 	}
-	quota := policy.DefaultConfig().MaxFlowsPerPeer
 	udp := func(src string, sport uint16) []byte {
 		p := make([]byte, 28)
 		p[0], p[8], p[9] = 0x45, 64, 17
