@@ -126,10 +126,21 @@ func TestRun_NetnsWeft(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	names := []string{SystemWeft, SystemWeftL2, SystemWeftL2Plain, SystemWeftPolicy}
+	profiles := t.TempDir()
 	rep, err := Run(ctx, Options{Systems: names, Rounds: 1, Duration: time.Second, Streams: 2, Pings: 10,
-		OutDir: "-", WeftBin: bin, Progress: &progress})
+		OutDir: "-", WeftBin: bin, Progress: &progress, ProfileDir: profiles})
 	t.Logf("progress:\n%s", progress.String())
 	checkMedians(t, rep, err, names)
+	// --profile: a CPU profile of both agents of every weft row over its single-stream run
+	// (startProfiles checked each is gzip, so pprof's format, not an error page).
+	for _, name := range names {
+		for _, h := range []string{"a", "b"} {
+			f := filepath.Join(profiles, name+"-r1-"+h+".pprof")
+			if st, err := os.Stat(f); err != nil || st.Size() < 100 {
+				t.Errorf("profile %s: %v (size %v)", f, err, st)
+			}
+		}
+	}
 	// The agent picked its own default MTU for each mode (the largest that fits a 1500-byte
 	// underlay): the figures are for the MTU a user gets.
 	for name, want := range map[string]int{

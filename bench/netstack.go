@@ -21,6 +21,7 @@ const netstackForward = "127.0.0.1:" + iperf3Port
 func weftNetstackSystem() *system {
 	return &system{
 		name:    SystemWeftNetstack,
+		weft:    true,
 		desc:    "weft agent, netstack (rootless, no TUN) on a through a local TCP forward; L3 TUN on b",
 		tcpOnly: true,
 		check:   func(o *Options) error { return probeBinary(o.WeftBin, "--netstack", "agent", "--help") },

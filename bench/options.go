@@ -39,6 +39,11 @@ type Options struct {
 	// the wireguard-go row: weft-bench itself, so the daemon needs no benchmark code.
 	// Default: the running executable (os.Executable).
 	WireGuardGoBin string
+	// ProfileDir, when set, receives a CPU profile of each weft agent (both hosts) over
+	// every single-stream iperf3 run, taken from the agent's pprof listener (the bench
+	// runs every agent with debug.pprof_listen on its namespace's loopback):
+	// SYSTEM-rROUND-HOST.pprof, to read with `go tool pprof -top bin/weft FILE`. Needs curl.
+	ProfileDir string
 	// Progress receives one line per step while Run works. Default: discarded.
 	Progress io.Writer
 	// Logger receives debug detail (commands, process output on failure). Default: discarded.
@@ -142,5 +147,6 @@ func Flags(fs *pflag.FlagSet) *Options {
 	fs.IntVar(&o.Pings, "pings", DefaultPings, "echo requests per latency measurement (10 ms apart)")
 	fs.StringVar(&o.OutDir, "out", "", `output directory for report.json, table.txt, chart.svg, chart.png (default ./bench-results/DATE-TIME; "-" for none)`)
 	fs.StringVar(&o.WeftBin, "weft-bin", "", "weft binary whose agent command runs in the namespaces (default: weft next to this executable, else on PATH)")
+	fs.StringVar(&o.ProfileDir, "profile", "", "directory for CPU profiles of the weft agents over each single-stream run (SYSTEM-rROUND-HOST.pprof; read with go tool pprof -top bin/weft FILE; needs curl)")
 	return o
 }

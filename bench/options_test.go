@@ -114,3 +114,16 @@ func TestDefaultWeftBin(t *testing.T) {
 		t.Errorf("next to weft-bench: %q, want it preferred over PATH", got)
 	}
 }
+
+func TestProfileName(t *testing.T) {
+	for tag, want := range map[string]string{
+		"[round 2/3] weft-l2":   "weft-l2-r2",
+		"[round 1/1] weft":      "weft-r1",
+		"weft-netstack":         "weft-netstack",
+		"[round 10/12] a b/../": "a-b-----r10",
+	} {
+		if got := profileName(tag); got != want {
+			t.Errorf("profileName(%q) = %q, want %q", tag, got, want)
+		}
+	}
+}

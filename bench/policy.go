@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/weftnet/weft/agent"
 )
@@ -26,6 +27,7 @@ const (
 func weftPolicySystem() *system {
 	return &system{
 		name:   SystemWeftPolicy,
+		weft:   true,
 		desc:   fmt.Sprintf("weft agent, L3 TUN, encrypted, %d-rule policy and %d flows in the flow table", policyRules, policyFlows),
 		ifname: weftIf,
 		check:  func(o *Options) error { return probeBinary(o.WeftBin, "--policy-file", "agent", "--help") },
@@ -69,14 +71,21 @@ func weftPolicyUp(ctx context.Context, s *session) (string, error) {
 	if _, err := s.run(ctx, s.a, "bash", "-c", script); err != nil {
 		return "", fmt.Errorf("fill the flow table: %w", err)
 	}
-	// Both agents must hold the flows (else the row measures an empty table).
+	// Both agents must hold the flows (else the row measures an empty table). The last
+	// datagrams may still be on their way through the agents when the loop ends: wait.
 	for _, c := range []weftConfig{ca, cb} {
-		st, err := agent.NewClient(c.ControlSocket).Policy(ctx)
+		err := poll(ctx, 10*time.Second, c.Name+"'s flow table", func() error {
+			st, err := agent.NewClient(c.ControlSocket).Policy(ctx)
+			if err != nil {
+				return fmt.Errorf("policy status of %s: %w", c.Name, err)
+			}
+			if st.Flows < policyFlows {
+				return fmt.Errorf("%s's flow table holds %d flows, want at least %d", c.Name, st.Flows, policyFlows)
+			}
+			return nil
+		}, nil)
 		if err != nil {
-			return "", fmt.Errorf("policy status of %s: %w", c.Name, err)
-		}
-		if st.Flows < policyFlows {
-			return "", fmt.Errorf("%s's flow table holds %d flows, want at least %d", c.Name, st.Flows, policyFlows)
+			return "", err
 		}
 	}
 	return target, nil

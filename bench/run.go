@@ -46,6 +46,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err := preflight(); err != nil {
 		return nil, err
 	}
+	if o.ProfileDir != "" {
+		if _, err := exec.LookPath("curl"); err != nil {
+			return nil, fmt.Errorf("%w: --profile fetches the agents' profiles with curl, which is not found: apt-get install curl", ErrUnavailable)
+		}
+	}
 	chosen, skipped, err := selectSystems(&o)
 	if err != nil {
 		return nil, err
@@ -193,7 +198,16 @@ func measure(ctx context.Context, o *Options, sys *system, tag string, samples m
 			return append(errs, withDaemon(ctx.Err()))
 		}
 		cpu0, cpuOK, cpuErr := s.systemCPU()
+		var profiles func() []error
+		if t.streams == 1 && o.ProfileDir != "" && sys.weft {
+			profiles = s.startProfiles(ctx, o.ProfileDir, profileName(tag), o.durationSeconds())
+		}
 		res, err := s.iperf3(ctx, s.a, target, t.streams)
+		if profiles != nil {
+			for _, perr := range profiles() {
+				errs = append(errs, fmt.Errorf("profile: %w", perr))
+			}
+		}
 		if err == nil && cpuOK && t.streams == 1 {
 			cpu1, _, err1 := s.systemCPU()
 			if err1 = errors.Join(cpuErr, err1); err1 != nil {

@@ -38,6 +38,9 @@ type system struct {
 	// ifname is the overlay device on host a whose MTU the report records ("": none, the
 	// bare veth).
 	ifname string
+	// weft systems run weft agents, with pprof on each namespace's loopback (weftPprof):
+	// Options.ProfileDir profiles them.
+	weft bool
 }
 
 // systems is every system in default measurement order.

@@ -51,11 +51,21 @@ type weftConfig struct {
 	ControlSocket string     `yaml:"control_socket"`
 	DNS           weftDNS    `yaml:"dns"`
 	LogLevel      string     `yaml:"log_level"`
+	// Debug: every bench agent serves pprof on its namespace's loopback (Options.ProfileDir
+	// fetches from it; idle otherwise).
+	Debug weftDebug `yaml:"debug"`
 	// Netstack and Forward: the weft-netstack row (netstack.go).
 	Netstack   bool          `yaml:"netstack,omitempty"`
 	PolicyFile string        `yaml:"policy_file,omitempty"`
 	Forward    []weftForward `yaml:"forward,omitempty"`
 }
+
+type weftDebug struct {
+	PprofListen string `yaml:"pprof_listen"`
+}
+
+// weftPprof is where every bench agent serves pprof, inside its own namespace.
+const weftPprof = "127.0.0.1:6060"
 
 type weftForward struct {
 	Listen string `yaml:"listen"`
@@ -82,6 +92,7 @@ func weftSystem(name, desc string, v weftVariant) *system {
 		name:   name,
 		desc:   desc,
 		ifname: weftIf,
+		weft:   true,
 		check:  func(o *Options) error { return probeBinary(o.WeftBin, "--config", "agent", "--help") },
 		up: func(ctx context.Context, s *session) (string, error) {
 			return weftUp(ctx, s, v)
@@ -100,6 +111,7 @@ func weftConfigs(v weftVariant, dir string, ka, kb keyPair) (a, b weftConfig, ta
 			Name: "bench-" + name, Mode: v.mode, Encryption: v.encryption, Interface: weftIf,
 			ListenPort: port, StateDir: filepath.Join(dir, name, "state"), ClusterCIDR: weftCluster,
 			Gossip: weftGossip{Disabled: true}, DNS: weftDNS{Disabled: true}, LogLevel: "warn", ControlSocket: filepath.Join(dir, name, "weft.sock"),
+			Debug: weftDebug{PprofListen: weftPprof},
 		}
 	}
 	a, b = base("a"), base("b")
