@@ -114,7 +114,7 @@ func TestRun_NetnsAllBaselines(t *testing.T) {
 // `make test-netns` builds (this test does not build it, to stay short).
 func TestRun_NetnsWeft(t *testing.T) {
 	netlab.Require(t)
-	netlab.RequireTools(t, "iperf3", "ping", "ss")
+	netlab.RequireTools(t, "iperf3", "ping", "ss", "curl")
 	bin := os.Getenv("WEFT_BIN")
 	if bin == "" {
 		netlab.SkipOrFail(t, "WEFT_BIN not set: run `make test-netns`, or WEFT_BIN=$(pwd)/bin/weft after `make build`")
