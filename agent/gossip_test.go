@@ -49,14 +49,18 @@ func TestGossip_ResyncAll(t *testing.T) {
 	a.dp = newDatapath(a) // L3: members go into the table (no device needed for that)
 	g := newGossip(a, cA)
 
-	waitFor(t, "b's peer after a resync", func() bool {
+	// b's subnet is its current one: the two allocators may have picked the same /24 at
+	// first (about one run in 256), and then one of them moves; the resync follows the move.
+	waitFor(t, "b's peer with b's current subnet after a resync", func() bool {
 		g.resyncAll()
-		return a.table.ByKey(privB.Public()) != nil
+		p := a.table.ByKey(privB.Public())
+		if p == nil {
+			return false
+		}
+		got := p.AllowedIPs()
+		return len(got) == 1 && got[0] == cB.Subnet()
 	})
 	p := a.table.ByKey(privB.Public())
-	if got := p.AllowedIPs(); len(got) != 1 || got[0] != cB.Subnet() {
-		t.Fatalf("b's allowed prefixes %v, want [%s]", got, cB.Subnet())
-	}
 	if want := netip.AddrPortFrom(cB.LocalMember().Addr.Addr(), 51820); p.Endpoint() != want {
 		t.Fatalf("b's endpoint %s, want %s", p.Endpoint(), want)
 	}
