@@ -22,9 +22,7 @@ import (
 // one; with EnableOffload the kernel hands over TCP super-frames (TSO), which Read cuts into
 // ordinary frames, so one syscall moves up to tapMaxGSOSegs frames.
 type Device struct {
-	file   *os.File
-	name   string
-	events chan tun.Event
+	link
 
 	// offload: TSO and checksum offload are on (EnableOffload); Read then cuts super-frames.
 	offload atomic.Bool
@@ -54,12 +52,43 @@ type Device struct {
 	wsrc    []byte
 	werr    error
 	writeFn func(fd uintptr) bool
+}
 
+var _ tun.Device = (*Device)(nil)
+
+// link is what both TAP devices (Device, FrameDevice) share: the device's file, the
+// interface name, the event channel, and the accessors and Close over them.
+type link struct {
+	file      *os.File
+	name      string
+	events    chan tun.Event
 	closeOnce sync.Once
 	closeErr  error
 }
 
-var _ tun.Device = (*Device)(nil)
+// File returns the device's file.
+func (l *link) File() *os.File { return l.file }
+
+// MTU returns the interface's current MTU.
+func (l *link) MTU() (int, error) { return linkMTU(l.name) }
+
+// HardwareAddr returns the TAP's MAC address (what the host publishes over gossip).
+func (l *link) HardwareAddr() ([6]byte, error) { return linkMAC(l.name) }
+
+// Name returns the interface name.
+func (l *link) Name() (string, error) { return l.name, nil }
+
+// Events delivers EventUp once if the device was opened Up; it is closed by Close.
+func (l *link) Events() <-chan tun.Event { return l.events }
+
+// Close removes the device; a blocked Read returns net.ErrClosed. Idempotent.
+func (l *link) Close() error {
+	l.closeOnce.Do(func() {
+		l.closeErr = l.file.Close()
+		close(l.events)
+	})
+	return l.closeErr
+}
 
 // Config configures Open.
 type Config struct {
@@ -105,7 +134,7 @@ func Open(cfg Config) (*Device, error) {
 		return nil, fmt.Errorf("tap: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), "/dev/net/tun") // non-blocking: reads park in the poller
-	d := &Device{file: f, name: ifr.Name(), events: make(chan tun.Event, 4)}
+	d := &Device{link: link{file: f, name: ifr.Name(), events: make(chan tun.Event, 4)}}
 	if d.rc, err = f.SyscallConn(); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("tap: %w", err)
@@ -169,9 +198,6 @@ func linkMAC(name string) ([6]byte, error) {
 	copy(m[:], link.Attrs().HardwareAddr)
 	return m, nil
 }
-
-// File returns the device's file.
-func (d *Device) File() *os.File { return d.file }
 
 // BatchSize is the most frames one Read returns: the first read blocks, the others take
 // what the kernel already queued, without blocking. 128 frames hold two TSO super-frames of
@@ -412,26 +438,5 @@ func (d *Device) EnableOffload() error {
 // authenticated sender itself sent. Writers of plaintext (the plain VTEP) must not call it.
 func (d *Device) TrustWrittenChecksums() { d.trusted.Store(true) }
 
-// MTU returns the interface's current MTU.
-func (d *Device) MTU() (int, error) { return linkMTU(d.name) }
-
-// HardwareAddr returns the TAP's MAC address (what the host publishes over gossip).
-func (d *Device) HardwareAddr() ([6]byte, error) { return linkMAC(d.name) }
-
-// Name returns the interface name.
-func (d *Device) Name() (string, error) { return d.name, nil }
-
-// Events delivers EventUp once if the device was opened Up; it is closed by Close.
-func (d *Device) Events() <-chan tun.Event { return d.events }
-
 // BatchSize is BatchSize: the most frames one Read returns.
 func (d *Device) BatchSize() int { return BatchSize }
-
-// Close removes the device; a blocked Read returns net.ErrClosed. Idempotent.
-func (d *Device) Close() error {
-	d.closeOnce.Do(func() {
-		d.closeErr = d.file.Close()
-		close(d.events)
-	})
-	return d.closeErr
-}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"sync"
 	"syscall"
 
 	"github.com/songgao/water"
@@ -24,9 +23,7 @@ import (
 // send. water opens the descriptor O_NONBLOCK in an os.File, so a blocking read parks in
 // the runtime's poller and Close wakes it.
 type FrameDevice struct {
-	file   *os.File
-	name   string
-	events chan tun.Event
+	link
 
 	// Read state, set up once so that reading allocates nothing: a readv of the frame
 	// straight into the caller's buffer (rdst), blocking in the poller or not (rblock).
@@ -38,9 +35,6 @@ type FrameDevice struct {
 	rn     int
 	rerr   error
 	readFn func(fd uintptr) bool
-
-	closeOnce sync.Once
-	closeErr  error
 }
 
 var _ tun.Device = (*FrameDevice)(nil)
@@ -89,7 +83,7 @@ func OpenFrames(cfg Config) (*FrameDevice, error) {
 // newFrameDevice wraps f, a non-blocking descriptor that reads and writes one frame per
 // syscall, named name; Close closes f.
 func newFrameDevice(f *os.File, name string) (*FrameDevice, error) {
-	d := &FrameDevice{file: f, name: name, events: make(chan tun.Event, 1)}
+	d := &FrameDevice{link: link{file: f, name: name, events: make(chan tun.Event, 1)}}
 	var err error
 	if d.rc, err = f.SyscallConn(); err != nil {
 		return nil, fmt.Errorf("tap: %w", err)
@@ -198,29 +192,5 @@ func closedErr(err error) error {
 	return err
 }
 
-// File returns the device's file (water's os.File over a non-blocking descriptor).
-func (d *FrameDevice) File() *os.File { return d.file }
-
-// MTU returns the interface's current MTU.
-func (d *FrameDevice) MTU() (int, error) { return linkMTU(d.name) }
-
-// HardwareAddr returns the TAP's MAC address.
-func (d *FrameDevice) HardwareAddr() ([6]byte, error) { return linkMAC(d.name) }
-
-// Name returns the interface name.
-func (d *FrameDevice) Name() (string, error) { return d.name, nil }
-
-// Events delivers EventUp once if the device was opened Up; it is closed by Close.
-func (d *FrameDevice) Events() <-chan tun.Event { return d.events }
-
 // BatchSize is FrameBatchSize: the most frames one Read returns.
 func (d *FrameDevice) BatchSize() int { return FrameBatchSize }
-
-// Close removes the device; a blocked Read returns net.ErrClosed. Idempotent.
-func (d *FrameDevice) Close() error {
-	d.closeOnce.Do(func() {
-		d.closeErr = d.file.Close()
-		close(d.events)
-	})
-	return d.closeErr
-}
