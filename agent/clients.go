@@ -359,12 +359,39 @@ func (a *Agent) dnsAddr() netip.Addr {
 	return netip.Addr{}
 }
 
+// validEndpoint accepts HOST:PORT with HOST an IP address or a DNS name and PORT 1-65535.
+// The text goes verbatim into the client's wg-quick file, which wg-quick parses line by line
+// and whose PostUp runs as root on the client: anything else (a newline, '=', '#', spaces)
+// could smuggle in a line of its own.
+func validEndpoint(ep string) error {
+	host, port, err := net.SplitHostPort(ep)
+	if err != nil {
+		return fmt.Errorf("endpoint %q: want HOST:PORT, e.g. vpn.example.com:51820 or 192.0.2.1:51820", ep)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("endpoint %q: port must be 1-65535", ep)
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	ok := host != "" && len(host) <= 253
+	for _, c := range host {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			ok = false
+		}
+	}
+	if !ok {
+		return fmt.Errorf("endpoint %q: host must be an IP address or a DNS name (letters, digits, '.' and '-')", ep)
+	}
+	return nil
+}
+
 // clientEndpoint is the HOST:PORT a client dials: override, else the gossip advertise
 // host, else a specific gossip bind host, at the data port.
 func (a *Agent) clientEndpoint(override string) (string, error) {
 	if override != "" {
-		if _, _, err := net.SplitHostPort(override); err != nil {
-			return "", fmt.Errorf("endpoint %q: want HOST:PORT", override)
+		if err := validEndpoint(override); err != nil {
+			return "", err
 		}
 		return override, nil
 	}

