@@ -350,12 +350,12 @@ func (t *Tunnel) flushPending(hs *hsScratch, p *peers.Peer) int {
 	now := time.Now()
 	for _, b := range hs.taken {
 		n := len(b) - headroom
-		m, err := t.seal(kp, b[:cap(b)], n, p.WireGuardFraming(), now)
+		start, m, err := t.seal(kp, b[:cap(b)], n, p.WireGuardFraming(), now)
 		if err != nil {
 			t.drop(p, peers.DropKeypairExpired, 1)
 			continue
 		}
-		hs.msgs = append(hs.msgs, b[:m])
+		hs.msgs = append(hs.msgs, b[start:start+m])
 		bytes += uint64(n)
 	}
 	sent := len(hs.msgs)

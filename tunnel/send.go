@@ -167,34 +167,37 @@ func (t *Tunnel) sealInto(sc *sendScratch, p *peers.Peer, b []byte, n int, now t
 	if kp.NeedsRekey(now) {
 		t.requestHandshake(p)
 	}
-	m, err := t.seal(kp, b, n, p.WireGuardFraming(), now)
+	start, m, err := t.seal(kp, b, n, p.WireGuardFraming(), now)
 	if err != nil {
 		if errors.Is(err, crypto.ErrKeypairExpired) {
-			t.enqueuePending(p, b[headroom:headroom+n])
+			t.enqueuePending(p, b[headroom:headroom+n]) // seal left the packet where it was
 			return
 		}
 		t.drop(p, peers.DropMalformed, 1)
 		return
 	}
 	g := sc.group(p)
-	g.bufs = append(g.bufs, b[:m])
+	g.bufs = append(g.bufs, b[start:start+m])
 	g.bytes += uint64(n)
 }
 
 // seal writes the VXLAN header and padding around the inner packet at b[headroom:] and
-// seals it in place; it returns the message length. bare (a peer with WireGuard framing,
-// L3 only): no VXLAN header, the packet moves down to b[16:] and is padded as WireGuard
-// pads (to a multiple of 16, never past the MTU).
-func (t *Tunnel) seal(kp *crypto.Keypair, b []byte, n int, bare bool, now time.Time) (int, error) {
+// seals it in place; the message is b[start:start+m]. bare (a peer with WireGuard framing,
+// L3 only): no VXLAN header, the message starts at b[headroom-16:] so that the packet is
+// sealed where it lies, padded as WireGuard pads (to a multiple of 16, never past the MTU).
+// On an error the packet at b[headroom:headroom+n] is as it was (it may be queued).
+func (t *Tunnel) seal(kp *crypto.Keypair, b []byte, n int, bare bool, now time.Time) (start, m int, err error) {
+	now = t.cfg.Identity.Present(now) // the batch's clock read, on the keypair's clock
 	if bare {
-		const off = crypto.MessageTransportHeaderSize
-		copy(b[off:off+n], b[headroom:headroom+n])
+		start = headroom - crypto.MessageTransportHeaderSize
 		padded := (n + 15) &^ 15
 		if padded > t.cfg.MTU {
 			padded = max(n, t.cfg.MTU)
 		}
-		clear(b[off+n : off+padded])
-		return kp.SealAt(b, padded, now)
+		msg := b[start:]
+		clear(msg[crypto.MessageTransportHeaderSize+n : crypto.MessageTransportHeaderSize+padded])
+		m, err = kp.SealAt(msg, padded, now)
+		return start, m, err
 	}
 	proto := vxlan.ProtoEthernet
 	plain := vxlan.HeaderSize + n
@@ -212,7 +215,8 @@ func (t *Tunnel) seal(kp *crypto.Keypair, b []byte, n int, bare bool, now time.T
 		plain = padded
 	}
 	vxlan.Encode(b[crypto.MessageTransportHeaderSize:headroom], t.cfg.VNI, proto)
-	return kp.SealAt(b, plain, t.cfg.Identity.Present(now)) // the batch's clock read, not one per packet
+	m, err = kp.SealAt(b, plain, now)
+	return 0, m, err
 }
 
 func (sc *sendScratch) group(p *peers.Peer) *sendGroup {

@@ -98,3 +98,24 @@ func FuzzTunnel_ReceiveSealedWireGuard(f *testing.F) {
 		}
 	})
 }
+
+// A packet to a WireGuard-framed peer that meets an expired keypair waits for the next
+// handshake byte for byte: the seal leaves it where it lies (it once moved the packet down
+// 8 bytes and padded it before the keypair refused, and the queue kept the mangled bytes).
+func TestWireGuardFraming_ExpiredKeypairQueuesIntact(t *testing.T) {
+	clk := newTestClock()
+	d := newDirectWith(t, 4, nil, DefaultConfig(), DefaultConfig(), clk)
+	bareLink(t, d)
+	clk.advance(crypto.RejectAfterTime)
+	for _, n := range []int{61, 1000} {
+		pkt := ipv4Packet("10.0.1.1", "10.0.2.2", n)
+		d.sendA(pkt)
+		if d.bindA.n != 0 {
+			t.Fatalf("inner %d: sent on an expired keypair", n)
+		}
+		queued := d.peerB.Session().Drain(nil)
+		if len(queued) != 1 || !bytes.Equal(queued[0][headroom:], pkt) {
+			t.Fatalf("inner %d: queued %d packets, first intact: %v", n, len(queued), len(queued) == 1 && bytes.Equal(queued[0][headroom:], pkt))
+		}
+	}
+}
