@@ -1,8 +1,8 @@
 package tunnel
 
 import (
-	"encoding/binary"
 
+	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/policy"
 )
@@ -70,46 +70,45 @@ func dropOf(v policy.Verdict) peers.DropReason {
 type l2Policy struct{ p Policy }
 
 func (l l2Policy) Outbound(frame []byte, now int64) peers.DropReason {
-	if ip, ok := ipInFrame(frame); ok {
+	switch ip, judge, bad := ipInFrame(frame); {
+	case bad:
+		return peers.DropMalformed
+	case judge:
 		return l.p.Outbound(ip, now)
 	}
 	return peers.DropNone
 }
 
 func (l l2Policy) Inbound(frame []byte, from *peers.Peer, now int64) peers.DropReason {
-	if ip, ok := ipInFrame(frame); ok {
+	switch ip, judge, bad := ipInFrame(frame); {
+	case bad:
+		return peers.DropMalformed
+	case judge:
 		return l.p.Inbound(ip, from, now)
 	}
 	return peers.DropNone
 }
 
-const (
-	etherTypeIPv4 = 0x0800
-	etherTypeIPv6 = 0x86dd
-	etherTypeVLAN = 0x8100
-)
-
-// ipInFrame returns the IP packet of an Ethernet frame that the policy judges; false for
-// ARP, neighbour discovery (ICMPv6 133-137 right after the IPv6 header, as NDP is sent)
-// and every other non-IP frame, which pass. The receiving kernel reads IP only under the
-// two IP ethertypes, so nothing else can carry IP past the policy.
-func ipInFrame(f []byte) ([]byte, bool) {
-	if len(f) < 14 {
-		return nil, false // the router refuses runts; nothing of IP in it
+// ipInFrame returns the IP packet of an Ethernet frame that the policy judges, behind any
+// VLAN tags the l2 router accepts (it reads the frame with the same l2.ParseEthernet, so
+// the two never disagree about what is IP); judge is false for ARP, neighbour discovery
+// (ICMPv6 133-136 right after the IPv6 header, as NDP is sent; redirects, 137, are judged)
+// and every other non-IP frame, which pass. bad: a frame l2 cannot parse (runt, more VLAN
+// tags than it reads), refused, never passed unjudged.
+func ipInFrame(f []byte) (ip []byte, judge, bad bool) {
+	eth, err := l2.ParseEthernet(f)
+	if err != nil {
+		return nil, false, true
 	}
-	et, off := binary.BigEndian.Uint16(f[12:14]), 14
-	if et == etherTypeVLAN && len(f) >= 18 {
-		et, off = binary.BigEndian.Uint16(f[16:18]), 18
-	}
-	ip := f[off:]
-	switch et {
-	case etherTypeIPv4:
-		return ip, true
-	case etherTypeIPv6:
-		if len(ip) >= 41 && ip[6] == 58 && ip[40] >= 133 && ip[40] <= 137 {
-			return nil, false
+	ip = f[eth.PayloadOffset:]
+	switch eth.EtherType {
+	case l2.EtherTypeIPv4:
+		return ip, true, false
+	case l2.EtherTypeIPv6:
+		if len(ip) >= 41 && ip[6] == 58 && ip[40] >= 133 && ip[40] <= 136 {
+			return nil, false, false
 		}
-		return ip, true
+		return ip, true, false
 	}
-	return nil, false
+	return nil, false, false
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/policy"
 )
@@ -168,26 +169,42 @@ func TestTunnel_PolicyL2Frames(t *testing.T) {
 	ns[0], ns[6], ns[40] = 0x60, 58, 135 // IPv6, ICMPv6 neighbour solicitation
 	echo := append([]byte(nil), ns...)
 	echo[40] = 128
-	vlan := func(et uint16, p []byte) []byte {
-		f := testFrame(testMACB, testMACA, etherTypeVLAN, []byte{0, 7})
-		f = binary.BigEndian.AppendUint16(f, et)
+	redirect := append([]byte(nil), ns...)
+	redirect[40] = 137
+	// tagged wraps p in VLAN tags of the given TPIDs (outermost first).
+	tagged := func(et uint16, p []byte, tpids ...uint16) []byte {
+		f := testFrame(testMACB, testMACA, tpids[0], nil)
+		for i := range tpids {
+			f = append(f, 0, 7)
+			next := et
+			if i+1 < len(tpids) {
+				next = tpids[i+1]
+			}
+			f = binary.BigEndian.AppendUint16(f, next)
+		}
 		return append(f, p...)
 	}
 	for _, c := range []struct {
-		name  string
-		frame []byte
-		judge bool
+		name       string
+		frame      []byte
+		judge, bad bool
 	}{
-		{"ipv4", testFrame(testMACB, testMACA, etherTypeIPv4, ip4), true},
-		{"arp", testFrame(testMACB, testMACA, 0x0806, make([]byte, 28)), false},
-		{"ndp", testFrame(testMACB, testMACA, etherTypeIPv6, ns), false},
-		{"icmpv6 echo", testFrame(testMACB, testMACA, etherTypeIPv6, echo), true},
-		{"vlan ipv4", vlan(etherTypeIPv4, ip4), true},
-		{"runt", make([]byte, 10), false},
+		{"ipv4", testFrame(testMACB, testMACA, l2.EtherTypeIPv4, ip4), true, false},
+		{"arp", testFrame(testMACB, testMACA, 0x0806, make([]byte, 28)), false, false},
+		{"ndp", testFrame(testMACB, testMACA, l2.EtherTypeIPv6, ns), false, false},
+		{"icmpv6 echo", testFrame(testMACB, testMACA, l2.EtherTypeIPv6, echo), true, false},
+		// A hostile peer hiding IP from the policy where the l2 router still reads it: behind
+		// an 802.1ad tag, behind two tags, or as an NDP redirect (not neighbour discovery).
+		{"vlan ipv4", tagged(l2.EtherTypeIPv4, ip4, l2.EtherTypeVLAN), true, false},
+		{"qinq ipv4", tagged(l2.EtherTypeIPv4, ip4, l2.EtherTypeQinQ), true, false},
+		{"two tags ipv4", tagged(l2.EtherTypeIPv4, ip4, l2.EtherTypeQinQ, l2.EtherTypeVLAN), true, false},
+		{"ndp redirect", testFrame(testMACB, testMACA, l2.EtherTypeIPv6, redirect), true, false},
+		{"three tags", tagged(l2.EtherTypeIPv4, ip4, l2.EtherTypeVLAN, l2.EtherTypeVLAN, l2.EtherTypeVLAN), false, true},
+		{"runt", make([]byte, 10), false, true},
 	} {
-		ip, ok := ipInFrame(c.frame)
-		if ok != c.judge {
-			t.Errorf("%s: judged %v, want %v", c.name, ok, c.judge)
+		ip, ok, bad := ipInFrame(c.frame)
+		if ok != c.judge || bad != c.bad {
+			t.Errorf("%s: judged %v bad %v, want %v %v", c.name, ok, bad, c.judge, c.bad)
 		}
 		if ok && ip[0]>>4 != 4 && ip[0]>>4 != 6 {
 			t.Errorf("%s: not the IP packet: % x", c.name, ip[:4])
@@ -199,7 +216,7 @@ func TestTunnel_PolicyL2Frames(t *testing.T) {
 	if r := l.Outbound(testFrame(testMACB, testMACA, 0x0806, make([]byte, 28)), 1); r != peers.DropNone {
 		t.Errorf("ARP refused: %v", r)
 	}
-	if r := l.Inbound(testFrame(testMACB, testMACA, etherTypeIPv4, ip4), nil, 1); r != peers.DropPolicyDenied {
+	if r := l.Inbound(testFrame(testMACB, testMACA, l2.EtherTypeIPv4, ip4), nil, 1); r != peers.DropPolicyDenied {
 		t.Errorf("IPv4 in a frame: %v, want policy_denied", r)
 	}
 }
