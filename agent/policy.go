@@ -328,15 +328,7 @@ func (g *policyGlue) rebuild() {
 		ix.add(netip.PrefixFrom(ownAddr, ownAddr.BitLen()), self)
 	}
 	if a.gsp != nil {
-		for _, m := range a.gsp.c.Members() {
-			if m.Name == a.cfg.Name || m.Status != membership.StatusAlive || m.InfoErr != nil || !m.Info.Subnet.IsValid() {
-				continue
-			}
-			key := crypto.PublicKey(m.Info.PublicKey)
-			ep := &policy.Endpoint{Host: m.Name, Groups: g.groupsOf(key)}
-			ix.add(m.Info.Subnet, ep)
-			ids[key] = ep
-		}
+		g.indexMembers(ix, ids, a.gsp.c.Members())
 	}
 	// Static peers and WireGuard clients have no member identity (no groups, no host a
 	// rule can name): a name no policy document can write (validName refuses ':') gives
@@ -362,6 +354,26 @@ func (g *policyGlue) rebuild() {
 		g.engine.Load(s.Rebind())
 	}
 	g.mu.Unlock()
+}
+
+// indexMembers adds the live members whose claims are accepted to the address and key
+// indexes. A member whose claims trust.go refuses (a forged subnet, a certificate that does
+// not verify, a duplicate key) is left out: otherwise a gossip-key holder announcing a
+// victim's /24 could take over the victim's name and groups in the rules.
+func (g *policyGlue) indexMembers(ix *addrIndex, ids map[crypto.PublicKey]*policy.Endpoint, members []membership.Member) {
+	a := g.a
+	for _, m := range members {
+		if m.Name == a.cfg.Name || m.Status != membership.StatusAlive || m.InfoErr != nil || !m.Info.Subnet.IsValid() {
+			continue
+		}
+		if a.gsp != nil && a.gsp.isRefused(m.Name) {
+			continue
+		}
+		key := crypto.PublicKey(m.Info.PublicKey)
+		ep := &policy.Endpoint{Host: m.Name, Groups: g.groupsOf(key)}
+		ix.add(m.Info.Subnet, ep)
+		ids[key] = ep
+	}
 }
 
 // addrIndex finds the endpoint of an address: its /24 (the usual member subnet) in a map,
@@ -454,8 +466,8 @@ func (g *policyGlue) lookupHost(s string) (netip.Addr, error) {
 	}
 	if a.gsp != nil {
 		for _, m := range a.gsp.c.Members() {
-			if m.Name == s && m.InfoErr == nil && m.Info.Subnet.IsValid() {
-				return m.Info.Subnet.Masked().Addr().Next(), nil
+			if m.Name == s && m.InfoErr == nil && m.Info.Subnet.IsValid() && !a.gsp.isRefused(m.Name) {
+				return gateway(m.Info.Subnet), nil
 			}
 		}
 	}

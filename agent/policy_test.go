@@ -12,6 +12,7 @@ import (
 
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/identity"
+	"github.com/weftnet/weft/membership"
 	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/policy"
 )
@@ -328,5 +329,40 @@ func TestPolicyGlue_StaticPeersAndClientsHaveQuota(t *testing.T) {
 	}
 	if r := a.pol.hook.Inbound(udp("192.168.50.7", 1024), static, 1); r != peers.DropNone {
 		t.Fatalf("the static peer's flow after the client's flood: %v", r)
+	}
+}
+
+// TestPolicyGlue_RefusedMemberNamesNobody: a gossip-key holder announcing this host's /24 is
+// refused by the claim checks, and the policy's address index leaves it out too, so the
+// rules never take it for this host (or give it this host's name and groups); an honest
+// member is indexed as before.
+func TestPolicyGlue_RefusedMemberNamesNobody(t *testing.T) {
+	a, g := trustAgent(t, DefaultConfig())
+	a.gsp = g
+	a.subnet = pfx("10.42.6.0/24")
+	info := func(sn string) membership.NodeInfo {
+		return membership.NodeInfo{PublicKey: newKey(t).Public(), Subnet: pfx(sn), DataPort: 51820, VNI: 1, Mode: modeByte("l3", "wireguard")}
+	}
+	evil, honest := liveMember("evil", info("10.42.6.0/24")), liveMember("db", info("10.42.7.0/24"))
+	g.apply(evil)
+	g.apply(honest)
+	if _, ok := g.refusedReason("evil"); !ok {
+		t.Fatal("the claim of this host's subnet was not refused")
+	}
+	pg, err := newPolicyGlue(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix := &addrIndex{byNet: map[netip.Prefix]*policy.Endpoint{}}
+	ids := map[crypto.PublicKey]*policy.Endpoint{}
+	pg.indexMembers(ix, ids, []membership.Member{evil, honest})
+	if ep, ok := ix.lookup(netip.MustParseAddr("10.42.6.9")); ok {
+		t.Fatalf("the refused member names this host's /24: %+v", ep)
+	}
+	if ids[crypto.PublicKey(evil.Info.PublicKey)] != nil {
+		t.Fatal("the refused member has a policy identity")
+	}
+	if ep, ok := ix.lookup(netip.MustParseAddr("10.42.7.9")); !ok || ep.Host != "db" {
+		t.Fatalf("the honest member: %+v %v", ep, ok)
 	}
 }

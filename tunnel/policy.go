@@ -1,7 +1,6 @@
 package tunnel
 
 import (
-
 	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/policy"
