@@ -181,7 +181,7 @@ func TestPolicyDist_Hostile(t *testing.T) {
 	for reason, want := range map[string]uint64{
 		"unknown_ca": 1, "bad_signature": 1, "version_mismatch": 1, "bad_digest": 1, "bad_chunk": 2,
 		"assembly_evicted": 3, // two by the flood, one by the real document
-		"wrong_purpose": 1, "invalid_document": 1,
+		"wrong_purpose":    1, "invalid_document": 1,
 	} {
 		if got := st.Refused[reason]; got != want {
 			t.Errorf("refused %s = %d, want %d (all: %v)", reason, got, want, st.Refused)
