@@ -98,6 +98,10 @@ func (a *Agent) clientsSupported() error {
 		return errors.New("stock WireGuard clients need encryption: wireguard")
 	case a.cfg.Netstack:
 		return errors.New("stock WireGuard clients need the TUN datapath (the host forwards for them); not with --netstack")
+	case a.cfg.CNI.Enabled:
+		// The bridge's /24 route would take the clients' replies off the TUN, and the
+		// containers' address store does not know the clients' addresses.
+		return errors.New("stock WireGuard clients and containers (cni.enabled) share this host's /24 and cannot both run yet; use clients on a host without containers")
 	}
 	return nil
 }

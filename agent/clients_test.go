@@ -302,6 +302,11 @@ func TestClients_RefusedInL2(t *testing.T) {
 	if err := a.clientsSupported(); err == nil || !strings.Contains(err.Error(), "l3") {
 		t.Errorf("l2: %v", err)
 	}
+	a.cfg.Mode = "l3"
+	a.cfg.CNI.Enabled = true
+	if err := a.clientsSupported(); err == nil || !strings.Contains(err.Error(), "cni.enabled") {
+		t.Errorf("with containers: %v", err)
+	}
 	if err := validFraming("wireguard", "l2"); err == nil || !strings.Contains(err.Error(), "L3 only") {
 		t.Errorf("framing in l2: %v", err)
 	}

@@ -100,12 +100,7 @@ func writeSubnetEnv(path string, s Subnet) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("cni.subnet_env: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(subnetEnv(s)), 0o644); err != nil {
-		return fmt.Errorf("cni.subnet_env: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
+	if err := writeFileAtomic(path, []byte(subnetEnv(s)), 0o644); err != nil {
 		return fmt.Errorf("cni.subnet_env: %w", err)
 	}
 	return nil

@@ -23,6 +23,7 @@ import (
 
 	"github.com/weftnet/weft/agent"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/internal/netlab"
 	"github.com/weftnet/weft/netproxy"
 )
 
@@ -87,7 +88,7 @@ func rootlessNode(t *testing.T, n *node) (uid, gid int) {
 	t.Helper()
 	u, err := user.Lookup("nobody")
 	if err != nil {
-		t.Skipf("no user nobody: %v", err)
+		netlab.SkipOrFail(t, "no user nobody to run the rootless agent as: %v", err)
 	}
 	uid, _ = strconv.Atoi(u.Uid)
 	gid, _ = strconv.Atoi(u.Gid)
@@ -220,11 +221,7 @@ func socksUDPExchange(t *testing.T, h *node, proxy string, dst netproxy.Addr, pa
 func TestNetns_NetstackRootless(t *testing.T) {
 	nodes := gossipLab(t, "a", "b", "r")
 	a, b, r := nodes[0], nodes[1], nodes[2]
-	for _, tool := range []string{"curl", "setpriv", "dig"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (.ci/run-deps installs it)", tool)
-		}
-	}
+	netlab.RequireTools(t, "curl", "setpriv", "dig")
 	uid, gid := rootlessNode(t, r)
 	key := gossipKeyB64(t)
 	a.start(gossipConfig(a, key))

@@ -576,4 +576,4 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	return nil
 }
 
-var errNoCA = errors.New("no policy_ca_file: signed policies cannot be verified")
+var errNoCA = errors.New("no policy_ca_file: signed policies cannot be verified; set policy_ca_file (or pki.ca) to the cluster's ca.crt and restart the agent")

@@ -30,7 +30,7 @@ type PolicyApplied struct {
 func (a *Agent) policyRoutes(mux *http.ServeMux) {
 	ready := func(w http.ResponseWriter) bool {
 		if a.pol == nil {
-			writeError(w, http.StatusServiceUnavailable, errors.New("network policy is not running yet"))
+			writeError(w, http.StatusServiceUnavailable, errors.New("network policy is not running yet (the agent is starting): retry in a few seconds"))
 			return false
 		}
 		return true

@@ -138,7 +138,7 @@ func (g *policyGlue) accept(env []byte, from string) (uint64, error) {
 	return s.Version, nil
 }
 
-var errStale = errors.New("not newer than the policy in force")
+var errStale = errors.New("not newer than the policy in force: run weft policy apply without --version (it picks the next one) or with a higher --version")
 
 // loadKept installs STATE_DIR/policy.signed at start, when it still verifies.
 func (g *policyGlue) loadKept() {

@@ -15,6 +15,8 @@ import (
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/weftnet/weft/internal/netlab"
 )
 
 // fakeAgent serves GET /v1/subnet with hn on a unix socket in dir; it returns the socket.
@@ -97,7 +99,7 @@ func TestAdd_InconsistentAgent(t *testing.T) {
 
 func TestAdd_Exhausted(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("opens the test's own network namespace: needs root")
+		netlab.SkipOrFail(t, "opens the test's own network namespace: needs root")
 	}
 	data := t.TempDir()
 	s, _ := OpenStore(data, "weft")

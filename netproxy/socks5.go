@@ -614,11 +614,12 @@ func (a *association) fromOverlay() {
 		name, known := a.peers[src]
 		client := a.client
 		a.mu.Unlock()
-		a.touch()
 		if !known || !client.IsValid() {
+			// Not touched: unsolicited datagrams must not keep the association alive.
 			a.s.cnt.add("socks5_udp_unsolicited")
 			continue
 		}
+		a.touch()
 		// Answer with the address the client asked for, so that a client that sent to a
 		// name matches the reply.
 		if name.Name == "" {

@@ -86,6 +86,20 @@ func TestPeer_UnansweredConcurrent(t *testing.T) {
 	if n := p.Stats().NoReplyHandshakes; n != uint64(claims) {
 		t.Fatalf("counted %d, claimed %d", n, claims)
 	}
+	// After the storm the state still works: whatever it was left in, a receive clears it,
+	// data sent then arms it with that send's time, and a stale claim (of another time)
+	// does not disarm it.
+	p.AddRx(1, 1, true, 1<<40)
+	if p.Unanswered() != 0 {
+		t.Fatal("a receive left the timer armed")
+	}
+	p.AddTx(1, 1, true, 1<<41)
+	if got := p.Unanswered(); got != 1<<41 {
+		t.Fatalf("armed at %d, want %d", got, int64(1<<41))
+	}
+	if p.ClaimUnanswered(1<<40) || p.Unanswered() != 1<<41 {
+		t.Fatal("a claim of an older arming disarmed the newer one")
+	}
 }
 
 func TestPeer_AddTxRxNoAlloc(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,6 +24,10 @@ reply comes, the peer's state (weft peers) says why.`,
 			ctx, cancel := commandContext(time.Duration(count+2) * (timeout + time.Second))
 			defer cancel()
 			c := g.client()
+			if st, err := c.Status(ctx); err == nil && st.Interface == "netstack" {
+				return errors.New("the agent runs --netstack: this host has no ICMP path into the overlay; " +
+					"reach peers through a forward or the SOCKS5 proxy (README \"Without root\"), or check them with weft peers")
+			}
 			ps, err := c.Peers(ctx)
 			if err != nil {
 				return err

@@ -40,11 +40,11 @@ Every agent must trust the CA (policy_ca_file).`,
 			}
 			ca, err := identity.LoadCertificateFile(caCert)
 			if err != nil {
-				return fmt.Errorf("--ca-cert: %w", err)
+				return fmt.Errorf("--ca-cert: %w (pass --ca-cert and --ca-key: the ca.crt and ca.key that weft ca init wrote)", err)
 			}
 			k, err := identity.LoadCAKeyFile(caKey)
 			if err != nil {
-				return fmt.Errorf("--ca-key: %w", err)
+				return fmt.Errorf("--ca-key: %w (pass --ca-key: the ca.key that weft ca init wrote, kept off the hosts)", err)
 			}
 			ctx, cancel := commandContext(10 * time.Second)
 			defer cancel()
