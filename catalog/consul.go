@@ -206,9 +206,25 @@ func requestToken(r *http.Request) string {
 	return r.URL.Query().Get("token")
 }
 
-// authorized: a write over loopback, or with the configured token (compared in constant time).
+// loopbackHost reports whether a request's Host names this host as a local client does:
+// localhost or a loopback address (any port). A web page that made a browser send the
+// request through DNS rebinding names its own domain there.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+// authorized: a write over loopback that names localhost or a loopback address as its Host,
+// or one with the configured token (compared in constant time).
 func (h *ConsulHandler) authorized(r *http.Request) bool {
-	if viaLoopback(r) {
+	if viaLoopback(r) && loopbackHost(r.Host) {
 		return true
 	}
 	if h.cfg.Token == "" {
@@ -320,7 +336,11 @@ func (h *ConsulHandler) write(fn writeFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !h.authorized(r) {
 			msg := "Permission denied: writes from other hosts need the token (X-Consul-Token)"
-			if h.cfg.Token == "" {
+			switch {
+			case viaLoopback(r) && !loopbackHost(r.Host):
+				msg = "Permission denied: a write over loopback must address the agent as localhost or 127.0.0.1 (Host " +
+					strconv.Quote(r.Host) + " is refused: a web page could send it) or carry the token"
+			case h.cfg.Token == "":
 				msg = "Permission denied: writes are accepted over loopback only (set consul_api.token_file to allow other hosts)"
 			}
 			consulError(w, http.StatusForbidden, msg)

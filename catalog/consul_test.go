@@ -374,6 +374,7 @@ func TestConsulAPI_WritesNeedToken(t *testing.T) {
 	req := func(remote, local, token, hdr string) int {
 		r := httptest.NewRequest("PUT", "/v1/agent/service/register", strings.NewReader(`{"Name":"w","Port":1}`))
 		r.RemoteAddr = remote
+		r.Host = local
 		r = r.WithContext(contextWithLocal(r, local))
 		switch hdr {
 		case "x":
@@ -405,6 +406,23 @@ func TestConsulAPI_WritesNeedToken(t *testing.T) {
 	} {
 		if got := req(tc.remote, tc.local, tc.token, tc.hdr); got != tc.code {
 			t.Errorf("%+v: %d, want %d", tc, got, tc.code)
+		}
+	}
+	// DNS rebinding: a web page whose name now resolves to 127.0.0.1 makes a browser on this
+	// host write over loopback, with its own domain as Host. Refused unless it has the
+	// token; the local names a client uses pass.
+	for host, code := range map[string]int{"evil.example:8500": 403, "evil.example": 403, "localhost:8500": 200,
+		"LOCALHOST": 200, "[::1]:8500": 200, "127.0.0.1": 200, "10.42.1.1:8500": 403} {
+		r := httptest.NewRequest("PUT", "/v1/agent/service/register", strings.NewReader(`{"Name":"w","Port":1}`))
+		r.RemoteAddr, r.Host = "127.0.0.1:5000", host
+		r = r.WithContext(contextWithLocal(r, "127.0.0.1:8500"))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != code {
+			t.Errorf("loopback write with Host %q: %d, want %d (%s)", host, w.Code, code, w.Body.String())
+		}
+		if code == 403 && !strings.Contains(w.Body.String(), "localhost or 127.0.0.1") {
+			t.Errorf("Host %q refused without saying what to do: %s", host, w.Body.String())
 		}
 	}
 	// No token configured: writes from other hosts are refused, with a message that says how.
