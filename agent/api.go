@@ -27,7 +27,7 @@ import (
 //	DELETE /v1/services/NAME        deregister
 //	PUT  /v1/services/NAME/renew    renew a ttl check
 //	GET  /v1/fdb                    the L2 forwarding database
-//	POST /v1/reload                 re-read the pki files (as SIGHUP)
+//	POST /v1/reload                 as SIGHUP: apply log_level, services and the pki files; name what needs a restart
 //	GET|POST /v1/clients, DELETE /v1/clients/NAME   stock WireGuard clients (clients.go)
 
 // apiBackend is what the API serves; *Agent implements it (a fake in tests).
