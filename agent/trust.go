@@ -488,6 +488,11 @@ func (a *Agent) reloadPKI() error {
 func (a *Agent) reloadPKIStep(next *Config) (string, error) {
 	a.mu.Lock()
 	old := a.cfg.PKI
+	if old.CA != "" && next.PKI.CA == "" {
+		a.mu.Unlock()
+		// Not applied live: members would still be checked against the old CA.
+		return "", errors.New("pki.ca removed: turning the cluster CA off takes a restart of the agent (systemctl restart weft); until then members are still checked against it")
+	}
 	a.cfg.PKI = next.PKI
 	a.mu.Unlock()
 	if err := a.reloadPKI(); err != nil {

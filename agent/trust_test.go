@@ -528,3 +528,18 @@ func TestPolicyGlue_GroupsFromCertificate(t *testing.T) {
 		t.Fatalf("an unknown member has groups %v", got)
 	}
 }
+
+// TestReloadPKI_RemovingTheCANeedsARestart: a reload that drops pki.ca is refused with what
+// to do, and the CA stays in force (it is not silently kept while the config says none).
+func TestReloadPKI_RemovingTheCANeedsARestart(t *testing.T) {
+	a, _ := trustAgent(t, DefaultConfig())
+	a.cfg.PKI = PKIConfig{CA: "/etc/weft/ca.crt", Cert: "/etc/weft/host.crt"}
+	next := a.cfg
+	next.PKI = PKIConfig{}
+	if _, err := a.reloadPKIStep(&next); err == nil || !strings.Contains(err.Error(), "restart") {
+		t.Fatalf("reload without pki.ca: %v, want a refusal naming the restart", err)
+	}
+	if a.cfg.PKI.CA != "/etc/weft/ca.crt" {
+		t.Fatalf("pki.ca is now %q", a.cfg.PKI.CA)
+	}
+}
