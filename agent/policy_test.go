@@ -366,3 +366,24 @@ func TestPolicyGlue_RefusedMemberNamesNobody(t *testing.T) {
 		t.Fatalf("the honest member: %+v %v", ep, ok)
 	}
 }
+
+// TestPolicyDist_BlocklistedCA: once the CA's fingerprint is in pki.blocklist (a reload), a
+// document it signed is refused; before, the same CA's document installs.
+func TestPolicyDist_BlocklistedCA(t *testing.T) {
+	ca := newPolicyCA(t, "ca")
+	a := newPolicyAgent(t, ca.file)
+	g := a.pol
+	deliver(g, ca.sign(t, 5, denyDoc), 5)
+	if v := g.status().Version; v != 5 {
+		t.Fatalf("the CA's document: version %d", v)
+	}
+	fp, _ := ca.cert.Fingerprint()
+	a.pki.Store(&pkiState{blocklist: identity.NewBlocklist(fp)})
+	deliver(g, ca.sign(t, 6, "default: allow\n"), 6)
+	if v := g.status().Version; v != 5 {
+		t.Fatalf("a revoked CA's document was installed: version %d", v)
+	}
+	if n := g.status().Refused["blocklisted"]; n != 1 {
+		t.Fatalf("refusals %v, want blocklisted: 1", g.status().Refused)
+	}
+}

@@ -90,7 +90,11 @@ func (g *policyGlue) verify(env []byte) (*identity.Signed, *policy.Document, str
 	if g.cas == nil {
 		return nil, nil, "no_ca", errNoCA
 	}
-	s, err := identity.VerifySigned(env, policyPurpose, g.cas, time.Now(), nil)
+	var bl *identity.Blocklist // pki.blocklist as last (re)loaded: a revoked CA signs no policy
+	if st := g.a.pki.Load(); st != nil {
+		bl = st.blocklist
+	}
+	s, err := identity.VerifySigned(env, policyPurpose, g.cas, time.Now(), bl)
 	if err != nil {
 		return nil, nil, identity.Reason(err), err
 	}
