@@ -28,8 +28,11 @@ import (
 // signature against policy_ca_file's CAs and installs the document when its version is
 // newer than what it holds; it keeps it in STATE_DIR/policy.signed and announces the
 // version in its "pv" tag. Chunks are unauthenticated until the whole envelope verifies;
-// a forger can only waste an assembly slot, never install anything, and every refusal is
-// counted (weft_policy_refused_total{reason}).
+// a forger never installs anything, and every refusal is counted
+// (weft_policy_refused_total{reason}). It can delay an update, though: chunks it sends
+// under a real (version, digest) spoil that assembly (the digest then fails), and a burst of
+// new keys evicts it; the sender's anti-entropy re-sends every few seconds, so a forger that
+// keeps this up blocks updates until it stops. Per-chunk hashes in chunk 0 would stop it.
 //
 // Serf delivers user events to the members alive at the time; Join ignores old events. So
 // a joiner, or a member that missed a chunk, is caught up by anti-entropy: every member
