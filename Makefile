@@ -50,7 +50,7 @@ test-unit:
 # What -race and -short skip: zero-allocation tests (race instrumentation allocates; every
 # one has Alloc in its name), the slow cookie interop with wireguard-go, and the 20-node
 # subnet convergence (10 nodes under -short).
-NORACE_PKGS := ./crypto ./tunnel ./l2 ./tap ./policy ./membership ./peers
+NORACE_PKGS := ./crypto ./tunnel ./l2 ./tap ./policy ./discovery/membership ./peers
 test-norace:
 	$(GO) test -count=1 -run 'Alloc|Interop|SubnetConverges' $(NORACE_PKGS)
 

@@ -12,8 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
-	"github.com/weftnet/weft/membership"
+	"github.com/weftnet/weft/discovery/membership"
 	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/tap"
 )
@@ -21,7 +22,7 @@ import (
 // Agent is one host's weft daemon. New prepares it; Run brings everything up, serves until
 // its context ends or a leave is requested, then tears everything down in reverse order.
 type Agent struct {
-	cfg Config
+	cfg config.Config
 	log *slog.Logger
 
 	priv crypto.PrivateKey
@@ -48,7 +49,7 @@ type Agent struct {
 	fatal     chan error // a background part that cannot go on (retry_join gave up)
 	rj        retryJoin  // retryjoin.go
 
-	reloadSrc func() (Config, error) // reload.go; guarded by mu
+	reloadSrc func() (config.Config, error) // reload.go; guarded by mu
 	level     *slog.LevelVar
 
 	mu       sync.Mutex
@@ -59,7 +60,7 @@ type Agent struct {
 }
 
 // New validates cfg and loads (or creates) the private key; nothing is opened yet.
-func New(cfg Config, log *slog.Logger) (*Agent, error) {
+func New(cfg config.Config, log *slog.Logger) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -285,7 +286,7 @@ func (a *Agent) linkBits() int {
 
 func (a *Agent) stopDatapath() { a.dp.close() }
 
-func (a *Agent) addStaticPeer(p PeerConfig) error { return a.dp.addStatic(p) }
+func (a *Agent) addStaticPeer(p config.PeerConfig) error { return a.dp.addStatic(p) }
 
 // problem records a condition shown by `weft status` until the agent restarts.
 func (a *Agent) problem(msg string) {

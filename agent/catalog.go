@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/weftnet/weft/catalog"
-	"github.com/weftnet/weft/membership"
+	"github.com/weftnet/weft/discovery/catalog"
+	"github.com/weftnet/weft/discovery/membership"
 )
 
 // catalogGlue runs the service catalog, its DNS server and their API routes. Remote services

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/weftnet/weft/catalog"
+	"github.com/weftnet/weft/discovery/catalog"
 )
 
 // Client talks to a running agent over its control socket. The CLI is built on it.

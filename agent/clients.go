@@ -21,6 +21,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/peers"
 )
@@ -40,33 +41,26 @@ import (
 
 // WGClient is one stock WireGuard client of this host.
 type WGClient struct {
-	Name      string     `json:"name"`
-	Address   netip.Addr `json:"address"`
-	PublicKey string     `json:"public_key"`
-	Keepalive Duration   `json:"persistent_keepalive,omitzero"`
-	Created   time.Time  `json:"created"`
+	Name      string          `json:"name"`
+	Address   netip.Addr      `json:"address"`
+	PublicKey string          `json:"public_key"`
+	Keepalive config.Duration `json:"persistent_keepalive,omitzero"`
+	Created   time.Time       `json:"created"`
 }
 
 // ClientAdd is POST /v1/clients.
 type ClientAdd struct {
-	Name      string     `json:"name"`
-	Address   netip.Addr `json:"address,omitzero"`     // zero: allocate from clients.range
-	PublicKey string     `json:"public_key,omitempty"` // empty: generate the key pair
-	Keepalive Duration   `json:"persistent_keepalive,omitzero"`
-	Endpoint  string     `json:"endpoint,omitempty"` // HOST:PORT the client dials; empty: the advertise address
+	Name      string          `json:"name"`
+	Address   netip.Addr      `json:"address,omitzero"`     // zero: allocate from clients.range
+	PublicKey string          `json:"public_key,omitempty"` // empty: generate the key pair
+	Keepalive config.Duration `json:"persistent_keepalive,omitzero"`
+	Endpoint  string          `json:"endpoint,omitempty"` // HOST:PORT the client dials; empty: the advertise address
 }
 
 // ClientAdded answers POST /v1/clients.
 type ClientAdded struct {
 	Client WGClient `json:"client"`
 	Config string   `json:"config"` // wg-quick; its PrivateKey is a placeholder when the public key was given
-}
-
-// ClientsConfig configures stock WireGuard clients.
-type ClientsConfig struct {
-	// Range is where client addresses are allocated: "A-B" (inclusive) or a prefix, inside
-	// this host's /24. Empty: the host's /24 from .200 to .254.
-	Range string `yaml:"range"`
 }
 
 // PrivateKeyPlaceholder stands for the client's private key in a config made for a
@@ -400,7 +394,7 @@ func (a *Agent) clientEndpoint(override string) (string, error) {
 		return override, nil
 	}
 	for _, s := range []string{a.cfg.Gossip.Advertise, a.cfg.Gossip.Bind} {
-		host, _, _ := splitHostPort(s, 0)
+		host, _, _ := config.SplitHostPort(s, 0)
 		if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
 			continue
 		}
@@ -505,18 +499,4 @@ func (c *Client) AddClient(ctx context.Context, req ClientAdd) (ClientAdded, err
 // RemoveClient removes a client and its peer.
 func (c *Client) RemoveClient(ctx context.Context, name string) error {
 	return c.do(ctx, "DELETE", "/v1/clients/"+url.PathEscape(name), nil, nil)
-}
-
-// validFraming checks a static peer's framing.
-func validFraming(f, mode string) error {
-	switch f {
-	case "", "weft":
-		return nil
-	case "wireguard":
-		if mode != "l3" {
-			return errors.New("framing: wireguard is L3 only (a stock WireGuard peer carries IP packets, not Ethernet frames); use mode l3 or framing weft")
-		}
-		return nil
-	}
-	return fmt.Errorf("framing %q: must be weft or wireguard", f)
 }

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 )
 
 // Container networking, the agent's side of the weft-cni plugin (package cni). The plugin
@@ -24,32 +23,6 @@ import (
 //     this host's subnet (local addresses are found before them, in the local table);
 //   - writes Flannel's subnet.env;
 //   - optionally masquerades containers' traffic to outside the cluster CIDR (nftables).
-
-// CNIConfig is the cni: section.
-type CNIConfig struct {
-	// Enabled serves containers: forwarding, the routing guard, subnet.env, /v1/subnet's
-	// "containers": true. Off by default: forwarding changes what the host does with packets.
-	Enabled bool `yaml:"enabled"`
-	// SubnetEnv is where Flannel's subnet.env is written (empty: not written).
-	SubnetEnv string `yaml:"subnet_env"`
-	// Bridge is the containers' bridge, as the conflist names it.
-	Bridge string `yaml:"bridge"`
-	// IPMasq masquerades containers' traffic leaving the cluster CIDR (needs nft).
-	IPMasq bool `yaml:"ipmasq"`
-}
-
-func (c CNIConfig) validate(mode string) error {
-	if !c.Enabled {
-		return nil
-	}
-	if mode != "l3" {
-		return errors.New("cni.enabled needs mode: l3 (containers are routed, not bridged, onto the overlay)")
-	}
-	if c.Bridge == "" || len(c.Bridge) > 15 || strings.ContainsAny(c.Bridge, "/ ") {
-		return fmt.Errorf("cni.bridge %q: an interface name of 1 to 15 bytes", c.Bridge)
-	}
-	return nil
-}
 
 // Subnet is GET /v1/subnet: what the CNI plugin needs (cni.HostNetwork on its side).
 type Subnet struct {

@@ -3,7 +3,6 @@ package agent
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -19,20 +18,5 @@ func TestSubnetEnv_FlannelFormat(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path); string(b) != want {
 		t.Fatalf("file: %q", b)
-	}
-}
-
-func TestCNIConfig_Validate(t *testing.T) {
-	if err := (CNIConfig{Enabled: true, Bridge: "weft-br0"}).validate("l2"); err == nil || !strings.Contains(err.Error(), "l3") {
-		t.Fatalf("l2 with cni: %v", err)
-	}
-	if err := (CNIConfig{Enabled: true, Bridge: "a-name-too-long-for-linux"}).validate("l3"); err == nil {
-		t.Fatal("long bridge name accepted")
-	}
-	if err := (CNIConfig{Enabled: true, Bridge: "weft-br0"}).validate("l3"); err != nil {
-		t.Fatal(err)
-	}
-	if err := (CNIConfig{Bridge: ""}).validate("l2"); err != nil {
-		t.Fatalf("disabled cni is never an error: %v", err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/weftnet/weft/catalog"
+	"github.com/weftnet/weft/discovery/catalog"
 )
 
 // consulMembers adapts the agent's member list to catalog.ConsulMembers.

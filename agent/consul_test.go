@@ -14,17 +14,18 @@ import (
 	"testing"
 
 	consul "github.com/hashicorp/consul/api"
+	"github.com/weftnet/weft/agent/config"
 )
 
 // testAgent is an Agent prepared as Run prepares it up to the catalog, without a device
 // or gossip: enough for startCatalog.
-func testAgent(t *testing.T, mutate func(*Config)) *Agent {
+func testAgent(t *testing.T, mutate func(*config.Config)) *Agent {
 	t.Helper()
-	cfg := DefaultConfig()
+	cfg := config.DefaultConfig()
 	cfg.Name = "host-a"
 	cfg.StateDir = t.TempDir()
 	cfg.Gossip.Disabled = true
-	cfg.Subnet = Prefix{netip.MustParsePrefix("10.42.1.0/24")}
+	cfg.Subnet = config.Prefix{Prefix: netip.MustParsePrefix("10.42.1.0/24")}
 	cfg.DNS.Listen = []string{"127.0.0.1:0"}
 	cfg.DNS.ResolvedDisabled = true
 	if mutate != nil {
@@ -48,7 +49,7 @@ func TestStartCatalog_DNSPortTaken(t *testing.T) {
 	}
 	defer pc.Close()
 	taken := pc.LocalAddr().String()
-	a := testAgent(t, func(c *Config) {
+	a := testAgent(t, func(c *config.Config) {
 		c.DNS.Listen = []string{taken}
 		c.ConsulAPI.Listen = []string{"127.0.0.1:0"}
 	})
@@ -94,7 +95,7 @@ func TestStartCatalog_ConsulTokenFile(t *testing.T) {
 	if _, err := readTokenFile(path); err == nil {
 		t.Fatal("a 5-byte token was accepted")
 	}
-	a := testAgent(t, func(c *Config) {
+	a := testAgent(t, func(c *config.Config) {
 		c.ConsulAPI.Listen = []string{"127.0.0.1:0"}
 		c.ConsulAPI.TokenFile = path
 	})
@@ -173,7 +174,7 @@ func TestHostResolver_Configure(t *testing.T) {
 // TestCatalogGlue_ResolvedFollowsDNS: the agent points resolved at its overlay DNS address
 // when DNS starts, and reverts on close.
 func TestCatalogGlue_ResolvedFollowsDNS(t *testing.T) {
-	a := testAgent(t, func(c *Config) { c.DNS.ResolvedDisabled = false })
+	a := testAgent(t, func(c *config.Config) { c.DNS.ResolvedDisabled = false })
 	f := &fakeResolvectl{}
 	g := &catalogGlue{a: a, resolver: hostResolver{runDir: t.TempDir(), run: f.run, sameNetns: func() bool { return true }}}
 	g2, err := startCatalogWith(a, g)
@@ -189,7 +190,7 @@ func TestCatalogGlue_ResolvedFollowsDNS(t *testing.T) {
 }
 
 func TestResolverSetup(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := config.DefaultConfig()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

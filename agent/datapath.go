@@ -8,6 +8,7 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/tun"
 
+	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/peers"
@@ -27,7 +28,7 @@ type datapath interface {
 	// close stops the loops and closes the device.
 	close()
 	// addStatic applies a static peer of the config.
-	addStatic(p PeerConfig) error
+	addStatic(p config.PeerConfig) error
 	// addMember applies a gossip member that passed the agent's checks (subnet: the /24 it
 	// announced). An error wrapping peers.ErrPrefixMoved was applied nevertheless.
 	addMember(mp memberPeer, subnet netip.Prefix) error
@@ -95,17 +96,17 @@ func (e *encrypted) stats() (map[string]uint64, map[string]uint64) {
 
 // upsertStatic puts a static peer into the table; with routes, its prefixes outside the
 // cluster CIDR get kernel routes through the device (L3).
-func (e *encrypted) upsertStatic(p PeerConfig, routes bool) (*peers.Peer, error) {
+func (e *encrypted) upsertStatic(p config.PeerConfig, routes bool) (*peers.Peer, error) {
 	a := e.a
 	key, err := crypto.ParsePublicKey(p.PublicKey)
 	if err != nil {
-		return nil, fmt.Errorf("peer%s public_key: %w", p.at(), err)
+		return nil, fmt.Errorf("peer%s public_key: %w", p.At(), err)
 	}
 	pc := peers.PeerConfig{PublicKey: key, Endpoint: p.Endpoint.AddrPort, PersistentKeepalive: p.Keepalive.Duration,
 		WireGuardFraming: p.Framing == "wireguard"}
 	if p.PresharedKey != "" {
 		if pc.PresharedKey, err = crypto.ParsePresharedKey(p.PresharedKey); err != nil {
-			return nil, fmt.Errorf("peer%s preshared_key: %w", p.at(), err)
+			return nil, fmt.Errorf("peer%s preshared_key: %w", p.At(), err)
 		}
 	}
 	for _, ip := range p.AllowedIPs {
@@ -119,7 +120,7 @@ func (e *encrypted) upsertStatic(p PeerConfig, routes bool) (*peers.Peer, error)
 	peer, err := a.table.Upsert(pc)
 	if err != nil {
 		if !errors.Is(err, peers.ErrPrefixMoved) {
-			return nil, fmt.Errorf("peer%s: %w", p.at(), err)
+			return nil, fmt.Errorf("peer%s: %w", p.At(), err)
 		}
 		a.log.Warn("static peer takes a prefix from another peer", "peer", p.PublicKey, "err", err)
 	}
@@ -155,7 +156,7 @@ func (d *l3Path) start() (uint16, error) {
 	return d.startTunnel(dev, a.cfg.MTU, nil)
 }
 
-func (d *l3Path) addStatic(p PeerConfig) error {
+func (d *l3Path) addStatic(p config.PeerConfig) error {
 	_, err := d.upsertStatic(p, true)
 	return err
 }

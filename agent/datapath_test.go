@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.zx2c4.com/wireguard/tun"
 
+	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/l2"
 )
 
@@ -21,7 +22,7 @@ func TestNewDatapath_ChosenByConfig(t *testing.T) {
 		{"l2", "wireguard", "*agent.l2Path"},
 		{"l2", "none", "*agent.plainPath"},
 	} {
-		cfg := DefaultConfig()
+		cfg := config.DefaultConfig()
 		cfg.Mode, cfg.Encryption = tc.mode, tc.encryption
 		if got := fmt.Sprintf("%T", newDatapath(&Agent{cfg: cfg})); got != tc.want {
 			t.Errorf("mode %s, encryption %s: %s, want %s", tc.mode, tc.encryption, got, tc.want)
@@ -43,7 +44,7 @@ func TestPlainPath_DropsMetric(t *testing.T) {
 	}
 	v.Start()
 	defer v.Close()
-	a := &Agent{cfg: DefaultConfig()}
+	a := &Agent{cfg: config.DefaultConfig()}
 	a.dp = &plainPath{a: a, vtep: v}
 	a.dpUp.Store(true)
 

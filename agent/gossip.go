@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -14,10 +13,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/discovery/membership"
 	"github.com/weftnet/weft/identity"
 	"github.com/weftnet/weft/l2"
-	"github.com/weftnet/weft/membership"
 	"github.com/weftnet/weft/peers"
 )
 
@@ -53,49 +53,10 @@ type memberPeer struct {
 
 }
 
-// gossipKey returns the configured gossip key, or nil when none is configured.
-func gossipKey(cfg GossipConfig) ([]byte, error) {
-	text := cfg.Key
-	if cfg.KeyFile != "" {
-		st, err := os.Stat(cfg.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("gossip key_file: %w", err)
-		}
-		if st.Mode().Perm()&0o077 != 0 {
-			return nil, fmt.Errorf("gossip key_file %s is readable by group or others (mode %o): run chmod 600 %s", cfg.KeyFile, st.Mode().Perm(), cfg.KeyFile)
-		}
-		b, err := os.ReadFile(cfg.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("gossip key_file: %w", err)
-		}
-		text = string(b)
-	}
-	text = strings.TrimSpace(text)
-	if text == "" {
-		return nil, nil
-	}
-	return membership.ParseGossipKey(text)
-}
-
-func splitHostPort(s string, defPort int) (string, int, error) {
-	if s == "" {
-		return "", 0, nil
-	}
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return s, defPort, nil //nolint:nilerr // a bare host means the default port
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil || p < 0 || p > 65535 {
-		return "", 0, fmt.Errorf("%q: bad port", s)
-	}
-	return host, p, nil
-}
-
 // startGossip creates the Serf member and joins the configured seeds; events are not
 // consumed until start, so the datapath exists before the first peer arrives.
 func startGossip(ctx context.Context, a *Agent) (*gossip, error) {
-	key, err := gossipKey(a.cfg.Gossip)
+	key, err := config.GossipKey(a.cfg.Gossip)
 	if err != nil {
 		return nil, err
 	}
@@ -107,10 +68,10 @@ func startGossip(ctx context.Context, a *Agent) (*gossip, error) {
 		dc = membership.DefaultLocalConfig()
 	}
 	dc.NodeName = a.cfg.Name
-	if dc.BindAddr, dc.BindPort, err = splitHostPort(a.cfg.Gossip.Bind, membership.DefaultGossipPort); err != nil {
+	if dc.BindAddr, dc.BindPort, err = config.SplitHostPort(a.cfg.Gossip.Bind, membership.DefaultGossipPort); err != nil {
 		return nil, fmt.Errorf("gossip bind %w", err)
 	}
-	if dc.AdvertiseAddr, dc.AdvertisePort, err = splitHostPort(a.cfg.Gossip.Advertise, dc.BindPort); err != nil {
+	if dc.AdvertiseAddr, dc.AdvertisePort, err = config.SplitHostPort(a.cfg.Gossip.Advertise, dc.BindPort); err != nil {
 		return nil, fmt.Errorf("gossip advertise %w", err)
 	}
 	adv, err := chooseAdvertise(dc.BindAddr, dc.AdvertiseAddr) // advertise.go

@@ -7,8 +7,9 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
-	"github.com/weftnet/weft/membership"
+	"github.com/weftnet/weft/discovery/membership"
 	"github.com/weftnet/weft/peers"
 )
 
@@ -41,7 +42,7 @@ func TestGossip_ResyncAll(t *testing.T) {
 	if _, err := cB.Join([]string{cA.LocalMember().Addr.String()}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := DefaultConfig()
+	cfg := config.DefaultConfig()
 	cfg.Name = "a"
 	id := crypto.NewIdentity(privA)
 	defer id.Close()

@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/weftnet/weft/membership"
+	"github.com/weftnet/weft/discovery/membership"
 )
 
 // The gossip keyring over the control API (`weft keyring`). Each operation is one Serf

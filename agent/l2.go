@@ -11,6 +11,7 @@ import (
 
 	"golang.zx2c4.com/wireguard/tun"
 
+	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/peers"
@@ -80,12 +81,12 @@ func (d *l2Path) start() (uint16, error) {
 		return 0, err
 	}
 	d.router.FDB().SetStatic(mac, nil) // nobody else may speak for this host's MAC
-	return d.startTunnel(dev, d.a.cfg.MTU+ethernetHdr, d.router)
+	return d.startTunnel(dev, d.a.cfg.MTU+config.EthernetHeader, d.router)
 }
 
 // addStatic makes a static peer a flood remote of the VNI and pins its TAP MAC (derived from
 // its key) to it. Its allowed_ips are the inner sources it may use.
-func (d *l2Path) addStatic(p PeerConfig) error {
+func (d *l2Path) addStatic(p config.PeerConfig) error {
 	peer, err := d.upsertStatic(p, false)
 	if err != nil {
 		return err
@@ -173,7 +174,7 @@ func (d *plainPath) start() (uint16, error) {
 func (d *plainPath) close() { _ = d.vtep.Close() }
 
 // addStatic: the static peers' endpoints are the VTEP's remotes from the start.
-func (d *plainPath) addStatic(PeerConfig) error { return nil }
+func (d *plainPath) addStatic(config.PeerConfig) error { return nil }
 
 // addMember adds a plaintext VTEP remote learned by gossip: a flood remote, a static FDB
 // entry for its published MAC, and the IP→MAC pair that ARP suppression answers from.

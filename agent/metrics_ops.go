@@ -3,7 +3,7 @@ package agent
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/weftnet/weft/catalog"
+	"github.com/weftnet/weft/discovery/catalog"
 	"github.com/weftnet/weft/internal/version"
 )
 

@@ -27,8 +27,9 @@ import (
 
 	"github.com/miekg/dns"
 
-	"github.com/weftnet/weft/catalog"
+	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/discovery/catalog"
 	"github.com/weftnet/weft/netproxy"
 	"github.com/weftnet/weft/usernet"
 )
@@ -56,7 +57,7 @@ func (d *nsPath) start() (uint16, error) {
 
 // addStatic: no kernel routes; the netstack's default route leads into the tunnel, which
 // routes by the peers' allowed prefixes.
-func (d *nsPath) addStatic(p PeerConfig) error {
+func (d *nsPath) addStatic(p config.PeerConfig) error {
 	_, err := d.upsertStatic(p, false)
 	return err
 }
@@ -245,7 +246,7 @@ func (a *Agent) startNetstackServices() (stop func(), err error) {
 
 // startForward: a loopback listener whose traffic goes to an overlay destination, resolved
 // per connection (TCP) or per session (UDP).
-func (a *Agent) startForward(onet overlayNet, f ForwardConfig, lim netproxy.Limits, cnt *netproxy.Counters) (func(), error) {
+func (a *Agent) startForward(onet overlayNet, f config.ForwardConfig, lim netproxy.Limits, cnt *netproxy.Counters) (func(), error) {
 	host, port, err := net.SplitHostPort(f.To)
 	if err != nil {
 		return nil, err
@@ -288,7 +289,7 @@ func (a *Agent) startForward(onet overlayNet, f ForwardConfig, lim netproxy.Limi
 }
 
 // startExpose: a port on the overlay address whose traffic goes to a local address.
-func (a *Agent) startExpose(onet overlayNet, e ExposeConfig, lim netproxy.Limits, cnt *netproxy.Counters) (func(), error) {
+func (a *Agent) startExpose(onet overlayNet, e config.ExposeConfig, lim netproxy.Limits, cnt *netproxy.Counters) (func(), error) {
 	at := netip.AddrPortFrom(a.address, uint16(e.Port))
 	switch e.Proto {
 	case "udp":

@@ -16,98 +16,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/weftnet/weft/catalog"
+	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/discovery/catalog"
 	"github.com/weftnet/weft/netproxy"
 )
 
-func TestConfig_NetstackValidation(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		mod  func(c *Config)
-		want string // substring of the error; empty: valid
-	}{
-		{"netstack l3", func(c *Config) { c.Netstack = true }, ""},
-		{"l2 refused", func(c *Config) { c.Netstack, c.Mode = true, "l2" }, "l3 datapath only"},
-		{"cni refused", func(c *Config) { c.Netstack, c.CNI.Enabled = true, true }, "cni.enabled needs a TUN"},
-		{"forward without netstack", func(c *Config) {
-			c.Forward = []ForwardConfig{{Listen: "127.0.0.1:5432", To: "db.service.weft:5432"}}
-		}, "need netstack"},
-		{"open proxy", func(c *Config) { c.Netstack, c.NetstackProxy.SOCKS5 = true, "0.0.0.0:1080" }, "open proxy"},
-		{"proxy beyond loopback with auth", func(c *Config) {
-			c.Netstack = true
-			c.NetstackProxy = NetstackProxyConfig{SOCKS5: "0.0.0.0:1080", Username: "u", PasswordFile: "/p"}
-		}, ""},
-		{"username without password", func(c *Config) { c.Netstack, c.NetstackProxy.Username = true, "u" }, "both username"},
-		{"proxy not an address", func(c *Config) { c.Netstack, c.NetstackProxy.HTTP = true, "localhost:3128" }, "IP:PORT"},
-		{"forward bad proto", func(c *Config) {
-			c.Netstack = true
-			c.Forward = []ForwardConfig{{Listen: "127.0.0.1:1", To: "a.service.weft:1", Proto: "sctp"}}
-		}, "tcp or udp"},
-		{"forward no port", func(c *Config) {
-			c.Netstack = true
-			c.Forward = []ForwardConfig{{Listen: "127.0.0.1:1", To: "a.service.weft"}}
-		}, "HOST:PORT"},
-		{"expose port 0", func(c *Config) { c.Netstack, c.Expose = true, []ExposeConfig{{Port: 0, To: "127.0.0.1:1"}} }, "1-65535"},
-		{"expose twice", func(c *Config) {
-			c.Netstack, c.Expose = true, []ExposeConfig{{Port: 80, To: "127.0.0.1:1"}, {Port: 80, To: "127.0.0.1:2", Proto: "tcp"}}
-		}, "twice"},
-		{"expose to a name", func(c *Config) { c.Netstack, c.Expose = true, []ExposeConfig{{Port: 80, To: "localhost:1"}} }, "local IP:PORT"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := DefaultConfig()
-			tc.mod(&c)
-			err := c.Validate()
-			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
-				t.Fatalf("err %v, want %q", err, tc.want)
-			}
-		})
-	}
-}
-
-func TestConfig_NetstackYAML(t *testing.T) {
-	c := DefaultConfig()
-	err := parseConfig([]byte(`
-netstack: true
-netstack_proxy: {socks5: 127.0.0.1:1081, http: ""}
-forward: [{listen: 127.0.0.1:5432, to: db.service.weft:5432}, {listen: 127.0.0.1:5353, to: dns.service.weft:53, proto: udp}]
-expose: [{port: 8080, to: 127.0.0.1:8080}]
-`), &c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	if !c.Netstack || c.NetstackProxy.SOCKS5 != "127.0.0.1:1081" || c.NetstackProxy.HTTP != "" ||
-		len(c.Forward) != 2 || c.Forward[0].Proto != "tcp" || c.Forward[1].Proto != "udp" || c.Expose[0].Proto != "tcp" {
-		t.Fatalf("%+v %+v %+v", c.NetstackProxy, c.Forward, c.Expose)
-	}
-}
-
-func TestDefaultPaths_ByUser(t *testing.T) {
-	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-	for _, tc := range []struct {
-		uid         int
-		env         map[string]string
-		state, sock string
-	}{
-		{0, map[string]string{"XDG_STATE_HOME": "/x"}, "/var/lib/weft", "/run/weft/weft.sock"},
-		{1000, map[string]string{"XDG_STATE_HOME": "/s", "XDG_RUNTIME_DIR": "/run/user/1000", "HOME": "/home/u"}, "/s/weft", "/run/user/1000/weft/weft.sock"},
-		{1000, map[string]string{"HOME": "/home/u"}, "/home/u/.local/state/weft", "/home/u/.local/state/weft/weft.sock"},
-		{1000, map[string]string{"HOME": "/home/u", "XDG_STATE_HOME": "relative", "XDG_RUNTIME_DIR": "rel"}, "/home/u/.local/state/weft", "/home/u/.local/state/weft/weft.sock"},
-	} {
-		if got := stateDirFor(tc.uid, env(tc.env)); got != tc.state {
-			t.Errorf("uid %d %v: state %s, want %s", tc.uid, tc.env, got, tc.state)
-		}
-		if got := controlSocketFor(tc.uid, env(tc.env)); got != tc.sock {
-			t.Errorf("uid %d %v: socket %s, want %s", tc.uid, tc.env, got, tc.sock)
-		}
-	}
-}
-
 func TestAgent_ResolveOverlayOnly(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := config.DefaultConfig()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -166,32 +82,32 @@ func TestNetstack_TwoAgents(t *testing.T) {
 	socks, fwd, ufwd := freePort(t), freePort(t), freeUDPPort(t)
 	ka, kb := mustKey(t), mustKey(t)
 	pa, pb := freeUDPPort(t), freeUDPPort(t)
-	mk := func(name string, priv crypto.PrivateKey, port int, addr string, peer crypto.PrivateKey, peerPort int, peerAddr string) Config {
+	mk := func(name string, priv crypto.PrivateKey, port int, addr string, peer crypto.PrivateKey, peerPort int, peerAddr string) config.Config {
 		dir := t.TempDir()
 		if err := crypto.SavePrivateKeyFile(filepath.Join(dir, "private.key"), priv); err != nil {
 			t.Fatal(err)
 		}
-		c := DefaultConfig()
+		c := config.DefaultConfig()
 		c.Name, c.Netstack, c.StateDir = name, true, dir
 		c.ControlSocket = filepath.Join(dir, "weft.sock")
 		c.Gossip.Disabled = true
 		c.ListenPort = port
-		c.Address = Addr{netip.MustParseAddr(addr)}
+		c.Address = config.Addr{Addr: netip.MustParseAddr(addr)}
 		c.DNS.Disabled = true
-		c.NetstackProxy = NetstackProxyConfig{}
-		c.Peers = []PeerConfig{{PublicKey: peer.Public().String(), Endpoint: AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(peerPort))},
-			AllowedIPs: []Prefix{{netip.PrefixFrom(netip.MustParseAddr(peerAddr), 32)}}}}
+		c.NetstackProxy = config.NetstackProxyConfig{}
+		c.Peers = []config.PeerConfig{{PublicKey: peer.Public().String(), Endpoint: config.AddrPort{AddrPort: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(peerPort))},
+			AllowedIPs: []config.Prefix{{Prefix: netip.PrefixFrom(netip.MustParseAddr(peerAddr), 32)}}}}
 		return c
 	}
 	ca := mk("a", ka, pa, "10.42.1.1", kb, pb, "10.42.2.1")
 	ca.NetstackProxy.SOCKS5 = fmt.Sprintf("127.0.0.1:%d", socks)
-	ca.Forward = []ForwardConfig{{Listen: fmt.Sprintf("127.0.0.1:%d", fwd), To: "10.42.2.1:9000"},
+	ca.Forward = []config.ForwardConfig{{Listen: fmt.Sprintf("127.0.0.1:%d", fwd), To: "10.42.2.1:9000"},
 		{Listen: fmt.Sprintf("127.0.0.1:%d", ufwd), To: "10.42.2.1:9001", Proto: "udp"}}
 	cb := mk("b", kb, pb, "10.42.2.1", ka, pa, "10.42.1.1")
-	cb.Expose = []ExposeConfig{{Port: 9000, To: fmt.Sprintf("127.0.0.1:%d", echo)}, {Port: 9001, To: fmt.Sprintf("127.0.0.1:%d", uecho), Proto: "udp"}}
+	cb.Expose = []config.ExposeConfig{{Port: 9000, To: fmt.Sprintf("127.0.0.1:%d", echo)}, {Port: 9001, To: fmt.Sprintf("127.0.0.1:%d", uecho), Proto: "udp"}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var dones []chan error
-	for _, c := range []Config{ca, cb} {
+	for _, c := range []config.Config{ca, cb} {
 		ag, err := New(c, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -421,7 +337,7 @@ func socksUDP(proxy, ip string, port int) error {
 // TestNetstack_ProxyEventsMetric: what the rootless proxies count reaches Prometheus as
 // weft_proxy_events_total{event}, read from the same counters `weft status` shows.
 func TestNetstack_ProxyEventsMetric(t *testing.T) {
-	a := &Agent{cfg: DefaultConfig()}
+	a := &Agent{cfg: config.DefaultConfig()}
 	ns := &nsPath{encrypted: encrypted{a: a}}
 	a.dp = ns
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

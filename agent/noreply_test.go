@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/peers"
 )
@@ -19,7 +20,7 @@ func TestAgent_PeersNoReplyHandshakes(t *testing.T) {
 	id := crypto.NewIdentity(priv)
 	t.Cleanup(id.Close)
 	other, _ := crypto.GeneratePrivateKey()
-	a := &Agent{cfg: DefaultConfig(), id: id, table: peers.NewTable(id)}
+	a := &Agent{cfg: config.DefaultConfig(), id: id, table: peers.NewTable(id)}
 	p, err := a.table.Upsert(peers.PeerConfig{PublicKey: other.Public()})
 	if err != nil {
 		t.Fatal(err)

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/discovery/membership"
 	"github.com/weftnet/weft/identity"
-	"github.com/weftnet/weft/membership"
 	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/policy"
 	"github.com/weftnet/weft/tunnel"
@@ -291,24 +291,11 @@ func (g *policyGlue) memberEvent(ev membership.Event) {
 func parseGroups(s string) []string {
 	var out []string
 	for _, n := range strings.Split(s, ",") {
-		if validGroup(n) && !slices.Contains(out, n) {
+		if identity.ValidGroup(n) && !slices.Contains(out, n) {
 			out = append(out, n)
 		}
 	}
 	return out
-}
-
-// validGroup: 1..32 bytes of printable ASCII without space or comma (as certificates).
-func validGroup(s string) bool {
-	if len(s) == 0 || len(s) > identity.MaxGroupLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] > '~' || s[i] == ',' {
-			return false
-		}
-	}
-	return true
 }
 
 // rebuild recomputes the address and identity snapshots from membership and Rebinds the

@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/discovery/membership"
 	"github.com/weftnet/weft/identity"
-	"github.com/weftnet/weft/membership"
 	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/policy"
 )
@@ -53,7 +54,7 @@ func (ca policyCA) sign(t *testing.T, version uint64, doc string) []byte {
 // newPolicyAgent is an Agent without gossip or datapath, enough for its policyGlue.
 func newPolicyAgent(t *testing.T, caFile string) *Agent {
 	t.Helper()
-	cfg := DefaultConfig()
+	cfg := config.DefaultConfig()
 	cfg.Name = "h1"
 	cfg.StateDir = t.TempDir()
 	cfg.PolicyCAFile = caFile
@@ -198,7 +199,7 @@ func TestPolicyDist_Hostile(t *testing.T) {
 
 func TestPolicyGlue_LocalFileWins(t *testing.T) {
 	ca := newPolicyCA(t, "ca")
-	cfg := DefaultConfig()
+	cfg := config.DefaultConfig()
 	cfg.Name = "h1"
 	cfg.StateDir = t.TempDir()
 	cfg.PolicyCAFile = ca.file
@@ -272,7 +273,7 @@ func TestPolicyGlue_StaticPeersAndClientsHaveQuota(t *testing.T) {
 		t.Fatal(err)
 	}
 	staticKey, clientKey := newKey(t).Public(), newKey(t).Public()
-	a.cfg.Peers = []PeerConfig{{PublicKey: staticKey.String()}}
+	a.cfg.Peers = []config.PeerConfig{{PublicKey: staticKey.String()}}
 	a.cl.list = []WGClient{{Name: "phone", PublicKey: clientKey.String(), Address: netip.MustParseAddr("10.42.1.200")}}
 	a.pol.rebuild()
 
@@ -337,7 +338,7 @@ func TestPolicyGlue_StaticPeersAndClientsHaveQuota(t *testing.T) {
 // rules never take it for this host (or give it this host's name and groups); an honest
 // member is indexed as before.
 func TestPolicyGlue_RefusedMemberNamesNobody(t *testing.T) {
-	a, g := trustAgent(t, DefaultConfig())
+	a, g := trustAgent(t, config.DefaultConfig())
 	a.gsp = g
 	a.subnet = pfx("10.42.6.0/24")
 	info := func(sn string) membership.NodeInfo {

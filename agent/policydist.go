@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/weftnet/weft/discovery/membership"
 	"github.com/weftnet/weft/identity"
-	"github.com/weftnet/weft/membership"
 	"github.com/weftnet/weft/policy"
 )
 

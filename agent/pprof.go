@@ -8,35 +8,22 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"time"
+
+	"github.com/weftnet/weft/agent/config"
 )
-
-// DebugConfig holds diagnostics that are off by default.
-type DebugConfig struct {
-	// PprofListen serves Go's profiles (net/http/pprof: /debug/pprof/, profile, heap, trace …)
-	// on this TCP address; empty: off. It must be a loopback address unless PprofAllowRemote:
-	// a profile shows memory contents and a CPU profile costs CPU, so it is for the operator
-	// on the host (`go tool pprof http://127.0.0.1:6060/debug/pprof/profile?seconds=10`).
-	PprofListen string `yaml:"pprof_listen"`
-	// PprofAllowRemote lets PprofListen bind a non-loopback address.
-	PprofAllowRemote bool `yaml:"pprof_allow_remote"`
-}
-
-// ErrPprofNotLoopback: debug.pprof_listen names an address other hosts can reach, without
-// debug.pprof_allow_remote.
-var ErrPprofNotLoopback = errors.New("pprof listener must be on a loopback address (or set debug.pprof_allow_remote)")
 
 // servePprof serves the pprof handlers on their own mux (never http.DefaultServeMux, which
 // the net/http/pprof import also fills but nothing serves) and returns the function that
 // stops the server. The address is checked after binding, so a name or an empty host (all
 // interfaces) is judged by what was actually bound.
-func servePprof(cfg DebugConfig, log *slog.Logger) (func(), error) {
+func servePprof(cfg config.DebugConfig, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", cfg.PprofListen)
 	if err != nil {
 		return nil, err
 	}
 	if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() && !cfg.PprofAllowRemote {
 		ln.Close()
-		return nil, fmt.Errorf("%w: bound %s", ErrPprofNotLoopback, ln.Addr())
+		return nil, fmt.Errorf("%w: bound %s", config.ErrPprofNotLoopback, ln.Addr())
 	}
 	srv := &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {

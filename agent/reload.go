@@ -7,7 +7,8 @@ import (
 	"reflect"
 	"strings"
 
-	"github.com/weftnet/weft/catalog"
+	"github.com/weftnet/weft/agent/config"
+	"github.com/weftnet/weft/discovery/catalog"
 )
 
 // Reload (SIGHUP, `systemctl reload weft`) applies what can change without a restart. The
@@ -23,7 +24,7 @@ import (
 // ("" when nothing did).
 type reloadStep struct {
 	name string
-	fn   func(next *Config) (string, error)
+	fn   func(next *config.Config) (string, error)
 }
 
 // reloadSteps are the reload steps, in order. A feature that can reload adds its step here
@@ -47,7 +48,7 @@ type ReloadResult struct {
 
 // SetReload gives the agent the source of a reloaded configuration and the level its logger
 // logs at (NewLogging). Without it Reload fails.
-func (a *Agent) SetReload(load func() (Config, error), level *slog.LevelVar) {
+func (a *Agent) SetReload(load func() (config.Config, error), level *slog.LevelVar) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.reloadSrc, a.level = load, level
@@ -65,7 +66,7 @@ func (a *Agent) Reload() (changed, needRestart []string, err error) {
 		a.mu.Lock()
 		cfg := a.cfg
 		a.mu.Unlock()
-		load = func() (Config, error) { return cfg, nil }
+		load = func() (config.Config, error) { return cfg, nil }
 	}
 	sdNotify("RELOADING=1")
 	defer sdNotify("READY=1")
@@ -88,7 +89,7 @@ func (a *Agent) Reload() (changed, needRestart []string, err error) {
 	a.mu.Lock()
 	cur := a.cfg
 	a.mu.Unlock()
-	for _, s := range Settings {
+	for _, s := range config.Settings {
 		if reloadedKeys[s.Key] || s.Global {
 			continue
 		}
@@ -96,7 +97,7 @@ func (a *Agent) Reload() (changed, needRestart []string, err error) {
 			needRestart = append(needRestart, s.Key)
 		}
 	}
-	if !reflect.DeepEqual(withoutLines(cur.Peers), withoutLines(next.Peers)) {
+	if !reflect.DeepEqual(config.WithoutLines(cur.Peers), config.WithoutLines(next.Peers)) {
 		needRestart = append(needRestart, "peers")
 	}
 	if len(changed) == 0 {
@@ -110,18 +111,7 @@ func (a *Agent) Reload() (changed, needRestart []string, err error) {
 	return changed, needRestart, errors.Join(errs...)
 }
 
-// withoutLines copies peers without the file lines they were read at (moving an entry in the
-// file is no change).
-func withoutLines(ps []PeerConfig) []PeerConfig {
-	out := make([]PeerConfig, len(ps))
-	for i, p := range ps {
-		p.line = 0
-		out[i] = p
-	}
-	return out
-}
-
-func (a *Agent) reloadLogLevel(next *Config) (string, error) {
+func (a *Agent) reloadLogLevel(next *config.Config) (string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	old := a.cfg.LogLevel
@@ -138,7 +128,7 @@ func (a *Agent) reloadLogLevel(next *Config) (string, error) {
 
 // reloadServices registers the services of the new file that are new or changed and
 // deregisters those the file no longer lists (services registered by CLI or API stay).
-func (a *Agent) reloadServices(next *Config) (string, error) {
+func (a *Agent) reloadServices(next *config.Config) (string, error) {
 	a.mu.Lock()
 	old := a.cfg.Services
 	a.mu.Unlock()

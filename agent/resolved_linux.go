@@ -21,6 +21,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/weftnet/weft/agent/config"
 )
 
 // resolvedRunDir exists while systemd-resolved runs.
@@ -184,9 +186,9 @@ func (g *catalogGlue) revertResolver() {
 
 // ResolverSetup is what `weft dns setup` prints: how to make the host's resolver ask the
 // agent for the names of cfg's DNS domain.
-func ResolverSetup(cfg Config) string { return resolverSetup(cfg, systemResolver()) }
+func ResolverSetup(cfg config.Config) string { return resolverSetup(cfg, systemResolver()) }
 
-func resolverSetup(cfg Config, r hostResolver) string {
+func resolverSetup(cfg config.Config, r hostResolver) string {
 	var b strings.Builder
 	dom := strings.TrimSuffix(cfg.DNS.Domain, ".")
 	if cfg.DNS.Disabled || len(cfg.DNS.Listen) == 0 {

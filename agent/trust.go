@@ -32,10 +32,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/discovery/membership"
 	"github.com/weftnet/weft/identity"
 	"github.com/weftnet/weft/l2"
-	"github.com/weftnet/weft/membership"
 )
 
 // Reasons a claim is refused without a CA; with one, identity.Reason's labels add to them.
@@ -203,7 +204,7 @@ type pkiState struct {
 // host: signed by a configured CA, not blocklisted, issued to its name and public key. It
 // returns nil, nil without pki.ca. An expired or not yet valid certificate is kept (ownErr):
 // the agent still serves its static peers, and `weft status` says to renew.
-func loadPKI(cfg PKIConfig, name string, key crypto.PublicKey, now time.Time) (*pkiState, error) {
+func loadPKI(cfg config.PKIConfig, name string, key crypto.PublicKey, now time.Time) (*pkiState, error) {
 	if cfg.CA == "" {
 		if cfg.Cert != "" || cfg.Blocklist != "" {
 			return nil, errors.New("pki.cert / pki.blocklist without pki.ca: set pki.ca to the CA certificate (weft ca init writes ca.crt)")
@@ -485,7 +486,7 @@ func (a *Agent) reloadPKI() error {
 // reloadPKIStep is Reload's pki step: it takes the pki paths of the new configuration and
 // re-reads all three files (a renewed certificate, a changed CA bundle or blocklist), so a
 // renewal needs no restart. A file that fails to load changes nothing.
-func (a *Agent) reloadPKIStep(next *Config) (string, error) {
+func (a *Agent) reloadPKIStep(next *config.Config) (string, error) {
 	a.mu.Lock()
 	old := a.cfg.PKI
 	if old.CA != "" && next.PKI.CA == "" {

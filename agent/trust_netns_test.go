@@ -24,11 +24,11 @@ import (
 	"github.com/hashicorp/serf/serf"
 
 	"github.com/weftnet/weft/agent"
-	"github.com/weftnet/weft/catalog"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/discovery/catalog"
+	"github.com/weftnet/weft/discovery/membership"
 	"github.com/weftnet/weft/identity"
 	"github.com/weftnet/weft/internal/netlab"
-	"github.com/weftnet/weft/membership"
 )
 
 // A hostile member holds the gossip key and writes its own Serf tags. It is the test binary

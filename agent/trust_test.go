@@ -12,10 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weftnet/weft/catalog"
+	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/discovery/catalog"
+	"github.com/weftnet/weft/discovery/membership"
 	"github.com/weftnet/weft/identity"
-	"github.com/weftnet/weft/membership"
 	"github.com/weftnet/weft/peers"
 )
 
@@ -238,7 +239,7 @@ func TestLoadPKI(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := PKIConfig{CA: caFile, Cert: write("host.crt", pemOf(tc.cert))}
+			cfg := config.PKIConfig{CA: caFile, Cert: write("host.crt", pemOf(tc.cert))}
 			st, err := loadPKI(cfg, "h", priv.Public(), now)
 			warn, isWarn := strings.CutPrefix(tc.want, "warn:")
 			switch {
@@ -255,14 +256,14 @@ func TestLoadPKI(t *testing.T) {
 			}
 		})
 	}
-	if st, err := loadPKI(PKIConfig{CA: caFile, Cert: write("host.crt", pemOf(cases[0].cert))}, "h", priv.Public(), now); err != nil || st.pinnedSubnet(pfx("10.42.0.0/16")) != pfx("10.42.7.0/24") {
+	if st, err := loadPKI(config.PKIConfig{CA: caFile, Cert: write("host.crt", pemOf(cases[0].cert))}, "h", priv.Public(), now); err != nil || st.pinnedSubnet(pfx("10.42.0.0/16")) != pfx("10.42.7.0/24") {
 		t.Fatalf("pinned subnet: %v %v", st, err)
 	}
 }
 
 // trustAgent is an L3 agent with a peer table and gossip glue but no device or Serf events:
 // applyMember drives it with forged members.
-func trustAgent(t *testing.T, cfg Config) (*Agent, *gossip) {
+func trustAgent(t *testing.T, cfg config.Config) (*Agent, *gossip) {
 	t.Helper()
 	priv := newKey(t)
 	cfg.Name = "self"
@@ -282,8 +283,8 @@ func liveMember(name string, info membership.NodeInfo) membership.Member {
 // an honest member holds; a duplicate key is peered with neither until one goes.
 func TestGossip_HostileClaims(t *testing.T) {
 	staticKey := newKey(t).Public()
-	cfg := DefaultConfig()
-	cfg.Peers = []PeerConfig{{PublicKey: staticKey.String(), AllowedIPs: []Prefix{{pfx("10.99.0.0/24")}}, Endpoint: AddrPort{netip.MustParseAddrPort("192.0.2.9:51820")}}}
+	cfg := config.DefaultConfig()
+	cfg.Peers = []config.PeerConfig{{PublicKey: staticKey.String(), AllowedIPs: []config.Prefix{{Prefix: pfx("10.99.0.0/24")}}, Endpoint: config.AddrPort{AddrPort: netip.MustParseAddrPort("192.0.2.9:51820")}}}
 	a, g := trustAgent(t, cfg)
 	if _, err := a.dp.(*l3Path).upsertStatic(cfg.Peers[0], false); err != nil { // no kernel route
 		t.Fatal(err)
@@ -375,7 +376,7 @@ func TestGossip_HostileClaims(t *testing.T) {
 
 // TestAgent_PeerGroups: the groups of a verified member's certificate; nil without a CA.
 func TestAgent_PeerGroups(t *testing.T) {
-	a, g := trustAgent(t, DefaultConfig())
+	a, g := trustAgent(t, config.DefaultConfig())
 	a.gsp = g
 	ca := newTestCA(t, "cluster")
 	key := newKey(t).Public()
@@ -504,7 +505,7 @@ func FuzzCheckClaim(f *testing.F) {
 // TestPolicyGlue_GroupsFromCertificate: with a cluster CA a member's policy groups are its
 // certificate's; a groups tag it writes itself (here claiming db) counts for nothing.
 func TestPolicyGlue_GroupsFromCertificate(t *testing.T) {
-	a, g := trustAgent(t, DefaultConfig())
+	a, g := trustAgent(t, config.DefaultConfig())
 	a.gsp = g
 	pol, err := newPolicyGlue(a)
 	if err != nil {
@@ -532,10 +533,10 @@ func TestPolicyGlue_GroupsFromCertificate(t *testing.T) {
 // TestReloadPKI_RemovingTheCANeedsARestart: a reload that drops pki.ca is refused with what
 // to do, and the CA stays in force (it is not silently kept while the config says none).
 func TestReloadPKI_RemovingTheCANeedsARestart(t *testing.T) {
-	a, _ := trustAgent(t, DefaultConfig())
-	a.cfg.PKI = PKIConfig{CA: "/etc/weft/ca.crt", Cert: "/etc/weft/host.crt"}
+	a, _ := trustAgent(t, config.DefaultConfig())
+	a.cfg.PKI = config.PKIConfig{CA: "/etc/weft/ca.crt", Cert: "/etc/weft/host.crt"}
 	next := a.cfg
-	next.PKI = PKIConfig{}
+	next.PKI = config.PKIConfig{}
 	if _, err := a.reloadPKIStep(&next); err == nil || !strings.Contains(err.Error(), "restart") {
 		t.Fatalf("reload without pki.ca: %v, want a refusal naming the restart", err)
 	}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weftnet/weft/agent"
+	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/internal/netlab"
 )
 
@@ -144,10 +144,10 @@ func TestRun_NetnsWeft(t *testing.T) {
 	// The agent picked its own default MTU for each mode (the largest that fits a 1500-byte
 	// underlay): the figures are for the MTU a user gets.
 	for name, want := range map[string]int{
-		SystemWeft:        agent.DefaultMTU("l3", "wireguard"),
-		SystemWeftL2:      agent.DefaultMTU("l2", "wireguard"),
-		SystemWeftL2Plain: agent.DefaultMTU("l2", "none"),
-		SystemWeftPolicy:  agent.DefaultMTU("l3", "wireguard"),
+		SystemWeft:        config.DefaultMTU("l3", "wireguard"),
+		SystemWeftL2:      config.DefaultMTU("l2", "wireguard"),
+		SystemWeftL2Plain: config.DefaultMTU("l2", "none"),
+		SystemWeftPolicy:  config.DefaultMTU("l3", "wireguard"),
 	} {
 		if got := rep.System(name).MTU; got != want {
 			t.Errorf("%s ran with MTU %d, want the agent's default %d", name, got, want)

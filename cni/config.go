@@ -12,7 +12,7 @@ import (
 
 // Defaults of the network configuration's weft fields.
 const (
-	// DefaultSocket is the agent's default control socket (agent.DefaultConfig).
+	// DefaultSocket is the agent's default control socket (config.DefaultConfig).
 	DefaultSocket = "/run/weft/weft.sock"
 	// DefaultBridge is the host bridge the containers' veths join.
 	DefaultBridge = "weft-br0"

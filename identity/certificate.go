@@ -222,3 +222,7 @@ func (c *Certificate) String() string {
 	fmt.Fprintf(&b, " valid %s..%s", c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339))
 	return b.String()
 }
+
+// ValidGroup says whether s can be a group name: 1..MaxGroupLen bytes of printable ASCII
+// without spaces or commas, as certificates carry them.
+func ValidGroup(s string) bool { return validName(s, MaxGroupLen, true) }

@@ -11,12 +11,13 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/weftnet/weft/agent"
+	"github.com/weftnet/weft/agent/config"
 )
 
 func newAgentCmd(g *globals) *cobra.Command {
 	var cfgPath string
 	var checkOnly bool
-	var flagged *agent.Config // what the flags write into; see agentFlags
+	var flagged *config.Config // what the flags write into; see agentFlags
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the weft agent (the daemon) on this host",
@@ -40,11 +41,11 @@ Check a configuration without starting:
   weft agent --check -c /etc/weft/weft.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			load := func() (agent.Config, error) {
-				cfg := agent.DefaultConfig()
+			load := func() (config.Config, error) {
+				cfg := config.DefaultConfig()
 				if cfgPath != "" {
 					var err error
-					if cfg, err = agent.LoadConfig(cfgPath); err != nil {
+					if cfg, err = config.LoadConfig(cfgPath); err != nil {
 						return cfg, err
 					}
 				}
@@ -105,12 +106,12 @@ Check a configuration without starting:
 	return cmd
 }
 
-// agentFlags registers the flag of every setting in agent.Settings (but the global --socket)
-// on fs. They write into the returned Config, which starts as agent.DefaultConfig so that
+// agentFlags registers the flag of every setting in config.Settings (but the global --socket)
+// on fs. They write into the returned Config, which starts as config.DefaultConfig so that
 // --help shows the defaults; applyFlags copies the flags given over the file's configuration.
-func agentFlags(fs *pflag.FlagSet) *agent.Config {
-	flagged := agent.DefaultConfig()
-	for _, s := range agent.Settings {
+func agentFlags(fs *pflag.FlagSet) *config.Config {
+	flagged := config.DefaultConfig()
+	for _, s := range config.Settings {
 		if !s.Global {
 			bindSetting(fs, s, &flagged)
 		}
@@ -120,7 +121,7 @@ func agentFlags(fs *pflag.FlagSet) *agent.Config {
 
 // bindSetting registers the flag of s on fs, writing into s's field of c (whose value is the
 // default shown).
-func bindSetting(fs *pflag.FlagSet, s agent.Setting, c *agent.Config) {
+func bindSetting(fs *pflag.FlagSet, s config.Setting, c *config.Config) {
 	switch p := s.Field(c).(type) {
 	case *string:
 		fs.StringVar(p, s.Flag, *p, s.Help)
@@ -135,21 +136,21 @@ func bindSetting(fs *pflag.FlagSet, s agent.Setting, c *agent.Config) {
 			*p = nil // appended to the file's list: the default list is not repeated
 		}
 		fs.StringSliceVar(p, s.Flag, *p, s.Help)
-	case *agent.Duration:
+	case *config.Duration:
 		fs.DurationVar(&p.Duration, s.Flag, p.Duration, s.Help)
-	case *agent.Prefix:
+	case *config.Prefix:
 		fs.Var(prefixValue{p}, s.Flag, s.Help)
-	case *agent.Addr:
+	case *config.Addr:
 		fs.Var(addrValue{p}, s.Flag, s.Help)
 	default:
-		panic(fmt.Sprintf("agent.Settings %q: no flag for a field of type %T", s.Key, p))
+		panic(fmt.Sprintf("config.Settings %q: no flag for a field of type %T", s.Key, p))
 	}
 }
 
 // applyFlags copies every setting whose flag was given from flagged into cfg (or, for an
 // Append setting, adds its values to cfg's).
-func applyFlags(fs *pflag.FlagSet, cfg, flagged *agent.Config) {
-	for _, s := range agent.Settings {
+func applyFlags(fs *pflag.FlagSet, cfg, flagged *config.Config) {
+	for _, s := range config.Settings {
 		if s.Global || !fs.Changed(s.Flag) {
 			continue
 		}
@@ -162,8 +163,8 @@ func applyFlags(fs *pflag.FlagSet, cfg, flagged *agent.Config) {
 	}
 }
 
-// prefixValue is an agent.Prefix as a flag ("10.42.0.0/16", masked).
-type prefixValue struct{ p *agent.Prefix }
+// prefixValue is an config.Prefix as a flag ("10.42.0.0/16", masked).
+type prefixValue struct{ p *config.Prefix }
 
 func (v prefixValue) Type() string { return "prefix" }
 
@@ -183,8 +184,8 @@ func (v prefixValue) Set(s string) error {
 	return nil
 }
 
-// addrValue is an agent.Addr as a flag.
-type addrValue struct{ a *agent.Addr }
+// addrValue is an config.Addr as a flag.
+type addrValue struct{ a *config.Addr }
 
 func (v addrValue) Type() string { return "ip" }
 

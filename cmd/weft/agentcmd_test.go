@@ -12,7 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"github.com/weftnet/weft/agent"
+	"github.com/weftnet/weft/agent/config"
 )
 
 func agentCmd(t *testing.T) *cobra.Command {
@@ -25,14 +25,14 @@ func agentCmd(t *testing.T) *cobra.Command {
 }
 
 // TestAgentFlags_MatchSettings: every flag of `weft agent` (but -c) is a row of
-// agent.Settings and every row has its flag, with the default of agent.DefaultConfig.
+// config.Settings and every row has its flag, with the default of config.DefaultConfig.
 func TestAgentFlags_MatchSettings(t *testing.T) {
 	cmd := agentCmd(t)
-	d := agent.DefaultConfig()
+	d := config.DefaultConfig()
 	all := pflag.NewFlagSet("all", pflag.ContinueOnError)
 	all.AddFlagSet(cmd.LocalFlags())
 	all.AddFlagSet(cmd.InheritedFlags())
-	for _, s := range agent.Settings {
+	for _, s := range config.Settings {
 		f := all.Lookup(s.Flag)
 		if f == nil {
 			t.Errorf("setting %q: weft agent has no --%s", s.Key, s.Flag)
@@ -51,17 +51,17 @@ func TestAgentFlags_MatchSettings(t *testing.T) {
 			if s.Append {
 				want = "[]"
 			}
-		case *agent.Prefix:
+		case *config.Prefix:
 			want = v.Prefix.String()
 			if !v.IsValid() {
 				want = ""
 			}
-		case *agent.Addr:
+		case *config.Addr:
 			want = ""
 			if v.IsValid() {
 				want = v.Addr.String()
 			}
-		case *agent.Duration:
+		case *config.Duration:
 			want = v.Duration.String()
 		}
 		if f.DefValue != want {
@@ -72,8 +72,8 @@ func TestAgentFlags_MatchSettings(t *testing.T) {
 		if f.Name == "config" || f.Name == "check" || f.Name == "help" { // the command's own, not settings
 			return
 		}
-		if !slices.ContainsFunc(agent.Settings, func(s agent.Setting) bool { return s.Flag == f.Name }) {
-			t.Errorf("flag --%s of weft agent has no row (no YAML key) in agent.Settings", f.Name)
+		if !slices.ContainsFunc(config.Settings, func(s config.Setting) bool { return s.Flag == f.Name }) {
+			t.Errorf("flag --%s of weft agent has no row (no YAML key) in config.Settings", f.Name)
 		}
 	})
 }
@@ -87,7 +87,7 @@ func TestApplyFlags(t *testing.T) {
 		"--address", "10.9.0.7", "--dns-ttl", "2s", "--no-dns", "--vni", "7", "--dns-listen", "127.0.0.1:5353"}); err != nil {
 		t.Fatal(err)
 	}
-	file := agent.DefaultConfig()
+	file := config.DefaultConfig()
 	file.Gossip.Join = []string{"a"}
 	file.Interface = "from-file"
 	applyFlags(fs, &file, flagged)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/weftnet/weft/agent"
+	"github.com/weftnet/weft/agent/config"
 )
 
 // globals shared by the client commands.
@@ -25,7 +26,7 @@ func defaultSocket() string {
 	if s := os.Getenv("WEFT_SOCKET"); s != "" {
 		return s
 	}
-	return agent.DefaultConfig().ControlSocket
+	return config.DefaultConfig().ControlSocket
 }
 
 func (g *globals) client() *agent.Client { return agent.NewClient(g.socket) }

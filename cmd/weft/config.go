@@ -5,7 +5,7 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
-	"github.com/weftnet/weft/agent"
+	"github.com/weftnet/weft/agent/config"
 )
 
 // weft config check FILE: what `weft agent --check -c FILE` does, without the agent's flags.
@@ -22,7 +22,7 @@ the gossip key (and that its file is mode 0600). It opens no device and no socke
 run before a restart. Every problem is named by its line and YAML key.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := agent.LoadConfig(args[0])
+			cfg, err := config.LoadConfig(args[0])
 			if err != nil {
 				return err
 			}
@@ -36,7 +36,7 @@ run before a restart. Every problem is named by its line and YAML key.`,
 }
 
 // printCheck says that a configuration is good and what it amounts to.
-func printCheck(w io.Writer, path string, cfg agent.Config) error {
+func printCheck(w io.Writer, path string, cfg config.Config) error {
 	if path == "" {
 		path = "(defaults and flags)"
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/weftnet/weft/agent"
+	"github.com/weftnet/weft/agent/config"
 )
 
 func newDNSCmd() *cobra.Command {
@@ -20,10 +21,10 @@ func newDNSCmd() *cobra.Command {
 its device, reverted on exit). Without it, this prints the dnsmasq or /etc/resolv.conf line to add.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := agent.DefaultConfig()
+			cfg := config.DefaultConfig()
 			if cfgPath != "" {
 				var err error
-				if cfg, err = agent.LoadConfig(cfgPath); err != nil {
+				if cfg, err = config.LoadConfig(cfgPath); err != nil {
 					return err
 				}
 			}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/weftnet/weft/crypto"
-	"github.com/weftnet/weft/membership"
+	"github.com/weftnet/weft/discovery/membership"
 )
 
 func newKeygenCmd() *cobra.Command {

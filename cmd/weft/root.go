@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/weftnet/weft/agent"
+	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/internal/version"
 )
 
@@ -20,7 +21,7 @@ Run 'weft agent' on every host; the other commands talk to the local agent.`,
 	}
 	root.SetVersionTemplate(versionLine(version.Get()) + "\n")
 	g := &globals{}
-	socket := agent.SettingByFlag("socket") // control_socket: declared in agent.Settings
+	socket := config.SettingByFlag("socket") // control_socket: declared in config.Settings
 	root.PersistentFlags().StringVar(&g.socket, socket.Flag, defaultSocket(), socket.Help)
 	root.AddCommand(
 		newAgentCmd(g),

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/weftnet/weft/catalog"
-	"github.com/weftnet/weft/catalog/balance"
+	"github.com/weftnet/weft/discovery/catalog"
+	"github.com/weftnet/weft/discovery/catalog/balance"
 )
 
 func newServicesCmd(g *globals) *cobra.Command {
@@ -243,7 +243,7 @@ func newResolveCmd(g *globals) *cobra.Command {
 		Short: "Pick a healthy instance of a service (client-side balancing) and print ADDRESS:PORT",
 		Long: `Resolve a service through the local agent and pick one healthy instance, by weighted
 random (the service weights) or round robin; --count N prints N picks, --all every instance.
-Programs can do the same with the Go package github.com/weftnet/weft/catalog/balance.`,
+Programs can do the same with the Go package github.com/weftnet/weft/discovery/catalog/balance.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := balance.ParseStrategy(strategy)

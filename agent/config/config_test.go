@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"errors"
@@ -87,7 +87,7 @@ func TestConfig_TapOffloadL2(t *testing.T) {
 }
 
 func TestConfig_ExampleFileIsValid(t *testing.T) {
-	cfg, err := LoadConfig("../testdata/weft.yaml")
+	cfg, err := LoadConfig("../../testdata/weft.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

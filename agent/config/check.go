@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"encoding"
@@ -279,7 +279,7 @@ func (c *Config) Check() error {
 		return err
 	}
 	if !c.Gossip.Disabled {
-		key, err := gossipKey(c.Gossip)
+		key, err := GossipKey(c.Gossip)
 		if err != nil {
 			return err
 		}
@@ -287,7 +287,7 @@ func (c *Config) Check() error {
 			return errors.New("no gossip key: set gossip.key_file (generate one with `weft keygen --gossip`) or gossip.insecure: true on a trusted network")
 		}
 		for _, s := range []struct{ key, v string }{{"gossip.bind", c.Gossip.Bind}, {"gossip.advertise", c.Gossip.Advertise}} {
-			if _, _, err := splitHostPort(s.v, 0); err != nil {
+			if _, _, err := SplitHostPort(s.v, 0); err != nil {
 				return fmt.Errorf("%s %w", s.key, err)
 			}
 		}

@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"os"
@@ -129,7 +129,7 @@ func TestConfig_Check(t *testing.T) {
 // names; never a panic. A parsed document that validates parses again to the same result
 // from its re-marshalled form.
 func FuzzParseConfig(f *testing.F) {
-	if b, err := os.ReadFile("../testdata/weft.yaml"); err == nil {
+	if b, err := os.ReadFile("../../testdata/weft.yaml"); err == nil {
 		f.Add(string(b))
 	}
 	for _, s := range []string{"modee: l3\n", "listen_port: abc\n", "gossip: yes\n", "peers:\n  - 10.0.0.1\n",

@@ -18,8 +18,8 @@ import (
 
 	consul "github.com/hashicorp/consul/api"
 
-	"github.com/weftnet/weft/catalog"
-	"github.com/weftnet/weft/membership"
+	"github.com/weftnet/weft/discovery/catalog"
+	"github.com/weftnet/weft/discovery/membership"
 )
 
 type serfHost struct {

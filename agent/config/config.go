@@ -1,4 +1,4 @@
-package agent
+package config
 
 import (
 	"bytes"
@@ -14,7 +14,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/weftnet/weft/catalog"
+	"github.com/weftnet/weft/discovery/catalog"
+	"github.com/weftnet/weft/identity"
 	"github.com/weftnet/weft/policy"
 )
 
@@ -342,13 +343,13 @@ func DefaultConfig() Config {
 
 // Underlay and encapsulation overheads that decide the default MTU.
 const (
-	underlayMTU   = 1500
-	ipv6Header    = 40 // the larger of the two underlay families, so one MTU fits both
-	ipv4Header    = 20
-	udpHeader     = 8
-	transportOver = 32 // type, receiver, counter (16) + AEAD tag (16)
-	vxlanHeader   = 8
-	ethernetHdr   = 14
+	underlayMTU    = 1500
+	ipv6Header     = 40 // the larger of the two underlay families, so one MTU fits both
+	ipv4Header     = 20
+	udpHeader      = 8
+	transportOver  = 32 // type, receiver, counter (16) + AEAD tag (16)
+	vxlanHeader    = 8
+	EthernetHeader = 14
 )
 
 // DefaultMTU is the largest device MTU whose packets, once encapsulated, fit a 1500-byte
@@ -359,9 +360,9 @@ const (
 func DefaultMTU(mode, encryption string) int {
 	switch {
 	case mode == "l2" && encryption == "none":
-		return underlayMTU - ipv4Header - udpHeader - vxlanHeader - ethernetHdr
+		return underlayMTU - ipv4Header - udpHeader - vxlanHeader - EthernetHeader
 	case mode == "l2":
-		return underlayMTU - ipv6Header - udpHeader - transportOver - vxlanHeader - ethernetHdr
+		return underlayMTU - ipv6Header - udpHeader - transportOver - vxlanHeader - EthernetHeader
 	default:
 		return underlayMTU - ipv6Header - udpHeader - transportOver - vxlanHeader
 	}
@@ -407,7 +408,7 @@ func parseConfig(data []byte, cfg *Config) error {
 // Validate fills the derived defaults and checks every setting; the error says what to fix.
 func (c *Config) Validate() error {
 	for _, g := range c.Groups {
-		if !validGroup(g) {
+		if !identity.ValidGroup(g) {
 			return fmt.Errorf("groups: %q: a group is 1 to 32 printable characters without spaces or commas", g)
 		}
 	}
@@ -475,25 +476,25 @@ func (c *Config) Validate() error {
 	}
 	for i, p := range c.Peers {
 		if p.Framing == "wireguard" && c.Encryption == "none" {
-			return fmt.Errorf("peers[%d]%s: framing: wireguard needs encryption: wireguard", i, p.at())
+			return fmt.Errorf("peers[%d]%s: framing: wireguard needs encryption: wireguard", i, p.At())
 		}
 		if c.Encryption == "none" {
 			if !p.Endpoint.IsValid() {
-				return fmt.Errorf("peers[%d]%s: endpoint is empty: plain VXLAN peers are their VTEP addresses", i, p.at())
+				return fmt.Errorf("peers[%d]%s: endpoint is empty: plain VXLAN peers are their VTEP addresses", i, p.At())
 			}
 			continue
 		}
 		if p.PublicKey == "" {
-			return fmt.Errorf("peers[%d]%s: public_key is empty", i, p.at())
+			return fmt.Errorf("peers[%d]%s: public_key is empty", i, p.At())
 		}
 		if err := validFraming(p.Framing, c.Mode); err != nil {
-			return fmt.Errorf("peers[%d]%s: %w", i, p.at(), err)
+			return fmt.Errorf("peers[%d]%s: %w", i, p.At(), err)
 		}
 		if len(p.AllowedIPs) == 0 && c.Mode == "l3" {
-			return fmt.Errorf("peers[%d]%s: allowed_ips is empty: list the overlay prefixes behind this peer", i, p.at())
+			return fmt.Errorf("peers[%d]%s: allowed_ips is empty: list the overlay prefixes behind this peer", i, p.At())
 		}
 		if len(p.AllowedIPs) == 0 {
-			return fmt.Errorf("peers[%d]%s: allowed_ips is empty: in encrypted l2 a peer may send only from the addresses in its allowed_ips; list its overlay address (e.g. 10.42.0.2/32)", i, p.at())
+			return fmt.Errorf("peers[%d]%s: allowed_ips is empty: in encrypted l2 a peer may send only from the addresses in its allowed_ips; list its overlay address (e.g. 10.42.0.2/32)", i, p.At())
 		}
 	}
 	for i, s := range c.Gossip.AllowedStatic {
@@ -565,7 +566,8 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-func (p PeerConfig) at() string {
+// At says where the entry was read, " (line N)", for messages; empty when not from a file.
+func (p PeerConfig) At() string {
 	if p.line > 0 {
 		return fmt.Sprintf(" (line %d)", p.line)
 	}
@@ -678,3 +680,14 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 // MarshalYAML writes the duration as text.
 func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// WithoutLines copies peers without the file lines they were read at (moving an entry in the
+// file is no change).
+func WithoutLines(ps []PeerConfig) []PeerConfig {
+	out := make([]PeerConfig, len(ps))
+	for i, p := range ps {
+		p.line = 0
+		out[i] = p
+	}
+	return out
+}
