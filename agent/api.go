@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/weftnet/weft/agent/api"
 )
 
 // The control API: HTTP+JSON on a unix socket that only root (the socket's owner) may open.
@@ -32,9 +34,9 @@ import (
 
 // apiBackend is what the API serves; *Agent implements it (a fake in tests).
 type apiBackend interface {
-	Status() Status
-	Members() []Member
-	Peers() []Peer
+	Status() api.Status
+	Members() []api.Member
+	Peers() []api.Peer
 	Join(ctx context.Context, addrs []string) (int, error)
 	Leave(ctx context.Context) error
 	routes(mux *http.ServeMux) // optional extra routes (services, fdb)
@@ -82,7 +84,7 @@ func newAPIServer(path string, b apiBackend, log *slog.Logger) (*apiServer, erro
 	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, b.Members()) })
 	mux.HandleFunc("GET /v1/peers", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, b.Peers()) })
 	mux.HandleFunc("POST /v1/join", func(w http.ResponseWriter, r *http.Request) {
-		var req JoinRequest
+		var req api.JoinRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 			writeError(w, http.StatusBadRequest, fmt.Errorf("bad join request: %w", err))
 			return
@@ -96,7 +98,7 @@ func newAPIServer(path string, b apiBackend, log *slog.Logger) (*apiServer, erro
 			writeError(w, http.StatusBadGateway, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, JoinResponse{Joined: n})
+		writeJSON(w, http.StatusOK, api.JoinResponse{Joined: n})
 	})
 	mux.HandleFunc("POST /v1/leave", func(w http.ResponseWriter, r *http.Request) {
 		if err := b.Leave(r.Context()); err != nil {
@@ -135,5 +137,5 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, apiError{Error: err.Error()})
+	writeJSON(w, code, api.Error{Error: err.Error()})
 }

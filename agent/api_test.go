@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weftnet/weft/agent/api"
 )
 
 type fakeBackend struct {
@@ -16,9 +18,9 @@ type fakeBackend struct {
 	left   bool
 }
 
-func (f *fakeBackend) Status() Status        { return Status{Name: "fake", Members: 3} }
-func (f *fakeBackend) Members() []Member     { return []Member{{Name: "a", Status: "alive"}} }
-func (f *fakeBackend) Peers() []Peer         { return []Peer{{PublicKey: "k", RxBytes: 7}} }
+func (f *fakeBackend) Status() api.Status    { return api.Status{Name: "fake", Members: 3} }
+func (f *fakeBackend) Members() []api.Member { return []api.Member{{Name: "a", Status: "alive"}} }
+func (f *fakeBackend) Peers() []api.Peer     { return []api.Peer{{PublicKey: "k", RxBytes: 7}} }
 func (f *fakeBackend) routes(*http.ServeMux) {}
 func (f *fakeBackend) Join(_ context.Context, addrs []string) (int, error) {
 	if addrs[0] == "bad" {
@@ -43,7 +45,7 @@ func TestAPI_ClientRoundTrip(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c := NewClient(sock)
+	c := api.NewClient(sock)
 	if s, err := c.Status(ctx); err != nil || s.Name != "fake" || s.Members != 3 {
 		t.Fatalf("status: %+v %v", s, err)
 	}

@@ -6,16 +6,18 @@ import (
 	"net/http"
 	"sort"
 	"time"
+
+	"github.com/weftnet/weft/agent/api"
 )
 
 // The control API's view of the agent (apiBackend).
 
 // Status reports the agent's identity, addresses and counters.
-func (a *Agent) Status() Status {
+func (a *Agent) Status() api.Status {
 	a.mu.Lock()
 	address, subnet := a.address, a.subnet // moved by gossip at run time (onSubnetChanged)
 	a.mu.Unlock()
-	st := Status{
+	st := api.Status{
 		Name:       a.cfg.Name,
 		Version:    Version,
 		Protocol:   ProtocolVersion,
@@ -42,7 +44,7 @@ func (a *Agent) Status() Status {
 	if a.dpUp.Load() {
 		st.Drops, st.Counters = a.dp.stats()
 		if m := a.tapMode.Load(); m != nil {
-			st.TAP = &TAPStatus{Offload: m.Offload, Reason: m.Reason}
+			st.TAP = &api.TAPStatus{Offload: m.Offload, Reason: m.Reason}
 		}
 	}
 	if a.cat != nil {
@@ -73,22 +75,22 @@ func (a *Agent) Status() Status {
 }
 
 // Members lists the gossip members (empty without gossip).
-func (a *Agent) Members() []Member {
+func (a *Agent) Members() []api.Member {
 	if a.gsp == nil {
-		return []Member{}
+		return []api.Member{}
 	}
 	return a.gsp.members()
 }
 
 // Peers lists the datapath peers with their counters.
-func (a *Agent) Peers() []Peer {
-	out := []Peer{}
+func (a *Agent) Peers() []api.Peer {
+	out := []api.Peer{}
 	if a.table == nil {
 		return out
 	}
 	for _, p := range a.table.Peers() {
 		s := p.Stats()
-		ap := Peer{
+		ap := api.Peer{
 			PublicKey:     s.PublicKey.String(),
 			LastHandshake: s.LastHandshake,
 			RxBytes:       s.RxBytes,

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/discovery/catalog"
 	"github.com/weftnet/weft/discovery/membership"
 )
@@ -232,13 +233,6 @@ func (g *catalogGlue) syncMember(m membership.Member) {
 	}
 }
 
-// ServicesResponse is GET /v1/services: every instance in the cluster and the catalog index
-// (pass it back as ?index= to wait for the next change).
-type ServicesResponse struct {
-	Index     uint64             `json:"index"`
-	Instances []catalog.Instance `json:"instances"`
-}
-
 func (a *Agent) serviceRoutes(mux *http.ServeMux) {
 	catalogOf := func(w http.ResponseWriter) *catalog.Catalog {
 		if a.cat == nil {
@@ -275,7 +269,7 @@ func (a *Agent) serviceRoutes(mux *http.ServeMux) {
 		if inst == nil {
 			inst = []catalog.Instance{}
 		}
-		writeJSON(w, http.StatusOK, ServicesResponse{Index: idx, Instances: inst})
+		writeJSON(w, http.StatusOK, api.ServicesResponse{Index: idx, Instances: inst})
 	})
 	mux.HandleFunc("GET /v1/services/{name}", func(w http.ResponseWriter, r *http.Request) {
 		c := catalogOf(w)

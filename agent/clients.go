@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/peers"
@@ -39,41 +38,13 @@ import (
 // overlay (forwarding on the TUN only). The private key is generated here and printed
 // once; StateDir/clients.json (0600) keeps name, address and public key only.
 
-// WGClient is one stock WireGuard client of this host.
-type WGClient struct {
-	Name      string          `json:"name"`
-	Address   netip.Addr      `json:"address"`
-	PublicKey string          `json:"public_key"`
-	Keepalive config.Duration `json:"persistent_keepalive,omitzero"`
-	Created   time.Time       `json:"created"`
-}
-
-// ClientAdd is POST /v1/clients.
-type ClientAdd struct {
-	Name      string          `json:"name"`
-	Address   netip.Addr      `json:"address,omitzero"`     // zero: allocate from clients.range
-	PublicKey string          `json:"public_key,omitempty"` // empty: generate the key pair
-	Keepalive config.Duration `json:"persistent_keepalive,omitzero"`
-	Endpoint  string          `json:"endpoint,omitempty"` // HOST:PORT the client dials; empty: the advertise address
-}
-
-// ClientAdded answers POST /v1/clients.
-type ClientAdded struct {
-	Client WGClient `json:"client"`
-	Config string   `json:"config"` // wg-quick; its PrivateKey is a placeholder when the public key was given
-}
-
-// PrivateKeyPlaceholder stands for the client's private key in a config made for a
-// public key the client generated itself.
-const PrivateKeyPlaceholder = "<the client's private key>"
-
 var clientNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 // clientStore is the agent's clients, persisted in StateDir/clients.json.
 type clientStore struct {
 	mu      sync.Mutex
 	loaded  bool
-	list    []WGClient
+	list    []api.WGClient
 	forward bool            // forwarding is on for the TUN
 	rules   []*netlink.Rule // the client guard (clients_linux.go)
 	// enableForwarding installs the guard and turns forwarding on for the TUN; nil:
@@ -112,7 +83,7 @@ func (a *Agent) startClients() error {
 	if err != nil {
 		return fmt.Errorf("clients: %w", err)
 	}
-	var list []WGClient
+	var list []api.WGClient
 	if err := json.Unmarshal(b, &list); err != nil {
 		return fmt.Errorf("clients: %s: %w", a.clientsPath(), err)
 	}
@@ -132,7 +103,7 @@ func (a *Agent) startClients() error {
 	return nil
 }
 
-func (a *Agent) addClientPeerLocked(c WGClient) error {
+func (a *Agent) addClientPeerLocked(c api.WGClient) error {
 	key, err := crypto.ParsePublicKey(c.PublicKey)
 	if err != nil {
 		return fmt.Errorf("public key: %w", err)
@@ -213,52 +184,52 @@ func (a *Agent) usableClientAddr(ip netip.Addr) bool {
 
 // addClient allocates, stores and adds a client; it returns the record and the private
 // key (zero when the caller gave the public key).
-func (a *Agent) addClient(req ClientAdd) (WGClient, crypto.PrivateKey, error) {
+func (a *Agent) addClient(req api.ClientAdd) (api.WGClient, crypto.PrivateKey, error) {
 	var priv crypto.PrivateKey
 	if err := a.clientsSupported(); err != nil {
-		return WGClient{}, priv, err
+		return api.WGClient{}, priv, err
 	}
 	if !clientNameRE.MatchString(req.Name) {
-		return WGClient{}, priv, fmt.Errorf("client name %q: lower-case letters, digits and inner dashes, at most 63 (it becomes NAME.client.%s)", req.Name, a.cfg.DNS.Domain)
+		return api.WGClient{}, priv, fmt.Errorf("client name %q: lower-case letters, digits and inner dashes, at most 63 (it becomes NAME.client.%s)", req.Name, a.cfg.DNS.Domain)
 	}
-	c := WGClient{Name: req.Name, Keepalive: req.Keepalive, Created: time.Now().UTC().Truncate(time.Second)}
+	c := api.WGClient{Name: req.Name, Keepalive: req.Keepalive, Created: time.Now().UTC().Truncate(time.Second)}
 	if req.PublicKey != "" {
 		k, err := crypto.ParsePublicKey(req.PublicKey)
 		if err != nil {
-			return WGClient{}, priv, fmt.Errorf("public key: %w", err)
+			return api.WGClient{}, priv, fmt.Errorf("public key: %w", err)
 		}
 		c.PublicKey = k.String()
 	} else {
 		var err error
 		if priv, err = crypto.GeneratePrivateKey(); err != nil {
-			return WGClient{}, priv, err
+			return api.WGClient{}, priv, err
 		}
 		c.PublicKey = priv.Public().String()
 	}
 	if c.PublicKey == a.priv.Public().String() {
-		return WGClient{}, priv, errors.New("public key is this host's own")
+		return api.WGClient{}, priv, errors.New("public key is this host's own")
 	}
 	lo, hi, err := a.clientRange()
 	if err != nil {
-		return WGClient{}, priv, err
+		return api.WGClient{}, priv, err
 	}
 	a.cl.mu.Lock()
 	defer a.cl.mu.Unlock()
 	if !a.cl.loaded {
-		return WGClient{}, priv, errors.New("the agent is still starting")
+		return api.WGClient{}, priv, errors.New("the agent is still starting")
 	}
 	used := map[netip.Addr]bool{}
 	for _, o := range a.cl.list {
 		if o.Name == c.Name {
-			return WGClient{}, priv, fmt.Errorf("client %s exists (weft client remove %s first)", c.Name, c.Name)
+			return api.WGClient{}, priv, fmt.Errorf("client %s exists (weft client remove %s first)", c.Name, c.Name)
 		}
 		if o.PublicKey == c.PublicKey {
-			return WGClient{}, priv, fmt.Errorf("public key is client %s's already", o.Name)
+			return api.WGClient{}, priv, fmt.Errorf("public key is client %s's already", o.Name)
 		}
 		used[o.Address] = true
 	}
 	if k, _ := crypto.ParsePublicKey(c.PublicKey); a.table.ByKey(k) != nil {
-		return WGClient{}, priv, errors.New("public key belongs to a peer of this host already")
+		return api.WGClient{}, priv, errors.New("public key belongs to a peer of this host already")
 	}
 	if req.Address.IsValid() {
 		ip := req.Address.Unmap()
@@ -267,11 +238,11 @@ func (a *Agent) addClient(req ClientAdd) (WGClient, crypto.PrivateKey, error) {
 		a.mu.Unlock()
 		switch {
 		case !ip.Is4() || !sn.Contains(ip):
-			return WGClient{}, priv, fmt.Errorf("address %s: must be an IPv4 address of this host's subnet %s", ip, sn)
+			return api.WGClient{}, priv, fmt.Errorf("address %s: must be an IPv4 address of this host's subnet %s", ip, sn)
 		case !a.usableClientAddr(ip):
-			return WGClient{}, priv, fmt.Errorf("address %s: the host's own, or the subnet's network or broadcast address", ip)
+			return api.WGClient{}, priv, fmt.Errorf("address %s: the host's own, or the subnet's network or broadcast address", ip)
 		case used[ip]:
-			return WGClient{}, priv, fmt.Errorf("address %s is taken by another client", ip)
+			return api.WGClient{}, priv, fmt.Errorf("address %s is taken by another client", ip)
 		}
 		c.Address = ip
 	} else {
@@ -282,18 +253,18 @@ func (a *Agent) addClient(req ClientAdd) (WGClient, crypto.PrivateKey, error) {
 			}
 		}
 		if !c.Address.IsValid() {
-			return WGClient{}, priv, fmt.Errorf("no free client address in %s-%s (remove a client or set clients.range)", lo, hi)
+			return api.WGClient{}, priv, fmt.Errorf("no free client address in %s-%s (remove a client or set clients.range)", lo, hi)
 		}
 	}
 	if err := a.addClientPeerLocked(c); err != nil {
-		return WGClient{}, priv, err
+		return api.WGClient{}, priv, err
 	}
 	a.cl.list = append(a.cl.list, c)
 	if err := a.saveClientsLocked(); err != nil {
 		a.cl.list = a.cl.list[:len(a.cl.list)-1]
 		k, _ := crypto.ParsePublicKey(c.PublicKey)
 		a.table.Remove(k)
-		return WGClient{}, priv, fmt.Errorf("clients: %w", err)
+		return api.WGClient{}, priv, fmt.Errorf("clients: %w", err)
 	}
 	a.log.Info("client added", "name", c.Name, "address", c.Address, "public_key", c.PublicKey)
 	if a.pol != nil {
@@ -306,7 +277,7 @@ func (a *Agent) addClient(req ClientAdd) (WGClient, crypto.PrivateKey, error) {
 func (a *Agent) removeClient(name string) error {
 	a.cl.mu.Lock()
 	defer a.cl.mu.Unlock()
-	i := slices.IndexFunc(a.cl.list, func(c WGClient) bool { return c.Name == name })
+	i := slices.IndexFunc(a.cl.list, func(c api.WGClient) bool { return c.Name == name })
 	if i < 0 {
 		return fmt.Errorf("no client %q", name)
 	}
@@ -326,7 +297,7 @@ func (a *Agent) removeClient(name string) error {
 	return nil
 }
 
-func (a *Agent) clients() []WGClient {
+func (a *Agent) clients() []api.WGClient {
 	a.cl.mu.Lock()
 	defer a.cl.mu.Unlock()
 	return slices.Clone(a.cl.list)
@@ -441,8 +412,8 @@ func (w WGQuickConfig) String() string {
 	return b.String()
 }
 
-func (a *Agent) clientConfig(c WGClient, priv crypto.PrivateKey, endpoint string) WGQuickConfig {
-	w := WGQuickConfig{Address: c.Address, PrivateKey: PrivateKeyPlaceholder, DNS: a.dnsAddr(),
+func (a *Agent) clientConfig(c api.WGClient, priv crypto.PrivateKey, endpoint string) WGQuickConfig {
+	w := WGQuickConfig{Address: c.Address, PrivateKey: api.PrivateKeyPlaceholder, DNS: a.dnsAddr(),
 		DNSSearch: strings.TrimSuffix(a.cfg.DNS.Domain, "."), PeerKey: a.priv.Public().String(),
 		Endpoint: endpoint, AllowedIPs: a.cfg.ClusterCIDR.Prefix, Keepalive: c.Keepalive.Duration, MTU: a.cfg.MTU}
 	if priv != (crypto.PrivateKey{}) {
@@ -454,7 +425,7 @@ func (a *Agent) clientConfig(c WGClient, priv crypto.PrivateKey, endpoint string
 func (a *Agent) clientRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/clients", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, a.clients()) })
 	mux.HandleFunc("POST /v1/clients", func(w http.ResponseWriter, r *http.Request) {
-		var req ClientAdd
+		var req api.ClientAdd
 		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil {
 			writeError(w, http.StatusBadRequest, fmt.Errorf("bad client request: %w", err))
 			return
@@ -473,7 +444,7 @@ func (a *Agent) clientRoutes(mux *http.ServeMux) {
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, ClientAdded{Client: c, Config: a.clientConfig(c, priv, ep).String()})
+		writeJSON(w, http.StatusOK, api.ClientAdded{Client: c, Config: a.clientConfig(c, priv, ep).String()})
 	})
 	mux.HandleFunc("DELETE /v1/clients/{name}", func(w http.ResponseWriter, r *http.Request) {
 		if err := a.removeClient(r.PathValue("name")); err != nil {
@@ -482,21 +453,4 @@ func (a *Agent) clientRoutes(mux *http.ServeMux) {
 		}
 		writeJSON(w, http.StatusOK, struct{}{})
 	})
-}
-
-// Clients lists this host's stock WireGuard clients.
-func (c *Client) Clients(ctx context.Context) ([]WGClient, error) {
-	var out []WGClient
-	return out, c.do(ctx, "GET", "/v1/clients", nil, &out)
-}
-
-// AddClient adds a stock WireGuard client; the answer carries its wg-quick config.
-func (c *Client) AddClient(ctx context.Context, req ClientAdd) (ClientAdded, error) {
-	var out ClientAdded
-	return out, c.do(ctx, "POST", "/v1/clients", req, &out)
-}
-
-// RemoveClient removes a client and its peer.
-func (c *Client) RemoveClient(ctx context.Context, name string) error {
-	return c.do(ctx, "DELETE", "/v1/clients/"+url.PathEscape(name), nil, nil)
 }

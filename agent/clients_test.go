@@ -21,6 +21,7 @@ import (
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 
+	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/peers"
@@ -130,7 +131,7 @@ func clientsAgent(t *testing.T) (*Agent, *tuntest.ChannelTUN, *httptest.Server) 
 	return a, ct, srv
 }
 
-func postClient(t *testing.T, srv *httptest.Server, req ClientAdd) (ClientAdded, int, string) {
+func postClient(t *testing.T, srv *httptest.Server, req api.ClientAdd) (api.ClientAdded, int, string) {
 	t.Helper()
 	b, _ := json.Marshal(req)
 	resp, err := http.Post(srv.URL+"/v1/clients", "application/json", bytes.NewReader(b))
@@ -140,7 +141,7 @@ func postClient(t *testing.T, srv *httptest.Server, req ClientAdd) (ClientAdded,
 	defer resp.Body.Close()
 	var buf bytes.Buffer
 	_, _ = buf.ReadFrom(resp.Body)
-	var out ClientAdded
+	var out api.ClientAdded
 	if resp.StatusCode == http.StatusOK {
 		if err := json.Unmarshal(buf.Bytes(), &out); err != nil {
 			t.Fatal(err)
@@ -189,7 +190,7 @@ func recvPacket(t *testing.T, ch chan []byte, what string) []byte {
 // key; removing the client stops its traffic.
 func TestClients_StockWireGuardFromGeneratedConfig(t *testing.T) {
 	a, hostTUN, srv := clientsAgent(t)
-	added, code, body := postClient(t, srv, ClientAdd{Name: "phone", Endpoint: fmt.Sprintf("127.0.0.1:%d", a.port), Keepalive: config.Duration{Duration: 25 * time.Second}})
+	added, code, body := postClient(t, srv, api.ClientAdd{Name: "phone", Endpoint: fmt.Sprintf("127.0.0.1:%d", a.port), Keepalive: api.Duration{Duration: 25 * time.Second}})
 	if code != http.StatusOK {
 		t.Fatalf("add: %d %s", code, body)
 	}
@@ -244,10 +245,10 @@ func TestClients_StockWireGuardFromGeneratedConfig(t *testing.T) {
 	}
 
 	// A second client gets the next address; a duplicate name or a taken address is refused.
-	if c2, code, body := postClient(t, srv, ClientAdd{Name: "laptop", PublicKey: newKey(t).Public().String(), Endpoint: "192.0.2.1:51820"}); code != http.StatusOK || c2.Client.Address != netip.MustParseAddr("10.42.3.201") || !strings.Contains(c2.Config, PrivateKeyPlaceholder) {
+	if c2, code, body := postClient(t, srv, api.ClientAdd{Name: "laptop", PublicKey: newKey(t).Public().String(), Endpoint: "192.0.2.1:51820"}); code != http.StatusOK || c2.Client.Address != netip.MustParseAddr("10.42.3.201") || !strings.Contains(c2.Config, api.PrivateKeyPlaceholder) {
 		t.Errorf("second client: %d %s %+v", code, body, c2)
 	}
-	for _, bad := range []ClientAdd{
+	for _, bad := range []api.ClientAdd{
 		{Name: "phone", Endpoint: "192.0.2.1:1"},
 		{Name: "x1", Address: client, Endpoint: "192.0.2.1:1"},
 		{Name: "x2", Address: a.address, Endpoint: "192.0.2.1:1"},
@@ -313,7 +314,7 @@ func TestClients_RefusedInL2(t *testing.T) {
 // A restarted agent brings its stored clients back as WireGuard-framed peers.
 func TestClients_ReloadedOnStart(t *testing.T) {
 	a, _, srv := clientsAgent(t)
-	added, code, body := postClient(t, srv, ClientAdd{Name: "tablet", Endpoint: "192.0.2.1:51820"})
+	added, code, body := postClient(t, srv, api.ClientAdd{Name: "tablet", Endpoint: "192.0.2.1:51820"})
 	if code != http.StatusOK {
 		t.Fatalf("add: %d %s", code, body)
 	}

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+
+	"github.com/weftnet/weft/agent/api"
 )
 
 // Container networking, the agent's side of the weft-cni plugin (package cni). The plugin
@@ -24,26 +26,15 @@ import (
 //   - writes Flannel's subnet.env;
 //   - optionally masquerades containers' traffic to outside the cluster CIDR (nftables).
 
-// Subnet is GET /v1/subnet: what the CNI plugin needs (cni.HostNetwork on its side).
-type Subnet struct {
-	Network    string `json:"network"`
-	Subnet     string `json:"subnet"`
-	Address    string `json:"address"`
-	Gateway    string `json:"gateway"`
-	MTU        int    `json:"mtu"`
-	IPMasq     bool   `json:"ipmasq"`
-	Containers bool   `json:"containers"`
-}
-
 // gateway is the bridge's address: the subnet's first.
 func gateway(p netip.Prefix) netip.Addr { return p.Masked().Addr().Next() }
 
 // SubnetInfo is this host's container network.
-func (a *Agent) SubnetInfo() Subnet {
+func (a *Agent) SubnetInfo() api.Subnet {
 	a.mu.Lock()
 	address, subnet := a.address, a.subnet // moved by gossip at run time (onSubnetChanged)
 	a.mu.Unlock()
-	s := Subnet{Network: a.cfg.ClusterCIDR.Prefix.String(), MTU: a.cfg.MTU, IPMasq: a.cfg.CNI.IPMasq, Containers: a.cfg.CNI.Enabled}
+	s := api.Subnet{Network: a.cfg.ClusterCIDR.Prefix.String(), MTU: a.cfg.MTU, IPMasq: a.cfg.CNI.IPMasq, Containers: a.cfg.CNI.Enabled}
 	if subnet.IsValid() {
 		s.Subnet = subnet.Masked().String()
 		s.Gateway = gateway(subnet).String()
@@ -60,7 +51,7 @@ func (a *Agent) cniRoutes(mux *http.ServeMux) {
 
 // subnetEnv is Flannel's subnet.env for s: FLANNEL_SUBNET is the gateway with the subnet's
 // prefix length, as Flannel writes it.
-func subnetEnv(s Subnet) string {
+func subnetEnv(s api.Subnet) string {
 	sub := s.Subnet
 	if p, err := netip.ParsePrefix(s.Subnet); err == nil {
 		sub = netip.PrefixFrom(gateway(p), p.Bits()).String()
@@ -69,7 +60,7 @@ func subnetEnv(s Subnet) string {
 }
 
 // writeSubnetEnv replaces path atomically (a reader never sees half a file).
-func writeSubnetEnv(path string, s Subnet) error {
+func writeSubnetEnv(path string, s api.Subnet) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("cni.subnet_env: %w", err)
 	}

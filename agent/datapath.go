@@ -8,6 +8,7 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/tun"
 
+	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/l2"
@@ -38,7 +39,7 @@ type datapath interface {
 	// in every mode, and the counters of its own it has (nil when none).
 	stats() (drops, counters map[string]uint64)
 	// fdb lists the forwarding database (empty in L3); nameOf names a peer's key.
-	fdb(nameOf func(crypto.PublicKey) string) []FDBEntry
+	fdb(nameOf func(crypto.PublicKey) string) []api.FDBEntry
 }
 
 // newDatapath chooses the datapath of a's (validated) config.
@@ -168,4 +169,4 @@ func (d *l3Path) addMember(mp memberPeer, subnet netip.Prefix) error {
 
 func (d *l3Path) removeMember(mp memberPeer) { d.a.table.Remove(mp.key) }
 
-func (d *l3Path) fdb(func(crypto.PublicKey) string) []FDBEntry { return []FDBEntry{} }
+func (d *l3Path) fdb(func(crypto.PublicKey) string) []api.FDBEntry { return []api.FDBEntry{} }

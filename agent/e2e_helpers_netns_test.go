@@ -22,7 +22,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/weftnet/weft/agent"
+	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/internal/netlab"
 )
@@ -271,7 +271,7 @@ func (n *node) start(config string) {
 	n.launch(n.host.Command(context.Background(), weftBin(t), "agent", "-c", cfgPath))
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if _, err := agent.NewClient(n.sock).WaitReady(ctx, 15*time.Second); err != nil {
+	if _, err := api.NewClient(n.sock).WaitReady(ctx, 15*time.Second); err != nil {
 		t.Fatalf("%s: agent not ready: %v\n%s", n.name, err, n.logs())
 	}
 }
@@ -317,13 +317,13 @@ func (n *node) cli(args ...string) (string, error) {
 	return string(out), nil
 }
 
-func (n *node) peers() []agent.Peer {
+func (n *node) peers() []api.Peer {
 	n.t.Helper()
 	out, err := n.cli("peers", "--json")
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	var ps []agent.Peer
+	var ps []api.Peer
 	if err := json.Unmarshal([]byte(out), &ps); err != nil {
 		n.t.Fatalf("peers --json: %v: %s", err, out)
 	}

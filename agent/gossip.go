@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/discovery/membership"
@@ -433,10 +434,10 @@ func (g *gossip) shutdown() {
 	g.wg.Wait()
 }
 
-func (g *gossip) members() []Member {
-	var out []Member
+func (g *gossip) members() []api.Member {
+	var out []api.Member
 	for _, m := range g.c.Members() {
-		am := Member{Name: m.Name, Addr: m.Addr.String(), Status: m.Status.String()}
+		am := api.Member{Name: m.Name, Addr: m.Addr.String(), Status: m.Status.String()}
 		if m.InfoErr != nil {
 			am.Error = m.InfoErr.Error()
 		} else {

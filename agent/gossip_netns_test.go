@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weftnet/weft/agent"
+	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/internal/netlab"
 	"github.com/weftnet/weft/peers"
 )
@@ -64,30 +64,30 @@ func gossipSection(n *node, key string, join []string) string {
 `, n.underlay, key, strings.Join(join, ", "))
 }
 
-func (n *node) members() map[string]agent.Member {
+func (n *node) members() map[string]api.Member {
 	n.t.Helper()
 	out, err := n.cli("members", "--json")
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	var ms []agent.Member
+	var ms []api.Member
 	if err := json.Unmarshal([]byte(out), &ms); err != nil {
 		n.t.Fatalf("members --json: %v: %s", err, out)
 	}
-	m := map[string]agent.Member{}
+	m := map[string]api.Member{}
 	for _, x := range ms {
 		m[x.Name] = x
 	}
 	return m
 }
 
-func (n *node) status() agent.Status {
+func (n *node) status() api.Status {
 	n.t.Helper()
 	out, err := n.cli("status", "--json")
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	var st agent.Status
+	var st api.Status
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		n.t.Fatalf("status --json: %v: %s", err, out)
 	}

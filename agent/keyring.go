@@ -1,12 +1,12 @@
 package agent
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 
+	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/discovery/membership"
 )
 
@@ -20,14 +20,6 @@ import (
 //
 // Each member keeps its keyring in STATE_DIR/serf.keyring, which wins over gossip.key at
 // the next start (the rotated-out key may still be in the configuration).
-
-// KeyRequest names one gossip key (base64).
-type KeyRequest struct {
-	Key string `json:"key"`
-}
-
-// KeyringStatus is the cluster's answer to a keyring operation.
-type KeyringStatus = membership.KeyringStatus
 
 func (a *Agent) keyringRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/keyring", func(w http.ResponseWriter, r *http.Request) {
@@ -44,7 +36,7 @@ func (a *Agent) keyringRoutes(mux *http.ServeMux) {
 				writeError(w, http.StatusConflict, errGossipOff)
 				return
 			}
-			var req KeyRequest
+			var req api.KeyRequest
 			if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil || req.Key == "" {
 				writeError(w, http.StatusBadRequest, fmt.Errorf("bad keyring request: want {\"key\": BASE64}: %v", err))
 				return
@@ -70,20 +62,4 @@ func writeKeyring(w http.ResponseWriter, st membership.KeyringStatus, err error)
 		return
 	}
 	writeJSON(w, http.StatusOK, st)
-}
-
-// Keyring lists the keys of every member.
-func (c *Client) Keyring(ctx context.Context) (KeyringStatus, error) {
-	var st KeyringStatus
-	return st, c.do(ctx, "GET", "/v1/keyring", nil, &st)
-}
-
-// KeyringOp installs ("install"), switches to ("use") or removes ("remove") a key everywhere.
-func (c *Client) KeyringOp(ctx context.Context, op, key string) (KeyringStatus, error) {
-	method := map[string]string{"install": "POST", "use": "PUT", "remove": "DELETE"}[op]
-	if method == "" {
-		return KeyringStatus{}, fmt.Errorf("keyring: unknown operation %q", op)
-	}
-	var st KeyringStatus
-	return st, c.do(ctx, method, "/v1/keyring", KeyRequest{Key: key}, &st)
 }

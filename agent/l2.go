@@ -11,6 +11,7 @@ import (
 
 	"golang.zx2c4.com/wireguard/tun"
 
+	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/l2"
@@ -120,8 +121,8 @@ func (d *l2Path) removeMember(mp memberPeer) {
 	d.a.table.Remove(mp.key)
 }
 
-func (d *l2Path) fdb(nameOf func(crypto.PublicKey) string) []FDBEntry {
-	var out []FDBEntry
+func (d *l2Path) fdb(nameOf func(crypto.PublicKey) string) []api.FDBEntry {
+	var out []api.FDBEntry
 	for _, e := range d.router.FDB().Entries() {
 		r := "local"
 		if e.Remote != nil {
@@ -130,7 +131,7 @@ func (d *l2Path) fdb(nameOf func(crypto.PublicKey) string) []FDBEntry {
 				r = n
 			}
 		}
-		out = append(out, FDBEntry{MAC: e.MAC.String(), Remote: r, Static: e.Static, Age: fdbAge(e.Age)})
+		out = append(out, api.FDBEntry{MAC: e.MAC.String(), Remote: r, Static: e.Static, Age: fdbAge(e.Age)})
 	}
 	return out
 }
@@ -209,29 +210,21 @@ func (d *plainPath) stats() (map[string]uint64, map[string]uint64) {
 		"arp_suppressed": ps.ARPSuppressed, "fdb_entries": uint64(ps.FDB.Entries), "flooded": ps.FDB.Flooded}
 }
 
-func (d *plainPath) fdb(func(crypto.PublicKey) string) []FDBEntry {
-	var out []FDBEntry
+func (d *plainPath) fdb(func(crypto.PublicKey) string) []api.FDBEntry {
+	var out []api.FDBEntry
 	for _, e := range d.vtep.FDB() {
-		out = append(out, FDBEntry{MAC: e.MAC.String(), Remote: e.Remote.String(), Static: e.Static, Age: fdbAge(e.Age)})
+		out = append(out, api.FDBEntry{MAC: e.MAC.String(), Remote: e.Remote.String(), Static: e.Static, Age: fdbAge(e.Age)})
 	}
 	return out
 }
 
-// FDBEntry is one row of GET /v1/fdb.
-type FDBEntry struct {
-	MAC    string `json:"mac"`
-	Remote string `json:"remote"` // peer name or key (encrypted), VTEP address (plain), "local"
-	Static bool   `json:"static"`
-	Age    string `json:"age,omitempty"`
-}
-
 // FDB lists the forwarding database (empty in L3 mode).
-func (a *Agent) FDB() []FDBEntry {
+func (a *Agent) FDB() []api.FDBEntry {
 	nameOf := func(crypto.PublicKey) string { return "" }
 	if a.gsp != nil {
 		nameOf = a.gsp.nameOf
 	}
-	out := append([]FDBEntry{}, a.dp.fdb(nameOf)...)
+	out := append([]api.FDBEntry{}, a.dp.fdb(nameOf)...)
 	sort.Slice(out, func(i, j int) bool { return out[i].MAC < out[j].MAC })
 	return out
 }

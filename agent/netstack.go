@@ -27,6 +27,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/discovery/catalog"
@@ -74,7 +75,7 @@ func (d *nsPath) stats() (map[string]uint64, map[string]uint64) {
 	return drops, d.proxied.Snapshot()
 }
 
-func (d *nsPath) fdb(func(crypto.PublicKey) string) []FDBEntry { return []FDBEntry{} }
+func (d *nsPath) fdb(func(crypto.PublicKey) string) []api.FDBEntry { return []api.FDBEntry{} }
 
 // overlayNet is the netproxy.Network of the netstack, bound to the overlay address.
 type overlayNet struct {

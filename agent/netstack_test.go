@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/discovery/catalog"
@@ -115,7 +116,7 @@ func TestNetstack_TwoAgents(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- ag.Run(ctx) }()
 		dones = append(dones, done)
-		cl := NewClient(c.ControlSocket)
+		cl := api.NewClient(c.ControlSocket)
 		if _, err := cl.WaitReady(ctx, 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
@@ -181,7 +182,7 @@ func TestNetstack_TwoAgents(t *testing.T) {
 	if err := socksEcho(fmt.Sprintf("127.0.0.1:%d", socks), "192.0.2.1", 80); err == nil || !strings.Contains(err.Error(), "reply 2") {
 		t.Fatalf("outside the overlay: %v", err)
 	}
-	st, err := NewClient(ca.ControlSocket).Status(context.Background())
+	st, err := api.NewClient(ca.ControlSocket).Status(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

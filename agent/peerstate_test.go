@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/peers"
 )
 
@@ -42,7 +43,7 @@ func TestPeerState(t *testing.T) {
 }
 
 func TestResolvePing(t *testing.T) {
-	ps := []Peer{
+	ps := []api.Peer{
 		{Name: "b", PublicKey: "KB", AllowedIPs: []string{"10.42.2.0/24"}},
 		{PublicKey: "KC", AllowedIPs: []string{"10.9.9.9/32", "10.42.0.0/16"}},
 	}

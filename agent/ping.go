@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/weftnet/weft/agent/api"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -18,18 +18,12 @@ import (
 // agent knows about the path: the peer that carries the address, its endpoint, and whether
 // a handshake had to complete before the reply (the peer's last handshake moved).
 
-// PingTarget is what a ping goes to: the overlay address and the peer that carries it.
-type PingTarget struct {
-	Addr netip.Addr
-	Peer Peer
-}
-
 // ResolvePing finds the overlay address and the peer of target: an overlay address, or a
 // peer's name or public key (then the first address of its first allowed prefix: a gossip
 // member's own overlay address).
-func ResolvePing(peers []Peer, target string) (PingTarget, error) {
+func ResolvePing(peers []api.Peer, target string) (api.PingTarget, error) {
 	if addr, err := netip.ParseAddr(target); err == nil {
-		best, bits := Peer{}, -1
+		best, bits := api.Peer{}, -1
 		for _, p := range peers {
 			for _, s := range p.AllowedIPs {
 				if pfx, err := netip.ParsePrefix(s); err == nil && pfx.Contains(addr) && pfx.Bits() > bits {
@@ -38,28 +32,28 @@ func ResolvePing(peers []Peer, target string) (PingTarget, error) {
 			}
 		}
 		if bits < 0 {
-			return PingTarget{}, fmt.Errorf("no peer carries %s: it is not in any peer's allowed IPs (weft peers)", addr)
+			return api.PingTarget{}, fmt.Errorf("no peer carries %s: it is not in any peer's allowed IPs (weft peers)", addr)
 		}
-		return PingTarget{Addr: addr, Peer: best}, nil
+		return api.PingTarget{Addr: addr, Peer: best}, nil
 	}
 	for _, p := range peers {
 		if p.Name != target && p.PublicKey != target {
 			continue
 		}
 		if len(p.AllowedIPs) == 0 {
-			return PingTarget{}, fmt.Errorf("peer %s has no allowed IPs to ping", target)
+			return api.PingTarget{}, fmt.Errorf("peer %s has no allowed IPs to ping", target)
 		}
 		pfx, err := netip.ParsePrefix(p.AllowedIPs[0])
 		if err != nil {
-			return PingTarget{}, err
+			return api.PingTarget{}, err
 		}
 		addr := pfx.Masked().Addr()
 		if !pfx.IsSingleIP() {
 			addr = addr.Next()
 		}
-		return PingTarget{Addr: addr, Peer: p}, nil
+		return api.PingTarget{Addr: addr, Peer: p}, nil
 	}
-	return PingTarget{}, fmt.Errorf("no peer named %q (give a name or public key from weft peers, or an overlay address)", target)
+	return api.PingTarget{}, fmt.Errorf("no peer named %q (give a name or public key from weft peers, or an overlay address)", target)
 }
 
 // Pinger sends ICMP echo requests and reads their replies.
@@ -149,18 +143,4 @@ func addrOf(a net.Addr) netip.Addr {
 	}
 	addr, _ := netip.AddrFromSlice(ip)
 	return addr.Unmap()
-}
-
-// PingPeer refreshes the peer of t from the agent (its last handshake, endpoint and state).
-func (c *Client) PingPeer(ctx context.Context, t PingTarget) (Peer, error) {
-	ps, err := c.Peers(ctx)
-	if err != nil {
-		return Peer{}, err
-	}
-	for _, p := range ps {
-		if p.PublicKey == t.Peer.PublicKey {
-			return p, nil
-		}
-	}
-	return Peer{}, fmt.Errorf("peer %s is gone", t.Peer.PublicKey)
 }

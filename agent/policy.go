@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/discovery/membership"
 	"github.com/weftnet/weft/identity"
@@ -461,39 +462,9 @@ func (g *policyGlue) lookupHost(s string) (netip.Addr, error) {
 	return netip.Addr{}, fmt.Errorf("%q is neither an address nor a member's name (see weft members)", s)
 }
 
-// PolicyStatus is GET /v1/policy.
-type PolicyStatus struct {
-	// Source is "none", "file" (policy_file) or "gossip" (a signed document).
-	Source string `json:"source"`
-	// Version is the newest signed document's version this host holds (0: none); it is in
-	// force unless Source is "file".
-	Version uint64 `json:"version"`
-	// Document is the document in force, as YAML.
-	Document string             `json:"document,omitempty"`
-	Rules    []policy.RuleStats `json:"rules,omitempty"`
-	Flows    int                `json:"flows"`
-	Drops    map[string]uint64  `json:"drops,omitempty"`
-	// Refused counts signed documents refused, by reason.
-	Refused map[string]uint64 `json:"refused,omitempty"`
-	// Enforced is false in plain L2, which does not enforce policy.
-	Enforced bool `json:"enforced"`
-}
-
-// PolicyTest is GET /v1/policy/test.
-type PolicyTest struct {
-	From     string `json:"from"`
-	To       string `json:"to"`
-	Port     string `json:"port"`
-	Allowed  bool   `json:"allowed"`
-	Decision string `json:"decision"`
-	Rule     int    `json:"rule"` // -1: the default
-	RuleName string `json:"rule_name,omitempty"`
-	Explain  string `json:"explain"`
-}
-
-func (g *policyGlue) status() PolicyStatus {
+func (g *policyGlue) status() api.PolicyStatus {
 	g.mu.Lock()
-	st := PolicyStatus{Source: g.source, Version: g.dist.version, Refused: maps2(g.dist.refused)}
+	st := api.PolicyStatus{Source: g.source, Version: g.dist.version, Refused: maps2(g.dist.refused)}
 	g.mu.Unlock()
 	st.Enforced = !(g.a.cfg.Mode == "l2" && g.a.cfg.Encryption == "none")
 	es := g.engine.Stats()
@@ -521,21 +492,21 @@ func maps2(m map[string]uint64) map[string]uint64 {
 	return out
 }
 
-func (g *policyGlue) test(from, to, port string) (PolicyTest, error) {
+func (g *policyGlue) test(from, to, port string) (api.PolicyTest, error) {
 	fa, err := g.lookupHost(from)
 	if err != nil {
-		return PolicyTest{}, fmt.Errorf("--from: %w", err)
+		return api.PolicyTest{}, fmt.Errorf("--from: %w", err)
 	}
 	ta, err := g.lookupHost(to)
 	if err != nil {
-		return PolicyTest{}, fmt.Errorf("--to: %w", err)
+		return api.PolicyTest{}, fmt.Errorf("--to: %w", err)
 	}
 	pn, proto, err := policy.ParsePortProto(port)
 	if err != nil {
-		return PolicyTest{}, fmt.Errorf("--port: %w", err)
+		return api.PolicyTest{}, fmt.Errorf("--port: %w", err)
 	}
 	v := g.engine.Test(fa, ta, pn, proto)
-	res := PolicyTest{From: fa.String(), To: ta.String(), Port: port, Allowed: v.Allowed(), Decision: v.Decision.String(), Rule: int(v.Rule)}
+	res := api.PolicyTest{From: fa.String(), To: ta.String(), Port: port, Allowed: v.Allowed(), Decision: v.Decision.String(), Rule: int(v.Rule)}
 	if s := g.engine.Current(); s != nil {
 		res.Explain = s.Explain(v)
 		if v.Rule >= 0 && int(v.Rule) < len(s.Document().Rules) {

@@ -1,14 +1,13 @@
 package agent
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/weftnet/weft/agent/api"
 )
 
 // The control API of network policy:
@@ -16,16 +15,6 @@ import (
 //	GET  /v1/policy                              PolicyStatus (rules with hit and drop counts)
 //	POST /v1/policy                              PolicyApply (a signed envelope) → PolicyApplied
 //	GET  /v1/policy/test?from=H&to=H2&port=P     PolicyTest
-
-// PolicyApply is POST /v1/policy: an envelope signed by `weft policy apply`.
-type PolicyApply struct {
-	Signed []byte `json:"signed"` // base64 in JSON
-}
-
-// PolicyApplied answers POST /v1/policy.
-type PolicyApplied struct {
-	Version uint64 `json:"version"`
-}
 
 func (a *Agent) policyRoutes(mux *http.ServeMux) {
 	ready := func(w http.ResponseWriter) bool {
@@ -44,7 +33,7 @@ func (a *Agent) policyRoutes(mux *http.ServeMux) {
 		if !ready(w) {
 			return
 		}
-		var req PolicyApply
+		var req api.PolicyApply
 		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4*maxPolicyEnvelope)).Decode(&req); err != nil {
 			writeError(w, http.StatusBadRequest, fmt.Errorf("bad policy request: %w", err))
 			return
@@ -58,7 +47,7 @@ func (a *Agent) policyRoutes(mux *http.ServeMux) {
 		case err != nil:
 			writeError(w, http.StatusBadGateway, err)
 		default:
-			writeJSON(w, http.StatusOK, PolicyApplied{Version: v})
+			writeJSON(w, http.StatusOK, api.PolicyApplied{Version: v})
 		}
 	})
 	mux.HandleFunc("GET /v1/policy/test", func(w http.ResponseWriter, r *http.Request) {
@@ -73,25 +62,6 @@ func (a *Agent) policyRoutes(mux *http.ServeMux) {
 		}
 		writeJSON(w, http.StatusOK, res)
 	})
-}
-
-// Policy returns the policy in force with its counters.
-func (c *Client) Policy(ctx context.Context) (PolicyStatus, error) {
-	var s PolicyStatus
-	return s, c.do(ctx, "GET", "/v1/policy", nil, &s)
-}
-
-// ApplyPolicy hands a signed policy to the agent, which installs and spreads it.
-func (c *Client) ApplyPolicy(ctx context.Context, signed []byte) (uint64, error) {
-	var r PolicyApplied
-	return r.Version, c.do(ctx, "POST", "/v1/policy", PolicyApply{Signed: signed}, &r)
-}
-
-// TestPolicy asks for the verdict of a would-be flow.
-func (c *Client) TestPolicy(ctx context.Context, from, to, port string) (PolicyTest, error) {
-	var r PolicyTest
-	q := url.Values{"from": {from}, "to": {to}, "port": {port}}
-	return r, c.do(ctx, "GET", "/v1/policy/test?"+q.Encode(), nil, &r)
 }
 
 // policyCollector exports the policy's counters at scrape time.

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weftnet/weft/agent"
+	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/identity"
 )
 
@@ -123,20 +123,20 @@ func (n *node) reach(proto, addr string, port int) bool {
 	return err == nil && strings.TrimSpace(string(out)) == "ok"
 }
 
-func (n *node) policy() agent.PolicyStatus {
+func (n *node) policy() api.PolicyStatus {
 	n.t.Helper()
 	out, err := n.cli("policy", "show", "--json")
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	var st agent.PolicyStatus
+	var st api.PolicyStatus
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		n.t.Fatalf("policy show --json: %v: %s", err, out)
 	}
 	return st
 }
 
-func ruleStat(st agent.PolicyStatus, name string) (hits, drops uint64) {
+func ruleStat(st api.PolicyStatus, name string) (hits, drops uint64) {
 	for _, r := range st.Rules {
 		if r.Name == name {
 			return r.Hits, r.Drops

@@ -40,12 +40,6 @@ func (a *Agent) reloadSteps() []reloadStep {
 // reloadedKeys are the settings some step applies; a change of any other is only reported.
 var reloadedKeys = map[string]bool{"log_level": true, "services": true, "pki.ca": true, "pki.cert": true, "pki.blocklist": true}
 
-// ReloadResult is what POST /v1/reload (`weft reload`) answers.
-type ReloadResult struct {
-	Changed       []string `json:"changed"`
-	RestartNeeded []string `json:"restart_needed"`
-}
-
 // SetReload gives the agent the source of a reloaded configuration and the level its logger
 // logs at (NewLogging). Without it Reload fails.
 func (a *Agent) SetReload(load func() (config.Config, error), level *slog.LevelVar) {

@@ -32,6 +32,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/discovery/membership"
@@ -509,10 +510,10 @@ func (a *Agent) reloadPKIStep(next *config.Config) (string, error) {
 }
 
 // trustStatus fills the trust part of `weft status`.
-func (a *Agent) trustStatus(st *Status) {
+func (a *Agent) trustStatus(st *api.Status) {
 	now := time.Now()
 	if p := a.pki.Load(); p != nil {
-		c := &CertificateStatus{Name: p.ownClaims.Name, Groups: p.ownClaims.Groups, Prefixes: []string{},
+		c := &api.CertificateStatus{Name: p.ownClaims.Name, Groups: p.ownClaims.Groups, Prefixes: []string{},
 			NotAfter: p.ownClaims.NotAfter, CAs: p.pool.Len(), Blocklisted: p.blocklist.Len()}
 		if fp, err := p.own.Fingerprint(); err == nil {
 			c.Fingerprint = fp.String()
@@ -531,7 +532,7 @@ func (a *Agent) trustStatus(st *Status) {
 }
 
 // trustMember fills the trust part of one `weft members` row.
-func (g *gossip) trustMember(am *Member) {
+func (g *gossip) trustMember(am *api.Member) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if r, ok := g.refused[am.Name]; ok {
@@ -569,7 +570,7 @@ func (a *Agent) reloadRoutes(mux *http.ServeMux) {
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, ReloadResult{Changed: changed, RestartNeeded: restart})
+		writeJSON(w, http.StatusOK, api.ReloadResult{Changed: changed, RestartNeeded: restart})
 	})
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/hashicorp/serf/serf"
 
 	"github.com/weftnet/weft/agent"
+	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/discovery/catalog"
 	"github.com/weftnet/weft/discovery/membership"
@@ -427,7 +428,7 @@ func TestNetns_TrustCA(t *testing.T) {
 			if peerAllowed(n, cases[0].key.String()) == nil {
 				return fmt.Errorf("x-good (valid certificate) is not peered")
 			}
-			ins, err := agent.NewClient(n.sock).Instances(context.Background(), "evil", true)
+			ins, err := api.NewClient(n.sock).Instances(context.Background(), "evil", true)
 			if err != nil {
 				return err
 			}
@@ -544,7 +545,7 @@ func TestNetns_TrustHostileMemberL2(t *testing.T) {
 	x := startHostile(t, evil.host, key, evil.underlay, a.underlay+":7946")
 	x.do(hostileCmd{Name: "evil-mac", Port: 7950, Tags: map[string]string{membership.TagNodeInfo: tag}})
 	refusedAs(t, a, "evil-mac", "mac_not_derived")
-	fdb, err := agent.NewClient(a.sock).FDB(context.Background())
+	fdb, err := api.NewClient(a.sock).FDB(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

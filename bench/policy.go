@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/weftnet/weft/agent"
+	"github.com/weftnet/weft/agent/api"
 )
 
 // SystemWeftPolicy is the weft row with network policy on both hosts: a 50-rule document
@@ -75,7 +75,7 @@ func weftPolicyUp(ctx context.Context, s *session) (string, error) {
 	// datagrams may still be on their way through the agents when the loop ends: wait.
 	for _, c := range []weftConfig{ca, cb} {
 		err := poll(ctx, 10*time.Second, c.Name+"'s flow table", func() error {
-			st, err := agent.NewClient(c.ControlSocket).Policy(ctx)
+			st, err := api.NewClient(c.ControlSocket).Policy(ctx)
 			if err != nil {
 				return fmt.Errorf("policy status of %s: %w", c.Name, err)
 			}

@@ -13,7 +13,7 @@ import (
 )
 
 // HostNetwork is what the agent tells the plugin: GET /v1/subnet on the control socket
-// (agent.Subnet is the same document on the agent's side).
+// (api.Subnet is the same document on the agent's side).
 type HostNetwork struct {
 	// Network is the cluster CIDR.
 	Network netip.Prefix `json:"network"`

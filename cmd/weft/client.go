@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/weftnet/weft/agent"
+	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/agent/config"
 )
 
@@ -29,7 +29,7 @@ func defaultSocket() string {
 	return config.DefaultConfig().ControlSocket
 }
 
-func (g *globals) client() *agent.Client { return agent.NewClient(g.socket) }
+func (g *globals) client() *api.Client { return api.NewClient(g.socket) }
 
 // ctx is a command's context: cancelled by Ctrl-C, bounded unless the command waits.
 func commandContext(timeout time.Duration) (context.Context, context.CancelFunc) {

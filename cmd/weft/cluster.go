@@ -8,8 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/weftnet/weft/agent"
+	"github.com/weftnet/weft/agent/api"
 )
 
 func newJoinCmd(g *globals) *cobra.Command {
@@ -169,7 +168,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 }
 
 // tapMode is "TAP, offload" or "TAP, frame by frame: REASON".
-func tapMode(t *agent.TAPStatus) string {
+func tapMode(t *api.TAPStatus) string {
 	if t.Offload {
 		return "TAP, offload"
 	}

@@ -9,8 +9,7 @@ import (
 
 	"github.com/skip2/go-qrcode"
 	"github.com/spf13/cobra"
-	"github.com/weftnet/weft/agent"
-	"github.com/weftnet/weft/agent/config"
+	"github.com/weftnet/weft/agent/api"
 )
 
 // weft client: stock WireGuard clients (phones, laptops, wg-quick) of this host.
@@ -34,7 +33,7 @@ func newClientAddCmd(g *globals) *cobra.Command {
 		Short: "Add a client and print its wg-quick config (the private key is shown only this once)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := agent.ClientAdd{Name: args[0], PublicKey: publicKey, Endpoint: endpoint, Keepalive: config.Duration{Duration: keepalive}}
+			req := api.ClientAdd{Name: args[0], PublicKey: publicKey, Endpoint: endpoint, Keepalive: api.Duration{Duration: keepalive}}
 			if address != "" {
 				ip, err := netip.ParseAddr(address)
 				if err != nil {

@@ -1,6 +1,12 @@
-package agent
+package api
 
-import "time"
+import (
+	"net/netip"
+	"time"
+
+	"github.com/weftnet/weft/discovery/catalog"
+	"github.com/weftnet/weft/policy"
+)
 
 // The control API's JSON documents. They are the agent's public surface: the CLI, scripts
 // and tests read them, so fields are only ever added.
@@ -118,7 +124,135 @@ type JoinResponse struct {
 	Joined int `json:"joined"`
 }
 
-// apiError is the body of every non-2xx answer.
-type apiError struct {
+// Error is the body of every non-2xx answer.
+type Error struct {
 	Error string `json:"error"`
 }
+
+// ClientAdd is POST /v1/clients.
+type ClientAdd struct {
+	Name      string     `json:"name"`
+	Address   netip.Addr `json:"address,omitzero"`     // zero: allocate from clients.range
+	PublicKey string     `json:"public_key,omitempty"` // empty: generate the key pair
+	Keepalive Duration   `json:"persistent_keepalive,omitzero"`
+	Endpoint  string     `json:"endpoint,omitempty"` // HOST:PORT the client dials; empty: the advertise address
+}
+
+// ClientAdded answers POST /v1/clients.
+type ClientAdded struct {
+	Client WGClient `json:"client"`
+	Config string   `json:"config"` // wg-quick; its PrivateKey is a placeholder when the public key was given
+}
+
+// FDBEntry is one row of GET /v1/fdb.
+type FDBEntry struct {
+	MAC    string `json:"mac"`
+	Remote string `json:"remote"` // peer name or key (encrypted), VTEP address (plain), "local"
+	Static bool   `json:"static"`
+	Age    string `json:"age,omitempty"`
+}
+
+// KeyringStatus is the cluster's answer to a keyring operation.
+type KeyringStatus struct {
+	// Members is how many members the query was sent to; Responses how many answered.
+	Members   int `json:"members"`
+	Responses int `json:"responses"`
+	// Keys maps each installed key (base64) to how many members hold it; Primary the
+	// same for the key each member sends with.
+	Keys    map[string]int `json:"keys,omitempty"`
+	Primary map[string]int `json:"primary,omitempty"`
+	// Errors are the members that failed the operation and what they said.
+	Errors map[string]string `json:"errors,omitempty"`
+}
+
+// PingTarget is what a ping goes to: the overlay address and the peer that carries it.
+type PingTarget struct {
+	Addr netip.Addr
+	Peer Peer
+}
+
+// PolicyStatus is GET /v1/policy.
+type PolicyStatus struct {
+	// Source is "none", "file" (policy_file) or "gossip" (a signed document).
+	Source string `json:"source"`
+	// Version is the newest signed document's version this host holds (0: none); it is in
+	// force unless Source is "file".
+	Version uint64 `json:"version"`
+	// Document is the document in force, as YAML.
+	Document string             `json:"document,omitempty"`
+	Rules    []policy.RuleStats `json:"rules,omitempty"`
+	Flows    int                `json:"flows"`
+	Drops    map[string]uint64  `json:"drops,omitempty"`
+	// Refused counts signed documents refused, by reason.
+	Refused map[string]uint64 `json:"refused,omitempty"`
+	// Enforced is false in plain L2, which does not enforce policy.
+	Enforced bool `json:"enforced"`
+}
+
+// ReloadResult is what POST /v1/reload (`weft reload`) answers.
+type ReloadResult struct {
+	Changed       []string `json:"changed"`
+	RestartNeeded []string `json:"restart_needed"`
+}
+
+// ServicesResponse is GET /v1/services: every instance in the cluster and the catalog index
+// (pass it back as ?index= to wait for the next change).
+type ServicesResponse struct {
+	Index     uint64             `json:"index"`
+	Instances []catalog.Instance `json:"instances"`
+}
+
+// WGClient is one stock WireGuard client of this host.
+type WGClient struct {
+	Name      string     `json:"name"`
+	Address   netip.Addr `json:"address"`
+	PublicKey string     `json:"public_key"`
+	Keepalive Duration   `json:"persistent_keepalive,omitzero"`
+	Created   time.Time  `json:"created"`
+}
+
+// PolicyTest is GET /v1/policy/test.
+type PolicyTest struct {
+	From     string `json:"from"`
+	To       string `json:"to"`
+	Port     string `json:"port"`
+	Allowed  bool   `json:"allowed"`
+	Decision string `json:"decision"`
+	Rule     int    `json:"rule"` // -1: the default
+	RuleName string `json:"rule_name,omitempty"`
+	Explain  string `json:"explain"`
+}
+
+// Subnet is GET /v1/subnet: what the CNI plugin needs (cni.HostNetwork on its side).
+type Subnet struct {
+	Network    string `json:"network"`
+	Subnet     string `json:"subnet"`
+	Address    string `json:"address"`
+	Gateway    string `json:"gateway"`
+	MTU        int    `json:"mtu"`
+	IPMasq     bool   `json:"ipmasq"`
+	Containers bool   `json:"containers"`
+}
+
+// PrivateKeyPlaceholder stands for the client's private key in a config made for a
+// public key the client generated itself.
+const PrivateKeyPlaceholder = "<the client's private key>"
+
+// KeyRequest names one gossip key (base64).
+type KeyRequest struct {
+	Key string `json:"key"`
+}
+
+// PolicyApplied answers POST /v1/policy.
+type PolicyApplied struct {
+	Version uint64 `json:"version"`
+}
+
+// PolicyApply is POST /v1/policy: an envelope signed by `weft policy apply`.
+type PolicyApply struct {
+	Signed []byte `json:"signed"` // base64 in JSON
+}
+
+// Duration is a time.Duration in the API's JSON documents (kept as the agent has always
+// written it, so stored clients read back unchanged).
+type Duration struct{ time.Duration }
