@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weftnet/weft/internal/testkit"
 	"go.uber.org/goleak"
+
+	"github.com/weftnet/weft/internal/testkit"
 )
 
 // plainDev is the fake TAP of these tests: frames sent on In are read one at a time

@@ -181,6 +181,15 @@ func (d *Device) Close() error {
 	return nil
 }
 
+// KeepWritten makes Write copy every packet to Out from now on, Out having room for
+// capacity packets (a device built without DeviceConfig.Keep, so that a test can measure
+// allocations first). Call it while nothing writes to the device.
+func (d *Device) KeepWritten(capacity int) {
+	if d.Out == nil {
+		d.Out = make(chan []byte, capacity)
+	}
+}
+
 // Inject queues p for Read; it blocks while In is full.
 func (d *Device) Inject(p []byte) { d.In <- p }
 
