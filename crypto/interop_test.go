@@ -11,11 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weftnet/weft/internal/testkit"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/conn/bindtest"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
+
+	"github.com/weftnet/weft/internal/testkit"
 )
 
 // The interop tests run the reference implementation, a wireguard-go
