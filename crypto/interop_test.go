@@ -15,6 +15,8 @@ import (
 	"golang.zx2c4.com/wireguard/conn/bindtest"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
+
+	"github.com/weftnet/weft/internal/testkit"
 )
 
 // The interop tests run the reference implementation, a wireguard-go
@@ -156,45 +158,6 @@ func (p *wgPeer) recv(t *testing.T, typ uint32) []byte {
 	}
 }
 
-// icmpEcho builds an IPv4 ICMP echo request with valid header and ICMP
-// checksums and payloadLen bytes of pattern.
-func icmpEcho(src, dst netip.Addr, id uint16, payloadLen int) []byte {
-	pkt := make([]byte, 28+payloadLen)
-	ip, icmp := pkt[:20], pkt[20:]
-	ip[0] = 0x45
-	binary.BigEndian.PutUint16(ip[2:], uint16(len(pkt)))
-	binary.BigEndian.PutUint16(ip[4:], id)
-	ip[8] = 64 // TTL
-	ip[9] = 1  // ICMP
-	s, d := src.As4(), dst.As4()
-	copy(ip[12:16], s[:])
-	copy(ip[16:20], d[:])
-	binary.BigEndian.PutUint16(ip[10:], inetChecksum(ip))
-	icmp[0] = 8 // echo request
-	binary.BigEndian.PutUint16(icmp[4:], id)
-	binary.BigEndian.PutUint16(icmp[6:], 1) // sequence
-	for i := 8; i < len(icmp); i++ {
-		icmp[i] = byte(i)
-	}
-	binary.BigEndian.PutUint16(icmp[2:], inetChecksum(icmp))
-	return pkt
-}
-
-// inetChecksum is RFC 1071's checksum; it is 0 over data with a valid one.
-func inetChecksum(b []byte) uint16 {
-	var sum uint32
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(binary.BigEndian.Uint16(b[i:]))
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return ^uint16(sum)
-}
-
 func TestInterop_WeftInitiates(t *testing.T) {
 	for _, psk := range []PresharedKey{{}, {9, 8, 7}} {
 		t.Run(fmt.Sprintf("psk=%v", psk != PresharedKey{}), func(t *testing.T) {
@@ -221,8 +184,8 @@ func TestInterop_WeftInitiates(t *testing.T) {
 			}
 
 			for i, size := range []int{0, 37, 1000} {
-				pkt := icmpEcho(weftAddr, wgAddr, uint16(i), size)
-				if inetChecksum(pkt[:20]) != 0 {
+				pkt := testkit.ICMPEcho(weftAddr, wgAddr, uint16(i), 1, false, testkit.Pattern(size, 8))
+				if testkit.Checksum(pkt[:20]) != 0 {
 					t.Fatal("bad IPv4 header checksum in test packet")
 				}
 				buf := make([]byte, MessageTransportHeaderSize+len(pkt), MessageTransportOverhead+len(pkt))
@@ -253,7 +216,7 @@ func TestInterop_WireGuardInitiates(t *testing.T) {
 			wg := newWGPeer(t, id.PublicKey(), psk)
 			h := NewHandshake(id, wg.pub, psk)
 
-			pkt := icmpEcho(wgAddr, weftAddr, 42, 61) // 89 bytes: padded to 96 by the device
+			pkt := testkit.ICMPEcho(wgAddr, weftAddr, 42, 1, false, testkit.Pattern(61, 8)) // 89 bytes: padded to 96 by the device
 			select {
 			case wg.tun.Outbound <- pkt:
 			case <-time.After(10 * time.Second):
@@ -310,7 +273,7 @@ func TestInterop_WireGuardInitiates(t *testing.T) {
 			}
 
 			// And back on the same session, weft as responder now sending.
-			reply := icmpEcho(weftAddr, wgAddr, 43, 10)
+			reply := testkit.ICMPEcho(weftAddr, wgAddr, 43, 1, false, testkit.Pattern(10, 8))
 			buf := make([]byte, MessageTransportHeaderSize+len(reply), MessageTransportOverhead+len(reply))
 			copy(buf[MessageTransportHeaderSize:], reply)
 			n, err = kp.Seal(buf, len(reply))
@@ -397,7 +360,7 @@ func TestInterop_CookieToWireGuard(t *testing.T) {
 	src := netip.MustParseAddrPort("127.0.0.1:3")
 
 	select {
-	case wg.tun.Outbound <- icmpEcho(wgAddr, weftAddr, 1, 8):
+	case wg.tun.Outbound <- testkit.ICMPEcho(wgAddr, weftAddr, 1, 1, false, testkit.Pattern(8, 8)):
 	case <-time.After(10 * time.Second):
 		t.Fatal("wireguard-go did not read its TUN")
 	}

@@ -2,12 +2,12 @@ package l2
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"net/netip"
 	"testing"
 
+	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/vxlan"
 )
 
@@ -17,27 +17,9 @@ var (
 	testMACC = MAC{0x02, 0, 0, 0, 0, 0x0c}
 )
 
-// testFrame builds dst|src|[tags]|ethertype|payload.
-func testFrame(dst, src MAC, vlans []uint16, et uint16, payload []byte) []byte {
-	b := append([]byte{}, dst[:]...)
-	b = append(b, src[:]...)
-	for _, v := range vlans {
-		b = binary.BigEndian.AppendUint16(b, EtherTypeVLAN)
-		b = binary.BigEndian.AppendUint16(b, v)
-	}
-	b = binary.BigEndian.AppendUint16(b, et)
-	return append(b, payload...)
-}
-
 // testARPRequest is the 28-byte ARP request "who has tip? tell sip (smac)".
 func testARPRequest(smac MAC, sip, tip string) []byte {
-	p := []byte{0, 1, 8, 0, 6, 4, 0, 1}
-	p = append(p, smac[:]...)
-	s := netip.MustParseAddr(sip).As4()
-	p = append(p, s[:]...)
-	p = append(p, make([]byte, 6)...)
-	t := netip.MustParseAddr(tip).As4()
-	return append(p, t[:]...)
+	return testkit.ARPRequest(smac, netip.MustParseAddr(sip), netip.MustParseAddr(tip))
 }
 
 func TestParseEthernet(t *testing.T) {
@@ -47,15 +29,15 @@ func TestParseEthernet(t *testing.T) {
 		want    EthernetFrame
 		wantErr error
 	}{
-		{"untagged ipv4", testFrame(testMACB, testMACA, nil, EtherTypeIPv4, []byte{0x45}),
+		{"untagged ipv4", testkit.Ethernet(testMACB, testMACA, nil, EtherTypeIPv4, []byte{0x45}),
 			EthernetFrame{Dst: testMACB, Src: testMACA, EtherType: EtherTypeIPv4, PayloadOffset: 14}, nil},
-		{"one vlan", testFrame(BroadcastMAC, testMACA, []uint16{0x2064}, EtherTypeARP, nil),
+		{"one vlan", testkit.Ethernet(BroadcastMAC, testMACA, []uint16{0x2064}, EtherTypeARP, nil),
 			EthernetFrame{Dst: BroadcastMAC, Src: testMACA, VLANs: 1, VLAN: 0x064, EtherType: EtherTypeARP, PayloadOffset: 18}, nil},
-		{"qinq", testFrame(testMACB, testMACA, []uint16{10, 20}, EtherTypeIPv6, nil),
+		{"qinq", testkit.Ethernet(testMACB, testMACA, []uint16{10, 20}, EtherTypeIPv6, nil),
 			EthernetFrame{Dst: testMACB, Src: testMACA, VLANs: 2, VLAN: 20, EtherType: EtherTypeIPv6, PayloadOffset: 22}, nil},
-		{"three tags", testFrame(testMACB, testMACA, []uint16{1, 2, 3}, EtherTypeIPv4, nil), EthernetFrame{}, ErrTooManyVLANTags},
+		{"three tags", testkit.Ethernet(testMACB, testMACA, []uint16{1, 2, 3}, EtherTypeIPv4, nil), EthernetFrame{}, ErrTooManyVLANTags},
 		{"short", make([]byte, 13), EthernetFrame{}, ErrShortFrame},
-		{"truncated tag", testFrame(testMACB, testMACA, []uint16{1}, EtherTypeIPv4, nil)[:16], EthernetFrame{}, ErrShortFrame},
+		{"truncated tag", testkit.Ethernet(testMACB, testMACA, []uint16{1}, EtherTypeIPv4, nil)[:16], EthernetFrame{}, ErrShortFrame},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,7 +101,7 @@ func TestParseARP(t *testing.T) {
 }
 
 func TestBuildARPReply(t *testing.T) {
-	req := testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2"))
+	req := testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2"))
 	var dst [64]byte
 	n := BuildARPReply(dst[:], req, testMACB)
 	// The exact bytes a host at 02:00:00:00:00:0b owning 10.0.0.2 answers with.
@@ -135,7 +117,7 @@ func TestBuildARPReply(t *testing.T) {
 		t.Fatalf("reply\n got %x\nwant %x", dst[:n], want)
 	}
 	// VLAN tags are kept.
-	tagged := testFrame(BroadcastMAC, testMACA, []uint16{7}, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2"))
+	tagged := testkit.Ethernet(BroadcastMAC, testMACA, []uint16{7}, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2"))
 	n = BuildARPReply(dst[:], tagged, testMACB)
 	if n != 46 || !bytes.Equal(dst[12:18], []byte{0x81, 0, 0, 7, 8, 6}) || !bytes.Equal(dst[18:n], want[14:]) {
 		t.Fatalf("tagged reply %x", dst[:n])
@@ -143,17 +125,17 @@ func TestBuildARPReply(t *testing.T) {
 	if n := BuildARPReply(dst[:40], req, testMACB); n != 0 {
 		t.Fatal("reply into a short buffer")
 	}
-	ipv4 := testFrame(testMACB, testMACA, nil, EtherTypeIPv4, make([]byte, 28))
+	ipv4 := testkit.Ethernet(testMACB, testMACA, nil, EtherTypeIPv4, make([]byte, 28))
 	if n := BuildARPReply(dst[:], ipv4, testMACB); n != 0 {
 		t.Fatal("reply to a non-ARP frame")
 	}
 }
 
 func FuzzParseEthernet(f *testing.F) {
-	f.Add(testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2")))
-	f.Add(testFrame(testMACB, testMACA, []uint16{5, 6}, EtherTypeIPv4, []byte{0x45, 0}))
+	f.Add(testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2")))
+	f.Add(testkit.Ethernet(testMACB, testMACA, []uint16{5, 6}, EtherTypeIPv4, []byte{0x45, 0}))
 	f.Add(loadL2Vector(f, "kernel_vxlan_arp_request.hex")[vxlan.HeaderSize:])
-	f.Add(testFrame(testMACB, testMACA, []uint16{1}, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2")))
+	f.Add(testkit.Ethernet(testMACB, testMACA, []uint16{1}, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fuzzEthernet(t, b)
 	})
@@ -199,7 +181,7 @@ func fuzzEthernet(t *testing.T, b []byte) {
 }
 
 func FuzzPlainVXLANFrame(f *testing.F) {
-	frame := testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2"))
+	frame := testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2"))
 	pkt := make([]byte, vxlan.HeaderSize, vxlan.HeaderSize+len(frame))
 	vxlan.Encode(pkt, 42, vxlan.ProtoNone)
 	f.Add(append(pkt, frame...))

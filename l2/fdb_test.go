@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/weftnet/weft/internal/testkit"
 )
 
 // fakeClock is a settable clock for FDB tests.
@@ -222,7 +224,7 @@ func TestFDB_StaticAndDelete(t *testing.T) {
 }
 
 func TestFDB_ARPReply(t *testing.T) {
-	req := testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2"))
+	req := testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2"))
 	var dst [64]byte
 	off, _ := testFDB(t, FDBConfig{})
 	off.SetNeighbor(netip.MustParseAddr("10.0.0.2"), testMACB)
@@ -240,13 +242,13 @@ func TestFDB_ARPReply(t *testing.T) {
 		t.Fatalf("reply %+v %v", rep, err)
 	}
 	notAnswered := map[string][]byte{
-		"unknown ip":    testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.9")),
-		"gratuitous":    testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.2", "10.0.0.2")),
-		"probe":         testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "0.0.0.0", "10.0.0.2")),
-		"owner asks":    testFrame(BroadcastMAC, testMACB, nil, EtherTypeARP, testARPRequest(testMACB, "10.0.0.1", "10.0.0.2")),
-		"unicast":       testFrame(testMACB, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2")),
-		"not arp":       testFrame(BroadcastMAC, testMACA, nil, EtherTypeIPv4, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2")),
-		"short request": testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2")[:20]),
+		"unknown ip":    testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.9")),
+		"gratuitous":    testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.2", "10.0.0.2")),
+		"probe":         testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "0.0.0.0", "10.0.0.2")),
+		"owner asks":    testkit.Ethernet(BroadcastMAC, testMACB, nil, EtherTypeARP, testARPRequest(testMACB, "10.0.0.1", "10.0.0.2")),
+		"unicast":       testkit.Ethernet(testMACB, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2")),
+		"not arp":       testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeIPv4, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2")),
+		"short request": testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2")[:20]),
 	}
 	for name, fr := range notAnswered {
 		if n := f.ARPReply(dst[:], fr); n != 0 {
@@ -268,7 +270,7 @@ func TestFDB_Allocs(t *testing.T) {
 	f.AddRemote(r)
 	f.Learn(testMACA, r)
 	f.SetNeighbor(netip.MustParseAddr("10.0.0.2"), testMACB)
-	req := testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2"))
+	req := testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2"))
 	var dst [64]byte
 	allocs := testing.AllocsPerRun(1000, func() {
 		f.Learn(testMACA, r)

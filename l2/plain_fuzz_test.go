@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/vxlan"
 )
@@ -18,7 +19,7 @@ import (
 // whatever the payload claims. The FDB runs on a fixed clock, so nothing ages mid-run.
 func FuzzPlainVTEP_Deliver(f *testing.F) {
 	const vni = 42
-	dev := newPlainFakeDev()
+	dev := testkit.NewDevice(plainDev)
 	cfg := DefaultPlainConfig()
 	cfg.VNI = vni
 	cfg.ListenAddr = netip.MustParseAddrPort("127.0.0.1:0")
@@ -41,11 +42,11 @@ func FuzzPlainVTEP_Deliver(f *testing.F) {
 		vxlan.Encode(h[:], vni, vxlan.ProtoNone)
 		return h[:]
 	}
-	f.Add(append(hdr(vni), testFrame(testMACB, testMACA, nil, EtherTypeIPv4, make([]byte, 46))...))
-	f.Add(append(hdr(vni), testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2"))...))
-	f.Add(append(hdr(vni), testFrame(testMACB, testMACC, nil, EtherTypeIPv4, make([]byte, 46))...)) // claims C
-	f.Add(append(hdr(vni+1), testFrame(testMACB, testMACA, nil, EtherTypeIPv4, make([]byte, 46))...))
-	f.Add(append(make([]byte, vxlan.HeaderSize), testFrame(testMACB, testMACA, nil, EtherTypeIPv4, nil)...)) // no I flag
+	f.Add(append(hdr(vni), testkit.Ethernet(testMACB, testMACA, nil, EtherTypeIPv4, make([]byte, 46))...))
+	f.Add(append(hdr(vni), testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2"))...))
+	f.Add(append(hdr(vni), testkit.Ethernet(testMACB, testMACC, nil, EtherTypeIPv4, make([]byte, 46))...)) // claims C
+	f.Add(append(hdr(vni+1), testkit.Ethernet(testMACB, testMACA, nil, EtherTypeIPv4, make([]byte, 46))...))
+	f.Add(append(make([]byte, vxlan.HeaderSize), testkit.Ethernet(testMACB, testMACA, nil, EtherTypeIPv4, nil)...)) // no I flag
 	f.Add(append(hdr(vni), 1, 2, 3))
 	f.Add(hdr(vni)[:5])
 	f.Fuzz(func(t *testing.T, pkt []byte) {
@@ -90,7 +91,7 @@ func FuzzPlainVTEP_Deliver(f *testing.F) {
 		if delivered == 0 {
 			return
 		}
-		got := <-dev.out
+		got := <-dev.Out
 		if pkt[0]&0x08 == 0 {
 			t.Fatal("delivered a payload without the VXLAN I flag")
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/vxlan"
 )
 
@@ -71,7 +72,7 @@ func TestPlainVTEP_KernelVectors(t *testing.T) {
 		if _, err := kernel.WriteToUDPAddrPort(pkt, v.LocalAddr()); err != nil {
 			t.Fatal(err)
 		}
-		if got := recvFrame(t, dev.out); !bytes.Equal(got, pkt[8:]) {
+		if got := dev.Recv(t); !bytes.Equal(got, pkt[8:]) {
 			t.Fatalf("device got %x", got)
 		}
 	}
@@ -79,5 +80,5 @@ func TestPlainVTEP_KernelVectors(t *testing.T) {
 	if want := netip.MustParseAddrPort("127.0.0.4:4789"); !ok || r != want {
 		t.Fatalf("learned %v %v, want %v (the VXLAN port, not the source port)", r, ok, want)
 	}
-	waitFor(t, "stats", func() bool { return v.Stats().RxPackets == 2 })
+	testkit.Eventually(t, testkit.Timeout, func() bool { return v.Stats().RxPackets == 2 }, "stats")
 }

@@ -4,86 +4,25 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
-	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/weftnet/weft/internal/testkit"
 )
 
-// plainFakeDev is an in-memory TAP: frames sent on in are read by the VTEP; written frames
-// are copied to out (when non-nil) and signalled on written (when non-nil).
-type plainFakeDev struct {
-	in      chan []byte
-	out     chan []byte
-	written chan struct{}
-	closed  chan struct{}
-	once    sync.Once
-	events  chan tun.Event
-}
+// plainDev is the fake TAP of these tests: frames sent on In are read one at a time
+// (TryRead takes the queued ones); written frames are copied to Out, and Write waits for
+// the test to take them.
+var plainDev = testkit.DeviceConfig{MTU: 1450, Queue: 256, Keep: 256, Backpressure: true}
 
-var _ tun.Device = (*plainFakeDev)(nil)
-
-func newPlainFakeDev() *plainFakeDev {
-	return &plainFakeDev{
-		in: make(chan []byte, 256), out: make(chan []byte, 256),
-		closed: make(chan struct{}), events: make(chan tun.Event),
-	}
-}
-
-func (d *plainFakeDev) File() *os.File { return nil }
-func (d *plainFakeDev) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	select {
-	case f := <-d.in:
-		sizes[0] = copy(bufs[0][offset:], f)
-		return 1, nil
-	case <-d.closed:
-		return 0, net.ErrClosed
-	}
-}
-
-// TryRead makes the fake a plainTryReader, so bursts exercise GSO sends.
-func (d *plainFakeDev) TryRead(b []byte) (int, error) {
-	select {
-	case f := <-d.in:
-		return copy(b, f), nil
-	case <-d.closed:
-		return 0, net.ErrClosed
-	default:
-		return 0, nil
-	}
-}
-
-func (d *plainFakeDev) Write(bufs [][]byte, offset int) (int, error) {
-	for _, b := range bufs {
-		if d.out != nil {
-			select {
-			case d.out <- append([]byte(nil), b[offset:]...):
-			case <-d.closed:
-				return 0, net.ErrClosed
-			}
-		}
-		if d.written != nil {
-			select {
-			case d.written <- struct{}{}:
-			case <-d.closed:
-				return 0, net.ErrClosed
-			}
-		}
-	}
-	return len(bufs), nil
-}
-func (d *plainFakeDev) MTU() (int, error)        { return 1450, nil }
-func (d *plainFakeDev) Name() (string, error)    { return "fake0", nil }
-func (d *plainFakeDev) Events() <-chan tun.Event { return d.events }
-func (d *plainFakeDev) BatchSize() int           { return 1 }
-func (d *plainFakeDev) Close() error {
-	d.once.Do(func() { close(d.closed); close(d.events) })
-	return nil
+// signalDev is plainDev without copies: Write signals each frame on Written (room for
+// signals; none when 0), allocation free, for the zero-allocation tests and benchmarks.
+func signalDev(signals int) *testkit.Device {
+	return testkit.NewDevice(testkit.DeviceConfig{MTU: 1450, Queue: 256, Signal: signals, Backpressure: true})
 }
 
 // verifyNoLeak checks for leaked goroutines after every cleanup of t (the VTEPs' Close).
@@ -92,12 +31,12 @@ func verifyNoLeak(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
 }
 
-func newTestVTEP(t *testing.T, listen string, cfg PlainConfig) (*PlainVTEP, *plainFakeDev) {
+func newTestVTEP(t *testing.T, listen string, cfg PlainConfig) (*PlainVTEP, *testkit.Device) {
 	t.Helper()
-	return newTestVTEPDev(t, listen, cfg, newPlainFakeDev())
+	return newTestVTEPDev(t, listen, cfg, testkit.NewDevice(plainDev))
 }
 
-func newTestVTEPDev(t *testing.T, listen string, cfg PlainConfig, dev *plainFakeDev) (*PlainVTEP, *plainFakeDev) {
+func newTestVTEPDev(t *testing.T, listen string, cfg PlainConfig, dev *testkit.Device) (*PlainVTEP, *testkit.Device) {
 	t.Helper()
 	if cfg.VNI == 0 {
 		cfg.VNI = 42
@@ -112,29 +51,6 @@ func newTestVTEPDev(t *testing.T, listen string, cfg PlainConfig, dev *plainFake
 	return v, dev
 }
 
-func recvFrame(t *testing.T, ch <-chan []byte) []byte {
-	t.Helper()
-	select {
-	case f := <-ch:
-		return f
-	case <-time.After(5 * time.Second):
-		t.Fatal("no frame within 5 s")
-		return nil
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // TestPlainVTEP_Switching runs two VTEPs on loopback: the first frame floods, the answer is
 // unicast to the learned VTEP, and the FDB lists both.
 func TestPlainVTEP_Switching(t *testing.T) {
@@ -144,20 +60,20 @@ func TestPlainVTEP_Switching(t *testing.T) {
 	a.AddRemote(b.LocalAddr())
 	b.AddRemote(a.LocalAddr())
 
-	bcast := testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2"))
-	devA.in <- bcast
-	if got := recvFrame(t, devB.out); !bytes.Equal(got, bcast) {
+	bcast := testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2"))
+	devA.In <- bcast
+	if got := devB.Recv(t); !bytes.Equal(got, bcast) {
 		t.Fatalf("B got %x", got)
 	}
 	if r, ok := b.ForwardingDB().Lookup(testMACA); !ok || r != a.LocalAddr() {
 		t.Fatalf("B learned %v %v, want %v", r, ok, a.LocalAddr())
 	}
-	uni := testFrame(testMACA, testMACB, nil, EtherTypeIPv4, bytes.Repeat([]byte{0x45}, 1400))
-	devB.in <- uni
-	if got := recvFrame(t, devA.out); !bytes.Equal(got, uni) {
+	uni := testkit.Ethernet(testMACA, testMACB, nil, EtherTypeIPv4, bytes.Repeat([]byte{0x45}, 1400))
+	devB.In <- uni
+	if got := devA.Recv(t); !bytes.Equal(got, uni) {
 		t.Fatalf("A got %d bytes", len(got))
 	}
-	waitFor(t, "B's counters", func() bool { return b.Stats().TxPackets == 1 }) // counted after send returns
+	testkit.Eventually(t, testkit.Timeout, func() bool { return b.Stats().TxPackets == 1 }, "B's counters") // counted after send returns
 	if sb := b.Stats(); sb.FDB.Flooded != 0 || sb.RxPackets != 1 {
 		t.Fatalf("B stats %+v", sb)
 	}
@@ -178,7 +94,7 @@ func TestPlainVTEP_Switching(t *testing.T) {
 func TestPlainVTEP_Burst(t *testing.T) {
 	for _, off := range []bool{false, true} {
 		t.Run("DisableOffload="+strconv.FormatBool(off), func(t *testing.T) {
-			devA := newPlainFakeDev()
+			devA := testkit.NewDevice(plainDev)
 			var burst [][]byte
 			// 64 frames fit a default socket receive buffer: loopback UDP has no flow control.
 			for i := range 60 {
@@ -187,13 +103,13 @@ func TestPlainVTEP_Burst(t *testing.T) {
 				case i%23 == 22:
 					size = 300 // closes a run
 				case i%25 == 24:
-					burst = append(burst, testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, make([]byte, 28)))
+					burst = append(burst, testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeARP, make([]byte, 28)))
 				}
 				p := bytes.Repeat([]byte{byte(i)}, size)
-				burst = append(burst, testFrame(testMACB, testMACA, nil, EtherTypeIPv4, p))
+				burst = append(burst, testkit.Ethernet(testMACB, testMACA, nil, EtherTypeIPv4, p))
 			}
 			for _, f := range burst {
-				devA.in <- f // queued before the VTEP starts: read as one burst
+				devA.In <- f // queued before the VTEP starts: read as one burst
 			}
 			b, devB := newTestVTEP(t, "127.0.0.2:0", PlainConfig{DisableOffload: off})
 			a, err := NewPlainVTEP(PlainConfig{VNI: 42, ListenAddr: netip.MustParseAddrPort("127.0.0.1:0"), DisableOffload: off,
@@ -207,11 +123,11 @@ func TestPlainVTEP_Burst(t *testing.T) {
 			a.ForwardingDB().SetStatic(testMACB, b.LocalAddr())
 			a.Start()
 			for i, want := range burst {
-				if got := recvFrame(t, devB.out); !bytes.Equal(got, want) {
+				if got := devB.Recv(t); !bytes.Equal(got, want) {
 					t.Fatalf("frame %d: got %d bytes %x..., want %d bytes %x...", i, len(got), got[:16], len(want), want[:16])
 				}
 			}
-			waitFor(t, "A's counters", func() bool { return a.Stats().TxPackets == uint64(len(burst)) })
+			testkit.Eventually(t, testkit.Timeout, func() bool { return a.Stats().TxPackets == uint64(len(burst)) }, "A's counters")
 			sa := a.Stats()
 			if sa.Drops["send_failed"] != 0 {
 				t.Fatalf("A stats %+v", sa)
@@ -239,8 +155,8 @@ func TestPlainVTEP_Wire(t *testing.T) {
 	peerAddr := peer.LocalAddr().(*net.UDPAddr).AddrPort()
 	v, dev := newTestVTEP(t, "127.0.0.1:0", PlainConfig{VNI: 0x123456, Remotes: []netip.AddrPort{peerAddr}})
 
-	frame := testFrame(BroadcastMAC, testMACA, nil, EtherTypeIPv4, []byte{1, 2, 3})
-	dev.in <- frame
+	frame := testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeIPv4, []byte{1, 2, 3})
+	dev.In <- frame
 	buf := make([]byte, 2048)
 	peer.SetReadDeadline(time.Now().Add(5 * time.Second))
 	n, _, err := peer.ReadFromUDPAddrPort(buf)
@@ -252,7 +168,7 @@ func TestPlainVTEP_Wire(t *testing.T) {
 		t.Fatalf("wire\n got %x\nwant %x", buf[:n], want)
 	}
 
-	inner := testFrame(testMACB, testMACC, nil, EtherTypeIPv4, []byte{9, 9})
+	inner := testkit.Ethernet(testMACB, testMACC, nil, EtherTypeIPv4, []byte{9, 9})
 	send := func(hdr []byte, f []byte) {
 		if _, err := peer.WriteToUDPAddrPort(append(append([]byte{}, hdr...), f...), v.LocalAddr()); err != nil {
 			t.Fatal(err)
@@ -263,19 +179,19 @@ func TestPlainVTEP_Wire(t *testing.T) {
 	send([]byte{0x08, 0, 0, 0, 0x12, 0x34, 0x57, 0}, inner) // wrong VNI
 	send([]byte{0x00, 0, 0, 0, 0x12, 0x34, 0x56, 0}, inner) // I flag clear
 	send([]byte{0x08, 0, 0}, nil)                           // short
-	waitFor(t, "bad-header drop counters", func() bool {
+	testkit.Eventually(t, testkit.Timeout, func() bool {
 		d := v.Stats().Drops
 		return d["wrong_vni"] == 1 && d["malformed"] == 2 && len(d) == 2
-	})
+	}, "bad-header drop counters")
 	send([]byte{0x08, 0, 0, 0, 0x12, 0x34, 0x56, 0}, inner[:10])
 	send([]byte{0x0c, 0xff, 0, 3, 0x12, 0x34, 0x56, 0xff}, inner) // reserved bits set: accepted
-	if got := recvFrame(t, dev.out); !bytes.Equal(got, inner) {
+	if got := dev.Recv(t); !bytes.Equal(got, inner) {
 		t.Fatalf("got %x", got)
 	}
-	waitFor(t, "drop counters", func() bool {
+	testkit.Eventually(t, testkit.Timeout, func() bool {
 		s := v.Stats()
 		return s.Drops["wrong_vni"] == 1 && s.Drops["malformed"] == 3 && len(s.Drops) == 2 && s.RxPackets == 1
-	})
+	}, "drop counters")
 	// Learned at the remote's configured address, not its source port.
 	if r, ok := v.ForwardingDB().Lookup(testMACC); !ok || r != peerAddr {
 		t.Fatalf("learned %v %v", r, ok)
@@ -292,15 +208,15 @@ func TestPlainVTEP_ARPSuppression(t *testing.T) {
 		FDB:     FDBConfig{ARPSuppression: true},
 	})
 	v.ForwardingDB().SetNeighbor(netip.MustParseAddr("10.0.0.2"), testMACB)
-	req := testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2"))
-	dev.in <- req
-	got := recvFrame(t, dev.out)
+	req := testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeARP, testARPRequest(testMACA, "10.0.0.1", "10.0.0.2"))
+	dev.In <- req
+	got := dev.Recv(t)
 	want := make([]byte, 64)
 	want = want[:BuildARPReply(want, req, testMACB)]
 	if len(want) != 42 || !bytes.Equal(got, want) {
 		t.Fatalf("reply %x, want %x", got, want)
 	}
-	waitFor(t, "the ARP counter", func() bool { return v.Stats().ARPSuppressed == 1 }) // counted after the write
+	testkit.Eventually(t, testkit.Timeout, func() bool { return v.Stats().ARPSuppressed == 1 }, "the ARP counter") // counted after the write
 	if s := v.Stats(); s.TxPackets != 0 {
 		t.Fatalf("stats %+v", s)
 	}
@@ -313,7 +229,7 @@ func TestNewPlainVTEP_Errors(t *testing.T) {
 		{VNI: 1 << 24},
 		{VNI: 1, ListenAddr: netip.MustParseAddrPort("127.0.0.1:0"), Remotes: []netip.AddrPort{netip.MustParseAddrPort("[::1]:4789")}},
 	} {
-		if v, err := NewPlainVTEP(cfg, newPlainFakeDev()); err == nil {
+		if v, err := NewPlainVTEP(cfg, testkit.NewDevice(plainDev)); err == nil {
 			v.Close()
 			t.Errorf("%+v accepted", cfg)
 		}
@@ -322,15 +238,13 @@ func TestNewPlainVTEP_Errors(t *testing.T) {
 
 // TestPlainVTEP_Allocs: no allocation per frame in steady state, both directions.
 func TestPlainVTEP_Allocs(t *testing.T) {
-	devA, devB := newPlainFakeDev(), newPlainFakeDev()
-	devA.out, devB.out = nil, nil
-	devA.written, devB.written = make(chan struct{}, 1), make(chan struct{}, 16)
+	devA, devB := signalDev(1), signalDev(16)
 	a, _ := newTestVTEPDev(t, "127.0.0.1:0", PlainConfig{}, devA)
 	b, _ := newTestVTEPDev(t, "127.0.0.2:0", PlainConfig{}, devB)
 	a.AddRemote(b.LocalAddr())
 	b.AddRemote(a.LocalAddr())
-	ab := testFrame(testMACB, testMACA, nil, EtherTypeIPv4, make([]byte, 1400))
-	ba := testFrame(testMACA, testMACB, nil, EtherTypeIPv4, make([]byte, 1400))
+	ab := testkit.Ethernet(testMACB, testMACA, nil, EtherTypeIPv4, make([]byte, 1400))
+	ba := testkit.Ethernet(testMACA, testMACB, nil, EtherTypeIPv4, make([]byte, 1400))
 	timer := time.NewTimer(time.Hour) // reused: time.After would allocate per call
 	defer timer.Stop()
 	wait := func(ch chan struct{}) {
@@ -342,10 +256,10 @@ func TestPlainVTEP_Allocs(t *testing.T) {
 		}
 	}
 	round := func() {
-		devA.in <- ab
-		wait(devB.written)
-		devB.in <- ba
-		wait(devA.written)
+		devA.In <- ab
+		wait(devB.Written)
+		devB.In <- ba
+		wait(devA.Written)
 	}
 	for range 10 { // learn both MACs, warm up
 		round()
@@ -359,10 +273,10 @@ func TestPlainVTEP_Allocs(t *testing.T) {
 	// Bursts: GSO sends and GRO reads allocate nothing either.
 	burst := func() {
 		for range 8 {
-			devA.in <- ab
+			devA.In <- ab
 		}
 		for range 8 {
-			wait(devB.written)
+			wait(devB.Written)
 		}
 	}
 	before := a.Stats().TxSends
@@ -377,9 +291,7 @@ func BenchmarkPlainVTEP_RoundTrip(b *testing.B) {
 		b.Run(strconv.Itoa(size), func(b *testing.B) {
 			cfgA := PlainConfig{VNI: 42, ListenAddr: netip.MustParseAddrPort("127.0.0.1:0")}
 			cfgB := PlainConfig{VNI: 42, ListenAddr: netip.MustParseAddrPort("127.0.0.2:0")}
-			devA, devB := newPlainFakeDev(), newPlainFakeDev()
-			devA.out, devB.out = nil, nil
-			devB.written = make(chan struct{}, 1)
+			devA, devB := signalDev(0), signalDev(1) // A keeps and signals nothing
 			va, err := NewPlainVTEP(cfgA, devA)
 			if err != nil {
 				b.Fatal(err)
@@ -395,12 +307,12 @@ func BenchmarkPlainVTEP_RoundTrip(b *testing.B) {
 			va.ForwardingDB().SetStatic(testMACB, vb.LocalAddr()) // unicast: no flood budget
 			va.Start()
 			vb.Start()
-			frame := testFrame(testMACB, testMACA, nil, EtherTypeIPv4, make([]byte, size-EthernetHeaderLen))
+			frame := testkit.Ethernet(testMACB, testMACA, nil, EtherTypeIPv4, make([]byte, size-EthernetHeaderLen))
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			for b.Loop() {
-				devA.in <- frame
-				<-devB.written
+				devA.In <- frame
+				<-devB.Written
 			}
 		})
 	}
@@ -433,24 +345,24 @@ func TestPlainVTEP_HostileSenders(t *testing.T) {
 	v, dev := newTestVTEP(t, "127.0.0.1:0", PlainConfig{Remotes: []netip.AddrPort{knownAddr, owner}})
 	v.ForwardingDB().SetStatic(testMACC, owner) // gossip: C's MAC is behind owner
 
-	spoofed := testFrame(testMACB, testMACC, nil, EtherTypeIPv4, []byte{1})
-	mcast := testFrame(testMACB, BroadcastMAC, nil, EtherTypeIPv4, []byte{2})
-	fromStranger := testFrame(testMACB, testMACA, nil, EtherTypeIPv4, []byte{3})
-	legit := testFrame(testMACB, testMACA, nil, EtherTypeIPv4, []byte{4})
+	spoofed := testkit.Ethernet(testMACB, testMACC, nil, EtherTypeIPv4, []byte{1})
+	mcast := testkit.Ethernet(testMACB, BroadcastMAC, nil, EtherTypeIPv4, []byte{2})
+	fromStranger := testkit.Ethernet(testMACB, testMACA, nil, EtherTypeIPv4, []byte{3})
+	legit := testkit.Ethernet(testMACB, testMACA, nil, EtherTypeIPv4, []byte{4})
 	send(known, v.LocalAddr(), spoofed)
 	send(known, v.LocalAddr(), mcast)
 	send(stranger, v.LocalAddr(), fromStranger)
 	send(stranger, v.LocalAddr(), fromStranger)
 	send(known, v.LocalAddr(), legit) // the path works: only this one is delivered
-	if got := recvFrame(t, dev.out); !bytes.Equal(got, legit) {
+	if got := dev.Recv(t); !bytes.Equal(got, legit) {
 		t.Fatalf("delivered %x, want only the known remote's legitimate frame", got)
 	}
-	waitFor(t, "drop counters", func() bool {
+	testkit.Eventually(t, testkit.Timeout, func() bool {
 		d := v.Stats().Drops
 		return d["not_allowed_source"] == 1 && d["malformed"] == 1 && d["unknown_vtep"] == 2
-	})
+	}, "drop counters")
 	select {
-	case f := <-dev.out:
+	case f := <-dev.Out:
 		t.Fatalf("also delivered %x", f)
 	default:
 	}
@@ -464,7 +376,7 @@ func TestPlainVTEP_HostileSenders(t *testing.T) {
 	// Learning from unknown VTEPs, when configured, takes the stranger's frames.
 	w, devW := newTestVTEP(t, "127.0.0.1:0", PlainConfig{LearnUnknownVTEPs: true})
 	send(stranger, w.LocalAddr(), fromStranger)
-	if got := recvFrame(t, devW.out); !bytes.Equal(got, fromStranger) {
+	if got := devW.Recv(t); !bytes.Equal(got, fromStranger) {
 		t.Fatalf("learn_unknown_vteps: got %x", got)
 	}
 	if _, ok := w.ForwardingDB().Lookup(testMACA); !ok {
@@ -472,31 +384,16 @@ func TestPlainVTEP_HostileSenders(t *testing.T) {
 	}
 }
 
-// plainOffloadDev is a plainFakeDev with segmentation offload, as tap.Device has: Read
+// plainOffloadDev is the fake TAP with segmentation offload, as tap.Device has: Read
 // returns batches, and the device records whether the VTEP turned offload on and whether it
 // (wrongly, for plaintext) vouched for the checksums of what it writes.
 type plainOffloadDev struct {
-	*plainFakeDev
+	*testkit.Device
 	offload, trusted atomic.Bool
 }
 
 func (d *plainOffloadDev) EnableOffload() error   { d.offload.Store(true); return nil }
 func (d *plainOffloadDev) TrustWrittenChecksums() { d.trusted.Store(true) }
-func (d *plainOffloadDev) BatchSize() int         { return 128 }
-func (d *plainOffloadDev) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	n, err := d.plainFakeDev.Read(bufs, sizes, offset)
-	for err == nil && n < len(bufs) {
-		select {
-		case f := <-d.in:
-			sizes[n] = copy(bufs[n][offset:], f)
-			n++
-			continue
-		default:
-		}
-		break
-	}
-	return n, err
-}
 
 // TestPlainVTEP_OffloadDevice: with a device that has offloads the VTEP reads batches
 // (a TSO super-frame's segments) and sends them, in order, in few GSO sends; it turns the
@@ -504,8 +401,10 @@ func (d *plainOffloadDev) Read(bufs [][]byte, sizes []int, offset int) (int, err
 // device's GRO must verify every segment it merges.
 func TestPlainVTEP_OffloadDevice(t *testing.T) {
 	verifyNoLeak(t)
-	devA := &plainOffloadDev{plainFakeDev: newPlainFakeDev()}
-	// newTestVTEPDev takes a *plainFakeDev; this one is built by hand.
+	offDev := plainDev
+	offDev.BatchSize = 128
+	devA := &plainOffloadDev{Device: testkit.NewDevice(offDev)}
+	// newTestVTEPDev takes a *testkit.Device; this one is built by hand.
 	cfg := PlainConfig{VNI: 42, ListenAddr: netip.MustParseAddrPort("127.0.0.1:0")}
 	va, err := NewPlainVTEP(cfg, devA)
 	if err != nil {
@@ -524,16 +423,16 @@ func TestPlainVTEP_OffloadDevice(t *testing.T) {
 	for i := range frames {
 		payload := make([]byte, 1400)
 		payload[0] = byte(i)
-		frames[i] = testFrame(testMACB, testMACA, nil, EtherTypeIPv4, payload)
-		devA.in <- frames[i] // queued before Start: one batch
+		frames[i] = testkit.Ethernet(testMACB, testMACA, nil, EtherTypeIPv4, payload)
+		devA.In <- frames[i] // queued before Start: one batch
 	}
 	va.Start()
 	for i := range frames {
-		if got := recvFrame(t, devB.out); !bytes.Equal(got, frames[i]) {
+		if got := devB.Recv(t); !bytes.Equal(got, frames[i]) {
 			t.Fatalf("frame %d: got %d bytes starting %x, want frame %d", i, len(got), got[:min(len(got), 16)], i)
 		}
 	}
-	waitFor(t, "A's counters", func() bool { return va.Stats().TxPackets == n }) // counted after send returns
+	testkit.Eventually(t, testkit.Timeout, func() bool { return va.Stats().TxPackets == n }, "A's counters") // counted after send returns
 	if s := va.Stats(); s.TxPackets != n || s.TxSends >= n {
 		t.Errorf("%d packets in %d sends, want %d in fewer (GSO)", s.TxPackets, s.TxSends, n)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/peers"
 )
 
@@ -40,26 +41,13 @@ func testPeers(t testing.TB) (*peers.Table, *peers.Peer, *peers.Peer, *peers.Pee
 
 // testIPv4 is a 20-byte IPv4 header (protocol UDP) from src to dst followed by payload.
 func testIPv4(src, dst string, payload []byte) []byte {
-	h := make([]byte, 20, 20+len(payload))
-	h[0] = 0x45
-	binary.BigEndian.PutUint16(h[2:], uint16(20+len(payload)))
-	h[8], h[9] = 64, 17
-	s, d := netip.MustParseAddr(src).As4(), netip.MustParseAddr(dst).As4()
-	copy(h[12:], s[:])
-	copy(h[16:], d[:])
-	return append(h, payload...)
+	return testkit.IPv4(netip.MustParseAddr(src), netip.MustParseAddr(dst), testkit.ProtoUDP, payload)
 }
 
-// testIPv6 is an IPv6 header from src to dst with next header next followed by payload.
+// testIPv6 is an IPv6 header (hop limit 255, as NDP's) from src to dst with next header
+// next followed by payload.
 func testIPv6(src, dst string, next byte, payload []byte) []byte {
-	h := make([]byte, 40, 40+len(payload))
-	h[0] = 0x60
-	binary.BigEndian.PutUint16(h[4:], uint16(len(payload)))
-	h[6], h[7] = next, 255
-	s, d := netip.MustParseAddr(src).As16(), netip.MustParseAddr(dst).As16()
-	copy(h[8:], s[:])
-	copy(h[24:], d[:])
-	return append(h, payload...)
+	return testkit.SetTTL(testkit.IPv6(netip.MustParseAddr(src), netip.MustParseAddr(dst), next, payload), 255)
 }
 
 // testNDP is an ICMPv6 neighbour solicitation/advertisement (typ 135/136) for target with
@@ -101,7 +89,7 @@ func TestL2Router_RouteAccept(t *testing.T) {
 	if _, why := r.Route(make([]byte, 13), dst); why != peers.DropMalformed {
 		t.Fatalf("short frame: %v", why)
 	}
-	if _, why := r.Route(testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, nil), dst); why != peers.DropNoRoute {
+	if _, why := r.Route(testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeARP, nil), dst); why != peers.DropNoRoute {
 		t.Fatalf("no peers: %v", why)
 	}
 	r.FDB().AddRemote(p1)
@@ -110,7 +98,7 @@ func TestL2Router_RouteAccept(t *testing.T) {
 	r.FDB().SetStatic(testMACC, p3) // p3's TAP MAC, from gossip
 
 	// Learning from inbound frames.
-	if why := r.Accept(p1, testFrame(testMACC, testMACA, nil, EtherTypeIPv4, ip("10.42.1.5"))); why != peers.DropNone {
+	if why := r.Accept(p1, testkit.Ethernet(testMACC, testMACA, nil, EtherTypeIPv4, ip("10.42.1.5"))); why != peers.DropNone {
 		t.Fatalf("accept: %v", why)
 	}
 	tests := []struct {
@@ -124,7 +112,7 @@ func TestL2Router_RouteAccept(t *testing.T) {
 		{"broadcast floods", BroadcastMAC, []*peers.Peer{p1, p2, p3}},
 	}
 	for _, tt := range tests {
-		got, why := r.Route(testFrame(tt.dst, testMACB, nil, EtherTypeIPv4, nil), dst[:0])
+		got, why := r.Route(testkit.Ethernet(tt.dst, testMACB, nil, EtherTypeIPv4, nil), dst[:0])
 		if why != peers.DropNone || !slices.Equal(got, tt.want) {
 			t.Errorf("%s: Route = %v, %v", tt.name, got, why)
 		}
@@ -138,14 +126,14 @@ func TestL2Router_RouteAccept(t *testing.T) {
 		want    peers.DropReason
 	}{
 		{"short", p1, make([]byte, 10), 0, peers.DropMalformed},
-		{"multicast source", p1, testFrame(testMACA, BroadcastMAC, nil, EtherTypeIPv4, ip("10.42.1.5")), 0, peers.DropMalformed},
-		{"spoofed static MAC", p1, testFrame(testMACA, testMACC, nil, EtherTypeIPv4, ip("10.42.1.5")), 0, peers.DropNotAllowedSource},
-		{"owner of static MAC", p3, testFrame(testMACA, testMACC, nil, EtherTypeIPv4, ip("10.42.3.5")), 0, peers.DropNone},
+		{"multicast source", p1, testkit.Ethernet(testMACA, BroadcastMAC, nil, EtherTypeIPv4, ip("10.42.1.5")), 0, peers.DropMalformed},
+		{"spoofed static MAC", p1, testkit.Ethernet(testMACA, testMACC, nil, EtherTypeIPv4, ip("10.42.1.5")), 0, peers.DropNotAllowedSource},
+		{"owner of static MAC", p3, testkit.Ethernet(testMACA, testMACC, nil, EtherTypeIPv4, ip("10.42.3.5")), 0, peers.DropNone},
 		// p2 claims the MAC that p1 used a second ago: in use, it does not move.
-		{"learned MAC in use does not move", p2, testFrame(testMACC, testMACA, nil, EtherTypeIPv4, ip("10.42.2.5")), time.Second, peers.DropNotAllowedSource},
+		{"learned MAC in use does not move", p2, testkit.Ethernet(testMACC, testMACA, nil, EtherTypeIPv4, ip("10.42.2.5")), time.Second, peers.DropNotAllowedSource},
 		// Quiet at p1 for longer than the hold (a migrated VM): it moves.
-		{"quiet learned MAC moves", p2, testFrame(testMACC, testMACA, nil, EtherTypeIPv4, ip("10.42.2.5")), DefaultMoveHold, peers.DropNone},
-		{"static MAC never moves", p1, testFrame(testMACA, testMACC, nil, EtherTypeIPv4, ip("10.42.1.5")), 2 * DefaultMoveHold, peers.DropNotAllowedSource},
+		{"quiet learned MAC moves", p2, testkit.Ethernet(testMACC, testMACA, nil, EtherTypeIPv4, ip("10.42.2.5")), DefaultMoveHold, peers.DropNone},
+		{"static MAC never moves", p1, testkit.Ethernet(testMACA, testMACC, nil, EtherTypeIPv4, ip("10.42.1.5")), 2 * DefaultMoveHold, peers.DropNotAllowedSource},
 	}
 	for _, tt := range inbound {
 		now = now.Add(tt.advance)
@@ -156,11 +144,11 @@ func TestL2Router_RouteAccept(t *testing.T) {
 	if s := r.FDB().Stats(); s.MovesRefused != 1 || s.Moved != 1 || s.StaticConflicts != 2 {
 		t.Errorf("moves refused %d, moved %d, static conflicts %d; want 1, 1, 2", s.MovesRefused, s.Moved, s.StaticConflicts)
 	}
-	if got, _ := r.Route(testFrame(testMACA, testMACB, nil, EtherTypeIPv4, nil), dst[:0]); !slices.Equal(got, []*peers.Peer{p2}) {
+	if got, _ := r.Route(testkit.Ethernet(testMACA, testMACB, nil, EtherTypeIPv4, nil), dst[:0]); !slices.Equal(got, []*peers.Peer{p2}) {
 		t.Fatalf("after move: %v", got)
 	}
 	r.FDB().RemoveRemote(p2)
-	if got, _ := r.Route(testFrame(testMACA, testMACB, nil, EtherTypeIPv4, nil), dst[:0]); !slices.Equal(got, []*peers.Peer{p1, p3}) {
+	if got, _ := r.Route(testkit.Ethernet(testMACA, testMACB, nil, EtherTypeIPv4, nil), dst[:0]); !slices.Equal(got, []*peers.Peer{p1, p3}) {
 		t.Fatalf("after removing the peer: %v", got)
 	}
 }
@@ -176,17 +164,17 @@ func TestL2Router_CryptokeyRouting(t *testing.T) {
 	ns := byte(ndpNeighborSolicit)
 	na := byte(ndpNeighborAdvert)
 	ipv6 := func(src string, next byte, payload []byte) []byte {
-		return testFrame(BroadcastMAC, testMACA, nil, EtherTypeIPv6, testIPv6(src, "ff02::1", next, payload))
+		return testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeIPv6, testIPv6(src, "ff02::1", next, payload))
 	}
 	icmp := func(src string, m []byte) []byte { return ipv6(src, ipProtoICMPv6, m) }
 	// A destination options header (8 bytes, next: ICMPv6) in front of an NDP message.
 	dstOpts := func(m []byte) []byte { return append([]byte{ipProtoICMPv6, 0, 1, 4, 0, 0, 0, 0}, m...) }
 	frag := func(m []byte) []byte { return append([]byte{ipProtoICMPv6, 0, 0, 1, 0, 0, 0, 1}, m...) }
 	v4 := func(vlans []uint16, src string) []byte {
-		return testFrame(testMACB, testMACA, vlans, EtherTypeIPv4, testIPv4(src, "10.42.2.7", make([]byte, 8)))
+		return testkit.Ethernet(testMACB, testMACA, vlans, EtherTypeIPv4, testIPv4(src, "10.42.2.7", make([]byte, 8)))
 	}
 	arp := func(smac MAC, sip, tip string) []byte {
-		return testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARP(ARPReply, smac, sip, tip))
+		return testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeARP, testARP(ARPReply, smac, sip, tip))
 	}
 	tests := []struct {
 		name string
@@ -202,15 +190,15 @@ func TestL2Router_CryptokeyRouting(t *testing.T) {
 		{"ipv4 spoofed inside QinQ", v4([]uint16{7, 8}, "10.42.2.5"), peers.DropNotAllowedSource},
 		{"ipv4 own inside a VLAN tag", v4([]uint16{7}, "10.42.1.5"), peers.DropNone},
 		{"three VLAN tags", v4([]uint16{7, 8, 9}, "10.42.1.5"), peers.DropMalformed},
-		{"ipv4 header truncated", testFrame(testMACB, testMACA, nil, EtherTypeIPv4, testIPv4("10.42.1.5", "10.42.2.7", nil)[:19]), peers.DropMalformed},
-		{"ipv4 ethertype, ipv6 inside", testFrame(testMACB, testMACA, nil, EtherTypeIPv4, testIPv6("fd00:3::1", "ff02::1", 17, nil)), peers.DropMalformed},
+		{"ipv4 header truncated", testkit.Ethernet(testMACB, testMACA, nil, EtherTypeIPv4, testIPv4("10.42.1.5", "10.42.2.7", nil)[:19]), peers.DropMalformed},
+		{"ipv4 ethertype, ipv6 inside", testkit.Ethernet(testMACB, testMACA, nil, EtherTypeIPv4, testIPv6("fd00:3::1", "ff02::1", 17, nil)), peers.DropMalformed},
 
 		{"arp own sender", arp(testMACA, "10.42.1.1", "10.42.2.1"), peers.DropNone},
 		{"gratuitous arp for another host's address", arp(testMACA, "10.42.2.1", "10.42.2.1"), peers.DropNotAllowedSource},
 		{"arp naming this host's MAC as sender", arp(own, "10.42.1.1", "10.42.2.1"), peers.DropNotAllowedSource},
 		{"arp naming another peer's MAC as sender", arp(testMACB, "10.42.1.1", "10.42.2.1"), peers.DropNotAllowedSource},
 		{"arp probe (sender 0.0.0.0)", arp(testMACA, "0.0.0.0", "10.42.1.1"), peers.DropNone},
-		{"arp truncated", testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARP(ARPReply, testMACA, "10.42.1.1", "10.42.2.1")[:27]), peers.DropMalformed},
+		{"arp truncated", testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeARP, testARP(ARPReply, testMACA, "10.42.1.1", "10.42.2.1")[:27]), peers.DropMalformed},
 
 		{"ipv6 link-local of its own MAC", ipv6(llA, 17, nil), peers.DropNone},
 		{"ipv6 link-local of another MAC", ipv6(llB, 17, nil), peers.DropNotAllowedSource},
@@ -218,7 +206,7 @@ func TestL2Router_CryptokeyRouting(t *testing.T) {
 		{"ipv6 global nobody owns", ipv6("2001:db8::1", 17, nil), peers.DropNotAllowedSource},
 		{"ipv6 v4-mapped own ipv4", ipv6("::ffff:10.42.1.5", 17, nil), peers.DropNotAllowedSource},
 		{"ipv6 unspecified (DAD)", icmp("::", testNDP(ns, "fe80::1", 0, MAC{})), peers.DropNone},
-		{"ipv6 header truncated", testFrame(BroadcastMAC, testMACA, nil, EtherTypeIPv6, testIPv6(llA, "ff02::1", 17, nil)[:39]), peers.DropMalformed},
+		{"ipv6 header truncated", testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeIPv6, testIPv6(llA, "ff02::1", 17, nil)[:39]), peers.DropMalformed},
 
 		{"ns with its own source lladdr", icmp(llA, testNDP(ns, llB, ndpOptSourceLLAddr, testMACA)), peers.DropNone},
 		{"ns with another source lladdr", icmp(llA, testNDP(ns, llB, ndpOptSourceLLAddr, testMACB)), peers.DropNotAllowedSource},
@@ -234,7 +222,7 @@ func TestL2Router_CryptokeyRouting(t *testing.T) {
 		{"na truncated", icmp(llA, testNDP(na, llA, 0, MAC{})[:20]), peers.DropMalformed},
 		{"router solicitation with another lladdr", icmp(llA, []byte{ndpRouterSolicitation, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 0, 0, 0, 0, 0x0b}), peers.DropNotAllowedSource},
 
-		{"not ip (LLDP)", testFrame(testMACB, testMACA, nil, 0x88cc, make([]byte, 40)), peers.DropNone},
+		{"not ip (LLDP)", testkit.Ethernet(testMACB, testMACA, nil, 0x88cc, make([]byte, 40)), peers.DropNone},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -251,10 +239,10 @@ func TestL2Router_CryptokeyRouting(t *testing.T) {
 	}
 	// The legitimate owner of fd00:3::/64 may use it.
 	r := NewRouter(42, FDBConfig{}, tb)
-	if why := r.Accept(p3, testFrame(BroadcastMAC, testMACC, nil, EtherTypeIPv6, testIPv6("fd00:3::1", "ff02::1", 17, nil))); why != peers.DropNone {
+	if why := r.Accept(p3, testkit.Ethernet(BroadcastMAC, testMACC, nil, EtherTypeIPv6, testIPv6("fd00:3::1", "ff02::1", 17, nil))); why != peers.DropNone {
 		t.Fatalf("owner's ipv6: %v", why)
 	}
-	if why := r.Accept(p3, testFrame(BroadcastMAC, testMACC, nil, EtherTypeIPv6,
+	if why := r.Accept(p3, testkit.Ethernet(BroadcastMAC, testMACC, nil, EtherTypeIPv6,
 		testIPv6("fd00:3::1", "ff02::1", ipProtoICMPv6, testNDP(na, "fd00:3::1", ndpOptTargetLLAddr, testMACC)))); why != peers.DropNone {
 		t.Fatalf("owner's NA: %v", why)
 	}
@@ -272,9 +260,9 @@ func TestL2Router_RouteToSelf(t *testing.T) {
 	r.FDB().AddRemote(p2)
 	r.FDB().SetStatic(own, nil)
 	for _, frame := range [][]byte{
-		testFrame(own, own, nil, EtherTypeIPv4, testIPv4("10.42.0.1", "10.42.0.9", nil)),
-		testFrame(own, testMACA, []uint16{5}, EtherTypeARP, nil),
-		testFrame(own, own, nil, 0x1234, nil)[:EthernetHeaderLen],
+		testkit.Ethernet(own, own, nil, EtherTypeIPv4, testIPv4("10.42.0.1", "10.42.0.9", nil)),
+		testkit.Ethernet(own, testMACA, []uint16{5}, EtherTypeARP, nil),
+		testkit.Ethernet(own, own, nil, 0x1234, nil)[:EthernetHeaderLen],
 	} {
 		got, why := r.Route(frame, make([]*peers.Peer, 0, 4))
 		if why != peers.DropToSelf || len(got) != 0 {
@@ -284,7 +272,7 @@ func TestL2Router_RouteToSelf(t *testing.T) {
 	// A remote's ARP naming this host's MAC as its sender (the victim would answer to its
 	// own MAC), whether or not the Ethernet source also claims it.
 	for _, src := range []MAC{testMACA, own} {
-		f := testFrame(BroadcastMAC, src, nil, EtherTypeARP, testARP(ARPRequest, own, "10.42.1.1", "10.42.0.1"))
+		f := testkit.Ethernet(BroadcastMAC, src, nil, EtherTypeARP, testARP(ARPRequest, own, "10.42.1.1", "10.42.0.1"))
 		if why := r.Accept(p1, f); why != peers.DropNotAllowedSource {
 			t.Fatalf("ARP with own MAC as sender (eth src %v): %v", src, why)
 		}
@@ -295,7 +283,7 @@ func TestL2Router_FloodBudget(t *testing.T) {
 	tb, p1, _, _ := testPeers(t)
 	r := NewRouter(42, FDBConfig{FloodRate: 3}, tb)
 	r.FDB().AddRemote(p1)
-	frame := testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, nil)
+	frame := testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeARP, nil)
 	var drops int
 	for range 10 {
 		if _, why := r.Route(frame, nil); why == peers.DropFloodCapped {
@@ -312,13 +300,13 @@ func TestL2Router_Allocs(t *testing.T) {
 	r := NewRouter(42, FDBConfig{}, tb)
 	r.FDB().AddRemote(p1)
 	r.FDB().AddRemote(p2)
-	in := testFrame(testMACB, testMACA, nil, EtherTypeIPv4, testIPv4("10.42.1.5", "10.42.2.5", make([]byte, 100)))
-	arp := testFrame(BroadcastMAC, testMACA, []uint16{3}, EtherTypeARP, testARP(ARPRequest, testMACA, "10.42.1.5", "10.42.2.5"))
-	na := testFrame(BroadcastMAC, testMACA, nil, EtherTypeIPv6, testIPv6(eui64LinkLocal(testMACA), "ff02::1", ipProtoICMPv6,
+	in := testkit.Ethernet(testMACB, testMACA, nil, EtherTypeIPv4, testIPv4("10.42.1.5", "10.42.2.5", make([]byte, 100)))
+	arp := testkit.Ethernet(BroadcastMAC, testMACA, []uint16{3}, EtherTypeARP, testARP(ARPRequest, testMACA, "10.42.1.5", "10.42.2.5"))
+	na := testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeIPv6, testIPv6(eui64LinkLocal(testMACA), "ff02::1", ipProtoICMPv6,
 		testNDP(ndpNeighborAdvert, eui64LinkLocal(testMACA), ndpOptTargetLLAddr, testMACA)))
-	spoofed := testFrame(testMACB, testMACA, nil, EtherTypeIPv4, testIPv4("10.42.2.5", "10.42.2.6", nil))
-	out := testFrame(testMACA, testMACB, nil, EtherTypeIPv4, make([]byte, 100))
-	bcast := testFrame(BroadcastMAC, testMACB, nil, EtherTypeARP, nil)
+	spoofed := testkit.Ethernet(testMACB, testMACA, nil, EtherTypeIPv4, testIPv4("10.42.2.5", "10.42.2.6", nil))
+	out := testkit.Ethernet(testMACA, testMACB, nil, EtherTypeIPv4, make([]byte, 100))
+	bcast := testkit.Ethernet(BroadcastMAC, testMACB, nil, EtherTypeARP, nil)
 	r.Accept(p1, in)
 	dst := make([]*peers.Peer, 0, 8)
 	allocs := testing.AllocsPerRun(1000, func() {
@@ -340,10 +328,10 @@ func TestL2Router_Allocs(t *testing.T) {
 func FuzzL2Router_Route(f *testing.F) {
 	tb, p1, p2, _ := testPeers(f)
 	own := MAC{0x02, 0, 0, 0, 0, 0xee}
-	f.Add(testFrame(own, testMACA, nil, EtherTypeIPv4, testIPv4("10.42.0.1", "10.42.1.1", nil)))
-	f.Add(testFrame(testMACA, own, nil, EtherTypeIPv4, testIPv4("10.42.0.1", "10.42.1.1", nil)))
-	f.Add(testFrame(BroadcastMAC, own, []uint16{1}, EtherTypeARP, testARPRequest(own, "10.42.0.1", "10.42.1.1")))
-	f.Add(testFrame(testMACC, own, nil, EtherTypeIPv6, nil))
+	f.Add(testkit.Ethernet(own, testMACA, nil, EtherTypeIPv4, testIPv4("10.42.0.1", "10.42.1.1", nil)))
+	f.Add(testkit.Ethernet(testMACA, own, nil, EtherTypeIPv4, testIPv4("10.42.0.1", "10.42.1.1", nil)))
+	f.Add(testkit.Ethernet(BroadcastMAC, own, []uint16{1}, EtherTypeARP, testARPRequest(own, "10.42.0.1", "10.42.1.1")))
+	f.Add(testkit.Ethernet(testMACC, own, nil, EtherTypeIPv6, nil))
 	f.Add([]byte{1, 2, 3})
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		r := NewRouter(42, FDBConfig{FloodRate: 2}, tb)
@@ -351,7 +339,7 @@ func FuzzL2Router_Route(f *testing.F) {
 		r.FDB().AddRemote(p2)
 		r.FDB().SetStatic(own, nil)
 		r.FDB().SetStatic(testMACB, p2)
-		r.Accept(p1, testFrame(own, testMACA, nil, EtherTypeIPv4, testIPv4("10.42.1.1", "10.42.0.1", nil)))
+		r.Accept(p1, testkit.Ethernet(own, testMACA, nil, EtherTypeIPv4, testIPv4("10.42.1.1", "10.42.0.1", nil)))
 		for range 3 { // the third flood is past the budget
 			got, why := r.Route(frame, nil)
 			if (len(got) == 0) == (why == peers.DropNone) {
@@ -376,14 +364,14 @@ func FuzzL2Router_Accept(f *testing.F) {
 	tb, p1, p2, _ := testPeers(f)
 	own := MAC{0x02, 0, 0, 0, 0, 0xee}
 	ll := eui64LinkLocal(testMACA)
-	f.Add(testFrame(testMACB, testMACA, nil, EtherTypeIPv4, testIPv4("10.42.1.5", "10.42.2.5", nil)))
-	f.Add(testFrame(testMACB, testMACA, []uint16{4}, EtherTypeIPv4, testIPv4("10.42.2.5", "10.42.2.6", nil)))
-	f.Add(testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARP(ARPReply, testMACA, "10.42.2.1", "10.42.2.1")))
-	f.Add(testFrame(BroadcastMAC, testMACA, nil, EtherTypeIPv6, testIPv6(ll, "ff02::1", ipProtoICMPv6,
+	f.Add(testkit.Ethernet(testMACB, testMACA, nil, EtherTypeIPv4, testIPv4("10.42.1.5", "10.42.2.5", nil)))
+	f.Add(testkit.Ethernet(testMACB, testMACA, []uint16{4}, EtherTypeIPv4, testIPv4("10.42.2.5", "10.42.2.6", nil)))
+	f.Add(testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeARP, testARP(ARPReply, testMACA, "10.42.2.1", "10.42.2.1")))
+	f.Add(testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeIPv6, testIPv6(ll, "ff02::1", ipProtoICMPv6,
 		testNDP(ndpNeighborAdvert, ll, ndpOptTargetLLAddr, testMACA))))
-	f.Add(testFrame(BroadcastMAC, testMACA, nil, EtherTypeIPv6, testIPv6(ll, "ff02::1", ipProtoDstOpts,
+	f.Add(testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeIPv6, testIPv6(ll, "ff02::1", ipProtoDstOpts,
 		append([]byte{ipProtoICMPv6, 0, 1, 4, 0, 0, 0, 0}, testNDP(ndpNeighborSolicit, ll, ndpOptSourceLLAddr, testMACA)...))))
-	f.Add(testFrame(BroadcastMAC, own, nil, EtherTypeARP, testARP(ARPRequest, own, "10.42.1.1", "10.42.0.1")))
+	f.Add(testkit.Ethernet(BroadcastMAC, own, nil, EtherTypeARP, testARP(ARPRequest, own, "10.42.1.1", "10.42.0.1")))
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		r := NewRouter(42, FDBConfig{}, tb)
 		r.FDB().SetStatic(own, nil)
@@ -429,11 +417,11 @@ func BenchmarkL2Router_Accept(b *testing.B) {
 	tb, p1, _, _ := testPeers(b)
 	ll := eui64LinkLocal(testMACA)
 	frames := map[string][]byte{
-		"ipv4-64":   testFrame(testMACB, testMACA, nil, EtherTypeIPv4, testIPv4("10.42.1.5", "10.42.2.5", make([]byte, 64-14-20))),
-		"ipv4-1420": testFrame(testMACB, testMACA, nil, EtherTypeIPv4, testIPv4("10.42.1.5", "10.42.2.5", make([]byte, 1420-14-20))),
-		"vlan-ipv4": testFrame(testMACB, testMACA, []uint16{7}, EtherTypeIPv4, testIPv4("10.42.1.5", "10.42.2.5", make([]byte, 64))),
-		"arp":       testFrame(BroadcastMAC, testMACA, nil, EtherTypeARP, testARP(ARPRequest, testMACA, "10.42.1.5", "10.42.2.5")),
-		"ndp-na": testFrame(BroadcastMAC, testMACA, nil, EtherTypeIPv6, testIPv6(ll, "ff02::1", ipProtoICMPv6,
+		"ipv4-64":   testkit.Ethernet(testMACB, testMACA, nil, EtherTypeIPv4, testIPv4("10.42.1.5", "10.42.2.5", make([]byte, 64-14-20))),
+		"ipv4-1420": testkit.Ethernet(testMACB, testMACA, nil, EtherTypeIPv4, testIPv4("10.42.1.5", "10.42.2.5", make([]byte, 1420-14-20))),
+		"vlan-ipv4": testkit.Ethernet(testMACB, testMACA, []uint16{7}, EtherTypeIPv4, testIPv4("10.42.1.5", "10.42.2.5", make([]byte, 64))),
+		"arp":       testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeARP, testARP(ARPRequest, testMACA, "10.42.1.5", "10.42.2.5")),
+		"ndp-na": testkit.Ethernet(BroadcastMAC, testMACA, nil, EtherTypeIPv6, testIPv6(ll, "ff02::1", ipProtoICMPv6,
 			testNDP(ndpNeighborAdvert, ll, ndpOptTargetLLAddr, testMACA))),
 	}
 	for _, name := range []string{"ipv4-64", "ipv4-1420", "vlan-ipv4", "arp", "ndp-na"} {
@@ -461,7 +449,7 @@ func BenchmarkL2Router_Route(b *testing.B) {
 	r.FDB().SetStatic(testMACB, p2)
 	dst := make([]*peers.Peer, 0, 4)
 	for _, size := range []int{64, 1420, 65535} {
-		f := testFrame(testMACB, testMACA, nil, EtherTypeIPv4, make([]byte, size-EthernetHeaderLen))
+		f := testkit.Ethernet(testMACB, testMACA, nil, EtherTypeIPv4, make([]byte, size-EthernetHeaderLen))
 		b.Run(strconv.Itoa(size), func(b *testing.B) {
 			b.SetBytes(int64(size))
 			b.ReportAllocs()

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/weftnet/weft/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -373,10 +375,10 @@ func TestSOCKS5_UDPAssociate(t *testing.T) {
 	if n, err := uc.Read(buf); err == nil {
 		t.Fatalf("answer to a hostile datagram: %q", buf[:n])
 	}
-	waitFor(t, func() bool {
+	testkit.Eventually(t, 3*time.Second, func() bool {
 		c := cnt.Snapshot()
 		return c["socks5_udp_fragment"] == 1 && c["socks5_udp_malformed"] == 1 && c["socks5_malformed"] == 1 && c["not_allowed"] == 1
-	}, cnt)
+	}, "the condition (counters %v)", testkit.Later(func() any { return cnt.Snapshot() }))
 
 	// Another source on the same host is not the client.
 	other, err := net.DialUDP("udp", nil, relay)
@@ -385,7 +387,7 @@ func TestSOCKS5_UDPAssociate(t *testing.T) {
 	}
 	defer other.Close()
 	_, _ = other.Write(append(AppendUDPHeader(nil, dst), "intruder"...))
-	waitFor(t, func() bool { return cnt.Snapshot()["socks5_udp_foreign_source"] == 1 }, cnt)
+	testkit.Eventually(t, 3*time.Second, func() bool { return cnt.Snapshot()["socks5_udp_foreign_source"] == 1 }, "the condition (counters %v)", testkit.Later(func() any { return cnt.Snapshot() }))
 }
 
 // TestSOCKS5_UDPAssociateEndsWithControl: closing the control connection closes the relay.
@@ -412,17 +414,6 @@ func TestSOCKS5_UDPAssociateEndsWithControl(t *testing.T) {
 		}
 	}
 	t.Fatal("the relay still answers after the control connection closed")
-}
-
-func waitFor(t *testing.T, cond func() bool, cnt *Counters) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met; counters %v", cnt.Snapshot())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestUDPHeader_RoundTrip(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/weftnet/weft/internal/testkit"
 )
 
 func TestRelayTCP(t *testing.T) {
@@ -31,7 +33,7 @@ func TestRelayTCP(t *testing.T) {
 		t.Fatalf("counters %v", cnt.Snapshot())
 	}
 	held[0].Close()
-	waitFor(t, func() bool {
+	testkit.Eventually(t, 3*time.Second, func() bool {
 		c, err := net.Dial("tcp", r.Addr().String())
 		if err != nil {
 			return false
@@ -42,7 +44,7 @@ func TestRelayTCP(t *testing.T) {
 		b := make([]byte, 1)
 		_, err = io.ReadFull(c, b)
 		return err == nil && b[0] == 'z'
-	}, cnt)
+	}, "the condition (counters %v)", testkit.Later(func() any { return cnt.Snapshot() }))
 }
 
 func TestRelayTCP_DialFailure(t *testing.T) {
@@ -53,7 +55,7 @@ func TestRelayTCP_DialFailure(t *testing.T) {
 	}, Limits{}, nil, cnt)
 	defer r.Close()
 	expectClosed(t, dial(t, r.Addr()))
-	waitFor(t, func() bool { return cnt.Snapshot()["unknown_name"] == 1 }, cnt)
+	testkit.Eventually(t, 3*time.Second, func() bool { return cnt.Snapshot()["unknown_name"] == 1 }, "the condition (counters %v)", testkit.Later(func() any { return cnt.Snapshot() }))
 }
 
 func TestRelayUDP_SessionsAndExpiry(t *testing.T) {
@@ -94,7 +96,7 @@ func TestRelayUDP_SessionsAndExpiry(t *testing.T) {
 	if cnt.Snapshot()["udp_session_limit"] < 1 {
 		t.Fatalf("counters %v", cnt.Snapshot())
 	}
-	waitFor(t, func() bool { return r.Sessions() == 0 }, cnt)
+	testkit.Eventually(t, 3*time.Second, func() bool { return r.Sessions() == 0 }, "the condition (counters %v)", testkit.Later(func() any { return cnt.Snapshot() }))
 	if cnt.Snapshot()["udp_session_expired"] < 2 {
 		t.Fatalf("counters %v", cnt.Snapshot())
 	}

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/weftnet/weft/internal/testkit"
 )
 
 // step is one packet through an Engine and the verdict expected for it.
@@ -277,11 +279,11 @@ func TestEngine_Fragments(t *testing.T) {
 	s := mustCompile(t, "default: deny\nrules: [{from: {groups: [web]}, to: {any: true, ports: [\"53/udp\"]}}]\n", cluster())
 	e := newEngine(t, DefaultLocalConfig(), s)
 	first := fragment4(udpPkt(web1, db1, 1000, 53), 77, 0, true)
-	later := fragment4(ipPacket(web1, db1, ipProtoUDP, make([]byte, 16)), 77, 24, false)
-	stray := fragment4(ipPacket(web1, db1, ipProtoUDP, make([]byte, 16)), 78, 24, false)
+	later := fragment4(testkit.IP(web1, db1, ipProtoUDP, make([]byte, 16)), 77, 24, false)
+	stray := fragment4(testkit.IP(web1, db1, ipProtoUDP, make([]byte, 16)), 78, 24, false)
 	denied := fragment4(udpPkt(web1, db1, 1000, 54), 79, 0, true)
-	deniedLater := fragment4(ipPacket(web1, db1, ipProtoUDP, make([]byte, 16)), 79, 24, false)
-	tcpOverlap := fragment4(ipPacket(web1, db1, ipProtoTCP, make([]byte, 16)), 80, 8, false)
+	deniedLater := fragment4(testkit.IP(web1, db1, ipProtoUDP, make([]byte, 16)), 79, 24, false)
+	tcpOverlap := fragment4(testkit.IP(web1, db1, ipProtoTCP, make([]byte, 16)), 80, 8, false)
 	run(t, e, []step{
 		{"later before first", later, true, &idWeb1, 0, Denied, -1, ReasonFragment},
 		{"first", first, true, &idWeb1, 1, AllowedByRule, 0, 0},
@@ -401,7 +403,7 @@ func TestEngine_IPv6FragmentsWithDestinationOptions(t *testing.T) {
 	first := withExt(udpPkt(web6, db6, 1000, 53), 44, 60)
 	first[43] |= 1              // M: more fragments
 	first[44], first[47] = 0, 9 // identification 9
-	later := withExt(ipPacket(web6, db6, 60, make([]byte, 16)), 44)
+	later := withExt(testkit.IP(web6, db6, 60, make([]byte, 16)), 44)
 	binary.BigEndian.PutUint16(later[42:44], 1280/8<<3)
 	later[47] = 9
 	if f, ok := Classify(later); !ok || f.Frag != FragLater || f.Proto != 60 {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"reflect"
 	"testing"
+
+	"github.com/weftnet/weft/internal/testkit"
 )
 
 func FuzzPolicy_Parse(f *testing.F) {
@@ -97,8 +99,8 @@ func FuzzPolicy_Classify(f *testing.F) {
 		tcpPkt(web6, db6, 1, 5432, syn),
 		withExt(udpPkt(web6, db6, 7, 8), 0, 60, 51, 44),
 		fragment4(udpPkt(web1, db1, 1000, 53), 77, 0, true),
-		fragment4(ipPacket(web1, db1, ipProtoUDP, make([]byte, 16)), 77, 24, false),
-		ipPacket(web1, db1, 47, make([]byte, 4)),
+		fragment4(testkit.IP(web1, db1, ipProtoUDP, make([]byte, 16)), 77, 24, false),
+		testkit.IP(web1, db1, 47, make([]byte, 4)),
 		{0x45},
 		{0x60, 0, 0, 0, 0, 8, 44},
 	}

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+
+	"github.com/weftnet/weft/internal/testkit"
 )
 
 // fakeResolver is a map-backed Resolver: the catalog and membership of a test cluster.
@@ -90,66 +92,17 @@ func newEngine(t testing.TB, cfg Config, s *Set) *Engine {
 	return e
 }
 
-// ipPacket wraps l4 in an IPv4 or IPv6 header (by the family of src).
-func ipPacket(src, dst netip.Addr, proto uint8, l4 []byte) []byte {
-	if src.Is4() {
-		p := make([]byte, 20+len(l4))
-		p[0] = 0x45
-		binary.BigEndian.PutUint16(p[2:4], uint16(len(p)))
-		p[8] = 64
-		p[9] = proto
-		s, d := src.As4(), dst.As4()
-		copy(p[12:16], s[:])
-		copy(p[16:20], d[:])
-		copy(p[20:], l4)
-		return p
-	}
-	p := make([]byte, 40+len(l4))
-	p[0] = 0x60
-	binary.BigEndian.PutUint16(p[4:6], uint16(len(l4)))
-	p[6] = proto
-	p[7] = 64
-	s, d := src.As16(), dst.As16()
-	copy(p[8:24], s[:])
-	copy(p[24:40], d[:])
-	copy(p[40:], l4)
-	return p
-}
-
 func tcpPkt(src, dst netip.Addr, sport, dport uint16, flags uint8) []byte {
-	l4 := make([]byte, 20)
-	binary.BigEndian.PutUint16(l4[0:2], sport)
-	binary.BigEndian.PutUint16(l4[2:4], dport)
-	l4[12] = 5 << 4
-	l4[13] = flags
-	return ipPacket(src, dst, ipProtoTCP, l4)
+	return testkit.TCP(netip.AddrPortFrom(src, sport), netip.AddrPortFrom(dst, dport), flags, nil)
 }
 
 func udpPkt(src, dst netip.Addr, sport, dport uint16) []byte {
-	l4 := make([]byte, 8+4)
-	binary.BigEndian.PutUint16(l4[0:2], sport)
-	binary.BigEndian.PutUint16(l4[2:4], dport)
-	binary.BigEndian.PutUint16(l4[4:6], uint16(len(l4)))
-	return ipPacket(src, dst, ipProtoUDP, l4)
+	return testkit.UDP(netip.AddrPortFrom(src, sport), netip.AddrPortFrom(dst, dport), make([]byte, 4))
 }
 
 // icmpEcho builds an echo request (reply false) or reply.
 func icmpEcho(src, dst netip.Addr, id uint16, reply bool) []byte {
-	l4 := make([]byte, 8)
-	proto := uint8(ipProtoICMP)
-	typ := uint8(8)
-	if reply {
-		typ = 0
-	}
-	if src.Is6() {
-		proto, typ = ipProtoICMPv6, 128
-		if reply {
-			typ = 129
-		}
-	}
-	l4[0] = typ
-	binary.BigEndian.PutUint16(l4[4:6], id)
-	return ipPacket(src, dst, proto, l4)
+	return testkit.ICMPEcho(src, dst, id, 0, reply, nil)
 }
 
 // fragment4 sets an IPv4 packet's fragment fields (offset in bytes).

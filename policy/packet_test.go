@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+
+	"github.com/weftnet/weft/internal/testkit"
 )
 
 // withExt inserts IPv6 extension headers (each given as next-header-less bodies of
@@ -62,10 +64,10 @@ func TestClassify(t *testing.T) {
 	longIHL[0] = 0x4f // IHL 60 > total length of headers present
 	badTotal := udpPkt(web1, db1, 1, 2)
 	binary.BigEndian.PutUint16(badTotal[2:4], 9999)
-	icmpInV4 := ipPacket(web1, db1, ipProtoICMPv6, make([]byte, 8))
+	icmpInV4 := testkit.IP(web1, db1, ipProtoICMPv6, make([]byte, 8))
 	tooMany := withExt(udpPkt(web6, db6, 1, 2), 0, 60, 60, 60, 60, 60, 60, 60, 60)
-	gre := ipPacket(web1, db1, 47, make([]byte, 4))
-	icmpErr := ipPacket(web1, db1, ipProtoICMP, []byte{3, 1, 0, 0, 0, 0, 0, 0})
+	gre := testkit.IP(web1, db1, 47, make([]byte, 4))
+	icmpErr := testkit.IP(web1, db1, ipProtoICMP, []byte{3, 1, 0, 0, 0, 0, 0, 0})
 
 	tests := []struct {
 		name string
@@ -85,7 +87,7 @@ func TestClassify(t *testing.T) {
 		{"udp6 first fragment", v6frag(udpPkt(web6, db6, 7, 8), 0, true, 0xabcdef), true, Flow{Src: web6, Dst: db6, SrcPort: 7, DstPort: 8, Proto: 17, Class: ProtoUDP, Frag: FragFirst, FragID: 0xabcdef}},
 		{"udp6 later fragment", v6frag(udpPkt(web6, db6, 7, 8), 1280, false, 0xabcdef), true, Flow{Src: web6, Dst: db6, Proto: 17, Class: ProtoUDP, Frag: FragLater, FragID: 0xabcdef}},
 		{"udp4 first fragment", fragment4(udpPkt(web1, db1, 7, 8), 5, 0, true), true, Flow{Src: web1, Dst: db1, SrcPort: 7, DstPort: 8, Proto: 17, Class: ProtoUDP, Frag: FragFirst, FragID: 5}},
-		{"udp4 later fragment", fragment4(ipPacket(web1, db1, 17, make([]byte, 3)), 5, 1480, false), true, Flow{Src: web1, Dst: db1, Proto: 17, Class: ProtoUDP, Frag: FragLater, FragID: 5}},
+		{"udp4 later fragment", fragment4(testkit.IP(web1, db1, 17, make([]byte, 3)), 5, 1480, false), true, Flow{Src: web1, Dst: db1, Proto: 17, Class: ProtoUDP, Frag: FragLater, FragID: 5}},
 		{"trailing bytes beyond total length", append(udpPkt(web1, db1, 1, 2), 0, 0, 0), true, Flow{Src: web1, Dst: db1, SrcPort: 1, DstPort: 2, Proto: 17, Class: ProtoUDP}},
 
 		{"empty", nil, false, Flow{}},
@@ -100,8 +102,8 @@ func TestClassify(t *testing.T) {
 		{"v4-mapped source in ipv6", mapped, false, Flow{}},
 		{"icmpv6 in ipv4", icmpInV4, false, Flow{}},
 		{"too many extension headers", tooMany, false, Flow{}},
-		{"tcp first fragment too short", fragment4(ipPacket(web1, db1, 6, make([]byte, 8)), 1, 0, true), false, Flow{}},
-		{"tcp fragment at offset 8", fragment4(ipPacket(web1, db1, 6, make([]byte, 8)), 1, 8, false), false, Flow{}},
+		{"tcp first fragment too short", fragment4(testkit.IP(web1, db1, 6, make([]byte, 8)), 1, 0, true), false, Flow{}},
+		{"tcp fragment at offset 8", fragment4(testkit.IP(web1, db1, 6, make([]byte, 8)), 1, 8, false), false, Flow{}},
 		{"two fragment headers", func() []byte {
 			q := withExt(udpPkt(web6, db6, 1, 2), 44, 44)
 			return q

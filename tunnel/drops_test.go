@@ -12,6 +12,7 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/peers"
 )
@@ -65,8 +66,8 @@ func (d *direct) addPeerC(t *testing.T, ep netip.AddrPort) *peers.Peer {
 	return p
 }
 
-// failBind is a captureBind whose Send fails.
-type failBind struct{ *captureBind }
+// failBind is a testkit.CaptureBind whose Send fails.
+type failBind struct{ *testkit.CaptureBind }
 
 func (failBind) Send([][]byte, conn.Endpoint) error { return errors.New("sendmmsg: no buffer space") }
 
@@ -82,7 +83,7 @@ func TestTunnel_ReplayedWrittenOnce(t *testing.T) {
 			t.Fatalf("replayed copy: %v, want dropped as replayed", f)
 		}
 	}
-	if w, n := d.devB.written.Load(), d.peerA.Drops(peers.DropReplayed); w != 1 || n != 3 {
+	if w, n := d.devB.PacketsWritten(), d.peerA.Drops(peers.DropReplayed); w != 1 || n != 3 {
 		t.Fatalf("written %d, replayed %d; want 1 and 3", w, n)
 	}
 }
@@ -133,7 +134,7 @@ var dropCases = map[peers.DropReason]func(t *testing.T, d *direct, clk *testCloc
 		counter := d.sealedByA(t, ipv4Packet("10.0.1.1", "10.0.2.2", 60))
 		counter[8] ^= 1 // the counter is the nonce
 		expectOnly(t, d.b, peers.DropAuthFailed, 3, func() { d.receiveOne(t, tag); d.receiveOne(t, body); d.receiveOne(t, counter) })
-		if w := d.devB.written.Load(); w != 0 {
+		if w := d.devB.PacketsWritten(); w != 0 {
 			t.Errorf("%d tampered datagrams written", w)
 		}
 	},
@@ -149,8 +150,8 @@ var dropCases = map[peers.DropReason]func(t *testing.T, d *direct, clk *testCloc
 		// A's send path does not seal on the expired keypair either: the packet waits for a
 		// new handshake instead of being sent or dropped.
 		expectOnly(t, d.a, peers.DropKeypairExpired, 0, func() { d.sendA(ipv4Packet("10.0.1.1", "10.0.2.2", 60)) })
-		if d.bindA.n != 0 || d.peerB.Session().PendingLen() != 1 {
-			t.Errorf("after expiry A sent %d, queued %d", d.bindA.n, d.peerB.Session().PendingLen())
+		if d.bindA.N != 0 || d.peerB.Session().PendingLen() != 1 {
+			t.Errorf("after expiry A sent %d, queued %d", d.bindA.N, d.peerB.Session().PendingLen())
 		}
 		// And queued packets flushed on a spent keypair are counted, not sent.
 		hs := newHSScratch()
@@ -234,7 +235,7 @@ var dropCases = map[peers.DropReason]func(t *testing.T, d *direct, clk *testCloc
 		r.FDB().SetStatic(testMACA, nil)
 		d.a.router = r
 		expectOnly(t, d.a, peers.DropToSelf, 1, func() {
-			d.sendA(testFrame(testMACA, testMACB, l2.EtherTypeIPv4, ipv4Packet("10.0.1.1", "10.0.2.2", 60)))
+			d.sendA(testkit.Ethernet(testMACA, testMACB, nil, l2.EtherTypeIPv4, ipv4Packet("10.0.1.1", "10.0.2.2", 60)))
 		})
 	},
 	peers.DropPolicyDenied: func(t *testing.T, d *direct, _ *testClock) {
@@ -268,7 +269,7 @@ var dropCases = map[peers.DropReason]func(t *testing.T, d *direct, clk *testCloc
 // sendA runs one packet through A's send path.
 func (d *direct) sendA(pkt []byte) {
 	d.sizes[0] = copy(d.bufs[0][headroom:], pkt)
-	d.bindA.n = 0
+	d.bindA.N = 0
 	d.a.sendBatch(d.sc, d.bufs[:1], d.sizes[:1])
 }
 

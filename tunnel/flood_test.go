@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/peers"
 )
 
@@ -30,8 +31,8 @@ func TestTunnel_FloodBeyondScratch(t *testing.T) {
 	router := &fanoutRouter{n: fanout}
 	cfgA := DefaultConfig()
 	cfgA.Router = router
-	bindA, bindB := newCaptureBind(128), newCaptureBind(128)
-	pr := newPair(t, cfgA, DefaultConfig(), newFakeDev(16, false), newFakeDev(16, false), bindA, bindB)
+	bindA, bindB := testkit.NewCaptureBind(128, bufSize), testkit.NewCaptureBind(128, bufSize)
+	pr := newPair(t, cfgA, DefaultConfig(), testkit.NewDevice(testkit.DeviceConfig{BatchSize: 16}), testkit.NewDevice(testkit.DeviceConfig{BatchSize: 16}), bindA, bindB)
 	pr.link(t, netip.MustParseAddrPort("192.0.2.1:51820"), netip.MustParseAddrPort("192.0.2.2:51820"))
 	pr.handshakeDirect(t)
 	router.to = pr.peerB
@@ -40,10 +41,10 @@ func TestTunnel_FloodBeyondScratch(t *testing.T) {
 	bufs, sizes := [][]byte{make([]byte, bufSize)}, []int{0}
 	for round := range 3 {
 		sizes[0] = copy(bufs[0][headroom:], ipv4Packet("10.0.1.1", "10.0.2.2", 100))
-		bindA.n = 0
+		bindA.N = 0
 		pr.a.sendBatch(sc, bufs, sizes)
-		if bindA.n != fanout {
-			t.Fatalf("round %d: %d datagrams sent for a flood to %d", round, bindA.n, fanout)
+		if bindA.N != fanout {
+			t.Fatalf("round %d: %d datagrams sent for a flood to %d", round, bindA.N, fanout)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/peers"
 )
 
@@ -15,13 +16,13 @@ func newHSScratch() *hsScratch {
 }
 
 // lastSent returns the last message B's capture bind sent, and its type.
-func lastSent(b *captureBind) ([]byte, uint32) {
-	m := b.slots[b.n-1]
+func lastSent(b *testkit.CaptureBind) ([]byte, uint32) {
+	m := b.Last()
 	return m, binary.LittleEndian.Uint32(m)
 }
 
 // deliver hands the handshake message msg, from the endpoint from, to to's handshake path.
-func deliver(to *Tunnel, hs *hsScratch, msg []byte, from *fakeEP) {
+func deliver(to *Tunnel, hs *hsScratch, msg []byte, from *testkit.Endpoint) {
 	m := hsMessage{n: len(msg), src: from}
 	copy(m.buf[:], msg)
 	to.handleHandshake(hs, &m)
@@ -29,10 +30,10 @@ func deliver(to *Tunnel, hs *hsScratch, msg []byte, from *fakeEP) {
 
 // newLinkedPair is a pair of tunnels with configs cfgA and cfgB, linked at 192.0.2.1 and
 // 192.0.2.2, with the capture binds that record what each one sends.
-func newLinkedPair(t *testing.T, cfgA, cfgB Config) (pr *pair, bindA, bindB *captureBind) {
+func newLinkedPair(t *testing.T, cfgA, cfgB Config) (pr *pair, bindA, bindB *testkit.CaptureBind) {
 	t.Helper()
-	bindA, bindB = newCaptureBind(8), newCaptureBind(8)
-	pr = newPair(t, cfgA, cfgB, newFakeDev(8, false), newFakeDev(8, false), bindA, bindB)
+	bindA, bindB = testkit.NewCaptureBind(8, bufSize), testkit.NewCaptureBind(8, bufSize)
+	pr = newPair(t, cfgA, cfgB, testkit.NewDevice(testkit.DeviceConfig{BatchSize: 8}), testkit.NewDevice(testkit.DeviceConfig{BatchSize: 8}), bindA, bindB)
 	pr.link(t, mustAP("192.0.2.1:51820"), mustAP("192.0.2.2:51820"))
 	return pr, bindA, bindB
 }
@@ -42,7 +43,7 @@ func TestTunnel_HandshakeCookieUnderLoad(t *testing.T) {
 	cfgB.HandshakeQueueLen = 8 // under load from 1 queued message
 	pr, bindA, bindB := newLinkedPair(t, DefaultConfig(), cfgB)
 	hsA, hsB := newHSScratch(), newHSScratch()
-	fromA, fromB := &fakeEP{mustAP("192.0.2.1:51820")}, &fakeEP{mustAP("192.0.2.2:51820")}
+	fromA, fromB := &testkit.Endpoint{AddrPort: mustAP("192.0.2.1:51820")}, &testkit.Endpoint{AddrPort: mustAP("192.0.2.2:51820")}
 	pr.b.hsMsgs <- hsMessage{} // one message waiting: B is under load
 
 	// 1. A initiates; B, under load, answers with a cookie reply instead of a response.
@@ -92,11 +93,11 @@ func TestTunnel_HandshakeUnknownPeer(t *testing.T) {
 	hsA, hsB := newHSScratch(), newHSScratch()
 	pr.a.initiate(hsA, pr.peerB, false)
 	init, _ := lastSent(bindA)
-	m := hsMessage{n: len(init), src: &fakeEP{mustAP("192.0.2.1:51820")}}
+	m := hsMessage{n: len(init), src: &testkit.Endpoint{AddrPort: mustAP("192.0.2.1:51820")}}
 	copy(m.buf[:], init)
 	pr.b.handleHandshake(hsB, &m)
-	if bindB.n != 0 || pr.b.Stats().Drops["handshake_invalid"] != 1 {
-		t.Errorf("B answered an unknown peer (sent %d), drops %v", bindB.n, pr.b.Stats().Drops)
+	if bindB.N != 0 || pr.b.Stats().Drops["handshake_invalid"] != 1 {
+		t.Errorf("B answered an unknown peer (sent %d), drops %v", bindB.N, pr.b.Stats().Drops)
 	}
 }
 
@@ -104,7 +105,7 @@ func TestTunnel_CrossedHandshakes(t *testing.T) {
 	cfg := DefaultConfig()
 	pr, bindA, bindB := newLinkedPair(t, cfg, cfg)
 	hsA, hsB := newHSScratch(), newHSScratch()
-	fromA, fromB := &fakeEP{mustAP("192.0.2.1:51820")}, &fakeEP{mustAP("192.0.2.2:51820")}
+	fromA, fromB := &testkit.Endpoint{AddrPort: mustAP("192.0.2.1:51820")}, &testkit.Endpoint{AddrPort: mustAP("192.0.2.2:51820")}
 	// Both initiate; each consumes the other's initiation and answers; both responses
 	// are refused (each side's own initiation state was replaced).
 	pr.a.initiate(hsA, pr.peerB, false)
@@ -126,18 +127,18 @@ func TestTunnel_CrossedHandshakes(t *testing.T) {
 		low, high, hsLow, hsHigh, bindLow, fromLow, fromHigh = pr.b, pr.a, hsB, hsA, bindB, fromB, fromA
 		lowPeer, highPeer = pr.peerA, pr.peerB
 	}
-	sent := bindLow.n
+	sent := bindLow.N
 	deadline := time.Now().Add(2 * time.Second)
-	for bindLow.n == sent && time.Now().Before(deadline) {
+	for bindLow.N == sent && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 		low.tick(hsLow, time.Now())
 	}
-	if bindLow.n == sent {
+	if bindLow.N == sent {
 		t.Fatal("the lower key did not retry within 2s (RekeyTimeout is 5s)")
 	}
 	retry, _ := lastSent(bindLow)
 	deliver(high, hsHigh, retry, fromLow)
-	resp, _ := lastSent(map[bool]*captureBind{true: bindA, false: bindB}[high == pr.a])
+	resp, _ := lastSent(map[bool]*testkit.CaptureBind{true: bindA, false: bindB}[high == pr.a])
 	deliver(low, hsLow, resp, fromHigh)
 	if lowPeer.Keypairs().Current() == nil {
 		t.Fatal("no session on the lower side")
@@ -173,10 +174,10 @@ func TestTunnel_CrossedHandshakes(t *testing.T) {
 // under load they get no cookie reply either.
 func TestTunnel_HandshakeWrongKey(t *testing.T) {
 	for _, underLoad := range []bool{false, true} {
-		bindA, bindB := newCaptureBind(8), newCaptureBind(8)
+		bindA, bindB := testkit.NewCaptureBind(8, bufSize), testkit.NewCaptureBind(8, bufSize)
 		cfgB := DefaultConfig()
 		cfgB.HandshakeQueueLen = 8
-		pr := newPair(t, DefaultConfig(), cfgB, newFakeDev(8, false), newFakeDev(8, false), bindA, bindB)
+		pr := newPair(t, DefaultConfig(), cfgB, testkit.NewDevice(testkit.DeviceConfig{BatchSize: 8}), testkit.NewDevice(testkit.DeviceConfig{BatchSize: 8}), bindA, bindB)
 		// A knows B's endpoint but holds another host's key for it.
 		wrong := testIdentity(t).PublicKey()
 		peerWrong, err := pr.a.table.Upsert(peers.PeerConfig{PublicKey: wrong, Endpoint: mustAP("192.0.2.2:51820")})
@@ -195,15 +196,15 @@ func TestTunnel_HandshakeWrongKey(t *testing.T) {
 		if typ != crypto.MessageInitiationType {
 			t.Fatalf("A sent type %d", typ)
 		}
-		m := hsMessage{n: len(init), src: &fakeEP{mustAP("192.0.2.1:51820")}}
+		m := hsMessage{n: len(init), src: &testkit.Endpoint{AddrPort: mustAP("192.0.2.1:51820")}}
 		copy(m.buf[:], init)
 		pr.b.handleHandshake(hsB, &m)
 		d := pr.b.Stats().Drops
 		if d[peers.DropInvalidMAC1.String()] != 1 || d[peers.DropRateLimited.String()] != 0 || len(d) != 1 {
 			t.Errorf("under load %v: drops %v, want only invalid_mac1: 1", underLoad, d)
 		}
-		if bindB.n != 0 {
-			t.Errorf("under load %v: B answered a wrong-key initiation (%d messages)", underLoad, bindB.n)
+		if bindB.N != 0 {
+			t.Errorf("under load %v: B answered a wrong-key initiation (%d messages)", underLoad, bindB.N)
 		}
 	}
 }
@@ -236,7 +237,7 @@ func TestTunnel_UnderLoadHysteresis(t *testing.T) {
 	hsA, hsB := newHSScratch(), newHSScratch()
 	pr.a.initiate(hsA, pr.peerB, false)
 	init, _ := lastSent(bindA)
-	m := hsMessage{n: len(init), src: &fakeEP{mustAP("192.0.2.1:51820")}}
+	m := hsMessage{n: len(init), src: &testkit.Endpoint{AddrPort: mustAP("192.0.2.1:51820")}}
 	copy(m.buf[:], init)
 	pr.b.handleHandshake(hsB, &m)
 	if _, typ := lastSent(bindB); typ != crypto.MessageCookieReplyType {

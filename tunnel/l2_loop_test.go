@@ -2,11 +2,11 @@ package tunnel
 
 import (
 	"bytes"
-	"encoding/binary"
 	"net/netip"
 	"sync/atomic"
 	"testing"
 
+	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/peers"
 )
@@ -22,13 +22,6 @@ var (
 	testMACB = l2.MAC{0x02, 0, 0, 0, 0, 0x0b}
 )
 
-// testFrame builds dst|src|ethertype|payload.
-func testFrame(dst, src l2.MAC, et uint16, payload []byte) []byte {
-	b := append(append([]byte{}, dst[:]...), src[:]...)
-	b = binary.BigEndian.AppendUint16(b, et)
-	return append(b, payload...)
-}
-
 // lateTable is the SourceLookup of a Router made before the tunnel whose table it asks.
 // The tunnel is set after Up has started its goroutines, hence the atomic pointer.
 type lateTable struct{ t *atomic.Pointer[Tunnel] }
@@ -42,13 +35,8 @@ func (l lateTable) Lookup(a netip.Addr) *peers.Peer {
 
 // arpFrame is an ARP request from mac at sip for tip, broadcast.
 func arpFrame(mac l2.MAC, sip, tip string) []byte {
-	p := []byte{0, 1, 8, 0, 6, 4, 0, 1}
-	p = append(p, mac[:]...)
-	s, d := netip.MustParseAddr(sip).As4(), netip.MustParseAddr(tip).As4()
-	p = append(p, s[:]...)
-	p = append(p, make([]byte, 6)...)
-	p = append(p, d[:]...)
-	return testFrame(l2.BroadcastMAC, mac, l2.EtherTypeARP, p)
+	return testkit.Ethernet(l2.BroadcastMAC, mac, nil, l2.EtherTypeARP,
+		testkit.ARPRequest(mac, netip.MustParseAddr(sip), netip.MustParseAddr(tip)))
 }
 
 // newL2Pair is a pair of L2 tunnels on VNIs va and vb whose Routers check inner sources
@@ -78,8 +66,8 @@ func TestL2Router_TunnelEndToEnd(t *testing.T) {
 
 	// A broadcast floods (and starts the handshake); B learns MAC A behind peer A.
 	arp := arpFrame(testMACA, "10.0.1.1", "10.0.2.1")
-	pr.devA.inject(arp)
-	if got := pr.devB.waitPacket(t); !bytes.Equal(got, arp) {
+	pr.devA.Inject(arp)
+	if got := pr.devB.Recv(t); !bytes.Equal(got, arp) {
 		t.Fatalf("B got %x", got)
 	}
 	if p, ok := rb.FDB().Lookup(testMACA); !ok || p != pr.peerA {
@@ -87,9 +75,9 @@ func TestL2Router_TunnelEndToEnd(t *testing.T) {
 	}
 	// The reply is unicast by the FDB; odd sizes come through unpadded.
 	for _, size := range []int{60, 61, 1001, 1400} {
-		f := testFrame(testMACA, testMACB, l2.EtherTypeIPv4, ipv4Packet("10.0.2.1", "10.0.1.1", size-l2.EthernetHeaderLen))
-		pr.devB.inject(f)
-		if got := pr.devA.waitPacket(t); !bytes.Equal(got, f) {
+		f := testkit.Ethernet(testMACA, testMACB, nil, l2.EtherTypeIPv4, ipv4Packet("10.0.2.1", "10.0.1.1", size-l2.EthernetHeaderLen))
+		pr.devB.Inject(f)
+		if got := pr.devA.Recv(t); !bytes.Equal(got, f) {
 			t.Fatalf("A got %d bytes, want %d", len(got), len(f))
 		}
 	}
@@ -98,14 +86,14 @@ func TestL2Router_TunnelEndToEnd(t *testing.T) {
 	}
 	// A frame claiming B's own MAC is refused and counted; so is a frame from A's own MAC
 	// whose inner source is B's, and a gratuitous ARP for B's address.
-	pr.devA.inject(testFrame(testMACB, testMACB, l2.EtherTypeIPv4, ipv4Packet("10.0.1.1", "10.0.2.1", 50)))
-	pr.devA.inject(testFrame(testMACB, testMACA, l2.EtherTypeIPv4, ipv4Packet("10.0.2.9", "10.0.2.1", 50)))
-	pr.devA.inject(arpFrame(testMACA, "10.0.2.1", "10.0.2.1"))
-	waitFor(t, "not-allowed-source drops", func() bool { return pr.peerA.Drops(peers.DropNotAllowedSource) == 3 })
+	pr.devA.Inject(testkit.Ethernet(testMACB, testMACB, nil, l2.EtherTypeIPv4, ipv4Packet("10.0.1.1", "10.0.2.1", 50)))
+	pr.devA.Inject(testkit.Ethernet(testMACB, testMACA, nil, l2.EtherTypeIPv4, ipv4Packet("10.0.2.9", "10.0.2.1", 50)))
+	pr.devA.Inject(arpFrame(testMACA, "10.0.2.1", "10.0.2.1"))
+	testkit.Eventually(t, testkit.Timeout, func() bool { return pr.peerA.Drops(peers.DropNotAllowedSource) == 3 }, "not-allowed-source drops")
 	// A frame to B's own MAC, sent by B itself, is dropped as to_self (it used to reach the
 	// loop as a nil peer and crash it).
-	pr.devB.inject(testFrame(testMACB, testMACB, l2.EtherTypeIPv4, ipv4Packet("10.0.2.1", "10.0.2.1", 50)))
-	waitFor(t, "to_self drop", func() bool { return pr.b.Stats().Drops["to_self"] == 1 })
+	pr.devB.Inject(testkit.Ethernet(testMACB, testMACB, nil, l2.EtherTypeIPv4, ipv4Packet("10.0.2.1", "10.0.2.1", 50)))
+	testkit.Eventually(t, testkit.Timeout, func() bool { return pr.b.Stats().Drops["to_self"] == 1 }, "to_self drop")
 	if es := ra.FDB().Entries(); len(es) != 1 || es[0].MAC != testMACB || es[0].Remote != pr.peerB {
 		t.Fatalf("A's FDB %+v", es)
 	}
@@ -116,10 +104,10 @@ func TestL2Router_TunnelWrongVNI(t *testing.T) {
 	ra.FDB().AddRemote(pr.peerB)
 	rb.FDB().AddRemote(pr.peerA)
 	for range 3 {
-		pr.devA.inject(arpFrame(testMACA, "10.0.1.1", "10.0.2.1"))
+		pr.devA.Inject(arpFrame(testMACA, "10.0.1.1", "10.0.2.1"))
 	}
-	waitFor(t, "wrong-VNI drops", func() bool { return pr.peerA.Drops(peers.DropWrongVNI) == 3 })
-	if n := pr.devB.written.Load(); n != 0 {
+	testkit.Eventually(t, testkit.Timeout, func() bool { return pr.peerA.Drops(peers.DropWrongVNI) == 3 }, "wrong-VNI drops")
+	if n := pr.devB.PacketsWritten(); n != 0 {
 		t.Fatalf("%d frames of another VNI reached B's device", n)
 	}
 	if _, ok := rb.FDB().Lookup(testMACA); ok {

@@ -3,17 +3,19 @@ package tunnel
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/weftnet/weft/internal/testkit"
 )
 
 // direct is a pair driven by calling sendBatch/receiveBatch, no goroutines.
 type direct struct {
 	*pair
-	bindA   *captureBind
+	bindA   *testkit.CaptureBind
 	sc      *sendScratch
 	rs      *recvScratch
 	bufs    [][]byte
 	sizes   []int
-	fromA   *fakeEP
+	fromA   *testkit.Endpoint
 	packets [][]byte
 }
 
@@ -26,8 +28,8 @@ func newDirect(tb testing.TB, batch int, pkts [][]byte) *direct {
 // (and so the keypairs of the handshake) on the test clock clk instead of wall time.
 func newDirectWith(tb testing.TB, batch int, pkts [][]byte, cfgA, cfgB Config, clk *testClock) *direct {
 	tb.Helper()
-	bindA, bindB := newCaptureBind(batch), newCaptureBind(batch)
-	pr := newPair(tb, cfgA, cfgB, newFakeDev(batch, false), newFakeDev(batch, false), bindA, bindB)
+	bindA, bindB := testkit.NewCaptureBind(batch, bufSize), testkit.NewCaptureBind(batch, bufSize)
+	pr := newPair(tb, cfgA, cfgB, testkit.NewDevice(testkit.DeviceConfig{BatchSize: batch}), testkit.NewDevice(testkit.DeviceConfig{BatchSize: batch}), bindA, bindB)
 	if clk != nil {
 		pr.idA.SetClock(clk.now)
 		pr.idB.SetClock(clk.now)
@@ -36,7 +38,7 @@ func newDirectWith(tb testing.TB, batch int, pkts [][]byte, cfgA, cfgB Config, c
 	pr.link(tb, epA, epB)
 	pr.handshakeDirect(tb)
 	d := &direct{pair: pr, bindA: bindA, sc: pr.a.newSendScratch(), rs: pr.b.newRecvScratch(),
-		bufs: make([][]byte, batch), sizes: make([]int, batch), fromA: &fakeEP{epA}, packets: pkts}
+		bufs: make([][]byte, batch), sizes: make([]int, batch), fromA: &testkit.Endpoint{AddrPort: epA}, packets: pkts}
 	for i := range d.bufs {
 		d.bufs[i] = make([]byte, bufSize)
 	}
@@ -49,12 +51,12 @@ func (d *direct) round() {
 	for i, p := range d.packets {
 		d.sizes[i] = copy(d.bufs[i][headroom:], p)
 	}
-	d.bindA.n = 0
+	d.bindA.N = 0
 	d.a.sendBatch(d.sc, d.bufs[:len(d.packets)], d.sizes[:len(d.packets)])
-	for start := 0; start < d.bindA.n; start += len(d.rs.bufs) {
-		k := min(d.bindA.n-start, len(d.rs.bufs))
+	for start := 0; start < d.bindA.N; start += len(d.rs.bufs) {
+		k := min(d.bindA.N-start, len(d.rs.bufs))
 		for i := range k {
-			d.rs.sizes[i] = copy(d.rs.bufs[i], d.bindA.slots[start+i])
+			d.rs.sizes[i] = copy(d.rs.bufs[i], d.bindA.Slots[start+i])
 			d.rs.eps[i] = d.fromA
 		}
 		d.b.receiveBatch(d.rs, k)
@@ -77,9 +79,9 @@ func TestTunnel_LoopZeroAlloc(t *testing.T) {
 		t.Run(itoa(size), func(t *testing.T) {
 			d := newDirect(t, 64, batchOf(64, size))
 			d.round() // warm up: endpoint handle cached, groups sized
-			want := d.devB.written.Load() + 64
-			if d.devB.written.Load() != 64 {
-				t.Fatalf("warm-up delivered %d of 64 (drops A %v, B %v)", d.devB.written.Load(), d.a.Stats().Drops, d.b.Stats().Drops)
+			want := d.devB.PacketsWritten() + 64
+			if d.devB.PacketsWritten() != 64 {
+				t.Fatalf("warm-up delivered %d of 64 (drops A %v, B %v)", d.devB.PacketsWritten(), d.a.Stats().Drops, d.b.Stats().Drops)
 			}
 			out := testing.AllocsPerRun(50, func() {
 				d.a.sendBatch(d.sc, d.bufs[:0], d.sizes[:0]) // no-op batch is fine too
@@ -91,7 +93,7 @@ func TestTunnel_LoopZeroAlloc(t *testing.T) {
 				for i, p := range d.packets {
 					d.sizes[i] = copy(d.bufs[i][headroom:], p)
 				}
-				d.bindA.n = 0
+				d.bindA.N = 0
 				d.a.sendBatch(d.sc, d.bufs[:len(d.packets)], d.sizes[:len(d.packets)])
 			})
 			if sendAllocs != 0 {
@@ -101,7 +103,7 @@ func TestTunnel_LoopZeroAlloc(t *testing.T) {
 			if both != 0 {
 				t.Errorf("outbound+inbound round allocates %v times", both)
 			}
-			if got := d.devB.written.Load(); got < want {
+			if got := d.devB.PacketsWritten(); got < want {
 				t.Errorf("delivered %d, want >= %d", got, want)
 			}
 		})
@@ -144,7 +146,7 @@ func BenchmarkTunnel_Send(b *testing.B) {
 				for i, p := range d.packets {
 					d.sizes[i] = copy(d.bufs[i][headroom:], p)
 				}
-				d.bindA.n = 0
+				d.bindA.N = 0
 				d.a.sendBatch(d.sc, d.bufs[:batch], d.sizes[:batch])
 			}
 			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "pps")

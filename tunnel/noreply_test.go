@@ -10,6 +10,7 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/peers"
 )
 
@@ -22,19 +23,19 @@ import (
 type noReplyRig struct {
 	*direct
 	clk   *testClock
-	bindB *captureBind
+	bindB *testkit.CaptureBind
 	scB   *sendScratch
 	rsA   *recvScratch
 	hsA   *hsScratch
-	fromB *fakeEP
+	fromB *testkit.Endpoint
 }
 
 func newNoReplyRig(t *testing.T) *noReplyRig {
 	t.Helper()
 	clk := newTestClock()
 	d := newDirectWith(t, 8, nil, DefaultConfig(), DefaultConfig(), clk)
-	return &noReplyRig{direct: d, clk: clk, bindB: d.b.bind.(*captureBind), scB: d.b.newSendScratch(),
-		rsA: d.a.newRecvScratch(), hsA: newHSScratch(), fromB: &fakeEP{mustAP("192.0.2.2:51820")}}
+	return &noReplyRig{direct: d, clk: clk, bindB: d.b.bind.(*testkit.CaptureBind), scB: d.b.newSendScratch(),
+		rsA: d.a.newRecvScratch(), hsA: newHSScratch(), fromB: &testkit.Endpoint{AddrPort: mustAP("192.0.2.2:51820")}}
 }
 
 // dataFromA sends one data packet A→B (the send path arms the timer).
@@ -43,7 +44,7 @@ func (r *noReplyRig) dataFromA() { r.sendA(ipv4Packet("10.0.1.1", "10.0.2.2", 10
 // sealedByB runs pkt (nil: a keepalive) through B's send path and returns copies of what B
 // sent to A.
 func (r *noReplyRig) sealedByB(pkt []byte) [][]byte {
-	r.bindB.n = 0
+	r.bindB.N = 0
 	if pkt == nil {
 		r.b.sendKeepalive(newHSScratch(), r.peerA)
 	} else {
@@ -51,7 +52,7 @@ func (r *noReplyRig) sealedByB(pkt []byte) [][]byte {
 		r.b.sendBatch(r.scB, [][]byte{buf}, []int{copy(buf[headroom:], pkt)})
 	}
 	var out [][]byte
-	for _, m := range r.bindB.slots[:r.bindB.n] {
+	for _, m := range r.bindB.Slots[:r.bindB.N] {
 		out = append(out, bytes.Clone(m))
 	}
 	return out
@@ -70,10 +71,10 @@ func (r *noReplyRig) toA(msgs ...[]byte) {
 // identities' clock moves on a second, so that an initiation sent is newer than the last.
 func (r *noReplyRig) tickA(now time.Time) int {
 	r.clk.advance(time.Second)
-	r.bindA.n = 0
+	r.bindA.N = 0
 	r.a.tickPeer(r.hsA, r.peerB, now)
 	n := 0
-	for _, m := range r.bindA.slots[:r.bindA.n] {
+	for _, m := range r.bindA.Slots[:r.bindA.N] {
 		if binary.LittleEndian.Uint32(m) == crypto.MessageInitiationType {
 			n++
 		}
@@ -128,15 +129,15 @@ func TestTunnel_NoReplyNewHandshake(t *testing.T) {
 	if e := r.peerB.LoadEndpoint(); e.Addr != mustAP("192.0.2.2:51820") || e.Handle == handle {
 		t.Errorf("endpoint %v: want the same address with a fresh handle (cached source dropped)", e.Addr)
 	}
-	init := bytes.Clone(r.bindA.slots[0])
+	init := bytes.Clone(r.bindA.Slots[0])
 
 	// B answers; the handshake completes. Later ticks start nothing: no data since.
-	r.bindB.n = 0
+	r.bindB.N = 0
 	deliver(r.b, newHSScratch(), init, r.fromA)
 	if _, typ := lastSent(r.bindB); typ != crypto.MessageResponseType {
 		t.Fatalf("B answered type %d", typ)
 	}
-	deliver(r.a, r.hsA, r.bindB.slots[r.bindB.n-1], r.fromB)
+	deliver(r.a, r.hsA, r.bindB.Slots[r.bindB.N-1], r.fromB)
 	if r.peerB.Session().InFlight() || r.peerB.Stats().Handshakes != 1 {
 		t.Fatal("the new handshake did not complete")
 	}
@@ -173,9 +174,9 @@ func TestTunnel_NoReplyAnswered(t *testing.T) {
 		"data":      func(r *noReplyRig) { r.toA(r.sealedByB(ipv4Packet("10.0.2.2", "10.0.1.1", 80))...) },
 		"keepalive": func(r *noReplyRig) { r.toA(r.sealedByB(nil)...) },
 		"initiation": func(r *noReplyRig) {
-			r.bindB.n = 0
+			r.bindB.N = 0
 			r.b.sendInitiation(newHSScratch(), r.peerA, false)
-			deliver(r.a, r.hsA, r.bindB.slots[0], r.fromB)
+			deliver(r.a, r.hsA, r.bindB.Slots[0], r.fromB)
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -196,9 +197,9 @@ func TestTunnel_NoReplyAnswered(t *testing.T) {
 // (c) Keepalives from A are not data: they do not arm it (as WireGuard).
 func TestTunnel_NoReplyNotArmedByKeepalive(t *testing.T) {
 	r := newNoReplyRig(t)
-	r.bindA.n = 0
+	r.bindA.N = 0
 	r.a.sendKeepalive(r.hsA, r.peerB)
-	if r.a.Stats().KeepalivesSent != 1 || r.bindA.n != 1 {
+	if r.a.Stats().KeepalivesSent != 1 || r.bindA.N != 1 {
 		t.Fatal("no keepalive sent")
 	}
 	if r.peerB.Unanswered() != 0 {
@@ -217,9 +218,9 @@ func TestTunnel_NoReplyHostileDoesNotDisarm(t *testing.T) {
 	// Genuine traffic from B before A's data: a data packet and an initiation, recorded.
 	oldData := r.sealedByB(ipv4Packet("10.0.2.2", "10.0.1.1", 80))[0]
 	r.toA(oldData)
-	r.bindB.n = 0
+	r.bindB.N = 0
 	r.b.sendInitiation(newHSScratch(), r.peerA, false)
-	oldInit := bytes.Clone(r.bindB.slots[0])
+	oldInit := bytes.Clone(r.bindB.Slots[0])
 	deliver(r.a, r.hsA, oldInit, r.fromB) // A responds (its session with B stays current)
 	if r.peerB.Stats().Handshakes != 1 {
 		t.Fatal("A did not take B's initiation")
@@ -271,7 +272,7 @@ type restartable struct {
 	port uint16
 	tn   *Tunnel
 	id   *crypto.Identity
-	dev  *fakeDev
+	dev  *testkit.Device
 	peer *peers.Peer // the other side in this side's table
 }
 
@@ -279,7 +280,7 @@ func (s *restartable) start(other crypto.PublicKey, otherEP netip.AddrPort, allo
 	s.t.Helper()
 	s.id = crypto.NewIdentity(s.priv)
 	s.cfg.Identity = s.id
-	s.dev = newFakeDev(128, true)
+	s.dev = testkit.NewDevice(testkit.DeviceConfig{BatchSize: 128, Keep: 4096})
 	table := peers.NewTable(s.id)
 	var err error
 	if s.tn, err = New(s.cfg, s.dev, conn.NewStdNetBind(), table); err != nil {
@@ -352,21 +353,21 @@ func TestTunnel_NoReplyRecoversFromRestartedPeer(t *testing.T) {
 	b.start(a.id.PublicKey(), netip.AddrPortFrom(lo, a.port), "10.0.1.0/24")
 	a.link(b.id.PublicKey(), netip.AddrPortFrom(lo, b.port), "10.0.2.0/24")
 	ping, pong := ipv4Packet("10.0.1.1", "10.0.2.2", 100), ipv4Packet("10.0.2.2", "10.0.1.1", 100)
-	a.dev.inject(ping)
-	b.dev.waitPacket(t)
-	b.dev.inject(pong)
-	a.dev.waitPacket(t)
+	a.dev.Inject(ping)
+	b.dev.Recv(t)
+	b.dev.Inject(pong)
+	a.dev.Recv(t)
 
 	b.stop()
 	b.start(a.id.PublicKey(), netip.AddrPortFrom(lo, a.port), "10.0.1.0/24")
 	restarted := time.Now()
 	limit := cfg.NewHandshakeTimeout + 2*time.Second // the timeout, a handshake, slack for -race
-	for b.dev.written.Load() == 0 {
+	for b.dev.PacketsWritten() == 0 {
 		if time.Since(restarted) > limit {
 			t.Fatalf("B got nothing %v after its restart (A's no-reply handshakes: %d; B dropped %v)",
 				limit, a.tn.Stats().NoReplyHandshakes, b.tn.Stats().Drops)
 		}
-		a.dev.inject(ping)
+		a.dev.Inject(ping)
 		time.Sleep(20 * time.Millisecond)
 	}
 	took := time.Since(restarted)
@@ -381,8 +382,8 @@ func TestTunnel_NoReplyRecoversFromRestartedPeer(t *testing.T) {
 	}
 	t.Logf("traffic flowed again %v after B's restart", took.Round(time.Millisecond))
 	// And back.
-	b.dev.inject(pong)
-	a.dev.waitPacket(t)
+	b.dev.Inject(pong)
+	a.dev.Recv(t)
 }
 
 // A receiver that only receives sends a keepalive KeepaliveTimeout after the first data
@@ -429,11 +430,11 @@ func TestTunnel_NoReplyQuietOnOneWayStream(t *testing.T) {
 	cfg := fastNoReply()
 	pr := upPair(t, cfg, cfg)
 	pkt := ipv4Packet("10.0.1.1", "10.0.2.2", 100)
-	pr.devA.inject(pkt)
-	pr.devB.waitPacket(t)
+	pr.devA.Inject(pkt)
+	pr.devB.Recv(t)
 	start := time.Now()
 	for time.Since(start) < 4*cfg.NewHandshakeTimeout {
-		pr.devA.inject(pkt)
+		pr.devA.Inject(pkt)
 		time.Sleep(10 * time.Millisecond)
 	}
 	if n := pr.a.Stats().NoReplyHandshakes; n != 0 {

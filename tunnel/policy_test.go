@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/policy"
@@ -108,13 +109,13 @@ func TestTunnel_PolicyLoopZeroAlloc(t *testing.T) {
 		t.Run(itoa(size), func(t *testing.T) {
 			d := newDirectPolicy(t, 64, batchOf(64, size), pa, pb)
 			d.round()
-			if got := d.devB.written.Load(); got != 64 {
+			if got := d.devB.PacketsWritten(); got != 64 {
 				t.Fatalf("warm-up delivered %d of 64 (drops A %v, B %v)", got, d.a.Stats().Drops, d.b.Stats().Drops)
 			}
 			if allocs := testing.AllocsPerRun(50, d.round); allocs != 0 {
 				t.Errorf("round with a 50-rule policy and 10k flows allocates %v times", allocs)
 			}
-			if got := d.devB.written.Load(); got != 64*52 {
+			if got := d.devB.PacketsWritten(); got != 64*52 {
 				t.Errorf("delivered %d, want %d", got, 64*52)
 			}
 		})
@@ -127,7 +128,7 @@ func TestTunnel_PolicyDenied(t *testing.T) {
 	pb := newEnginePolicy(t, fiftyRules(false))
 	d := newDirectPolicy(t, 8, batchOf(8, 100), nil, pb)
 	d.round()
-	if w := d.devB.written.Load(); w != 0 {
+	if w := d.devB.PacketsWritten(); w != 0 {
 		t.Fatalf("B delivered %d refused packets", w)
 	}
 	if n := d.peerA.Drops(peers.DropPolicyDenied); n != 8 {
@@ -145,8 +146,8 @@ func TestTunnel_PolicyDenied(t *testing.T) {
 	pa := newEnginePolicy(t, "default: deny\n")
 	d = newDirectPolicy(t, 8, batchOf(8, 100), pa, nil)
 	d.round()
-	if d.bindA.n != 0 {
-		t.Fatalf("A sent %d refused packets", d.bindA.n)
+	if d.bindA.N != 0 {
+		t.Fatalf("A sent %d refused packets", d.bindA.N)
 	}
 	if n := d.peerB.Drops(peers.DropPolicyDenied); n != 8 {
 		t.Errorf("A's policy_denied for peer B = %d, want 8", n)
@@ -173,7 +174,7 @@ func TestTunnel_PolicyL2Frames(t *testing.T) {
 	redirect[40] = 137
 	// tagged wraps p in VLAN tags of the given TPIDs (outermost first).
 	tagged := func(et uint16, p []byte, tpids ...uint16) []byte {
-		f := testFrame(testMACB, testMACA, tpids[0], nil)
+		f := testkit.Ethernet(testMACB, testMACA, nil, tpids[0], nil)
 		for i := range tpids {
 			f = append(f, 0, 7)
 			next := et
@@ -189,16 +190,16 @@ func TestTunnel_PolicyL2Frames(t *testing.T) {
 		frame      []byte
 		judge, bad bool
 	}{
-		{"ipv4", testFrame(testMACB, testMACA, l2.EtherTypeIPv4, ip4), true, false},
-		{"arp", testFrame(testMACB, testMACA, 0x0806, make([]byte, 28)), false, false},
-		{"ndp", testFrame(testMACB, testMACA, l2.EtherTypeIPv6, ns), false, false},
-		{"icmpv6 echo", testFrame(testMACB, testMACA, l2.EtherTypeIPv6, echo), true, false},
+		{"ipv4", testkit.Ethernet(testMACB, testMACA, nil, l2.EtherTypeIPv4, ip4), true, false},
+		{"arp", testkit.Ethernet(testMACB, testMACA, nil, 0x0806, make([]byte, 28)), false, false},
+		{"ndp", testkit.Ethernet(testMACB, testMACA, nil, l2.EtherTypeIPv6, ns), false, false},
+		{"icmpv6 echo", testkit.Ethernet(testMACB, testMACA, nil, l2.EtherTypeIPv6, echo), true, false},
 		// A hostile peer hiding IP from the policy where the l2 router still reads it: behind
 		// an 802.1ad tag, behind two tags, or as an NDP redirect (not neighbour discovery).
 		{"vlan ipv4", tagged(l2.EtherTypeIPv4, ip4, l2.EtherTypeVLAN), true, false},
 		{"qinq ipv4", tagged(l2.EtherTypeIPv4, ip4, l2.EtherTypeQinQ), true, false},
 		{"two tags ipv4", tagged(l2.EtherTypeIPv4, ip4, l2.EtherTypeQinQ, l2.EtherTypeVLAN), true, false},
-		{"ndp redirect", testFrame(testMACB, testMACA, l2.EtherTypeIPv6, redirect), true, false},
+		{"ndp redirect", testkit.Ethernet(testMACB, testMACA, nil, l2.EtherTypeIPv6, redirect), true, false},
 		{"three tags", tagged(l2.EtherTypeIPv4, ip4, l2.EtherTypeVLAN, l2.EtherTypeVLAN, l2.EtherTypeVLAN), false, true},
 		{"runt", make([]byte, 10), false, true},
 	} {
@@ -213,10 +214,10 @@ func TestTunnel_PolicyL2Frames(t *testing.T) {
 	// Under default: deny an L2 tunnel passes ARP and refuses IP.
 	pol := newEnginePolicy(t, "default: deny\n")
 	l := l2Policy{pol}
-	if r := l.Outbound(testFrame(testMACB, testMACA, 0x0806, make([]byte, 28)), 1); r != peers.DropNone {
+	if r := l.Outbound(testkit.Ethernet(testMACB, testMACA, nil, 0x0806, make([]byte, 28)), 1); r != peers.DropNone {
 		t.Errorf("ARP refused: %v", r)
 	}
-	if r := l.Inbound(testFrame(testMACB, testMACA, l2.EtherTypeIPv4, ip4), nil, 1); r != peers.DropPolicyDenied {
+	if r := l.Inbound(testkit.Ethernet(testMACB, testMACA, nil, l2.EtherTypeIPv4, ip4), nil, 1); r != peers.DropPolicyDenied {
 		t.Errorf("IPv4 in a frame: %v, want policy_denied", r)
 	}
 }
@@ -243,8 +244,8 @@ func BenchmarkTunnel_LoopPolicy(b *testing.B) {
 				}
 				d := newDirectPolicy(b, batch, batchOf(batch, size), pa, pb)
 				d.round()
-				if d.devB.written.Load() != batch {
-					b.Fatalf("warm-up delivered %d", d.devB.written.Load())
+				if d.devB.PacketsWritten() != batch {
+					b.Fatalf("warm-up delivered %d", d.devB.PacketsWritten())
 				}
 				benchRounds(b, d, size, batch)
 			})

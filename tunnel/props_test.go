@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/vxlan"
@@ -51,7 +52,7 @@ type tally struct {
 
 func (d *direct) tallyB() tally {
 	var s tally
-	s.written = d.devB.written.Load()
+	s.written = d.devB.PacketsWritten()
 	for r := range s.drops {
 		s.drops[r] = d.b.drops.Get(peers.DropReason(r))
 	}
@@ -157,7 +158,7 @@ func (d *direct) receiveSealedFuzz(t *testing.T, plain []byte) ([]byte, bool) {
 		}
 		return nil, false
 	}
-	return <-d.devB.out, true
+	return <-d.devB.Out, true
 }
 
 // sealFromA seals plain (VXLAN header and inner packet, as sent) with A's current keypair
@@ -181,12 +182,12 @@ func (d *direct) sealFromA(t testing.TB, plain []byte) []byte {
 func (d *direct) sealedByA(t testing.TB, pkt []byte) []byte {
 	t.Helper()
 	d.sizes[0] = copy(d.bufs[0][headroom:], pkt)
-	d.bindA.n = 0
+	d.bindA.N = 0
 	d.a.sendBatch(d.sc, d.bufs[:1], d.sizes[:1])
-	if d.bindA.n != 1 {
-		t.Fatalf("A sent %d datagrams for one packet (drops %v)", d.bindA.n, d.a.Stats().Drops)
+	if d.bindA.N != 1 {
+		t.Fatalf("A sent %d datagrams for one packet (drops %v)", d.bindA.N, d.a.Stats().Drops)
 	}
-	return append([]byte(nil), d.bindA.slots[0]...)
+	return append([]byte(nil), d.bindA.Slots[0]...)
 }
 
 func vxlanHeader(vni uint32, proto vxlan.NextProto) []byte {
@@ -234,7 +235,7 @@ func fromA(src netip.Addr) bool {
 func FuzzTunnel_Receive(f *testing.F) {
 	clk := newTestClock()
 	d := newDirectWith(f, 4, nil, DefaultConfig(), DefaultConfig(), clk)
-	d.devB.keep = true
+	d.devB.KeepWritten(4096)
 	// Seeds: valid messages of each kind, as A sealed them.
 	f.Add(d.sealedByA(f, ipv4Packet("10.0.1.1", "10.0.2.2", 100)))
 	f.Add(d.sealedByA(f, ipv6Packet("fd00:1::1", "fd00:2::2", 80)))
@@ -252,7 +253,7 @@ func FuzzTunnel_Receive(f *testing.F) {
 		if !fate.delivered {
 			return
 		}
-		got := <-d.devB.out
+		got := <-d.devB.Out
 		src, ok := innerSource(got)
 		if !ok || !fromA(src) {
 			t.Fatalf("delivered a packet from %v, outside A's prefixes %v", src, aPrefixes)
@@ -273,7 +274,7 @@ func FuzzTunnel_Receive(f *testing.F) {
 func FuzzTunnel_ReceiveSealed(f *testing.F) {
 	clk := newTestClock()
 	d := newDirectWith(f, 4, nil, DefaultConfig(), DefaultConfig(), clk)
-	d.devB.keep = true
+	d.devB.KeepWritten(4096)
 	vni := d.b.cfg.VNI
 	f.Add(append(vxlanHeader(vni, vxlan.ProtoIPv4), ipv4Packet("10.0.1.1", "10.0.2.2", 100)...))
 	f.Add(append(vxlanHeader(vni, vxlan.ProtoIPv6), ipv6Packet("fd00:1::1", "fd00:2::2", 64)...))
@@ -324,7 +325,7 @@ func FuzzL2Tunnel_ReceiveSealed(f *testing.F) {
 	d := newDirectWith(f, 4, nil, cfgA, cfgB, clk)
 	ta.Store(d.a)
 	tb.Store(d.b)
-	d.devB.keep = true
+	d.devB.KeepWritten(4096)
 	testMACC := l2.MAC{0x02, 0, 0, 0, 0, 0x0c}
 	peerC, err := d.b.table.Upsert(peers.PeerConfig{PublicKey: crypto.PublicKey{0xc}})
 	if err != nil {
@@ -336,20 +337,20 @@ func FuzzL2Tunnel_ReceiveSealed(f *testing.F) {
 	rb.FDB().SetStatic(testMACC, peerC) // gossip says MAC C is behind peer C
 	pinned := map[l2.MAC]bool{testMACB: true, testMACC: true}
 	eth := vxlanHeader(vni, vxlan.ProtoEthernet)
-	f.Add(append(eth, testFrame(testMACB, testMACA, l2.EtherTypeIPv4, make([]byte, 46))...))
-	f.Add(append(eth, testFrame(l2.BroadcastMAC, testMACA, l2.EtherTypeARP, make([]byte, 28))...))
-	f.Add(append(eth, testFrame(testMACB, testMACB, l2.EtherTypeIPv4, make([]byte, 46))...)) // claims B's MAC
-	f.Add(append(eth, testFrame(testMACB, testMACC, l2.EtherTypeIPv4, make([]byte, 46))...)) // claims C's MAC
-	f.Add(append(vxlanHeader(vni+1, vxlan.ProtoEthernet), testFrame(testMACB, testMACA, l2.EtherTypeIPv4, make([]byte, 46))...))
+	f.Add(append(eth, testkit.Ethernet(testMACB, testMACA, nil, l2.EtherTypeIPv4, make([]byte, 46))...))
+	f.Add(append(eth, testkit.Ethernet(l2.BroadcastMAC, testMACA, nil, l2.EtherTypeARP, make([]byte, 28))...))
+	f.Add(append(eth, testkit.Ethernet(testMACB, testMACB, nil, l2.EtherTypeIPv4, make([]byte, 46))...)) // claims B's MAC
+	f.Add(append(eth, testkit.Ethernet(testMACB, testMACC, nil, l2.EtherTypeIPv4, make([]byte, 46))...)) // claims C's MAC
+	f.Add(append(vxlanHeader(vni+1, vxlan.ProtoEthernet), testkit.Ethernet(testMACB, testMACA, nil, l2.EtherTypeIPv4, make([]byte, 46))...))
 	f.Add(append(vxlanHeader(vni, vxlan.ProtoIPv4), ipv4Packet("10.0.1.1", "10.0.2.2", 60)...))
-	f.Add(append(vxlanHeader(vni, vxlan.ProtoNone), testFrame(testMACB, testMACA, l2.EtherTypeIPv4, make([]byte, 46))...))
+	f.Add(append(vxlanHeader(vni, vxlan.ProtoNone), testkit.Ethernet(testMACB, testMACA, nil, l2.EtherTypeIPv4, make([]byte, 46))...))
 	f.Add(eth)
 	seed := func(frame []byte) { f.Add(append(append([]byte{}, eth...), frame...)) }
-	seed(testFrame(testMACB, testMACA, l2.EtherTypeIPv4, ipv4Packet("10.0.1.1", "10.0.2.2", 60)))
-	seed(testFrame(testMACB, testMACA, l2.EtherTypeIPv4, ipv4Packet("10.0.2.9", "10.0.2.2", 60))) // B's own prefix
+	seed(testkit.Ethernet(testMACB, testMACA, nil, l2.EtherTypeIPv4, ipv4Packet("10.0.1.1", "10.0.2.2", 60)))
+	seed(testkit.Ethernet(testMACB, testMACA, nil, l2.EtherTypeIPv4, ipv4Packet("10.0.2.9", "10.0.2.2", 60))) // B's own prefix
 	seed(arpFrame(testMACA, "10.0.1.1", "10.0.2.1"))
 	seed(arpFrame(testMACA, "10.0.2.7", "10.0.2.1")) // gratuitous ARP for an address of B's
-	seed(testFrame(testMACB, testMACA, l2.EtherTypeIPv6, ipv6Packet("fd00:1::1", "fd00:2::1", 60)))
+	seed(testkit.Ethernet(testMACB, testMACA, nil, l2.EtherTypeIPv6, ipv6Packet("fd00:1::1", "fd00:2::1", 60)))
 	f.Fuzz(func(t *testing.T, plain []byte) {
 		got, ok := d.receiveSealedFuzz(t, plain)
 		if !ok {

@@ -62,13 +62,13 @@ func TestTunnel_FloodCopiesBounded(t *testing.T) {
 	d.a.cfg.MaxFloodCopies = 10
 	d.a.router = floodRouter{to: []*peers.Peer{d.peerB, d.peerB}} // two copies to one peer is enough
 	d.round()
-	if got := d.bindA.n; got != 26 {
+	if got := d.bindA.N; got != 26 {
 		t.Errorf("sent %d messages, want 16 + 10 copies", got)
 	}
 	if got := d.a.Stats().Drops["flood_capped"]; got != 6 {
 		t.Errorf("flood_capped = %d, want 6", got)
 	}
-	if got := d.devB.written.Load(); got != 26 {
+	if got := d.devB.PacketsWritten(); got != 26 {
 		t.Errorf("B delivered %d, want 26", got)
 	}
 }
@@ -104,9 +104,9 @@ func TestTunnel_NextProtoL2(t *testing.T) {
 	}
 	d.a.router = floodRouter{to: []*peers.Peer{d.peerB}}
 	d.b.router = floodRouter{}
-	d.devB.keep = true
+	d.devB.KeepWritten(4096)
 	d.round()
-	got := <-d.devB.out
+	got := <-d.devB.Out
 	if string(got) != string(frame) {
 		t.Fatalf("frame = % x, want % x", got, frame)
 	}
@@ -128,7 +128,7 @@ func TestTunnel_RouterNilPeer(t *testing.T) {
 	if got := d.a.Stats().Drops["no_route"]; got != 8 {
 		t.Errorf("no_route = %d, want 8 (two nil peers per packet)", got)
 	}
-	if got := d.devB.written.Load(); got != 4 {
+	if got := d.devB.PacketsWritten(); got != 4 {
 		t.Errorf("B delivered %d, want the 4 copies for the real peer", got)
 	}
 }

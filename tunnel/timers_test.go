@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/peers"
 )
 
@@ -20,11 +21,11 @@ func TestTunnel_HandshakeRetransmitAndGiveUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 80))
+		pr.devA.Inject(ipv4Packet("10.0.1.1", "10.0.2.2", 80))
 	}
-	waitFor(t, "queued packets dropped after RekeyAttemptTime", func() bool {
+	testkit.Eventually(t, testkit.Timeout, func() bool {
 		return pr.peerB.Drops(peers.DropHandshakeTimeout) == 3
-	})
+	}, "queued packets dropped after RekeyAttemptTime")
 	if n := pr.a.Stats().HandshakesSent; n < 3 {
 		t.Errorf("%d initiations sent, want retransmits", n)
 	}
@@ -41,25 +42,25 @@ func TestTunnel_RetransmitReachesMovedPeer(t *testing.T) {
 	pr.a.table.Upsert(peers.PeerConfig{PublicKey: pr.idB.PublicKey(), Endpoint: netip.MustParseAddrPort("127.0.0.1:9"),
 		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.0.2.0/24")}})
 	p := ipv4Packet("10.0.1.1", "10.0.2.2", 80)
-	pr.devA.inject(p)
-	waitFor(t, "an initiation", func() bool { return pr.a.Stats().HandshakesSent >= 1 })
+	pr.devA.Inject(p)
+	testkit.Eventually(t, testkit.Timeout, func() bool { return pr.a.Stats().HandshakesSent >= 1 }, "an initiation")
 	// The control plane learns the right endpoint; the next retransmit gets through and
 	// the queued packet follows.
 	pr.a.table.Upsert(peers.PeerConfig{PublicKey: pr.idB.PublicKey(), Endpoint: right,
 		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.0.2.0/24")}})
-	pr.devB.waitPacket(t)
+	pr.devB.Recv(t)
 }
 
 func TestTunnel_Keepalive(t *testing.T) {
 	cfg := DefaultLocalConfig()
 	cfg.KeepaliveTimeout = 100 * time.Millisecond
 	pr := upPair(t, DefaultLocalConfig(), cfg)
-	pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 80))
-	pr.devB.waitPacket(t)
+	pr.devA.Inject(ipv4Packet("10.0.1.1", "10.0.2.2", 80))
+	pr.devB.Recv(t)
 	// B received data and has nothing to send: it answers with a keepalive.
-	waitFor(t, "B's keepalive", func() bool { return pr.b.Stats().KeepalivesSent >= 1 })
-	waitFor(t, "A receiving it", func() bool { return pr.peerB.Stats().RxPackets >= 1 })
-	if pr.devA.written.Load() != 0 {
+	testkit.Eventually(t, testkit.Timeout, func() bool { return pr.b.Stats().KeepalivesSent >= 1 }, "B's keepalive")
+	testkit.Eventually(t, testkit.Timeout, func() bool { return pr.peerB.Stats().RxPackets >= 1 }, "A receiving it")
+	if pr.devA.PacketsWritten() != 0 {
 		t.Error("a keepalive reached A's device")
 	}
 }
@@ -69,8 +70,8 @@ func TestTunnel_PersistentKeepalive(t *testing.T) {
 	pr.a.table.Upsert(peers.PeerConfig{PublicKey: pr.idB.PublicKey(), Endpoint: pr.peerB.Endpoint(),
 		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.0.2.0/24")}, PersistentKeepalive: 50 * time.Millisecond})
 	// No traffic at all: the persistent keepalive itself brings the session up.
-	waitFor(t, "persistent keepalives", func() bool { return pr.peerA.Stats().RxPackets >= 4 })
-	if pr.devB.written.Load() != 0 {
+	testkit.Eventually(t, testkit.Timeout, func() bool { return pr.peerA.Stats().RxPackets >= 4 }, "persistent keepalives")
+	if pr.devB.PacketsWritten() != 0 {
 		t.Error("a keepalive reached B's device")
 	}
 }
@@ -89,12 +90,12 @@ func TestTunnel_Roaming(t *testing.T) {
 	if pr.peerA.Endpoint().IsValid() {
 		t.Fatal("endpoint not cleared")
 	}
-	pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 80))
-	pr.devB.waitPacket(t)
+	pr.devA.Inject(ipv4Packet("10.0.1.1", "10.0.2.2", 80))
+	pr.devB.Recv(t)
 	if got := pr.peerA.Endpoint(); got != wantA {
 		t.Errorf("B learned endpoint %v, want %v", got, wantA)
 	}
 	back := ipv4Packet("10.0.2.2", "10.0.1.1", 90)
-	pr.devB.inject(back)
-	pr.devA.waitPacket(t)
+	pr.devB.Inject(back)
+	pr.devA.Recv(t)
 }

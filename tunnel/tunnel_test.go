@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.zx2c4.com/wireguard/conn"
 
+	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/peers"
 )
 
@@ -27,7 +28,8 @@ func TestMain(m *testing.M) {
 // upPair starts two tunnels over real loopback UDP (StdNetBind) with fake TUNs.
 func upPair(t *testing.T, cfgA, cfgB Config) *pair {
 	t.Helper()
-	pr := newPair(t, cfgA, cfgB, newFakeDev(128, true), newFakeDev(128, true), conn.NewStdNetBind(), conn.NewStdNetBind())
+	dev := testkit.DeviceConfig{BatchSize: 128, Keep: 4096}
+	pr := newPair(t, cfgA, cfgB, testkit.NewDevice(dev), testkit.NewDevice(dev), conn.NewStdNetBind(), conn.NewStdNetBind())
 	pa, err := pr.a.Up(0)
 	if err != nil {
 		t.Fatal(err)
@@ -48,36 +50,36 @@ func TestTunnel_EndToEnd(t *testing.T) {
 
 	// First packet starts the handshake, waits in the queue, then arrives.
 	p1 := ipv4Packet("10.0.1.1", "10.0.2.2", 100)
-	pr.devA.inject(p1)
-	if got := pr.devB.waitPacket(t); !bytes.Equal(got, p1) {
+	pr.devA.Inject(p1)
+	if got := pr.devB.Recv(t); !bytes.Equal(got, p1) {
 		t.Fatalf("B got % x, want % x", got[:20], p1[:20])
 	}
 	// And back, IPv4 and IPv6.
 	p2 := ipv4Packet("10.0.2.2", "10.0.1.1", 1400)
-	pr.devB.inject(p2)
-	if got := pr.devA.waitPacket(t); !bytes.Equal(got, p2) {
+	pr.devB.Inject(p2)
+	if got := pr.devA.Recv(t); !bytes.Equal(got, p2) {
 		t.Fatal("A got a different packet")
 	}
 	p3 := ipv6Packet("fd00:1::1", "fd00:2::2", 61) // odd length: padding must be cut
-	pr.devA.inject(p3)
-	if got := pr.devB.waitPacket(t); !bytes.Equal(got, p3) {
+	pr.devA.Inject(p3)
+	if got := pr.devB.Recv(t); !bytes.Equal(got, p3) {
 		t.Fatalf("B got %d bytes, want %d", len(got), len(p3))
 	}
 	// A burst, both directions at once.
 	const burst = 500
 	for i := range burst {
-		pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 64+i))
-		pr.devB.inject(ipv4Packet("10.0.2.2", "10.0.1.1", 64+i))
+		pr.devA.Inject(ipv4Packet("10.0.1.1", "10.0.2.2", 64+i))
+		pr.devB.Inject(ipv4Packet("10.0.2.2", "10.0.1.1", 64+i))
 	}
 	for range burst {
-		pr.devB.waitPacket(t)
-		pr.devA.waitPacket(t)
+		pr.devB.Recv(t)
+		pr.devA.Recv(t)
 	}
 	// Counters: what one side sent, the other received (keepalives included in packets).
-	waitFor(t, "counters to settle", func() bool {
+	testkit.Eventually(t, testkit.Timeout, func() bool {
 		sa, sb := pr.peerB.Stats(), pr.peerA.Stats()
 		return sa.TxPackets == sb.RxPackets && sb.TxPackets == sa.RxPackets
-	})
+	}, "counters to settle")
 	sa, sb := pr.peerB.Stats(), pr.peerA.Stats()
 	if sa.TxBytes != sb.RxBytes || sb.TxBytes != sa.RxBytes {
 		t.Errorf("bytes: A→B tx %d rx %d; B→A tx %d rx %d", sa.TxBytes, sb.RxBytes, sb.TxBytes, sa.RxBytes)
@@ -91,31 +93,31 @@ func TestTunnel_EndToEnd(t *testing.T) {
 	if len(sa.Drops) != 0 || len(sb.Drops) != 0 {
 		t.Errorf("unexpected drops: A %v B %v", sa.Drops, sb.Drops)
 	}
-	if got := pr.devB.written.Load(); got != burst+2 {
+	if got := pr.devB.PacketsWritten(); got != burst+2 {
 		t.Errorf("B device got %d packets, want %d", got, burst+2)
 	}
 }
 
 func TestTunnel_DropNotAllowedSource(t *testing.T) {
 	pr := upPair(t, DefaultLocalConfig(), DefaultLocalConfig())
-	pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 80))
-	pr.devB.waitPacket(t)
+	pr.devA.Inject(ipv4Packet("10.0.1.1", "10.0.2.2", 80))
+	pr.devB.Recv(t)
 	// Source outside A's allowed prefixes at B (spoofing B's own subnet).
 	for range 3 {
-		pr.devA.inject(ipv4Packet("10.0.9.9", "10.0.2.2", 80))
+		pr.devA.Inject(ipv4Packet("10.0.9.9", "10.0.2.2", 80))
 	}
-	waitFor(t, "not-allowed-source drops", func() bool {
+	testkit.Eventually(t, testkit.Timeout, func() bool {
 		return pr.peerA.Drops(peers.DropNotAllowedSource) == 3
-	})
+	}, "not-allowed-source drops")
 	if got := pr.b.Stats().Drops["not_allowed_source"]; got != 3 {
 		t.Errorf("global not_allowed_source = %d", got)
 	}
-	if got := pr.devB.written.Load(); got != 1 {
+	if got := pr.devB.PacketsWritten(); got != 1 {
 		t.Errorf("B device got %d packets, want 1", got)
 	}
 	// No route on A's side.
-	pr.devA.inject(ipv4Packet("10.0.1.1", "10.9.9.9", 80))
-	waitFor(t, "no-route drop", func() bool { return pr.a.Stats().Drops["no_route"] == 1 })
+	pr.devA.Inject(ipv4Packet("10.0.1.1", "10.9.9.9", 80))
+	testkit.Eventually(t, testkit.Timeout, func() bool { return pr.a.Stats().Drops["no_route"] == 1 }, "no-route drop")
 }
 
 func TestTunnel_DropWrongVNI(t *testing.T) {
@@ -123,13 +125,13 @@ func TestTunnel_DropWrongVNI(t *testing.T) {
 	cfgB.VNI = 2
 	pr := upPair(t, DefaultLocalConfig(), cfgB)
 	for range 4 {
-		pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 80))
+		pr.devA.Inject(ipv4Packet("10.0.1.1", "10.0.2.2", 80))
 	}
-	waitFor(t, "wrong-VNI drops", func() bool { return pr.peerA.Drops(peers.DropWrongVNI) == 4 })
+	testkit.Eventually(t, testkit.Timeout, func() bool { return pr.peerA.Drops(peers.DropWrongVNI) == 4 }, "wrong-VNI drops")
 	if got := pr.b.Stats().Drops["wrong_vni"]; got != 4 {
 		t.Errorf("global wrong_vni = %d", got)
 	}
-	if pr.devB.written.Load() != 0 {
+	if pr.devB.PacketsWritten() != 0 {
 		t.Error("a wrong-VNI packet reached the device")
 	}
 }
@@ -139,28 +141,28 @@ func TestTunnel_RekeyWithoutLoss(t *testing.T) {
 	cfg.RekeyAfterTime = 150 * time.Millisecond
 	pr := upPair(t, cfg, DefaultLocalConfig())
 	// The first handshake, before the stream (its queue is bounded; rotation is the point).
-	pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 200))
-	pr.devB.waitPacket(t)
+	pr.devA.Inject(ipv4Packet("10.0.1.1", "10.0.2.2", 200))
+	pr.devB.Recv(t)
 	const total = 1500
 	sent := 1
 	deadline := time.Now().Add(20 * time.Second)
 	for (sent < total || pr.peerB.Stats().Handshakes < 4) && time.Now().Before(deadline) {
 		for range 10 {
-			pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 200))
+			pr.devA.Inject(ipv4Packet("10.0.1.1", "10.0.2.2", 200))
 			sent++
 		}
 		time.Sleep(2 * time.Millisecond)
-		for len(pr.devB.out) > 0 {
-			<-pr.devB.out
+		for len(pr.devB.Out) > 0 {
+			<-pr.devB.Out
 		}
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("sent %d, delivered %d; A→B stats %+v; B's view of A %+v; A %+v; B %+v", sent, pr.devB.written.Load(),
+			t.Logf("sent %d, delivered %d; A→B stats %+v; B's view of A %+v; A %+v; B %+v", sent, pr.devB.PacketsWritten(),
 				pr.peerB.Stats(), pr.peerA.Stats(), pr.a.Stats(), pr.b.Stats())
 		}
 	})
-	waitFor(t, "all packets delivered", func() bool { return pr.devB.written.Load() == uint64(sent) })
+	testkit.Eventually(t, testkit.Timeout, func() bool { return pr.devB.PacketsWritten() == uint64(sent) }, "all packets delivered")
 	if hs := pr.peerB.Stats().Handshakes; hs < 4 {
 		t.Errorf("only %d handshakes: rekey did not happen", hs)
 	}
@@ -178,18 +180,18 @@ func TestTunnel_RekeyWithoutLoss(t *testing.T) {
 
 func TestTunnel_Remove(t *testing.T) {
 	pr := upPair(t, DefaultLocalConfig(), DefaultLocalConfig())
-	pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 80))
-	pr.devB.waitPacket(t)
+	pr.devA.Inject(ipv4Packet("10.0.1.1", "10.0.2.2", 80))
+	pr.devB.Recv(t)
 	pr.a.table.Remove(pr.idB.PublicKey())
 	if pr.a.table.NumIndexes() != 0 {
 		t.Errorf("indexes left after Remove: %d", pr.a.table.NumIndexes())
 	}
-	pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 80))
-	waitFor(t, "no-route after remove", func() bool { return pr.a.Stats().Drops["no_route"] == 1 })
+	pr.devA.Inject(ipv4Packet("10.0.1.1", "10.0.2.2", 80))
+	testkit.Eventually(t, testkit.Timeout, func() bool { return pr.a.Stats().Drops["no_route"] == 1 }, "no-route after remove")
 }
 
 func TestTunnel_UpClose(t *testing.T) {
-	pr := newPair(t, DefaultLocalConfig(), DefaultLocalConfig(), newFakeDev(1, false), newFakeDev(1, false),
+	pr := newPair(t, DefaultLocalConfig(), DefaultLocalConfig(), testkit.NewDevice(testkit.DeviceConfig{BatchSize: 1}), testkit.NewDevice(testkit.DeviceConfig{BatchSize: 1}),
 		conn.NewStdNetBind(), conn.NewStdNetBind())
 	if _, err := pr.a.Up(0); err != nil {
 		t.Fatal(err)
@@ -212,7 +214,7 @@ func TestTunnel_UpClose(t *testing.T) {
 // TestTunnel_UpPortTaken: a port in use fails Up with one message naming the port, and the
 // cause stays testable with errors.Is.
 func TestTunnel_UpPortTaken(t *testing.T) {
-	pr := newPair(t, DefaultLocalConfig(), DefaultLocalConfig(), newFakeDev(1, false), newFakeDev(1, false),
+	pr := newPair(t, DefaultLocalConfig(), DefaultLocalConfig(), testkit.NewDevice(testkit.DeviceConfig{BatchSize: 1}), testkit.NewDevice(testkit.DeviceConfig{BatchSize: 1}),
 		conn.NewStdNetBind(), conn.NewStdNetBind())
 	defer pr.b.Close()
 	defer pr.a.Close()
@@ -249,7 +251,7 @@ func TestNew_InvalidConfig(t *testing.T) {
 			c := DefaultConfig()
 			c.Identity = id
 			tc.mod(&c)
-			if _, err := New(c, newFakeDev(1, false), newCaptureBind(1), peers.NewTable(id)); !errors.Is(err, ErrInvalidConfig) {
+			if _, err := New(c, testkit.NewDevice(testkit.DeviceConfig{BatchSize: 1}), testkit.NewCaptureBind(1, bufSize), peers.NewTable(id)); !errors.Is(err, ErrInvalidConfig) {
 				t.Errorf("err = %v", err)
 			}
 		})
@@ -261,8 +263,8 @@ func TestTunnel_IPv6Underlay(t *testing.T) {
 	lo6 := netip.MustParseAddr("::1")
 	pr.link(t, netip.AddrPortFrom(lo6, pr.peerA.Endpoint().Port()), netip.AddrPortFrom(lo6, pr.peerB.Endpoint().Port()))
 	p := ipv6Packet("fd00:1::1", "fd00:2::2", 1280)
-	pr.devA.inject(p)
-	if got := pr.devB.waitPacket(t); !bytes.Equal(got, p) {
+	pr.devA.Inject(p)
+	if got := pr.devB.Recv(t); !bytes.Equal(got, p) {
 		t.Fatal("B got a different packet")
 	}
 	if ep := pr.peerA.Endpoint(); !ep.Addr().Is6() {
@@ -273,17 +275,17 @@ func TestTunnel_IPv6Underlay(t *testing.T) {
 func TestTunnel_SimultaneousHandshakes(t *testing.T) {
 	pr := upPair(t, DefaultLocalConfig(), DefaultLocalConfig())
 	// Both sides start at once: each initiates, each answers the other.
-	pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 100))
-	pr.devB.inject(ipv4Packet("10.0.2.2", "10.0.1.1", 100))
-	pr.devB.waitPacket(t)
-	pr.devA.waitPacket(t)
+	pr.devA.Inject(ipv4Packet("10.0.1.1", "10.0.2.2", 100))
+	pr.devB.Inject(ipv4Packet("10.0.2.2", "10.0.1.1", 100))
+	pr.devB.Recv(t)
+	pr.devA.Recv(t)
 	// Whatever keypairs won, traffic keeps flowing both ways.
 	for i := range 50 {
-		pr.devA.inject(ipv4Packet("10.0.1.1", "10.0.2.2", 100+i))
-		pr.devB.inject(ipv4Packet("10.0.2.2", "10.0.1.1", 100+i))
+		pr.devA.Inject(ipv4Packet("10.0.1.1", "10.0.2.2", 100+i))
+		pr.devB.Inject(ipv4Packet("10.0.2.2", "10.0.1.1", 100+i))
 	}
 	for range 50 {
-		pr.devB.waitPacket(t)
-		pr.devA.waitPacket(t)
+		pr.devB.Recv(t)
+		pr.devA.Recv(t)
 	}
 }

@@ -48,8 +48,8 @@ func TestWireGuardFraming_LoopZeroAlloc(t *testing.T) {
 	d := newDirect(t, 64, batchOf(64, 1000))
 	bareLink(t, d)
 	d.round()
-	if d.devB.written.Load() != 64 {
-		t.Fatalf("warm-up delivered %d of 64 (drops A %v, B %v)", d.devB.written.Load(), d.a.Stats().Drops, d.b.Stats().Drops)
+	if d.devB.PacketsWritten() != 64 {
+		t.Fatalf("warm-up delivered %d of 64 (drops A %v, B %v)", d.devB.PacketsWritten(), d.a.Stats().Drops, d.b.Stats().Drops)
 	}
 	if n := testing.AllocsPerRun(50, d.round); n != 0 {
 		t.Errorf("WireGuard-framed round allocates %v times", n)
@@ -63,7 +63,7 @@ func FuzzTunnel_ReceiveSealedWireGuard(f *testing.F) {
 	clk := newTestClock()
 	d := newDirectWith(f, 4, nil, DefaultConfig(), DefaultConfig(), clk)
 	bareLink(f, d)
-	d.devB.keep = true
+	d.devB.KeepWritten(4096)
 	f.Add(ipv4Packet("10.0.1.1", "10.0.2.2", 100))
 	f.Add(append(ipv4Packet("10.0.1.1", "10.0.2.2", 61), make([]byte, 3)...)) // padded
 	f.Add(ipv6Packet("fd00:1::1", "fd00:2::2", 64))
@@ -88,7 +88,7 @@ func FuzzTunnel_ReceiveSealedWireGuard(f *testing.F) {
 			}
 			return
 		}
-		got := <-d.devB.out
+		got := <-d.devB.Out
 		n, _, ok := ipLen(plain)
 		if !ok || !bytes.Equal(got, plain[:n]) {
 			t.Fatalf("delivered %d bytes, not the plaintext's IP packet (%d, %v)", len(got), n, ok)
@@ -110,7 +110,7 @@ func TestWireGuardFraming_ExpiredKeypairQueuesIntact(t *testing.T) {
 	for _, n := range []int{61, 1000} {
 		pkt := ipv4Packet("10.0.1.1", "10.0.2.2", n)
 		d.sendA(pkt)
-		if d.bindA.n != 0 {
+		if d.bindA.N != 0 {
 			t.Fatalf("inner %d: sent on an expired keypair", n)
 		}
 		queued := d.peerB.Session().Drain(nil)

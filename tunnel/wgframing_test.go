@@ -13,6 +13,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/peers"
 )
 
@@ -57,12 +58,12 @@ func (w *stockWG) recv(t *testing.T) []byte {
 
 // upWithStockWG starts a weft tunnel on loopback with a stock WireGuard peer
 // (WireGuardFraming) at 10.0.1.200/32.
-func upWithStockWG(t *testing.T) (*Tunnel, *fakeDev, *stockWG, *peers.Peer) {
+func upWithStockWG(t *testing.T) (*Tunnel, *testkit.Device, *stockWG, *peers.Peer) {
 	t.Helper()
 	id := testIdentity(t)
 	cfg := DefaultLocalConfig()
 	cfg.Identity = id
-	dev := newFakeDev(128, true)
+	dev := testkit.NewDevice(testkit.DeviceConfig{BatchSize: 128, Keep: 4096})
 	tn, err := New(cfg, dev, conn.NewStdNetBind(), peers.NewTable(id))
 	if err != nil {
 		t.Fatal(err)
@@ -90,11 +91,11 @@ func TestWireGuardFraming_StockPeerBothWays(t *testing.T) {
 	for i, size := range []int{61, 100, 1000, 1412} {
 		pkt := ipv4Packet("10.0.1.200", "10.0.2.2", size)
 		w.tun.Outbound <- pkt
-		if got := dev.waitPacket(t); !bytes.Equal(got, pkt) {
+		if got := dev.Recv(t); !bytes.Equal(got, pkt) {
 			t.Fatalf("packet %d: weft got %d bytes, want %d (% x...)", i, len(got), len(pkt), got[:min(len(got), 24)])
 		}
 		back := ipv4Packet("10.0.2.2", "10.0.1.200", size)
-		dev.inject(back)
+		dev.Inject(back)
 		if got := w.recv(t); !bytes.Equal(got, back) {
 			t.Fatalf("packet %d: wireguard-go got %d bytes, want %d", i, len(got), len(back))
 		}
@@ -110,11 +111,11 @@ func TestWireGuardFraming_SpoofedSourceDropped(t *testing.T) {
 	_, dev, w, p := upWithStockWG(t)
 	good := ipv4Packet("10.0.1.200", "10.0.2.2", 80)
 	w.tun.Outbound <- good
-	dev.waitPacket(t)
+	dev.Recv(t)
 	w.tun.Outbound <- ipv4Packet("10.0.1.7", "10.0.2.2", 80) // another host's address
-	waitFor(t, "the spoofed packet to be dropped", func() bool { return p.Drops(peers.DropNotAllowedSource) == 1 })
+	testkit.Eventually(t, testkit.Timeout, func() bool { return p.Drops(peers.DropNotAllowedSource) == 1 }, "the spoofed packet to be dropped")
 	select {
-	case got := <-dev.out:
+	case got := <-dev.Out:
 		t.Fatalf("spoofed packet delivered: % x", got[:20])
 	default:
 	}
@@ -124,26 +125,26 @@ func TestWireGuardFraming_SpoofedSourceDropped(t *testing.T) {
 func TestWireGuardFraming_Roams(t *testing.T) {
 	_, dev, w, p := upWithStockWG(t)
 	w.tun.Outbound <- ipv4Packet("10.0.1.200", "10.0.2.2", 80)
-	dev.waitPacket(t)
+	dev.Recv(t)
 	before := p.Endpoint()
 	if err := w.dev.IpcSet("listen_port=0\n"); err != nil { // rebinds on a new port
 		t.Fatal(err)
 	}
 	var after netip.AddrPort
-	waitFor(t, "the endpoint to roam", func() bool {
+	testkit.Eventually(t, testkit.Timeout, func() bool {
 		select {
 		case w.tun.Outbound <- ipv4Packet("10.0.1.200", "10.0.2.2", 80):
 		default:
 		}
 		select {
-		case <-dev.out:
+		case <-dev.Out:
 		default:
 		}
 		after = p.Endpoint()
 		return after.IsValid() && after != before
-	})
+	}, "the endpoint to roam")
 	back := ipv4Packet("10.0.2.2", "10.0.1.200", 300)
-	dev.inject(back)
+	dev.Inject(back)
 	for {
 		got := w.recv(t)
 		if bytes.Equal(got, back) {

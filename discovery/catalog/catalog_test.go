@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/weftnet/weft/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -82,18 +84,6 @@ func newTestCatalog(t *testing.T, cfg CatalogConfig) (*Catalog, *tagSink) {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c, sink
-}
-
-// eventually polls cond until it holds or a deadline passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestCatalog_RegisterPersistRestore(t *testing.T) {
@@ -405,7 +395,7 @@ func TestCatalog_CheckTransitionsRepublish(t *testing.T) {
 		if h := c.Local()[0].Health; h != s.want {
 			t.Fatalf("step %d: result %v gave %v, want %v", i, s.result, h, s.want)
 		}
-		eventually(t, "tag "+s.tag, func() bool { return sink.last() == s.tag })
+		testkit.Eventually(t, testkit.Timeout, func() bool { return sink.last() == s.tag }, "tag %s", s.tag)
 		if got := len(c.Instances("web", true)); got != map[bool]int{true: 1, false: 0}[s.want == HealthPassing] {
 			t.Fatalf("step %d: %d passing instances", i, got)
 		}
@@ -440,9 +430,9 @@ func TestCatalog_TTL(t *testing.T) {
 	if h := c.Local()[0].Health; h != HealthPassing || c.Index() != idx+1 {
 		t.Fatalf("after Renew: %v", h)
 	}
-	eventually(t, "passing tag", func() bool { return sink.last() == "1;job:9" })
-	eventually(t, "expiry", func() bool { return c.Local()[0].Health == HealthCritical })
-	eventually(t, "critical tag", func() bool { return sink.last() == "1;job:9:c" })
+	testkit.Eventually(t, testkit.Timeout, func() bool { return sink.last() == "1;job:9" }, "passing tag")
+	testkit.Eventually(t, testkit.Timeout, func() bool { return c.Local()[0].Health == HealthCritical }, "expiry")
+	testkit.Eventually(t, testkit.Timeout, func() bool { return sink.last() == "1;job:9:c" }, "critical tag")
 	if !strings.Contains(c.Local()[0].Output, "expired") {
 		t.Fatalf("output %q", c.Local()[0].Output)
 	}
@@ -455,7 +445,7 @@ func TestCatalog_RealTCPCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "probe output", func() bool { return c.Local()[0].Output != "" })
+	testkit.Eventually(t, testkit.Timeout, func() bool { return c.Local()[0].Output != "" }, "probe output")
 	if c.Local()[0].Health != HealthCritical {
 		t.Fatalf("%+v", c.Local()[0])
 	}
@@ -498,7 +488,7 @@ func TestCatalog_TwoNodesThroughTags(t *testing.T) {
 		t.Fatalf("b sees %+v", all)
 	}
 	a.Renew("job")
-	eventually(t, "b sees job passing", func() bool { return len(b.Instances("job", true)) == 1 })
+	testkit.Eventually(t, testkit.Timeout, func() bool { return len(b.Instances("job", true)) == 1 }, "b sees job passing")
 	a.Deregister("job")
 	if len(b.Instances("job", false)) != 0 {
 		t.Fatal("b still sees the deregistered service")

@@ -20,6 +20,7 @@ import (
 
 	"github.com/weftnet/weft/discovery/catalog"
 	"github.com/weftnet/weft/discovery/membership"
+	"github.com/weftnet/weft/internal/testkit"
 )
 
 type serfHost struct {
@@ -111,21 +112,6 @@ func startSerfHost(t *testing.T, i int, key []byte, join string) *serfHost {
 	return h
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s: %v", d, what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // settleSerf waits until Serf's and memberlist's goroutines are gone (see membership's
 // clSettle: a probe may outlive Shutdown by one interval), so the package's goleak check
 // stays exact.
@@ -152,39 +138,39 @@ func TestConsulAPI_OverSerf(t *testing.T) {
 	a := startSerfHost(t, 0, key, "")
 	aAddr := a.cl.LocalMember().Addr.String()
 	b := startSerfHost(t, 1, key, aAddr)
-	waitFor(t, 15*time.Second, "b's Consul API lists both members", func() error {
+	testkit.Eventually(t, 15*time.Second, func() error {
 		ms, err := b.client.Agent().Members(false)
 		if err != nil || len(ms) != 2 {
 			return fmt.Errorf("%v %d members", err, len(ms))
 		}
 		return nil
-	})
+	}, "b's Consul API lists both members")
 
 	// Register on a with a TTL check; b sees it critical in the catalog, then passing.
 	if err := a.client.Agent().ServiceRegister(&consul.AgentServiceRegistration{
 		Name: "api", Port: 9000, Tags: []string{"v1"}, Check: &consul.AgentServiceCheck{TTL: "1m"}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "b's catalog lists api", func() error {
+	testkit.Eventually(t, 15*time.Second, func() error {
 		e, _, err := b.client.Catalog().Service("api", "v1", nil)
 		if err != nil || len(e) != 1 || e[0].Node != "host-a" || e[0].Address != "10.42.1.1" || e[0].ServicePort != 9000 {
 			return fmt.Errorf("%v %+v", err, e)
 		}
 		return nil
-	})
+	}, "b's catalog lists api")
 	if p, _, err := b.client.Health().Service("api", "", true, nil); err != nil || len(p) != 0 {
 		t.Fatalf("passing before the TTL passed: %v %+v", err, p)
 	}
 	if err := a.client.Agent().PassTTL("service:api", ""); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "b sees api passing", func() error {
+	testkit.Eventually(t, 15*time.Second, func() error {
 		p, _, err := b.client.Health().Service("api", "", true, nil)
 		if err != nil || len(p) != 1 || p[0].Checks.AggregatedStatus() != consul.HealthPassing {
 			return fmt.Errorf("%v %+v", err, p)
 		}
 		return nil
-	})
+	}, "b sees api passing")
 
 	// A blocking query on b returns when a third host joins and registers.
 	_, meta, err := b.client.Health().Service("db", "", true, nil)
@@ -226,13 +212,13 @@ func TestConsulAPI_OverSerf(t *testing.T) {
 	if err := a.client.Agent().ServiceDeregister("api"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "api leaves b's catalog", func() error {
+	testkit.Eventually(t, 15*time.Second, func() error {
 		e, _, err := b.client.Catalog().Service("api", "", nil)
 		if err != nil || len(e) != 0 {
 			return fmt.Errorf("%v %+v", err, e)
 		}
 		return nil
-	})
+	}, "api leaves b's catalog")
 	if ms, err := b.client.Agent().Members(false); err != nil || len(ms) != 3 {
 		t.Fatalf("members: %v %+v", err, ms)
 	}

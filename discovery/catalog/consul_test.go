@@ -16,6 +16,8 @@ import (
 	"time"
 
 	consul "github.com/hashicorp/consul/api"
+
+	"github.com/weftnet/weft/internal/testkit"
 )
 
 // consulCluster is n catalogs whose tags reach each other as gossip would deliver them
@@ -124,13 +126,13 @@ func TestConsulAPI_OfficialClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	var entry *consul.ServiceEntry
-	eventually(t, "b sees web passing", func() bool {
+	testkit.Eventually(t, testkit.Timeout, func() bool {
 		p, _, err := b.Health().Service("web", "", true, nil)
 		if err == nil && len(p) == 1 {
 			entry = p[0]
 		}
 		return entry != nil
-	})
+	}, "b sees web passing")
 	if entry.Node.Node != "host-a" || entry.Node.Address != "10.42.1.1" || entry.Service.Port != 8080 ||
 		entry.Checks.AggregatedStatus() != consul.HealthPassing {
 		t.Fatalf("health entry %+v node %+v service %+v status %s", entry, entry.Node, entry.Service, entry.Checks.AggregatedStatus())
@@ -204,20 +206,20 @@ func TestConsulAPI_OfficialClient(t *testing.T) {
 	if err := a.Agent().FailTTL("service:web", "broken"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "b sees web critical", func() bool {
+	testkit.Eventually(t, testkit.Timeout, func() bool {
 		p, _, err := b.Health().Service("web", "", true, nil)
 		return err == nil && len(p) == 0
-	})
+	}, "b sees web critical")
 	if err := a.Agent().UpdateTTL("service:web", "fine again", consul.HealthPassing); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Agent().ServiceDeregister("web"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "b no longer sees web", func() bool {
+	testkit.Eventually(t, testkit.Timeout, func() bool {
 		e, _, err := b.Catalog().Service("web", "", nil)
 		return err == nil && len(e) == 0
-	})
+	}, "b no longer sees web")
 	if err := a.Agent().ServiceDeregister("web"); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("deregistering twice: %v, want a 404", err)
 	}
@@ -553,7 +555,7 @@ func TestConsulAPI_BlockingQueriesBounded(t *testing.T) {
 		resp.Body.Close()
 		first <- resp.StatusCode
 	}()
-	eventually(t, "the first query blocks", func() bool { return len(h.waiters) == 1 })
+	testkit.Eventually(t, testkit.Timeout, func() bool { return len(h.waiters) == 1 }, "the first query blocks")
 	if code, body := do(t, http.DefaultClient, "GET", url, nil); code != 429 {
 		t.Fatalf("second blocking query: %d %q, want 429", code, body)
 	}
