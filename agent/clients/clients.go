@@ -105,7 +105,7 @@ type Clients struct {
 	loaded  bool
 	list    []api.WGClient
 	forward bool            // forwarding is on for the TUN
-	rules   []*netlink.Rule // the client guard (clients_linux.go)
+	rules   []*netlink.Rule // the client guard (guard_linux.go)
 }
 
 // New returns the clients of d; nothing is loaded or installed until Start.

@@ -5,6 +5,6 @@
 // which follows a move of the host's subnet.
 //
 // It gets what it needs from the agent as a Deps struct of values and functions. It may
-// import agent/api, agent/config (SplitHostPort), crypto, netlink and x/sys; never the agent,
-// the peer table or another subsystem.
+// import agent/api, agent/config (SplitHostPort), agent/internal/hostnet and jsonhttp, crypto,
+// netlink and x/sys; never the agent, the peer table or another subsystem.
 package clients

@@ -20,6 +20,7 @@ type WGQuickConfig struct {
 	MTU        int // the host's overlay MTU (0: omitted)
 }
 
+// String renders w as a wg-quick file.
 func (w WGQuickConfig) String() string {
 	var b strings.Builder
 	b.WriteString("[Interface]\n")

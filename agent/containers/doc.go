@@ -5,5 +5,6 @@
 // the host's subnet.
 //
 // It gets what it needs from the agent as a Deps struct of values and functions. It may
-// import agent/api, netlink and x/sys; never the agent or another subsystem.
+// import agent/api, agent/internal/hostnet and jsonhttp, netlink and x/sys; never the agent
+// or another subsystem.
 package containers
