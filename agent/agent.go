@@ -12,7 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/weftnet/weft/agent/clients"
 	"github.com/weftnet/weft/agent/config"
+	"github.com/weftnet/weft/agent/containers"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/discovery/membership"
 	"github.com/weftnet/weft/peers"
@@ -36,8 +38,8 @@ type Agent struct {
 	cat   *catalogGlue             // nil until the catalog starts
 	pki   atomic.Pointer[pkiState] // nil without pki.ca; swapped by reloadPKI (trust.go)
 	pol   *policyGlue              // network policy (policy.go); nil until Run
-	ctr   containerNet             // container networking (cni.go, bridge_linux.go)
-	cl    clientStore              // stock WireGuard clients (clients.go)
+	ctr   *containers.Containers   // container networking (wire_edges.go)
+	cl    *clients.Clients         // stock WireGuard clients (wire_edges.go)
 
 	started time.Time
 	address netip.Addr
@@ -72,6 +74,7 @@ func New(cfg config.Config, log *slog.Logger) (*Agent, error) {
 	if err := a.loadKey(); err != nil {
 		return nil, err
 	}
+	a.cl, a.ctr = newClients(a), newContainers(a)
 	st, err := loadPKI(cfg.PKI, cfg.Name, a.priv.Public(), time.Now())
 	if err != nil {
 		return nil, err

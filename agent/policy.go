@@ -326,13 +326,11 @@ func (g *policyGlue) rebuild() {
 			ids[key] = &policy.Endpoint{Host: "static:" + p.PublicKey}
 		}
 	}
-	a.cl.mu.Lock()
-	for _, c := range a.cl.list {
+	for _, c := range a.clientList() {
 		if key, err := crypto.ParsePublicKey(c.PublicKey); err == nil && ids[key] == nil {
 			ids[key] = &policy.Endpoint{Host: "client:" + c.Name}
 		}
 	}
-	a.cl.mu.Unlock()
 	g.res.snap.Store(ix)
 	g.idents.Store(&ids)
 	// Under g.mu: accept and install Load new Sets under it too, so a Rebind of the old Set

@@ -275,7 +275,7 @@ func TestPolicyGlue_StaticPeersAndClientsHaveQuota(t *testing.T) {
 	}
 	staticKey, clientKey := newKey(t).Public(), newKey(t).Public()
 	a.cfg.Peers = []config.PeerConfig{{PublicKey: staticKey.String()}}
-	a.cl.list = []api.WGClient{{Name: "phone", PublicKey: clientKey.String(), Address: netip.MustParseAddr("10.42.1.200")}}
+	setTestClients(t, a, []api.WGClient{{Name: "phone", PublicKey: clientKey.String(), Address: netip.MustParseAddr("10.42.1.200")}})
 	a.pol.rebuild()
 
 	self := crypto.NewIdentity(newKey(t))

@@ -1,4 +1,4 @@
-package agent
+package containers
 
 import (
 	"bytes"
@@ -8,11 +8,12 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"sync"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/weftnet/weft/agent/internal/hostnet"
 )
 
 // Priorities of the routing guard's two rules: before the main table's (32766).
@@ -22,78 +23,50 @@ const (
 	masqTable          = "weft-cni"
 )
 
-func setForwarding(dev string, on bool) error {
-	v := []byte("0")
-	if on {
-		v = []byte("1")
-	}
-	if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+dev+"/forwarding", v, 0o644); err != nil {
-		return fmt.Errorf("forwarding on %s: %w", dev, err)
-	}
-	return nil
-}
-
-// containerNet is the agent's container-networking state: the guard rules in force.
-type containerNet struct {
-	mu    sync.Mutex
-	rules []*netlink.Rule
-	masq  bool // the masquerade table is installed (retarget replaces it)
-}
-
 // guardRules: what enters on the TUN and is not for a local address (the local table, at
 // priority 0, answers those first) is routed only when it is for this host's subnet, and
 // dropped silently otherwise, so no peer can use the host as a router to its underlay.
-func (a *Agent) guardRules(subnet netip.Prefix) []*netlink.Rule {
+func (c *Containers) guardRules(subnet netip.Prefix) []*netlink.Rule {
 	allow := netlink.NewRule()
-	allow.Priority, allow.IifName, allow.Table = guardAllowPriority, a.cfg.Interface, unix.RT_TABLE_MAIN
+	allow.Priority, allow.IifName, allow.Table = guardAllowPriority, c.d.Interface, unix.RT_TABLE_MAIN
 	allow.Dst = &net.IPNet{IP: subnet.Masked().Addr().AsSlice(), Mask: net.CIDRMask(subnet.Bits(), 32)}
 	drop := netlink.NewRule()
-	drop.Priority, drop.IifName, drop.Type = guardDropPriority, a.cfg.Interface, unix.FR_ACT_BLACKHOLE
+	drop.Priority, drop.IifName, drop.Type = guardDropPriority, c.d.Interface, unix.FR_ACT_BLACKHOLE
 	return []*netlink.Rule{allow, drop}
-}
-
-func delRules(rules []*netlink.Rule) {
-	for _, r := range rules {
-		for i := 0; i < 8; i++ { // a crashed agent may have left copies
-			if err := netlink.RuleDel(r); err != nil {
-				break
-			}
-		}
-	}
 }
 
 // hostForwarding turns forwarding on for the TUN (and the bridge if the plugin made it
 // already), installs the guard and, with cni.ipmasq, the masquerade table.
-func (a *Agent) hostForwarding() (func(), error) {
-	if err := a.retarget(); err != nil {
+func (c *Containers) hostForwarding() (func(), error) {
+	if err := c.retarget(); err != nil {
 		return nil, err
 	}
 	rules := func() {
-		a.ctr.mu.Lock()
-		defer a.ctr.mu.Unlock()
-		delRules(a.ctr.rules)
-		a.ctr.rules = nil
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		hostnet.DelRules(c.rules)
+		c.rules = nil
 	}
 	undo := rules
-	if err := setForwarding(a.cfg.Interface, true); err != nil {
+	if err := hostnet.SetForwarding(c.d.Interface, true); err != nil {
 		undo()
 		return nil, fmt.Errorf("cni: %w", err)
 	}
-	if _, err := netlink.LinkByName(a.cfg.CNI.Bridge); err == nil {
-		if err := setForwarding(a.cfg.CNI.Bridge, true); err != nil {
+	if _, err := netlink.LinkByName(c.d.Bridge); err == nil {
+		if err := hostnet.SetForwarding(c.d.Bridge, true); err != nil {
 			undo()
 			return nil, fmt.Errorf("cni: %w", err)
 		}
 	}
-	if a.cfg.CNI.IPMasq {
-		stop, err := a.masquerade(a.currentSubnet())
+	if c.d.IPMasq {
+		stop, err := c.masquerade(c.d.Subnet())
 		if err != nil {
 			undo()
 			return nil, err
 		}
-		a.ctr.mu.Lock()
-		a.ctr.masq = true
-		a.ctr.mu.Unlock()
+		c.mu.Lock()
+		c.masq = true
+		c.mu.Unlock()
 		undo = func() { stop(); rules() }
 	}
 	return undo, nil
@@ -101,33 +74,27 @@ func (a *Agent) hostForwarding() (func(), error) {
 
 // retarget installs the guard (and the masquerade, with cni.ipmasq) for the current subnet,
 // replacing those of an earlier one.
-func (a *Agent) retarget() error {
-	subnet := a.currentSubnet()
-	rules := a.guardRules(subnet)
-	a.ctr.mu.Lock()
-	defer a.ctr.mu.Unlock()
-	delRules(a.ctr.rules)
-	delRules(rules) // a crashed agent's copies
-	a.ctr.rules = nil
+func (c *Containers) retarget() error {
+	subnet := c.d.Subnet()
+	rules := c.guardRules(subnet)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	hostnet.DelRules(c.rules)
+	hostnet.DelRules(rules) // a crashed agent's copies
+	c.rules = nil
 	for _, r := range rules {
 		if err := netlink.RuleAdd(r); err != nil && !errors.Is(err, syscall.EEXIST) {
-			delRules(rules)
+			hostnet.DelRules(rules)
 			return fmt.Errorf("cni: routing rule %v: %w", r, err)
 		}
 	}
-	a.ctr.rules = rules
-	if a.cfg.CNI.IPMasq && a.ctr.masq {
-		if _, err := a.masquerade(subnet); err != nil {
+	c.rules = rules
+	if c.d.IPMasq && c.masq {
+		if _, err := c.masquerade(subnet); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func (a *Agent) currentSubnet() netip.Prefix {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.subnet
 }
 
 // masquerade replaces the weft-cni nftables table: containers' packets to outside the
@@ -137,7 +104,7 @@ func (a *Agent) currentSubnet() netip.Prefix {
 // lets the others forward only replies (established, related) and the runtime's port
 // mappings (DNAT), so the host does not become a router for its LAN; on a host that already
 // forwards (a router, a Kubernetes node) it leaves forwarding as the operator set it.
-func (a *Agent) masquerade(subnet netip.Prefix) (func(), error) {
+func (c *Containers) masquerade(subnet netip.Prefix) (func(), error) {
 	if _, err := exec.LookPath("nft"); err != nil {
 		return nil, errors.New("cni.ipmasq needs nft (install nftables) or set cni.ipmasq: false")
 	}
@@ -158,7 +125,7 @@ func (a *Agent) masquerade(subnet netip.Prefix) (func(), error) {
 		ct status dnat accept
 		drop
 	}
-`, a.cfg.CNI.Bridge, a.cfg.Interface)
+`, c.d.Bridge, c.d.Interface)
 	}
 	_ = nft([]byte("delete table ip " + masqTable + "\n"))
 	script := fmt.Sprintf(`table ip %s {
@@ -167,7 +134,7 @@ func (a *Agent) masquerade(subnet netip.Prefix) (func(), error) {
 		ip saddr %s ip daddr != %s oifname != "%s" masquerade
 	}
 }
-`, masqTable, forward, subnet.Masked(), a.cfg.ClusterCIDR.Prefix.Masked(), a.cfg.CNI.Bridge)
+`, masqTable, forward, subnet.Masked(), c.d.ClusterCIDR.Masked(), c.d.Bridge)
 	if err := nft([]byte(script)); err != nil {
 		return nil, fmt.Errorf("cni.ipmasq: %w", err)
 	}

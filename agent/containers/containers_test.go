@@ -1,4 +1,4 @@
-package agent
+package containers
 
 import (
 	"os"

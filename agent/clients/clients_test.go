@@ -1,4 +1,4 @@
-package agent
+package clients
 
 import (
 	"bufio"
@@ -7,7 +7,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -93,9 +95,61 @@ func wgQuickToUAPI(t *testing.T, text string) (string, netip.Prefix, netip.Addr)
 	return uapi.String(), addr, dns
 }
 
-// clientsAgent is an L3 agent with a peer table and a weft tunnel on loopback over a
-// channel TUN (no device, no root), its control routes on an httptest server.
-func clientsAgent(t *testing.T) (*Agent, *tuntest.ChannelTUN, *httptest.Server) {
+func newKey(t *testing.T) crypto.PrivateKey {
+	t.Helper()
+	k, err := crypto.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+// testHost is what the clients see of an agent: its key, peer table, overlay address and
+// subnet, and data port.
+type testHost struct {
+	cfg     config.Config
+	log     *slog.Logger
+	priv    crypto.PrivateKey
+	table   *peers.Table
+	address netip.Addr
+	subnet  netip.Prefix
+	port    uint16
+	cl      *Clients
+}
+
+// deps wires the clients to h as the agent does (agent/wire_edges.go).
+func (h *testHost) deps() Deps {
+	c := h.cfg
+	return Deps{
+		Mode: c.Mode, Encryption: c.Encryption, Netstack: c.Netstack, Containers: c.CNI.Enabled,
+		StateDir: c.StateDir, Range: c.Clients.Range, Interface: c.Interface, ClusterCIDR: c.ClusterCIDR.Prefix, MTU: c.MTU,
+		DNSDomain: c.DNS.Domain, DNSDisabled: c.DNS.Disabled, DNSListen: c.DNS.Listen,
+		GossipAdvertise: c.Gossip.Advertise, GossipBind: c.Gossip.Bind, HostKey: h.priv.Public(),
+		Subnet:     func() netip.Prefix { return h.subnet },
+		Address:    func() netip.Addr { return h.address },
+		Port:       func() uint16 { return h.port },
+		DatapathUp: func() bool { return true },
+		AddPeer: func(key crypto.PublicKey, addr netip.Addr, keepalive time.Duration) error {
+			_, err := h.table.Upsert(peers.PeerConfig{PublicKey: key, WireGuardFraming: true, PersistentKeepalive: keepalive,
+				AllowedIPs: []netip.Prefix{netip.PrefixFrom(addr, 32)}})
+			if err != nil && !errors.Is(err, peers.ErrPrefixMoved) {
+				return err
+			}
+			return nil
+		},
+		RemovePeer: func(key crypto.PublicKey) { h.table.Remove(key) },
+		IsPeer:     func(key crypto.PublicKey) bool { return h.table.ByKey(key) != nil },
+		Log:        h.log,
+	}
+}
+
+// clientsAgent is an L3 host with a peer table and a weft tunnel on loopback over a
+// channel TUN (no device, no root), its clients' routes on an httptest server.
+func clientsAgent(t *testing.T) (*testHost, *tuntest.ChannelTUN, *httptest.Server) {
 	t.Helper()
 	cfg := config.DefaultConfig()
 	cfg.Name = "host3"
@@ -105,10 +159,11 @@ func clientsAgent(t *testing.T) (*Agent, *tuntest.ChannelTUN, *httptest.Server) 
 	priv := newKey(t)
 	id := crypto.NewIdentity(priv)
 	t.Cleanup(id.Close)
-	a := &Agent{cfg: cfg, log: NewLogger(testWriter{t}, "debug"), priv: priv, id: id, table: peers.NewTable(id),
+	a := &testHost{cfg: cfg, log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		priv: priv, table: peers.NewTable(id),
 		address: netip.MustParseAddr("10.42.3.1"), subnet: netip.MustParsePrefix("10.42.3.0/24")}
-	a.dp = newDatapath(a)
-	a.cl.enableForwarding = func() error { return nil }
+	d := a.deps()
+	d.EnableForwarding = func() error { return nil }
 	tcfg := tunnel.DefaultLocalConfig()
 	tcfg.Identity = id
 	ct := tuntest.NewChannelTUN()
@@ -120,12 +175,12 @@ func clientsAgent(t *testing.T) (*Agent, *tuntest.ChannelTUN, *httptest.Server) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tn.Close() })
-	a.dpUp.Store(true)
-	if err := a.startClients(); err != nil {
+	a.cl = New(d)
+	if err := a.cl.Start(); err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	a.clientRoutes(mux)
+	a.cl.Routes(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return a, ct, srv
@@ -271,7 +326,7 @@ func TestClients_StockWireGuardFromGeneratedConfig(t *testing.T) {
 			t.Errorf("endpoint %q refused: %v", good, err)
 		}
 	}
-	if ip, ok := a.clientAddr("phone"); !ok || ip != client {
+	if ip, ok := a.cl.Addr("phone"); !ok || ip != client {
 		t.Errorf("DNS hook: phone.client → %v %v", ip, ok)
 	}
 
@@ -292,21 +347,21 @@ func TestClients_StockWireGuardFromGeneratedConfig(t *testing.T) {
 		t.Fatalf("removed client's packet delivered: % x", p[:20])
 	case <-time.After(500 * time.Millisecond):
 	}
-	if cs := a.clients(); len(cs) != 1 || cs[0].Name != "laptop" {
+	if cs := a.cl.List(); len(cs) != 1 || cs[0].Name != "laptop" {
 		t.Errorf("clients after remove: %+v", cs)
 	}
 }
 
 // Clients are refused where they cannot work, with a reason.
 func TestClients_RefusedInL2(t *testing.T) {
-	a := &Agent{cfg: config.DefaultConfig()}
-	a.cfg.Mode = "l2"
-	if err := a.clientsSupported(); err == nil || !strings.Contains(err.Error(), "l3") {
+	h := &testHost{cfg: config.DefaultConfig()}
+	h.cfg.Mode = "l2"
+	if err := New(h.deps()).Supported(); err == nil || !strings.Contains(err.Error(), "l3") {
 		t.Errorf("l2: %v", err)
 	}
-	a.cfg.Mode = "l3"
-	a.cfg.CNI.Enabled = true
-	if err := a.clientsSupported(); err == nil || !strings.Contains(err.Error(), "cni.enabled") {
+	h.cfg.Mode = "l3"
+	h.cfg.CNI.Enabled = true
+	if err := New(h.deps()).Supported(); err == nil || !strings.Contains(err.Error(), "cni.enabled") {
 		t.Errorf("with containers: %v", err)
 	}
 }
@@ -320,10 +375,12 @@ func TestClients_ReloadedOnStart(t *testing.T) {
 	}
 	id := crypto.NewIdentity(a.priv)
 	t.Cleanup(id.Close)
-	b := &Agent{cfg: a.cfg, log: a.log, priv: a.priv, id: id, table: peers.NewTable(id), address: a.address, subnet: a.subnet}
+	b := &testHost{cfg: a.cfg, log: a.log, priv: a.priv, table: peers.NewTable(id), address: a.address, subnet: a.subnet}
 	forwarded := false
-	b.cl.enableForwarding = func() error { forwarded = true; return nil }
-	if err := b.startClients(); err != nil {
+	d := b.deps()
+	d.EnableForwarding = func() error { forwarded = true; return nil }
+	b.cl = New(d)
+	if err := b.cl.Start(); err != nil {
 		t.Fatal(err)
 	}
 	k, _ := crypto.ParsePublicKey(added.Client.PublicKey)
