@@ -31,7 +31,7 @@ type Agent struct {
 	id   *crypto.Identity
 
 	table *peers.Table
-	dp    datapath    // chosen once in New (datapath.go)
+	dp    dpGlue      // chosen once in New (wire_datapath.go)
 	dpUp  atomic.Bool // dp started: the device exists
 	gsp   *gossip     // nil when gossip is disabled
 	api   *apiServer
@@ -57,7 +57,7 @@ type Agent struct {
 	mu       sync.Mutex
 	problems []string
 
-	// tapMode is how openTAP opened the TAP (l2.go), stored before dpUp; nil in L3.
+	// tapMode is how the datapath opened the TAP (wire_datapath.go), stored before dpUp; nil in L3.
 	tapMode atomic.Pointer[tap.Mode]
 }
 
@@ -70,10 +70,10 @@ func New(cfg config.Config, log *slog.Logger) (*Agent, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	a := &Agent{cfg: cfg, log: log, leaving: make(chan struct{}), fatal: make(chan error, 1)}
-	a.dp = newDatapath(a)
 	if err := a.loadKey(); err != nil {
 		return nil, err
 	}
+	a.dp = newDatapath(a)
 	a.cl, a.ctr = newClients(a), newContainers(a)
 	st, err := loadPKI(cfg.PKI, cfg.Name, a.priv.Public(), time.Now())
 	if err != nil {

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -13,42 +12,32 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/weftnet/weft/agent/config"
-	"github.com/weftnet/weft/l2"
+	"github.com/weftnet/weft/agent/datapath"
+	"github.com/weftnet/weft/tap"
 )
-
-func TestNewDatapath_ChosenByConfig(t *testing.T) {
-	for _, tc := range []struct{ mode, encryption, want string }{
-		{"l3", "wireguard", "*agent.l3Path"},
-		{"l2", "wireguard", "*agent.l2Path"},
-		{"l2", "none", "*agent.plainPath"},
-	} {
-		cfg := config.DefaultConfig()
-		cfg.Mode, cfg.Encryption = tc.mode, tc.encryption
-		if got := fmt.Sprintf("%T", newDatapath(&Agent{cfg: cfg})); got != tc.want {
-			t.Errorf("mode %s, encryption %s: %s, want %s", tc.mode, tc.encryption, got, tc.want)
-		}
-	}
-}
 
 // TestPlainPath_DropsMetric: plain L2 drops are counted under the encrypted modes' reason
 // names and exported as weft_drops_total, like theirs. A datagram of another VNI arrives on
 // the VTEP's socket; status and the metric both show it as wrong_vni.
 func TestPlainPath_DropsMetric(t *testing.T) {
-	pc := l2.DefaultPlainConfig()
-	pc.VNI = 42
-	pc.ListenAddr = netip.MustParseAddrPort("127.0.0.1:0")
-	pc.Remotes = []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:4789")} // the sender below: a known VTEP
-	v, err := l2.NewPlainVTEP(pc, newIdleDev())
-	if err != nil {
+	cfg := config.DefaultConfig()
+	cfg.Mode, cfg.Encryption, cfg.VNI = "l2", "none", 42
+	cfg.ListenPort = freeUDPPort(t)
+	cfg.Peers = []config.PeerConfig{{Endpoint: config.AddrPort{AddrPort: netip.MustParseAddrPort("127.0.0.1:4789")}}} // the sender below: a known VTEP
+	a := &Agent{cfg: cfg, log: NewLogger(testWriter{t}, "debug"), priv: newKey(t)}
+	deps := datapathDeps(a)
+	deps.OpenTAP = func(tap.Config, bool) (tun.Device, tap.Mode, error) {
+		return newIdleDev(), tap.Mode{Offload: true}, nil
+	}
+	deps.ConfigureLink = func(string, netip.Addr, int, int) error { return nil }
+	a.dp = dpGlue{datapath.New(datapath.ConfigOf(cfg), deps)}
+	if err := a.startDatapath(); err != nil {
 		t.Fatal(err)
 	}
-	v.Start()
-	defer v.Close()
-	a := &Agent{cfg: config.DefaultConfig()}
-	a.dp = &plainPath{a: a, vtep: v}
-	a.dpUp.Store(true)
+	defer a.stopDatapath()
+	v := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), a.port)
 
-	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(v.LocalAddr()))
+	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(v))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,3 +101,11 @@ func (d *idleDev) Name() (string, error)                   { return "idle0", nil
 func (d *idleDev) Events() <-chan tun.Event                { return d.events }
 func (d *idleDev) BatchSize() int                          { return 1 }
 func (d *idleDev) Close() error                            { d.once.Do(func() { close(d.closed) }); return nil }
+
+// addStaticNoRoute applies a static peer as a's datapath does, without kernel routes (no
+// device in unit tests).
+func addStaticNoRoute(a *Agent, p config.PeerConfig) error {
+	deps := datapathDeps(a)
+	deps.AddRoute = func(string, netip.Prefix) error { return nil }
+	return datapath.New(datapath.ConfigOf(a.cfg), deps).AddStatic(p)
+}

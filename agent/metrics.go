@@ -65,10 +65,8 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(n), reason)
 		}
 	}
-	if ns, ok := c.a.dp.(*nsPath); ok {
-		for event, n := range ns.proxied.Snapshot() {
-			ch <- prometheus.MustNewConstMetric(c.proxyEvents, prometheus.CounterValue, float64(n), event)
-		}
+	for event, n := range c.a.dp.proxyEvents() {
+		ch <- prometheus.MustNewConstMetric(c.proxyEvents, prometheus.CounterValue, float64(n), event)
 	}
 	if c.a.cat != nil {
 		if s, ok := c.a.cat.dnsStats(); ok {

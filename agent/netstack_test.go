@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,60 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/agent/config"
+	"github.com/weftnet/weft/agent/datapath"
 	"github.com/weftnet/weft/crypto"
-	"github.com/weftnet/weft/discovery/catalog"
 	"github.com/weftnet/weft/netproxy"
 )
-
-func TestAgent_ResolveOverlayOnly(t *testing.T) {
-	cfg := config.DefaultConfig()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	cat, err := catalog.NewCatalog(catalog.CatalogConfig{Node: "me", Addr: netip.MustParseAddr("10.42.1.1")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cat.Close()
-	if err := cat.Register(catalog.Service{Name: "web", Port: 80, Tags: []string{"blue"}}); err != nil {
-		t.Fatal(err)
-	}
-	a := &Agent{cfg: cfg, cat: &catalogGlue{cat: cat}}
-	for _, tc := range []struct {
-		host string
-		want string // address, or the error's sentinel
-	}{
-		{"web.service.weft", "10.42.1.1"},
-		{"WEB.service.weft.", "10.42.1.1"},
-		{"blue.web.service.weft", "10.42.1.1"},
-		{"green.web.service.weft", "unknown"},
-		{"me.node.weft", "10.42.1.1"},
-		{"nobody.node.weft", "unknown"},
-		{"db.service.weft", "unknown"},
-		{"a.b.c.web.service.weft", "unknown"},
-		{"10.42.7.9", "10.42.7.9"},
-		{"::ffff:10.42.7.9", "10.42.7.9"},
-		{"192.0.2.1", "not allowed"},
-		{"example.com", "not allowed"},
-		{"weft", "not allowed"},
-	} {
-		ip, err := a.resolve(context.Background(), tc.host)
-		var got string
-		switch {
-		case err == nil:
-			got = ip.String()
-		case errors.Is(err, netproxy.ErrUnknownName):
-			got = "unknown"
-		case errors.Is(err, netproxy.ErrNotAllowed):
-			got = "not allowed"
-		default:
-			got = err.Error()
-		}
-		if got != tc.want {
-			t.Errorf("%s: %s (%v), want %s", tc.host, got, err, tc.want)
-		}
-	}
-}
 
 // TestNetstack_TwoAgents runs two netstack agents in this process, static peers over
 // loopback and no privileges needed: A's SOCKS5 proxy reaches B's exposed port, whose
@@ -338,15 +287,17 @@ func socksUDP(proxy, ip string, port int) error {
 // TestNetstack_ProxyEventsMetric: what the rootless proxies count reaches Prometheus as
 // weft_proxy_events_total{event}, read from the same counters `weft status` shows.
 func TestNetstack_ProxyEventsMetric(t *testing.T) {
-	a := &Agent{cfg: config.DefaultConfig()}
-	ns := &nsPath{encrypted: encrypted{a: a}}
-	a.dp = ns
+	cfg := config.DefaultConfig()
+	cfg.Netstack = true
+	a := &Agent{cfg: cfg}
+	a.dp = newDatapath(a)
+	ns := a.dp.Datapath.(datapath.Stack)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	refuse := func(context.Context) (net.Conn, error) { return nil, netproxy.ErrNotAllowed }
-	r := netproxy.RelayTCP(ln, refuse, netproxy.Limits{}, slog.New(slog.DiscardHandler), &ns.proxied)
+	r := netproxy.RelayTCP(ln, refuse, netproxy.Limits{}, slog.New(slog.DiscardHandler), ns.Proxied())
 	defer r.Close()
 	for range 2 {
 		c, err := net.Dial("tcp", ln.Addr().String())
@@ -357,9 +308,9 @@ func TestNetstack_ProxyEventsMetric(t *testing.T) {
 		c.Close()
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for ns.proxied.Snapshot()["not_allowed"] != 2 {
+	for ns.Proxied().Snapshot()["not_allowed"] != 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("proxy counters %v, want not_allowed: 2", ns.proxied.Snapshot())
+			t.Fatalf("proxy counters %v, want not_allowed: 2", ns.Proxied().Snapshot())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -286,7 +286,7 @@ func TestGossip_HostileClaims(t *testing.T) {
 	cfg := config.DefaultConfig()
 	cfg.Peers = []config.PeerConfig{{PublicKey: staticKey.String(), AllowedIPs: []config.Prefix{{Prefix: pfx("10.99.0.0/24")}}, Endpoint: config.AddrPort{AddrPort: netip.MustParseAddrPort("192.0.2.9:51820")}}}
 	a, g := trustAgent(t, cfg)
-	if _, err := a.dp.(*l3Path).upsertStatic(cfg.Peers[0], false); err != nil { // no kernel route
+	if err := addStaticNoRoute(a, cfg.Peers[0]); err != nil { // no kernel route
 		t.Fatal(err)
 	}
 	victimKey, evilKey := newKey(t).Public(), newKey(t).Public()
