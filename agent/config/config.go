@@ -95,7 +95,7 @@ type Config struct {
 	// LogFormat is text (logfmt, the default) or json (one object a line).
 	LogFormat string `yaml:"log_format"`
 
-	serviceLines []int // the line of each entry of Services in the file (configcheck.go)
+	file *fileLines // where the file gave each key (lines.go); nil when not read from a file
 	// PKI configures the cluster CA (trust.go): with pki.ca set, members need a certificate.
 	PKI PKIConfig `yaml:"pki"`
 }

@@ -11,8 +11,10 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// LoadConfig reads a YAML file over DefaultConfig. Unknown keys and bad values are errors
-// that name the file and line.
+// LoadConfig reads a YAML file over DefaultConfig: the first step, decoding (Resolve is the
+// second). Unknown keys and bad values are errors that name the file and line; every key
+// and shape problem of the file is reported at once. The lines of the keys are kept, so
+// that Resolve's messages name them too.
 func LoadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
 	data, err := os.ReadFile(path)
@@ -34,7 +36,7 @@ func parseConfig(data []byte, cfg *Config) error {
 		return nil // an empty file (or one of comments only) is the defaults
 	}
 	if err := checkTree(&root, reflect.TypeFor[Config]()); err != nil {
-		return err // configcheck.go: unknown keys and wrong shapes, by line and key
+		return err // check.go: unknown keys and wrong shapes, by line and key
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -44,6 +46,6 @@ func parseConfig(data []byte, cfg *Config) error {
 		}
 		return errors.New(yamlMessage(err))
 	}
-	cfg.serviceLines = recordLines(&root, "services")
+	cfg.file = recordLines(&root, cfg)
 	return nil
 }

@@ -97,3 +97,13 @@ func SettingByFlag(name string) Setting {
 	}
 	panic("agent: no setting with flag " + name)
 }
+
+// settingByKey returns the setting of the YAML key key.
+func settingByKey(key string) (Setting, bool) {
+	for _, s := range Settings {
+		if s.Key == key {
+			return s, true
+		}
+	}
+	return Setting{}, false
+}
