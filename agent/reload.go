@@ -14,7 +14,8 @@ import (
 // Reload (SIGHUP, `systemctl reload weft`) applies what can change without a restart. The
 // new configuration comes from the source the command gave (the file again, with the flags
 // over it); each reload step compares the running configuration with it, applies its part
-// and says what it changed. Settings that need a restart are named in the log, not applied.
+// and says what it changed. Each step declares the keys it applies; a changed setting that no
+// step declares needs a restart, and is named in the log, not applied.
 //
 // Steps run in order; one that fails is logged and the others still run. A step applies to
 // the running agent and to a.cfg (under a.mu) together, so that a second reload compares
@@ -24,21 +25,33 @@ import (
 // ("" when nothing did).
 type reloadStep struct {
 	name string
-	fn   func(next *config.Config) (string, error)
+	// keys are the YAML keys (config.Settings, or a list of records such as services) the
+	// step applies; a change of any other key is only reported as needing a restart.
+	keys  []string
+	apply func(next *config.Config) (string, error)
 }
 
 // reloadSteps are the reload steps, in order. A feature that can reload adds its step here
-// (certificates and policy: their files are read again by their own step).
+// with the keys it applies (certificates and policy: their files are read again by their own
+// step).
 func (a *Agent) reloadSteps() []reloadStep {
 	return []reloadStep{
-		{"log_level", a.reloadLogLevel},
-		{"services", a.reloadServices},
-		{"pki", a.reloadPKIStep},
+		{name: "log_level", keys: []string{"log_level"}, apply: a.reloadLogLevel},
+		{name: "services", keys: []string{"services"}, apply: a.reloadServices},
+		{name: "pki", keys: []string{"pki.ca", "pki.cert", "pki.blocklist"}, apply: a.reloadPKIStep},
 	}
 }
 
-// reloadedKeys are the settings some step applies; a change of any other is only reported.
-var reloadedKeys = map[string]bool{"log_level": true, "services": true, "pki.ca": true, "pki.cert": true, "pki.blocklist": true}
+// reloadedKeys are the keys some step applies.
+func reloadedKeys(steps []reloadStep) map[string]bool {
+	keys := map[string]bool{}
+	for _, s := range steps {
+		for _, k := range s.keys {
+			keys[k] = true
+		}
+	}
+	return keys
+}
 
 // SetReload gives the agent the source of a reloaded configuration and the level its logger
 // logs at (NewLogging). Without it Reload fails.
@@ -70,8 +83,9 @@ func (a *Agent) Reload() (changed, needRestart []string, err error) {
 		return nil, nil, fmt.Errorf("reload: %w", err)
 	}
 	var errs []error
-	for _, s := range a.reloadSteps() {
-		what, err := s.fn(&next)
+	steps := a.reloadSteps()
+	for _, s := range steps {
+		what, err := s.apply(&next)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s: %w", s.name, err))
@@ -83,8 +97,9 @@ func (a *Agent) Reload() (changed, needRestart []string, err error) {
 	a.mu.Lock()
 	cur := a.cfg
 	a.mu.Unlock()
+	reloaded := reloadedKeys(steps)
 	for _, s := range config.Settings {
-		if reloadedKeys[s.Key] || s.Global {
+		if reloaded[s.Key] || s.Global {
 			continue
 		}
 		if !reflect.DeepEqual(s.Field(&cur), s.Field(&next)) {

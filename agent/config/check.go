@@ -51,7 +51,7 @@ func walkNode(n *yaml.Node, t reflect.Type, key string, errs *[]error) {
 		t = t.Elem()
 	}
 	add := func(format string, args ...any) {
-		*errs = append(*errs, fmt.Errorf("line %d: %s: "+format, append([]any{n.Line, key}, args...)...))
+		*errs = append(*errs, &Error{Key: key, Line: n.Line, Err: fmt.Errorf("%s: "+format, append([]any{key}, args...)...)})
 	}
 	// Types that read themselves (Prefix, Addr, AddrPort, Duration, CheckKind) check their
 	// own value and name the line; only their shape is checked here.
@@ -143,11 +143,11 @@ func walkStruct(n *yaml.Node, t reflect.Type, key string, errs *[]error) {
 			for name := range fields {
 				names = append(names, name)
 			}
-			msg := fmt.Sprintf("line %d: %s: unknown key", k.Line, full)
+			msg := full + ": unknown key"
 			if near := nearest(k.Value, names); near != "" {
 				msg += "; did you mean " + near + "?"
 			}
-			*errs = append(*errs, errors.New(msg))
+			*errs = append(*errs, &Error{Key: full, Line: k.Line, Err: errors.New(msg)})
 			continue
 		}
 		walkNode(v, f, full, errs)
@@ -245,52 +245,36 @@ func yamlMessage(err error) string {
 	return strings.Join(lines, "\n")
 }
 
-// recordLines returns the line of each entry of the top-level list key in the document.
-func recordLines(root *yaml.Node, key string) []int {
-	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
-		return nil
-	}
-	m := root.Content[0]
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key && m.Content[i+1].Kind == yaml.SequenceNode {
-			var lines []int
-			for _, e := range m.Content[i+1].Content {
-				lines = append(lines, e.Line)
-			}
-			return lines
-		}
-	}
-	return nil
-}
-
-// lineOf is " (line N)" for entry i when its line is known.
-func lineOf(lines []int, i int) string {
-	if i < len(lines) && lines[i] > 0 {
-		return fmt.Sprintf(" (line %d)", lines[i])
-	}
-	return ""
-}
-
-// Check validates c as Validate does, and then what the agent would read at start without
-// opening a device or a socket: the gossip key (and its file's mode). It is `weft agent
-// --check` and `weft config check`.
+// Check resolves c in place as Validate does, and then checks what the agent would read at
+// start without opening a device or a socket: the gossip key (and its file's mode). It
+// reports the problems of both at once. It is `weft agent --check` and `weft config check`.
 func (c *Config) Check() error {
-	if err := c.Validate(); err != nil {
-		return err
-	}
+	raw := *c
+	r, err := Resolve(raw)
+	*c = r
+	p := &problems{raw: &raw, errs: []error{err}}
 	if !c.Gossip.Disabled {
-		key, err := GossipKey(c.Gossip)
-		if err != nil {
-			return err
-		}
-		if key == nil && !c.Gossip.Insecure {
-			return errors.New("no gossip key: set gossip.key_file (generate one with `weft keygen --gossip`) or gossip.insecure: true on a trusted network")
-		}
-		for _, s := range []struct{ key, v string }{{"gossip.bind", c.Gossip.Bind}, {"gossip.advertise", c.Gossip.Advertise}} {
-			if _, _, err := SplitHostPort(s.v, 0); err != nil {
-				return fmt.Errorf("%s %w", s.key, err)
-			}
+		c.checkGossipKey(p)
+	}
+	return p.err()
+}
+
+// checkGossipKey adds the problems of the gossip key and addresses to p.
+func (c *Config) checkGossipKey(p *problems) {
+	keyKey := "gossip.key"
+	if c.Gossip.KeyFile != "" {
+		keyKey = "gossip.key_file"
+	}
+	key, err := GossipKey(c.Gossip)
+	switch {
+	case err != nil:
+		p.add(keyKey, err)
+	case key == nil && !c.Gossip.Insecure:
+		p.add(keyKey, errors.New("no gossip key: set gossip.key_file (generate one with `weft keygen --gossip`) or gossip.insecure: true on a trusted network"))
+	}
+	for _, s := range []struct{ key, v string }{{"gossip.bind", c.Gossip.Bind}, {"gossip.advertise", c.Gossip.Advertise}} {
+		if _, _, err := SplitHostPort(s.v, 0); err != nil {
+			p.addf(s.key, "%s %w", s.key, err)
 		}
 	}
-	return nil
 }

@@ -47,23 +47,32 @@ type ExposeConfig struct {
 	Proto string `yaml:"proto"`
 }
 
-// validateNetstack checks the netstack settings (called by Validate).
-func (c *Config) validateNetstack() error {
+// checkNetstack adds the problems of the netstack settings (forward, expose and the
+// proxies) to p, and gives forward and expose entries their default proto.
+func (c *Config) checkNetstack(p *problems) {
 	if !c.Netstack {
 		if len(c.Forward) > 0 || len(c.Expose) > 0 {
-			return errors.New("forward and expose need netstack: true (with a TUN device the host reaches the overlay directly)")
+			key := "forward"
+			if len(c.Forward) == 0 {
+				key = "expose"
+			}
+			p.add(key, errors.New("forward and expose need netstack: true (with a TUN device the host reaches the overlay directly)"))
 		}
-		return nil
+		return
 	}
 	if c.CNI.Enabled {
-		return errors.New("cni.enabled needs a TUN device (containers sit on a bridge the kernel routes into the overlay); not with netstack: true")
+		p.add("cni.enabled", errors.New("cni.enabled needs a TUN device (containers sit on a bridge the kernel routes into the overlay); not with netstack: true"))
 	}
 	if c.Mode != "l3" {
-		return errors.New("netstack: true runs the l3 datapath only (a userspace IP stack carries no Ethernet): use mode: l3, or drop netstack for l2")
+		p.add("netstack", errors.New("netstack: true runs the l3 datapath only (a userspace IP stack carries no Ethernet): use mode: l3, or drop netstack for l2"))
 	}
 	pc := c.NetstackProxy
 	if (pc.Username == "") != (pc.PasswordFile == "") {
-		return errors.New("netstack_proxy: set both username and password_file, or neither")
+		key := "netstack_proxy.username"
+		if pc.Username == "" {
+			key = "netstack_proxy.password_file"
+		}
+		p.add(key, errors.New("netstack_proxy: set both username and password_file, or neither"))
 	}
 	for _, l := range []struct{ key, addr string }{{"netstack_proxy.socks5", pc.SOCKS5}, {"netstack_proxy.http", pc.HTTP}} {
 		if l.addr == "" {
@@ -71,46 +80,45 @@ func (c *Config) validateNetstack() error {
 		}
 		ap, err := netip.ParseAddrPort(l.addr)
 		if err != nil {
-			return fmt.Errorf("%s %q: must be IP:PORT, like 127.0.0.1:1080", l.key, l.addr)
+			p.addf(l.key, "%s %q: must be IP:PORT, like 127.0.0.1:1080", l.key, l.addr)
+			continue
 		}
 		if !ap.Addr().IsLoopback() && pc.Username == "" {
-			return fmt.Errorf("%s %s is not loopback: that would be an open proxy into the overlay; listen on 127.0.0.1, or set netstack_proxy.username and password_file", l.key, l.addr)
+			p.addf(l.key, "%s %s is not loopback: that would be an open proxy into the overlay; listen on 127.0.0.1, or set netstack_proxy.username and password_file", l.key, l.addr)
 		}
 	}
 	if pc.MaxConns < 0 {
-		return fmt.Errorf("netstack_proxy.max_conns %d: must be 0 (default) or more", pc.MaxConns)
+		p.addf("netstack_proxy.max_conns", "netstack_proxy.max_conns %d: must be 0 (default) or more", pc.MaxConns)
 	}
 	for i := range c.Forward {
-		f := &c.Forward[i]
+		f, key := &c.Forward[i], fmt.Sprintf("forward[%d]", i)
 		if err := defaultProto(&f.Proto, "forward", i); err != nil {
-			return err
+			p.add(key, err)
 		}
 		if _, err := netip.ParseAddrPort(f.Listen); err != nil {
-			return fmt.Errorf("forward[%d] listen %q: must be IP:PORT, like 127.0.0.1:5432", i, f.Listen)
+			p.addf(key, "forward[%d] listen %q: must be IP:PORT, like 127.0.0.1:5432", i, f.Listen)
 		}
 		if err := checkHostPort(f.To); err != nil {
-			return fmt.Errorf("forward[%d] to %q: %v (like db.service.weft:5432)", i, f.To, err)
+			p.addf(key, "forward[%d] to %q: %v (like db.service.weft:5432)", i, f.To, err)
 		}
 	}
 	seen := map[string]bool{}
 	for i := range c.Expose {
-		e := &c.Expose[i]
+		e, key := &c.Expose[i], fmt.Sprintf("expose[%d]", i)
 		if err := defaultProto(&e.Proto, "expose", i); err != nil {
-			return err
+			p.add(key, err)
 		}
 		if e.Port < 1 || e.Port > 65535 {
-			return fmt.Errorf("expose[%d] port %d: must be 1-65535", i, e.Port)
-		}
-		if k := e.Proto + strconv.Itoa(e.Port); seen[k] {
-			return fmt.Errorf("expose[%d]: %s port %d is exposed twice", i, e.Proto, e.Port)
+			p.addf(key, "expose[%d] port %d: must be 1-65535", i, e.Port)
+		} else if k := e.Proto + strconv.Itoa(e.Port); seen[k] {
+			p.addf(key, "expose[%d]: %s port %d is exposed twice", i, e.Proto, e.Port)
 		} else {
 			seen[k] = true
 		}
 		if _, err := netip.ParseAddrPort(e.To); err != nil {
-			return fmt.Errorf("expose[%d] to %q: must be a local IP:PORT, like 127.0.0.1:8080", i, e.To)
+			p.addf(key, "expose[%d] to %q: must be a local IP:PORT, like 127.0.0.1:8080", i, e.To)
 		}
 	}
-	return nil
 }
 
 func checkHostPort(s string) error {

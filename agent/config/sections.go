@@ -44,6 +44,17 @@ func (c CNIConfig) validate(mode string) error {
 	return nil
 }
 
+// check adds the problem validate finds, under the key it is about.
+func (c CNIConfig) check(mode string, p *problems) {
+	if err := c.validate(mode); err != nil {
+		key := "cni.bridge"
+		if mode != "l3" {
+			key = "cni.enabled"
+		}
+		p.add(key, err)
+	}
+}
+
 // DebugConfig holds diagnostics that are off by default.
 type DebugConfig struct {
 	// PprofListen serves Go's profiles (net/http/pprof: /debug/pprof/, profile, heap, trace …)
