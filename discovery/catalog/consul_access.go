@@ -35,11 +35,17 @@ func (h *ConsulHandler) sourceAllowed(r *http.Request) bool {
 	if h.cfg.AllowedSources == nil {
 		return true
 	}
-	a := remoteAddr(r)
+	return loopbackOrIn(remoteAddr(r), h.cfg.AllowedSources)
+}
+
+// loopbackOrIn reports whether a (unmapped) is a loopback address or lies in one of
+// prefixes: who may call the Consul API (AllowedSources) and have DNS queries forwarded
+// (ForwardFrom).
+func loopbackOrIn(a netip.Addr, prefixes []netip.Prefix) bool {
 	if a.IsLoopback() {
 		return true
 	}
-	for _, p := range h.cfg.AllowedSources {
+	for _, p := range prefixes {
 		if p.Contains(a) {
 			return true
 		}
