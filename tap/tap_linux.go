@@ -137,14 +137,23 @@ func Open(cfg Config) (*Device, error) {
 	}
 	d.rd.fn = d.readv
 	d.writeFn = d.writev
-	if err := setupLink(d.name, cfg); err != nil {
-		d.Close()
+	if err := d.setup(cfg); err != nil {
 		return nil, err
 	}
-	if cfg.Up {
-		d.events <- tun.EventUp
-	}
 	return d, nil
+}
+
+// setup finishes opening: it applies cfg to the link (setupLink) and announces EventUp
+// when cfg.Up. On failure it closes the device.
+func (l *link) setup(cfg Config) error {
+	if err := setupLink(l.name, cfg); err != nil {
+		l.Close()
+		return err
+	}
+	if cfg.Up {
+		l.events <- tun.EventUp
+	}
+	return nil
 }
 
 // setupLink applies cfg's MTU, MAC and Up to the link name that Open or OpenFrames just

@@ -67,12 +67,8 @@ func OpenFrames(cfg Config) (*FrameDevice, error) {
 		d.Close()
 		return nil, fmt.Errorf("tap: %w", err)
 	}
-	if err := setupLink(d.name, cfg); err != nil {
-		d.Close()
+	if err := d.setup(cfg); err != nil {
 		return nil, err
-	}
-	if cfg.Up {
-		d.events <- tun.EventUp
 	}
 	return d, nil
 }
