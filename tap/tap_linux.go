@@ -33,16 +33,12 @@ type Device struct {
 	// shorter than the virtio-net header. Never expected from a kernel.
 	malformed atomic.Uint64
 	// Read state, set up once so that reading allocates nothing: readv of the virtio-net
-	// header into vhdr and the frame straight into the caller's buffer (rdst), blocking in
-	// the poller or not (rblock).
-	rc     syscall.RawConn
-	vhdr   [vnetHdrLen]byte
-	riov   [2]unix.Iovec
-	rdst   []byte
-	rblock bool
-	rn     int
-	rerr   error
-	readFn func(fd uintptr) bool
+	// header into vhdr and the frame straight into the caller's buffer (rdst), through rd.
+	rc   syscall.RawConn
+	vhdr [vnetHdrLen]byte
+	riov [2]unix.Iovec
+	rdst []byte
+	rd   rawRead
 
 	// Write state for frames without headroom for the header (writev behind a zero header),
 	// guarded by wmu.
@@ -139,16 +135,25 @@ func Open(cfg Config) (*Device, error) {
 		d.Close()
 		return nil, fmt.Errorf("tap: %w", err)
 	}
-	d.readFn = d.readv
+	d.rd.fn = d.readv
 	d.writeFn = d.writev
-	if err := setupLink(d.name, cfg); err != nil {
-		d.Close()
+	if err := d.setup(cfg); err != nil {
 		return nil, err
 	}
-	if cfg.Up {
-		d.events <- tun.EventUp
-	}
 	return d, nil
+}
+
+// setup finishes opening: it applies cfg to the link (setupLink) and announces EventUp
+// when cfg.Up. On failure it closes the device.
+func (l *link) setup(cfg Config) error {
+	if err := setupLink(l.name, cfg); err != nil {
+		l.Close()
+		return err
+	}
+	if cfg.Up {
+		l.events <- tun.EventUp
+	}
+	return nil
 }
 
 // setupLink applies cfg's MTU, MAC and Up to the link name that Open or OpenFrames just
@@ -239,17 +244,11 @@ func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 // tapFinishFrame). It returns the frames made, 0 for a dropped malformed one, and -1 when
 // a non-blocking read found nothing queued.
 func (d *Device) readFrame(bufs [][]byte, sizes []int, offset int, block bool) (int, error) {
-	d.rdst, d.rblock = bufs[0][offset:], block
-	err := d.rc.Read(d.readFn)
+	d.rdst = bufs[0][offset:]
+	n, err := d.rd.read(d.rc, block)
 	d.rdst, d.riov[1].Base = nil, nil // keep no caller buffer alive
-	n := d.rn
-	switch {
-	case err != nil:
-		return 0, net.ErrClosed // the file is closed
-	case d.rerr == unix.EAGAIN:
-		return -1, nil // only when not blocking
-	case d.rerr != nil:
-		return 0, d.rerr
+	if err != nil || n < 0 {
+		return n, err
 	}
 	if n < vnetHdrLen {
 		d.malformed.Add(1)
@@ -273,42 +272,16 @@ func (d *Device) readFrame(bufs [][]byte, sizes []int, offset int, block bool) (
 // of them (see tapFinishFrame); zero unless the kernel misbehaves.
 func (d *Device) MalformedFrames() uint64 { return d.malformed.Load() }
 
-// readv is readFn: one readv of the header and the frame. It asks the poller to wait
-// (returns false) only for a blocking read that found nothing.
+// readv is rd's callback: one readv of the header and the frame.
 func (d *Device) readv(fd uintptr) bool {
 	if len(d.rdst) == 0 {
-		d.rn, d.rerr = 0, unix.EINVAL
+		d.rd.n, d.rd.err = 0, unix.EINVAL
 		return true
 	}
 	d.riov[0].Base, d.riov[1].Base = &d.vhdr[0], &d.rdst[0]
 	d.riov[0].SetLen(vnetHdrLen)
 	d.riov[1].SetLen(len(d.rdst))
-	n, e := readvFD(fd, d.riov[:])
-	if e == unix.EAGAIN && d.rblock {
-		return false
-	}
-	d.rn, d.rerr = n, nil
-	if e != 0 {
-		d.rerr = e
-	}
-	return true
-}
-
-// readvFD is one readv(2) of iov on the non-blocking descriptor fd, retried on EINTR: the
-// body of the RawConn.Read callbacks of Device and FrameDevice (which ask the poller to
-// wait on EAGAIN when they block). It returns the bytes read, or 0 and the error.
-func readvFD(fd uintptr, iov []unix.Iovec) (int, syscall.Errno) {
-	for {
-		n, _, e := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
-		switch e {
-		case 0:
-			return int(n), 0
-		case unix.EINTR:
-			continue
-		default:
-			return 0, e
-		}
-	}
+	return d.rd.readv(fd, d.riov[:])
 }
 
 // writev is writeFn: one writev of a zero header and the frame wsrc.

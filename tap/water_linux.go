@@ -26,15 +26,12 @@ type FrameDevice struct {
 	link
 
 	// Read state, set up once so that reading allocates nothing: a readv of the frame
-	// straight into the caller's buffer (rdst), blocking in the poller or not (rblock).
-	// One reader at a time (Read or TryRead).
-	rc     syscall.RawConn
-	riov   [1]unix.Iovec
-	rdst   []byte
-	rblock bool
-	rn     int
-	rerr   error
-	readFn func(fd uintptr) bool
+	// straight into the caller's buffer (rdst), through rd. One reader at a time (Read or
+	// TryRead).
+	rc   syscall.RawConn
+	riov [1]unix.Iovec
+	rdst []byte
+	rd   rawRead
 }
 
 var _ tun.Device = (*FrameDevice)(nil)
@@ -70,12 +67,8 @@ func OpenFrames(cfg Config) (*FrameDevice, error) {
 		d.Close()
 		return nil, fmt.Errorf("tap: %w", err)
 	}
-	if err := setupLink(d.name, cfg); err != nil {
-		d.Close()
+	if err := d.setup(cfg); err != nil {
 		return nil, err
-	}
-	if cfg.Up {
-		d.events <- tun.EventUp
 	}
 	return d, nil
 }
@@ -88,7 +81,7 @@ func newFrameDevice(f *os.File, name string) (*FrameDevice, error) {
 	if d.rc, err = f.SyscallConn(); err != nil {
 		return nil, fmt.Errorf("tap: %w", err)
 	}
-	d.readFn = d.readv
+	d.rd.fn = d.readv
 	return d, nil
 }
 
@@ -143,34 +136,17 @@ func (d *FrameDevice) TryRead(b []byte) (int, error) {
 // readFrame reads one frame into b (not empty), blocking in the poller or not: its length,
 // or -1 when a non-blocking read found nothing queued.
 func (d *FrameDevice) readFrame(b []byte, block bool) (int, error) {
-	d.rdst, d.rblock = b, block
-	err := d.rc.Read(d.readFn)
+	d.rdst = b
+	n, err := d.rd.read(d.rc, block)
 	d.rdst, d.riov[0].Base = nil, nil // keep no caller buffer alive
-	switch {
-	case err != nil:
-		return 0, net.ErrClosed // the file is closed
-	case d.rerr == unix.EAGAIN:
-		return -1, nil // only when not blocking
-	case d.rerr != nil:
-		return 0, d.rerr
-	}
-	return d.rn, nil
+	return n, err
 }
 
-// readv is readFn: one readv of the frame. It asks the poller to wait (returns false) only
-// for a blocking read that found nothing.
+// readv is rd's callback: one readv of the frame.
 func (d *FrameDevice) readv(fd uintptr) bool {
 	d.riov[0].Base = &d.rdst[0]
 	d.riov[0].SetLen(len(d.rdst))
-	n, e := readvFD(fd, d.riov[:])
-	if e == unix.EAGAIN && d.rblock {
-		return false
-	}
-	d.rn, d.rerr = n, nil
-	if e != 0 {
-		d.rerr = e
-	}
-	return true
+	return d.rd.readv(fd, d.riov[:])
 }
 
 // Write writes each bufs[i][offset:] as one frame. It does not retain the buffers and

@@ -184,18 +184,27 @@ func (t *Tunnel) receiveTransport(rs *recvScratch, buf, msg []byte, ep conn.Endp
 		}
 		inner = inner[:n]
 	}
-	if r := t.router.Accept(p, inner); r != peers.DropNone {
-		t.drop(p, r, 1)
-		return
-	}
-	if r := t.pol.Inbound(inner, p, mono); r != peers.DropNone {
-		t.drop(p, r, 1)
+	if !t.admit(p, inner, mono) {
 		return
 	}
 	rs.runBytes += uint64(len(inner))
 	rs.runData = true
 	// inner starts at buf[headroom]: the transport header is 16 bytes, the VXLAN header 8.
 	rs.out = append(rs.out, buf[:headroom+len(inner)])
+}
+
+// admit is the judgement every inner packet from p passes before the device: cryptokey
+// routing (Router.Accept), then network policy. A refusal is counted and admit is false.
+func (t *Tunnel) admit(p *peers.Peer, inner []byte, mono int64) bool {
+	if r := t.router.Accept(p, inner); r != peers.DropNone {
+		t.drop(p, r, 1)
+		return false
+	}
+	if r := t.pol.Inbound(inner, p, mono); r != peers.DropNone {
+		t.drop(p, r, 1)
+		return false
+	}
+	return true
 }
 
 // receiveBare takes the plaintext pt of a peer with WireGuard framing as WireGuard does:
@@ -213,12 +222,7 @@ func (t *Tunnel) receiveBare(rs *recvScratch, buf []byte, p *peers.Peer, pt []by
 		return
 	}
 	inner := pt[:n]
-	if r := t.router.Accept(p, inner); r != peers.DropNone {
-		t.drop(p, r, 1)
-		return
-	}
-	if r := t.pol.Inbound(inner, p, mono); r != peers.DropNone {
-		t.drop(p, r, 1)
+	if !t.admit(p, inner, mono) {
 		return
 	}
 	copy(buf[headroom:headroom+n], inner) // pt starts at buf[16]: overlapping, memmove

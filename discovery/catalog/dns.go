@@ -447,16 +447,7 @@ func (s *DNSServer) soa() dns.RR {
 // mayForward reports whether queries from src may be forwarded: this host (loopback) or
 // the overlay (ForwardFrom).
 func (s *DNSServer) mayForward(src netip.Addr) bool {
-	src = src.Unmap()
-	if src.IsLoopback() {
-		return true
-	}
-	for _, p := range s.cfg.ForwardFrom {
-		if p.Contains(src) {
-			return true
-		}
-	}
-	return false
+	return loopbackOrIn(src.Unmap(), s.cfg.ForwardFrom)
 }
 
 // forward sends a query outside the domain upstream, or refuses it.
