@@ -131,25 +131,18 @@ func resolverServer(addrs []netip.AddrPort, overlay netip.Addr) (netip.AddrPort,
 	return netip.AddrPort{}, false
 }
 
-// setupResolver configures resolved after DNS started; without it, it says so.
-func (g *catalogGlue) setupResolver(addr netip.Addr) {
-	a := g.a
+// setupResolver configures resolved for the DNS server just started on addrs (through r,
+// zero: the system's), overlay being the overlay address; without resolved, it says so. It
+// returns what reverts the configuration, or nil (services.Deps.HostResolver).
+func (a *Agent) setupResolver(r hostResolver, addrs []netip.AddrPort, overlay netip.Addr) func() {
 	if a.cfg.DNS.ResolvedDisabled {
-		return
+		return nil
 	}
-	g.revertResolver()
-	g.mu.Lock()
-	srv := g.dns
-	g.mu.Unlock()
-	if srv == nil {
-		return
-	}
-	server, ok := resolverServer(srv.Addrs(), addr)
+	server, ok := resolverServer(addrs, overlay)
 	if !ok {
 		a.log.Warn("host resolver not configured: no DNS listen address on the overlay or loopback")
-		return
+		return nil
 	}
-	r := g.resolver
 	if r.run == nil {
 		r = systemResolver()
 	}
@@ -157,30 +150,18 @@ func (g *catalogGlue) setupResolver(addr netip.Addr) {
 	if errors.Is(err, errNoResolved) {
 		a.log.Warn("host resolver not configured: "+err.Error()+"; run `weft dns setup` for the line to add to the host's resolver",
 			"dns", server.String())
-		return
+		return nil
 	}
 	if err != nil {
 		a.log.Error("host resolver not configured", "err", err)
 		a.problem("systemd-resolved not configured: " + err.Error())
-		return
+		return nil
 	}
 	a.log.Info("systemd-resolved sends ~"+strings.TrimSuffix(a.cfg.DNS.Domain, ".")+" to the agent", "interface", a.cfg.Interface, "dns", server.String())
-	g.mu.Lock()
-	g.resolved = func() {
+	return func() {
 		if err := revert(); err != nil {
 			a.log.Warn("reverting systemd-resolved", "err", err)
 		}
-	}
-	g.mu.Unlock()
-}
-
-func (g *catalogGlue) revertResolver() {
-	g.mu.Lock()
-	f := g.resolved
-	g.resolved = nil
-	g.mu.Unlock()
-	if f != nil {
-		f()
 	}
 }
 
