@@ -26,8 +26,9 @@ type Tags interface {
 
 // Deps is what the subsystem needs of the agent.
 type Deps struct {
-	// Config is the agent's configuration; read are Name, StateDir, Services, DNS,
-	// ConsulAPI, ClusterCIDR, Subnet and Netstack.
+	// Config is the agent's configuration at start; read are Name, StateDir, Services (at
+	// Start only: a reload registers through Catalog), DNS, ConsulAPI, ClusterCIDR, Subnet
+	// and Netstack, which no reload changes.
 	Config config.Config
 	// Address is this host's overlay address now.
 	Address func() netip.Addr
