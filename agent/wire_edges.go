@@ -153,37 +153,15 @@ func gateway(p netip.Prefix) netip.Addr { return containers.Gateway(p) }
 // zero: the system's).
 type hostResolver = resolver.Resolved
 
-// setupResolver configures resolved after DNS started; without it, it says so.
-func (g *catalogGlue) setupResolver(addr netip.Addr) {
-	a := g.a
+// setupResolver points the host's resolver (r, zero: the system's) at the DNS server just
+// started on addrs, overlay being the overlay address (services.Deps.HostResolver); it
+// returns what reverts that, or nil.
+func (a *Agent) setupResolver(r hostResolver, addrs []netip.AddrPort, overlay netip.Addr) func() {
 	if a.cfg.DNS.ResolvedDisabled {
-		return
+		return nil
 	}
-	g.revertResolver()
-	g.mu.Lock()
-	srv := g.dns
-	g.mu.Unlock()
-	if srv == nil {
-		return
-	}
-	revert := resolver.Point(resolver.Deps{Resolved: g.resolver, Interface: a.cfg.Interface, Domain: a.cfg.DNS.Domain,
-		Problem: a.problem, Log: a.log}, srv.Addrs(), addr)
-	if revert == nil {
-		return
-	}
-	g.mu.Lock()
-	g.resolved = revert
-	g.mu.Unlock()
-}
-
-func (g *catalogGlue) revertResolver() {
-	g.mu.Lock()
-	f := g.resolved
-	g.resolved = nil
-	g.mu.Unlock()
-	if f != nil {
-		f()
-	}
+	return resolver.Point(resolver.Deps{Resolved: r, Interface: a.cfg.Interface, Domain: a.cfg.DNS.Domain,
+		Problem: a.problem, Log: a.log}, addrs, overlay)
 }
 
 // ResolverSetup is what `weft dns setup` prints: how to make the host's resolver ask the

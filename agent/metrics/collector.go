@@ -1,30 +1,69 @@
-package agent
+package metrics
 
 import (
-	"errors"
-	"log/slog"
-	"net"
-	"net/http"
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/weftnet/weft/agent/api"
+	"github.com/weftnet/weft/discovery/catalog"
 )
 
-// metricsCollector reads the agent's counters at scrape time, so the datapath keeps its
-// own atomics and pays nothing per packet for metrics.
-type metricsCollector struct {
-	a *Agent
+// Source is where the collectors read the agent's values, at scrape time, so the datapath
+// keeps its own atomics and pays nothing per packet for metrics. A nil function reads as
+// nothing to report.
+type Source struct {
+	// Peers lists the datapath peers with their counters and states.
+	Peers func() []api.Peer
+	// Members lists the gossip members.
+	Members func() []api.Member
+	// Drops are the datapath's drops by reason (every mode counts under the same reason
+	// names); false while the device is not up.
+	Drops func() (map[string]uint64, bool)
+	// ProxyEvents are rootless mode's proxy counters by event; nil outside --netstack.
+	ProxyEvents func() map[string]uint64
+	// DNSStats are the DNS server's forwarding counters; false while none serves.
+	DNSStats func() (catalog.DNSStats, bool)
+	// Instances lists the catalog's service instances; nil while the catalog is not running.
+	Instances func() []catalog.Instance
+}
+
+// orNone replaces src's nil functions by ones that report nothing.
+func (src Source) orNone() Source {
+	if src.Peers == nil {
+		src.Peers = func() []api.Peer { return nil }
+	}
+	if src.Members == nil {
+		src.Members = func() []api.Member { return nil }
+	}
+	if src.Drops == nil {
+		src.Drops = func() (map[string]uint64, bool) { return nil, false }
+	}
+	if src.ProxyEvents == nil {
+		src.ProxyEvents = func() map[string]uint64 { return nil }
+	}
+	if src.DNSStats == nil {
+		src.DNSStats = func() (catalog.DNSStats, bool) { return catalog.DNSStats{}, false }
+	}
+	if src.Instances == nil {
+		src.Instances = func() []catalog.Instance { return nil }
+	}
+	return src
+}
+
+// Collector exports the agent's traffic, drops, members, proxy and DNS counters.
+type Collector struct {
+	src Source
 
 	peerBytes, peerPackets, peerHandshakes, peerDrops, peerLastHandshake *prometheus.Desc
 	drops, members, up                                                   *prometheus.Desc
 	dnsForwards, proxyEvents                                             *prometheus.Desc
 }
 
-func newMetricsCollector(a *Agent) *metricsCollector {
-	return &metricsCollector{
-		a:                 a,
+var _ prometheus.Collector = (*Collector)(nil)
+
+// NewCollector returns a Collector reading src.
+func NewCollector(src Source) *Collector {
+	return &Collector{
+		src:               src.orNone(),
 		peerBytes:         prometheus.NewDesc("weft_peer_bytes_total", "Bytes of inner traffic exchanged with a peer.", []string{"peer", "name", "direction"}, nil),
 		peerPackets:       prometheus.NewDesc("weft_peer_packets_total", "Packets exchanged with a peer.", []string{"peer", "name", "direction"}, nil),
 		peerHandshakes:    prometheus.NewDesc("weft_peer_handshakes_total", "Completed handshakes with a peer.", []string{"peer", "name"}, nil),
@@ -38,15 +77,17 @@ func newMetricsCollector(a *Agent) *metricsCollector {
 	}
 }
 
-func (c *metricsCollector) Describe(ch chan<- *prometheus.Desc) {
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.peerBytes, c.peerPackets, c.peerHandshakes, c.peerDrops, c.peerLastHandshake, c.drops, c.members, c.up, c.dnsForwards, c.proxyEvents} {
 		ch <- d
 	}
 }
 
-func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
-	for _, p := range c.a.Peers() {
+	for _, p := range c.src.Peers() {
 		ch <- prometheus.MustNewConstMetric(c.peerBytes, prometheus.CounterValue, float64(p.RxBytes), p.PublicKey, p.Name, "rx")
 		ch <- prometheus.MustNewConstMetric(c.peerBytes, prometheus.CounterValue, float64(p.TxBytes), p.PublicKey, p.Name, "tx")
 		ch <- prometheus.MustNewConstMetric(c.peerPackets, prometheus.CounterValue, float64(p.RxPackets), p.PublicKey, p.Name, "rx")
@@ -59,47 +100,24 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.peerDrops, prometheus.CounterValue, float64(n), p.PublicKey, p.Name, reason)
 		}
 	}
-	if c.a.dpUp.Load() {
-		drops, _ := c.a.dp.stats() // every mode counts under the same reason names
+	if drops, ok := c.src.Drops(); ok {
 		for reason, n := range drops {
 			ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(n), reason)
 		}
 	}
-	for event, n := range c.a.dp.proxyEvents() {
+	for event, n := range c.src.ProxyEvents() {
 		ch <- prometheus.MustNewConstMetric(c.proxyEvents, prometheus.CounterValue, float64(n), event)
 	}
-	if c.a.cat != nil {
-		if s, ok := c.a.cat.dnsStats(); ok {
-			for result, n := range map[string]uint64{"forwarded": s.Forwarded, "failed": s.ForwardFailed, "busy": s.ForwardBusy, "refused": s.ForwardRefused} {
-				ch <- prometheus.MustNewConstMetric(c.dnsForwards, prometheus.CounterValue, float64(n), result)
-			}
+	if s, ok := c.src.DNSStats(); ok {
+		for result, n := range map[string]uint64{"forwarded": s.Forwarded, "failed": s.ForwardFailed, "busy": s.ForwardBusy, "refused": s.ForwardRefused} {
+			ch <- prometheus.MustNewConstMetric(c.dnsForwards, prometheus.CounterValue, float64(n), result)
 		}
 	}
 	counts := map[string]int{"alive": 0, "leaving": 0, "left": 0, "failed": 0}
-	for _, m := range c.a.Members() {
+	for _, m := range c.src.Members() {
 		counts[m.Status]++
 	}
 	for status, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(n), status)
 	}
-}
-
-// serveMetrics serves /metrics on addr until the returned closer is called.
-func serveMetrics(addr string, a *Agent, log *slog.Logger) (func(), error) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(newMetricsCollector(a), newTrustCollector(a), newPolicyCollector(a), newOpsCollector(a), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server stopped", "err", err)
-		}
-	}()
-	log.Info("metrics", "listen", ln.Addr().String())
-	return func() { _ = srv.Close() }, nil
 }

@@ -1,6 +1,6 @@
-package agent
+package services
 
-// The agent's side of the Consul-compatible API (catalog/consul.go): the listeners of
+// The Consul-compatible API (discovery/catalog/consul.go): the listeners of
 // consul_api.listen ("overlay:PORT" being the overlay address, rebound when it moves), the
 // token read from consul_api.token_file, and the gossip members handed to the handler
 // through catalog.ConsulMembers so that catalog needs no membership import.
@@ -11,15 +11,16 @@ import (
 	"os"
 	"strings"
 
+	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/discovery/catalog"
 )
 
 // consulMembers adapts the agent's member list to catalog.ConsulMembers.
-type consulMembers struct{ a *Agent }
+type consulMembers func() []api.Member
 
-func (m consulMembers) ConsulMembers() []catalog.ConsulMember {
+func (members consulMembers) ConsulMembers() []catalog.ConsulMember {
 	var out []catalog.ConsulMember
-	for _, mb := range m.a.Members() {
+	for _, mb := range members() {
 		ap, _ := netip.ParseAddrPort(mb.Addr)
 		out = append(out, catalog.ConsulMember{Name: mb.Name, Addr: ap, Status: mb.Status})
 	}
@@ -47,9 +48,8 @@ func readTokenFile(path string) (string, error) {
 }
 
 // startConsul serves the Consul API when consul_api.listen is set.
-func (g *catalogGlue) startConsul(addr netip.Addr) error {
-	a := g.a
-	c := a.cfg.ConsulAPI
+func (s *Server) startConsul(addr netip.Addr) error {
+	c := s.cfg.ConsulAPI
 	if len(c.Listen) == 0 {
 		return nil
 	}
@@ -61,56 +61,56 @@ func (g *catalogGlue) startConsul(addr netip.Addr) error {
 		}
 	}
 	var allowed []netip.Prefix
-	if a.cfg.ClusterCIDR.IsValid() {
-		allowed = append(allowed, a.cfg.ClusterCIDR.Prefix)
+	if s.cfg.ClusterCIDR.IsValid() {
+		allowed = append(allowed, s.cfg.ClusterCIDR.Prefix)
 	}
-	if a.subnet.IsValid() {
-		allowed = append(allowed, a.subnet)
+	if sn := s.d.Subnet(); sn.IsValid() {
+		allowed = append(allowed, sn)
 	}
 	if !addr.IsValid() {
 		allowed = nil
 	}
 	h, err := catalog.NewConsulHandler(catalog.ConsulConfig{
-		Node: a.cfg.Name, Datacenter: c.Datacenter, Token: tok, AllowedSources: allowed,
-		Members: consulMembers{a}, Version: Version, Logger: a.log,
-	}, g.cat)
+		Node: s.cfg.Name, Datacenter: c.Datacenter, Token: tok, AllowedSources: allowed,
+		Members: consulMembers(s.d.Members), Version: s.d.Version, Logger: s.log,
+	}, s.cat)
 	if err != nil {
 		return fmt.Errorf("consul_api: %w", err)
 	}
 	var listen []string
 	for _, l := range c.Listen {
 		if port, ok := strings.CutPrefix(l, "overlay:"); ok {
-			l = netip.AddrPortFrom(addr, mustPort(port)).String()
+			l = netip.AddrPortFrom(addr, PortOf(port)).String()
 		}
 		listen = append(listen, l)
 	}
-	srv, err := catalog.NewConsulServer(listen, h, a.log)
+	srv, err := catalog.NewConsulServer(listen, h, s.log)
 	if err != nil {
 		return fmt.Errorf("consul_api.listen %v: %w (set consul_api.listen to a free address)", listen, err)
 	}
-	g.mu.Lock()
-	g.consul = srv
-	g.mu.Unlock()
-	a.log.Info("consul api", "listen", srv.Addrs(), "datacenter", c.Datacenter, "token", tok != "")
+	s.mu.Lock()
+	s.consul = srv
+	s.mu.Unlock()
+	s.log.Info("consul api", "listen", srv.Addrs(), "datacenter", c.Datacenter, "token", tok != "")
 	return nil
 }
 
 // stopConsul shuts the listeners; blocking queries are cut after two seconds.
-func (g *catalogGlue) stopConsul() {
-	takeShutdown(&g.mu, &g.consul)
+func (s *Server) stopConsul() {
+	takeShutdown(&s.mu, &s.consul)
 }
 
 // rebindConsul restarts the listeners after the overlay address moved.
-func (g *catalogGlue) rebindConsul(addr netip.Addr) {
-	g.mu.Lock()
-	had := g.consul != nil
-	g.mu.Unlock()
+func (s *Server) rebindConsul(addr netip.Addr) {
+	s.mu.Lock()
+	had := s.consul != nil
+	s.mu.Unlock()
 	if !had {
 		return
 	}
-	g.stopConsul()
-	if err := g.startConsul(addr); err != nil {
-		g.a.log.Error("consul api after the overlay address moved", "err", err)
-		g.a.problem("consul api is not serving: " + err.Error())
+	s.stopConsul()
+	if err := s.startConsul(addr); err != nil {
+		s.log.Error("consul api after the overlay address moved", "err", err)
+		s.d.Problem("consul api is not serving: " + err.Error())
 	}
 }

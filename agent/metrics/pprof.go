@@ -1,4 +1,4 @@
-package agent
+package metrics
 
 import (
 	"errors"
@@ -12,11 +12,11 @@ import (
 	"github.com/weftnet/weft/agent/config"
 )
 
-// servePprof serves the pprof handlers on their own mux (never http.DefaultServeMux, which
+// ServePprof serves the pprof handlers on their own mux (never http.DefaultServeMux, which
 // the net/http/pprof import also fills but nothing serves) and returns the function that
 // stops the server. The address is checked after binding, so a name or an empty host (all
 // interfaces) is judged by what was actually bound.
-func servePprof(cfg config.DebugConfig, log *slog.Logger) (func(), error) {
+func ServePprof(cfg config.DebugConfig, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", cfg.PprofListen)
 	if err != nil {
 		return nil, err

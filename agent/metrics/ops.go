@@ -1,4 +1,4 @@
-package agent
+package metrics
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
@@ -7,19 +7,22 @@ import (
 	"github.com/weftnet/weft/internal/version"
 )
 
-// opsCollector adds what an operator alerts on: the build, each peer's state (peerstate.go)
-// and its handshake attempts given up, and the catalog's instances by health. Read at
-// scrape time, like metricsCollector.
-type opsCollector struct {
-	a *Agent
+// OpsCollector adds what an operator alerts on: the build, each peer's state and its
+// handshake attempts given up, and the catalog's instances by health. Read at scrape
+// time, like Collector.
+type OpsCollector struct {
+	src Source
 
 	buildInfo, peerState, handshakeFailures, services *prometheus.Desc
 	noReplyHandshakes                                 *prometheus.Desc
 }
 
-func newOpsCollector(a *Agent) *opsCollector {
-	return &opsCollector{
-		a:                 a,
+var _ prometheus.Collector = (*OpsCollector)(nil)
+
+// NewOpsCollector returns an OpsCollector reading src (its Peers and Instances).
+func NewOpsCollector(src Source) *OpsCollector {
+	return &OpsCollector{
+		src:               src.orNone(),
 		buildInfo:         prometheus.NewDesc("weft_build_info", "Always 1; the labels name the build.", []string{"version", "commit", "goversion"}, nil),
 		peerState:         prometheus.NewDesc("weft_peer_state", "1 for the state a peer is in (up, handshaking, handshake failing, no endpoint, idle).", []string{"peer", "name", "state"}, nil),
 		handshakeFailures: prometheus.NewDesc("weft_peer_handshake_failures_total", "Handshake attempts with a peer given up unanswered (after RekeyAttemptTime).", []string{"peer", "name"}, nil),
@@ -28,16 +31,18 @@ func newOpsCollector(a *Agent) *opsCollector {
 	}
 }
 
-func (c *opsCollector) Describe(ch chan<- *prometheus.Desc) {
+// Describe implements prometheus.Collector.
+func (c *OpsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.buildInfo, c.peerState, c.handshakeFailures, c.noReplyHandshakes, c.services} {
 		ch <- d
 	}
 }
 
-func (c *opsCollector) Collect(ch chan<- prometheus.Metric) {
+// Collect implements prometheus.Collector.
+func (c *OpsCollector) Collect(ch chan<- prometheus.Metric) {
 	in := version.Get()
 	ch <- prometheus.MustNewConstMetric(c.buildInfo, prometheus.GaugeValue, 1, in.Version, in.Commit, in.GoVersion)
-	for _, p := range c.a.Peers() {
+	for _, p := range c.src.Peers() {
 		ch <- prometheus.MustNewConstMetric(c.peerState, prometheus.GaugeValue, 1, p.PublicKey, p.Name, p.State)
 		ch <- prometheus.MustNewConstMetric(c.handshakeFailures, prometheus.CounterValue, float64(p.HandshakeFailures), p.PublicKey, p.Name)
 		ch <- prometheus.MustNewConstMetric(c.noReplyHandshakes, prometheus.CounterValue, float64(p.NoReplyHandshakes), p.PublicKey, p.Name)
@@ -46,10 +51,8 @@ func (c *opsCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, h := range []catalog.Health{catalog.HealthPassing, catalog.HealthWarning, catalog.HealthCritical} {
 		counts[h.String()] = 0
 	}
-	if c.a.cat != nil {
-		for _, inst := range c.a.cat.cat.All() {
-			counts[inst.Health.String()]++
-		}
+	for _, inst := range c.src.Instances() {
+		counts[inst.Health.String()]++
 	}
 	for h, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.services, prometheus.GaugeValue, float64(n), h)

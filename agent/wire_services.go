@@ -1,0 +1,70 @@
+package agent
+
+// The agent's side of the services subsystem (agent/services): what it gets of the agent,
+// and the handle the rest of the agent keeps on it.
+
+import (
+	"net/http"
+	"net/netip"
+
+	"github.com/weftnet/weft/agent/services"
+	"github.com/weftnet/weft/discovery/catalog"
+	"github.com/weftnet/weft/discovery/membership"
+)
+
+// catalogGlue is the agent's handle on the services subsystem: the subsystem, and the
+// catalog it runs, which gossip, policy, reload, the netstack and the status read.
+type catalogGlue struct {
+	svc *services.Server
+	cat *catalog.Catalog
+}
+
+func startCatalog(a *Agent) (*catalogGlue, error) { return startCatalogWith(a, hostResolver{}) }
+
+// startCatalogWith starts the services subsystem, configuring the host's resolver through
+// r (zero: the system's; a seam for tests).
+func startCatalogWith(a *Agent, r hostResolver) (*catalogGlue, error) {
+	d := services.Deps{
+		Config:  a.cfg,
+		Address: func() netip.Addr { a.mu.Lock(); defer a.mu.Unlock(); return a.address },
+		Subnet:  func() netip.Prefix { a.mu.Lock(); defer a.mu.Unlock(); return a.subnet },
+		Members: a.Members,
+		Clients: a.clientAddr,
+		HostResolver: func(addrs []netip.AddrPort, overlay netip.Addr) func() {
+			return a.setupResolver(r, addrs, overlay)
+		},
+		Version: Version,
+		Logger:  a.log,
+		Problem: a.problem,
+	}
+	if a.gsp != nil {
+		d.Tags = a.gsp.c
+		d.IsRefused = a.gsp.isRefused
+	}
+	svc, err := services.Start(d)
+	if err != nil {
+		return nil, err
+	}
+	return &catalogGlue{svc: svc, cat: svc.Catalog()}, nil
+}
+
+func (g *catalogGlue) close() { g.svc.Close() }
+
+// memberEvent, syncMember and rebindDNS are the calls the agent's gossip and address
+// move make today; the member fan-out will subscribe svc.MemberEvent itself.
+func (g *catalogGlue) memberEvent(ev membership.Event) { g.svc.MemberEvent(ev) }
+func (g *catalogGlue) syncMember(m membership.Member)  { g.svc.SyncMember(m) }
+func (g *catalogGlue) rebindDNS(addr netip.Addr)       { g.svc.Rebind(addr) }
+
+// mustPort is the PORT of "overlay:PORT" (the netstack's DNS listeners).
+func mustPort(s string) uint16 { return services.PortOf(s) }
+
+// serviceRoutes adds /v1/services… to the control API.
+func (a *Agent) serviceRoutes(mux *http.ServeMux) {
+	services.Routes(mux, func() *catalog.Catalog {
+		if a.cat == nil {
+			return nil
+		}
+		return a.cat.cat
+	})
+}
