@@ -243,3 +243,16 @@ func FuzzCheckClaim(f *testing.F) {
 		}
 	})
 }
+
+// TestDerivedMAC: locally administered and unicast, stable per key, and shown as l2.MAC shows
+// MACs (the refusal's detail).
+func TestDerivedMAC(t *testing.T) {
+	k := newKey(t).Public()
+	m := DerivedMAC(k)
+	if m[0]&0x03 != 0x02 || DerivedMAC(k) != m || DerivedMAC(newKey(t).Public()) == m {
+		t.Fatalf("MAC %x", m)
+	}
+	if s := macString([6]byte{0x02, 0xab, 0, 1, 0x2c, 0xff}); s != "02:ab:00:01:2c:ff" {
+		t.Fatalf("macString %q", s)
+	}
+}
