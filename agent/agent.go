@@ -16,7 +16,6 @@ import (
 	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/agent/containers"
 	"github.com/weftnet/weft/crypto"
-	"github.com/weftnet/weft/discovery/membership"
 	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/tap"
 )
@@ -33,10 +32,10 @@ type Agent struct {
 	table *peers.Table
 	dp    dpGlue      // chosen once in New (wire_datapath.go)
 	dpUp  atomic.Bool // dp started: the device exists
-	gsp   *gossip     // nil when gossip is disabled
+	gsp   *gossipGlue // nil when gossip is disabled (wire_gossip.go)
 	api   *apiServer
 	cat   *catalogGlue             // nil until the catalog starts
-	pki   atomic.Pointer[pkiState] // nil without pki.ca; swapped by reloadPKI (trust.go)
+	pki   atomic.Pointer[pkiState] // nil without pki.ca; swapped by reloadPKI (wire_trust.go)
 	pol   *policyGlue              // network policy (policy.go); nil until Run
 	ctr   *containers.Containers   // container networking (wire_edges.go)
 	cl    *clients.Clients         // stock WireGuard clients (wire_edges.go)
@@ -49,7 +48,7 @@ type Agent struct {
 	leaveOnce sync.Once
 	leaving   chan struct{}
 	fatal     chan error // a background part that cannot go on (retry_join gave up)
-	rj        retryJoin  // retryjoin.go
+	rj        retryJoin  // wire_gossip.go
 
 	reloadSrc func() (config.Config, error) // reload.go; guarded by mu
 	level     *slog.LevelVar
@@ -79,12 +78,12 @@ func New(cfg config.Config, log *slog.Logger) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st != nil && cfg.Subnet.IsValid() && !st.ownClaims.AllowsPrefix(cfg.Subnet.Prefix) {
-		return nil, fmt.Errorf("subnet %s is not covered by pki.cert (it allows %v): the other hosts would refuse it; sign a certificate with --subnet %s, or drop subnet", cfg.Subnet, st.ownClaims.Prefixes, cfg.Subnet)
+	if st != nil && cfg.Subnet.IsValid() && !st.OwnClaims.AllowsPrefix(cfg.Subnet.Prefix) {
+		return nil, fmt.Errorf("subnet %s is not covered by pki.cert (it allows %v): the other hosts would refuse it; sign a certificate with --subnet %s, or drop subnet", cfg.Subnet, st.OwnClaims.Prefixes, cfg.Subnet)
 	}
 	a.pki.Store(st)
 	if st != nil {
-		for _, w := range st.warnings(time.Now()) {
+		for _, w := range st.Warnings(time.Now()) {
 			a.log.Warn(w)
 		}
 	}
@@ -139,12 +138,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	a.table = peers.NewTable(a.id)
 
 	if !a.cfg.Gossip.Disabled {
-		g, err := startGossip(ctx, a)
+		g, err := a.startGossip()
 		if err != nil {
 			return err
 		}
 		a.gsp = g
-		closers = append(closers, g.shutdown)
+		closers = append(closers, g.Shutdown)
 		a.subnet = g.subnet()
 		if !a.subnet.IsValid() && a.cfg.Subnet.IsValid() {
 			// Our static subnet is withdrawn (another host claimed it first): come up on it
@@ -236,12 +235,10 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	a.log.Info("weft agent up", "name", a.cfg.Name, "public_key", a.priv.Public().String(),
 		"address", a.address, "subnet", a.subnet, "interface", a.cfg.Interface, "port", a.port, "mode", a.cfg.Mode)
 	if a.gsp != nil {
-		if err := a.gsp.start(ctx); err != nil {
-			return err
-		}
+		a.gsp.Start()
 		// Stop handling membership first on the way down: its events touch the catalog,
 		// the peer table and the device, which the closers above tear down.
-		closers = append(closers, a.gsp.shutdown)
+		closers = append(closers, a.gsp.Shutdown)
 		if len(a.cfg.Gossip.RetryJoin) > 0 {
 			closers = append(closers, a.startRetryJoin())
 		}
@@ -336,15 +333,5 @@ func (a *Agent) onSubnetChanged(sn netip.Prefix) {
 	if a.cat != nil {
 		_ = a.cat.cat.UpdateNode(a.cfg.Name, addr, a.cat.cat.Tag())
 		a.cat.rebindDNS(addr)
-	}
-}
-
-// onMembersChanged is called after every gossip event (the catalog follows members).
-func (a *Agent) onMembersChanged(ev membership.Event) {
-	if a.cat != nil {
-		a.cat.memberEvent(ev)
-	}
-	if a.pol != nil {
-		a.pol.memberEvent(ev)
 	}
 }

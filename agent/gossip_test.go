@@ -8,6 +8,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/weftnet/weft/agent/config"
+	"github.com/weftnet/weft/agent/gossip"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/discovery/membership"
 	"github.com/weftnet/weft/peers"
@@ -18,7 +19,7 @@ func localCluster(t *testing.T, name string, priv crypto.PrivateKey) *membership
 	dc := membership.DefaultLocalConfig()
 	dc.NodeName = name
 	dc.Insecure = true
-	dc.Node = membership.NodeInfo{PublicKey: priv.Public(), DataPort: 51820, VNI: 1, Proto: ProtocolVersion, Mode: modeByte("l3", "wireguard")}
+	dc.Node = membership.NodeInfo{PublicKey: priv.Public(), DataPort: 51820, VNI: 1, Proto: ProtocolVersion, Mode: gossip.ModeByte("l3", "wireguard")}
 	c, err := membership.New(dc)
 	if err != nil {
 		t.Fatal(err)
@@ -48,12 +49,12 @@ func TestGossip_ResyncAll(t *testing.T) {
 	defer id.Close()
 	a := &Agent{cfg: cfg, log: NewLogger(testWriter{t}, "debug"), priv: privA, table: peers.NewTable(id)}
 	a.dp = newDatapath(a) // L3: members go into the table (no device needed for that)
-	g := newGossip(a, cA)
+	g := gossip.Attach(cA, a.gossipConfig(), a.gossipDeps())
 
 	// b's subnet is its current one: the two allocators may have picked the same /24 at
 	// first (about one run in 256), and then one of them moves; the resync follows the move.
 	waitFor(t, "b's peer with b's current subnet after a resync", func() bool {
-		g.resyncAll()
+		g.Resync()
 		p := a.table.ByKey(privB.Public())
 		if p == nil {
 			return false
@@ -67,7 +68,7 @@ func TestGossip_ResyncAll(t *testing.T) {
 	}
 	cB.Shutdown() // no leave: a sees b fail
 	waitFor(t, "b withdrawn after a resync", func() bool {
-		g.resyncAll()
+		g.Resync()
 		return a.table.ByKey(privB.Public()) == nil
 	})
 }

@@ -27,7 +27,7 @@ func (a *Agent) keyringRoutes(mux *http.ServeMux) {
 			writeError(w, http.StatusConflict, errGossipOff)
 			return
 		}
-		st, err := a.gsp.c.ListKeys()
+		st, err := a.gsp.Cluster().ListKeys()
 		writeKeyring(w, st, err)
 	})
 	op := func(f func(*membership.Cluster, string) (membership.KeyringStatus, error)) http.HandlerFunc {
@@ -41,7 +41,7 @@ func (a *Agent) keyringRoutes(mux *http.ServeMux) {
 				writeError(w, http.StatusBadRequest, fmt.Errorf("bad keyring request: want {\"key\": BASE64}: %v", err))
 				return
 			}
-			st, err := f(a.gsp.c, req.Key)
+			st, err := f(a.gsp.Cluster(), req.Key)
 			writeKeyring(w, st, err)
 		}
 	}

@@ -125,10 +125,10 @@ func (g *policyGlue) memberGroups(k crypto.PublicKey) []string {
 	a := g.a
 	if st := a.pki.Load(); st != nil {
 		if k == a.priv.Public() {
-			if st.ownErr != nil {
+			if st.OwnErr != nil {
 				return nil
 			}
-			return slices.Clone(st.ownClaims.Groups)
+			return slices.Clone(st.OwnClaims.Groups)
 		}
 		return a.peerGroups(k)
 	}

@@ -380,7 +380,7 @@ func TestPolicyDist_BlocklistedCA(t *testing.T) {
 		t.Fatalf("the CA's document: version %d", v)
 	}
 	fp, _ := ca.cert.Fingerprint()
-	a.pki.Store(&pkiState{blocklist: identity.NewBlocklist(fp)})
+	a.pki.Store(&pkiState{Blocklist: identity.NewBlocklist(fp)})
 	deliver(g, ca.sign(t, 6, "default: allow\n"), 6)
 	if v := g.status().Version; v != 5 {
 		t.Fatalf("a revoked CA's document was installed: version %d", v)

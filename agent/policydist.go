@@ -95,7 +95,7 @@ func (g *policyGlue) verify(env []byte) (*identity.Signed, *policy.Document, str
 	}
 	var bl *identity.Blocklist // pki.blocklist as last (re)loaded: a revoked CA signs no policy
 	if st := g.a.pki.Load(); st != nil {
-		bl = st.blocklist
+		bl = st.Blocklist
 	}
 	s, err := identity.VerifySigned(env, policyPurpose, g.cas, time.Now(), bl)
 	if err != nil {

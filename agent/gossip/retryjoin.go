@@ -1,4 +1,4 @@
-package agent
+package gossip
 
 import (
 	"fmt"
@@ -13,8 +13,8 @@ import (
 // With gossip.retry_max > 0 the agent gives up after that many attempts and exits with an
 // error, so that a supervisor notices (Consul does the same).
 
-// retryJoin is the loop's progress, shown by `weft status`.
-type retryJoin struct {
+// RetryJoin is the loop's progress, shown by `weft status`; the zero value is ready to use.
+type RetryJoin struct {
 	mu      sync.Mutex
 	state   string // "", "joining", "joined", "gave up"
 	attempt int
@@ -24,7 +24,7 @@ type retryJoin struct {
 }
 
 // String is the progress for `weft status`; empty when retry_join is not configured.
-func (r *retryJoin) String() string {
+func (r *RetryJoin) String() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch r.state {
@@ -42,44 +42,43 @@ func (r *retryJoin) String() string {
 	return ""
 }
 
-func (r *retryJoin) set(state string, attempt, joined int, lastErr string) {
+func (r *RetryJoin) set(state string, attempt, joined int, lastErr string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.state, r.attempt, r.joined, r.lastErr, r.at = state, attempt, joined, lastErr, time.Now()
 }
 
-// startRetryJoin starts the loop; the returned func stops it and waits for it.
-func (a *Agent) startRetryJoin() (stop func()) {
-	cfg := a.cfg.Gossip
+// StartRetryJoin starts the retry_join loop over gossip.retry_join, its progress kept in r;
+// fatal is called once when it gives up (gossip.retry_max). The returned func stops it and
+// waits for it.
+func (g *Gossip) StartRetryJoin(r *RetryJoin, fatal func(error)) (stop func()) {
+	cfg := g.cfg.Gossip
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
-	a.rj.set("joining", 0, 0, "")
+	r.set("joining", 0, 0, "")
 	go func() {
 		defer wg.Done()
 		for attempt := 1; ; attempt++ {
-			a.rj.set("joining", attempt, 0, a.rjLastErr())
+			r.set("joining", attempt, 0, r.lastError())
 			addrs := append([]string(nil), cfg.RetryJoin...)
-			n, err := a.gsp.join(addrs)
+			n, err := g.Join(addrs)
 			if n > 0 {
-				a.rj.set("joined", attempt, n, "")
-				a.log.Info("retry_join: joined", "attempt", attempt, "joined", n)
+				r.set("joined", attempt, n, "")
+				g.log.Info("retry_join: joined", "attempt", attempt, "joined", n)
 				return
 			}
 			msg := "no member answered"
 			if err != nil {
 				msg = err.Error()
 			}
-			a.rj.set("joining", attempt, 0, msg)
+			r.set("joining", attempt, 0, msg)
 			if cfg.RetryMax > 0 && attempt >= cfg.RetryMax {
-				a.rj.set("gave up", attempt, 0, msg)
-				select {
-				case a.fatal <- fmt.Errorf("retry_join: gave up after %d attempts (gossip.retry_max): %s", attempt, msg):
-				default:
-				}
+				r.set("gave up", attempt, 0, msg)
+				fatal(fmt.Errorf("retry_join: gave up after %d attempts (gossip.retry_max): %s", attempt, msg))
 				return
 			}
-			a.log.Warn("retry_join: no member answered; retrying", "attempt", attempt, "retry_in", cfg.RetryInterval.Duration, "err", msg)
+			g.log.Warn("retry_join: no member answered; retrying", "attempt", attempt, "retry_in", cfg.RetryInterval.Duration, "err", msg)
 			select {
 			case <-done:
 				return
@@ -91,8 +90,8 @@ func (a *Agent) startRetryJoin() (stop func()) {
 	return func() { once.Do(func() { close(done) }); wg.Wait() }
 }
 
-func (a *Agent) rjLastErr() string {
-	a.rj.mu.Lock()
-	defer a.rj.mu.Unlock()
-	return a.rj.lastErr
+func (r *RetryJoin) lastError() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastErr
 }
