@@ -3,8 +3,6 @@ package agent
 import (
 	"net"
 	"net/netip"
-	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 
 	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/agent/datapath"
+	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/tap"
 )
 
@@ -27,7 +26,7 @@ func TestPlainPath_DropsMetric(t *testing.T) {
 	a := &Agent{cfg: cfg, log: NewLogger(testWriter{t}, "debug"), priv: newKey(t)}
 	deps := datapathDeps(a)
 	deps.OpenTAP = func(tap.Config, bool) (tun.Device, tap.Mode, error) {
-		return newIdleDev(), tap.Mode{Offload: true}, nil
+		return testkit.NewDevice(testkit.DeviceConfig{MTU: 1450}), tap.Mode{Offload: true}, nil
 	}
 	deps.ConfigureLink = func(string, netip.Addr, int, int) error { return nil }
 	a.dp = dpGlue{datapath.New(datapath.ConfigOf(cfg), deps)}
@@ -76,31 +75,6 @@ func TestPlainPath_DropsMetric(t *testing.T) {
 		t.Fatalf(`weft_drops_total{reason="wrong_vni"} = %v, want 1`, got)
 	}
 }
-
-// idleDev is a tun.Device that never yields a frame and swallows writes.
-type idleDev struct {
-	closed chan struct{}
-	once   sync.Once
-	events chan tun.Event
-}
-
-var _ tun.Device = (*idleDev)(nil)
-
-func newIdleDev() *idleDev {
-	return &idleDev{closed: make(chan struct{}), events: make(chan tun.Event)}
-}
-
-func (d *idleDev) File() *os.File { return nil }
-func (d *idleDev) Read([][]byte, []int, int) (int, error) {
-	<-d.closed
-	return 0, os.ErrClosed
-}
-func (d *idleDev) Write(bufs [][]byte, _ int) (int, error) { return len(bufs), nil }
-func (d *idleDev) MTU() (int, error)                       { return 1450, nil }
-func (d *idleDev) Name() (string, error)                   { return "idle0", nil }
-func (d *idleDev) Events() <-chan tun.Event                { return d.events }
-func (d *idleDev) BatchSize() int                          { return 1 }
-func (d *idleDev) Close() error                            { d.once.Do(func() { close(d.closed) }); return nil }
 
 // addStaticNoRoute applies a static peer as a's datapath does, without kernel routes (no
 // device in unit tests).

@@ -11,6 +11,7 @@ import (
 	"github.com/weftnet/weft/agent/gossip"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/discovery/membership"
+	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/peers"
 )
 
@@ -38,7 +39,7 @@ func TestGossip_ResyncAll(t *testing.T) {
 		_ = cB.Shutdown()
 		// memberlist's probe goroutines may outlive Shutdown briefly: let them end before
 		// the package's goleak check runs.
-		waitFor(t, "serf goroutines to end", func() bool { return goleak.Find() == nil })
+		testkit.Eventually(t, 15*time.Second, func() bool { return goleak.Find() == nil }, "serf goroutines to end")
 	})
 	if _, err := cB.Join([]string{cA.LocalMember().Addr.String()}); err != nil {
 		t.Fatal(err)
@@ -53,7 +54,7 @@ func TestGossip_ResyncAll(t *testing.T) {
 
 	// b's subnet is its current one: the two allocators may have picked the same /24 at
 	// first (about one run in 256), and then one of them moves; the resync follows the move.
-	waitFor(t, "b's peer with b's current subnet after a resync", func() bool {
+	testkit.Eventually(t, 15*time.Second, func() bool {
 		g.Resync()
 		p := a.table.ByKey(privB.Public())
 		if p == nil {
@@ -61,27 +62,16 @@ func TestGossip_ResyncAll(t *testing.T) {
 		}
 		got := p.AllowedIPs()
 		return len(got) == 1 && got[0] == cB.Subnet()
-	})
+	}, "b's peer with b's current subnet after a resync")
 	p := a.table.ByKey(privB.Public())
 	if want := netip.AddrPortFrom(cB.LocalMember().Addr.Addr(), 51820); p.Endpoint() != want {
 		t.Fatalf("b's endpoint %s, want %s", p.Endpoint(), want)
 	}
 	cB.Shutdown() // no leave: a sees b fail
-	waitFor(t, "b withdrawn after a resync", func() bool {
+	testkit.Eventually(t, 15*time.Second, func() bool {
 		g.Resync()
 		return a.table.ByKey(privB.Public()) == nil
-	})
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 15s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	}, "b withdrawn after a resync")
 }
 
 type testWriter struct{ t *testing.T }

@@ -13,6 +13,7 @@ import (
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/discovery/membership"
 	"github.com/weftnet/weft/discovery/trust"
+	"github.com/weftnet/weft/internal/testkit"
 )
 
 type testWriter struct{ t *testing.T }
@@ -82,17 +83,6 @@ func localCluster(t *testing.T, name string, priv crypto.PrivateKey) *membership
 	return c
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 15s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestGossip_ResyncReplays: a resync peers the live members and withdraws the ones that are
 // gone from the member list, and replays each to the subscribers (Replay set): present
 // members as updates, gone ones as reaps; every subscriber sees every event, in order.
@@ -104,7 +94,7 @@ func TestGossip_ResyncReplays(t *testing.T) {
 		_ = cA.Shutdown()
 		_ = cB.Shutdown()
 		// memberlist's probe goroutines may outlive Shutdown briefly.
-		waitFor(t, "serf goroutines to end", func() bool { return goleak.Find() == nil })
+		testkit.Eventually(t, 15*time.Second, func() bool { return goleak.Find() == nil }, "serf goroutines to end")
 	})
 	if _, err := cB.Join([]string{cA.LocalMember().Addr.String()}); err != nil {
 		t.Fatal(err)
@@ -115,11 +105,11 @@ func TestGossip_ResyncReplays(t *testing.T) {
 	g.Subscribe(func(ev Event) { mu.Lock(); first = append(first, ev); mu.Unlock() })
 	g.Subscribe(func(ev Event) { mu.Lock(); second = append(second, ev); mu.Unlock() })
 
-	waitFor(t, "b peered with its current subnet after a resync", func() bool {
+	testkit.Eventually(t, 15*time.Second, func() bool {
 		g.Resync()
 		p, ok := dp.get(privB.Public())
 		return ok && p.subnet == cB.Subnet()
-	})
+	}, "b peered with its current subnet after a resync")
 	p, _ := dp.get(privB.Public())
 	if want := netip.AddrPortFrom(cB.LocalMember().Addr.Addr(), 51820); p.p.Endpoint != want || p.p.Addr != cB.Subnet().Addr().Next() {
 		t.Fatalf("b applied as %+v, want endpoint %s", p.p, want)
