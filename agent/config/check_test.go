@@ -140,7 +140,9 @@ func FuzzParseConfig(f *testing.F) {
 		cfg := DefaultConfig()
 		err := parseConfig([]byte(doc), &cfg)
 		if err != nil {
-			if bad := goWords.FindString(err.Error()); bad != "" {
+			// A message may quote what the user wrote (an unknown key "a!!b" is named as
+			// given); it must not add Go's or YAML's words of its own.
+			if bad := goWords.FindString(err.Error()); bad != "" && !strings.Contains(doc, bad) {
 				t.Fatalf("message %q names %q", err, bad)
 			}
 			return
