@@ -8,7 +8,6 @@ import (
 
 	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/agent/clients"
-	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/agent/containers"
 	"github.com/weftnet/weft/agent/resolver"
 	"github.com/weftnet/weft/crypto"
@@ -163,7 +162,3 @@ func (a *Agent) setupResolver(r hostResolver, addrs []netip.AddrPort, overlay ne
 	return resolver.Point(resolver.Deps{Resolved: r, Interface: a.cfg.Interface, Domain: a.cfg.DNS.Domain,
 		Problem: a.problem, Log: a.log}, addrs, overlay)
 }
-
-// ResolverSetup is what `weft dns setup` prints: how to make the host's resolver ask the
-// agent for the names of cfg's DNS domain.
-func ResolverSetup(cfg config.Config) string { return resolver.Setup(cfg, resolver.System()) }

@@ -4,8 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-	"github.com/weftnet/weft/agent"
 	"github.com/weftnet/weft/agent/config"
+	"github.com/weftnet/weft/agent/resolver"
 )
 
 func newDNSCmd() *cobra.Command {
@@ -31,7 +31,7 @@ its device, reverted on exit). Without it, this prints the dnsmasq or /etc/resol
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
-			_, err := fmt.Fprint(cmd.OutOrStdout(), agent.ResolverSetup(cfg))
+			_, err := fmt.Fprint(cmd.OutOrStdout(), resolver.Setup(cfg, resolver.System()))
 			return err
 		},
 	}

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/weftnet/weft/agent"
+	"github.com/weftnet/weft/agent/api"
 )
 
 func newPingCmd(g *globals) *cobra.Command {
@@ -32,11 +32,11 @@ reply comes, the peer's state (weft peers) says why.`,
 			if err != nil {
 				return err
 			}
-			t, err := agent.ResolvePing(ps, args[0])
+			t, err := api.ResolvePing(ps, args[0])
 			if err != nil {
 				return err
 			}
-			pinger, err := agent.NewPinger(t.Addr)
+			pinger, err := api.NewPinger(t.Addr)
 			if err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package agent
+package api
 
 import (
 	"errors"
@@ -8,7 +8,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/weftnet/weft/agent/api"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
@@ -21,9 +20,9 @@ import (
 // ResolvePing finds the overlay address and the peer of target: an overlay address, or a
 // peer's name or public key (then the first address of its first allowed prefix: a gossip
 // member's own overlay address).
-func ResolvePing(peers []api.Peer, target string) (api.PingTarget, error) {
+func ResolvePing(peers []Peer, target string) (PingTarget, error) {
 	if addr, err := netip.ParseAddr(target); err == nil {
-		best, bits := api.Peer{}, -1
+		best, bits := Peer{}, -1
 		for _, p := range peers {
 			for _, s := range p.AllowedIPs {
 				if pfx, err := netip.ParsePrefix(s); err == nil && pfx.Contains(addr) && pfx.Bits() > bits {
@@ -32,28 +31,28 @@ func ResolvePing(peers []api.Peer, target string) (api.PingTarget, error) {
 			}
 		}
 		if bits < 0 {
-			return api.PingTarget{}, fmt.Errorf("no peer carries %s: it is not in any peer's allowed IPs (weft peers)", addr)
+			return PingTarget{}, fmt.Errorf("no peer carries %s: it is not in any peer's allowed IPs (weft peers)", addr)
 		}
-		return api.PingTarget{Addr: addr, Peer: best}, nil
+		return PingTarget{Addr: addr, Peer: best}, nil
 	}
 	for _, p := range peers {
 		if p.Name != target && p.PublicKey != target {
 			continue
 		}
 		if len(p.AllowedIPs) == 0 {
-			return api.PingTarget{}, fmt.Errorf("peer %s has no allowed IPs to ping", target)
+			return PingTarget{}, fmt.Errorf("peer %s has no allowed IPs to ping", target)
 		}
 		pfx, err := netip.ParsePrefix(p.AllowedIPs[0])
 		if err != nil {
-			return api.PingTarget{}, err
+			return PingTarget{}, err
 		}
 		addr := pfx.Masked().Addr()
 		if !pfx.IsSingleIP() {
 			addr = addr.Next()
 		}
-		return api.PingTarget{Addr: addr, Peer: p}, nil
+		return PingTarget{Addr: addr, Peer: p}, nil
 	}
-	return api.PingTarget{}, fmt.Errorf("no peer named %q (give a name or public key from weft peers, or an overlay address)", target)
+	return PingTarget{}, fmt.Errorf("no peer named %q (give a name or public key from weft peers, or an overlay address)", target)
 }
 
 // Pinger sends ICMP echo requests and reads their replies.
