@@ -285,17 +285,17 @@ func TestPolicyGlue_GroupsFromCertificate(t *testing.T) {
 	key := newKey(t).Public()
 	cert := ca.sign(t, "m", key, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "10.42.7.0/24")
 	m := liveMember("m", membership.NodeInfo{PublicKey: key, Subnet: pfx("10.42.7.0/24"), DataPort: 51820, VNI: 1, Mode: modeByte("l3", "wireguard")})
-	m.Tags = map[string]string{identity.TagKey: tagOf(t, cert)}
-	pol.tagGroups[key] = []string{"db"} // what the member announces
-	if got := pol.groupsOf(key); len(got) != 1 || got[0] != "db" {
+	m.Tags = map[string]string{identity.TagKey: tagOf(t, cert), "groups": "db"}
+	pol.MemberEvent(membership.Event{Type: membership.EventJoin, Member: m}) // what the member announces
+	if got := pol.Groups(key); len(got) != 1 || got[0] != "db" {
 		t.Fatalf("without a CA the gossiped groups count: %v", got)
 	}
 	a.pki.Store(&pkiState{Pool: ca.pool})
 	g.apply(m)
-	if got := pol.groupsOf(key); len(got) != 1 || got[0] != "web" {
+	if got := pol.Groups(key); len(got) != 1 || got[0] != "web" {
 		t.Fatalf("with a CA: groups %v, want the certificate's [web]", got)
 	}
-	if got := pol.groupsOf(newKey(t).Public()); got != nil {
+	if got := pol.Groups(newKey(t).Public()); got != nil {
 		t.Fatalf("an unknown member has groups %v", got)
 	}
 }

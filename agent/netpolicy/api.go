@@ -1,4 +1,4 @@
-package agent
+package netpolicy
 
 import (
 	"encoding/json"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/weftnet/weft/agent/api"
+	"github.com/weftnet/weft/discovery/policydist"
 )
 
 // The control API of network policy:
@@ -16,31 +17,34 @@ import (
 //	POST /v1/policy                              PolicyApply (a signed envelope) → PolicyApplied
 //	GET  /v1/policy/test?from=H&to=H2&port=P     PolicyTest
 
-func (a *Agent) policyRoutes(mux *http.ServeMux) {
-	ready := func(w http.ResponseWriter) bool {
-		if a.pol == nil {
+// Routes adds the /v1/policy routes to mux. get returns the subsystem, nil while the
+// agent is starting (the routes then answer 503).
+func Routes(mux *http.ServeMux, get func() *Policy) {
+	ready := func(w http.ResponseWriter) *Policy {
+		p := get()
+		if p == nil {
 			writeError(w, http.StatusServiceUnavailable, errors.New("network policy is not running yet (the agent is starting): retry in a few seconds"))
-			return false
 		}
-		return true
+		return p
 	}
 	mux.HandleFunc("GET /v1/policy", func(w http.ResponseWriter, r *http.Request) {
-		if ready(w) {
-			writeJSON(w, http.StatusOK, a.pol.status())
+		if p := ready(w); p != nil {
+			writeJSON(w, http.StatusOK, p.Status())
 		}
 	})
 	mux.HandleFunc("POST /v1/policy", func(w http.ResponseWriter, r *http.Request) {
-		if !ready(w) {
+		p := ready(w)
+		if p == nil {
 			return
 		}
 		var req api.PolicyApply
-		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4*maxPolicyEnvelope)).Decode(&req); err != nil {
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4*policydist.MaxEnvelope)).Decode(&req); err != nil {
 			writeError(w, http.StatusBadRequest, fmt.Errorf("bad policy request: %w", err))
 			return
 		}
-		v, err := a.pol.apply(req.Signed)
+		v, err := p.Apply(req.Signed)
 		switch {
-		case errors.Is(err, errStale), errors.Is(err, errNoCA):
+		case errors.Is(err, policydist.ErrStale), errors.Is(err, policydist.ErrNoCA):
 			writeError(w, http.StatusConflict, err)
 		case err != nil && v == 0:
 			writeError(w, http.StatusBadRequest, err)
@@ -51,11 +55,12 @@ func (a *Agent) policyRoutes(mux *http.ServeMux) {
 		}
 	})
 	mux.HandleFunc("GET /v1/policy/test", func(w http.ResponseWriter, r *http.Request) {
-		if !ready(w) {
+		p := ready(w)
+		if p == nil {
 			return
 		}
 		q := r.URL.Query()
-		res, err := a.pol.test(q.Get("from"), q.Get("to"), q.Get("port"))
+		res, err := p.Test(q.Get("from"), q.Get("to"), q.Get("port"))
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err)
 			return
@@ -64,15 +69,31 @@ func (a *Agent) policyRoutes(mux *http.ServeMux) {
 	})
 }
 
-// policyCollector exports the policy's counters at scrape time.
-type policyCollector struct {
-	a                                    *Agent
+// writeJSON and writeError answer as the agent's control API does (indented JSON, errors
+// as api.Error).
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, api.Error{Error: err.Error()})
+}
+
+// collector exports the policy's counters at scrape time.
+type collector struct {
+	get                                  func() *Policy
 	refused, version, hits, drops, flows *prometheus.Desc
 }
 
-func newPolicyCollector(a *Agent) *policyCollector {
-	return &policyCollector{
-		a:       a,
+// NewCollector returns the weft_policy_* metrics, read from get() at scrape time (nil:
+// not running yet, nothing exported).
+func NewCollector(get func() *Policy) prometheus.Collector {
+	return &collector{
+		get:     get,
 		refused: prometheus.NewDesc("weft_policy_refused_total", "Signed policy documents (or their chunks) refused, by reason.", []string{"reason"}, nil),
 		version: prometheus.NewDesc("weft_policy_version", "Version of the newest signed policy this host holds (0: none).", nil, nil),
 		hits:    prometheus.NewDesc("weft_policy_rule_hits_total", "Flows a policy rule admitted (rule -1: the default).", []string{"rule", "name"}, nil),
@@ -81,17 +102,18 @@ func newPolicyCollector(a *Agent) *policyCollector {
 	}
 }
 
-func (c *policyCollector) Describe(ch chan<- *prometheus.Desc) {
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.refused, c.version, c.hits, c.drops, c.flows} {
 		ch <- d
 	}
 }
 
-func (c *policyCollector) Collect(ch chan<- prometheus.Metric) {
-	if c.a.pol == nil {
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	p := c.get()
+	if p == nil {
 		return
 	}
-	st := c.a.pol.status()
+	st := p.Status()
 	for r, n := range st.Refused {
 		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(n), r)
 	}

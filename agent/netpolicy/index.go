@@ -1,0 +1,146 @@
+package netpolicy
+
+import (
+	"net/netip"
+	"slices"
+	"sync/atomic"
+
+	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/discovery/membership"
+	"github.com/weftnet/weft/policy"
+)
+
+// rebuild recomputes the address and identity snapshots from membership and Rebinds the
+// Set in force (services re-resolved through the catalog).
+func (p *Policy) rebuild() {
+	ix := newAddrIndex()
+	ids := map[crypto.PublicKey]*policy.Endpoint{}
+	ownNet, ownAddr := p.deps.Self()
+	self := &policy.Endpoint{Host: p.cfg.Name, Groups: p.groupsOf(p.deps.PublicKey)}
+	if ownNet.IsValid() {
+		ix.add(ownNet, self)
+	}
+	if ownAddr.IsValid() {
+		ix.add(netip.PrefixFrom(ownAddr, ownAddr.BitLen()), self)
+	}
+	if p.deps.Members != nil {
+		p.indexMembers(ix, ids, p.deps.Members())
+	}
+	// Static peers and WireGuard clients have no member identity (no groups, no host a
+	// rule can name): a name no policy document can write (validName refuses ':') gives
+	// them each their own flow quota all the same.
+	if p.deps.StaticPeers != nil {
+		for _, pk := range p.deps.StaticPeers() {
+			if key, err := crypto.ParsePublicKey(pk); err == nil && ids[key] == nil {
+				ids[key] = &policy.Endpoint{Host: "static:" + pk}
+			}
+		}
+	}
+	if p.deps.Clients != nil {
+		for _, c := range p.deps.Clients() {
+			if key, err := crypto.ParsePublicKey(c.PublicKey); err == nil && ids[key] == nil {
+				ids[key] = &policy.Endpoint{Host: "client:" + c.Name}
+			}
+		}
+	}
+	p.res.snap.Store(ix)
+	p.idents.Store(&ids)
+	// Under p.mu: install Loads new Sets under it too, so a Rebind of the old Set never
+	// replaces a document installed meanwhile.
+	p.mu.Lock()
+	if s := p.engine.Current(); s != nil {
+		p.engine.Load(s.Rebind())
+	}
+	p.mu.Unlock()
+}
+
+// indexMembers adds the live members whose claims are accepted to the address and key
+// indexes. A member whose claims the trust checks refuse (a forged subnet, a certificate
+// that does not verify, a duplicate key) is left out: otherwise a gossip-key holder
+// announcing a victim's /24 could take over the victim's name and groups in the rules.
+func (p *Policy) indexMembers(ix *addrIndex, ids map[crypto.PublicKey]*policy.Endpoint, members []membership.Member) {
+	for _, m := range members {
+		if m.Name == p.cfg.Name || m.Status != membership.StatusAlive || m.InfoErr != nil || !m.Info.Subnet.IsValid() {
+			continue
+		}
+		if p.deps.Refused(m.Name) {
+			continue
+		}
+		key := crypto.PublicKey(m.Info.PublicKey)
+		ep := &policy.Endpoint{Host: m.Name, Groups: p.groupsOf(key)}
+		ix.add(m.Info.Subnet, ep)
+		ids[key] = ep
+	}
+}
+
+// addrIndex finds the endpoint of an address: its /24 (the usual member subnet) in a map,
+// other prefix lengths by a scan.
+type addrIndex struct {
+	byNet map[netip.Prefix]*policy.Endpoint // masked /24s
+	other []netEntry
+}
+
+type netEntry struct {
+	p  netip.Prefix
+	ep *policy.Endpoint
+}
+
+func newAddrIndex() *addrIndex { return &addrIndex{byNet: map[netip.Prefix]*policy.Endpoint{}} }
+
+func (ix *addrIndex) add(p netip.Prefix, ep *policy.Endpoint) {
+	p = p.Masked()
+	if p.Addr().Is4() && p.Bits() == 24 {
+		ix.byNet[p] = ep
+		return
+	}
+	ix.other = append(ix.other, netEntry{p, ep})
+	// Longest prefix first, so a host route wins over a wider one.
+	slices.SortStableFunc(ix.other, func(x, y netEntry) int { return y.p.Bits() - x.p.Bits() })
+}
+
+func (ix *addrIndex) lookup(a netip.Addr) (*policy.Endpoint, bool) {
+	for _, e := range ix.other {
+		if e.p.Bits() > 24 && e.p.Contains(a) {
+			return e.ep, true
+		}
+	}
+	if a.Is4() {
+		if p, err := a.Prefix(24); err == nil {
+			if ep, ok := ix.byNet[p]; ok {
+				return ep, true
+			}
+		}
+	}
+	for _, e := range ix.other {
+		if e.p.Contains(a) {
+			return e.ep, true
+		}
+	}
+	return nil, false
+}
+
+// resolver is policy.Resolver over the subsystem's snapshots and the catalog.
+type resolver struct {
+	p    *Policy
+	snap atomic.Pointer[addrIndex]
+}
+
+var _ policy.Resolver = (*resolver)(nil)
+
+// Endpoint is asked once per new flow from the datapath: a map lookup in the snapshot,
+// no lock, no allocation (the Endpoint is copied, its Groups slice shared read-only).
+func (r *resolver) Endpoint(a netip.Addr) (policy.Endpoint, bool) {
+	if ep, ok := r.snap.Load().lookup(a); ok {
+		return *ep, true
+	}
+	return policy.Endpoint{}, false
+}
+
+// Service lists every instance of name the catalog knows, passing or not (Deps.Instances).
+// The catalog carries no protocol: an instance's port is open to TCP and UDP.
+func (r *resolver) Service(name string) []policy.Instance {
+	if r.p.deps.Instances == nil {
+		return nil
+	}
+	return r.p.deps.Instances(name)
+}
