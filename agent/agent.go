@@ -15,7 +15,11 @@ import (
 	"github.com/weftnet/weft/agent/clients"
 	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/agent/containers"
+	"github.com/weftnet/weft/agent/datapath"
+	"github.com/weftnet/weft/agent/gossip"
+	"github.com/weftnet/weft/agent/netpolicy"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/discovery/trust"
 	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/tap"
 )
@@ -30,15 +34,15 @@ type Agent struct {
 	id   *crypto.Identity
 
 	table *peers.Table
-	dp    dpGlue      // chosen once in New (wire_datapath.go)
-	dpUp  atomic.Bool // dp started: the device exists
-	gsp   *gossipGlue // nil when gossip is disabled (wire_gossip.go)
+	dp    datapath.Datapath // chosen once in New (wire_datapath.go)
+	dpUp  atomic.Bool       // dp started: the device exists
+	gsp   *gossip.Gossip    // nil when gossip is disabled (wire_gossip.go)
 	api   *apiServer
-	cat   *catalogGlue             // nil until the catalog starts
-	pki   atomic.Pointer[pkiState] // nil without pki.ca; swapped by reloadPKI (wire_trust.go)
-	pol   *policyGlue              // network policy (policy.go); nil until Run
-	ctr   *containers.Containers   // container networking (wire_edges.go)
-	cl    *clients.Clients         // stock WireGuard clients (wire_edges.go)
+	cat   *catalogGlue              // nil until the catalog starts
+	pki   atomic.Pointer[trust.PKI] // nil without pki.ca; swapped by reloadPKI (wire_trust.go)
+	pol   *netpolicy.Policy         // network policy (policy.go); nil until Run
+	ctr   *containers.Containers    // container networking (wire_edges.go)
+	cl    *clients.Clients          // stock WireGuard clients (wire_edges.go)
 
 	started time.Time
 	address netip.Addr
@@ -47,8 +51,8 @@ type Agent struct {
 
 	leaveOnce sync.Once
 	leaving   chan struct{}
-	fatal     chan error // a background part that cannot go on (retry_join gave up)
-	rj        retryJoin  // wire_gossip.go
+	fatal     chan error       // a background part that cannot go on (retry_join gave up)
+	rj        gossip.RetryJoin // wire_gossip.go
 
 	reloadSrc func() (config.Config, error) // reload.go; guarded by mu
 	level     *slog.LevelVar
@@ -144,17 +148,17 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		}
 		a.gsp = g
 		closers = append(closers, g.Shutdown)
-		a.subnet = g.subnet()
+		a.subnet = g.Subnet()
 		if !a.subnet.IsValid() && a.cfg.Subnet.IsValid() {
 			// Our static subnet is withdrawn (another host claimed it first): come up on it
 			// anyway, so the operator can look; `weft status` shows the conflict.
 			a.subnet = a.cfg.Subnet.Prefix
 		}
-		if err := g.c.Err(); err != nil {
+		if err := g.Cluster().Err(); err != nil {
 			a.problem(err.Error())
 		}
 		if !a.subnet.IsValid() && !a.cfg.Address.IsValid() {
-			return fmt.Errorf("no overlay subnet: %v (widen cluster_cidr or set subnet)", g.c.Err())
+			return fmt.Errorf("no overlay subnet: %v (widen cluster_cidr or set subnet)", g.Cluster().Err())
 		}
 	} else {
 		a.subnet = a.cfg.Subnet.Prefix
@@ -166,10 +170,10 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		}
 		a.address = a.subnet.Masked().Addr().Next()
 	}
-	if a.pol, err = newPolicyGlue(a); err != nil {
+	if a.pol, err = newPolicy(a); err != nil {
 		return err
 	}
-	if err := a.pol.start(); err != nil {
+	if err := a.pol.Start(); err != nil {
 		return err
 	}
 
@@ -200,8 +204,8 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	a.cat = cat
 	closers = append(closers, cat.close)
-	a.pol.run(ctx)
-	closers = append(closers, a.pol.close)
+	a.pol.Run(ctx)
+	closers = append(closers, a.pol.Close)
 
 	stopNS, err := a.startNetstackServices()
 	if err != nil {
@@ -262,7 +266,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 
 // startDatapath opens the device and the UDP port and starts the packet loops.
 func (a *Agent) startDatapath() error {
-	port, err := a.dp.start()
+	port, err := a.dp.Start()
 	if err != nil {
 		return err
 	}
@@ -284,9 +288,9 @@ func (a *Agent) linkBits() int {
 	return a.address.BitLen()
 }
 
-func (a *Agent) stopDatapath() { a.dp.close() }
+func (a *Agent) stopDatapath() { a.dp.Close() }
 
-func (a *Agent) addStaticPeer(p config.PeerConfig) error { return a.dp.addStatic(p) }
+func (a *Agent) addStaticPeer(p config.PeerConfig) error { return a.dp.AddStatic(p) }
 
 // problem records a condition shown by `weft status` until the agent restarts.
 func (a *Agent) problem(msg string) {
@@ -332,6 +336,6 @@ func (a *Agent) onSubnetChanged(sn netip.Prefix) {
 	a.containersMoved()
 	if a.cat != nil {
 		_ = a.cat.cat.UpdateNode(a.cfg.Name, addr, a.cat.cat.Tag())
-		a.cat.rebindDNS(addr)
+		a.cat.svc.Rebind(addr)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/agent/api"
+	"github.com/weftnet/weft/agent/internal/jsonhttp"
 )
 
 // The control API: HTTP+JSON on a unix socket that only root (the socket's owner) may open.
@@ -80,32 +81,32 @@ func newAPIServer(path string, b apiBackend, log *slog.Logger) (*apiServer, erro
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, b.Status()) })
-	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, b.Members()) })
-	mux.HandleFunc("GET /v1/peers", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, b.Peers()) })
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) { jsonhttp.WriteJSON(w, http.StatusOK, b.Status()) })
+	mux.HandleFunc("GET /v1/members", func(w http.ResponseWriter, r *http.Request) { jsonhttp.WriteJSON(w, http.StatusOK, b.Members()) })
+	mux.HandleFunc("GET /v1/peers", func(w http.ResponseWriter, r *http.Request) { jsonhttp.WriteJSON(w, http.StatusOK, b.Peers()) })
 	mux.HandleFunc("POST /v1/join", func(w http.ResponseWriter, r *http.Request) {
 		var req api.JoinRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("bad join request: %w", err))
+			jsonhttp.WriteError(w, http.StatusBadRequest, fmt.Errorf("bad join request: %w", err))
 			return
 		}
 		if len(req.Addrs) == 0 {
-			writeError(w, http.StatusBadRequest, errors.New("join needs at least one address"))
+			jsonhttp.WriteError(w, http.StatusBadRequest, errors.New("join needs at least one address"))
 			return
 		}
 		n, err := b.Join(r.Context(), req.Addrs)
 		if err != nil {
-			writeError(w, http.StatusBadGateway, err)
+			jsonhttp.WriteError(w, http.StatusBadGateway, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, api.JoinResponse{Joined: n})
+		jsonhttp.WriteJSON(w, http.StatusOK, api.JoinResponse{Joined: n})
 	})
 	mux.HandleFunc("POST /v1/leave", func(w http.ResponseWriter, r *http.Request) {
 		if err := b.Leave(r.Context()); err != nil {
-			writeError(w, http.StatusInternalServerError, err)
+			jsonhttp.WriteError(w, http.StatusInternalServerError, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, struct{}{})
+		jsonhttp.WriteJSON(w, http.StatusOK, struct{}{})
 	})
 	b.routes(mux)
 	s := &apiServer{ln: ln, path: path, log: log, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}
@@ -126,16 +127,4 @@ func (s *apiServer) Close() error {
 	}
 	_ = os.Remove(s.path)
 	return err
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, api.Error{Error: err.Error()})
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/agent/api"
+	"github.com/weftnet/weft/agent/internal/jsonhttp"
 )
 
 // The control API's view of the agent (apiBackend).
@@ -42,7 +43,7 @@ func (a *Agent) Status() api.Status {
 		st.Peers = len(a.table.Peers())
 	}
 	if a.dpUp.Load() {
-		st.Drops, st.Counters = a.dp.stats()
+		st.Drops, st.Counters = a.dp.Stats()
 		if m := a.tapMode.Load(); m != nil {
 			st.TAP = &api.TAPStatus{Offload: m.Offload, Reason: m.Reason}
 		}
@@ -56,13 +57,13 @@ func (a *Agent) Status() api.Status {
 		}
 	}
 	if a.gsp != nil {
-		st.Gossip = a.gsp.addr()
-		for _, m := range a.gsp.members() {
+		st.Gossip = a.gsp.Addr()
+		for _, m := range a.gsp.APIMembers() {
 			if m.Status == "alive" {
 				st.Members++
 			}
 		}
-		if sn := a.gsp.subnet(); sn.IsValid() {
+		if sn := a.gsp.Subnet(); sn.IsValid() {
 			st.Subnet = sn.String()
 		}
 	}
@@ -79,7 +80,7 @@ func (a *Agent) Members() []api.Member {
 	if a.gsp == nil {
 		return []api.Member{}
 	}
-	return a.gsp.members()
+	return a.gsp.APIMembers()
 }
 
 // Peers lists the datapath peers with their counters.
@@ -112,7 +113,7 @@ func (a *Agent) Peers() []api.Peer {
 			ap.AllowedIPs = append(ap.AllowedIPs, pfx.String())
 		}
 		if a.gsp != nil {
-			ap.Name = a.gsp.nameOf(s.PublicKey)
+			ap.Name = a.gsp.NameOf(s.PublicKey)
 		}
 		out = append(out, ap)
 	}
@@ -125,7 +126,7 @@ func (a *Agent) Join(ctx context.Context, addrs []string) (int, error) {
 	if a.gsp == nil {
 		return 0, errors.New("gossip is disabled on this agent (no-gossip / gossip.disabled): static peers only")
 	}
-	return a.gsp.join(addrs)
+	return a.gsp.Join(addrs)
 }
 
 // Leave announces a graceful leave, withdraws the routes of every peer and stops the agent.
@@ -133,7 +134,7 @@ func (a *Agent) Leave(ctx context.Context) error {
 	var err error
 	a.leaveOnce.Do(func() {
 		if a.gsp != nil {
-			err = a.gsp.leave()
+			err = a.gsp.Leave()
 		}
 		if a.table != nil {
 			for _, p := range a.table.Peers() {
@@ -152,5 +153,5 @@ func (a *Agent) routes(mux *http.ServeMux) {
 	a.cniRoutes(mux)
 	a.keyringRoutes(mux)
 	a.clientRoutes(mux)
-	mux.HandleFunc("GET /v1/fdb", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, a.FDB()) })
+	mux.HandleFunc("GET /v1/fdb", func(w http.ResponseWriter, r *http.Request) { jsonhttp.WriteJSON(w, http.StatusOK, a.FDB()) })
 }

@@ -29,7 +29,7 @@ func TestPlainPath_DropsMetric(t *testing.T) {
 		return testkit.NewDevice(testkit.DeviceConfig{MTU: 1450}), tap.Mode{Offload: true}, nil
 	}
 	deps.ConfigureLink = func(string, netip.Addr, int, int) error { return nil }
-	a.dp = dpGlue{datapath.New(datapath.ConfigOf(cfg), deps)}
+	a.dp = datapath.New(datapath.ConfigOf(cfg), deps)
 	if err := a.startDatapath(); err != nil {
 		t.Fatal(err)
 	}

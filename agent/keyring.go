@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/weftnet/weft/agent/api"
+	"github.com/weftnet/weft/agent/internal/jsonhttp"
 	"github.com/weftnet/weft/discovery/membership"
 )
 
@@ -24,7 +25,7 @@ import (
 func (a *Agent) keyringRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/keyring", func(w http.ResponseWriter, r *http.Request) {
 		if a.gsp == nil {
-			writeError(w, http.StatusConflict, errGossipOff)
+			jsonhttp.WriteError(w, http.StatusConflict, errGossipOff)
 			return
 		}
 		st, err := a.gsp.Cluster().ListKeys()
@@ -33,12 +34,12 @@ func (a *Agent) keyringRoutes(mux *http.ServeMux) {
 	op := func(f func(*membership.Cluster, string) (membership.KeyringStatus, error)) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			if a.gsp == nil {
-				writeError(w, http.StatusConflict, errGossipOff)
+				jsonhttp.WriteError(w, http.StatusConflict, errGossipOff)
 				return
 			}
 			var req api.KeyRequest
 			if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&req); err != nil || req.Key == "" {
-				writeError(w, http.StatusBadRequest, fmt.Errorf("bad keyring request: want {\"key\": BASE64}: %v", err))
+				jsonhttp.WriteError(w, http.StatusBadRequest, fmt.Errorf("bad keyring request: want {\"key\": BASE64}: %v", err))
 				return
 			}
 			st, err := f(a.gsp.Cluster(), req.Key)
@@ -58,8 +59,8 @@ func writeKeyring(w http.ResponseWriter, st membership.KeyringStatus, err error)
 		if errors.Is(err, membership.ErrGossipKeySize) || !errors.Is(err, membership.ErrKeyring) {
 			code = http.StatusBadRequest
 		}
-		writeError(w, code, err)
+		jsonhttp.WriteError(w, code, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	jsonhttp.WriteJSON(w, http.StatusOK, st)
 }

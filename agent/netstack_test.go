@@ -291,7 +291,7 @@ func TestNetstack_ProxyEventsMetric(t *testing.T) {
 	cfg.Netstack = true
 	a := &Agent{cfg: cfg}
 	a.dp = newDatapath(a)
-	ns := a.dp.Datapath.(datapath.Stack)
+	ns := a.dp.(datapath.Stack)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -75,7 +75,7 @@ func tagOf(t *testing.T, c *identity.Certificate) string {
 
 // trustAgent is an L3 agent with a peer table and gossip glue but no device or Serf events:
 // applyMember drives it with forged members.
-func trustAgent(t *testing.T, cfg config.Config) (*Agent, *gossipGlue) {
+func trustAgent(t *testing.T, cfg config.Config) (*Agent, *testGossip) {
 	t.Helper()
 	priv := newKey(t)
 	cfg.Name = "self"
@@ -83,13 +83,15 @@ func trustAgent(t *testing.T, cfg config.Config) (*Agent, *gossipGlue) {
 	t.Cleanup(id.Close)
 	a := &Agent{cfg: cfg, log: NewLogger(testWriter{t}, "debug"), priv: priv, table: peers.NewTable(id)}
 	a.dp = newDatapath(a)
-	return a, newGossipGlue(gossip.Attach(nil, a.gossipConfig(), a.gossipDeps()))
+	return a, &testGossip{gossip.Attach(nil, a.gossipConfig(), a.gossipDeps())}
 }
 
-// apply and refusedReason drive the glue as the event loop does (gossip.Apply, Refused).
-func (g *gossipGlue) apply(m membership.Member) bool { return g.Apply(m) }
+// testGossip is the gossip subsystem driven as its event loop does (gossip.Apply, Refused).
+type testGossip struct{ *gossip.Gossip }
 
-func (g *gossipGlue) refusedReason(name string) (trust.Refusal, bool) { return g.Refused(name) }
+func (g *testGossip) apply(m membership.Member) bool { return g.Apply(m) }
+
+func (g *testGossip) refusedReason(name string) (trust.Refusal, bool) { return g.Refused(name) }
 
 func modeByte(mode, encryption string) byte { return gossip.ModeByte(mode, encryption) }
 
@@ -196,7 +198,7 @@ func TestGossip_HostileClaims(t *testing.T) {
 // TestAgent_PeerGroups: the groups of a verified member's certificate; nil without a CA.
 func TestAgent_PeerGroups(t *testing.T) {
 	a, g := trustAgent(t, config.DefaultConfig())
-	a.gsp = g
+	a.gsp = g.Gossip
 	ca := newTestCA(t, "cluster")
 	key := newKey(t).Public()
 	cert := ca.sign(t, "m", key, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "10.42.7.0/24")
@@ -206,14 +208,14 @@ func TestAgent_PeerGroups(t *testing.T) {
 	if got := a.peerGroups(key); got != nil {
 		t.Fatalf("without a CA: %v", got)
 	}
-	a.pki.Store(&pkiState{Pool: ca.pool})
+	a.pki.Store(&trust.PKI{Pool: ca.pool})
 	g.apply(m)
 	if got := a.peerGroups(key); len(got) != 1 || got[0] != "web" {
 		t.Fatalf("groups %v, want [web]", got)
 	}
 	// Blocklisted after a reload: refused, withdrawn, no groups.
 	fp, _ := cert.Fingerprint()
-	a.pki.Store(&pkiState{Pool: ca.pool, Blocklist: identity.NewBlocklist(fp)})
+	a.pki.Store(&trust.PKI{Pool: ca.pool, Blocklist: identity.NewBlocklist(fp)})
 	g.apply(m)
 	if a.peerGroups(key) != nil || a.table.ByKey(key) != nil {
 		t.Fatal("a blocklisted member keeps its groups or its peer")
@@ -276,8 +278,8 @@ func TestCatalogBudget_WithCertificate(t *testing.T) {
 // certificate's; a groups tag it writes itself (here claiming db) counts for nothing.
 func TestPolicyGlue_GroupsFromCertificate(t *testing.T) {
 	a, g := trustAgent(t, config.DefaultConfig())
-	a.gsp = g
-	pol, err := newPolicyGlue(a)
+	a.gsp = g.Gossip
+	pol, err := newPolicy(a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +292,7 @@ func TestPolicyGlue_GroupsFromCertificate(t *testing.T) {
 	if got := pol.Groups(key); len(got) != 1 || got[0] != "db" {
 		t.Fatalf("without a CA the gossiped groups count: %v", got)
 	}
-	a.pki.Store(&pkiState{Pool: ca.pool})
+	a.pki.Store(&trust.PKI{Pool: ca.pool})
 	g.apply(m)
 	if got := pol.Groups(key); len(got) != 1 || got[0] != "web" {
 		t.Fatalf("with a CA: groups %v, want the certificate's [web]", got)

@@ -5,7 +5,6 @@ import (
 	"sort"
 
 	"github.com/weftnet/weft/agent/api"
-	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/agent/datapath"
 	"github.com/weftnet/weft/agent/rootless"
 	"github.com/weftnet/weft/crypto"
@@ -19,14 +18,9 @@ import (
 // The datapath (package datapath) and netstack mode's services (package rootless), wired to
 // the agent.
 
-// dpGlue is the agent's handle on its datapath, chosen once in New. Its lower-case methods
-// are the names the rest of the agent calls; addMember and removeMember take the gossip
-// glue's memberPeer.
-type dpGlue struct{ datapath.Datapath }
-
 // newDatapath chooses the datapath of a's (validated) config; a.priv is loaded.
-func newDatapath(a *Agent) dpGlue {
-	return dpGlue{datapath.New(datapath.ConfigOf(a.cfg), datapathDeps(a))}
+func newDatapath(a *Agent) datapath.Datapath {
+	return datapath.New(datapath.ConfigOf(a.cfg), datapathDeps(a))
 }
 
 // datapathDeps is what the datapath reads from the agent: the table, identity, policy and
@@ -38,7 +32,7 @@ func datapathDeps(a *Agent) datapath.Deps {
 		TAPMAC:        tapMACOf,
 		Table:         func() *peers.Table { return a.table },
 		Identity:      func() *crypto.Identity { return a.id },
-		Policy:        func() tunnel.Policy { return a.pol.hook },
+		Policy:        func() tunnel.Policy { return a.pol.Hook() },
 		Address:       func() (netip.Addr, int) { return a.address, a.linkBits() },
 		ConfigureLink: configureLink,
 		AddRoute:      addRoute,
@@ -47,28 +41,12 @@ func datapathDeps(a *Agent) datapath.Deps {
 	}
 }
 
-func (d dpGlue) start() (uint16, error)                     { return d.Start() }
-func (d dpGlue) close()                                     { d.Close() }
-func (d dpGlue) addStatic(p config.PeerConfig) error        { return d.AddStatic(p) }
-func (d dpGlue) stats() (drops, counters map[string]uint64) { return d.Stats() }
-
-func (d dpGlue) addMember(mp memberPeer, subnet netip.Prefix) error {
-	return d.AddMember(mp.member(), subnet)
-}
-
-func (d dpGlue) removeMember(mp memberPeer) { d.RemoveMember(mp.member()) }
-
 // proxyEvents are the rootless services' counters by event (nil outside netstack mode).
-func (d dpGlue) proxyEvents() map[string]uint64 {
-	if s, ok := d.Datapath.(datapath.Stack); ok {
+func proxyEvents(d datapath.Datapath) map[string]uint64 {
+	if s, ok := d.(datapath.Stack); ok {
 		return s.Proxied().Snapshot()
 	}
 	return nil
-}
-
-// member is the datapath's view of what a member was applied as.
-func (mp memberPeer) member() datapath.Member {
-	return datapath.Member{Key: mp.key, Endpoint: mp.ep, MAC: mp.mac, Addr: mp.addr}
 }
 
 // tapMAC derives this host's TAP MAC from its public key: stable across restarts without
@@ -79,7 +57,7 @@ func (a *Agent) tapMAC() l2.MAC { return tapMACOf(a.priv.Public()) }
 func (a *Agent) FDB() []api.FDBEntry {
 	nameOf := func(crypto.PublicKey) string { return "" }
 	if a.gsp != nil {
-		nameOf = a.gsp.nameOf
+		nameOf = a.gsp.NameOf
 	}
 	out := append([]api.FDBEntry{}, a.dp.FDB(nameOf)...)
 	sort.Slice(out, func(i, j int) bool { return out[i].MAC < out[j].MAC })
@@ -89,7 +67,7 @@ func (a *Agent) FDB() []api.FDBEntry {
 // startNetstackServices starts the proxies, forwards, exposes and the overlay DNS listener
 // of netstack mode; it returns what stops them. Outside netstack mode it does nothing.
 func (a *Agent) startNetstackServices() (stop func(), err error) {
-	s, ok := a.dp.Datapath.(datapath.Stack)
+	s, ok := a.dp.(datapath.Stack)
 	if !ok {
 		return func() {}, nil
 	}

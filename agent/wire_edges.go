@@ -69,7 +69,7 @@ func newClients(a *Agent) *clients.Clients {
 		IsPeer:     func(key crypto.PublicKey) bool { return a.table.ByKey(key) != nil },
 		Changed: func() {
 			if a.pol != nil {
-				a.pol.kickRebuild() // a client's flow-quota identity
+				a.pol.KickRebuild() // a client's flow-quota identity
 			}
 		},
 		Problem: a.problem,

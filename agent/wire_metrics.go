@@ -19,10 +19,10 @@ func metricsSource(a *Agent) metrics.Source {
 			if !a.dpUp.Load() {
 				return nil, false
 			}
-			drops, _ := a.dp.stats() // every mode counts under the same reason names
+			drops, _ := a.dp.Stats() // every mode counts under the same reason names
 			return drops, true
 		},
-		ProxyEvents: a.dp.proxyEvents,
+		ProxyEvents: func() map[string]uint64 { return proxyEvents(a.dp) },
 		DNSStats: func() (catalog.DNSStats, bool) {
 			if a.cat == nil {
 				return catalog.DNSStats{}, false

@@ -5,44 +5,21 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
-	"os"
 	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/weftnet/weft/agent/netpolicy"
 	"github.com/weftnet/weft/crypto"
-	"github.com/weftnet/weft/discovery/membership"
 	"github.com/weftnet/weft/identity"
-	"github.com/weftnet/weft/internal/fsutil"
 	"github.com/weftnet/weft/policy"
-	"github.com/weftnet/weft/tunnel"
 )
 
 // Wiring of the network-policy subsystem (agent/netpolicy, which spreads signed documents
 // through discovery/policydist).
 
-// policyGlue is the network-policy subsystem as the agent holds it (a.pol). The short
-// lower-case names are the ones the rest of the root calls.
-type policyGlue struct {
-	*netpolicy.Policy
-	hook *tunnel.EnginePolicy // the tunnel's Policy hook (datapath.go)
-}
-
-// newPolicyGlue builds the subsystem; called once gossip exists and the overlay address
+// newPolicy builds the subsystem; called once gossip exists and the overlay address
 // is known, before the datapath.
-func newPolicyGlue(a *Agent) (*policyGlue, error) {
-	p, err := netpolicy.New(policyDeps(a))
-	if err != nil {
-		return nil, err
-	}
-	return &policyGlue{Policy: p, hook: p.Hook()}, nil
-}
-
-func (g *policyGlue) start() error                    { return g.Start() }
-func (g *policyGlue) run(ctx context.Context)         { g.Run(ctx) }
-func (g *policyGlue) close()                          { g.Close() }
-func (g *policyGlue) memberEvent(ev membership.Event) { g.MemberEvent(ev) }
-func (g *policyGlue) kickRebuild()                    { g.KickRebuild() }
+func newPolicy(a *Agent) (*netpolicy.Policy, error) { return netpolicy.New(policyDeps(a)) }
 
 // policyDeps is what the subsystem gets of the agent. The functions read the agent when
 // called: the catalog starts after the subsystem, gossip may move the subnet.
@@ -134,15 +111,5 @@ func (a *Agent) policyRoutes(mux *http.ServeMux) { netpolicy.Routes(mux, a.polic
 // newPolicyCollector exports the weft_policy_* metrics.
 func newPolicyCollector(a *Agent) prometheus.Collector { return netpolicy.NewCollector(a.policy) }
 
-func (a *Agent) policy() *netpolicy.Policy {
-	if a.pol == nil {
-		return nil
-	}
-	return a.pol.Policy
-}
-
-// writeFileAtomic is fsutil.WriteFileAtomic for clients.go and cni.go until they call it
-// themselves.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	return fsutil.WriteFileAtomic(path, data, perm)
-}
+// policy is the subsystem, nil until Run builds it.
+func (a *Agent) policy() *netpolicy.Policy { return a.pol }

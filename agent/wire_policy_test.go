@@ -13,7 +13,7 @@ import (
 // TestPolicyGlue_RefusedMemberNamesNobody); an honest member is not refused.
 func TestPolicyWiring_RefusedMember(t *testing.T) {
 	a, g := trustAgent(t, config.DefaultConfig())
-	a.gsp = g
+	a.gsp = g.Gossip
 	a.subnet = pfx("10.42.6.0/24")
 	info := func(sn string) membership.NodeInfo {
 		return membership.NodeInfo{PublicKey: newKey(t).Public(), Subnet: pfx(sn), DataPort: 51820, VNI: 1, Mode: modeByte("l3", "wireguard")}
@@ -31,7 +31,7 @@ func TestPolicyWiring_RefusedMember(t *testing.T) {
 	if d.Refused("db") {
 		t.Fatal("the honest member is refused")
 	}
-	if _, err := newPolicyGlue(a); err != nil {
+	if _, err := newPolicy(a); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/weftnet/weft/agent/services"
 	"github.com/weftnet/weft/discovery/catalog"
-	"github.com/weftnet/weft/discovery/membership"
 )
 
 // catalogGlue is the agent's handle on the services subsystem: the subsystem, and the
@@ -38,8 +37,8 @@ func startCatalogWith(a *Agent, r hostResolver) (*catalogGlue, error) {
 		Problem: a.problem,
 	}
 	if a.gsp != nil {
-		d.Tags = a.gsp.c
-		d.IsRefused = a.gsp.isRefused
+		d.Tags = a.gsp.Cluster()
+		d.IsRefused = a.gsp.IsRefused
 	}
 	svc, err := services.Start(d)
 	if err != nil {
@@ -49,15 +48,6 @@ func startCatalogWith(a *Agent, r hostResolver) (*catalogGlue, error) {
 }
 
 func (g *catalogGlue) close() { g.svc.Close() }
-
-// memberEvent, syncMember and rebindDNS are the calls the agent's gossip and address
-// move make today; the member fan-out will subscribe svc.MemberEvent itself.
-func (g *catalogGlue) memberEvent(ev membership.Event) { g.svc.MemberEvent(ev) }
-func (g *catalogGlue) syncMember(m membership.Member)  { g.svc.SyncMember(m) }
-func (g *catalogGlue) rebindDNS(addr netip.Addr)       { g.svc.Rebind(addr) }
-
-// mustPort is the PORT of "overlay:PORT" (the netstack's DNS listeners).
-func mustPort(s string) uint16 { return services.PortOf(s) }
 
 // serviceRoutes adds /v1/services… to the control API.
 func (a *Agent) serviceRoutes(mux *http.ServeMux) {

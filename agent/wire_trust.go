@@ -11,6 +11,7 @@ import (
 
 	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/agent/config"
+	"github.com/weftnet/weft/agent/internal/jsonhttp"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/discovery/trust"
 	"github.com/weftnet/weft/identity"
@@ -20,9 +21,6 @@ import (
 // The trust rules (discovery/trust) as the agent wires them: it owns the CA configuration
 // in force (a.pki, swapped whole by reloadPKI), builds the claim policy from its own config
 // and state, and shows the verdicts the gossip subsystem keeps.
-
-// pkiState is the CA configuration in force: immutable, swapped whole on reload.
-type pkiState = trust.PKI
 
 // loadPKI loads the pki section of the configuration (trust.LoadPKI).
 func loadPKI(cfg config.PKIConfig, name string, key crypto.PublicKey, now time.Time) (*trust.PKI, error) {
@@ -149,10 +147,10 @@ func (a *Agent) reloadRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		changed, restart, err := a.Reload()
 		if err != nil {
-			writeError(w, http.StatusBadRequest, err)
+			jsonhttp.WriteError(w, http.StatusBadRequest, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, api.ReloadResult{Changed: changed, RestartNeeded: restart})
+		jsonhttp.WriteJSON(w, http.StatusOK, api.ReloadResult{Changed: changed, RestartNeeded: restart})
 	})
 }
 

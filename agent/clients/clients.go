@@ -21,8 +21,8 @@ import (
 
 	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/agent/config"
-	"github.com/weftnet/weft/agent/internal/hostnet"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/internal/fsutil"
 )
 
 // Stock WireGuard clients (phones, laptops, wg-quick) as peers of this host:
@@ -196,7 +196,7 @@ func (c *Clients) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	return hostnet.WriteFileAtomic(c.path(), append(b, '\n'), 0o600)
+	return fsutil.WriteFileAtomic(c.path(), append(b, '\n'), 0o600)
 }
 
 // addrRange returns the first and last address clients may get.

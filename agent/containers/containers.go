@@ -13,8 +13,8 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/weftnet/weft/agent/api"
-	"github.com/weftnet/weft/agent/internal/hostnet"
 	"github.com/weftnet/weft/agent/internal/jsonhttp"
+	"github.com/weftnet/weft/internal/fsutil"
 )
 
 // Container networking, the agent's side of the weft-cni plugin (package cni). The plugin
@@ -109,7 +109,7 @@ func writeSubnetEnv(path string, s api.Subnet) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("cni.subnet_env: %w", err)
 	}
-	if err := hostnet.WriteFileAtomic(path, []byte(subnetEnv(s)), 0o644); err != nil {
+	if err := fsutil.WriteFileAtomic(path, []byte(subnetEnv(s)), 0o644); err != nil {
 		return fmt.Errorf("cni.subnet_env: %w", err)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/weftnet/weft/agent/api"
+	"github.com/weftnet/weft/agent/internal/jsonhttp"
 	"github.com/weftnet/weft/discovery/policydist"
 )
 
@@ -23,13 +24,13 @@ func Routes(mux *http.ServeMux, get func() *Policy) {
 	ready := func(w http.ResponseWriter) *Policy {
 		p := get()
 		if p == nil {
-			writeError(w, http.StatusServiceUnavailable, errors.New("network policy is not running yet (the agent is starting): retry in a few seconds"))
+			jsonhttp.WriteError(w, http.StatusServiceUnavailable, errors.New("network policy is not running yet (the agent is starting): retry in a few seconds"))
 		}
 		return p
 	}
 	mux.HandleFunc("GET /v1/policy", func(w http.ResponseWriter, r *http.Request) {
 		if p := ready(w); p != nil {
-			writeJSON(w, http.StatusOK, p.Status())
+			jsonhttp.WriteJSON(w, http.StatusOK, p.Status())
 		}
 	})
 	mux.HandleFunc("POST /v1/policy", func(w http.ResponseWriter, r *http.Request) {
@@ -39,19 +40,19 @@ func Routes(mux *http.ServeMux, get func() *Policy) {
 		}
 		var req api.PolicyApply
 		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4*policydist.MaxEnvelope)).Decode(&req); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("bad policy request: %w", err))
+			jsonhttp.WriteError(w, http.StatusBadRequest, fmt.Errorf("bad policy request: %w", err))
 			return
 		}
 		v, err := p.Apply(req.Signed)
 		switch {
 		case errors.Is(err, policydist.ErrStale), errors.Is(err, policydist.ErrNoCA):
-			writeError(w, http.StatusConflict, err)
+			jsonhttp.WriteError(w, http.StatusConflict, err)
 		case err != nil && v == 0:
-			writeError(w, http.StatusBadRequest, err)
+			jsonhttp.WriteError(w, http.StatusBadRequest, err)
 		case err != nil:
-			writeError(w, http.StatusBadGateway, err)
+			jsonhttp.WriteError(w, http.StatusBadGateway, err)
 		default:
-			writeJSON(w, http.StatusOK, api.PolicyApplied{Version: v})
+			jsonhttp.WriteJSON(w, http.StatusOK, api.PolicyApplied{Version: v})
 		}
 	})
 	mux.HandleFunc("GET /v1/policy/test", func(w http.ResponseWriter, r *http.Request) {
@@ -62,25 +63,11 @@ func Routes(mux *http.ServeMux, get func() *Policy) {
 		q := r.URL.Query()
 		res, err := p.Test(q.Get("from"), q.Get("to"), q.Get("port"))
 		if err != nil {
-			writeError(w, http.StatusBadRequest, err)
+			jsonhttp.WriteError(w, http.StatusBadRequest, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, res)
+		jsonhttp.WriteJSON(w, http.StatusOK, res)
 	})
-}
-
-// writeJSON and writeError answer as the agent's control API does (indented JSON, errors
-// as api.Error).
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, api.Error{Error: err.Error()})
 }
 
 // collector exports the policy's counters at scrape time.

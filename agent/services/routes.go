@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/agent/api"
+	"github.com/weftnet/weft/agent/internal/jsonhttp"
 	"github.com/weftnet/weft/discovery/catalog"
 )
 
@@ -20,7 +21,7 @@ func Routes(mux *http.ServeMux, running func() *catalog.Catalog) {
 	catalogOf := func(w http.ResponseWriter) *catalog.Catalog {
 		c := running()
 		if c == nil {
-			writeError(w, http.StatusServiceUnavailable, errors.New("the service catalog is not running"))
+			jsonhttp.WriteError(w, http.StatusServiceUnavailable, errors.New("the service catalog is not running"))
 			return nil
 		}
 		return c
@@ -33,13 +34,13 @@ func Routes(mux *http.ServeMux, running func() *catalog.Catalog) {
 		if s := r.URL.Query().Get("index"); s != "" {
 			idx, err := strconv.ParseUint(s, 10, 64)
 			if err != nil {
-				writeError(w, http.StatusBadRequest, fmt.Errorf("index %q: not a number", s))
+				jsonhttp.WriteError(w, http.StatusBadRequest, fmt.Errorf("index %q: not a number", s))
 				return
 			}
 			wait := 5 * time.Minute
 			if ws := r.URL.Query().Get("wait"); ws != "" {
 				if wait, err = time.ParseDuration(ws); err != nil || wait <= 0 {
-					writeError(w, http.StatusBadRequest, fmt.Errorf("wait %q: not a positive duration like 30s", ws))
+					jsonhttp.WriteError(w, http.StatusBadRequest, fmt.Errorf("wait %q: not a positive duration like 30s", ws))
 					return
 				}
 			}
@@ -53,7 +54,7 @@ func Routes(mux *http.ServeMux, running func() *catalog.Catalog) {
 		if inst == nil {
 			inst = []catalog.Instance{}
 		}
-		writeJSON(w, http.StatusOK, api.ServicesResponse{Index: idx, Instances: inst})
+		jsonhttp.WriteJSON(w, http.StatusOK, api.ServicesResponse{Index: idx, Instances: inst})
 	})
 	mux.HandleFunc("GET /v1/services/{name}", func(w http.ResponseWriter, r *http.Request) {
 		c := catalogOf(w)
@@ -65,14 +66,14 @@ func Routes(mux *http.ServeMux, running func() *catalog.Catalog) {
 		if inst == nil {
 			inst = []catalog.Instance{}
 		}
-		writeJSON(w, http.StatusOK, inst)
+		jsonhttp.WriteJSON(w, http.StatusOK, inst)
 	})
 	mux.HandleFunc("GET /v1/local-services", func(w http.ResponseWriter, r *http.Request) {
 		c := catalogOf(w)
 		if c == nil {
 			return
 		}
-		writeJSON(w, http.StatusOK, c.Local())
+		jsonhttp.WriteJSON(w, http.StatusOK, c.Local())
 	})
 	mux.HandleFunc("POST /v1/services", func(w http.ResponseWriter, r *http.Request) {
 		c := catalogOf(w)
@@ -81,7 +82,7 @@ func Routes(mux *http.ServeMux, running func() *catalog.Catalog) {
 		}
 		var s catalog.Service
 		if err := json.NewDecoder(r.Body).Decode(&s); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("bad service: %w", err))
+			jsonhttp.WriteError(w, http.StatusBadRequest, fmt.Errorf("bad service: %w", err))
 			return
 		}
 		if err := c.Register(s); err != nil {
@@ -89,10 +90,10 @@ func Routes(mux *http.ServeMux, running func() *catalog.Catalog) {
 			if errors.Is(err, catalog.ErrCatalogFull) {
 				code = http.StatusInsufficientStorage
 			}
-			writeError(w, code, err)
+			jsonhttp.WriteError(w, code, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, struct{}{})
+		jsonhttp.WriteJSON(w, http.StatusOK, struct{}{})
 	})
 	mux.HandleFunc("DELETE /v1/services/{name}", func(w http.ResponseWriter, r *http.Request) {
 		c := catalogOf(w)
@@ -104,10 +105,10 @@ func Routes(mux *http.ServeMux, running func() *catalog.Catalog) {
 			if errors.Is(err, catalog.ErrUnknownService) {
 				code = http.StatusNotFound
 			}
-			writeError(w, code, err)
+			jsonhttp.WriteError(w, code, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, struct{}{})
+		jsonhttp.WriteJSON(w, http.StatusOK, struct{}{})
 	})
 	mux.HandleFunc("PUT /v1/services/{name}/renew", func(w http.ResponseWriter, r *http.Request) {
 		c := catalogOf(w)
@@ -119,23 +120,9 @@ func Routes(mux *http.ServeMux, running func() *catalog.Catalog) {
 			if errors.Is(err, catalog.ErrUnknownService) {
 				code = http.StatusNotFound
 			}
-			writeError(w, code, err)
+			jsonhttp.WriteError(w, code, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, struct{}{})
+		jsonhttp.WriteJSON(w, http.StatusOK, struct{}{})
 	})
-}
-
-// writeJSON and writeError write the control API's JSON documents as the agent's api.go
-// does (indented, api.Error for errors), so the routes answer alike wherever they live.
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, api.Error{Error: err.Error()})
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"github.com/weftnet/weft/internal/fsutil"
 )
 
 // The CNI plugin is its own small binary (cmd/weft-cni), so the daemon does not carry the CNI
@@ -64,7 +65,10 @@ The agent must run with cni.enabled: true.`,
 				return err
 			}
 			confPath := filepath.Join(confDir, "10-"+name+".conflist")
-			if err := writeFileAtomic(confPath, conf, 0o644); err != nil {
+			if err := os.MkdirAll(filepath.Dir(confPath), 0o755); err != nil {
+				return err
+			}
+			if err := fsutil.WriteFileAtomic(confPath, conf, 0o644); err != nil {
 				return err
 			}
 			binPath := filepath.Join(binDir, "weft-cni")
@@ -85,21 +89,6 @@ The agent must run with cni.enabled: true.`,
 	cmd.Flags().StringVar(&bridge, "bridge", "weft-br0", "the containers' bridge (the agent's cni.bridge)")
 	cmd.Flags().StringVar(&plugin, "plugin", "", "the weft-cni binary to install (default: weft-cni beside weft)")
 	return cmd
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	return nil
 }
 
 // copyFileAtomic copies src to dst through a temporary file and a rename, so a runtime
