@@ -89,6 +89,12 @@ var rules = []rule{
 		forbid: func(_, dep string) bool { return dep == weft("agent") },
 	},
 	{
+		name:   "subsystem-subsystem",
+		text:   "no subsystem under agent/ imports another (only the shared agent/api, agent/config and agent/internal/...; the root wires them)",
+		from:   func(p string) bool { return subsystem(p) != "" },
+		forbid: func(from, dep string) bool { s := subsystem(dep); return s != "" && s != subsystem(from) },
+	},
+	{
 		name:   "cmd-bench",
 		text:   "nothing imports cmd or bench (cmd/weft-bench may import bench)",
 		from:   isWeft,
@@ -166,6 +172,22 @@ func forbidCmdBench(from, dep string) bool {
 		return false
 	}
 	return !(inWeft("cmd/weft-bench")(from) && inWeft("bench")(dep))
+}
+
+// subsystem is the agent subsystem a package belongs to (agent/<name>), or "" for the agent
+// root, the packages every subsystem may share (agent/api, agent/config, agent/internal/...)
+// and everything outside agent/.
+func subsystem(path string) string {
+	rel, ok := strings.CutPrefix(path, module+"/agent/")
+	if !ok {
+		return ""
+	}
+	name, _, _ := strings.Cut(rel, "/")
+	switch name {
+	case "api", "config", "internal":
+		return ""
+	}
+	return name
 }
 
 // root is the part of weft a package of cmd or bench belongs to: cmd/<name> or bench.
