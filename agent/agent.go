@@ -17,6 +17,7 @@ import (
 	"github.com/weftnet/weft/agent/containers"
 	"github.com/weftnet/weft/agent/datapath"
 	"github.com/weftnet/weft/agent/gossip"
+	"github.com/weftnet/weft/agent/metrics"
 	"github.com/weftnet/weft/agent/netpolicy"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/discovery/trust"
@@ -43,6 +44,8 @@ type Agent struct {
 	pol   *netpolicy.Policy         // network policy (policy.go); nil until Run
 	ctr   *containers.Containers    // container networking (wire_edges.go)
 	cl    *clients.Clients          // stock WireGuard clients (wire_edges.go)
+
+	httpRefused metrics.HTTPRefusals // what the metrics, pprof and Consul API listeners refused
 
 	started time.Time
 	address netip.Addr
@@ -222,7 +225,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 
 	if a.cfg.Debug.PprofListen != "" {
-		stop, err := servePprof(a.cfg.Debug, a.log)
+		stop, err := servePprof(a.cfg.Debug, &a.httpRefused, a.log)
 		if err != nil {
 			return fmt.Errorf("debug.pprof_listen %s: %w", a.cfg.Debug.PprofListen, err)
 		}

@@ -81,6 +81,10 @@ func TestNetns_ConsulDNSAndAPI(t *testing.T) {
 	if !strings.Contains(c.logs(), "dns is not serving; the overlay stays up") {
 		t.Fatalf("c's log does not report the DNS problem:\n%s", c.logs())
 	}
+	// No token_file: the log says that any local user may write.
+	if !strings.Contains(a.logs(), "consul_api.listen 127.0.0.1:8500 takes writes with no token: any local user") {
+		t.Fatalf("a's log does not warn of the token-less Consul API:\n%s", a.logs())
+	}
 	for _, n := range []*node{a, b} {
 		if !strings.Contains(n.logs(), "host resolver not configured: systemd-resolved is not running") {
 			t.Fatalf("%s's log does not say systemd-resolved is absent:\n%s", n.name, n.logs())

@@ -35,6 +35,7 @@ func metricsSource(a *Agent) metrics.Source {
 			}
 			return a.cat.cat.All()
 		},
+		HTTPRefused: a.httpRefused.Snapshot,
 	}
 }
 
@@ -48,10 +49,10 @@ func newOpsCollector(a *Agent) *metrics.OpsCollector {
 
 // serveMetrics serves /metrics on addr until the returned closer is called.
 func serveMetrics(addr string, a *Agent, log *slog.Logger) (func(), error) {
-	return metrics.Serve(addr, log, newMetricsCollector(a), newTrustCollector(a), newPolicyCollector(a), newOpsCollector(a))
+	return metrics.Serve(addr, log, &a.httpRefused, newMetricsCollector(a), newTrustCollector(a), newPolicyCollector(a), newOpsCollector(a))
 }
 
 // servePprof serves the pprof handlers on cfg.PprofListen until the returned closer is called.
-func servePprof(cfg config.DebugConfig, log *slog.Logger) (func(), error) {
-	return metrics.ServePprof(cfg, log)
+func servePprof(cfg config.DebugConfig, refused *metrics.HTTPRefusals, log *slog.Logger) (func(), error) {
+	return metrics.ServePprof(cfg, log, refused)
 }

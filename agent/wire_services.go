@@ -35,6 +35,7 @@ func startCatalogWith(a *Agent, r hostResolver) (*catalogGlue, error) {
 		Version: Version,
 		Logger:  a.log,
 		Problem: a.problem,
+		Refused: a.httpRefused.Add,
 	}
 	if a.gsp != nil {
 		d.Tags = a.gsp.Cluster()

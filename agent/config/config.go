@@ -185,8 +185,8 @@ type DNSConfig struct {
 type ConsulAPIConfig struct {
 	// Listen addresses (TCP); "overlay:PORT" means the overlay address. Empty: off.
 	Listen []string `yaml:"listen"`
-	// TokenFile holds the token that writes from other hosts must carry (mode 0600);
-	// without it only loopback connections may write.
+	// TokenFile holds the token that every write must carry, over loopback too (mode
+	// 0600); without it only loopback connections may write, from any local user.
 	TokenFile string `yaml:"token_file"`
 	// Datacenter is the datacenter name answered (Consul's tools assume "dc1").
 	Datacenter string `yaml:"datacenter"`

@@ -62,7 +62,7 @@ var Settings = []Setting{
 	{Key: "dns.consul_alias", Flag: "dns-consul-alias", Help: "also answer the DNS names under consul. (for tools that hard-code .consul)", Field: func(c *Config) any { return &c.DNS.ConsulAlias }},
 	{Key: "dns.resolved_disabled", Flag: "no-resolved", Help: "do not configure systemd-resolved to send ~DOMAIN to the agent", Field: func(c *Config) any { return &c.DNS.ResolvedDisabled }},
 	{Key: "consul_api.listen", Flag: "consul-listen", Help: "serve the Consul-compatible HTTP API here (e.g. 127.0.0.1:8500, overlay:8500)", Field: func(c *Config) any { return &c.ConsulAPI.Listen }},
-	{Key: "consul_api.token_file", Flag: "consul-token-file", Help: "token that Consul API writes from other hosts must carry (mode 0600)", Field: func(c *Config) any { return &c.ConsulAPI.TokenFile }},
+	{Key: "consul_api.token_file", Flag: "consul-token-file", Help: "token every Consul API write must carry, from this host too (mode 0600; without it any local user may write over loopback)", Field: func(c *Config) any { return &c.ConsulAPI.TokenFile }},
 	{Key: "consul_api.datacenter", Flag: "consul-datacenter", Help: "datacenter name the Consul API answers", Field: func(c *Config) any { return &c.ConsulAPI.Datacenter }},
 	{Key: "groups", Flag: "group", Help: "a group of this host for network policy (repeatable; without a CA only as trustworthy as the gossip key)", Field: func(c *Config) any { return &c.Groups }, Append: true},
 	{Key: "policy_file", Flag: "policy-file", Help: "local network policy document (wins over signed policies from gossip)", Field: func(c *Config) any { return &c.PolicyFile }},

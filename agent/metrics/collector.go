@@ -24,6 +24,9 @@ type Source struct {
 	DNSStats func() (catalog.DNSStats, bool)
 	// Instances lists the catalog's service instances; nil while the catalog is not running.
 	Instances func() []catalog.Instance
+	// HTTPRefused are the requests the agent's HTTP listeners (metrics, pprof, Consul API)
+	// refused, by listener and reason (HTTPRefusals.Snapshot).
+	HTTPRefused func() map[HTTPRefusal]uint64
 }
 
 // orNone replaces src's nil functions by ones that report nothing.
@@ -46,6 +49,9 @@ func (src Source) orNone() Source {
 	if src.Instances == nil {
 		src.Instances = func() []catalog.Instance { return nil }
 	}
+	if src.HTTPRefused == nil {
+		src.HTTPRefused = func() map[HTTPRefusal]uint64 { return nil }
+	}
 	return src
 }
 
@@ -55,7 +61,7 @@ type Collector struct {
 
 	peerBytes, peerPackets, peerHandshakes, peerDrops, peerLastHandshake *prometheus.Desc
 	drops, members, up                                                   *prometheus.Desc
-	dnsForwards, proxyEvents                                             *prometheus.Desc
+	dnsForwards, proxyEvents, httpRefused                                *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -73,13 +79,14 @@ func NewCollector(src Source) *Collector {
 		members:           prometheus.NewDesc("weft_members", "Gossip members by status.", []string{"status"}, nil),
 		up:                prometheus.NewDesc("weft_up", "1 while the agent runs.", nil, nil),
 		proxyEvents:       prometheus.NewDesc("weft_proxy_events_total", "Rootless mode (--netstack): connections and datagrams the SOCKS5 and HTTP proxies, forwards and exposes carried or refused, by event (socks5_connect, http_connect, relay_tcp, not_allowed, conn_limit, ...).", []string{"event"}, nil),
+		httpRefused:       prometheus.NewDesc("weft_http_refused_total", "Requests the agent's HTTP listeners refused, by listener (metrics, pprof, consul_api) and reason: host (a Host that is neither an address nor localhost: DNS rebinding), token (a Consul API write without the configured token), source (a source address not allowed).", []string{"listener", "reason"}, nil),
 		dnsForwards:       prometheus.NewDesc("weft_dns_forwards_total", "DNS queries outside the domain, by outcome: forwarded, failed (upstream error), busy (past the in-flight bound: SERVFAIL), refused (source not this host or the overlay).", []string{"result"}, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.peerBytes, c.peerPackets, c.peerHandshakes, c.peerDrops, c.peerLastHandshake, c.drops, c.members, c.up, c.dnsForwards, c.proxyEvents} {
+	for _, d := range []*prometheus.Desc{c.peerBytes, c.peerPackets, c.peerHandshakes, c.peerDrops, c.peerLastHandshake, c.drops, c.members, c.up, c.dnsForwards, c.proxyEvents, c.httpRefused} {
 		ch <- d
 	}
 }
@@ -112,6 +119,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for result, n := range map[string]uint64{"forwarded": s.Forwarded, "failed": s.ForwardFailed, "busy": s.ForwardBusy, "refused": s.ForwardRefused} {
 			ch <- prometheus.MustNewConstMetric(c.dnsForwards, prometheus.CounterValue, float64(n), result)
 		}
+	}
+	for k, n := range c.src.HTTPRefused() {
+		ch <- prometheus.MustNewConstMetric(c.httpRefused, prometheus.CounterValue, float64(n), k.Listener, k.Reason)
 	}
 	counts := map[string]int{"alive": 0, "leaving": 0, "left": 0, "failed": 0}
 	for _, m := range c.src.Members() {

@@ -15,8 +15,9 @@ import (
 // ServePprof serves the pprof handlers on their own mux (never http.DefaultServeMux, which
 // the net/http/pprof import also fills but nothing serves) and returns the function that
 // stops the server. The address is checked after binding, so a name or an empty host (all
-// interfaces) is judged by what was actually bound.
-func ServePprof(cfg config.DebugConfig, log *slog.Logger) (func(), error) {
+// interfaces) is judged by what was actually bound. A request whose Host is neither an
+// address nor localhost (DNS rebinding: host.go) is refused and counted in refused.
+func ServePprof(cfg config.DebugConfig, log *slog.Logger, refused *HTTPRefusals) (func(), error) {
 	ln, err := net.Listen("tcp", cfg.PprofListen)
 	if err != nil {
 		return nil, err
@@ -25,7 +26,7 @@ func ServePprof(cfg config.DebugConfig, log *slog.Logger) (func(), error) {
 		ln.Close()
 		return nil, fmt.Errorf("%w: bound %s", config.ErrPprofNotLoopback, ln.Addr())
 	}
-	srv := &http.Server{Handler: pprofMux(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: hostGuard("pprof", refused, pprofMux()), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("pprof server stopped", "err", err)

@@ -20,7 +20,7 @@ func TestServePprof(t *testing.T) {
 	}
 	addr := probe.Addr().String()
 	probe.Close()
-	stop, err := ServePprof(config.DebugConfig{PprofListen: addr}, slog.New(slog.DiscardHandler))
+	stop, err := ServePprof(config.DebugConfig{PprofListen: addr}, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,14 +51,14 @@ func TestServePprof(t *testing.T) {
 func TestServePprof_RefusesNonLoopback(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	for _, addr := range []string{":0", "0.0.0.0:0"} {
-		if stop, err := ServePprof(config.DebugConfig{PprofListen: addr}, log); !errors.Is(err, config.ErrPprofNotLoopback) {
+		if stop, err := ServePprof(config.DebugConfig{PprofListen: addr}, log, nil); !errors.Is(err, config.ErrPprofNotLoopback) {
 			if stop != nil {
 				stop()
 			}
 			t.Fatalf("%s: err = %v, want ErrPprofNotLoopback", addr, err)
 		}
 	}
-	stop, err := ServePprof(config.DebugConfig{PprofListen: "0.0.0.0:0", PprofAllowRemote: true}, log)
+	stop, err := ServePprof(config.DebugConfig{PprofListen: "0.0.0.0:0", PprofAllowRemote: true}, log, nil)
 	if err != nil {
 		t.Fatalf("allowed remote: %v", err)
 	}

@@ -2,16 +2,19 @@ package services
 
 // The Consul-compatible API (discovery/catalog/consul.go): the listeners of
 // consul_api.listen ("overlay:PORT" being the overlay address, rebound when it moves), the
-// token read from consul_api.token_file, and the gossip members handed to the handler
-// through catalog.ConsulMembers so that catalog needs no membership import.
+// token read from consul_api.token_file (every write then needs it, from this host too),
+// the warning when writes are open to every local user, and the gossip members handed to
+// the handler through catalog.ConsulMembers so that catalog needs no membership import.
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
 
 	"github.com/weftnet/weft/agent/api"
+	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/discovery/catalog"
 )
 
@@ -47,6 +50,30 @@ func readTokenFile(path string) (string, error) {
 	return tok, nil
 }
 
+// ConsulTokenWarning is what `weft agent --check` and the startup log say when the Consul
+// API takes writes with no token: from any local user, over a loopback listener (an
+// address that is loopback, all interfaces, or a name). "" when a token is configured or
+// no listener is reachable over loopback (overlay:PORT or another address only: writes are
+// then refused, since none carries a token).
+func ConsulTokenWarning(c config.ConsulAPIConfig) string {
+	if c.TokenFile != "" {
+		return ""
+	}
+	for _, l := range c.Listen {
+		if strings.HasPrefix(l, "overlay:") {
+			continue
+		}
+		host, _, err := net.SplitHostPort(l)
+		if a, perr := netip.ParseAddr(host); err == nil && perr == nil && !a.IsLoopback() && !a.IsUnspecified() {
+			continue
+		}
+		return fmt.Sprintf("consul_api.listen %s takes writes with no token: any local user can register or deregister "+
+			"this host's services (and receive their traffic); set consul_api.token_file (writes then need the token, "+
+			"from this host too) or listen on overlay:PORT only", l)
+	}
+	return ""
+}
+
 // startConsul serves the Consul API when consul_api.listen is set.
 func (s *Server) startConsul(addr netip.Addr) error {
 	c := s.cfg.ConsulAPI
@@ -73,6 +100,7 @@ func (s *Server) startConsul(addr netip.Addr) error {
 	h, err := catalog.NewConsulHandler(catalog.ConsulConfig{
 		Node: s.cfg.Name, Datacenter: c.Datacenter, Token: tok, AllowedSources: allowed,
 		Members: consulMembers(s.d.Members), Version: s.d.Version, Logger: s.log,
+		Refused: func(reason string) { s.d.Refused("consul_api", reason) },
 	}, s.cat)
 	if err != nil {
 		return fmt.Errorf("consul_api: %w", err)
@@ -92,6 +120,9 @@ func (s *Server) startConsul(addr netip.Addr) error {
 	s.consul = srv
 	s.mu.Unlock()
 	s.log.Info("consul api", "listen", srv.Addrs(), "datacenter", c.Datacenter, "token", tok != "")
+	if w := ConsulTokenWarning(c); w != "" {
+		s.log.Warn(w)
+	}
 	return nil
 }
 

@@ -53,6 +53,9 @@ type Deps struct {
 	Logger *slog.Logger
 	// Problem records a condition shown by `weft status` until the agent restarts. nil: none.
 	Problem func(msg string)
+	// Refused counts a request an HTTP listener refused (the Consul API's: listener
+	// "consul_api"), by reason. nil: not counted.
+	Refused func(listener, reason string)
 }
 
 // Server runs the service catalog, its DNS server and the Consul API. Remote services
@@ -84,6 +87,9 @@ func Start(d Deps) (*Server, error) {
 	}
 	if d.Members == nil {
 		d.Members = func() []api.Member { return nil }
+	}
+	if d.Refused == nil {
+		d.Refused = func(string, string) {}
 	}
 	s := &Server{d: d, cfg: &d.Config, log: d.Logger}
 	publish := func(v string) error {

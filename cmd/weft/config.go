@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/weftnet/weft/agent/config"
+	"github.com/weftnet/weft/agent/services"
 )
 
 // weft config check FILE: what `weft agent --check -c FILE` does, without the agent's flags.
@@ -46,5 +47,8 @@ func printCheck(w io.Writer, path string, cfg config.Config) error {
 	}
 	_, err := fmt.Fprintf(w, "%s: configuration OK (name %s, mode %s, interface %s, port %d, gossip %s, %d static peer(s), %d service(s))\n",
 		path, cfg.Name, cfg.Mode, cfg.Interface, cfg.ListenPort, gossip, len(cfg.Peers), len(cfg.Services))
+	if warn := services.ConsulTokenWarning(cfg.ConsulAPI); warn != "" && err == nil {
+		_, err = fmt.Fprintf(w, "%s: warning: %s\n", path, warn)
+	}
 	return err
 }

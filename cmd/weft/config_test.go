@@ -42,6 +42,11 @@ func TestAgentCheck(t *testing.T) {
 			t.Fatalf("%v: %v", args, err)
 		}
 	}
+	// A Consul API that takes token-less writes from every local user is warned of.
+	if out, err := run(t, "", "agent", "--check", "-c", good, "--consul-listen", "127.0.0.1:8500"); err != nil ||
+		!strings.Contains(out, "warning: consul_api.listen 127.0.0.1:8500 takes writes with no token") {
+		t.Fatalf("check of a token-less Consul API: %v %s", err, out)
+	}
 	// A flag is checked too, and the check of the gossip key happens (none given here).
 	if _, err := run(t, "", "agent", "--check", "--name", "h1", "--state-dir", state); err == nil || !strings.Contains(err.Error(), "no gossip key") {
 		t.Fatalf("check without a gossip key: %v", err)

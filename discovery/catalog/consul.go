@@ -70,9 +70,9 @@ type ConsulConfig struct {
 	// Datacenter is answered in every shape; a ?dc= naming another is a 500, as in Consul.
 	// Empty: "dc1", the name Consul's tools assume.
 	Datacenter string
-	// Token authorizes writes from other hosts (X-Consul-Token, Authorization: Bearer or
-	// ?token=). Writes over a loopback connection need none. Empty: writes are accepted
-	// only over loopback.
+	// Token authorizes writes (X-Consul-Token, Authorization: Bearer or ?token=); when set,
+	// every write needs it, over loopback too (consul_access.go). Empty: writes are
+	// accepted only over loopback, from any local user, naming a local Host.
 	Token string
 	// AllowedSources: requests from other addresses are refused (403); loopback is always
 	// allowed. Nil allows every source.
@@ -81,6 +81,10 @@ type ConsulConfig struct {
 	Members ConsulMembers
 	// Version is reported in /v1/agent/self.
 	Version string
+	// Refused counts a refused request by reason: "source" (not an allowed source), "token"
+	// (a write without the token, or from another host when none is configured), "host"
+	// (a token-less loopback write naming a foreign Host: DNS rebinding). nil: not counted.
+	Refused func(reason string)
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
@@ -139,6 +143,7 @@ func (h *ConsulHandler) routes() {
 // ServeHTTP implements http.Handler.
 func (h *ConsulHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.sourceAllowed(r) {
+		h.refused("source")
 		consulError(w, http.StatusForbidden, "source address not allowed: the Consul API answers the overlay and this host")
 		return
 	}

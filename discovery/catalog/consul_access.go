@@ -1,8 +1,8 @@
 package catalog
 
-// Who may call the Consul API: the allowed source addresses, and for writes a request
-// over loopback that names a local Host, or one with the configured token (compared in
-// constant time).
+// Who may call the Consul API: the allowed source addresses; for writes, the configured
+// token whenever there is one (compared in constant time), and without one a request over
+// loopback that names a local Host.
 
 import (
 	"crypto/sha256"
@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -79,18 +80,52 @@ func loopbackHost(host string) bool {
 	return err == nil && a.Unmap().IsLoopback()
 }
 
-// authorized: a write over loopback that names localhost or a loopback address as its Host,
-// or one with the configured token (compared in constant time).
-func (h *ConsulHandler) authorized(r *http.Request) bool {
-	if viaLoopback(r) && loopbackHost(r.Host) {
-		return true
+// writeRefusal says whether a write may proceed: "" when it may, else the reason counted
+// (ConsulConfig.Refused) and a message that says what to do.
+//
+// With a token configured, every write needs it, over loopback too: any local user can
+// connect to a loopback listener, and could otherwise register a service of the host on a
+// port of their own (receiving part of its traffic) or deregister the host's services.
+// Without a token, a write over loopback that names a local Host passes (a single-user
+// host's tools work unchanged; the README and the startup log say that any local user may
+// then write), and every other is refused.
+func (h *ConsulHandler) writeRefusal(r *http.Request) (reason, msg string) {
+	if h.cfg.Token != "" {
+		if tok := requestToken(r); tok != "" && tokenEqual(tok, h.cfg.Token) {
+			return "", ""
+		}
+		if requestToken(r) != "" {
+			return "token", "Permission denied: the token sent is not this agent's Consul API token " +
+				"(consul_api.token_file): send that one in the X-Consul-Token header (the official clients read CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE)"
+		}
+		return "token", "Permission denied: writes need this agent's Consul API token (consul_api.token_file), also from this host: " +
+			"send it in the X-Consul-Token header (the official clients read CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE; " +
+			"or register with `weft register`, which goes through the agent's root-only control socket)"
 	}
-	if h.cfg.Token == "" {
-		return false
+	if !viaLoopback(r) {
+		return "token", "Permission denied: writes are accepted over loopback only " +
+			"(set consul_api.token_file to allow writes that carry the token, from other hosts too)"
 	}
-	got := sha256.Sum256([]byte(requestToken(r)))
-	want := sha256.Sum256([]byte(h.cfg.Token))
-	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+	if !loopbackHost(r.Host) {
+		return "host", "Permission denied: a write over loopback must address the agent as localhost or 127.0.0.1 (Host " +
+			strconv.Quote(r.Host) + " is refused: a web page could send it) or carry the token"
+	}
+	return "", ""
+}
+
+// tokenEqual compares tokens in constant time (of their hashes, so the length leaks no
+// more than the content).
+func tokenEqual(got, want string) bool {
+	g := sha256.Sum256([]byte(got))
+	w := sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
+}
+
+// refused counts one refused request by reason.
+func (h *ConsulHandler) refused(reason string) {
+	if h.cfg.Refused != nil {
+		h.cfg.Refused(reason)
+	}
 }
 
 // consulError answers in Consul's manner: a status and a plain-text message.

@@ -112,15 +112,8 @@ type writeFunc func(w http.ResponseWriter, r *http.Request) error
 // write wraps a write endpoint: authorization, the body bound, the error mapping.
 func (h *ConsulHandler) write(fn writeFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !h.authorized(r) {
-			msg := "Permission denied: writes from other hosts need the token (X-Consul-Token)"
-			switch {
-			case viaLoopback(r) && !loopbackHost(r.Host):
-				msg = "Permission denied: a write over loopback must address the agent as localhost or 127.0.0.1 (Host " +
-					strconv.Quote(r.Host) + " is refused: a web page could send it) or carry the token"
-			case h.cfg.Token == "":
-				msg = "Permission denied: writes are accepted over loopback only (set consul_api.token_file to allow other hosts)"
-			}
+		if reason, msg := h.writeRefusal(r); reason != "" {
+			h.refused(reason)
 			consulError(w, http.StatusForbidden, msg)
 			return
 		}

@@ -363,9 +363,10 @@ func trunc(s string) string {
 	return s
 }
 
-// TestConsulAPI_WritesNeedToken: a write over a non-loopback connection needs the token
-// (any of the three places Consul reads it from); a wrong or missing one is 403; reads
-// from outside AllowedSources are 403 too.
+// TestConsulAPI_WritesNeedToken: with a token configured every write needs it, over
+// loopback too (any of the three places Consul reads it from); a wrong or missing one is
+// 403; reads from outside AllowedSources are 403 too. Without a token, a loopback write
+// naming a local Host passes and one naming a web page's domain (DNS rebinding) does not.
 func TestConsulAPI_WritesNeedToken(t *testing.T) {
 	cat, _ := newTestCatalog(t, CatalogConfig{Node: "self", Addr: netip.MustParseAddr("10.42.1.1")})
 	h, err := NewConsulHandler(ConsulConfig{Node: "self", Token: "s3cret",
@@ -394,15 +395,14 @@ func TestConsulAPI_WritesNeedToken(t *testing.T) {
 		remote, local, token, hdr string
 		code                      int
 	}{
-		{"127.0.0.1:5000", "127.0.0.1:8500", "", "", 200},
+		{"127.0.0.1:5000", "127.0.0.1:8500", "", "", 403}, // a local user without the token (issue 23)
+		{"127.0.0.1:5000", "127.0.0.1:8500", "s3cret", "x", 200},
 		{"10.42.2.1:5000", "10.42.1.1:8500", "", "", 403},
 		{"10.42.2.1:5000", "10.42.1.1:8500", "wrong", "x", 403},
 		{"10.42.2.1:5000", "10.42.1.1:8500", "s3cre", "x", 403},
 		{"10.42.2.1:5000", "10.42.1.1:8500", "s3cret", "x", 200},
 		{"10.42.2.1:5000", "10.42.1.1:8500", "s3cret", "bearer", 200},
 		{"10.42.2.1:5000", "10.42.1.1:8500", "s3cret", "query", 200},
-		// Loopback source to a non-loopback local address is still a local process,
-		// but only a loopback connection is trusted without a token.
 		{"127.0.0.1:5000", "10.42.1.1:8500", "", "", 403},
 		{"192.0.2.7:5000", "10.42.1.1:8500", "s3cret", "x", 403}, // not an overlay source
 	} {
@@ -410,16 +410,17 @@ func TestConsulAPI_WritesNeedToken(t *testing.T) {
 			t.Errorf("%+v: %d, want %d", tc, got, tc.code)
 		}
 	}
-	// DNS rebinding: a web page whose name now resolves to 127.0.0.1 makes a browser on this
-	// host write over loopback, with its own domain as Host. Refused unless it has the
-	// token; the local names a client uses pass.
+	// No token configured. DNS rebinding: a web page whose name now resolves to 127.0.0.1
+	// makes a browser on this host write over loopback, with its own domain as Host.
+	// Refused; the local names a client uses pass.
+	h2, _ := NewConsulHandler(ConsulConfig{Node: "self"}, cat)
 	for host, code := range map[string]int{"evil.example:8500": 403, "evil.example": 403, "localhost:8500": 200,
 		"LOCALHOST": 200, "[::1]:8500": 200, "127.0.0.1": 200, "10.42.1.1:8500": 403} {
 		r := httptest.NewRequest("PUT", "/v1/agent/service/register", strings.NewReader(`{"Name":"w","Port":1}`))
 		r.RemoteAddr, r.Host = "127.0.0.1:5000", host
 		r = r.WithContext(contextWithLocal(r, "127.0.0.1:8500"))
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
+		h2.ServeHTTP(w, r)
 		if w.Code != code {
 			t.Errorf("loopback write with Host %q: %d, want %d (%s)", host, w.Code, code, w.Body.String())
 		}
@@ -428,7 +429,6 @@ func TestConsulAPI_WritesNeedToken(t *testing.T) {
 		}
 	}
 	// No token configured: writes from other hosts are refused, with a message that says how.
-	h2, _ := NewConsulHandler(ConsulConfig{Node: "self"}, cat)
 	r := httptest.NewRequest("PUT", "/v1/agent/service/deregister/w", nil)
 	r.RemoteAddr = "10.42.2.1:5000"
 	r = r.WithContext(contextWithLocal(r, "10.42.1.1:8500"))
