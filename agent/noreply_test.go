@@ -7,18 +7,14 @@ import (
 
 	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/crypto/cryptotest"
 	"github.com/weftnet/weft/peers"
 )
 
 // A peer's no-reply handshakes (the tunnel's new-handshake timer) show in GET /v1/peers and
 // as weft_peer_no_reply_handshakes_total.
 func TestAgent_PeersNoReplyHandshakes(t *testing.T) {
-	priv, err := crypto.GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := crypto.NewIdentity(priv)
-	t.Cleanup(id.Close)
+	id := cryptotest.NewIdentity(t)
 	other, _ := crypto.GeneratePrivateKey()
 	a := &Agent{cfg: config.DefaultConfig(), id: id, table: peers.NewTable(id)}
 	p, err := a.table.Upsert(peers.PeerConfig{PublicKey: other.Public()})

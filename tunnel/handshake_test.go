@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/crypto/cryptotest"
 	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/peers"
 )
@@ -179,7 +180,7 @@ func TestTunnel_HandshakeWrongKey(t *testing.T) {
 		cfgB.HandshakeQueueLen = 8
 		pr := newPair(t, DefaultConfig(), cfgB, testkit.NewDevice(testkit.DeviceConfig{BatchSize: 8}), testkit.NewDevice(testkit.DeviceConfig{BatchSize: 8}), bindA, bindB)
 		// A knows B's endpoint but holds another host's key for it.
-		wrong := testIdentity(t).PublicKey()
+		wrong := cryptotest.NewIdentity(t).PublicKey()
 		peerWrong, err := pr.a.table.Upsert(peers.PeerConfig{PublicKey: wrong, Endpoint: mustAP("192.0.2.2:51820")})
 		if err != nil {
 			t.Fatal(err)
