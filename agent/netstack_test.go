@@ -19,6 +19,7 @@ import (
 	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/agent/datapath"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/netproxy"
 )
 
@@ -27,8 +28,8 @@ import (
 // relay reaches a local echo server; a UDP datagram goes the same way by UDP ASSOCIATE and
 // a UDP expose; A's TCP and UDP forwards reach B too.
 func TestNetstack_TwoAgents(t *testing.T) {
-	echo := tcpEchoLocal(t)
-	uecho := udpEchoLocal(t)
+	echo := testkit.TCPEcho(t)
+	uecho := testkit.UDPEcho(t)
 	socks, fwd, ufwd := freePort(t), freePort(t), freeUDPPort(t)
 	ka, kb := mustKey(t), mustKey(t)
 	pa, pb := freeUDPPort(t), freeUDPPort(t)
@@ -54,7 +55,7 @@ func TestNetstack_TwoAgents(t *testing.T) {
 	ca.Forward = []config.ForwardConfig{{Listen: fmt.Sprintf("127.0.0.1:%d", fwd), To: "10.42.2.1:9000"},
 		{Listen: fmt.Sprintf("127.0.0.1:%d", ufwd), To: "10.42.2.1:9001", Proto: "udp"}}
 	cb := mk("b", kb, pb, "10.42.2.1", ka, pa, "10.42.1.1")
-	cb.Expose = []config.ExposeConfig{{Port: 9000, To: fmt.Sprintf("127.0.0.1:%d", echo)}, {Port: 9001, To: fmt.Sprintf("127.0.0.1:%d", uecho), Proto: "udp"}}
+	cb.Expose = []config.ExposeConfig{{Port: 9000, To: echo.String()}, {Port: 9001, To: uecho.String(), Proto: "udp"}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var dones []chan error
 	for _, c := range []config.Config{ca, cb} {
@@ -166,52 +167,8 @@ func freeUDPPort(t *testing.T) int {
 	return pc.LocalAddr().(*net.UDPAddr).Port
 }
 
-func tcpEchoLocal(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func udpEchoLocal(t *testing.T) int {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ServeUDPEcho(t, pc)
-	return pc.LocalAddr().(*net.UDPAddr).Port
-}
-
-// ServeUDPEcho answers every datagram on pc with "echo:" and the datagram until the test
-// ends, then closes pc. It is exported for the netns tests of package agent_test.
-func ServeUDPEcho(t testing.TB, pc net.PacketConn) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		b := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(b)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo(append([]byte("echo:"), b[:n]...), from)
-		}
-	}()
-	t.Cleanup(func() { pc.Close(); <-done })
-}
+// ServeUDPEcho is testkit.ServeUDPEcho, exported for the netns tests of package agent_test.
+func ServeUDPEcho(t testing.TB, pc net.PacketConn) { testkit.ServeUDPEcho(t, pc) }
 
 // socksHello opens a SOCKS5 connection and sends cmd for ip:port; it returns the connection
 // and the bound address of the reply.
