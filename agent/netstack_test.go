@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/agent/datapath"
@@ -271,21 +270,7 @@ func TestNetstack_ProxyEventsMetric(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(newMetricsCollector(a))
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != "weft_proxy_events_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
-		}
-	}
+	got := gatherCounters(t, newMetricsCollector(a), "weft_proxy_events_total", "event")
 	if len(got) != 1 || got["not_allowed"] != 2 {
 		t.Fatalf("weft_proxy_events_total = %v, want exactly not_allowed: 2", got)
 	}
