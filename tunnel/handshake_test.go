@@ -94,9 +94,7 @@ func TestTunnel_HandshakeUnknownPeer(t *testing.T) {
 	hsA, hsB := newHSScratch(), newHSScratch()
 	pr.a.initiate(hsA, pr.peerB, false)
 	init, _ := lastSent(bindA)
-	m := hsMessage{n: len(init), src: &testkit.Endpoint{AddrPort: mustAP("192.0.2.1:51820")}}
-	copy(m.buf[:], init)
-	pr.b.handleHandshake(hsB, &m)
+	deliver(pr.b, hsB, init, &testkit.Endpoint{AddrPort: mustAP("192.0.2.1:51820")})
 	if bindB.N != 0 || pr.b.Stats().Drops["handshake_invalid"] != 1 {
 		t.Errorf("B answered an unknown peer (sent %d), drops %v", bindB.N, pr.b.Stats().Drops)
 	}
@@ -238,9 +236,7 @@ func TestTunnel_UnderLoadHysteresis(t *testing.T) {
 	hsA, hsB := newHSScratch(), newHSScratch()
 	pr.a.initiate(hsA, pr.peerB, false)
 	init, _ := lastSent(bindA)
-	m := hsMessage{n: len(init), src: &testkit.Endpoint{AddrPort: mustAP("192.0.2.1:51820")}}
-	copy(m.buf[:], init)
-	pr.b.handleHandshake(hsB, &m)
+	deliver(pr.b, hsB, init, &testkit.Endpoint{AddrPort: mustAP("192.0.2.1:51820")})
 	if _, typ := lastSent(bindB); typ != crypto.MessageCookieReplyType {
 		t.Fatalf("B answered type %d within the hold time, want a cookie reply", typ)
 	}
