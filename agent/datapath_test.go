@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/weftnet/weft/agent/config"
@@ -52,26 +51,8 @@ func TestPlainPath_DropsMetric(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(newMetricsCollector(a))
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got float64 = -1
-	for _, mf := range mfs {
-		if mf.GetName() != "weft_drops_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" && l.GetValue() == "wrong_vni" {
-					got = m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	if got != 1 {
+	got, ok := gatherCounters(t, newMetricsCollector(a), "weft_drops_total", "reason")["wrong_vni"]
+	if !ok || got != 1 {
 		t.Fatalf(`weft_drops_total{reason="wrong_vni"} = %v, want 1`, got)
 	}
 }

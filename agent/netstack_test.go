@@ -14,11 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/agent/datapath"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/netproxy"
 )
 
@@ -27,8 +27,8 @@ import (
 // relay reaches a local echo server; a UDP datagram goes the same way by UDP ASSOCIATE and
 // a UDP expose; A's TCP and UDP forwards reach B too.
 func TestNetstack_TwoAgents(t *testing.T) {
-	echo := tcpEchoLocal(t)
-	uecho := udpEchoLocal(t)
+	echo := testkit.TCPEcho(t)
+	uecho := testkit.UDPEcho(t)
 	socks, fwd, ufwd := freePort(t), freePort(t), freeUDPPort(t)
 	ka, kb := mustKey(t), mustKey(t)
 	pa, pb := freeUDPPort(t), freeUDPPort(t)
@@ -54,7 +54,7 @@ func TestNetstack_TwoAgents(t *testing.T) {
 	ca.Forward = []config.ForwardConfig{{Listen: fmt.Sprintf("127.0.0.1:%d", fwd), To: "10.42.2.1:9000"},
 		{Listen: fmt.Sprintf("127.0.0.1:%d", ufwd), To: "10.42.2.1:9001", Proto: "udp"}}
 	cb := mk("b", kb, pb, "10.42.2.1", ka, pa, "10.42.1.1")
-	cb.Expose = []config.ExposeConfig{{Port: 9000, To: fmt.Sprintf("127.0.0.1:%d", echo)}, {Port: 9001, To: fmt.Sprintf("127.0.0.1:%d", uecho), Proto: "udp"}}
+	cb.Expose = []config.ExposeConfig{{Port: 9000, To: echo.String()}, {Port: 9001, To: uecho.String(), Proto: "udp"}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var dones []chan error
 	for _, c := range []config.Config{ca, cb} {
@@ -166,52 +166,8 @@ func freeUDPPort(t *testing.T) int {
 	return pc.LocalAddr().(*net.UDPAddr).Port
 }
 
-func tcpEchoLocal(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func udpEchoLocal(t *testing.T) int {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ServeUDPEcho(t, pc)
-	return pc.LocalAddr().(*net.UDPAddr).Port
-}
-
-// ServeUDPEcho answers every datagram on pc with "echo:" and the datagram until the test
-// ends, then closes pc. It is exported for the netns tests of package agent_test.
-func ServeUDPEcho(t testing.TB, pc net.PacketConn) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		b := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(b)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo(append([]byte("echo:"), b[:n]...), from)
-		}
-	}()
-	t.Cleanup(func() { pc.Close(); <-done })
-}
+// ServeUDPEcho is testkit.ServeUDPEcho, exported for the netns tests of package agent_test.
+func ServeUDPEcho(t testing.TB, pc net.PacketConn) { testkit.ServeUDPEcho(t, pc) }
 
 // socksHello opens a SOCKS5 connection and sends cmd for ip:port; it returns the connection
 // and the bound address of the reply.
@@ -314,21 +270,7 @@ func TestNetstack_ProxyEventsMetric(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(newMetricsCollector(a))
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != "weft_proxy_events_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
-		}
-	}
+	got := gatherCounters(t, newMetricsCollector(a), "weft_proxy_events_total", "event")
 	if len(got) != 1 || got["not_allowed"] != 2 {
 		t.Fatalf("weft_proxy_events_total = %v, want exactly not_allowed: 2", got)
 	}

@@ -3,22 +3,16 @@ package agent
 import (
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/crypto/cryptotest"
 	"github.com/weftnet/weft/peers"
 )
 
 // A peer's no-reply handshakes (the tunnel's new-handshake timer) show in GET /v1/peers and
 // as weft_peer_no_reply_handshakes_total.
 func TestAgent_PeersNoReplyHandshakes(t *testing.T) {
-	priv, err := crypto.GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := crypto.NewIdentity(priv)
-	t.Cleanup(id.Close)
+	id := cryptotest.NewIdentity(t)
 	other, _ := crypto.GeneratePrivateKey()
 	a := &Agent{cfg: config.DefaultConfig(), id: id, table: peers.NewTable(id)}
 	p, err := a.table.Upsert(peers.PeerConfig{PublicKey: other.Public()})
@@ -34,25 +28,8 @@ func TestAgent_PeersNoReplyHandshakes(t *testing.T) {
 	if ps := a.Peers(); len(ps) != 1 || ps[0].NoReplyHandshakes != 2 {
 		t.Fatalf("peers %+v, want one with 2 no-reply handshakes", ps)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(newOpsCollector(a))
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := -1.0
-	for _, mf := range mfs {
-		if mf.GetName() == "weft_peer_no_reply_handshakes_total" {
-			for _, m := range mf.GetMetric() {
-				for _, l := range m.GetLabel() {
-					if l.GetName() == "peer" && l.GetValue() == other.Public().String() {
-						got = m.GetCounter().GetValue()
-					}
-				}
-			}
-		}
-	}
-	if got != 2 {
+	got, ok := gatherCounters(t, newOpsCollector(a), "weft_peer_no_reply_handshakes_total", "peer")[other.Public().String()]
+	if !ok || got != 2 {
 		t.Fatalf("weft_peer_no_reply_handshakes_total = %v, want 2", got)
 	}
 }

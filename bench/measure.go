@@ -17,7 +17,13 @@ func (s *session) startIperf3Server(ctx context.Context, h *netlab.Host) error {
 	if err != nil {
 		return err
 	}
-	return poll(ctx, 10*time.Second, "iperf3 server on "+h.Name, func() error {
+	return waitIperf3Port(ctx, h, "iperf3 server on "+h.Name, p.exited)
+}
+
+// waitIperf3Port waits until something in h listens on iperf3's TCP port (what: the
+// listener, for the error), or abort reports that the process that should listen ended.
+func waitIperf3Port(ctx context.Context, h *netlab.Host, what string, abort func() error) error {
+	return poll(ctx, 10*time.Second, what, func() error {
 		out, err := h.RunContext(ctx, "ss", "-Hltn", "sport", "=", ":"+iperf3Port)
 		if err != nil {
 			return err
@@ -26,7 +32,7 @@ func (s *session) startIperf3Server(ctx context.Context, h *netlab.Host) error {
 			return fmt.Errorf("not listening yet")
 		}
 		return nil
-	}, p.exited)
+	}, abort)
 }
 
 // iperf3 runs a TCP test from h to dst with the given number of parallel streams.

@@ -2,9 +2,6 @@ package bench
 
 import (
 	"context"
-	"fmt"
-	"strings"
-	"time"
 )
 
 // SystemWeftNetstack is weft's rootless mode: host a runs the agent with netstack: true (no
@@ -56,17 +53,7 @@ func weftNetstackUp(ctx context.Context, s *session) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	err = poll(ctx, 10*time.Second, "the forward on "+s.a.Name, func() error {
-		out, err := s.a.RunContext(ctx, "ss", "-Hltn", "sport", "=", ":"+iperf3Port)
-		if err != nil {
-			return err
-		}
-		if strings.TrimSpace(out) == "" {
-			return fmt.Errorf("not listening yet")
-		}
-		return nil
-	}, pa.exited)
-	if err != nil {
+	if err := waitIperf3Port(ctx, s.a, "the forward on "+s.a.Name, pa.exited); err != nil {
 		return "", err
 	}
 	return "127.0.0.1", nil

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/weftnet/weft/internal/headbuf"
 	"github.com/weftnet/weft/internal/netlab"
 )
 
@@ -84,7 +85,7 @@ func (s *session) runAll(ctx context.Context, h *netlab.Host, cmds ...[]string) 
 type process struct {
 	name   string
 	cmd    *exec.Cmd
-	out    *boundedBuffer
+	out    *headbuf.Buffer
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the process has exited
 	err    error         // exit status, valid after done
@@ -96,7 +97,7 @@ type process struct {
 // start launches a process in h that lives until the session closes.
 func (s *session) start(h *netlab.Host, name string, args ...string) (*process, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &process{name: h.Name + ": " + name, out: &boundedBuffer{limit: 64 << 10}, cancel: cancel, done: make(chan struct{})}
+	p := &process{name: h.Name + ": " + name, out: headbuf.New(64 << 10), cancel: cancel, done: make(chan struct{})}
 	p.cmd = h.Command(ctx, name, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	s.log.Debug("start", "host", h.Name, "cmd", name+" "+strings.Join(args, " "))
@@ -241,28 +242,6 @@ func (s *session) exitedProcess() error {
 		}
 	}
 	return nil
-}
-
-// boundedBuffer keeps the first limit bytes written to it; safe for concurrent writers.
-type boundedBuffer struct {
-	mu    sync.Mutex
-	limit int
-	buf   []byte
-}
-
-func (b *boundedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if room := b.limit - len(b.buf); room > 0 {
-		b.buf = append(b.buf, p[:min(room, len(p))]...)
-	}
-	return len(p), nil
-}
-
-func (b *boundedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }
 
 // startSystem is start for a process of the system under test (see process.system).

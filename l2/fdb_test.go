@@ -286,12 +286,17 @@ func TestFDB_Allocs(t *testing.T) {
 	}
 }
 
-func BenchmarkFDB_Lookup(b *testing.B) {
+// benchFDB returns an FDB that has learnt macN(0..999) at r.
+func benchFDB(r netip.AddrPort) *FDB[netip.AddrPort] {
 	f := NewFDB[netip.AddrPort](42, FDBConfig{})
-	r := netip.MustParseAddrPort("192.0.2.1:4789")
 	for i := range 1000 {
 		f.Learn(macN(i), r)
 	}
+	return f
+}
+
+func BenchmarkFDB_Lookup(b *testing.B) {
+	f := benchFDB(netip.MustParseAddrPort("192.0.2.1:4789"))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
@@ -300,11 +305,8 @@ func BenchmarkFDB_Lookup(b *testing.B) {
 }
 
 func BenchmarkFDB_LearnRefresh(b *testing.B) {
-	f := NewFDB[netip.AddrPort](42, FDBConfig{})
 	r := netip.MustParseAddrPort("192.0.2.1:4789")
-	for i := range 1000 {
-		f.Learn(macN(i), r)
-	}
+	f := benchFDB(r)
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		f.Learn(macN(i%1000), r)

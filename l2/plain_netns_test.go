@@ -196,11 +196,21 @@ func readLine(t *testing.T, lines <-chan string, prefix string, timeout time.Dur
 	}
 }
 
-func scanLines(r io.Reader) <-chan string {
+// startLines starts cmd, its stderr on the test's, and returns the lines of its stdout.
+func startLines(t *testing.T, cmd *exec.Cmd) <-chan string {
+	t.Helper()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
 	ch := make(chan string, 16)
 	go func() {
 		defer close(ch)
-		s := bufio.NewScanner(r)
+		s := bufio.NewScanner(out)
 		for s.Scan() {
 			ch <- s.Text()
 		}
@@ -213,15 +223,7 @@ func scanLines(r io.Reader) <-chan string {
 func transfer(ctx context.Context, t *testing.T, sender, recver *netlab.Host, listen, file string) (string, time.Duration) {
 	t.Helper()
 	rc := helperCmd(ctx, t, recver, "recv", l2HelperArgs{Listen: listen})
-	rout, err := rc.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc.Stderr = os.Stderr
-	if err := rc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := scanLines(rout)
+	lines := startLines(t, rc)
 	readLine(t, lines, "LISTENING", 20*time.Second)
 	start := time.Now()
 	sc := helperCmd(ctx, t, sender, "send", l2HelperArgs{Dial: listen, File: file})
@@ -240,19 +242,8 @@ func transfer(ctx context.Context, t *testing.T, sender, recver *netlab.Host, li
 // driver: ARP resolves, ping both ways, and 50 MB TCP transfers are bit-exact whichever side
 // connects.
 func TestPlainVTEP_NetnsKernelInterop(t *testing.T) {
-	lab := netlab.NewT(t)
+	a, b := netlab.PairT(t, "eth0", "192.168.77.1/24", "192.168.77.2/24")
 	netlab.RequireTools(t, "ping", "ethtool")
-	a, err := lab.AddHost("a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := lab.AddHost("b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.Link(a, "eth0", "192.168.77.1/24", b, "eth0", "192.168.77.2/24"); err != nil {
-		t.Fatal(err)
-	}
 	// A veth never computes checksums it was handed as offloaded (CHECKSUM_PARTIAL): the inner
 	// TCP checksum of B's vxlan packets would reach A's userspace socket unfinished, where a
 	// physical NIC would have filled it in. So B's underlay computes checksums in software.
@@ -279,15 +270,7 @@ func TestPlainVTEP_NetnsKernelInterop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vout, err := vc.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	vc.Stderr = os.Stderr
-	if err := vc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	vlines := scanLines(vout)
+	vlines := startLines(t, vc)
 	var stats PlainStats
 	stopped := false
 	stop := func() {

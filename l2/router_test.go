@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/crypto/cryptotest"
 	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/peers"
 )
@@ -17,12 +18,7 @@ import (
 // fd00:3::/64), as the agent gives each L2 peer its subnet.
 func testPeers(t testing.TB) (*peers.Table, *peers.Peer, *peers.Peer, *peers.Peer) {
 	t.Helper()
-	priv, err := crypto.GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := crypto.NewIdentity(priv)
-	t.Cleanup(id.Close)
+	id := cryptotest.NewIdentity(t)
 	tb := peers.NewTable(id)
 	var ps [3]*peers.Peer
 	for i := range ps {

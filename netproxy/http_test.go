@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/weftnet/weft/internal/testkit"
 )
 
 func startHTTP(t *testing.T, user, pass string) (*HTTPProxy, *Counters) {
@@ -24,7 +26,7 @@ func startHTTP(t *testing.T, user, pass string) (*HTTPProxy, *Counters) {
 }
 
 func TestHTTPProxy_Connect(t *testing.T) {
-	port := tcpEcho(t)
+	port := testkit.TCPEcho(t).Port()
 	p, cnt := startHTTP(t, "", "")
 	c := dial(t, p.Addr())
 	fmt.Fprintf(c, "CONNECT echo.service.weft:%d HTTP/1.1\r\nHost: echo.service.weft:%d\r\n\r\n", port, port)

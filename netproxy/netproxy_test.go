@@ -57,46 +57,6 @@ func listen(t *testing.T) net.Listener {
 	return ln
 }
 
-// tcpEcho echoes every connection; it returns its port.
-func tcpEcho(t *testing.T) uint16 {
-	ln := listen(t)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); _, _ = io.Copy(c, c) }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return uint16(ln.Addr().(*net.TCPAddr).Port)
-}
-
-// udpEcho answers every datagram with "echo:" + it.
-func udpEcho(t *testing.T) uint16 {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 65535)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo(append([]byte("echo:"), buf[:n]...), from)
-		}
-	}()
-	t.Cleanup(func() { pc.Close(); <-done })
-	return uint16(pc.LocalAddr().(*net.UDPAddr).Port)
-}
-
 func startSOCKS(t *testing.T, user, pass string, lim Limits) (*SOCKS5, *Counters) {
 	t.Helper()
 	cnt := &Counters{}
@@ -169,7 +129,7 @@ func readReply(t *testing.T, c net.Conn) byte {
 }
 
 func TestSOCKS5_Connect(t *testing.T) {
-	port := tcpEcho(t)
+	port := testkit.TCPEcho(t).Port()
 	s, cnt := startSOCKS(t, "", "", Limits{})
 	for _, a := range []Addr{{Name: "echo.service.weft", Port: port}, {IP: netip.MustParseAddr("127.0.0.1"), Port: port}} {
 		c := dial(t, s.Addr())
@@ -190,7 +150,7 @@ func TestSOCKS5_Connect(t *testing.T) {
 }
 
 func TestSOCKS5_Refusals(t *testing.T) {
-	port := tcpEcho(t)
+	port := testkit.TCPEcho(t).Port()
 	s, cnt := startSOCKS(t, "", "", Limits{})
 	cases := []struct {
 		name    string
@@ -223,7 +183,7 @@ func TestSOCKS5_Refusals(t *testing.T) {
 // TestSOCKS5_Hostile sends malformed handshakes: each is refused or closed and counted,
 // and the server goes on serving.
 func TestSOCKS5_Hostile(t *testing.T) {
-	port := tcpEcho(t)
+	port := testkit.TCPEcho(t).Port()
 	s, cnt := startSOCKS(t, "", "", Limits{Handshake: time.Second})
 	req := func(rest ...byte) []byte { return append([]byte{5, 1, 0, 5, 1, 0}, rest...) }
 	cases := []struct {
@@ -272,7 +232,7 @@ func TestSOCKS5_Hostile(t *testing.T) {
 }
 
 func TestSOCKS5_Auth(t *testing.T) {
-	port := tcpEcho(t)
+	port := testkit.TCPEcho(t).Port()
 	s, cnt := startSOCKS(t, "alice", "s3cret", Limits{})
 	auth := func(user, pass string) (net.Conn, []byte) {
 		c := dial(t, s.Addr())
@@ -341,7 +301,7 @@ func associate(t *testing.T, s *SOCKS5) (net.Conn, *net.UDPAddr) {
 }
 
 func TestSOCKS5_UDPAssociate(t *testing.T) {
-	port := udpEcho(t)
+	port := testkit.UDPEcho(t).Port()
 	s, cnt := startSOCKS(t, "", "", Limits{})
 	_, relay := associate(t, s)
 	uc, err := net.DialUDP("udp", nil, relay)
@@ -392,7 +352,7 @@ func TestSOCKS5_UDPAssociate(t *testing.T) {
 
 // TestSOCKS5_UDPAssociateEndsWithControl: closing the control connection closes the relay.
 func TestSOCKS5_UDPAssociateEndsWithControl(t *testing.T) {
-	port := udpEcho(t)
+	port := testkit.UDPEcho(t).Port()
 	s, _ := startSOCKS(t, "", "", Limits{})
 	c, relay := associate(t, s)
 	c.Close()

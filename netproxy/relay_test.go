@@ -12,7 +12,7 @@ import (
 )
 
 func TestRelayTCP(t *testing.T) {
-	port := tcpEcho(t)
+	port := testkit.TCPEcho(t).Port()
 	cnt := &Counters{}
 	dst := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
 	r := RelayTCP(listen(t), func(ctx context.Context) (net.Conn, error) { return hostNet{}.DialTCP(ctx, dst) },
@@ -59,7 +59,7 @@ func TestRelayTCP_DialFailure(t *testing.T) {
 }
 
 func TestRelayUDP_SessionsAndExpiry(t *testing.T) {
-	port := udpEcho(t)
+	port := testkit.UDPEcho(t).Port()
 	cnt := &Counters{}
 	dst := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")

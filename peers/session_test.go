@@ -6,13 +6,19 @@ import (
 	"time"
 )
 
-func TestSession_Attempt(t *testing.T) {
-	var s Session
-	t0 := time.Unix(1000, 0)
+// sentAttempt returns a session whose first attempt (index 7) began and was sent at t0.
+func sentAttempt(t *testing.T) (s *Session, t0 time.Time) {
+	t.Helper()
+	s, t0 = new(Session), time.Unix(1000, 0)
 	if _, ok := s.BeginAttempt(t0, false, 5*time.Second); !ok {
 		t.Fatal("first attempt refused")
 	}
 	s.AttemptSent(t0, 7)
+	return s, t0
+}
+
+func TestSession_Attempt(t *testing.T) {
+	s, t0 := sentAttempt(t)
 	if !s.InFlight() {
 		t.Fatal("not in flight after AttemptSent")
 	}
@@ -103,12 +109,7 @@ func TestSession_MarkRequested(t *testing.T) {
 }
 
 func TestSession_View(t *testing.T) {
-	var s Session
-	t0 := time.Unix(1000, 0)
-	if _, ok := s.BeginAttempt(t0, false, 5*time.Second); !ok {
-		t.Fatal("first attempt refused")
-	}
-	s.AttemptSent(t0, 7)
+	s, t0 := sentAttempt(t)
 	s.CookieReceived()
 	if _, ok := s.BeginAttempt(t0.Add(5*time.Second), true, 5*time.Second); !ok {
 		t.Fatal("retransmit refused")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/crypto/cryptotest"
 )
 
 func pfxs(s ...string) []netip.Prefix {
@@ -20,13 +21,7 @@ func pfxs(s ...string) []netip.Prefix {
 
 func newTestTable(tb testing.TB) *Table {
 	tb.Helper()
-	priv, err := crypto.GeneratePrivateKey()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	id := crypto.NewIdentity(priv)
-	tb.Cleanup(id.Close)
-	return NewTable(id)
+	return NewTable(cryptotest.NewIdentity(tb))
 }
 
 func TestTable_Upsert(t *testing.T) {

@@ -55,26 +55,19 @@ func TestPeer_UnansweredConcurrent(t *testing.T) {
 	p, _ := newTestTable(t).Upsert(PeerConfig{PublicKey: crypto.PublicKey{1}})
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
-	wg.Go(func() {
-		for ts := int64(1); ; ts++ {
-			select {
-			case <-stop:
-				return
-			default:
-				p.AddTx(1, 1, true, ts)
+	// Each loop counts one packet at a time, its clock ticking from 1, until stop.
+	for _, add := range []func(packets, bytes uint64, data bool, now int64){p.AddTx, p.AddRx} {
+		wg.Go(func() {
+			for ts := int64(1); ; ts++ {
+				select {
+				case <-stop:
+					return
+				default:
+					add(1, 1, true, ts)
+				}
 			}
-		}
-	})
-	wg.Go(func() {
-		for ts := int64(1); ; ts++ {
-			select {
-			case <-stop:
-				return
-			default:
-				p.AddRx(1, 1, true, ts)
-			}
-		}
-	})
+		})
+	}
 	claims := 0
 	for range 10000 {
 		if since := p.Unanswered(); since != 0 && p.ClaimUnanswered(since) {

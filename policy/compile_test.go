@@ -7,19 +7,8 @@ import (
 )
 
 func TestSet_Test(t *testing.T) {
-	const rules = `
-default: deny
-rules:
-  - name: web-db
-    from: {groups: [web]}
-    to:   {services: [db]}
-  - name: scrape
-    from: {cidrs: [10.42.0.0/16]}
-    to:   {groups: [monitoring], ports: ["9100/tcp"]}
-  - name: ping
-    from: {any: true}
-    to:   {any: true, proto: icmp}
-  - name: canary-deny
+	// Issue 11's example (rules 0-2) and four rules after it (3-6).
+	const rules = issueExample + `  - name: canary-deny
     action: deny
     from: {groups: [canary]}
     to:   {hosts: [mon1]}

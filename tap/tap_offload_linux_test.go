@@ -123,13 +123,7 @@ func TestTapSplitTCP_Segments(t *testing.T) {
 				payload[i] = byte(i * 7)
 			}
 			frame, h := tcpSuperFrame(tc.v6, tc.vlan, payload, tc.wantFlags|tcpFlagCWR)
-			const off = 24
-			bufs, sizes := make([][]byte, BatchSize), make([]int, BatchSize)
-			for i := range bufs {
-				bufs[i] = make([]byte, 65600)
-			}
-			copy(bufs[0][off:], frame)
-			n, err := tapFinishFrame(h, bufs, sizes, off, len(frame))
+			bufs, sizes, n, err := finishSplit(h, frame)
 			if err != nil || n != tc.wantSegs {
 				t.Fatalf("split = %d, %v; want %d segments", n, err, tc.wantSegs)
 			}
@@ -140,7 +134,7 @@ func TestTapSplitTCP_Segments(t *testing.T) {
 			tcp := int(h.csumStart)
 			var got []byte
 			for i := range n {
-				seg := bufs[i][off : off+sizes[i]]
+				seg := bufs[i][splitOff : splitOff+sizes[i]]
 				if len(seg) > tcp+32+1400 {
 					t.Fatalf("segment %d is %d bytes", i, len(seg))
 				}
@@ -263,22 +257,32 @@ func BenchmarkTapSplitTCP(b *testing.B) {
 	}
 }
 
+// splitOff is the headroom before the frame in the tests' split buffers, as the TAP's Read
+// leaves it.
+const splitOff = 24
+
+// finishSplit copies frame into the first of a batch of buffers at splitOff and splits it as
+// the TAP's Read would: the first n buffers then hold sizes[i] bytes from splitOff.
+func finishSplit(h vnetHdr, frame []byte) (bufs [][]byte, sizes []int, n int, err error) {
+	bufs, sizes = make([][]byte, BatchSize), make([]int, BatchSize)
+	for i := range bufs {
+		bufs[i] = make([]byte, 65600)
+	}
+	copy(bufs[0][splitOff:], frame)
+	n, err = tapFinishFrame(h, bufs, sizes, splitOff, len(frame))
+	return bufs, sizes, n, err
+}
+
 // splitForTest cuts a super-frame as the TAP's Read would, into buffers with room behind.
 func splitForTest(t testing.TB, v6 bool, payload []byte, flags byte) (frame []byte, segs [][]byte) {
 	t.Helper()
 	frame, h := tcpSuperFrame(v6, false, payload, flags)
-	const off = 24
-	bufs, sizes := make([][]byte, BatchSize), make([]int, BatchSize)
-	for i := range bufs {
-		bufs[i] = make([]byte, 65600)
-	}
-	copy(bufs[0][off:], frame)
-	n, err := tapFinishFrame(h, bufs, sizes, off, len(frame))
+	bufs, sizes, n, err := finishSplit(h, frame)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range n {
-		segs = append(segs, bufs[i][:off+sizes[i]])
+		segs = append(segs, bufs[i][:splitOff+sizes[i]])
 	}
 	return frame, segs
 }

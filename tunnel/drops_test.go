@@ -12,6 +12,7 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/crypto/cryptotest"
 	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/peers"
@@ -188,7 +189,7 @@ var dropCases = map[peers.DropReason]func(t *testing.T, d *direct, clk *testCloc
 	},
 	peers.DropHandshakeInvalid: func(t *testing.T, d *direct, _ *testClock) {
 		// An initiation from a key B does not know, with a valid mac1 for B.
-		stranger := testIdentity(t)
+		stranger := cryptotest.NewIdentity(t)
 		var init [crypto.MessageInitiationSize]byte
 		n, _ := crypto.NewHandshake(stranger, d.idB.PublicKey(), crypto.PresharedKey{}).CreateInitiation(init[:], 9)
 		hs := newHSScratch()

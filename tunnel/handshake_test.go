@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/crypto/cryptotest"
 	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/peers"
 )
@@ -93,9 +94,7 @@ func TestTunnel_HandshakeUnknownPeer(t *testing.T) {
 	hsA, hsB := newHSScratch(), newHSScratch()
 	pr.a.initiate(hsA, pr.peerB, false)
 	init, _ := lastSent(bindA)
-	m := hsMessage{n: len(init), src: &testkit.Endpoint{AddrPort: mustAP("192.0.2.1:51820")}}
-	copy(m.buf[:], init)
-	pr.b.handleHandshake(hsB, &m)
+	deliver(pr.b, hsB, init, &testkit.Endpoint{AddrPort: mustAP("192.0.2.1:51820")})
 	if bindB.N != 0 || pr.b.Stats().Drops["handshake_invalid"] != 1 {
 		t.Errorf("B answered an unknown peer (sent %d), drops %v", bindB.N, pr.b.Stats().Drops)
 	}
@@ -179,7 +178,7 @@ func TestTunnel_HandshakeWrongKey(t *testing.T) {
 		cfgB.HandshakeQueueLen = 8
 		pr := newPair(t, DefaultConfig(), cfgB, testkit.NewDevice(testkit.DeviceConfig{BatchSize: 8}), testkit.NewDevice(testkit.DeviceConfig{BatchSize: 8}), bindA, bindB)
 		// A knows B's endpoint but holds another host's key for it.
-		wrong := testIdentity(t).PublicKey()
+		wrong := cryptotest.NewIdentity(t).PublicKey()
 		peerWrong, err := pr.a.table.Upsert(peers.PeerConfig{PublicKey: wrong, Endpoint: mustAP("192.0.2.2:51820")})
 		if err != nil {
 			t.Fatal(err)
@@ -237,9 +236,7 @@ func TestTunnel_UnderLoadHysteresis(t *testing.T) {
 	hsA, hsB := newHSScratch(), newHSScratch()
 	pr.a.initiate(hsA, pr.peerB, false)
 	init, _ := lastSent(bindA)
-	m := hsMessage{n: len(init), src: &testkit.Endpoint{AddrPort: mustAP("192.0.2.1:51820")}}
-	copy(m.buf[:], init)
-	pr.b.handleHandshake(hsB, &m)
+	deliver(pr.b, hsB, init, &testkit.Endpoint{AddrPort: mustAP("192.0.2.1:51820")})
 	if _, typ := lastSent(bindB); typ != crypto.MessageCookieReplyType {
 		t.Fatalf("B answered type %d within the hold time, want a cookie reply", typ)
 	}

@@ -10,6 +10,7 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/crypto/cryptotest"
 	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/peers"
 )
@@ -24,18 +25,6 @@ type tWriter struct{ t testing.TB }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
-}
-
-// testIdentity returns a fresh identity closed at cleanup.
-func testIdentity(tb testing.TB) *crypto.Identity {
-	tb.Helper()
-	priv, err := crypto.GeneratePrivateKey()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	id := crypto.NewIdentity(priv)
-	tb.Cleanup(id.Close)
-	return id
 }
 
 // ipv4Packet returns an IPv4/UDP packet of size bytes total from src to dst: after the
@@ -62,7 +51,7 @@ type pair struct {
 
 func newPair(t testing.TB, cfgA, cfgB Config, devA, devB *testkit.Device, bindA, bindB conn.Bind) *pair {
 	t.Helper()
-	pr := &pair{devA: devA, devB: devB, idA: testIdentity(t), idB: testIdentity(t)}
+	pr := &pair{devA: devA, devB: devB, idA: cryptotest.NewIdentity(t), idB: cryptotest.NewIdentity(t)}
 	cfgA.Identity, cfgB.Identity = pr.idA, pr.idB
 	if _, ok := t.(*testing.T); ok && testing.Verbose() {
 		cfgA.Logger, cfgB.Logger = testLogger(t).With("side", "A"), testLogger(t).With("side", "B")

@@ -10,6 +10,7 @@ import (
 	"golang.zx2c4.com/wireguard/conn"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/crypto/cryptotest"
 	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/peers"
 )
@@ -234,7 +235,7 @@ func TestTunnel_NoReplyHostileDoesNotDisarm(t *testing.T) {
 	binary.LittleEndian.PutUint32(unknownIdx[4:8], 0xdeadbeef)
 	badMAC := bytes.Clone(oldInit)
 	badMAC[len(badMAC)-32] ^= 1
-	stranger := testIdentity(t)
+	stranger := cryptotest.NewIdentity(t)
 	var forged [crypto.MessageInitiationSize]byte
 	n, _ := crypto.NewHandshake(stranger, r.idA.PublicKey(), crypto.PresharedKey{}).CreateInitiation(forged[:], 9)
 	fromB := r.fromB

@@ -5,11 +5,12 @@ import (
 	"testing"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/crypto/cryptotest"
 	"github.com/weftnet/weft/peers"
 )
 
 func TestL3Router_RouteAccept(t *testing.T) {
-	id := testIdentity(t)
+	id := cryptotest.NewIdentity(t)
 	tb := peers.NewTable(id)
 	a, _ := tb.Upsert(peers.PeerConfig{PublicKey: crypto.PublicKey{1},
 		AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.0.1.0/24"), netip.MustParsePrefix("fd00:1::/64")}})

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 	"golang.zx2c4.com/wireguard/conn"
 
+	"github.com/weftnet/weft/crypto/cryptotest"
 	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/peers"
 )
@@ -233,7 +234,7 @@ func TestTunnel_UpPortTaken(t *testing.T) {
 }
 
 func TestNew_InvalidConfig(t *testing.T) {
-	id := testIdentity(t)
+	id := cryptotest.NewIdentity(t)
 	tests := []struct {
 		name string
 		mod  func(*Config)

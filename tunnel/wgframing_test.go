@@ -13,6 +13,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/crypto/cryptotest"
 	"github.com/weftnet/weft/internal/testkit"
 	"github.com/weftnet/weft/peers"
 )
@@ -60,7 +61,7 @@ func (w *stockWG) recv(t *testing.T) []byte {
 // (WireGuardFraming) at 10.0.1.200/32.
 func upWithStockWG(t *testing.T) (*Tunnel, *testkit.Device, *stockWG, *peers.Peer) {
 	t.Helper()
-	id := testIdentity(t)
+	id := cryptotest.NewIdentity(t)
 	cfg := DefaultLocalConfig()
 	cfg.Identity = id
 	dev := testkit.NewDevice(testkit.DeviceConfig{BatchSize: 128, Keep: 4096})

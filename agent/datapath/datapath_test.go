@@ -7,6 +7,7 @@ import (
 
 	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/crypto/cryptotest"
 	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/peers"
 )
@@ -29,12 +30,7 @@ func TestNew_ChosenByConfig(t *testing.T) {
 // subnet and a flood remote whose published MAC is a static FDB entry, named by nameOf;
 // RemoveMember forgets both.
 func TestL2Path_Members(t *testing.T) {
-	priv, err := crypto.GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := crypto.NewIdentity(priv)
-	t.Cleanup(id.Close)
+	id := cryptotest.NewIdentity(t)
 	table := peers.NewTable(id)
 	cfg := config.DefaultConfig()
 	cfg.Mode = "l2"

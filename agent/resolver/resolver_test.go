@@ -1,44 +1,20 @@
 package resolver
 
 import (
-	"context"
 	"errors"
 	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/weftnet/weft/agent/config"
+	"github.com/weftnet/weft/agent/resolver/resolvertest"
 )
 
-// fakeResolvectl records resolvectl invocations; failOn fails the step with that verb.
-type fakeResolvectl struct {
-	mu     sync.Mutex
-	calls  []string
-	failOn string
-}
-
-func (f *fakeResolvectl) run(_ context.Context, args ...string) ([]byte, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls = append(f.calls, strings.Join(args, " "))
-	if args[0] == f.failOn {
-		return []byte("Failed to set DNS configuration: Access denied"), errors.New("exit status 1")
-	}
-	return nil, nil
-}
-
-func (f *fakeResolvectl) got() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.calls)
-}
-
 func TestResolved_Configure(t *testing.T) {
-	f := &fakeResolvectl{}
-	r := Resolved{RunDir: t.TempDir(), Run: f.run, SameNetns: func() bool { return true }}
+	f := &resolvertest.Resolvectl{}
+	r := Resolved{RunDir: t.TempDir(), Run: f.Run, SameNetns: func() bool { return true }}
 	revert, err := r.Configure("weft0", netip.MustParseAddrPort("10.42.1.1:53"), "weft.")
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +23,7 @@ func TestResolved_Configure(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"dns weft0 10.42.1.1", "domain weft0 ~weft", "default-route weft0 false", "revert weft0"}
-	if got := f.got(); !slices.Equal(got, want) {
+	if got := f.Calls(); !slices.Equal(got, want) {
 		t.Fatalf("resolvectl calls %q, want %q", got, want)
 	}
 	if s := serverArg(netip.MustParseAddrPort("127.0.0.1:5353")); s != "127.0.0.1:5353" {
@@ -55,26 +31,26 @@ func TestResolved_Configure(t *testing.T) {
 	}
 
 	// A failing step reverts what was set and names the step.
-	f = &fakeResolvectl{failOn: "domain"}
-	r.Run = f.run
+	f = &resolvertest.Resolvectl{FailOn: "domain"}
+	r.Run = f.Run
 	if _, err := r.Configure("weft0", netip.MustParseAddrPort("10.42.1.1:53"), "weft."); err == nil || !strings.Contains(err.Error(), "resolvectl domain") {
 		t.Fatalf("failing domain step: %v", err)
 	}
-	if got := f.got(); got[len(got)-1] != "revert weft0" {
+	if got := f.Calls(); got[len(got)-1] != "revert weft0" {
 		t.Fatalf("no revert after a failed step: %q", got)
 	}
 
 	// Not running, or another network namespace: not configured, and resolvectl is never run.
-	f = &fakeResolvectl{}
+	f = &resolvertest.Resolvectl{}
 	for _, r := range []Resolved{
-		{RunDir: filepath.Join(t.TempDir(), "absent"), Run: f.run, SameNetns: func() bool { return true }},
-		{RunDir: t.TempDir(), Run: f.run, SameNetns: func() bool { return false }},
+		{RunDir: filepath.Join(t.TempDir(), "absent"), Run: f.Run, SameNetns: func() bool { return true }},
+		{RunDir: t.TempDir(), Run: f.Run, SameNetns: func() bool { return false }},
 	} {
 		if _, err := r.Configure("weft0", netip.MustParseAddrPort("10.42.1.1:53"), "weft."); !errors.Is(err, ErrNoResolved) {
 			t.Fatalf("configure without resolved: %v", err)
 		}
 	}
-	if got := f.got(); len(got) != 0 {
+	if got := f.Calls(); len(got) != 0 {
 		t.Fatalf("resolvectl run without resolved: %q", got)
 	}
 }

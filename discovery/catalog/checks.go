@@ -14,8 +14,9 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
-	"sync"
 	"time"
+
+	"github.com/weftnet/weft/internal/headbuf"
 )
 
 // maxCheckOutput bounds the output kept from one probe.
@@ -203,8 +204,8 @@ func execProber(argv []string) prober {
 		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 		// A child that keeps our pipe open must not hold the check past its timeout.
 		cmd.WaitDelay = time.Second
-		var out limitedBuffer
-		cmd.Stdout, cmd.Stderr = &out, &out
+		out := newCheckOutput()
+		cmd.Stdout, cmd.Stderr = out, out
 		err := cmd.Run()
 		o := out.String()
 		var ee *exec.ExitError
@@ -222,23 +223,5 @@ func execProber(argv []string) prober {
 	}
 }
 
-// limitedBuffer keeps the first maxCheckOutput bytes written to it.
-type limitedBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if room := maxCheckOutput - len(b.buf); room > 0 {
-		b.buf = append(b.buf, p[:min(room, len(p))]...)
-	}
-	return len(p), nil
-}
-
-func (b *limitedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
-}
+// newCheckOutput keeps the first maxCheckOutput bytes of a check's output.
+func newCheckOutput() *headbuf.Buffer { return headbuf.New(maxCheckOutput) }

@@ -126,8 +126,8 @@ func TestCheckRunner_Probers(t *testing.T) {
 	}
 }
 
-func TestLimitedBuffer_Write(t *testing.T) {
-	var b limitedBuffer
+func TestCheckOutput_Write(t *testing.T) {
+	b := newCheckOutput()
 	b.Write([]byte(strings.Repeat("x", maxCheckOutput-1)))
 	b.Write([]byte("yz"))
 	if s := b.String(); len(s) != maxCheckOutput || !strings.HasSuffix(s, "y") {
