@@ -69,8 +69,16 @@ func newClients(a *Agent) *clients.Clients {
 		IsPeer:     func(key crypto.PublicKey) bool { return a.table.ByKey(key) != nil },
 		Changed: func() {
 			if a.pol != nil {
-				a.pol.KickRebuild() // a client's flow-quota identity
+				a.pol.KickRebuild() // a client's policy identity (client@HOST/NAME)
 			}
+		},
+		// The clients' addresses, announced so that every host judges them as clients
+		// of this host (netpolicy), never as this host.
+		SetTag: func(key, value string) error {
+			if a.gsp == nil {
+				return nil
+			}
+			return a.gsp.Cluster().SetTag(key, value)
 		},
 		Problem: a.problem,
 		Log:     a.log,
@@ -111,7 +119,8 @@ func (a *Agent) clientsMoved(sn netip.Prefix) {
 	}
 }
 
-// clientList is the stock WireGuard clients (policy gives each a flow-quota identity).
+// clientList is the stock WireGuard clients (policy gives each an identity of its own,
+// client@HOST/NAME, by key and by address).
 func (a *Agent) clientList() []api.WGClient {
 	if a.cl == nil {
 		return nil

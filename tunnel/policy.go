@@ -29,16 +29,18 @@ type allowAll struct{}
 func (allowAll) Outbound([]byte, int64) peers.DropReason             { return peers.DropNone }
 func (allowAll) Inbound([]byte, *peers.Peer, int64) peers.DropReason { return peers.DropNone }
 
-// EnginePolicy enforces a policy.Engine. Identity returns a peer's identity (host name
-// and groups, from its certificate or, without a CA, from gossip); it is called for every
-// inbound packet, must not allocate or block, and may return nil for a peer it does not
-// know (then only any, cidrs and services selectors match the sender). The Engine's own
+// EnginePolicy enforces a policy.Engine. Identity returns the identity of the sender of
+// pkt, an inbound packet from a peer (host name and groups, from its certificate or,
+// without a CA, from gossip; a peer that forwards for others, as a host does for its
+// WireGuard clients, may stand for several, told apart by pkt's source address); it is
+// called for every inbound packet, must not allocate, block or retain pkt, and may return
+// nil for a sender it does not know (then only any, cidrs and services selectors match it). The Engine's own
 // reasons map onto the loop's: policy_denied and policy_fragment_unknown count as
 // DropPolicyDenied, policy_malformed as DropMalformed (Engine.Stats keeps them apart,
 // Set.Stats counts per rule).
 type EnginePolicy struct {
 	Engine   *policy.Engine
-	Identity func(*peers.Peer) *policy.Endpoint
+	Identity func(pkt []byte, from *peers.Peer) *policy.Endpoint
 }
 
 var _ Policy = (*EnginePolicy)(nil)
@@ -50,7 +52,7 @@ func (e *EnginePolicy) Outbound(pkt []byte, now int64) peers.DropReason {
 
 // Inbound judges a packet from a peer.
 func (e *EnginePolicy) Inbound(pkt []byte, from *peers.Peer, now int64) peers.DropReason {
-	return dropOf(e.Engine.Inbound(pkt, e.Identity(from), now))
+	return dropOf(e.Engine.Inbound(pkt, e.Identity(pkt, from), now))
 }
 
 func dropOf(v policy.Verdict) peers.DropReason {

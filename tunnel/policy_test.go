@@ -63,7 +63,7 @@ func newEnginePolicyQuota(tb testing.TB, doc string, perPeer int) *EnginePolicy 
 	}
 	e.Load(set)
 	id := &policy.Endpoint{Host: "a", Groups: []string{"web"}}
-	return &EnginePolicy{Engine: e, Identity: func(*peers.Peer) *policy.Endpoint { return id }}
+	return &EnginePolicy{Engine: e, Identity: func([]byte, *peers.Peer) *policy.Endpoint { return id }}
 }
 
 // fillFlows puts n other UDP flows 10.0.1.1:port → 10.0.2.2:5655 into e's table, both
@@ -234,7 +234,7 @@ func BenchmarkTunnel_LoopPolicy(b *testing.B) {
 				switch mode {
 				case "engine-empty":
 					e, _ := policy.New(policy.DefaultConfig())
-					pa = &EnginePolicy{Engine: e, Identity: func(*peers.Peer) *policy.Endpoint { return nil }}
+					pa = &EnginePolicy{Engine: e, Identity: func([]byte, *peers.Peer) *policy.Endpoint { return nil }}
 					pb = pa
 				case "50rules-10kflows":
 					ea, eb := newEnginePolicy(b, fiftyRules(true)), newEnginePolicy(b, fiftyRules(true))
@@ -261,7 +261,7 @@ func BenchmarkTunnel_LoopPolicy(b *testing.B) {
 func BenchmarkTunnel_LoopPolicyRatio(b *testing.B) {
 	const batch, size, rounds = 64, 1420, 20
 	e, _ := policy.New(policy.DefaultConfig())
-	empty := &EnginePolicy{Engine: e, Identity: func(*peers.Peer) *policy.Endpoint { return nil }}
+	empty := &EnginePolicy{Engine: e, Identity: func([]byte, *peers.Peer) *policy.Endpoint { return nil }}
 	ea, eb := newEnginePolicy(b, fiftyRules(true)), newEnginePolicy(b, fiftyRules(true))
 	fillFlows(b, ea, 10000, false)
 	fillFlows(b, eb, 10000, true)

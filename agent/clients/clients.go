@@ -20,6 +20,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/weftnet/weft/agent/api"
+	"github.com/weftnet/weft/agent/internal/clienttag"
 	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/internal/fsutil"
@@ -37,6 +38,11 @@ import (
 // find the client with no new gossip claim; this host forwards between the client and the
 // overlay (forwarding on the TUN only). The private key is generated here and printed
 // once; StateDir/clients.json (0600) keeps name, address and public key only.
+//
+// The host announces its clients' addresses in gossip (the clienttag.Key tag, announce),
+// so that every other host judges their traffic as the client's (no groups) and never as
+// this host's: a client's peer is added only after the announcement is made, and a client
+// whose announcement does not fit Serf's metadata is refused.
 
 var clientNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
@@ -88,6 +94,9 @@ type Deps struct {
 	IsPeer     func(key crypto.PublicKey) bool
 	// Changed is called after a client was added or removed (nil: nothing to tell).
 	Changed func()
+	// SetTag sets one of this host's gossip tags ("" deletes it): the clients' addresses
+	// are announced in clienttag.Key. Nil: no gossip, nobody to tell.
+	SetTag func(key, value string) error
 	// EnableForwarding installs the client guard and turns forwarding on for Interface,
 	// before the first client's peer is added; nil: the real one (tests without a device
 	// replace it).
@@ -162,6 +171,9 @@ func (c *Clients) Start() error {
 		return nil
 	}
 	if err := c.Supported(); err != nil {
+		return fmt.Errorf("clients: %s holds %d clients: %w", c.path(), len(list), err)
+	}
+	if err := c.announce(list); err != nil {
 		return fmt.Errorf("clients: %s holds %d clients: %w", c.path(), len(list), err)
 	}
 	for _, wc := range list {
@@ -317,7 +329,13 @@ func (c *Clients) add(req api.ClientAdd) (api.WGClient, crypto.PrivateKey, error
 			return api.WGClient{}, priv, fmt.Errorf("no free client address in %s-%s (remove a client or set clients.range)", lo, hi)
 		}
 	}
+	// Announced before its peer exists: no packet of the client reaches another host
+	// before that host can tell it from this one.
+	if err := c.announce(append(slices.Clone(c.list), wc)); err != nil {
+		return api.WGClient{}, priv, err
+	}
 	if err := c.addPeerLocked(wc); err != nil {
+		c.reannounceLocked()
 		return api.WGClient{}, priv, err
 	}
 	c.list = append(c.list, wc)
@@ -325,6 +343,7 @@ func (c *Clients) add(req api.ClientAdd) (api.WGClient, crypto.PrivateKey, error
 		c.list = c.list[:len(c.list)-1]
 		k, _ := crypto.ParsePublicKey(wc.PublicKey)
 		c.d.RemovePeer(k)
+		c.reannounceLocked()
 		return api.WGClient{}, priv, fmt.Errorf("clients: %w", err)
 	}
 	c.d.Log.Info("client added", "name", wc.Name, "address", wc.Address, "public_key", wc.PublicKey)
@@ -349,9 +368,43 @@ func (c *Clients) remove(name string) error {
 	if k, err := crypto.ParsePublicKey(wc.PublicKey); err == nil {
 		c.d.RemovePeer(k)
 	}
+	c.reannounceLocked() // after the peer is gone: a stale announcement only takes groups away
 	c.d.Log.Info("client removed", "name", wc.Name, "address", wc.Address)
 	c.d.Changed()
 	return nil
+}
+
+// announce sets the clients tag to the addresses of list inside this host's current
+// subnet (those of an old subnet are not routed here any more and are left out).
+func (c *Clients) announce(list []api.WGClient) error {
+	if c.d.SetTag == nil {
+		return nil
+	}
+	sn := c.d.Subnet()
+	addrs := make([]netip.Addr, 0, len(list))
+	for _, wc := range list {
+		addrs = append(addrs, wc.Address)
+	}
+	v := ""
+	if len(addrs) > 0 && sn.Addr().Is4() && sn.Bits() == 24 {
+		var err error
+		if v, err = clienttag.Encode(sn, addrs); err != nil {
+			return fmt.Errorf("announcing the clients' addresses: %w", err)
+		}
+	}
+	if err := c.d.SetTag(clienttag.Key, v); err != nil {
+		return fmt.Errorf("announcing the clients' addresses in gossip (without it the other hosts would judge them as this host): %w; free room in this host's gossip tags (fewer or shorter services) and retry", err)
+	}
+	return nil
+}
+
+// reannounceLocked announces c.list again; a failure is logged (the caller is undoing or
+// removing, which an old announcement makes no less safe: it only judges more addresses
+// as clients).
+func (c *Clients) reannounceLocked() {
+	if err := c.announce(c.list); err != nil {
+		c.d.Log.Error("clients: announcing the clients' addresses", "err", err)
+	}
 }
 
 // List returns the clients (a copy).

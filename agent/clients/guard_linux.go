@@ -95,6 +95,7 @@ func (c *Clients) Moved(sn netip.Prefix) {
 		hostnet.DelRules(old)
 		c.rules = rules
 	}
+	c.reannounceLocked() // the clients still in sn, under its prefix
 	var stale []string
 	for _, wc := range c.list {
 		if !sn.Contains(wc.Address) {

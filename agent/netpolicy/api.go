@@ -74,6 +74,7 @@ func Routes(mux *http.ServeMux, get func() *Policy) {
 type collector struct {
 	get                                  func() *Policy
 	refused, version, hits, drops, flows *prometheus.Desc
+	clientTags                           *prometheus.Desc
 }
 
 // NewCollector returns the weft_policy_* metrics, read from get() at scrape time (nil:
@@ -86,11 +87,13 @@ func NewCollector(get func() *Policy) prometheus.Collector {
 		hits:    prometheus.NewDesc("weft_policy_rule_hits_total", "Flows a policy rule admitted (rule -1: the default).", []string{"rule", "name"}, nil),
 		drops:   prometheus.NewDesc("weft_policy_rule_drops_total", "Packets a policy rule refused (rule -1: the default).", []string{"rule", "name"}, nil),
 		flows:   prometheus.NewDesc("weft_policy_flows", "Flows in the policy's flow table.", nil, nil),
+		clientTags: prometheus.NewDesc("weft_policy_client_tags_refused_total",
+			"WireGuard client announcements of members refused (malformed, or outside the member's /24), by reason.", []string{"reason"}, nil),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.refused, c.version, c.hits, c.drops, c.flows} {
+	for _, d := range []*prometheus.Desc{c.refused, c.version, c.hits, c.drops, c.flows, c.clientTags} {
 		ch <- d
 	}
 }
@@ -103,6 +106,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	st := p.Status()
 	for r, n := range st.Refused {
 		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(n), r)
+	}
+	for r, n := range p.ClientTagsRefused() {
+		ch <- prometheus.MustNewConstMetric(c.clientTags, prometheus.CounterValue, float64(n), r)
 	}
 	ch <- prometheus.MustNewConstMetric(c.version, prometheus.GaugeValue, float64(st.Version))
 	ch <- prometheus.MustNewConstMetric(c.flows, prometheus.GaugeValue, float64(st.Flows))

@@ -7,5 +7,6 @@
 // It gets everything else through Deps (functions over membership, the catalog, the
 // trust checks and the agent's own address), never the agent itself. It may import
 // policy, identity, crypto, peers, tunnel (for the EnginePolicy hook), agent/api,
-// discovery/membership and discovery/policydist; never github.com/weftnet/weft/agent.
+// discovery/membership, discovery/policydist and agent/internal/clienttag (the codec of
+// the tag in which hosts announce their WireGuard clients); never github.com/weftnet/weft/agent.
 package netpolicy

@@ -14,7 +14,7 @@ import (
 // Set in force (services re-resolved through the catalog).
 func (p *Policy) rebuild() {
 	ix := newAddrIndex()
-	ids := map[crypto.PublicKey]*policy.Endpoint{}
+	ids := map[crypto.PublicKey]*ident{}
 	ownNet, ownAddr := p.deps.Self()
 	self := &policy.Endpoint{Host: p.cfg.Name, Groups: p.groupsOf(p.deps.PublicKey)}
 	if ownNet.IsValid() {
@@ -27,19 +27,24 @@ func (p *Policy) rebuild() {
 		p.indexMembers(ix, ids, p.deps.Members())
 	}
 	// Static peers and WireGuard clients have no member identity (no groups, no host a
-	// rule can name): a name no policy document can write (validName refuses ':') gives
-	// them each their own flow quota all the same.
+	// rule can name): a name no policy document can write (validName refuses ':' and '@')
+	// gives them each their own flow quota all the same. This host's clients are indexed
+	// by address too, so that traffic to them is not judged as traffic to this host.
 	if p.deps.StaticPeers != nil {
 		for _, pk := range p.deps.StaticPeers() {
 			if key, err := crypto.ParsePublicKey(pk); err == nil && ids[key] == nil {
-				ids[key] = &policy.Endpoint{Host: "static:" + pk}
+				ids[key] = &ident{ep: &policy.Endpoint{Host: "static:" + pk}}
 			}
 		}
 	}
 	if p.deps.Clients != nil {
 		for _, c := range p.deps.Clients() {
 			if key, err := crypto.ParsePublicKey(c.PublicKey); err == nil && ids[key] == nil {
-				ids[key] = &policy.Endpoint{Host: "client:" + c.Name}
+				ep := &policy.Endpoint{Host: ClientIdentity(p.cfg.Name, c.Name)}
+				ids[key] = &ident{ep: ep}
+				if c.Address.IsValid() && ownNet.Contains(c.Address) {
+					ix.add(netip.PrefixFrom(c.Address, c.Address.BitLen()), ep)
+				}
 			}
 		}
 	}
@@ -58,7 +63,10 @@ func (p *Policy) rebuild() {
 // indexes. A member whose claims the trust checks refuse (a forged subnet, a certificate
 // that does not verify, a duplicate key) is left out: otherwise a gossip-key holder
 // announcing a victim's /24 could take over the victim's name and groups in the rules.
-func (p *Policy) indexMembers(ix *addrIndex, ids map[crypto.PublicKey]*policy.Endpoint, members []membership.Member) {
+// The WireGuard clients a member announces (clientsOf) get their own identity, in the
+// address index (a host route, more specific than the member's /24) and for the packets
+// the member's peer forwards from their addresses.
+func (p *Policy) indexMembers(ix *addrIndex, ids map[crypto.PublicKey]*ident, members []membership.Member) {
 	for _, m := range members {
 		if m.Name == p.cfg.Name || m.Status != membership.StatusAlive || m.InfoErr != nil || !m.Info.Subnet.IsValid() {
 			continue
@@ -69,15 +77,57 @@ func (p *Policy) indexMembers(ix *addrIndex, ids map[crypto.PublicKey]*policy.En
 		key := crypto.PublicKey(m.Info.PublicKey)
 		ep := &policy.Endpoint{Host: m.Name, Groups: p.groupsOf(key)}
 		ix.add(m.Info.Subnet, ep)
-		ids[key] = ep
+		id := &ident{ep: ep}
+		if addrs := p.clientsOf(m); len(addrs) > 0 {
+			cep := &policy.Endpoint{Host: ClientIdentity(m.Name, "")}
+			id.clients = make(map[netip.Addr]*policy.Endpoint, len(addrs))
+			for _, a := range addrs {
+				ix.add(netip.PrefixFrom(a, 32), cep)
+				id.clients[a] = cep
+			}
+		}
+		ids[key] = id
 	}
 }
 
-// addrIndex finds the endpoint of an address: its /24 (the usual member subnet) in a map,
-// other prefix lengths by a scan.
+// ident is a peer's policy identity: its own, and for a member that forwards for
+// WireGuard clients, theirs by source address.
+type ident struct {
+	ep      *policy.Endpoint
+	clients map[netip.Addr]*policy.Endpoint // nil: the peer forwards for nobody
+}
+
+// of is the identity of the sender of pkt, an inbound packet from the peer: a client's
+// when pkt's IPv4 source is an address the peer announces for a client, else the peer's.
+// Clients are IPv4 only (clienttag). No allocation.
+func (id *ident) of(pkt []byte) *policy.Endpoint {
+	if id.clients != nil && len(pkt) >= 20 && pkt[0]>>4 == 4 {
+		if ep := id.clients[netip.AddrFrom4([4]byte(pkt[12:16]))]; ep != nil {
+			return ep
+		}
+	}
+	return id.ep
+}
+
+// ClientIdentity is the policy identity of a stock WireGuard client of host: the rules
+// cannot name it (validName refuses '@' and '/'), it has no groups, only any, cidrs and
+// services selectors match it; it is the name of its flow quota. At host itself the client
+// is known by name ("client@host/phone"); elsewhere only by its address in host's client
+// tag ("client@host"), so the clients of one host share one flow quota at other hosts.
+func ClientIdentity(host, name string) string {
+	if name == "" {
+		return "client@" + host
+	}
+	return "client@" + host + "/" + name
+}
+
+// addrIndex finds the endpoint of an address: a host route (this host's address, a
+// WireGuard client's) in a map, then its /24 (the usual member subnet) in a map, other
+// prefix lengths by a scan.
 type addrIndex struct {
-	byNet map[netip.Prefix]*policy.Endpoint // masked /24s
-	other []netEntry
+	byAddr map[netip.Addr]*policy.Endpoint   // /32 and /128 host routes
+	byNet  map[netip.Prefix]*policy.Endpoint // masked /24s
+	other  []netEntry
 }
 
 type netEntry struct {
@@ -85,10 +135,16 @@ type netEntry struct {
 	ep *policy.Endpoint
 }
 
-func newAddrIndex() *addrIndex { return &addrIndex{byNet: map[netip.Prefix]*policy.Endpoint{}} }
+func newAddrIndex() *addrIndex {
+	return &addrIndex{byAddr: map[netip.Addr]*policy.Endpoint{}, byNet: map[netip.Prefix]*policy.Endpoint{}}
+}
 
 func (ix *addrIndex) add(p netip.Prefix, ep *policy.Endpoint) {
 	p = p.Masked()
+	if p.IsSingleIP() {
+		ix.byAddr[p.Addr()] = ep
+		return
+	}
 	if p.Addr().Is4() && p.Bits() == 24 {
 		ix.byNet[p] = ep
 		return
@@ -99,6 +155,9 @@ func (ix *addrIndex) add(p netip.Prefix, ep *policy.Endpoint) {
 }
 
 func (ix *addrIndex) lookup(a netip.Addr) (*policy.Endpoint, bool) {
+	if ep, ok := ix.byAddr[a]; ok {
+		return ep, true
+	}
 	for _, e := range ix.other {
 		if e.p.Bits() > 24 && e.p.Contains(a) {
 			return e.ep, true

@@ -117,7 +117,7 @@ type Policy struct {
 	groupsOf func(crypto.PublicKey) []string
 
 	// idents maps a peer's key to its identity for Inbound (read per packet, lock-free).
-	idents atomic.Pointer[map[crypto.PublicKey]*policy.Endpoint]
+	idents atomic.Pointer[map[crypto.PublicKey]*ident]
 
 	kick   chan struct{}
 	wg     sync.WaitGroup
@@ -125,7 +125,11 @@ type Policy struct {
 
 	mu        sync.Mutex
 	tagGroups map[crypto.PublicKey][]string // groups gossiped by each member
-	source    string                        // "none", "file" or "gossip"
+	// clientTagSeen is the last client tag refused of each member (counted once);
+	// clientTagRefused counts refusals by reason (clients.go).
+	clientTagSeen    map[string]string
+	clientTagRefused map[string]uint64
+	source           string // "none", "file" or "gossip"
 }
 
 // groupsTag is this host's gossip tag listing its groups (comma-separated).
@@ -153,10 +157,11 @@ func New(deps Deps) (*Policy, error) {
 	if deps.Refused == nil {
 		deps.Refused = func(string) bool { return false }
 	}
-	p := &Policy{cfg: cfg, deps: deps, log: deps.Logger, engine: e, kick: make(chan struct{}, 1), tagGroups: map[crypto.PublicKey][]string{}, source: "none"}
+	p := &Policy{cfg: cfg, deps: deps, log: deps.Logger, engine: e, kick: make(chan struct{}, 1), tagGroups: map[crypto.PublicKey][]string{}, source: "none",
+		clientTagSeen: map[string]string{}, clientTagRefused: map[string]uint64{}}
 	p.res = &resolver{p: p}
 	p.res.snap.Store(newAddrIndex())
-	empty := map[crypto.PublicKey]*policy.Endpoint{}
+	empty := map[crypto.PublicKey]*ident{}
 	p.idents.Store(&empty)
 	p.hook = &tunnel.EnginePolicy{Engine: e, Identity: p.identity}
 	p.groupsOf = p.memberGroups
@@ -200,9 +205,13 @@ func (p *Policy) Hook() *tunnel.EnginePolicy { return p.hook }
 
 // identity is the tunnel's Identity callback: the sender's host and groups. A static peer
 // or WireGuard client has a name only for its flow quota (see rebuild): only any, cidrs
-// and services match it.
-func (p *Policy) identity(peer *peers.Peer) *policy.Endpoint {
-	return (*p.idents.Load())[peer.Key()]
+// and services match it. A packet a member forwards from one of the WireGuard clients it
+// announces is the client's (ident.of), never the member's.
+func (p *Policy) identity(pkt []byte, peer *peers.Peer) *policy.Endpoint {
+	if id := (*p.idents.Load())[peer.Key()]; id != nil {
+		return id.of(pkt)
+	}
+	return nil
 }
 
 // Groups returns the groups the rules see for a member's (or this host's) key.

@@ -197,13 +197,13 @@ func TestPolicyGlue_StaticPeersAndClientsHaveQuota(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id := g.identity(static); id == nil || id.Host != "static:"+staticKey.String() || len(id.Groups) != 0 {
+	if id := g.identity(nil, static); id == nil || id.Host != "static:"+staticKey.String() || len(id.Groups) != 0 {
 		t.Fatalf("static peer's identity %+v", id)
 	}
-	if id := g.identity(client); id == nil || id.Host != "client:phone" || len(id.Groups) != 0 {
+	if id := g.identity(nil, client); id == nil || id.Host != "client@h1/phone" || len(id.Groups) != 0 {
 		t.Fatalf("client's identity %+v", id)
 	}
-	if _, err := policy.Parse([]byte("rules: [{from: {hosts: [\"client:phone\"]}, to: {any: true}}]\n")); err == nil {
+	if _, err := policy.Parse([]byte("rules: [{from: {hosts: [\"client@h1/phone\"]}, to: {any: true}}]\n")); err == nil {
 		t.Fatal("a document may name the client's quota identity as a host")
 	}
 
@@ -263,7 +263,7 @@ func TestPolicyGlue_RefusedMemberNamesNobody(t *testing.T) {
 	}
 	evil, honest := live("evil", info("10.42.6.0/24")), live("db", info("10.42.7.0/24"))
 	ix := newAddrIndex()
-	ids := map[crypto.PublicKey]*policy.Endpoint{}
+	ids := map[crypto.PublicKey]*ident{}
 	pg.indexMembers(ix, ids, []membership.Member{evil, honest})
 	if ep, ok := ix.lookup(netip.MustParseAddr("10.42.6.9")); ok {
 		t.Fatalf("the refused member names this host's /24: %+v", ep)
