@@ -46,6 +46,10 @@ const (
 	// member holds (16 hex digits, a fixed width so the tag budget the catalog is given at
 	// start stays right).
 	VersionTag = "pv"
+	// DigestTag is the member tag announcing the first 8 bytes of the SHA-256 of that
+	// document's envelope (16 hex digits, fixed width like VersionTag): the key its chunks
+	// carry, so that a receiver knows which assembly a trusted member vouches for.
+	DigestTag = "pd"
 	// AntiEntropyInterval is how often Run (the caller's loop) should call AntiEntropy.
 	AntiEntropyInterval = 5 * time.Second
 	// MaxEnvelope bounds what chunks may add up to (identity's body bound + framing).
