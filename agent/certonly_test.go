@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/agent/config"
+	"github.com/weftnet/weft/agent/netpolicy"
 	"github.com/weftnet/weft/agent/services"
 	"github.com/weftnet/weft/discovery/catalog"
 	"github.com/weftnet/weft/discovery/membership"
@@ -74,5 +75,70 @@ func TestServicesWiring_UncertifiedMemberNotServed(t *testing.T) {
 	}
 	if len(got) != 1 || got[0] != "victim=10.42.5.1" {
 		t.Fatalf("db instances %q, want only the certified victim's [victim=10.42.5.1]: a member without a certificate had its services served", got)
+	}
+}
+
+// TestPolicyWiring_UncertifiedMemberNamesNobody: with a cluster CA, a member without a
+// certificate in another mode (never judged by gossip, so never refused) announces a
+// certified victim's /24. Its name must not resolve to an address in the policy (weft policy
+// test, and the address index the rules match on, which is built the same way).
+func TestPolicyWiring_UncertifiedMemberNamesNobody(t *testing.T) {
+	a, g := trustAgent(t, config.DefaultConfig())
+	a.gsp = g.Gossip
+	ca := newTestCA(t, "cluster")
+	a.pki.Store(&trust.PKI{Pool: ca.pool})
+	victimKey := newKey(t).Public()
+	victim := liveMember("victim", membership.NodeInfo{PublicKey: victimKey, Subnet: pfx("10.42.5.0/24"), DataPort: 51820, VNI: 1, Mode: modeByte("l3", "wireguard")})
+	cert := ca.sign(t, "victim", victimKey, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "10.42.5.0/24")
+	victim.Tags = map[string]string{identity.TagKey: tagOf(t, cert)}
+	evil := liveMember("evil", membership.NodeInfo{PublicKey: newKey(t).Public(), Subnet: pfx("10.42.5.0/24"), DataPort: 51820, VNI: 1, Mode: modeByte("l2", "wireguard")})
+	members := []membership.Member{victim, evil}
+	for _, m := range members {
+		g.apply(m)
+	}
+	d := policyDeps(a)
+	d.Members = func() []membership.Member { return members }
+	d.SetTag = func(string, string) error { return nil }
+	d.UserEvent = func(string, []byte) error { return nil }
+	pol, err := netpolicy.New(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pol.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pol.Test("victim", "10.42.1.1", "80/tcp"); err != nil {
+		t.Fatalf("the certified member's name: %v", err)
+	}
+	if res, err := pol.Test("evil", "10.42.1.1", "80/tcp"); err == nil {
+		t.Fatalf("an uncertified member's name resolves in the policy: %+v", res)
+	}
+}
+
+// TestPolicyWiring_GroupsTagOfImpostor: without a CA (gossiped groups count), a member that
+// announces a victim's public key with a groups tag of its choosing is refused (duplicate
+// key); the victim's groups must not become the impostor's, also after the impostor goes.
+func TestPolicyWiring_GroupsTagOfImpostor(t *testing.T) {
+	a, g := trustAgent(t, config.DefaultConfig())
+	a.gsp = g.Gossip
+	pol, err := newPolicy(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := newKey(t).Public()
+	victim := liveMember("victim", membership.NodeInfo{PublicKey: key, Subnet: pfx("10.42.5.0/24"), DataPort: 51820, VNI: 1, Mode: modeByte("l3", "wireguard")})
+	victim.Tags = map[string]string{"groups": "web"}
+	evil := liveMember("evil", membership.NodeInfo{PublicKey: key, Subnet: pfx("10.42.6.0/24"), DataPort: 51820, VNI: 1, Mode: modeByte("l3", "wireguard")})
+	evil.Tags = map[string]string{"groups": "admin"}
+	for _, ev := range []membership.Event{
+		{Type: membership.EventJoin, Member: victim},
+		{Type: membership.EventJoin, Member: evil},
+		{Type: membership.EventFailed, Member: func() membership.Member { m := evil; m.Status = membership.StatusFailed; return m }()},
+	} {
+		g.apply(ev.Member) // the gossip loop judges first, then fans the event out
+		pol.MemberEvent(ev)
+	}
+	if got := pol.Groups(key); len(got) != 1 || got[0] != "web" {
+		t.Fatalf("the victim's groups are %v after an impostor announced its key, want [web]", got)
 	}
 }

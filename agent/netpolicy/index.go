@@ -55,15 +55,16 @@ func (p *Policy) rebuild() {
 }
 
 // indexMembers adds the live members whose claims are accepted to the address and key
-// indexes. A member whose claims the trust checks refuse (a forged subnet, a certificate
-// that does not verify, a duplicate key) is left out: otherwise a gossip-key holder
-// announcing a victim's /24 could take over the victim's name and groups in the rules.
+// indexes. A member the trust layer does not accept (refused: a forged subnet, a certificate
+// that does not verify, a duplicate key; or never judged: another mode or VNI) is left out:
+// otherwise a gossip-key holder announcing a victim's /24 could take over the victim's name
+// and groups in the rules.
 func (p *Policy) indexMembers(ix *addrIndex, ids map[crypto.PublicKey]*policy.Endpoint, members []membership.Member) {
 	for _, m := range members {
 		if m.Name == p.cfg.Name || m.Status != membership.StatusAlive || m.InfoErr != nil || !m.Info.Subnet.IsValid() {
 			continue
 		}
-		if p.deps.Refused(m.Name) {
+		if !p.deps.Trusted(m.Name) {
 			continue
 		}
 		key := crypto.PublicKey(m.Info.PublicKey)

@@ -341,13 +341,16 @@ func (d *Distributor) UserEvent(name string, p []byte) {
 
 // MemberVersion notes a member's announced policy version (its join or update event); if
 // it is trusted and lags and this host is the designated sender, the document is re-broadcast
-// shortly. Every call also refreshes which newer versions trusted members vouch for.
+// shortly. A trusted member announcing a newer version vouches for its chunks (see survey).
 func (d *Distributor) MemberVersion(m membership.Member) {
-	sv := d.survey()
 	if m.Name == d.deps.Name || m.Status != membership.StatusAlive || !d.deps.Trusted(m.Name) {
 		return
 	}
 	v, ok := ParseVersion(m.Tags[VersionTag])
+	if d.Version() == 0 && (!ok || v == 0) {
+		return // it neither lags behind nor vouches for anything
+	}
+	sv := d.survey()
 	if sv.mine == 0 || (ok && v >= sv.mine) {
 		return
 	}
