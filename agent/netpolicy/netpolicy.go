@@ -242,8 +242,13 @@ func (p *Policy) Start() error {
 		if err := p.deps.SetTag(groupsTag, strings.Join(p.cfg.Groups, ",")); err != nil {
 			return fmt.Errorf("groups: %w", err)
 		}
+		// Both at their full width from the start, so the tag budget the catalog is given
+		// stays right when a document arrives.
 		if err := p.deps.SetTag(policydist.VersionTag, policydist.FormatVersion(0)); err != nil {
 			return fmt.Errorf("policy version tag: %w", err)
+		}
+		if err := p.deps.SetTag(policydist.DigestTag, policydist.FormatDigest([32]byte{})); err != nil {
+			return fmt.Errorf("policy digest tag: %w", err)
 		}
 	}
 	p.rebuild()
