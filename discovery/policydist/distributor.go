@@ -185,6 +185,8 @@ func (d *Distributor) Accept(env []byte, from string) (uint64, error) {
 		d.log.Error("keep signed policy", "path", d.deps.StatePath, "err", err)
 	}
 	if d.deps.SetTag != nil {
+		// The digest first: between the two updates the tags pair the new digest with the
+		// old version, which vouches for nothing newer, never the other way round.
 		sum := sha256.Sum256(env)
 		if err := d.deps.SetTag(DigestTag, FormatDigest(sum)); err != nil {
 			d.log.Error("announce policy digest", "err", err)
