@@ -288,6 +288,7 @@ func TestPolicyGlue_GroupsFromCertificate(t *testing.T) {
 	cert := ca.sign(t, "m", key, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "10.42.7.0/24")
 	m := liveMember("m", membership.NodeInfo{PublicKey: key, Subnet: pfx("10.42.7.0/24"), DataPort: 51820, VNI: 1, Mode: modeByte("l3", "wireguard")})
 	m.Tags = map[string]string{identity.TagKey: tagOf(t, cert), "groups": "db"}
+	g.apply(m)                                                               // gossip judges it first, then fans the event out
 	pol.MemberEvent(membership.Event{Type: membership.EventJoin, Member: m}) // what the member announces
 	if got := pol.Groups(key); len(got) != 1 || got[0] != "db" {
 		t.Fatalf("without a CA the gossiped groups count: %v", got)

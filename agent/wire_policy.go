@@ -81,7 +81,7 @@ func policyDeps(a *Agent) netpolicy.Deps {
 		d.Members = g.Cluster().Members
 		d.SetTag = g.Cluster().SetTag
 		d.UserEvent = g.Cluster().UserEvent
-		d.Refused = g.IsRefused
+		d.Trusted = g.Trusted
 	}
 	return d
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // TestPolicyWiring_RefusedMember: a gossip-key holder announcing this host's /24 is refused
-// by the claim checks, and the network-policy subsystem is told so through Deps.Refused
+// by the claim checks, and the network-policy subsystem is told so through Deps.Trusted
 // (which leaves it out of the address index: netpolicy's
 // TestPolicyGlue_RefusedMemberNamesNobody); an honest member is not refused.
 func TestPolicyWiring_RefusedMember(t *testing.T) {
@@ -25,11 +25,11 @@ func TestPolicyWiring_RefusedMember(t *testing.T) {
 		t.Fatal("the claim of this host's subnet was not refused")
 	}
 	d := policyDeps(a)
-	if d.Refused == nil || !d.Refused("evil") {
+	if d.Trusted == nil || d.Trusted("evil") {
 		t.Fatal("the policy subsystem is not told the member is refused")
 	}
-	if d.Refused("db") {
-		t.Fatal("the honest member is refused")
+	if !d.Trusted("db") {
+		t.Fatal("the honest member is not trusted")
 	}
 	if _, err := newPolicy(a); err != nil {
 		t.Fatal(err)

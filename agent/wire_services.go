@@ -23,6 +23,15 @@ func startCatalog(a *Agent) (*catalogGlue, error) { return startCatalogWith(a, h
 // startCatalogWith starts the services subsystem, configuring the host's resolver through
 // r (zero: the system's; a seam for tests).
 func startCatalogWith(a *Agent, r hostResolver) (*catalogGlue, error) {
+	svc, err := services.Start(servicesDeps(a, r))
+	if err != nil {
+		return nil, err
+	}
+	return &catalogGlue{svc: svc, cat: svc.Catalog()}, nil
+}
+
+// servicesDeps is what the services subsystem gets of the agent.
+func servicesDeps(a *Agent, r hostResolver) services.Deps {
 	d := services.Deps{
 		Config:  a.cfg,
 		Address: func() netip.Addr { a.mu.Lock(); defer a.mu.Unlock(); return a.address },
@@ -39,13 +48,9 @@ func startCatalogWith(a *Agent, r hostResolver) (*catalogGlue, error) {
 	}
 	if a.gsp != nil {
 		d.Tags = a.gsp.Cluster()
-		d.IsRefused = a.gsp.IsRefused
+		d.Trusted = a.gsp.Trusted
 	}
-	svc, err := services.Start(d)
-	if err != nil {
-		return nil, err
-	}
-	return &catalogGlue{svc: svc, cat: svc.Catalog()}, nil
+	return d
 }
 
 func (g *catalogGlue) close() { g.svc.Close() }

@@ -211,8 +211,29 @@ func subnetContested(c *membership.Cluster) bool {
 // sends user events, and for the keyring.
 func (g *Gossip) Cluster() *membership.Cluster { return g.c }
 
-// Members is the member list as Serf has it now (refused members included: see IsRefused).
+// Members is the member list as Serf has it now (refused and untrusted members included:
+// see Trusted).
 func (g *Gossip) Members() []membership.Member { return g.c.Members() }
+
+// Trusted reports whether this host accepts the member's claims now: it passed every trust
+// check and is a peer (with a CA: its certificate verified for its name, key and subnet).
+// Ask it before acting on anything a member announces (services, groups, policy tags):
+// unlike !IsRefused it is false for a member that was never judged (gone, no subnet yet,
+// another mode or VNI), which may be a gossip-key holder without a certificate.
+func (g *Gossip) Trusted(name string) bool {
+	if _, refused := g.ledger.Refused(name); refused {
+		return false
+	}
+	if g.deps.PKI() != nil {
+		if _, certified := g.ledger.Claims(name); !certified {
+			return false
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, ok := g.keys[name]
+	return ok
+}
 
 // Subnet is this host's subnet as the allocator has it (zero while undecided).
 func (g *Gossip) Subnet() netip.Prefix { return g.c.Subnet() }

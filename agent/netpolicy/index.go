@@ -60,18 +60,18 @@ func (p *Policy) rebuild() {
 }
 
 // indexMembers adds the live members whose claims are accepted to the address and key
-// indexes. A member whose claims the trust checks refuse (a forged subnet, a certificate
-// that does not verify, a duplicate key) is left out: otherwise a gossip-key holder
-// announcing a victim's /24 could take over the victim's name and groups in the rules.
-// The WireGuard clients a member announces (clientsOf) get their own identity, in the
-// address index (a host route, more specific than the member's /24) and for the packets
-// the member's peer forwards from their addresses.
+// indexes. A member the trust layer does not accept (refused: a forged subnet, a certificate
+// that does not verify, a duplicate key; or never judged: another mode or VNI) is left out:
+// otherwise a gossip-key holder announcing a victim's /24 could take over the victim's name
+// and groups in the rules. The WireGuard clients a member announces (clientsOf) get their
+// own identity, in the address index (a host route, more specific than the member's /24) and
+// for the packets the member's peer forwards from their addresses.
 func (p *Policy) indexMembers(ix *addrIndex, ids map[crypto.PublicKey]*ident, members []membership.Member) {
 	for _, m := range members {
 		if m.Name == p.cfg.Name || m.Status != membership.StatusAlive || m.InfoErr != nil || !m.Info.Subnet.IsValid() {
 			continue
 		}
-		if p.deps.Refused(m.Name) {
+		if !p.deps.Trusted(m.Name) {
 			continue
 		}
 		key := crypto.PublicKey(m.Info.PublicKey)

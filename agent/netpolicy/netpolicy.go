@@ -76,9 +76,12 @@ type Deps struct {
 	Self func() (subnet netip.Prefix, address netip.Addr)
 	// Members lists the cluster's members.
 	Members func() []membership.Member
-	// Refused reports whether the trust checks refuse a member's claims (a forged subnet,
-	// a certificate that does not verify, a duplicate key): such a member names nobody.
-	Refused func(member string) bool
+	// Trusted reports whether the trust layer accepts a member's claims now (with a CA: a
+	// valid certificate for its name). Any other member (a forged subnet, a certificate
+	// that does not verify, a duplicate key, or never judged: another mode or VNI, no
+	// certificate) names nobody, its groups tag is not read, and its policy tags (version,
+	// digest) count for nothing in the distribution. Nil: every member is.
+	Trusted func(member string) bool
 	// CertGroups returns the groups a cluster CA vouches for (ok true whenever a CA is
 	// configured, also for a member without a valid certificate: then none); ok false:
 	// no CA, the gossiped groups count.
@@ -154,8 +157,8 @@ func New(deps Deps) (*Policy, error) {
 	if deps.Self == nil {
 		deps.Self = func() (netip.Prefix, netip.Addr) { return netip.Prefix{}, netip.Addr{} }
 	}
-	if deps.Refused == nil {
-		deps.Refused = func(string) bool { return false }
+	if deps.Trusted == nil {
+		deps.Trusted = func(string) bool { return true }
 	}
 	p := &Policy{cfg: cfg, deps: deps, log: deps.Logger, engine: e, kick: make(chan struct{}, 1), tagGroups: map[crypto.PublicKey][]string{}, source: "none",
 		clientTagSeen: map[string]string{}, clientTagRefused: map[string]uint64{}}
@@ -195,6 +198,7 @@ func New(deps Deps) (*Policy, error) {
 		UserEvent: deps.UserEvent,
 		SetTag:    deps.SetTag,
 		Members:   deps.Members,
+		Trusted:   deps.Trusted,
 		Logger:    deps.Logger,
 	})
 	return p, nil
@@ -247,8 +251,13 @@ func (p *Policy) Start() error {
 		if err := p.deps.SetTag(groupsTag, strings.Join(p.cfg.Groups, ",")); err != nil {
 			return fmt.Errorf("groups: %w", err)
 		}
+		// Both at their full width from the start, so the tag budget the catalog is given
+		// stays right when a document arrives.
 		if err := p.deps.SetTag(policydist.VersionTag, policydist.FormatVersion(0)); err != nil {
 			return fmt.Errorf("policy version tag: %w", err)
+		}
+		if err := p.deps.SetTag(policydist.DigestTag, policydist.FormatDigest([32]byte{})); err != nil {
+			return fmt.Errorf("policy digest tag: %w", err)
 		}
 	}
 	p.rebuild()
@@ -375,7 +384,10 @@ func (p *Policy) MemberEvent(ev membership.Event) {
 		return
 	case membership.EventJoin, membership.EventUpdate:
 		m := ev.Member
-		if m.InfoErr == nil {
+		// Gossip judged the member before this event reached us (the fan-out runs after
+		// the peer table followed it): an untrusted member's groups tag, which may name
+		// a victim's key, is not read.
+		if m.InfoErr == nil && p.deps.Trusted(m.Name) {
 			key := crypto.PublicKey(m.Info.PublicKey)
 			groups := parseGroups(m.Tags[groupsTag])
 			p.mu.Lock()

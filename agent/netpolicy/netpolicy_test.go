@@ -246,11 +246,11 @@ func TestPolicyGlue_StaticPeersAndClientsHaveQuota(t *testing.T) {
 // (here: a gossip-key holder announcing this host's /24) is left out of the policy's
 // address index, so the rules never take it for this host (or give it this host's name and
 // groups); an honest member is indexed as before. That the agent's trust checks refuse
-// such a claim, and that Deps.Refused reports it, is tested in package agent
-// (TestPolicyWiring_RefusedMember).
+// such a claim, and that Deps.Trusted reports it, is tested in package agent
+// (TestPolicyWiring_RefusedMember, TestPolicyWiring_UncertifiedMemberNamesNobody).
 func TestPolicyGlue_RefusedMemberNamesNobody(t *testing.T) {
 	d := testDeps(t, "")
-	d.Refused = func(name string) bool { return name == "evil" }
+	d.Trusted = func(name string) bool { return name != "evil" }
 	pg, err := New(d)
 	if err != nil {
 		t.Fatal(err)

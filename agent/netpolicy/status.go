@@ -20,7 +20,7 @@ func (p *Policy) lookupHost(s string) (netip.Addr, error) {
 	}
 	if p.deps.Members != nil {
 		for _, m := range p.deps.Members() {
-			if m.Name == s && m.InfoErr == nil && m.Info.Subnet.IsValid() && !p.deps.Refused(m.Name) {
+			if m.Name == s && m.InfoErr == nil && m.Info.Subnet.IsValid() && p.deps.Trusted(m.Name) {
 				return m.Info.Subnet.Masked().Addr().Next(), nil // the member's gateway address
 			}
 		}

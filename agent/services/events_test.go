@@ -29,7 +29,7 @@ func TestServer_MemberEvent(t *testing.T) {
 	d := testDeps(t, &fakeHost{}, func(c *config.Config) { c.DNS.Disabled = true })
 	tags := &fakeTags{tags: map[string]string{}}
 	d.Tags = tags
-	d.IsRefused = func(name string) bool { return refused[name] }
+	d.Trusted = func(name string) bool { return !refused[name] }
 	s, err := Start(d)
 	if err != nil {
 		t.Fatal(err)

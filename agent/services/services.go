@@ -36,9 +36,9 @@ type Deps struct {
 	Subnet func() netip.Prefix
 	// Tags is where the catalog is published; nil without gossip (the catalog stays local).
 	Tags Tags
-	// IsRefused reports whether a member's claims are refused (trust): its services are not
-	// answered either. nil: none is.
-	IsRefused func(name string) bool
+	// Trusted reports whether the trust layer accepts a member's claims (with a CA: a valid
+	// certificate); the services of any other member are not answered. nil: every member is.
+	Trusted func(name string) bool
 	// Members lists the gossip members, for the Consul API's /v1/agent/members. nil: none.
 	Members func() []api.Member
 	// Clients answers NAME.client.DOMAIN in DNS (the stock WireGuard clients). nil: none.
@@ -82,8 +82,8 @@ func Start(d Deps) (*Server, error) {
 	if d.Problem == nil {
 		d.Problem = func(string) {}
 	}
-	if d.IsRefused == nil {
-		d.IsRefused = func(string) bool { return false }
+	if d.Trusted == nil {
+		d.Trusted = func(string) bool { return true }
 	}
 	if d.Members == nil {
 		d.Members = func() []api.Member { return nil }
@@ -189,7 +189,7 @@ func (s *Server) MemberEvent(ev membership.Event) {
 }
 
 // SyncMember sets the member's services from its catalog tag, or removes them when it is
-// not alive, has no valid subnet or its claims are refused. This host is left alone.
+// not alive, has no valid subnet or is not trusted. This host is left alone.
 func (s *Server) SyncMember(m membership.Member) {
 	if m.Name == s.cfg.Name {
 		return
@@ -198,8 +198,9 @@ func (s *Server) SyncMember(m membership.Member) {
 		s.cat.RemoveNode(m.Name)
 		return
 	}
-	if s.d.IsRefused(m.Name) {
-		// Its claims are refused (trust.go): its services are not answered either.
+	if !s.d.Trusted(m.Name) {
+		// Its claims are refused, or were never judged (another mode or VNI, no
+		// certificate): its services are not answered either.
 		s.cat.RemoveNode(m.Name)
 		return
 	}

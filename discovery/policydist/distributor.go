@@ -42,6 +42,12 @@ type Deps struct {
 	SetTag func(key, value string) error
 	// Members lists the cluster's members; nil without gossip.
 	Members func() []membership.Member
+	// Trusted reports whether the trust layer accepts a member's claims now (with a CA: it
+	// holds a valid certificate for its name and is not refused; without: it is a peer whose
+	// claims are not refused). Only a trusted member's VersionTag and DigestTag count: it
+	// alone may be designated re-sender, vouch for an assembly, or be re-sent to when it
+	// lags. Nil: every member is (tests, or no trust layer).
+	Trusted func(name string) bool
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 	// Logger receives refusals and installs (nil: discarded).
@@ -60,6 +66,10 @@ type Distributor struct {
 	asm     map[asmKey]*assembly
 	refused map[string]uint64
 	lastBC  time.Time
+	rs      resender
+	// vouched are the (version, digest) pairs newer than ours that trusted members
+	// announce, as of the last survey: their assemblies are never evicted by others.
+	vouched map[asmKey]bool
 }
 
 type asmKey struct {
@@ -93,7 +103,11 @@ func New(deps Deps) *Distributor {
 	if deps.Install == nil {
 		deps.Install = func(*policy.Document) (bool, error) { return false, nil }
 	}
-	return &Distributor{deps: deps, log: log, asm: map[asmKey]*assembly{}, refused: map[string]uint64{}}
+	if deps.Trusted == nil {
+		deps.Trusted = func(string) bool { return true }
+	}
+	return &Distributor{deps: deps, log: log, asm: map[asmKey]*assembly{}, refused: map[string]uint64{},
+		rs: newResender(), vouched: map[asmKey]bool{}}
 }
 
 // Status is what a Distributor holds: the version of the newest verified document (0:
@@ -171,6 +185,12 @@ func (d *Distributor) Accept(env []byte, from string) (uint64, error) {
 		d.log.Error("keep signed policy", "path", d.deps.StatePath, "err", err)
 	}
 	if d.deps.SetTag != nil {
+		// The digest first: between the two updates the tags pair the new digest with the
+		// old version, which vouches for nothing newer, never the other way round.
+		sum := sha256.Sum256(env)
+		if err := d.deps.SetTag(DigestTag, FormatDigest(sum)); err != nil {
+			d.log.Error("announce policy digest", "err", err)
+		}
 		if err := d.deps.SetTag(VersionTag, FormatVersion(s.Version)); err != nil {
 			d.log.Error("announce policy version", "err", err)
 		}
@@ -272,19 +292,20 @@ func (d *Distributor) UserEvent(name string, p []byte) {
 	}
 	as, ok := d.asm[k]
 	if !ok {
-		if len(d.asm) >= policyMaxAssemblies {
-			// Evict the oldest rather than refuse the newcomer: a forger who sends a few
-			// partial documents cannot then block a real one for policyAssemblyTTL (a real
-			// document's chunks arrive in one burst; anti-entropy sends it again).
+		if !d.vouched[k] && d.unvouchedLocked() >= policyMaxAssemblies {
+			// Evict the oldest unvouched assembly rather than refuse the newcomer: a forger
+			// who sends a few partial documents cannot then block a real one for
+			// policyAssemblyTTL (its chunks arrive in one burst; anti-entropy sends it again,
+			// by then vouched for). A vouched assembly is never evicted by chunks.
 			var oldest asmKey
 			first := true
 			for key, o := range d.asm {
-				if first || o.first.Before(d.asm[oldest].first) {
+				if !d.vouched[key] && (first || o.first.Before(d.asm[oldest].first)) {
 					oldest, first = key, false
 				}
 			}
 			delete(d.asm, oldest)
-			d.refuseLocked("assembly_evicted", fmt.Errorf("%d documents in flight", policyMaxAssemblies))
+			d.refuseLocked("assembly_evicted", fmt.Errorf("%d unvouched documents in flight", policyMaxAssemblies))
 		}
 		as = &assembly{parts: make([][]byte, n), first: now}
 		d.asm[k] = as
@@ -321,17 +342,21 @@ func (d *Distributor) UserEvent(name string, p []byte) {
 }
 
 // MemberVersion notes a member's announced policy version (its join or update event); if
-// it lags and this host is the designated sender, the document is re-broadcast shortly.
+// it is trusted and lags and this host is the designated sender, the document is re-broadcast
+// shortly. A trusted member announcing a newer version vouches for its chunks (see survey).
 func (d *Distributor) MemberVersion(m membership.Member) {
-	if m.Name == d.deps.Name || m.Status != membership.StatusAlive {
+	if m.Name == d.deps.Name || m.Status != membership.StatusAlive || !d.deps.Trusted(m.Name) {
 		return
 	}
 	v, ok := ParseVersion(m.Tags[VersionTag])
-	mine := d.Version()
-	if mine == 0 || (ok && v >= mine) {
+	if d.Version() == 0 && (!ok || v == 0) {
+		return // it neither lags behind nor vouches for anything
+	}
+	sv := d.survey()
+	if sv.mine == 0 || (ok && v >= sv.mine) {
 		return
 	}
-	if d.designated(mine) {
+	if sv.designated {
 		go func() {
 			time.Sleep(rebroadcastDelay) // let the joiner's event handling start
 			if err := d.Broadcast(false); err != nil {
@@ -341,40 +366,14 @@ func (d *Distributor) MemberVersion(m membership.Member) {
 	}
 }
 
-// designated reports whether this host is the alive member with the lowest name among
-// those announcing version v (itself included): one sender per lagging member, not N.
-func (d *Distributor) designated(v uint64) bool {
-	if d.deps.Members == nil {
-		return false
-	}
-	self := d.deps.Name
-	for _, m := range d.deps.Members() {
-		if m.Name == self || m.Status != membership.StatusAlive {
-			continue
-		}
-		if mv, ok := ParseVersion(m.Tags[VersionTag]); ok && mv == v && m.Name < self {
-			return false
-		}
-	}
-	return true
-}
-
-// AntiEntropy re-broadcasts when some alive member lags and this host is designated; the
-// caller runs it every AntiEntropyInterval.
+// AntiEntropy re-broadcasts when some trusted alive member lags and this host is
+// designated; it also notes a designated re-sender that lets a member lag past
+// resendBound, so that the next one takes over. The caller runs it every
+// AntiEntropyInterval.
 func (d *Distributor) AntiEntropy() {
-	mine := d.Version()
-	if mine == 0 || d.deps.Members == nil || !d.designated(mine) {
-		return
-	}
-	for _, m := range d.deps.Members() {
-		if m.Name == d.deps.Name || m.Status != membership.StatusAlive {
-			continue
-		}
-		if v, ok := ParseVersion(m.Tags[VersionTag]); ok && v < mine {
-			if err := d.Broadcast(false); err != nil {
-				d.log.Warn("re-broadcast policy", "err", err)
-			}
-			return
+	if sv := d.survey(); sv.designated && sv.lagging {
+		if err := d.Broadcast(false); err != nil {
+			d.log.Warn("re-broadcast policy", "err", err)
 		}
 	}
 }

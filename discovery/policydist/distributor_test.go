@@ -21,7 +21,7 @@ type policyCA struct {
 	key  ed25519.PrivateKey
 }
 
-func newPolicyCA(t *testing.T, name string) policyCA {
+func newPolicyCA(t testing.TB, name string) policyCA {
 	t.Helper()
 	now := time.Now()
 	c, k, err := identity.NewCA(identity.CASpec{Name: name, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour)}, nil)
@@ -31,7 +31,7 @@ func newPolicyCA(t *testing.T, name string) policyCA {
 	return policyCA{cert: c, key: k}
 }
 
-func (ca policyCA) pool(t *testing.T) *identity.CAPool {
+func (ca policyCA) pool(t testing.TB) *identity.CAPool {
 	t.Helper()
 	p, err := ca.cert.MarshalPEM()
 	if err != nil {
@@ -48,7 +48,7 @@ func (ca policyCA) pool(t *testing.T) *identity.CAPool {
 	return pool
 }
 
-func (ca policyCA) sign(t *testing.T, version uint64, doc string) []byte {
+func (ca policyCA) sign(t testing.TB, version uint64, doc string) []byte {
 	t.Helper()
 	env, err := identity.SignDocument(ca.cert, ca.key, "policy", version, []byte(doc))
 	if err != nil {
