@@ -374,12 +374,14 @@ func (s *Store) allocLocked(name string, key crypto.PublicKey, now time.Time) (n
 	return netip.Prefix{}, false, ReasonNoPrefix
 }
 
-// sign issues the host certificate, valid from a minute ago (clock skew) for the
-// configured validity, capped by the CA's.
+// sign issues the host certificate, backdated for clock skew by a minute (a tenth of
+// the validity when that is shorter, so that a short validity keeps its meaning) and valid
+// for the configured validity, capped by the CA's.
 func (s *Store) sign(name string, key crypto.PublicKey, prefixes []netip.Prefix, groups []string, now time.Time) (Grant, error) {
 	ca := s.cfg.CA
+	skew := min(time.Minute, s.cfg.Validity/10)
 	spec := identity.HostSpec{Name: name, PublicKey: key, Prefixes: prefixes, Groups: groups,
-		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(s.cfg.Validity)}
+		NotBefore: now.Add(-skew), NotAfter: now.Add(s.cfg.Validity)}
 	if spec.NotBefore.Before(ca.NotBefore) {
 		spec.NotBefore = ca.NotBefore
 	}
