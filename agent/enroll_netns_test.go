@@ -20,7 +20,7 @@ func enrollConf(n *node, extra string, join ...string) string {
 	if len(join) > 0 {
 		rj = fmt.Sprintf("  retry_join: [%s]\n  retry_interval: 1s\n  retry_max: 3\n", strings.Join(join, ", "))
 	}
-	return fmt.Sprintf("gossip:\n  bind: %s:7946\n  fast: true\n%sdns:\n  listen: [\"127.0.0.1:53\"]\n%s", n.underlay, rj, extra)
+	return fmt.Sprintf("# trust: the default (ca)\ngossip:\n  bind: %s:7946\n  fast: true\n%sdns:\n  listen: [\"127.0.0.1:53\"]\n%s", n.underlay, rj, extra)
 }
 
 // tokenCreate runs `weft token create` on the CA host and returns the token.
@@ -116,6 +116,22 @@ func TestNetns_Enroll(t *testing.T) {
 		}
 		t.Logf("%s: %s", c.name, lastLine(out))
 	}
+	// The CA default: a host that joins with neither a certificate nor a token refuses and
+	// says what to run; one that joins nobody creates a cluster of its own.
+	out = []byte(joinFails(t, e, a, `""`))
+	if !strings.Contains(string(out), "weft token create") || !strings.Contains(string(out), "trust: shared-key") {
+		t.Errorf("a host without certificate or token: %s", out)
+	}
+	t.Logf("no token: %s", lastLine(string(out)))
+	e.start(enrollConf(e, fmt.Sprintf("enroll:\n  listen: %s:7947\n", e.underlay)))
+	if st := e.status(); st.Certificate == nil || st.Certificate.Prefixes[0] != st.Subnet {
+		t.Fatalf("a host that joins nobody did not create its cluster: %+v", st.Certificate)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "state", "ca.key")); err != nil {
+		t.Fatalf("bootstrapped host has no CA key: %v", err)
+	}
+	e.kill()
+
 	tl, err := a.cli("token", "list")
 	if err != nil {
 		t.Fatal(err)

@@ -100,8 +100,27 @@ func (a *Agent) prepareEnrollment() error {
 		return a.prepareCAHost()
 	case a.cfg.JoinToken != "" && a.cfg.PKI.CA == "":
 		a.enr.pending = true
+	case a.cfg.PKI.CA != "" || a.cfg.Trust == config.TrustSharedKey || a.cfg.Gossip.Disabled:
+		// A CA configured by hand; the opt-out; or no gossip members to trust.
+	case len(a.cfg.Gossip.Join) == 0 && len(a.cfg.Gossip.RetryJoin) == 0:
+		return a.bootstrapCluster()
+	default:
+		return errors.New("this host joins a cluster (gossip.join / retry_join) but has no certificate: on the CA host (where `weft init` ran) run `weft token create`, then start this agent with --join-token TOKEN; or set trust: shared-key to run without a CA (labs: every holder of the gossip key is then trusted to claim addresses)")
 	}
 	return nil
+}
+
+// bootstrapCluster makes this host the first CA host of a new cluster (the CA default: an
+// agent with no certificate that joins nobody, as `k3s server` does).
+func (a *Agent) bootstrapCluster() error {
+	res, err := InitCluster(a.cfg.StateDir, "weft")
+	if err != nil {
+		return err
+	}
+	a.log.Info("created a new cluster: this host is its CA host; other hosts join with the line `weft token create` prints here",
+		"ca_fingerprint", res.Fingerprint.String(), "state_dir", a.cfg.StateDir)
+	stateDefaults(&a.cfg)
+	return a.prepareCAHost()
 }
 
 // prepareCAHost opens the CA host's store and issues this host's certificate when it has

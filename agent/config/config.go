@@ -95,6 +95,10 @@ type Config struct {
 	// LogFormat is text (logfmt, the default) or json (one object a line).
 	LogFormat string `yaml:"log_format"`
 
+	// Trust is "ca" (the default: members need a certificate of the cluster CA; an agent
+	// with none bootstraps a new cluster or enrolls with a token) or "shared-key" (labs: no
+	// CA required, every holder of the gossip key is trusted to claim addresses).
+	Trust string `yaml:"trust"`
 	// JoinToken enrolls this host with a CA host (discovery/enroll): the host of the first
 	// gossip.join or gossip.retry_join address, on the enroll port. Ignored once enrolled (the
 	// certificate is in StateDir).
@@ -128,6 +132,12 @@ type EnrollConfig struct {
 	// CertValidity is the validity of the host certificates this CA host issues.
 	CertValidity Duration `yaml:"cert_validity"`
 }
+
+// Trust modes.
+const (
+	TrustCA        = "ca"
+	TrustSharedKey = "shared-key"
+)
 
 // DefaultEnrollPort is the enrollment service's port: next to gossip's 7946.
 const DefaultEnrollPort = 7947
@@ -231,6 +241,7 @@ func DefaultConfig() Config {
 			Bind:          "0.0.0.0:7946",             // Serf's customary LAN port
 			RetryInterval: Duration{30 * time.Second}, // Consul's default
 		},
+		Trust: TrustCA, // certificates by default (issue 23): a gossip key alone does not let a host speak for another
 		Enroll: EnrollConfig{
 			Listen:       ":7947",                       // DefaultEnrollPort, on every address: joiners come from anywhere
 			CertValidity: Duration{30 * 24 * time.Hour}, // renewed after 20 days: a lost host drops out within a month

@@ -126,6 +126,11 @@ func (c *Config) resolve(p *problems) {
 	case c.PKI.CA != "" && c.PKI.Cert == "" && c.PKI.CAKey == "":
 		p.add("pki.ca", errors.New("pki.ca is set but pki.cert is not: sign this host's certificate with `weft ca sign --name NAME --public-key KEY` and set pki.cert"))
 	}
+	switch c.Trust {
+	case TrustCA, TrustSharedKey:
+	default:
+		p.addf("trust", "trust %q: must be ca or shared-key", c.Trust)
+	}
 	if c.JoinToken != "" {
 		if _, err := identity.ParseToken(c.JoinToken); err != nil {
 			p.add("join_token", fmt.Errorf("join_token: %w", err))
