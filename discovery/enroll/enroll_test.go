@@ -208,6 +208,13 @@ func TestEnroll_Refusals(t *testing.T) {
 		}
 		t.Logf("%s: %v", c.name, err)
 	}
+	// A token holder cannot take the name of a host enrolled with another key.
+	if _, err := Enroll(ctx, l.addr, l.token(1, time.Hour), "a", newKey(t).Public()); refusal(err) != ReasonNameTaken {
+		t.Errorf("another key under an enrolled name: %v", err)
+	}
+	if _, err := Enroll(ctx, l.addr, l.token(1, time.Hour), "bad name\n", newKey(t).Public()); refusal(err) != ReasonBadRequest {
+		t.Errorf("a malformed name: %v", err)
+	}
 	if al := l.store.Allocations(); len(al) != 1 {
 		t.Fatalf("refused enrollments allocated: %+v", al)
 	}

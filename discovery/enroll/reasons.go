@@ -19,6 +19,7 @@ const (
 	ReasonNotRenewable                   // renewal of a certificate that is not current, or not this CA's
 	ReasonNotAllocator                   // this CA host serves renewals only
 	ReasonInternal                       // the CA host failed (its log says why)
+	ReasonNameTaken                      // another key holds this node name
 	numReasons
 )
 
@@ -33,6 +34,7 @@ var reasonNames = [...]string{
 	ReasonNotRenewable: "not_renewable",
 	ReasonNotAllocator: "not_allocator",
 	ReasonInternal:     "internal",
+	ReasonNameTaken:    "name_taken",
 }
 
 // String is the reason's name, as counted.
@@ -55,6 +57,7 @@ var advice = [...]string{
 	ReasonNotRenewable: "the CA host does not renew this certificate (expired, or not of its CA): enroll again with a new token (`weft token create` on the CA host, then --join-token)",
 	ReasonNotAllocator: "this CA host renews certificates but does not enroll new hosts: pass --retry-join the address of the CA host where `weft init` ran",
 	ReasonInternal:     "the CA host failed to issue the certificate: read its log (journalctl -u weft)",
+	ReasonNameTaken:    "another host's key holds this node name at the CA host (`weft token list` shows it): start this host with another --name, or, re-installing that host, restore its old private.key into the state directory",
 }
 
 // RefusedError is the joiner's error for a refusal by the CA host.

@@ -296,7 +296,7 @@ func (s *Store) Enroll(id identity.TokenID, name string, key crypto.PublicKey, n
 	if why := r.check(now); why != 0 {
 		return Grant{}, why
 	}
-	g, why := s.issueLocked(name, key, r.Groups, now)
+	g, why := s.issueLocked(name, key, r.Groups, now, false)
 	if why != 0 {
 		return Grant{}, why
 	}
@@ -316,15 +316,15 @@ func (s *Store) Issue(name string, key crypto.PublicKey, groups []string, now ti
 	if !s.allocate {
 		return Grant{}, errors.New("this CA host does not allocate subnets (no enroll/allocations.json)")
 	}
-	g, why := s.issueLocked(name, key, groups, now)
+	g, why := s.issueLocked(name, key, groups, now, true)
 	if why != 0 {
 		return Grant{}, fmt.Errorf("issue a certificate: %s", why)
 	}
 	return g, nil
 }
 
-func (s *Store) issueLocked(name string, key crypto.PublicKey, groups []string, now time.Time) (Grant, Reason) {
-	p, fresh, why := s.allocLocked(name, key, now)
+func (s *Store) issueLocked(name string, key crypto.PublicKey, groups []string, now time.Time, own bool) (Grant, Reason) {
+	p, fresh, why := s.allocLocked(name, key, now, own)
 	if why != 0 {
 		return Grant{}, why
 	}
@@ -348,12 +348,19 @@ func (s *Store) issueLocked(name string, key crypto.PublicKey, groups []string, 
 }
 
 // allocLocked returns key's /24: the one it holds, or the lowest free one (appended to
-// s.allocs, unsaved; fresh reports that).
-func (s *Store) allocLocked(name string, key crypto.PublicKey, now time.Time) (netip.Prefix, bool, Reason) {
+// s.allocs, unsaved; fresh reports that). A node name stays bound to the first key enrolled
+// under it, so that a token holder cannot take another host's name (and its `host:` rules
+// and DNS name) while that host is down; own (the CA host's own certificate) may re-key.
+func (s *Store) allocLocked(name string, key crypto.PublicKey, now time.Time, own bool) (netip.Prefix, bool, Reason) {
 	ks := key.String()
 	for _, a := range s.allocs {
 		if a.PublicKey == ks {
 			return a.Prefix, false, 0
+		}
+	}
+	for _, a := range s.allocs {
+		if a.Name == name && !own {
+			return netip.Prefix{}, false, ReasonNameTaken
 		}
 	}
 	held := make(map[netip.Prefix]bool, len(s.allocs))
