@@ -43,6 +43,7 @@ type Agent struct {
 	pki   atomic.Pointer[trust.PKI] // nil without pki.ca; swapped by reloadPKI (wire_trust.go)
 	pol   *netpolicy.Policy         // network policy (policy.go); nil until Run
 	ctr   *containers.Containers    // container networking (wire_edges.go)
+	enr   *enrollment               // CA host, joiner, renewals (wire_enroll.go)
 	cl    *clients.Clients          // stock WireGuard clients (wire_edges.go)
 
 	httpRefused metrics.HTTPRefusals // what the metrics, pprof and Consul API listeners refused
@@ -81,7 +82,10 @@ func New(cfg config.Config, log *slog.Logger) (*Agent, error) {
 	}
 	a.dp = newDatapath(a)
 	a.cl, a.ctr = newClients(a), newContainers(a)
-	st, err := loadPKI(cfg.PKI, cfg.Name, a.priv.Public(), time.Now())
+	if err := a.prepareEnrollment(); err != nil { // may point pki at the state directory
+		return nil, err
+	}
+	st, err := loadPKI(a.cfg.PKI, cfg.Name, a.priv.Public(), time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -143,6 +147,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	closers = append(closers, a.id.Close)
 
 	a.table = peers.NewTable(a.id)
+	if err := a.completeEnrollment(ctx); err != nil { // a joiner's certificate, before gossip
+		return err
+	}
 
 	if !a.cfg.Gossip.Disabled {
 		g, err := a.startGossip()
@@ -238,6 +245,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	a.api = api
 	closers = append(closers, func() { _ = api.Close() })
+
+	stopEnroll, err := a.startEnrollment(ctx)
+	closers = append(closers, stopEnroll)
+	if err != nil {
+		return err
+	}
 
 	a.log.Info("weft agent up", "name", a.cfg.Name, "public_key", a.priv.Public().String(),
 		"address", a.address, "subnet", a.subnet, "interface", a.cfg.Interface, "port", a.port, "mode", a.cfg.Mode)

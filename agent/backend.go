@@ -153,5 +153,6 @@ func (a *Agent) routes(mux *http.ServeMux) {
 	a.cniRoutes(mux)
 	a.keyringRoutes(mux)
 	a.clientRoutes(mux)
+	a.tokenRoutes(mux)
 	mux.HandleFunc("GET /v1/fdb", func(w http.ResponseWriter, r *http.Request) { jsonhttp.WriteJSON(w, http.StatusOK, a.FDB()) })
 }

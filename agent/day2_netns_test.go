@@ -116,7 +116,7 @@ func TestNetnsRetryJoin_ReverseOrder(t *testing.T) {
 // rewriteConfig replaces the node's configuration file as start wrote it.
 func (n *node) rewriteConfig(config string) {
 	n.t.Helper()
-	full := fmt.Sprintf("name: %s\nstate_dir: %s\ncontrol_socket: %s\n%s", n.name, filepath.Join(n.dir, "state"), n.sock, config)
+	full := fmt.Sprintf("name: %s\nstate_dir: %s\ncontrol_socket: %s\n%s", n.name, filepath.Join(n.dir, "state"), n.sock, withTrust(config))
 	if err := os.WriteFile(filepath.Join(n.dir, "weft.yaml"), []byte(full), 0o600); err != nil {
 		n.t.Fatal(err)
 	}

@@ -130,7 +130,7 @@ func (n *node) startAs(uid, gid int, config string) {
 	t := n.t
 	t.Helper()
 	cfgPath := filepath.Join(n.dir, "weft.yaml")
-	full := fmt.Sprintf("name: %s\n%s", n.name, config)
+	full := fmt.Sprintf("name: %s\n%s", n.name, withTrust(config))
 	if err := os.WriteFile(cfgPath, []byte(full), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -82,6 +82,7 @@ func (a *Agent) Reload() (changed, needRestart []string, err error) {
 		a.log.Error("reload: configuration refused; nothing changed", "err", err)
 		return nil, nil, fmt.Errorf("reload: %w", err)
 	}
+	stateDefaults(&next) // the pki and gossip key files of the state directory, as at start
 	var errs []error
 	steps := a.reloadSteps()
 	for _, s := range steps {

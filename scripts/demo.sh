@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: three hosts in network namespaces, each running `weft agent` on the embedded
-# defaults, joined through one seed by gossip; encrypted traffic between all pairs; a service
+# defaults: `weft init` on h1, which becomes the CA host; h2 and h3 enrolled with a join
+# token each (`weft token create`, `weft agent --join-token`); encrypted traffic between all pairs; a service
 # registered on one host found from another by DNS and `weft resolve`, and reached through
 # the overlay; then a container on h1 and one on h3 (weft-cni, the CNI plugin), the second's
 # service found by DNS from the first and reached through the overlay. Everything it creates carries a random id and is removed on exit (and Ctrl-C).
@@ -56,26 +57,36 @@ for i in 0 1 2; do
   echo "  $h: eth0 192.168.150.$((i+1))"
 done
 
-step "a gossip key (weft keygen --gossip), then one agent per host on the embedded defaults"
-KEY=$("$BIN" keygen --gossip)
-for i in 0 1 2; do
-  h=${HOSTS[$i]}
+step "weft init on h1: the cluster CA and the gossip key, in h1's state directory"
+"$BIN" init --state-dir "$WORK/h1" --name demo | sed 's/^/  /'
+
+# start_agent HOST ARGS...: the agent of HOST, on the embedded defaults, and wait for its API.
+start_agent() {
+  local h=$1; shift
   in_ns "$h" "$BIN" agent --name "$h" --state-dir "$WORK/$h" --socket "$WORK/$h.sock" \
-    --gossip-key "$KEY" --cni --cni-subnet-env "$WORK/$h.subnet.env" >"$WORK/$h.log" 2>&1 &
+    --cni --cni-subnet-env "$WORK/$h.subnet.env" "$@" >"$WORK/$h.log" 2>&1 &
   PIDS+=($!)
-done
-for h in "${HOSTS[@]}"; do
-  for _ in $(seq 100); do weft "$h" status >/dev/null 2>&1 && break; sleep 0.1; done
+  for _ in $(seq 150); do weft "$h" status >/dev/null 2>&1 && break; sleep 0.1; done
   weft "$h" status >/dev/null || { echo "agent $h did not start:"; cat "$WORK/$h.log"; exit 1; }
+}
+
+step "h1's agent: the CA host (it issues its own certificate and serves enrollment on :7947)"
+start_agent h1
+echo "  h1: $(weft h1 status --json | grep -o '"subnet": "[^"]*"')"
+
+step "h2 and h3 join with a token each: weft token create (on h1), weft agent --join-token T --retry-join 192.168.150.1"
+for h in h2 h3; do
+  TOKEN=$(weft h1 token create 2>/dev/null)
+  echo "  $h: token ${TOKEN:0:10}…${TOKEN: -8}"
+  start_agent "$h" --join-token "$TOKEN" --retry-join 192.168.150.1 --retry-interval 1s
 done
 echo "  agents up; logs in $WORK/*.log"
-
-step "h2 and h3 join through the seed h1: weft join 192.168.150.1"
-weft h2 join 192.168.150.1
-weft h3 join 192.168.150.1
-for _ in $(seq 100); do
+for _ in $(seq 150); do
   [ "$(weft h1 members --json | grep -c '"status": "alive"')" = 3 ] && break; sleep 0.1
 done
+
+step "weft token list (on h1): the tokens spent and the /24 each host was given"
+weft h1 token list | sed 's/^/  /'
 
 step "weft members (on h1)"
 weft h1 members

@@ -95,6 +95,17 @@ type Config struct {
 	// LogFormat is text (logfmt, the default) or json (one object a line).
 	LogFormat string `yaml:"log_format"`
 
+	// Trust is "ca" (the default: members need a certificate of the cluster CA; an agent
+	// with none bootstraps a new cluster or enrolls with a token) or "shared-key" (labs: no
+	// CA required, every holder of the gossip key is trusted to claim addresses).
+	Trust string `yaml:"trust"`
+	// JoinToken enrolls this host with a CA host (discovery/enroll): the host of the first
+	// gossip.join or gossip.retry_join address, on the enroll port. Ignored once enrolled (the
+	// certificate is in StateDir).
+	JoinToken string `yaml:"join_token"`
+	// Enroll configures the enrollment service of a CA host.
+	Enroll EnrollConfig `yaml:"enroll"`
+
 	file *fileLines // where the file gave each key (lines.go); nil when not read from a file
 	// PKI configures the cluster CA (trust.go): with pki.ca set, members need a certificate.
 	PKI PKIConfig `yaml:"pki"`
@@ -109,7 +120,27 @@ type PKIConfig struct {
 	Cert string `yaml:"cert"`
 	// Blocklist is a file of revoked certificate fingerprints, one per line (optional).
 	Blocklist string `yaml:"blocklist"`
+	// CAKey is the CA's private key: this host is then a CA host (agent/wire_enroll.go).
+	// Default: StateDir/ca.key when it exists (`weft init`).
+	CAKey string `yaml:"ca_key"`
 }
+
+// EnrollConfig configures a CA host's enrollment service (discovery/enroll).
+type EnrollConfig struct {
+	// Listen is the TCP address enrollment is served on (empty: off).
+	Listen string `yaml:"listen"`
+	// CertValidity is the validity of the host certificates this CA host issues.
+	CertValidity Duration `yaml:"cert_validity"`
+}
+
+// Trust modes.
+const (
+	TrustCA        = "ca"
+	TrustSharedKey = "shared-key"
+)
+
+// DefaultEnrollPort is the enrollment service's port: next to gossip's 7946.
+const DefaultEnrollPort = 7947
 
 // PeerConfig is one static peer.
 type PeerConfig struct {
@@ -209,6 +240,11 @@ func DefaultConfig() Config {
 		Gossip: GossipConfig{
 			Bind:          "0.0.0.0:7946",             // Serf's customary LAN port
 			RetryInterval: Duration{30 * time.Second}, // Consul's default
+		},
+		Trust: TrustCA, // certificates by default (issue 23): a gossip key alone does not let a host speak for another
+		Enroll: EnrollConfig{
+			Listen:       ":7947",                       // DefaultEnrollPort, on every address: joiners come from anywhere
+			CertValidity: Duration{30 * 24 * time.Hour}, // renewed after 20 days: a lost host drops out within a month
 		},
 		ControlSocket: defaultControlSocket(), // /run/weft/weft.sock as root, $XDG_RUNTIME_DIR otherwise
 		DNS: DNSConfig{

@@ -3,10 +3,12 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/weftnet/weft/identity"
 )
@@ -119,8 +121,33 @@ func (c *Config) resolve(p *problems) {
 			key = "pki.blocklist"
 		}
 		p.add(key, errors.New("pki.cert / pki.blocklist need pki.ca: set it to the CA certificate (weft ca init writes ca.crt)"))
-	case c.PKI.CA != "" && c.PKI.Cert == "":
+	case c.PKI.CAKey != "" && c.PKI.CA == "":
+		p.add("pki.ca_key", errors.New("pki.ca_key needs pki.ca: set it to the CA's certificate (weft init writes STATE_DIR/ca.crt beside ca.key)"))
+	case c.PKI.CA != "" && c.PKI.Cert == "" && c.PKI.CAKey == "":
 		p.add("pki.ca", errors.New("pki.ca is set but pki.cert is not: sign this host's certificate with `weft ca sign --name NAME --public-key KEY` and set pki.cert"))
+	}
+	switch c.Trust {
+	case TrustCA, TrustSharedKey:
+	default:
+		p.addf("trust", "trust %q: must be ca or shared-key", c.Trust)
+	}
+	if c.JoinToken != "" {
+		if _, err := identity.ParseToken(c.JoinToken); err != nil {
+			p.add("join_token", fmt.Errorf("join_token: %w", err))
+		} else if len(c.Gossip.Join) == 0 && len(c.Gossip.RetryJoin) == 0 {
+			p.add("join_token", errors.New("join_token needs the CA host's address: add --retry-join ADDR (the host where `weft init` ran)"))
+		}
+		if c.Gossip.Disabled {
+			p.add("join_token", errors.New("join_token needs gossip: drop gossip.disabled"))
+		}
+	}
+	if c.Enroll.CertValidity.Duration < 10*time.Second {
+		p.addf("enroll.cert_validity", "enroll.cert_validity %s: must be at least 10s (like 720h)", c.Enroll.CertValidity)
+	}
+	if c.Enroll.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Enroll.Listen); err != nil {
+			p.addf("enroll.listen", "enroll.listen %q: must be [IP]:PORT (like :7947)", c.Enroll.Listen)
+		}
 	}
 	if c.Gossip.RetryInterval.Duration <= 0 {
 		p.addf("gossip.retry_interval", "gossip.retry_interval %s: must be positive (like 30s)", c.Gossip.RetryInterval)

@@ -84,6 +84,11 @@ var Settings = []Setting{
 	{Key: "gossip.allowed_static", Flag: "gossip-allowed-static", Help: "prefixes within which members may announce static subnets outside the cluster CIDR (repeatable)", Field: func(c *Config) any { return &c.Gossip.AllowedStatic }, Append: true},
 	{Key: "pki.ca", Flag: "pki-ca", Help: "trusted CA certificate file (weft ca init): members then need a valid certificate", Field: func(c *Config) any { return &c.PKI.CA }},
 	{Key: "pki.cert", Flag: "pki-cert", Help: "this host's certificate file (weft ca sign)", Field: func(c *Config) any { return &c.PKI.Cert }},
+	{Key: "trust", Flag: "trust", Help: "ca (default: members need a certificate; a host with none and nothing to join creates a new cluster, one that joins needs --join-token) or shared-key (labs: every gossip-key holder is trusted to claim addresses)", Field: func(c *Config) any { return &c.Trust }},
+	{Key: "pki.ca_key", Flag: "pki-ca-key", Help: "the CA's private key (weft init writes STATE_DIR/ca.key, used when present): this host is then a CA host that enrolls and renews other hosts", Field: func(c *Config) any { return &c.PKI.CAKey }},
+	{Key: "join_token", Flag: "join-token", Help: "enroll with the CA host (the host of the first --retry-join/--join address) using this token (weft token create), then run with the certificate it issues", Field: func(c *Config) any { return &c.JoinToken }},
+	{Key: "enroll.listen", Flag: "enroll-listen", Help: "a CA host serves enrollment and renewal here (TCP; empty: off)", Field: func(c *Config) any { return &c.Enroll.Listen }},
+	{Key: "enroll.cert_validity", Flag: "enroll-cert-validity", Help: "validity of the certificates a CA host issues (hosts renew after two thirds of it)", Field: func(c *Config) any { return &c.Enroll.CertValidity }},
 	{Key: "pki.blocklist", Flag: "pki-blocklist", Help: "file of revoked certificate fingerprints, one per line", Field: func(c *Config) any { return &c.PKI.Blocklist }},
 }
 

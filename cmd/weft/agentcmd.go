@@ -27,15 +27,20 @@ the metrics and DNS.
 
 The configuration is the embedded defaults, then the YAML file given with -c, then the flags
 given on the command line. The private key is generated on first start into the state
-directory. Gossip needs a key (weft keygen --gossip) unless --insecure-gossip is given.
+directory. Members need a certificate of the cluster CA (--trust ca, the default): an agent
+with none that joins nobody creates a new cluster here; one that joins needs --join-token.
 
 SIGHUP (systemctl reload weft) reloads what can change at run time: log_level and
 services; it logs what it reloaded and which changed settings need a restart.
 
-Example (first host, then a second one joining it; the key file is mode 0600):
+Example (the first host creates the cluster and its CA; every other host joins with a token
+that ` + "`weft token create`" + ` printed on the first):
+  weft init && weft agent
+  weft agent --join-token TOKEN --retry-join 192.0.2.1
+
+Without a CA (labs: every holder of the gossip key is trusted to claim addresses):
   weft keygen --gossip > /etc/weft/gossip.key && chmod 600 /etc/weft/gossip.key
-  weft agent --gossip-key-file /etc/weft/gossip.key
-  weft agent --gossip-key-file /etc/weft/gossip.key --retry-join 192.0.2.1
+  weft agent --trust shared-key --gossip-key-file /etc/weft/gossip.key [--retry-join 192.0.2.1]
 
 Check a configuration without starting:
   weft agent --check -c /etc/weft/weft.yaml`,

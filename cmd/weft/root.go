@@ -27,7 +27,7 @@ Run 'weft agent' on every host; the other commands talk to the local agent.`,
 		newAgentCmd(g),
 		newJoinCmd(g), newLeaveCmd(g), newMembersCmd(g), newPeersCmd(g), newStatusCmd(g),
 		newPingCmd(g), newServicesCmd(g), newRegisterCmd(g), newDeregisterCmd(g), newRenewCmd(g), newWatchCmd(g), newResolveCmd(g), newFDBCmd(g), newReloadCmd(g), newCNICmd(g),
-		newKeyringCmd(g), newBenchCmd(), newKeygenCmd(), newCACmd(), newConfigCmd(), newVersionCmd(), newDNSCmd(), newGenDocsCmd(),
+		newKeyringCmd(g), newBenchCmd(), newKeygenCmd(), newCACmd(), newInitCmd(), newTokenCmd(g), newConfigCmd(), newVersionCmd(), newDNSCmd(), newGenDocsCmd(),
 		newPolicyCmd(g),
 		newClientCmd(g),
 	)
