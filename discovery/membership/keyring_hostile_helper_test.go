@@ -4,20 +4,22 @@ import (
 	"testing"
 )
 
-// hostileKeysOf returns c's keys (base64, the primary first) as it would start with
-// after a restart.
+// hostileKeysOf returns c's keys (base64, the primary first) in memory, and fails the test
+// when the keyring file, which wins at restart, says otherwise.
 func hostileKeysOf(t *testing.T, c *Cluster) []string {
 	t.Helper()
+	mem := c.keyring.Keys()
 	keys, ok, err := loadKeyringFile(c.cfg.KeyringFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !ok {
-		return []string{b64(c.cfg.GossipKey)}
+		return mem
 	}
-	var out []string
-	for _, k := range keys {
-		out = append(out, b64(k))
+	for i, k := range keys {
+		if i >= len(mem) || b64(k) != mem[i] {
+			t.Fatalf("%s: keyring file %v differs from the keys in use %v", c.cfg.NodeName, keys, mem)
+		}
 	}
-	return out
+	return mem
 }

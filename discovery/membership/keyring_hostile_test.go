@@ -82,6 +82,9 @@ func TestHostile_KeyringPartition(t *testing.T) {
 			}
 			for r := range resp.ResponseCh() {
 				t.Logf("query %s (filter %v): %s answered %q", q.name, filter, r.From, r.Payload)
+				if !bytes.Contains(r.Payload, []byte("encryption not enabled")) {
+					t.Errorf("%s acted on %s: Serf holds a keyring", r.From, q.name)
+				}
 			}
 		}
 	}
