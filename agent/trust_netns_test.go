@@ -71,14 +71,12 @@ func hostileMain(args []string) error {
 				}
 				return s.SetTags(c.Tags)
 			}
-			kr, err := memberlist.NewKeyring(nil, key)
-			if err != nil {
-				return err
-			}
 			ml := memberlist.DefaultLANConfig()
 			ml.Name, ml.BindAddr, ml.BindPort = c.Name, bind, c.Port
-			ml.Keyring, ml.GossipVerifyIncoming, ml.GossipVerifyOutgoing = kr, true, true
 			ml.LogOutput = io.Discard
+			if err := membership.SealGossip(ml, key); err != nil { // weft's gossip encryption
+				return err
+			}
 			sc := serf.DefaultConfig()
 			sc.Init()
 			sc.NodeName, sc.Tags, sc.MemberlistConfig, sc.LogOutput = c.Name, c.Tags, ml, io.Discard

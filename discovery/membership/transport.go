@@ -31,7 +31,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -376,4 +378,36 @@ func (c *sealedConn) readRecord() error {
 	}
 	c.drops.add(DropStreamKey)
 	return fmt.Errorf("%w: record %d opens with no installed gossip key (wrong key, or tampered)", errStream, c.rseq)
+}
+
+// SealGossip makes ml, a memberlist config for a Serf member that a program runs itself (a
+// test playing a hostile member, say), speak weft's gossip encryption with key: it binds
+// ml.BindAddr:ml.BindPort (0: a free port, written back into ml), installs the transport
+// and shrinks the UDP buffer by the sealing overhead. ml.Keyring must stay nil.
+func SealGossip(ml *memberlist.Config, key []byte) error {
+	kr, err := NewKeyring([][]byte{key}, "")
+	if err != nil {
+		return err
+	}
+	logger := ml.Logger
+	if logger == nil {
+		out := ml.LogOutput
+		if out == nil {
+			out = os.Stderr
+		}
+		logger = log.New(out, "", log.LstdFlags)
+	}
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{ml.BindAddr}, BindPort: ml.BindPort, Logger: logger})
+	if err != nil {
+		return err
+	}
+	if ml.BindPort == 0 {
+		ml.BindPort = nt.GetAutoBindPort()
+		if ml.AdvertisePort == 0 {
+			ml.AdvertisePort = ml.BindPort
+		}
+	}
+	ml.Transport = newSealedTransport(nt, kr, new(dropCounters))
+	ml.UDPBufferSize -= PacketOverhead
+	return nil
 }

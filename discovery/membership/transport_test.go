@@ -196,7 +196,7 @@ func trMITM(t *testing.T, msgs []string, mutate func([][]byte) [][]byte) (string
 	ac := newSealedConn(a, kr, &drops, false)
 	pre := len(streamMagic) + streamIDSize
 	go ac.handshake() // sends its preamble now, as memberlist's first Read would
-	go func() { // the acceptor's preamble to the dialer
+	go func() {       // the acceptor's preamble to the dialer
 		b := make([]byte, pre)
 		if _, err := io.ReadFull(p2, b); err == nil {
 			p1.Write(b)
