@@ -191,19 +191,23 @@ func TestNetnsReload_SIGHUP(t *testing.T) {
 
 // TestNetnsKeyring_RotateLiveCluster: `weft keyring install|use|remove`, run on each host in
 // turn (a keyring acts on its own host only: gossip cannot change keys), rotates the gossip
-// key of three running agents; no member is ever seen other than alive, traffic flows, and
-// an agent restarted with the old key in its configuration rejoins from its keyring file.
+// key of three running agents; no kept member is ever seen other than alive, traffic flows,
+// a fourth agent left out of the rotation is evicted (the kept hosts see it failed, it sees
+// them failed), and an agent restarted with the old key in its configuration rejoins from its
+// keyring file.
 func TestNetnsKeyring_RotateLiveCluster(t *testing.T) {
-	nodes := gossipLab(t, "a", "b", "c")
-	a, b, c := nodes[0], nodes[1], nodes[2]
+	all := gossipLab(t, "a", "b", "c", "x")
+	nodes, x := all[:3], all[3]
+	a, c := nodes[0], nodes[2]
 	oldKey, newKey := gossipKeyB64(t), gossipKeyB64(t)
 	a.start(gossipConfig(a, oldKey))
-	b.start(gossipConfig(b, oldKey, a.underlay))
-	c.start(gossipConfig(c, oldKey, a.underlay))
+	for _, n := range all[1:] {
+		n.start(gossipConfig(n, oldKey, a.underlay))
+	}
 	threeAlive := func() error { return allAlive(nodes, "", "a", "b", "c") }
-	eventually(t, 30*time.Second, "three alive", threeAlive)
+	eventually(t, 30*time.Second, "four alive", func() error { return allAlive(all, "", "a", "b", "c", "x") })
 	for _, step := range [][]string{{"install", newKey}, {"use", newKey}, {"remove", oldKey}} {
-		for _, n := range nodes { // each step on every host before the next, as the README says
+		for _, n := range nodes { // each step on every kept host before the next, as the README says
 			out, err := n.cli("keyring", step[0], step[1])
 			if err != nil || !strings.Contains(out, "done on this host") {
 				t.Fatalf("keyring %s on %s: %v\n%s", step[0], n.name, err, out)
@@ -217,6 +221,20 @@ func TestNetnsKeyring_RotateLiveCluster(t *testing.T) {
 			t.Fatalf("a second after keyring %s: %v", step[0], err)
 		}
 	}
+	eventually(t, 30*time.Second, "x, left out of the rotation, evicted", func() error {
+		for _, n := range nodes {
+			if m := n.members()["x"]; m.Status == "alive" {
+				return fmt.Errorf("%s still sees x alive", n.name)
+			}
+		}
+		ms := x.members()
+		for _, n := range nodes {
+			if ms[n.name].Status == "alive" {
+				return fmt.Errorf("x still sees %s alive", n.name)
+			}
+		}
+		return nil
+	})
 	var out string
 	for _, n := range nodes {
 		o, err := n.cli("keyring", "list")

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/agent/internal/jsonhttp"
 	"github.com/weftnet/weft/discovery/membership"
@@ -64,4 +66,28 @@ func writeKeyring(w http.ResponseWriter, st membership.KeyringStatus, err error)
 		return
 	}
 	jsonhttp.WriteJSON(w, http.StatusOK, st)
+}
+
+// newGossipDropsCollector exports weft_gossip_dropped_total{reason}: gossip input that weft's
+// gossip encryption dropped (wrong key, tampered, not weft's format), read at scrape time.
+func newGossipDropsCollector(a *Agent) prometheus.Collector {
+	return &gossipDropsCollector{a: a, desc: prometheus.NewDesc("weft_gossip_dropped_total",
+		"Gossip packets and stream records dropped by the gossip encryption, by reason (packet_no_key, stream_no_key: a host without the cluster's key, or tampering).",
+		[]string{"reason"}, nil)}
+}
+
+type gossipDropsCollector struct {
+	a    *Agent
+	desc *prometheus.Desc
+}
+
+func (c *gossipDropsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *gossipDropsCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.a.gsp == nil {
+		return
+	}
+	for reason, n := range c.a.gsp.Cluster().TransportDrops() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n), reason)
+	}
 }

@@ -27,8 +27,8 @@ before the next (a loop over ssh, say):
   for h in $HOSTS; do ssh $h weft keyring remove - < old.key; done    # drop the old one
   for h in $HOSTS; do ssh $h weft keyring list; done
 
-A host left out of the loop is cut off at the last step: what it sends no longer opens
-anywhere. That is how a rotation evicts a host.
+A host left out of the loop is cut off: from "use" on it cannot open what the others
+send, after "remove" nothing it sends opens. That is how a rotation evicts a host.
 
 Each host keeps its keyring in STATE_DIR/gossip.keyring (0600), which wins over gossip.key
 at its next start (an older weft's serf.keyring is migrated into it once); put the new key
