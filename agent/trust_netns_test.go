@@ -42,6 +42,11 @@ type hostileCmd struct {
 	Port  int               `json:"port,omitempty"`
 	Tags  map[string]string `json:"tags,omitempty"`
 	Leave bool              `json:"leave,omitempty"`
+	// KeyQuery, on an existing member: send this Serf keyring query with Key, filtered to
+	// Filter (day2_netns_test.go).
+	KeyQuery string   `json:"key_query,omitempty"`
+	Key      []byte   `json:"key,omitempty"`
+	Filter   []string `json:"filter,omitempty"`
 }
 
 func hostileMain(args []string) error {
@@ -64,6 +69,9 @@ func hostileMain(args []string) error {
 		}
 		err := func() error {
 			if s, ok := members[c.Name]; ok {
+				if c.KeyQuery != "" {
+					return hostileKeyQuery(s, c)
+				}
 				if c.Leave {
 					delete(members, c.Name)
 					_ = s.Leave()
