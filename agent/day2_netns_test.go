@@ -1,7 +1,9 @@
 package agent_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-msgpack/v2/codec"
+	"github.com/hashicorp/serf/serf"
 
 	"github.com/weftnet/weft/agent"
 	"github.com/weftnet/weft/crypto"
@@ -189,36 +194,61 @@ func TestNetnsReload_SIGHUP(t *testing.T) {
 	}
 }
 
-// TestNetnsKeyring_RotateLiveCluster: `weft keyring install|use|remove` rotates the gossip
-// key of three running agents; no member is ever seen other than alive, traffic flows, and
-// an agent restarted with the old key in its file rejoins from its keyring file.
+// TestNetnsKeyring_RotateLiveCluster: `weft keyring install|use|remove`, run on each host in
+// turn (a keyring acts on its own host only: gossip cannot change keys), rotates the gossip
+// key of three running agents; no kept member is ever seen other than alive, traffic flows,
+// a fourth agent left out of the rotation is evicted (the kept hosts see it failed, it sees
+// them failed), and an agent restarted with the old key in its configuration rejoins from its
+// keyring file.
 func TestNetnsKeyring_RotateLiveCluster(t *testing.T) {
-	nodes := gossipLab(t, "a", "b", "c")
-	a, b, c := nodes[0], nodes[1], nodes[2]
+	all := gossipLab(t, "a", "b", "c", "x")
+	nodes, x := all[:3], all[3]
+	a, c := nodes[0], nodes[2]
 	oldKey, newKey := gossipKeyB64(t), gossipKeyB64(t)
 	a.start(gossipConfig(a, oldKey))
-	b.start(gossipConfig(b, oldKey, a.underlay))
-	c.start(gossipConfig(c, oldKey, a.underlay))
+	for _, n := range all[1:] {
+		n.start(gossipConfig(n, oldKey, a.underlay))
+	}
 	threeAlive := func() error { return allAlive(nodes, "", "a", "b", "c") }
-	eventually(t, 30*time.Second, "three alive", threeAlive)
+	eventually(t, 30*time.Second, "four alive", func() error { return allAlive(all, "", "a", "b", "c", "x") })
 	for _, step := range [][]string{{"install", newKey}, {"use", newKey}, {"remove", oldKey}} {
-		out, err := b.cli("keyring", step[0], step[1])
-		if err != nil || !strings.Contains(out, "done on 3 of 3 members") {
-			t.Fatalf("keyring %s: %v\n%s", step[0], err, out)
+		for _, n := range nodes { // each step on every kept host before the next, as the README says
+			out, err := n.cli("keyring", step[0], step[1])
+			if err != nil || !strings.Contains(out, "done on this host") {
+				t.Fatalf("keyring %s on %s: %v\n%s", step[0], n.name, err, out)
+			}
+			if err := threeAlive(); err != nil {
+				t.Fatalf("after keyring %s on %s: %v", step[0], n.name, err)
+			}
 		}
-		if err := threeAlive(); err != nil {
-			t.Fatalf("after keyring %s: %v", step[0], err)
-		}
-		time.Sleep(time.Second) // gossip and probes under the new keyring
+		time.Sleep(time.Second) // gossip and probes under the new keyrings
 		if err := threeAlive(); err != nil {
 			t.Fatalf("a second after keyring %s: %v", step[0], err)
 		}
 	}
-	out, err := a.cli("keyring", "list")
-	if err != nil || strings.Contains(out, oldKey) || !slices.ContainsFunc(strings.Split(out, "\n"), func(l string) bool {
-		return slices.Equal(strings.Fields(l), []string{newKey, "3/3", "3/3"})
-	}) {
-		t.Fatalf("keyring list after the rotation: %v\n%s", err, out)
+	eventually(t, 30*time.Second, "x, left out of the rotation, evicted", func() error {
+		for _, n := range nodes {
+			if m := n.members()["x"]; m.Status == "alive" {
+				return fmt.Errorf("%s still sees x alive", n.name)
+			}
+		}
+		ms := x.members()
+		for _, n := range nodes {
+			if ms[n.name].Status == "alive" {
+				return fmt.Errorf("x still sees %s alive", n.name)
+			}
+		}
+		return nil
+	})
+	var out string
+	for _, n := range nodes {
+		o, err := n.cli("keyring", "list")
+		if err != nil || strings.Contains(o, oldKey) || !slices.ContainsFunc(strings.Split(o, "\n"), func(l string) bool {
+			return slices.Equal(strings.Fields(l), []string{newKey, "yes"})
+		}) {
+			t.Fatalf("keyring list on %s after the rotation: %v\n%s", n.name, err, o)
+		}
+		out = o
 	}
 	t.Logf("keyring list:\n%s", out)
 	eventually(t, 30*time.Second, "all pairs ping after the rotation", func() error { return allPairsPing(nodes) })
@@ -362,4 +392,98 @@ func TestNetnsAdvertise_IPv6Only(t *testing.T) {
 	b.start(cfg(`"[2001:db8:62::1]:7946"`))
 	eventually(t, 30*time.Second, "a and b alive over IPv6", func() error { return allAlive(nodes, "[2001:db8:62::", "a", "b") })
 	eventually(t, 30*time.Second, "overlay ping both ways", func() error { return allPairsPing(nodes) })
+}
+
+// hostileKeyQuery sends Serf's keyring query c.KeyQuery (as serf.KeyManager encodes it:
+// message type 7, msgpack keyRequest{Key}) from a hostile member, filtered to c.Filter, and
+// waits for the answers. An answer that does not refuse ("encryption not enabled") is an
+// error: that member acted on it.
+func hostileKeyQuery(s *serf.Serf, c hostileCmd) error {
+	var buf bytes.Buffer
+	buf.WriteByte(7)
+	h := codec.MsgpackHandle{BasicHandle: codec.BasicHandle{TimeNotBuiltin: true}}
+	if err := codec.NewEncoder(&buf, &h).Encode(struct{ Key []byte }{c.Key}); err != nil {
+		return err
+	}
+	resp, err := s.Query(c.KeyQuery, buf.Bytes(), &serf.QueryParam{FilterNodes: c.Filter, Timeout: 2 * time.Second})
+	if err != nil {
+		return err
+	}
+	var acted []string
+	for r := range resp.ResponseCh() {
+		if !bytes.Contains(r.Payload, []byte("encryption not enabled")) {
+			acted = append(acted, r.From)
+		}
+	}
+	if len(acted) > 0 {
+		return fmt.Errorf("%s acted on by %v", c.KeyQuery, acted)
+	}
+	return nil
+}
+
+// TestNetnsKeyring_HostilePartition: a member that holds the gossip key (and, with a CA, no
+// certificate) sends Serf's keyring queries filtered to a victim agent, then to every agent:
+// install its own key, make it primary, remove the cluster's. With and without a CA, no
+// agent acts on them, every keyring stays as it was, and the victim stays in the cluster.
+func TestNetnsKeyring_HostilePartition(t *testing.T) {
+	for _, mode := range []string{"shared-key", "ca"} {
+		t.Run(mode, func(t *testing.T) {
+			nodes := gossipLab(t, "a", "b", "victim", "evil")
+			honest, evil := nodes[:3], nodes[3]
+			key := gossipKeyB64(t)
+			conf := func(*node, string) string { return "" }
+			if mode == "ca" {
+				ca := newLabCA(t, "cluster")
+				caFile := filepath.Join(t.TempDir(), "ca.crt")
+				writePEM(t, caFile, ca.cert)
+				now := time.Now()
+				conf = func(n *node, subnet string) string {
+					cert := ca.sign(t, n.name, n.priv.Public(), now.Add(-time.Hour), now.AddDate(1, 0, 0), nil, subnet)
+					writePEM(t, filepath.Join(n.dir, "host.crt"), cert)
+					return fmt.Sprintf("pki:\n  ca: %s\n  cert: %s\n", caFile, filepath.Join(n.dir, "host.crt"))
+				}
+			}
+			a := honest[0]
+			a.start(gossipConfig(a, key) + conf(a, "10.42.1.0/24"))
+			honest[1].start(gossipConfig(honest[1], key, a.underlay) + conf(honest[1], "10.42.2.0/24"))
+			honest[2].start(gossipConfig(honest[2], key, a.underlay) + conf(honest[2], "10.42.3.0/24"))
+			names := []string{"a", "b", "victim"}
+			eventually(t, 30*time.Second, "three alive", func() error { return allAlive(honest, "", names...) })
+			before := map[string]string{}
+			for _, n := range honest {
+				out, err := n.cli("keyring", "list")
+				if err != nil {
+					t.Fatal(err)
+				}
+				before[n.name] = out
+			}
+			raw, _ := base64.StdEncoding.DecodeString(key)
+			evilKey, _ := base64.StdEncoding.DecodeString(gossipKeyB64(t))
+			x := startHostile(t, evil.host, key, evil.underlay, a.underlay+":7946")
+			x.do(hostileCmd{Name: "evil", Port: 7946})
+			for _, filter := range [][]string{{"victim"}, nil} {
+				for _, q := range []struct {
+					name string
+					key  []byte
+				}{{"_serf_install-key", evilKey}, {"_serf_use-key", evilKey}, {"_serf_remove-key", raw}, {"_serf_list-keys", nil}} {
+					x.do(hostileCmd{Name: "evil", KeyQuery: q.name, Key: q.key, Filter: filter})
+				}
+				deadline := time.Now().Add(5 * time.Second) // a cut-off member is failed within ~2 s (fast gossip)
+				for time.Now().Before(deadline) {
+					if err := allAlive(honest, "", names...); err != nil {
+						t.Fatalf("keyring queries (filter %v) partitioned the cluster: %v", filter, err)
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+			}
+			for _, n := range honest {
+				if out, err := n.cli("keyring", "list"); err != nil || out != before[n.name] {
+					t.Fatalf("%s's keyring changed: %v\n%s\nwas\n%s", n.name, err, out, before[n.name])
+				}
+			}
+			if err := allPairsPing(honest); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }

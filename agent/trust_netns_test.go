@@ -42,6 +42,11 @@ type hostileCmd struct {
 	Port  int               `json:"port,omitempty"`
 	Tags  map[string]string `json:"tags,omitempty"`
 	Leave bool              `json:"leave,omitempty"`
+	// KeyQuery, on an existing member: send this Serf keyring query with Key, filtered to
+	// Filter (day2_netns_test.go).
+	KeyQuery string   `json:"key_query,omitempty"`
+	Key      []byte   `json:"key,omitempty"`
+	Filter   []string `json:"filter,omitempty"`
 }
 
 func hostileMain(args []string) error {
@@ -64,6 +69,9 @@ func hostileMain(args []string) error {
 		}
 		err := func() error {
 			if s, ok := members[c.Name]; ok {
+				if c.KeyQuery != "" {
+					return hostileKeyQuery(s, c)
+				}
 				if c.Leave {
 					delete(members, c.Name)
 					_ = s.Leave()
@@ -71,14 +79,12 @@ func hostileMain(args []string) error {
 				}
 				return s.SetTags(c.Tags)
 			}
-			kr, err := memberlist.NewKeyring(nil, key)
-			if err != nil {
-				return err
-			}
 			ml := memberlist.DefaultLANConfig()
 			ml.Name, ml.BindAddr, ml.BindPort = c.Name, bind, c.Port
-			ml.Keyring, ml.GossipVerifyIncoming, ml.GossipVerifyOutgoing = kr, true, true
 			ml.LogOutput = io.Discard
+			if err := membership.SealGossip(ml, key); err != nil { // weft's gossip encryption
+				return err
+			}
 			sc := serf.DefaultConfig()
 			sc.Init()
 			sc.NodeName, sc.Tags, sc.MemberlistConfig, sc.LogOutput = c.Name, c.Tags, ml, io.Discard

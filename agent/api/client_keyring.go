@@ -5,13 +5,13 @@ import (
 	"fmt"
 )
 
-// Keyring lists the keys of every member.
+// Keyring lists this host's gossip keys.
 func (c *Client) Keyring(ctx context.Context) (KeyringStatus, error) {
 	var st KeyringStatus
 	return st, c.do(ctx, "GET", "/v1/keyring", nil, &st)
 }
 
-// KeyringOp installs ("install"), switches to ("use") or removes ("remove") a key everywhere.
+// KeyringOp installs ("install"), switches to ("use") or removes ("remove") a key on this host.
 func (c *Client) KeyringOp(ctx context.Context, op, key string) (KeyringStatus, error) {
 	method := map[string]string{"install": "POST", "use": "PUT", "remove": "DELETE"}[op]
 	if method == "" {

@@ -152,16 +152,15 @@ type FDBEntry struct {
 	Age    string `json:"age,omitempty"`
 }
 
-// KeyringStatus is the cluster's answer to a keyring operation.
+// KeyringStatus is this host's gossip keyring (a keyring acts on one host only).
 type KeyringStatus struct {
-	// Members is how many members the query was sent to; Responses how many answered.
+	// Members and Responses are 1: this host (the shape of an older cluster-wide answer).
 	Members   int `json:"members"`
 	Responses int `json:"responses"`
-	// Keys maps each installed key (base64) to how many members hold it; Primary the
-	// same for the key each member sends with.
+	// Keys maps each installed key (base64) to 1; Primary the key this host sends with.
 	Keys    map[string]int `json:"keys,omitempty"`
 	Primary map[string]int `json:"primary,omitempty"`
-	// Errors are the members that failed the operation and what they said.
+	// Errors is unused (kept for the older cluster-wide answer).
 	Errors map[string]string `json:"errors,omitempty"`
 }
 

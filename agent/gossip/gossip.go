@@ -130,7 +130,10 @@ func New(cfg Config, deps Deps) (*Gossip, error) {
 	dc.AcceptClaim = trust.NewAllocationFilter(deps.PKI).Accept
 	dc.SnapshotPath = filepath.Join(cfg.StateDir, "serf.snapshot")
 	if key != nil {
-		dc.KeyringFile = filepath.Join(cfg.StateDir, "serf.keyring") // weft keyring (agent/keyring.go)
+		// This host's keyring, changed only by `weft keyring` over the control socket
+		// (agent/keyring.go); an older weft's serf.keyring is migrated once.
+		dc.KeyringFile = filepath.Join(cfg.StateDir, "gossip.keyring")
+		dc.LegacyKeyringFile = filepath.Join(cfg.StateDir, "serf.keyring")
 	}
 	dc.Node = cfg.Node
 	c, err := membership.New(dc)

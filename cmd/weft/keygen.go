@@ -58,6 +58,6 @@ Keep private keys in files only root can read: weft keygen > key && chmod 600 ke
 		},
 	}
 	cmd.Flags().BoolVar(&public, "public", false, "read a private key on stdin and print its public key")
-	cmd.Flags().BoolVar(&gossip, "gossip", false, "print a new 32-byte gossip (Serf keyring) key")
+	cmd.Flags().BoolVar(&gossip, "gossip", false, "print a new 32-byte gossip key")
 	return cmd
 }

@@ -118,13 +118,18 @@ func flattenError(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
-// keyHint translates memberlist's keyring errors into what to do.
+// keyHint translates gossip encryption errors into what to do. A member that cannot open
+// what we send closes the connection without a word (it cannot answer without the key): an
+// EOF while joining is the usual sign of a key mismatch.
 func keyHint(msg string) string {
 	switch {
-	case strings.Contains(msg, "remote state is encrypted and encryption is not configured"):
+	case strings.Contains(msg, "opens with no installed gossip key"), strings.HasSuffix(msg, "EOF"), strings.Contains(msg, "connection reset by peer"):
+		return "the member closed the connection or sent what no key opens: this host's gossip.key is not the cluster's (compare `weft keyring list` on both hosts), or the member runs an older weft (upgrade all hosts together)"
+	case strings.Contains(msg, "does not speak weft's gossip encryption"):
+		return "the member runs an older weft, or has no gossip key: upgrade all hosts together and give every host the cluster's gossip key"
+	case strings.Contains(msg, "invalid msgType (119)"), // 'w': weft's stream preamble
+		strings.Contains(msg, "remote state is encrypted and encryption is not configured"):
 		return "the cluster encrypts gossip and this host has no gossip key: set gossip.key"
-	case strings.Contains(msg, "no installed keys could decrypt"):
-		return "gossip key mismatch: this host's gossip.key is not the cluster's"
 	case strings.Contains(msg, "encryption is configured but remote state is not encrypted"):
 		return "the cluster runs without a gossip key (insecure gossip) but this host has one"
 	}
@@ -140,6 +145,8 @@ type Cluster struct {
 	log        *slog.Logger
 	serf       *serf.Serf
 	serfEvents chan serf.Event
+	keyring    *Keyring     // nil with insecure gossip
+	drops      dropCounters // the transport's drops
 	events     *eventQueue
 	pool       pool
 	kick       chan struct{}
@@ -160,21 +167,7 @@ func New(cfg Config) (*Cluster, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	kr, err := newKeyring(cfg.GossipKey, cfg.Insecure)
-	if cfg.KeyringFile != "" {
-		// After a rotation the file holds the cluster's keys; the configured key may be
-		// the one rotated out.
-		keys, ok, ferr := loadKeyringFile(cfg.KeyringFile)
-		if ferr != nil {
-			return nil, ferr
-		}
-		if ok {
-			if kr, err = keyringFromFile(keys); err != nil {
-				return nil, err
-			}
-			cfg.Logger.Info("gossip keys from the keyring file (it wins over the configured key)", "file", cfg.KeyringFile, "keys", len(keys))
-		}
-	}
+	kr, err := openKeyring(&cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -202,11 +195,35 @@ func New(cfg Config) (*Cluster, error) {
 	c.info = info
 	c.tags = map[string]string{TagNodeInfo: tag}
 
+	var tr *sealedTransport
 	if kr == nil {
 		c.log.Warn("gossip is NOT encrypted (insecure gossip): anyone who can reach the gossip port can join")
+	} else {
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+			BindAddrs: []string{cfg.BindAddr}, BindPort: cfg.BindPort, Logger: cfg.stdLogger(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("gossip on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
+		}
+		if cfg.BindPort == 0 { // memberlist fills these only for a transport of its own
+			cfg.BindPort = nt.GetAutoBindPort()
+			if cfg.AdvertisePort == 0 {
+				cfg.AdvertisePort = cfg.BindPort
+			}
+		}
+		c.cfg.BindPort, c.cfg.AdvertisePort = cfg.BindPort, cfg.AdvertisePort
+		tr = newSealedTransport(nt, kr, &c.drops)
+		c.keyring = kr
 	}
-	s, err := serf.Create(cfg.serfConfig(kr, c.serfEvents, c.tags))
+	var mlTransport memberlist.Transport
+	if tr != nil {
+		mlTransport = tr
+	}
+	s, err := serf.Create(cfg.serfConfig(mlTransport, c.serfEvents, c.tags))
 	if err != nil {
+		if tr != nil {
+			_ = tr.Shutdown()
+		}
 		return nil, fmt.Errorf("serf.Create (gossip on %s:%d): %w", cfg.BindAddr, cfg.BindPort, err)
 	}
 	c.serf = s

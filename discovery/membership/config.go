@@ -41,15 +41,19 @@ type Config struct {
 	AdvertisePort int
 
 	// GossipKey is the 32-byte key that encrypts and authenticates all gossip
-	// (memberlist keyring, AES-256-GCM). Members without it cannot join.
+	// (weft's own transport, XChaCha20-Poly1305: transport.go; Serf and memberlist hold
+	// no keyring). Members without it cannot join.
 	GossipKey []byte
 	// Insecure allows an empty GossipKey: gossip then travels in the clear.
 	// Without it New refuses an empty key with ErrNoGossipKey.
 	Insecure bool
 
-	// KeyringFile, if set, is where Serf keeps this member's keyring after a rotation
-	// (keyops.go); when it exists at start it wins over GossipKey.
+	// KeyringFile, if set, is where this host keeps its keyring after a local change
+	// (keyops.go; 0600); when it exists at start it wins over GossipKey.
 	KeyringFile string
+	// LegacyKeyringFile, if set, is an older weft's Serf keyring (serf.keyring): when
+	// KeyringFile does not exist yet, it is read once, written to KeyringFile and removed.
+	LegacyKeyringFile string
 
 	// Node is what this host announces. Node.Subnet, Node.Static and
 	// Node.StaticSince are ignored: the Cluster fills them from StaticSubnet or
@@ -215,9 +219,14 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// serfConfig translates c into Serf's and memberlist's configs.
-func (c *Config) serfConfig(kr *memberlist.Keyring, events chan<- serf.Event, tags map[string]string) *serf.Config {
-	stdlog := log.New(slogWriter{c.Logger}, "", 0)
+// stdLogger is Serf's and memberlist's logger: their lines at debug level into c.Logger.
+func (c *Config) stdLogger() *log.Logger { return log.New(slogWriter{c.Logger}, "", 0) }
+
+// serfConfig translates c into Serf's and memberlist's configs. With a transport (weft's
+// gossip encryption) memberlist runs unencrypted over it, its UDP buffer shrunk by the
+// sealing overhead; Serf never has a keyring, so it refuses every keyring query.
+func (c *Config) serfConfig(tr memberlist.Transport, events chan<- serf.Event, tags map[string]string) *serf.Config {
+	stdlog := c.stdLogger()
 
 	ml := memberlist.DefaultLANConfig()
 	ml.Name = c.NodeName
@@ -225,9 +234,10 @@ func (c *Config) serfConfig(kr *memberlist.Keyring, events chan<- serf.Event, ta
 	ml.BindPort = c.BindPort
 	ml.AdvertiseAddr = c.AdvertiseAddr
 	ml.AdvertisePort = c.AdvertisePort
-	ml.Keyring = kr
-	ml.GossipVerifyIncoming = true
-	ml.GossipVerifyOutgoing = true
+	if tr != nil {
+		ml.Transport = tr
+		ml.UDPBufferSize -= PacketOverhead
+	}
 	ml.ProbeInterval = c.ProbeInterval
 	ml.ProbeTimeout = c.ProbeTimeout
 	ml.SuspicionMult = c.SuspicionMult
@@ -245,7 +255,6 @@ func (c *Config) serfConfig(kr *memberlist.Keyring, events chan<- serf.Event, ta
 	sc.EventCh = events
 	sc.MemberlistConfig = ml
 	sc.SnapshotPath = c.SnapshotPath
-	sc.KeyringFile = c.KeyringFile
 	sc.ReapInterval = c.ReapInterval
 	sc.ReconnectInterval = c.ReconnectInterval
 	sc.ReconnectTimeout = c.ReconnectTimeout

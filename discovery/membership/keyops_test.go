@@ -7,16 +7,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// TestCluster_KeyRotation rotates the gossip key of a running three-member cluster (install,
-// use, remove through one member) while a watcher checks that no member is ever seen as
-// anything but alive; afterwards a host with the old key cannot join, one with the new key
-// can, and a member restarted from its keyring file keeps the new key.
+// TestCluster_KeyRotation rotates the gossip key of a running three-member cluster, host by
+// host (install everywhere, use everywhere, remove everywhere), while a watcher checks that no
+// member is ever seen as anything but alive; afterwards a host with the old key cannot join,
+// one with the new key can, and a member restarted from its keyring file keeps the new key.
 func TestCluster_KeyRotation(t *testing.T) {
 	dir := t.TempDir()
 	var cs []*Cluster
@@ -66,25 +67,31 @@ func TestCluster_KeyRotation(t *testing.T) {
 	newKey := base64.StdEncoding.EncodeToString(newKeyRaw[:])
 
 	st, err := cs[0].ListKeys()
-	if err != nil || st.Keys[oldKey] != 3 || st.Primary[oldKey] != 3 {
+	if err != nil || len(st.Keys) != 1 || st.Keys[oldKey] != 1 || st.Primary[oldKey] != 1 {
 		t.Fatalf("list before: %+v %v", st, err)
 	}
-	if _, err := cs[0].RemoveKey(oldKey); err == nil {
-		t.Fatal("removing the primary key was accepted")
+	if _, err := cs[0].RemoveKey(oldKey); !errors.Is(err, ErrRemovePrimary) {
+		t.Fatalf("removing the primary key: %v", err)
 	}
-	if st, err := cs[1].InstallKey(newKey); err != nil || st.Responses != 3 {
-		t.Fatalf("install: %+v %v", st, err)
+	if _, err := cs[0].UseKey(newKey); !errors.Is(err, ErrKeyNotInstalled) {
+		t.Fatalf("using a key not installed: %v", err)
 	}
-	if st, err := cs[2].UseKey(newKey); err != nil || st.Responses != 3 {
-		t.Fatalf("use: %+v %v", st, err)
+	step := func(name string, op func(*Cluster, string) (KeyringStatus, error), key string) {
+		for i, c := range cs {
+			if _, err := op(c, key); err != nil {
+				t.Fatalf("%s on k%d: %v", name, i, err)
+			}
+		}
+		time.Sleep(500 * time.Millisecond) // gossip rounds between the steps
 	}
-	time.Sleep(500 * time.Millisecond) // gossip rounds under the new primary, both keys accepted
-	if st, err := cs[0].RemoveKey(oldKey); err != nil || st.Responses != 3 {
-		t.Fatalf("remove: %+v %v", st, err)
-	}
-	st, err = cs[0].ListKeys()
-	if err != nil || len(st.Keys) != 1 || st.Keys[newKey] != 3 || st.Primary[newKey] != 3 {
-		t.Fatalf("list after: %+v %v", st, err)
+	step("install", (*Cluster).InstallKey, newKey)
+	step("use", (*Cluster).UseKey, newKey)
+	step("remove", (*Cluster).RemoveKey, oldKey)
+	for i, c := range cs {
+		st, err := c.ListKeys()
+		if err != nil || len(st.Keys) != 1 || st.Keys[newKey] != 1 || st.Primary[newKey] != 1 {
+			t.Fatalf("k%d's keys after: %+v %v", i, st, err)
+		}
 	}
 	time.Sleep(time.Second) // probes and gossip with the new key only
 	close(stop)
@@ -102,6 +109,9 @@ func TestCluster_KeyRotation(t *testing.T) {
 		var keys []string
 		if err != nil || json.Unmarshal(data, &keys) != nil || len(keys) != 1 || keys[0] != newKey {
 			t.Fatalf("k%d's keyring file: %s %v", i, data, err)
+		}
+		if fi, err := os.Stat(filepath.Join(dir, fmt.Sprintf("k%d.keyring", i))); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("k%d's keyring file mode: %v %v", i, fi.Mode(), err)
 		}
 	}
 
@@ -151,5 +161,103 @@ func TestCluster_KeyringInsecure(t *testing.T) {
 	c := clStartCluster(t, cfg)
 	if _, err := c.ListKeys(); !errors.Is(err, ErrKeyring) {
 		t.Fatalf("ListKeys without encryption: %v", err)
+	}
+}
+
+// TestCluster_RotationEvicts: a rotation on the kept hosts (install, use, remove) cuts off the
+// host that is not given the new key: the others declare it failed, what it still sends is
+// dropped and counted, and it cannot join again with the old key.
+func TestCluster_RotationEvicts(t *testing.T) {
+	names := []string{"keep0", "keep1", "rogue"}
+	var cs []*Cluster
+	for _, n := range names {
+		cs = append(cs, clStartCluster(t, clTestConfig(t, n)))
+	}
+	for _, c := range cs[1:] {
+		if _, err := c.Join([]string{clAddrOf(cs[0])}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clEventually(t, 10*time.Second, "three alive members", func() bool {
+		for _, c := range cs {
+			for _, n := range names {
+				if clMemberStatus(c, n) != StatusAlive {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	oldKey := base64.StdEncoding.EncodeToString(clTestGossipKey)
+	raw := clRandomKey(t)
+	newKey := base64.StdEncoding.EncodeToString(raw[:])
+	kept := cs[:2]
+	for _, step := range []func(*Cluster) (KeyringStatus, error){
+		func(c *Cluster) (KeyringStatus, error) { return c.InstallKey(newKey) },
+		func(c *Cluster) (KeyringStatus, error) { return c.UseKey(newKey) },
+		func(c *Cluster) (KeyringStatus, error) { return c.RemoveKey(oldKey) },
+	} {
+		for _, c := range kept {
+			if _, err := step(c); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	clEventually(t, 15*time.Second, "the kept hosts see the rogue failed and each other alive", func() bool {
+		for _, c := range kept {
+			if clMemberStatus(c, "rogue") == StatusAlive || clMemberStatus(c, "keep0") != StatusAlive || clMemberStatus(c, "keep1") != StatusAlive {
+				return false
+			}
+		}
+		return true
+	})
+	clEventually(t, 15*time.Second, "the rogue sees both kept hosts failed", func() bool {
+		return clMemberStatus(cs[2], "keep0") != StatusAlive && clMemberStatus(cs[2], "keep1") != StatusAlive
+	})
+	if d := cs[0].TransportDrops(); d[DropPacketKey] == 0 {
+		t.Errorf("the rogue's packets were not counted as %s at keep0: %v", DropPacketKey, d)
+	}
+	if _, err := cs[2].Join([]string{clAddrOf(cs[0])}); err == nil {
+		t.Fatal("the evicted host joined again with the old key")
+	} else {
+		t.Logf("rejoin with the old key: %v", err)
+	}
+	if clMemberStatus(cs[0], "rogue") == StatusAlive {
+		t.Fatal("the evicted host is alive again at keep0")
+	}
+}
+
+// TestOpenKeyring_MigratesSerfKeyring: an older weft's serf.keyring is read once into the
+// keyring file (0600) and removed; the file then wins over the configured key.
+func TestOpenKeyring_MigratesSerfKeyring(t *testing.T) {
+	dir := t.TempDir()
+	a, b := clRandomKey(t), clRandomKey(t)
+	legacy := filepath.Join(dir, "serf.keyring")
+	data, _ := json.Marshal([]string{base64.StdEncoding.EncodeToString(a[:]), base64.StdEncoding.EncodeToString(b[:])})
+	if err := os.WriteFile(legacy, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := clTestConfig(t, "m")
+	cfg.KeyringFile, cfg.LegacyKeyringFile = filepath.Join(dir, "gossip.keyring"), legacy
+	kr, err := openKeyring(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := kr.Keys(); len(got) != 2 || got[0] != base64.StdEncoding.EncodeToString(a[:]) {
+		t.Fatalf("migrated keys %v", got)
+	}
+	if _, err := os.Stat(legacy); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("serf.keyring still there: %v", err)
+	}
+	if fi, err := os.Stat(cfg.KeyringFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("keyring file: %v %v", fi, err)
+	}
+	// A corrupt older keyring is refused with what to do, never silently ignored.
+	if err := os.WriteFile(legacy, []byte("[]"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.KeyringFile = filepath.Join(dir, "other.keyring")
+	if _, err := openKeyring(&cfg); err == nil || !strings.Contains(err.Error(), "remove it") {
+		t.Fatalf("corrupt serf.keyring: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package membership
 import (
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"testing"
 )
 
@@ -37,15 +38,18 @@ func TestParseGossipKey(t *testing.T) {
 	}
 }
 
-func TestNewKeyring(t *testing.T) {
-	if kr, err := newKeyring(nil, true); kr != nil || err != nil {
+func TestOpenKeyring(t *testing.T) {
+	cfg := Config{Insecure: true, Logger: slog.New(slog.DiscardHandler)}
+	if kr, err := openKeyring(&cfg); kr != nil || err != nil {
 		t.Fatalf("insecure: %v %v", kr, err)
 	}
-	if _, err := newKeyring(nil, false); !errors.Is(err, ErrNoGossipKey) {
+	cfg.Insecure = false
+	if _, err := openKeyring(&cfg); !errors.Is(err, ErrNoGossipKey) {
 		t.Fatalf("no key: %v", err)
 	}
-	kr, err := newKeyring(clTestGossipKey, false)
-	if err != nil || len(kr.GetKeys()) != 1 {
+	cfg.GossipKey = clTestGossipKey
+	kr, err := openKeyring(&cfg)
+	if err != nil || len(kr.Keys()) != 1 {
 		t.Fatalf("keyring: %v", err)
 	}
 }
