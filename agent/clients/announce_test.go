@@ -14,8 +14,8 @@ import (
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 
 	"github.com/weftnet/weft/agent/api"
-	"github.com/weftnet/weft/agent/internal/clienttag"
 	"github.com/weftnet/weft/agent/config"
+	"github.com/weftnet/weft/agent/internal/clienttag"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/peers"
 )

@@ -20,8 +20,8 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/weftnet/weft/agent/api"
-	"github.com/weftnet/weft/agent/internal/clienttag"
 	"github.com/weftnet/weft/agent/config"
+	"github.com/weftnet/weft/agent/internal/clienttag"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/internal/fsutil"
 )
