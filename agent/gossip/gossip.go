@@ -227,7 +227,9 @@ func (g *Gossip) Subscribe(f func(Event)) { g.bus.subscribe(f) }
 
 // Start applies the current members and follows the events.
 func (g *Gossip) Start() {
-	for _, m := range g.c.Members() {
+	ms := g.c.Members()
+	g.round(ms) // claims first seen together: a tie is held by none (trust.Incumbency)
+	for _, m := range ms {
 		g.Apply(m)
 		g.bus.publish(Event{Event: membership.Event{Type: membership.EventUpdate, Member: m}, Replay: true})
 	}

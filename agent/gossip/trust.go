@@ -7,9 +7,20 @@ import (
 
 	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/discovery/membership"
 	"github.com/weftnet/weft/discovery/trust"
 	"github.com/weftnet/weft/identity"
 )
+
+// reapAfter is how long a node name stays bound to its key after its member went away:
+// Serf's reap time (membership.Config ReconnectTimeout, TombstoneTimeout) as New sets it.
+func (g *Gossip) reapAfter() time.Duration {
+	dc := membership.DefaultConfig()
+	if g.cfg.Gossip.Fast {
+		dc = membership.DefaultLocalConfig()
+	}
+	return max(dc.ReconnectTimeout, dc.TombstoneTimeout)
+}
 
 // IsRefused reports whether the member's claims are refused now.
 func (g *Gossip) IsRefused(name string) bool {

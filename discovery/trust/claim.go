@@ -44,6 +44,11 @@ const (
 	ReasonStaticPeerKey  = "static_peer_key"         // the key of a static peer of the config
 	ReasonDuplicateKey   = "duplicate_key"           // another live member announces the key
 	ReasonNoCertificate  = "no_certificate"          // a CA is configured and the member has none
+
+	// Without a CA, incumbency (incumbency.go):
+	ReasonSubnetHeld      = "subnet_held"      // another alive member held the /24 first
+	ReasonSubnetContested = "subnet_contested" // claimed together with another member: neither holds it
+	ReasonNameKeyChanged  = "name_key_changed" // the member name was first announced with another key
 )
 
 const (
@@ -59,7 +64,8 @@ const RecheckInterval = 30 * time.Second
 // hostile member cannot create time series.
 func RefusalReasons() []string {
 	return append([]string{ReasonSubnetNotSlot, ReasonStaticNotAllow, ReasonOverlapsOwn, ReasonOverlapsStatic,
-		ReasonMACNotDerived, ReasonOwnKey, ReasonStaticPeerKey, ReasonDuplicateKey, ReasonNoCertificate},
+		ReasonMACNotDerived, ReasonOwnKey, ReasonStaticPeerKey, ReasonDuplicateKey, ReasonNoCertificate,
+		ReasonSubnetHeld, ReasonSubnetContested, ReasonNameKeyChanged},
 		identity.Reasons()...)
 }
 
