@@ -159,7 +159,8 @@ func (g *Gossip) applyMember(m membership.Member, cascade bool) (withdrew bool) 
 	}
 	key := crypto.PublicKey(m.Info.PublicKey)
 	now := time.Now()
-	claims, cerr := trust.CheckClaim(g.deps.Policy(now), trust.MemberClaim{Name: m.Name, Info: m.Info, Cert: m.Tags[identity.TagKey]})
+	pol := g.deps.Policy(now)
+	claims, cerr := trust.CheckClaim(pol, trust.MemberClaim{Name: m.Name, Info: m.Info, Cert: m.Tags[identity.TagKey]})
 	others, dup := g.ledger.Candidate(m, cerr == nil)
 	if cerr == nil && dup {
 		cerr = trust.Refuse(trust.ReasonDuplicateKey, "public key %s is also announced by %s: peered with neither", key, strings.Join(others, ", "))
@@ -171,7 +172,8 @@ func (g *Gossip) applyMember(m membership.Member, cascade bool) (withdrew bool) 
 			cerr = g.ledger.Incumbency().BindName(m.Name, key, now, g.reapAfter())
 		}
 		if cerr == nil {
-			freed, cerr = g.ledger.Incumbency().Claim(m.Name, m.Info.Subnet)
+			wins := m.Info.Static && slices.ContainsFunc(pol.AllowedStatic, func(a netip.Prefix) bool { return trust.PrefixWithin(m.Info.Subnet, a) })
+			freed, cerr = g.ledger.Incumbency().Claim(m.Name, m.Info.Subnet, wins)
 		} else {
 			freed = g.ledger.Incumbency().Keep(m.Name, m.Info.Subnet)
 		}

@@ -128,6 +128,7 @@ func New(cfg Config, deps Deps) (*Gossip, error) {
 	}
 	dc.StateDir = cfg.StateDir
 	dc.AcceptClaim = trust.NewAllocationFilter(deps.PKI).Accept
+	dc.StaticWins = staticWins(cfg.Gossip.AllowedStatic) // trust.go
 	dc.SnapshotPath = filepath.Join(cfg.StateDir, "serf.snapshot")
 	if key != nil {
 		dc.KeyringFile = filepath.Join(cfg.StateDir, "serf.keyring") // weft keyring (agent/keyring.go)

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -20,6 +21,20 @@ func (g *Gossip) reapAfter() time.Duration {
 		dc = membership.DefaultLocalConfig()
 	}
 	return max(dc.ReconnectTimeout, dc.TombstoneTimeout)
+}
+
+// staticWins is membership.Config.StaticWins: a member's static claim makes this host give
+// up a /24 it holds only inside gossip.allowed_static (config.Resolve checked the prefixes).
+func staticWins(allowed []string) func(netip.Prefix) bool {
+	var ps []netip.Prefix
+	for _, s := range allowed {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			ps = append(ps, p.Masked())
+		}
+	}
+	return func(sn netip.Prefix) bool {
+		return slices.ContainsFunc(ps, func(a netip.Prefix) bool { return trust.PrefixWithin(sn, a) })
+	}
 }
 
 // IsRefused reports whether the member's claims are refused now.

@@ -48,6 +48,7 @@ type Incumbency struct {
 // slot is one /24: a holder, or (holder "") the members tied on it.
 type slot struct {
 	holder string
+	wins   bool // the holder's claim is static inside gossip.allowed_static
 	tied   []string
 }
 
@@ -91,10 +92,13 @@ func (in *Incumbency) Round(hs []Holding) {
 }
 
 // Claim checks member name's claim of sn: it holds sn when sn is free (or it is the last of
-// a tie), and is refused when another member holds it or several are tied on it. The member's
-// previous /24 is released; freed reports that it was (the caller re-applies the others: a
-// member refused on it may hold it now).
-func (in *Incumbency) Claim(name string, sn netip.Prefix) (freed bool, err *ClaimError) {
+// a tie), and is refused when another member holds it or several are tied on it. wins marks
+// a static claim inside gossip.allowed_static, which the operator lets displace a holder
+// whose claim is not such (the displaced member is refused from then on, and its allocator
+// moves it). The member's previous /24 is released, or a holder displaced; freed reports it
+// (the caller re-applies the others: a member refused on it may hold it now, a displaced one
+// is withdrawn).
+func (in *Incumbency) Claim(name string, sn netip.Prefix, wins bool) (freed bool, err *ClaimError) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if prev, ok := in.claimOf[name]; ok && prev != sn {
@@ -103,11 +107,21 @@ func (in *Incumbency) Claim(name string, sn netip.Prefix) (freed bool, err *Clai
 	s := in.slots[sn]
 	switch {
 	case s == nil:
-		in.slots[sn] = &slot{holder: name}
+		in.slots[sn] = &slot{holder: name, wins: wins}
 		in.claimOf[name] = sn
 		return freed, nil
 	case s.holder == name:
+		s.wins = wins
 		return freed, nil
+	case wins && !s.wins:
+		for _, n := range append([]string{s.holder}, s.tied...) {
+			if n != "" {
+				delete(in.claimOf, n)
+			}
+		}
+		in.slots[sn] = &slot{holder: name, wins: true}
+		in.claimOf[name] = sn
+		return true, nil
 	case s.holder != "":
 		return freed, Refuse(ReasonSubnetHeld, "announces %s, which member %q holds: a claim on a /24 that an alive member holds is refused (it is accepted once %q moves, leaves or fails)", sn, s.holder, s.holder)
 	case slices.Equal(s.tied, []string{name}):

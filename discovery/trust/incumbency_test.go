@@ -19,14 +19,14 @@ func reasonOf(err *ClaimError) string {
 func TestIncumbency_LaterClaimRefused(t *testing.T) {
 	in := NewIncumbency()
 	s5, s6 := pfx("10.42.5.0/24"), pfx("10.42.6.0/24")
-	if _, err := in.Claim("victim", s5); err != nil {
+	if _, err := in.Claim("victim", s5, false); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
-		if _, err := in.Claim("forger", s5); reasonOf(err) != ReasonSubnetHeld {
+		if _, err := in.Claim("forger", s5, false); reasonOf(err) != ReasonSubnetHeld {
 			t.Fatalf("later claim: %v, want %s", err, ReasonSubnetHeld)
 		}
-		if _, err := in.Claim("victim", s5); err != nil {
+		if _, err := in.Claim("victim", s5, false); err != nil {
 			t.Fatalf("the holder's repeat: %v", err)
 		}
 	}
@@ -38,10 +38,10 @@ func TestIncumbency_LaterClaimRefused(t *testing.T) {
 		t.Fatal("Keep of the held /24 released it")
 	}
 	// The victim moves: s5 is freed (reported), the forger may take it.
-	if freed, err := in.Claim("victim", s6); err != nil || !freed {
+	if freed, err := in.Claim("victim", s6, false); err != nil || !freed {
 		t.Fatalf("move: freed %v, %v", freed, err)
 	}
-	if _, err := in.Claim("forger", s5); err != nil {
+	if _, err := in.Claim("forger", s5, false); err != nil {
 		t.Fatalf("the freed /24: %v", err)
 	}
 	if !in.Release("forger") || in.Holder(s5) != "" || in.Release("forger") {
@@ -61,22 +61,22 @@ func TestIncumbency_SimultaneousFirstClaim(t *testing.T) {
 		in := NewIncumbency()
 		in.Round([]Holding{{order[0], s5}, {order[1], s5}, {"other", s7}})
 		for _, n := range order {
-			if _, err := in.Claim(n, s5); reasonOf(err) != ReasonSubnetContested {
+			if _, err := in.Claim(n, s5, false); reasonOf(err) != ReasonSubnetContested {
 				t.Fatalf("%v: %s: %v, want %s", order, n, err, ReasonSubnetContested)
 			}
 		}
-		if _, err := in.Claim("other", s7); err != nil {
+		if _, err := in.Claim("other", s7, false); err != nil {
 			t.Fatalf("an uncontested claim of the round: %v", err)
 		}
-		if _, err := in.Claim("late", s5); reasonOf(err) != ReasonSubnetHeld {
+		if _, err := in.Claim("late", s5, false); reasonOf(err) != ReasonSubnetHeld {
 			t.Fatalf("a newcomer on a tie: %v", err)
 		}
 		// A second round changes nothing for members already tied.
 		in.Round([]Holding{{order[0], s5}, {order[1], s5}})
-		if freed, err := in.Claim(order[0], pfx("10.42.8.0/24")); err != nil || !freed {
+		if freed, err := in.Claim(order[0], pfx("10.42.8.0/24"), false); err != nil || !freed {
 			t.Fatalf("move off the tie: %v %v", freed, err)
 		}
-		if _, err := in.Claim(order[1], s5); err != nil || in.Holder(s5) != order[1] {
+		if _, err := in.Claim(order[1], s5, false); err != nil || in.Holder(s5) != order[1] {
 			t.Fatalf("the last of the tie: %v, holder %q", err, in.Holder(s5))
 		}
 	}
@@ -117,5 +117,26 @@ func TestIncumbency_NameBinding(t *testing.T) {
 		if !slices.Contains(RefusalReasons(), r) {
 			t.Errorf("%s is not a refusal reason (metric label)", r)
 		}
+	}
+}
+
+// TestIncumbency_StaticInsideAllowedStatic: a static claim that the operator allows (inside
+// gossip.allowed_static) displaces a dynamic holder; a second such claim does not displace
+// the first; a static claim outside it is an ordinary later claim.
+func TestIncumbency_StaticInsideAllowedStatic(t *testing.T) {
+	in := NewIncumbency()
+	s5 := pfx("10.42.5.0/24")
+	in.Claim("dyn", s5, false)
+	if _, err := in.Claim("forged-static", s5, false); reasonOf(err) != ReasonSubnetHeld {
+		t.Fatalf("a static claim outside allowed_static: %v", err)
+	}
+	if freed, err := in.Claim("static", s5, true); err != nil || !freed || in.Holder(s5) != "static" {
+		t.Fatalf("an allowed static claim: freed %v, %v, holder %q", freed, err, in.Holder(s5))
+	}
+	if _, err := in.Claim("dyn", s5, false); reasonOf(err) != ReasonSubnetHeld {
+		t.Fatalf("the displaced holder: %v", err)
+	}
+	if _, err := in.Claim("static2", s5, true); reasonOf(err) != ReasonSubnetHeld {
+		t.Fatalf("a second allowed static claim: %v", err)
 	}
 }
