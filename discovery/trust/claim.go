@@ -12,7 +12,9 @@ package trust
 // Without a CA: a subnet is one /24 of the cluster CIDR (or a static prefix that
 // gossip.allowed_static lists) and overlaps neither this host's subnet nor a static peer's
 // prefixes; the MAC is the one derived from the public key; the key is neither this host's
-// nor a static peer's, and no other live member announces it. With a CA (pki.ca), the member
+// nor a static peer's, and no other live member announces it. Then incumbency
+// (incumbency.go): the /24 is not held by another alive member, and the name is not bound to
+// another key. With a CA (pki.ca), the member
 // must also carry a certificate (tag identity.TagKey) that verifies, is not blocklisted, and
 // names its node name, public key and subnet.
 //
