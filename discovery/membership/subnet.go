@@ -55,6 +55,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -355,7 +356,7 @@ func (c *Cluster) reconcile() {
 	prevStatus, prevSubnet := c.status, c.info.Subnet
 	info := c.info
 	info.Subnet = d.subnet
-	if err := c.setNodeInfoLocked(info); err != nil {
+	if err := c.setNodeInfoLocked(info); err != nil && !c.tookTagsLocked(info) {
 		c.mu.Unlock()
 		c.log.Warn("announce subnet", "subnet", d.subnet, "err", err)
 		return
@@ -376,4 +377,21 @@ func (c *Cluster) reconcile() {
 		c.log.Info("subnet changed", "member", local, "from", prevSubnet, "subnet", d.subnet, "status", d.status)
 		c.events.send(Event{Type: EventSubnetChanged, Member: c.LocalMember(), Subnet: d.subnet})
 	}
+}
+
+// tookTagsLocked reports whether Serf announces info although SetTags failed: its wait for
+// the broadcast timed out (a loaded host) after the local tags changed, and they spread
+// anyway. Then c.info and c.tags follow what is announced, or this host would keep deciding
+// from a subnet it no longer announces.
+func (c *Cluster) tookTagsLocked(info NodeInfo) bool {
+	tag, err := info.EncodeTag()
+	if err != nil {
+		return false
+	}
+	local := c.serf.LocalMember().Tags
+	if local[TagNodeInfo] != tag {
+		return false
+	}
+	c.tags, c.info = maps.Clone(local), info
+	return true
 }
