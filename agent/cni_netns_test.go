@@ -438,13 +438,14 @@ func TestNetns_CNIMasquerade(t *testing.T) {
 }
 
 // TestNetns_CNISubnetMove: when a static subnet elsewhere takes this host's, the guard and
-// subnet.env follow the new subnet, and a new container gets an address of it that works.
+// subnet.env follow the new subnet, and a new container gets an address of it that works
+// (a static claim displaces a holder inside gossip.allowed_static only).
 func TestNetns_CNISubnetMove(t *testing.T) {
 	nodes := gossipLab(t, "a", "s")
 	a, s := nodes[0], nodes[1]
 	key := gossipKeyB64(t)
 	env := filepath.Join(a.dir, "subnet.env")
-	a.start(gossipConfig(a, key) + fmt.Sprintf("cni:\n  enabled: true\n  subnet_env: %s\n", env))
+	a.start(allowStatic(gossipConfig(a, key), "10.42.0.0/16") + fmt.Sprintf("cni:\n  enabled: true\n  subnet_env: %s\n", env))
 	taken := a.status().Subnet
 	ca := newCNIHost(t, a)
 	lab := netlab.NewT(t)

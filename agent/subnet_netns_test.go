@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// TestNetns_SubnetConflicts: a static subnet wins over an allocated one (the allocated host
+// TestNetns_SubnetConflicts: a static subnet inside gossip.allowed_static wins over an allocated one (the allocated host
 // moves, address and all, and traffic follows; its WireGuard client guard follows the
 // subnet and its client, addressed in the old one, is reported), and of two hosts with the
 // same static subnet the one that joined later reports the conflict.
@@ -15,7 +15,7 @@ func TestNetns_SubnetConflicts(t *testing.T) {
 	nodes := gossipLab(t, "a", "s", "u")
 	a, s, u := nodes[0], nodes[1], nodes[2]
 	key := gossipKeyB64(t)
-	a.start(gossipConfig(a, key))
+	a.start(allowStatic(gossipConfig(a, key), "10.42.0.0/16"))
 	taken := a.status().Subnet
 	if out, err := a.cli("client", "add", "phone"); err != nil { // installs the client guard
 		t.Fatalf("client add: %v\n%s", err, out)

@@ -317,3 +317,45 @@ func TestReloadPKI_RemovingTheCANeedsARestart(t *testing.T) {
 		t.Fatalf("pki.ca is now %q", a.cfg.PKI.CA)
 	}
 }
+
+// TestGossip_SubnetTakeover: without a CA, a gossip-key holder announces the victim's exact
+// /24 with its own key, sorting below and above the victim's. With the real peer table: the
+// victim's prefix stays routed to the victim with its allowed IPs whole, the forger is never
+// a peer, and the refusal is counted once (subnet_held).
+func TestGossip_SubnetTakeover(t *testing.T) {
+	for _, lower := range []bool{true, false} {
+		t.Run(fmt.Sprintf("forger_key_lower=%v", lower), func(t *testing.T) {
+			a, g := trustAgent(t, config.DefaultConfig())
+			victimKey := newKey(t).Public()
+			victim := liveMember("victim", membership.NodeInfo{PublicKey: victimKey, Subnet: pfx("10.42.5.0/24"), DataPort: 51820, VNI: 1, Mode: modeByte("l3", "wireguard")})
+			g.apply(victim)
+			var evilKey crypto.PublicKey
+			for {
+				evilKey = newKey(t).Public()
+				if (bytesCompare(evilKey, victimKey) < 0) == lower {
+					break
+				}
+			}
+			forged := liveMember("evil", membership.NodeInfo{PublicKey: evilKey, Subnet: pfx("10.42.5.0/24"), DataPort: 51820, VNI: 1, Mode: modeByte("l3", "wireguard")})
+			g.apply(forged)
+			g.apply(forged)
+			if p := a.table.Lookup(netip.MustParseAddr("10.42.5.9")); p == nil || p.Key() != victimKey {
+				t.Fatalf("10.42.5.9 no longer routes to the victim %s (forger %s took over the prefix)", victimKey, evilKey)
+			}
+			if p := a.table.ByKey(victimKey); p == nil || len(p.AllowedIPs()) != 1 || p.AllowedIPs()[0] != pfx("10.42.5.0/24") {
+				t.Fatalf("the victim's allowed IPs: %+v", p)
+			}
+			if a.table.ByKey(evilKey) != nil {
+				t.Fatal("the forger is a peer")
+			}
+			if r, _ := g.refusedReason("evil"); r.Reason != trust.ReasonSubnetHeld {
+				t.Fatalf("refusal %+v, want %s", r, trust.ReasonSubnetHeld)
+			}
+			if n := g.RefusedCounts()[trust.ReasonSubnetHeld]; n != 1 {
+				t.Fatalf("counted %d, want 1", n)
+			}
+		})
+	}
+}
+
+func bytesCompare(a, b crypto.PublicKey) int { return strings.Compare(string(a[:]), string(b[:])) }

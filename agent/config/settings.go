@@ -81,7 +81,7 @@ var Settings = []Setting{
 	{Key: "netstack_proxy.max_conns", Flag: "proxy-max-conns", Help: "netstack: concurrent connections per proxy or forward (0: 1024)", Field: func(c *Config) any { return &c.NetstackProxy.MaxConns }},
 	{Key: "log_level", Flag: "log-level", Help: "debug, info, warn or error (SIGHUP reloads it)", Field: func(c *Config) any { return &c.LogLevel }},
 	{Key: "log_format", Flag: "log-format", Help: "text or json", Field: func(c *Config) any { return &c.LogFormat }},
-	{Key: "gossip.allowed_static", Flag: "gossip-allowed-static", Help: "prefixes within which members may announce static subnets outside the cluster CIDR (repeatable)", Field: func(c *Config) any { return &c.Gossip.AllowedStatic }, Append: true},
+	{Key: "gossip.allowed_static", Flag: "gossip-allowed-static", Help: "prefixes within which members may announce static subnets outside the cluster CIDR, and within which a static /24 displaces the host that holds it (repeatable)", Field: func(c *Config) any { return &c.Gossip.AllowedStatic }, Append: true},
 	{Key: "pki.ca", Flag: "pki-ca", Help: "trusted CA certificate file (weft ca init): members then need a valid certificate", Field: func(c *Config) any { return &c.PKI.CA }},
 	{Key: "pki.cert", Flag: "pki-cert", Help: "this host's certificate file (weft ca sign)", Field: func(c *Config) any { return &c.PKI.Cert }},
 	{Key: "trust", Flag: "trust", Help: "ca (default: members need a certificate; a host with none and nothing to join creates a new cluster, one that joins needs --join-token) or shared-key (labs: every gossip-key holder is trusted to claim addresses)", Field: func(c *Config) any { return &c.Trust }},

@@ -26,7 +26,9 @@ import (
 // yourself only while the loop does not run (tests).
 func (g *Gossip) Resync() {
 	present := map[string]bool{}
-	for _, m := range g.c.Members() {
+	ms := g.c.Members()
+	g.round(ms)
+	for _, m := range ms {
 		present[m.Name] = true
 		g.Apply(m)
 		g.bus.publish(Event{Event: membership.Event{Type: membership.EventUpdate, Member: m}, Replay: true})
@@ -46,6 +48,7 @@ func (g *Gossip) Resync() {
 		}
 	}
 	for _, name := range gone {
+		g.ledger.Incumbency().Reaped(name)
 		g.ledger.Forget(name)
 		g.remove(name)
 		g.bus.publish(Event{Event: membership.Event{Type: membership.EventReap, Member: membership.Member{Name: name}}, Replay: true})
@@ -56,7 +59,11 @@ func (g *Gossip) handle(ev membership.Event) {
 	switch ev.Type {
 	case membership.EventJoin, membership.EventUpdate, membership.EventLeave, membership.EventFailed, membership.EventReap:
 		g.log.Info("member "+ev.Type.String(), "member", ev.Member.Name, "addr", ev.Member.Addr, "subnet", ev.Member.Info.Subnet)
-		if g.Apply(ev.Member) {
+		withdrew := g.Apply(ev.Member)
+		if ev.Type == membership.EventReap && g.ledger.Incumbency().Reaped(ev.Member.Name) {
+			withdrew = true // its /24 is free: a member refused on it may hold it now
+		}
+		if withdrew {
 			g.resync(ev.Member.Name)
 		}
 	case membership.EventSubnetChanged:
@@ -74,11 +81,51 @@ func (g *Gossip) handle(ev membership.Event) {
 // prefix it had taken over from another member (two claims in flight, last writer wins)
 // returns to the member that still announces it.
 func (g *Gossip) resync(except string) {
+	if g.c == nil {
+		return // tests that apply members by hand
+	}
 	for _, m := range g.c.Members() {
 		if m.Name != except && m.Status == membership.StatusAlive {
 			g.Apply(m)
 		}
 	}
+}
+
+// ApplyRound applies members first seen together (Start, Resync): without a CA, a free /24
+// that several of them claim is held by none of them (trust.Incumbency.Round), so the order
+// of the member list decides nothing. Call it only while the event loop does not run (tests).
+func (g *Gossip) ApplyRound(ms []membership.Member) {
+	g.round(ms)
+	for _, m := range ms {
+		g.Apply(m)
+	}
+}
+
+// round records, without a CA, the /24 claims of ms that pass the member checks as first
+// seen together.
+func (g *Gossip) round(ms []membership.Member) {
+	if g.deps.PKI() != nil {
+		return
+	}
+	pol := g.deps.Policy(time.Now())
+	var hs []trust.Holding
+	for _, m := range ms {
+		if !g.peerable(m) {
+			continue
+		}
+		if _, err := trust.CheckClaim(pol, trust.MemberClaim{Name: m.Name, Info: m.Info}); err != nil {
+			continue
+		}
+		hs = append(hs, trust.Holding{Name: m.Name, Subnet: m.Info.Subnet})
+	}
+	g.ledger.Incumbency().Round(hs)
+}
+
+// peerable reports whether m is a candidate for peering: alive, another host, its tags
+// usable, with a subnet, of this host's mode and VNI.
+func (g *Gossip) peerable(m membership.Member) bool {
+	return m.Name != g.cfg.Name && m.Status == membership.StatusAlive && m.InfoErr == nil && m.Info.Subnet.IsValid() &&
+		m.Info.Mode == g.cfg.Node.Mode && m.Info.VNI == g.cfg.Node.VNI
 }
 
 // Apply makes the peer table agree with one member's state, after checking its claims
@@ -111,17 +158,33 @@ func (g *Gossip) applyMember(m membership.Member, cascade bool) (withdrew bool) 
 		return g.withhold(m, cascade)
 	}
 	key := crypto.PublicKey(m.Info.PublicKey)
-	claims, cerr := trust.CheckClaim(g.deps.Policy(time.Now()), trust.MemberClaim{Name: m.Name, Info: m.Info, Cert: m.Tags[identity.TagKey]})
+	now := time.Now()
+	pol := g.deps.Policy(now)
+	claims, cerr := trust.CheckClaim(pol, trust.MemberClaim{Name: m.Name, Info: m.Info, Cert: m.Tags[identity.TagKey]})
 	others, dup := g.ledger.Candidate(m, cerr == nil)
 	if cerr == nil && dup {
 		cerr = trust.Refuse(trust.ReasonDuplicateKey, "public key %s is also announced by %s: peered with neither", key, strings.Join(others, ", "))
+	}
+	if g.deps.PKI() == nil {
+		// Shared-key mode: nothing but who came first binds a name or a /24 to a key.
+		var freed bool
+		if cerr == nil {
+			cerr = g.ledger.Incumbency().BindName(m.Name, key, now, g.reapAfter())
+		}
+		if cerr == nil {
+			wins := m.Info.Static && slices.ContainsFunc(pol.AllowedStatic, func(a netip.Prefix) bool { return trust.PrefixWithin(m.Info.Subnet, a) })
+			freed, cerr = g.ledger.Incumbency().Claim(m.Name, m.Info.Subnet, wins)
+		} else {
+			freed = g.ledger.Incumbency().Keep(m.Name, m.Info.Subnet)
+		}
+		withdrew = freed
 	}
 	g.ledger.Note(m.Name, trust.Verdict{Claims: claims, Err: cerr})
 	if cascade {
 		defer g.reapply(others)
 	}
 	if cerr != nil {
-		return g.remove(m.Name)
+		return g.remove(m.Name) || withdrew
 	}
 	p := Peer{Key: key, Endpoint: netip.AddrPortFrom(m.Addr.Addr(), m.Info.DataPort), MAC: m.Info.MAC,
 		Addr: m.Info.Subnet.Masked().Addr().Next()}
@@ -129,7 +192,7 @@ func (g *Gossip) applyMember(m membership.Member, cascade bool) (withdrew bool) 
 	old, had := g.keys[m.Name]
 	g.mu.Unlock()
 	if had && old != p {
-		withdrew = g.remove(m.Name)
+		withdrew = g.remove(m.Name) || withdrew
 	}
 	g.mu.Lock()
 	g.keys[m.Name], g.names[key] = p, m.Name
@@ -149,7 +212,11 @@ func (g *Gossip) applyMember(m membership.Member, cascade bool) (withdrew bool) 
 func (g *Gossip) withhold(m membership.Member, cascade bool) bool {
 	others, _ := g.ledger.Candidate(m, false)
 	g.ledger.Forget(m.Name)
-	withdrew := g.remove(m.Name)
+	if m.Status != membership.StatusAlive {
+		g.ledger.Incumbency().Away(m.Name, time.Now())
+	}
+	freed := g.ledger.Incumbency().Release(m.Name) // a failed or left member holds nothing (the allocator's rule)
+	withdrew := g.remove(m.Name) || freed
 	if cascade {
 		g.reapply(others)
 	}

@@ -128,6 +128,7 @@ func New(cfg Config, deps Deps) (*Gossip, error) {
 	}
 	dc.StateDir = cfg.StateDir
 	dc.AcceptClaim = trust.NewAllocationFilter(deps.PKI).Accept
+	dc.StaticWins = staticWins(cfg.Gossip.AllowedStatic) // trust.go
 	dc.SnapshotPath = filepath.Join(cfg.StateDir, "serf.snapshot")
 	if key != nil {
 		// This host's keyring, changed only by `weft keyring` over the control socket
@@ -251,7 +252,9 @@ func (g *Gossip) Subscribe(f func(Event)) { g.bus.subscribe(f) }
 
 // Start applies the current members and follows the events.
 func (g *Gossip) Start() {
-	for _, m := range g.c.Members() {
+	ms := g.c.Members()
+	g.round(ms) // claims first seen together: a tie is held by none (trust.Incumbency)
+	for _, m := range ms {
 		g.Apply(m)
 		g.bus.publish(Event{Event: membership.Event{Type: membership.EventUpdate, Member: m}, Replay: true})
 	}

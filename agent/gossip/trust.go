@@ -2,14 +2,40 @@ package gossip
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"time"
 
 	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/discovery/membership"
 	"github.com/weftnet/weft/discovery/trust"
 	"github.com/weftnet/weft/identity"
 )
+
+// reapAfter is how long a node name stays bound to its key after its member went away:
+// Serf's reap time (membership.Config ReconnectTimeout, TombstoneTimeout) as New sets it.
+func (g *Gossip) reapAfter() time.Duration {
+	dc := membership.DefaultConfig()
+	if g.cfg.Gossip.Fast {
+		dc = membership.DefaultLocalConfig()
+	}
+	return max(dc.ReconnectTimeout, dc.TombstoneTimeout)
+}
+
+// staticWins is membership.Config.StaticWins: a member's static claim makes this host give
+// up a /24 it holds only inside gossip.allowed_static (config.Resolve checked the prefixes).
+func staticWins(allowed []string) func(netip.Prefix) bool {
+	var ps []netip.Prefix
+	for _, s := range allowed {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			ps = append(ps, p.Masked())
+		}
+	}
+	return func(sn netip.Prefix) bool {
+		return slices.ContainsFunc(ps, func(a netip.Prefix) bool { return trust.PrefixWithin(sn, a) })
+	}
+}
 
 // IsRefused reports whether the member's claims are refused now.
 func (g *Gossip) IsRefused(name string) bool {

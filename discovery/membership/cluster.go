@@ -153,6 +153,7 @@ type Cluster struct {
 	done       chan struct{}
 	wg         sync.WaitGroup
 	stopOnce   sync.Once
+	alloc      allocMemory // reconcile's memory (subnet.go); allocator goroutine only
 
 	mu     sync.Mutex // guards the fields below and serializes SetTags
 	tags   map[string]string

@@ -80,6 +80,11 @@ type Config struct {
 	// Claims that are no IPv4 /24 never count: every host refuses them. It is
 	// called from the allocator goroutine, once per member and reconcile.
 	AcceptClaim func(Member) bool
+	// StaticWins, if set, reports whether another member's static claim on sn
+	// makes this host give sn up even when this host held it first (the agent
+	// passes gossip.allowed_static). Otherwise a static claim is subject to
+	// incumbency like a dynamic one (subnet.go). Allocator goroutine only.
+	StaticWins func(sn netip.Prefix) bool
 	// StateDir keeps the allocated subnet (file "subnet") across restarts.
 	// Empty: nothing is persisted.
 	StateDir string

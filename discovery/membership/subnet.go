@@ -10,29 +10,44 @@ package membership
 // Every host decides alone, from what gossip tells it, re-deciding on every
 // member event and every ReconcileInterval:
 //
-//   - A configured static subnet always wins over allocated ones: a host that
-//     allocated a subnet overlapping a static one moves. Two hosts configured
-//     with overlapping static subnets: the one that claimed it later (its
+//   - A configured static subnet wins over allocated ones when it is a tie
+//     (see below) or lies inside gossip.allowed_static (Config.StaticWins): a
+//     host that allocated a subnet overlapping it moves. Two hosts configured
+//     with overlapping static subnets that meet as a tie (or inside
+//     allowed_static): the one that claimed it later (its
 //     NodeInfo.StaticSince; ties broken by the lower public key) withdraws its
 //     subnet, reports SubnetConflict, ErrSubnetConflict through Err and an
 //     EventSubnetConflict, and logs an error; it takes the subnet back by
 //     itself when the other host leaves.
 //   - Otherwise a host proposes the /24 at sha256(public key) mod the pool, or
 //     the one it persisted in StateDir/subnet at its last run.
-//   - If a live (alive or leaving) member announces the same /24 and that member
-//     is static or has the lower public key (bytes.Compare; then the lower
-//     name), this host moves to the first /24 that no live member announces,
+//   - A live (alive or leaving) member that announces the same /24 makes this
+//     host move only if its claim is not later than this host's: incumbency.
+//     The allocator remembers when this host started announcing its subnet
+//     (since) and when it first saw each member's claim; a claim first seen
+//     more than claimSettle after since is later, and this host keeps its /24
+//     however the claimant's key sorts, dynamic or static: a static claim is
+//     honoured over a held /24 only inside gossip.allowed_static
+//     (Config.StaticWins); elsewhere the gossip glue refuses it too (see
+//     discovery/trust/incumbency.go). A claim first seen
+//     within claimSettle is a tie (two hosts that picked the same /24 at about
+//     the same time, or a host joining where its persisted /24 is held): this
+//     host moves, and so does the other unless it held the /24 first; no key
+//     wins a tie, so a member cannot take a /24 by choosing a key that sorts
+//     low. It moves to the first /24 that no live member announces,
 //     searching from a point hashed from its key and the /24 it lost (not from
 //     the next /24: hosts that lost the same /24 would all land on the same
 //     next one and lose again, one gossip round per host, which took 20
 //     colliding hosts minutes on a loaded machine), persists it and
 //     re-announces it with a tag update. Failed members hold
-//     nothing: their subnet may be taken, and on their return the same rule
-//     settles it.
+//     nothing: their subnet may be taken, and on their return their claim is
+//     the later one.
 //
-// The rule is a total order on claimants, so every contested /24 ends with its
-// lowest claimant and the others move on; with fewer hosts than /24s the
-// cluster converges.
+// Two hosts that both held a /24 before they saw each other (a partition that
+// heals, two clusters merged) both keep it: neither claim is later for the
+// other. The other hosts peer with the one they saw first and refuse the other
+// (subnet_held in `weft members`); the operator moves one (delete its
+// state_dir/subnet and restart it).
 
 import (
 	"bytes"
@@ -40,10 +55,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // SubnetFile is the name of the file in Config.StateDir that keeps the
@@ -143,9 +160,32 @@ type claim struct {
 	subnet netip.Prefix
 	static bool
 	since  int64
+	later  bool // first seen more than claimSettle after this host started announcing its subnet
+	wins   bool // a static claim that Config.StaticWins honours over a held /24
 }
 
-// before reports whether a wins a contested dynamic subnet over b.
+// claimSettle is how long after this host starts announcing a subnet another member's claim
+// on it counts as simultaneous (a tie: this host moves) rather than later (refused: this host
+// keeps it). It must exceed the time a tag update takes to reach every host, or two hosts
+// that picked the same /24 together would each see the other as later and both keep it.
+func claimSettle(cfg Config) time.Duration {
+	return max(4*cfg.ReconcileInterval, 5*time.Second)
+}
+
+// allocMemory is what reconcile remembers between runs (allocator goroutine only): since
+// when this host announces its subnet, and when each member's claim was first seen.
+type allocMemory struct {
+	subnet netip.Prefix
+	since  time.Time
+	seen   map[string]seenClaim
+}
+
+type seenClaim struct {
+	subnet netip.Prefix
+	at     time.Time
+}
+
+// before breaks a tie between two static claims claimed at the same StaticSince.
 func (a claim) before(b claim) bool {
 	if c := bytes.Compare(a.key[:], b.key[:]); c != 0 {
 		return c < 0
@@ -165,7 +205,7 @@ type decision struct {
 func (p pool) decide(self claim, others []claim) decision {
 	if self.static {
 		for _, o := range others {
-			if !o.static || !o.subnet.Overlaps(self.subnet) {
+			if (o.later && !o.wins) || !o.static || !o.subnet.Overlaps(self.subnet) {
 				continue
 			}
 			if o.since < self.since || (o.since == self.since && o.before(self)) {
@@ -188,7 +228,7 @@ func (p pool) decide(self claim, others []claim) decision {
 	if i, ok := p.index(self.subnet); ok {
 		lose := false
 		for _, o := range others {
-			if o.subnet.Overlaps(self.subnet) && (o.static || o.before(self)) {
+			if o.subnet.Overlaps(self.subnet) && (!o.later || o.wins) {
 				lose = true
 				break
 			}
@@ -267,6 +307,8 @@ func (c *Cluster) initialSubnet() netip.Prefix {
 // change. Called by the allocator goroutine only.
 func (c *Cluster) reconcile() {
 	local := c.cfg.NodeName
+	now := time.Now()
+	seen := map[string]seenClaim{}
 	var others []claim
 	for _, m := range c.serf.Members() {
 		if m.Name == local {
@@ -284,13 +326,27 @@ func (c *Cluster) reconcile() {
 		if c.cfg.AcceptClaim != nil && !c.cfg.AcceptClaim(mem) {
 			continue
 		}
+		sc, ok := c.alloc.seen[mem.Name]
+		if !ok || sc.subnet != mem.Info.Subnet {
+			sc = seenClaim{subnet: mem.Info.Subnet, at: now}
+		}
+		seen[mem.Name] = sc
 		others = append(others, claim{name: mem.Name, key: mem.Info.PublicKey, subnet: mem.Info.Subnet, static: mem.Info.Static, since: mem.Info.StaticSince})
 	}
+	c.alloc.seen = seen // members gone or failed are forgotten: on return, their claim is new
 
 	c.mu.Lock()
 	self := claim{name: local, key: c.info.PublicKey, subnet: c.info.Subnet, static: c.info.Static, since: c.info.StaticSince}
 	if self.static {
 		self.subnet = c.cfg.StaticSubnet
+	}
+	if c.alloc.since.IsZero() || c.alloc.subnet != self.subnet {
+		c.alloc.subnet, c.alloc.since = self.subnet, now
+	}
+	settled := c.alloc.since.Add(claimSettle(c.cfg))
+	for i := range others {
+		others[i].later = seen[others[i].name].at.After(settled)
+		others[i].wins = others[i].static && c.cfg.StaticWins != nil && c.cfg.StaticWins(others[i].subnet)
 	}
 	d := c.pool.decide(self, others)
 	if d.subnet == c.info.Subnet && d.status == c.status {
@@ -300,7 +356,7 @@ func (c *Cluster) reconcile() {
 	prevStatus, prevSubnet := c.status, c.info.Subnet
 	info := c.info
 	info.Subnet = d.subnet
-	if err := c.setNodeInfoLocked(info); err != nil {
+	if err := c.setNodeInfoLocked(info); err != nil && !c.tookTagsLocked(info) {
 		c.mu.Unlock()
 		c.log.Warn("announce subnet", "subnet", d.subnet, "err", err)
 		return
@@ -321,4 +377,21 @@ func (c *Cluster) reconcile() {
 		c.log.Info("subnet changed", "member", local, "from", prevSubnet, "subnet", d.subnet, "status", d.status)
 		c.events.send(Event{Type: EventSubnetChanged, Member: c.LocalMember(), Subnet: d.subnet})
 	}
+}
+
+// tookTagsLocked reports whether Serf announces info although SetTags failed: its wait for
+// the broadcast timed out (a loaded host) after the local tags changed, and they spread
+// anyway. Then c.info and c.tags follow what is announced, or this host would keep deciding
+// from a subnet it no longer announces.
+func (c *Cluster) tookTagsLocked(info NodeInfo) bool {
+	tag, err := info.EncodeTag()
+	if err != nil {
+		return false
+	}
+	local := c.serf.LocalMember().Tags
+	if local[TagNodeInfo] != tag {
+		return false
+	}
+	c.tags, c.info = maps.Clone(local), info
+	return true
 }

@@ -63,6 +63,8 @@ func TestPool_Decide(t *testing.T) {
 	}
 	self := claim{name: "self", key: clKeyN(5)}
 	with := func(s netip.Prefix) claim { c := self; c.subnet = s; return c }
+	later := func(c claim) claim { c.later = true; return c }
+	wins := func(c claim) claim { c.wins = true; return c }
 	for _, tc := range []struct {
 		name   string
 		self   claim
@@ -72,8 +74,14 @@ func TestPool_Decide(t *testing.T) {
 		err    error
 	}{
 		{"alone-keeps", with(s2), nil, s2, SubnetOK, nil},
-		{"higher-key-holder-yields", with(s2), []claim{high(s2)}, s2, SubnetOK, nil},
-		{"lower-key-holder-wins", with(s2), []claim{low(s2)}, s3, SubnetOK, nil},
+		// A tie (a claim not later than this host's): this host moves, whatever the keys.
+		{"tie-moves-from-higher-key", with(s2), []claim{high(s2)}, s3, SubnetOK, nil},
+		{"tie-moves-from-lower-key", with(s2), []claim{low(s2)}, s3, SubnetOK, nil},
+		// A later claim: this host keeps its /24, whatever the keys, dynamic or static.
+		{"later-lower-key-refused", with(s2), []claim{later(low(s2))}, s2, SubnetOK, nil},
+		{"later-static-refused", with(s1), []claim{later(stat("st", s1, 1))}, s1, SubnetOK, nil},
+		{"later-static-inside-allowed-static-wins", with(s1), []claim{wins(later(stat("st", s1, 1)))}, s2, SubnetOK, nil},
+		{"later-claim-still-held-for-choice", with(netip.Prefix{}), []claim{later(low(s1)), high(s2)}, s3, SubnetOK, nil},
 		{"moves-to-next-free-wrapping", with(s2), []claim{low(s2), high(s3)}, s1, SubnetOK, nil},
 		{"static-beats-lower-key", with(s1), []claim{stat("st", s1, 1)}, s2, SubnetOK, nil},
 		{"static-overlap", with(s1), []claim{stat("st", clMustPrefix("10.42.0.0/23"), 1)}, s2, SubnetOK, nil},
@@ -85,6 +93,8 @@ func TestPool_Decide(t *testing.T) {
 		{"static-earlier-wins", stat("self", s2, 10), []claim{stat("later", s2, 20)}, s2, SubnetOK, nil},
 		{"static-later-conflicts", stat("self", s2, 10), []claim{stat("earlier", s2, 5)}, netip.Prefix{}, SubnetConflict, ErrSubnetConflict},
 		{"static-tie-lower-key", stat("self", s2, 10), []claim{{name: "tie", key: clKeyN(1), subnet: s2, static: true, since: 10}}, netip.Prefix{}, SubnetConflict, ErrSubnetConflict},
+		{"static-later-forged-since-ignored", stat("self", s2, 10), []claim{later(stat("forger", s2, 1))}, s2, SubnetOK, nil},
+		{"static-later-inside-allowed-static-earlier-wins", stat("self", s2, 10), []claim{wins(later(stat("earlier", s2, 5)))}, netip.Prefix{}, SubnetConflict, ErrSubnetConflict},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := p.decide(tc.self, tc.others)
@@ -238,7 +248,40 @@ func TestCluster_SubnetPersisted(t *testing.T) {
 	}
 }
 
+// TestCluster_SubnetMovesOnConflict: a host that joins with a /24 another host held first
+// moves, even though its key sorts lower: incumbency, not the key, decides.
 func TestCluster_SubnetMovesOnConflict(t *testing.T) {
+	cidr := clMustPrefix("10.42.0.0/20")
+	holderCfg, newCfg := clTestConfig(t, "holder"), clTestConfig(t, "newcomer")
+	holderCfg.ClusterCIDR, newCfg.ClusterCIDR = cidr, cidr
+	holderCfg.Node.PublicKey = clCollidingKey(t, cidr, 3, 0)
+	newCfg.Node.PublicKey = clCollidingKey(t, cidr, 3, 1)
+	if clKeyLess(holderCfg.Node.PublicKey, newCfg.Node.PublicKey) {
+		holderCfg.Node.PublicKey, newCfg.Node.PublicKey = newCfg.Node.PublicKey, holderCfg.Node.PublicKey
+	}
+	holder := clStartCluster(t, holderCfg)
+	held := holder.Subnet()
+	time.Sleep(claimSettle(holderCfg) + time.Second)
+	newcomer := clStartCluster(t, newCfg)
+	if newcomer.Subnet() != held {
+		t.Fatalf("no collision to start with: %s %s", held, newcomer.Subnet())
+	}
+	if _, err := newcomer.Join([]string{clAddrOf(holder)}); err != nil {
+		t.Fatal(err)
+	}
+	ev := clWaitEvent(t, newcomer, EventSubnetChanged, "newcomer", 5*time.Second)
+	if ev.Subnet == held || !ev.Subnet.IsValid() || newcomer.Subnet() != ev.Subnet {
+		t.Fatalf("newcomer moved to %s (holds %s), holder keeps %s", ev.Subnet, newcomer.Subnet(), held)
+	}
+	time.Sleep(3 * holderCfg.ReconcileInterval)
+	if holder.Subnet() != held {
+		t.Fatalf("the holder lost its subnet to a lower key: %s", holder.Subnet())
+	}
+}
+
+// TestCluster_SimultaneousClaimBothMove: two hosts that picked the same /24 and meet at once
+// both move off it: the lower key does not win the tie.
+func TestCluster_SimultaneousClaimBothMove(t *testing.T) {
 	cidr := clMustPrefix("10.42.0.0/20")
 	lowCfg, highCfg := clTestConfig(t, "low"), clTestConfig(t, "high")
 	lowCfg.ClusterCIDR, highCfg.ClusterCIDR = cidr, cidr
@@ -248,20 +291,21 @@ func TestCluster_SubnetMovesOnConflict(t *testing.T) {
 		lowCfg.Node.PublicKey, highCfg.Node.PublicKey = highCfg.Node.PublicKey, lowCfg.Node.PublicKey
 	}
 	low, high := clStartCluster(t, lowCfg), clStartCluster(t, highCfg)
-	if low.Subnet() != high.Subnet() {
-		t.Fatalf("no collision to start with: %s %s", low.Subnet(), high.Subnet())
-	}
 	held := low.Subnet()
+	if high.Subnet() != held {
+		t.Fatalf("no collision to start with: %s %s", held, high.Subnet())
+	}
 	if _, err := high.Join([]string{clAddrOf(low)}); err != nil {
 		t.Fatal(err)
 	}
-	ev := clWaitEvent(t, high, EventSubnetChanged, "high", 5*time.Second)
-	if ev.Subnet == held || !ev.Subnet.IsValid() || high.Subnet() != ev.Subnet {
-		t.Fatalf("high moved to %s (holds %s), low keeps %s", ev.Subnet, high.Subnet(), held)
+	for _, c := range []*Cluster{low, high} {
+		if ev := clWaitEvent(t, c, EventSubnetChanged, c.cfg.NodeName, 5*time.Second); ev.Subnet == held {
+			t.Fatalf("%s did not move off the tied %s", c.cfg.NodeName, held)
+		}
 	}
-	if low.Subnet() != held {
-		t.Fatalf("the lower key lost its subnet: %s", low.Subnet())
-	}
+	clEventually(t, 10*time.Second, "distinct subnets", func() bool {
+		return low.Subnet().IsValid() && high.Subnet().IsValid() && low.Subnet() != high.Subnet()
+	})
 }
 
 func clKeyLess(a, b [32]byte) bool { return claim{key: a}.before(claim{key: b}) }
@@ -345,6 +389,58 @@ func TestCluster_ForgedClaimsDoNotMoveAnyone(t *testing.T) {
 		time.Sleep(3 * vcfg.ReconcileInterval) // several reconciles; the subnet must not move
 		if victim.Subnet() != held || victim.Err() != nil {
 			t.Fatalf("forged %s: the victim holds %s (%v), had %s", forged, victim.Subnet(), victim.Err(), held)
+		}
+	}
+}
+
+// clKeyBelow returns a random key that sorts below k.
+func clKeyBelow(t testing.TB, k [32]byte) [32]byte {
+	for {
+		l := clRandomKey(t)
+		if clKeyLess(l, k) {
+			return l
+		}
+	}
+}
+
+// TestCluster_IncumbentKeepsSubnet: without a CA (no AcceptClaim), a member holding the
+// gossip key and a key that sorts below the victim's announces the victim's exact /24, first
+// as a dynamic claim, then as a static one claimed "since 1": the victim, which held it
+// first, keeps it through many reconciles.
+func TestCluster_IncumbentKeepsSubnet(t *testing.T) {
+	vcfg := clTestConfig(t, "victim")
+	victim := clStartCluster(t, vcfg)
+	fcfg := clTestConfig(t, "forger")
+	fcfg.Node.PublicKey = clKeyBelow(t, vcfg.Node.PublicKey)
+	forger := clStartCluster(t, fcfg)
+	if _, err := forger.Join([]string{clAddrOf(victim)}); err != nil {
+		t.Fatal(err)
+	}
+	held := victim.Subnet()
+	time.Sleep(claimSettle(vcfg) + time.Second) // the victim holds its /24, the forger its own
+	for _, static := range []bool{false, true} {
+		info := NodeInfo{PublicKey: fcfg.Node.PublicKey, DataPort: 51820, VNI: 1, Proto: 1, Subnet: held, Static: static}
+		if static {
+			info.StaticSince = 1
+		}
+		tag, err := info.EncodeTag()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := forger.serf.SetTags(map[string]string{TagNodeInfo: tag}); err != nil {
+			t.Fatal(err)
+		}
+		clEventually(t, 5*time.Second, "the victim sees the forged claim", func() bool {
+			for _, m := range victim.Members() {
+				if m.Name == "forger" && m.Info.Subnet == held && m.Info.Static == static {
+					return true
+				}
+			}
+			return false
+		})
+		time.Sleep(5 * vcfg.ReconcileInterval)
+		if victim.Subnet() != held || victim.Err() != nil {
+			t.Fatalf("static=%v: the victim moved from %s to %s (%v) for a later claim by a lower key", static, held, victim.Subnet(), victim.Err())
 		}
 	}
 }

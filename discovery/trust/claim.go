@@ -12,7 +12,9 @@ package trust
 // Without a CA: a subnet is one /24 of the cluster CIDR (or a static prefix that
 // gossip.allowed_static lists) and overlaps neither this host's subnet nor a static peer's
 // prefixes; the MAC is the one derived from the public key; the key is neither this host's
-// nor a static peer's, and no other live member announces it. With a CA (pki.ca), the member
+// nor a static peer's, and no other live member announces it. Then incumbency
+// (incumbency.go): the /24 is not held by another alive member, and the name is not bound to
+// another key. With a CA (pki.ca), the member
 // must also carry a certificate (tag identity.TagKey) that verifies, is not blocklisted, and
 // names its node name, public key and subnet.
 //
@@ -44,6 +46,11 @@ const (
 	ReasonStaticPeerKey  = "static_peer_key"         // the key of a static peer of the config
 	ReasonDuplicateKey   = "duplicate_key"           // another live member announces the key
 	ReasonNoCertificate  = "no_certificate"          // a CA is configured and the member has none
+
+	// Without a CA, incumbency (incumbency.go):
+	ReasonSubnetHeld      = "subnet_held"      // another alive member held the /24 first
+	ReasonSubnetContested = "subnet_contested" // claimed together with another member: neither holds it
+	ReasonNameKeyChanged  = "name_key_changed" // the member name was first announced with another key
 )
 
 const (
@@ -59,7 +66,8 @@ const RecheckInterval = 30 * time.Second
 // hostile member cannot create time series.
 func RefusalReasons() []string {
 	return append([]string{ReasonSubnetNotSlot, ReasonStaticNotAllow, ReasonOverlapsOwn, ReasonOverlapsStatic,
-		ReasonMACNotDerived, ReasonOwnKey, ReasonStaticPeerKey, ReasonDuplicateKey, ReasonNoCertificate},
+		ReasonMACNotDerived, ReasonOwnKey, ReasonStaticPeerKey, ReasonDuplicateKey, ReasonNoCertificate,
+		ReasonSubnetHeld, ReasonSubnetContested, ReasonNameKeyChanged},
 		identity.Reasons()...)
 }
 

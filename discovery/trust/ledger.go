@@ -35,13 +35,19 @@ type Ledger struct {
 	cands        map[string]crypto.PublicKey  // members passing every check but the duplicate key one
 	candMembers  map[string]membership.Member // their last state, to re-apply them
 	refusedCount map[string]uint64            // weft_gossip_claims_refused_total by reason
+
+	inc *Incumbency // who holds each /24 and name without a CA
 }
 
 // NewLedger returns an empty ledger that logs refusals and their end to log.
 func NewLedger(log *slog.Logger) *Ledger {
 	return &Ledger{log: log, refused: map[string]Refusal{}, claims: map[string]identity.Claims{},
-		cands: map[string]crypto.PublicKey{}, candMembers: map[string]membership.Member{}, refusedCount: map[string]uint64{}}
+		cands: map[string]crypto.PublicKey{}, candMembers: map[string]membership.Member{}, refusedCount: map[string]uint64{},
+		inc: NewIncumbency()}
 }
+
+// Incumbency is the memory of who holds each /24 and node name, for shared-key mode.
+func (l *Ledger) Incumbency() *Incumbency { return l.inc }
 
 // Note records a member's verdict; a refusal is logged and counted once per change of
 // reason or detail, and its end is logged too.
