@@ -4,6 +4,8 @@ import (
 	"encoding"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -265,11 +267,26 @@ func (c *Config) checkGossipKey(p *problems) {
 	if c.Gossip.KeyFile != "" {
 		keyKey = "gossip.key_file"
 	}
-	key, err := GossipKey(c.Gossip)
+	g := c.Gossip
+	stateKey := filepath.Join(c.StateDir, "gossip.key")
+	if c.Trust == TrustCA && g.Key == "" && g.KeyFile == "" {
+		// With the CA the key comes with the cluster: `weft init` (or the first start of a
+		// host that joins nobody) writes it into the state directory, enrollment brings it.
+		switch _, err := os.Stat(stateKey); {
+		case err == nil:
+			g.KeyFile, keyKey = stateKey, "state_dir"
+		case c.JoinToken != "", len(g.Join) == 0 && len(g.RetryJoin) == 0:
+			g.Insecure = true // nothing to read yet: the agent creates or receives it
+		default:
+			p.add("join_token", errors.New("this host joins a cluster (gossip.join / retry_join) but has neither a join token nor the cluster's gossip key and certificate in "+c.StateDir+": on the CA host (where `weft init` ran) run `weft token create` and set join_token; or set trust: shared-key and a gossip key (labs)"))
+			g.Insecure = true
+		}
+	}
+	key, err := GossipKey(g)
 	switch {
 	case err != nil:
 		p.add(keyKey, err)
-	case key == nil && !c.Gossip.Insecure:
+	case key == nil && !g.Insecure:
 		p.add(keyKey, errors.New("no gossip key: set gossip.key_file (generate one with `weft keygen --gossip`) or gossip.insecure: true on a trusted network"))
 	}
 	for _, s := range []struct{ key, v string }{{"gossip.bind", c.Gossip.Bind}, {"gossip.advertise", c.Gossip.Advertise}} {

@@ -120,8 +120,19 @@ func TestConfig_Check(t *testing.T) {
 		t.Fatalf("a good config: %v", err)
 	}
 	cfg = DefaultConfig()
+	cfg.Trust = TrustSharedKey
 	if err := cfg.Check(); err == nil || !strings.Contains(err.Error(), "no gossip key") {
 		t.Fatalf("no key: %v", err)
+	}
+	// With the CA (the default), the key of an enrolled host or a CA host is read from the
+	// state directory, and checked there.
+	cfg = DefaultConfig()
+	cfg.StateDir = t.TempDir()
+	if err := os.WriteFile(filepath.Join(cfg.StateDir, "gossip.key"), []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Check(); err == nil || !strings.Contains(err.Error(), "base64") {
+		t.Fatalf("a bad key in the state directory: %v", err)
 	}
 }
 

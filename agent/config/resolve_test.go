@@ -132,6 +132,7 @@ func TestResolve_FlagOverFileLosesTheLine(t *testing.T) {
 // Validate's, not after them.
 func TestCheck_ReportsKeyAndSettings(t *testing.T) {
 	c := DefaultConfig()
+	c.Trust = TrustSharedKey // the gossip key must then be configured
 	c.VNI = 0
 	err := c.Check()
 	if err == nil || !strings.Contains(err.Error(), "vni 0") || !strings.Contains(err.Error(), "no gossip key") {

@@ -47,8 +47,20 @@ func TestAgentCheck(t *testing.T) {
 		!strings.Contains(out, "warning: consul_api.listen 127.0.0.1:8500 takes writes with no token") {
 		t.Fatalf("check of a token-less Consul API: %v %s", err, out)
 	}
-	// A flag is checked too, and the check of the gossip key happens (none given here).
-	if _, err := run(t, "", "agent", "--check", "--name", "h1", "--state-dir", state); err == nil || !strings.Contains(err.Error(), "no gossip key") {
+	// A flag is checked too, and the check of the gossip key happens (none given here): in
+	// shared-key mode it must be configured.
+	if _, err := run(t, "", "agent", "--check", "--trust", "shared-key", "--name", "h1", "--state-dir", state); err == nil || !strings.Contains(err.Error(), "no gossip key") {
 		t.Fatalf("check without a gossip key: %v", err)
+	}
+	// With the CA (the default) the key comes with the cluster: a host joining nobody creates
+	// it at its first start; a host joining others needs a join token, and the check says so.
+	if out, err := run(t, "", "agent", "--check", "--name", "h1", "--state-dir", state); err != nil || !strings.Contains(out, "configuration OK") {
+		t.Fatalf("check of a first CA host: %v %s", err, out)
+	}
+	if _, err := run(t, "", "agent", "--check", "--name", "h1", "--state-dir", state, "--retry-join", "192.0.2.1"); err == nil || !strings.Contains(err.Error(), "weft token create") {
+		t.Fatalf("check of a joiner without a token: %v", err)
+	}
+	if out, err := run(t, "", "agent", "--check", "--name", "h1", "--state-dir", state, "--retry-join", "192.0.2.1", "--join-token", "weft1.x"); err != nil && strings.Contains(err.Error(), "gossip key") {
+		t.Fatalf("check of a joiner with a token asks for a gossip key: %v %s", err, out)
 	}
 }
