@@ -67,6 +67,7 @@ func hostileMain(args []string) error {
 		}
 	}()
 	in := bufio.NewScanner(os.Stdin)
+	in.Buffer(nil, 4<<20) // a user event flood is one long line
 	for in.Scan() {
 		var c hostileCmd
 		if err := json.Unmarshal(in.Bytes(), &c); err != nil {
