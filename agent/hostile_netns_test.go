@@ -203,7 +203,10 @@ func TestNetns_HostileFourthMember(t *testing.T) {
 
 	// 1. pv: "0evil" (sorts before every honest name) announces the newest version and never
 	// re-sends it; h3, enrolling now, must still be sent the policy.
-	x.do(hostileCmd{Name: "0evil", Port: 7950, Tags: map[string]string{policydist.VersionTag: policydist.FormatVersion(v)}})
+	x.do(hostileCmd{Name: "0evil", Port: 7950, Tags: map[string]string{
+		membership.TagNodeInfo: forgedInfo(t, freshKey(t), "10.42.252.0/24", false),
+		policydist.VersionTag:  policydist.FormatVersion(v),
+	}})
 	eventually(t, 20*time.Second, "h1 and h2 see 0evil", func() error {
 		for _, n := range []*node{h1, h2} {
 			if m, ok := n.members()["0evil"]; !ok || m.Status != "alive" {
@@ -217,6 +220,13 @@ func TestNetns_HostileFourthMember(t *testing.T) {
 	honest := []*node{h1, h2, h3}
 	holds("the joiner h3 gets the policy despite 0evil's pv tag", v, h3)
 	t.Logf("h3 received the policy %.1fs after its start", time.Since(start).Seconds())
+	for _, n := range []*node{h1, h2} {
+		refusedAs(t, n, "0evil", "no_certificate")
+		// 0evil was never designated: nobody had to skip it as a silent re-sender.
+		if r := n.policy().Refused["silent_resender"]; r != 0 {
+			t.Fatalf("%s counted %d silent re-senders: the uncertified 0evil's pv tag was believed", n.name, r)
+		}
+	}
 	eventually(t, 60*time.Second, "all honest pairs ping", func() error { return allPairsPing(honest) })
 	p.add(honest...)
 	subnets := map[string]string{}
@@ -403,7 +413,7 @@ func TestNetns_HostileFourthMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("weft members on h1:\n%s", members)
-	for _, name := range []string{"evil-24", "evil-key", "evil-svc"} {
+	for _, name := range []string{"0evil", "evil-24", "evil-key", "evil-svc"} {
 		if !strings.Contains(grepLines(members, name), "no_certificate") {
 			t.Errorf("weft members does not show %s refused as no_certificate", name)
 		}
@@ -412,8 +422,8 @@ func TestNetns_HostileFourthMember(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := metricValue(metrics, `weft_gossip_claims_refused_total{reason="no_certificate"}`); n < 3 {
-		t.Errorf("weft_gossip_claims_refused_total{reason=\"no_certificate\"} = %v, want at least 3 (evil-24, evil-key, evil-svc)", n)
+	if n := metricValue(metrics, `weft_gossip_claims_refused_total{reason="no_certificate"}`); n < 4 {
+		t.Errorf("weft_gossip_claims_refused_total{reason=\"no_certificate\"} = %v, want at least 4 (0evil, evil-24, evil-key, evil-svc)", n)
 	}
 	for _, reason := range []string{"unknown_ca", "bad_digest", "bad_chunk", "assembly_evicted"} {
 		if n := metricValue(metrics, `weft_policy_refused_total{reason="`+reason+`"}`); n == 0 {
