@@ -47,6 +47,11 @@ type hostileCmd struct {
 	KeyQuery string   `json:"key_query,omitempty"`
 	Key      []byte   `json:"key,omitempty"`
 	Filter   []string `json:"filter,omitempty"`
+	// Event, on an existing member: send each of Payloads as a Serf user event of this name,
+	// Gap apart (hostile_netns_test.go's policy chunk flood).
+	Event    string        `json:"event,omitempty"`
+	Payloads [][]byte      `json:"payloads,omitempty"`
+	Gap      time.Duration `json:"gap,omitempty"`
 }
 
 func hostileMain(args []string) error {
@@ -62,6 +67,7 @@ func hostileMain(args []string) error {
 		}
 	}()
 	in := bufio.NewScanner(os.Stdin)
+	in.Buffer(nil, 4<<20) // a user event flood is one long line
 	for in.Scan() {
 		var c hostileCmd
 		if err := json.Unmarshal(in.Bytes(), &c); err != nil {
@@ -71,6 +77,15 @@ func hostileMain(args []string) error {
 			if s, ok := members[c.Name]; ok {
 				if c.KeyQuery != "" {
 					return hostileKeyQuery(s, c)
+				}
+				if c.Event != "" {
+					for _, p := range c.Payloads {
+						if err := s.UserEvent(c.Event, p, false); err != nil {
+							return err
+						}
+						time.Sleep(c.Gap)
+					}
+					return nil
 				}
 				if c.Leave {
 					delete(members, c.Name)
