@@ -12,6 +12,7 @@ import (
 	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/agent/gossip"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/crypto/cryptotest"
 	"github.com/weftnet/weft/discovery/catalog"
 	"github.com/weftnet/weft/discovery/membership"
 	"github.com/weftnet/weft/discovery/trust"
@@ -19,14 +20,7 @@ import (
 	"github.com/weftnet/weft/peers"
 )
 
-func newKey(t *testing.T) crypto.PrivateKey {
-	t.Helper()
-	k, err := crypto.GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
+func newKey(t *testing.T) crypto.PrivateKey { return cryptotest.NewKey(t) }
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/crypto/cryptotest"
 	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/tunnel"
 )
@@ -95,14 +96,7 @@ func wgQuickToUAPI(t *testing.T, text string) (string, netip.Prefix, netip.Addr)
 	return uapi.String(), addr, dns
 }
 
-func newKey(t *testing.T) crypto.PrivateKey {
-	t.Helper()
-	k, err := crypto.GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
+func newKey(t *testing.T) crypto.PrivateKey { return cryptotest.NewKey(t) }
 
 type testWriter struct{ t *testing.T }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/crypto/cryptotest"
 	"github.com/weftnet/weft/discovery/membership"
 	"github.com/weftnet/weft/discovery/policydist"
 	"github.com/weftnet/weft/identity"
@@ -58,14 +59,7 @@ func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return le
 
 func testLog(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(testWriter{t}, nil)) }
 
-func newKey(t *testing.T) crypto.PrivateKey {
-	t.Helper()
-	k, err := crypto.GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
+func newKey(t *testing.T) crypto.PrivateKey { return cryptotest.NewKey(t) }
 
 var (
 	ownSubnet  = netip.MustParsePrefix("10.42.1.0/24")

@@ -10,11 +10,17 @@ import (
 // end of tb.
 func NewIdentity(tb testing.TB) *crypto.Identity {
 	tb.Helper()
-	priv, err := crypto.GeneratePrivateKey()
+	id := crypto.NewIdentity(NewKey(tb))
+	tb.Cleanup(id.Close)
+	return id
+}
+
+// NewKey returns a freshly generated private key; a failure fails tb.
+func NewKey(tb testing.TB) crypto.PrivateKey {
+	tb.Helper()
+	k, err := crypto.GeneratePrivateKey()
 	if err != nil {
 		tb.Fatal(err)
 	}
-	id := crypto.NewIdentity(priv)
-	tb.Cleanup(id.Close)
-	return id
+	return k
 }

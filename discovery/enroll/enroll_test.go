@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/crypto/cryptotest"
 	"github.com/weftnet/weft/identity"
 )
 
@@ -110,14 +111,7 @@ func (l *lab) token(uses int, ttl time.Duration, groups ...string) identity.Toke
 	return tok
 }
 
-func newKey(t *testing.T) crypto.PrivateKey {
-	t.Helper()
-	k, err := crypto.GeneratePrivateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
+func newKey(t *testing.T) crypto.PrivateKey { return cryptotest.NewKey(t) }
 
 func refusal(err error) Reason {
 	var re *RefusedError
