@@ -96,29 +96,8 @@ func TestNetns_StockWireGuardClient(t *testing.T) {
 	}
 
 	// The stock client: wireguard-go on wgc0 in w's namespace, set up as wg-quick would.
-	ctx, cancel := context.WithCancel(context.Background())
-	mtu := cfg["Interface.MTU"]
-	wg := w.host.Command(ctx, wireGuardGoBin(t), "__wireguard-go", "--interface", "wgc0",
-		"--private-key", cfg["Interface.PrivateKey"], "--listen-port", "51900",
-		"--peer-public-key", cfg["Peer.PublicKey"], "--endpoint", cfg["Peer.Endpoint"],
-		// x's underlay address too: a hostile client tries to use a as a router (below).
-		"--allowed-ips", cfg["Peer.AllowedIPs"]+","+x.underlay+"/32", "--mtu", mtu)
-	wgLog, _ := os.Create(filepath.Join(w.dir, "wireguard-go.log"))
-	wg.Stdout, wg.Stderr = wgLog, wgLog
-	if err := wg.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = wg.Wait(); wgLog.Close() })
-	eventually(t, 10*time.Second, "wgc0 appears", func() error { _, err := w.host.Run("ip", "link", "show", "wgc0"); return err })
-	for _, args := range [][]string{
-		{"ip", "addr", "add", cfg["Interface.Address"], "dev", "wgc0"},
-		{"ip", "link", "set", "wgc0", "up"},
-		{"ip", "route", "add", cfg["Peer.AllowedIPs"], "dev", "wgc0"},
-	} {
-		if out, err := w.host.Run(args[0], args[1:]...); err != nil {
-			t.Fatalf("%v: %v %s", args, err, out)
-		}
-	}
+	// x's underlay address too: a hostile client tries to use a as a router (below).
+	startStockClient(t, w, cfg, x.underlay+"/32")
 
 	took := eventually(t, 15*time.Second, "the client pings b (not its host)", func() error { return w.ping(bAddr, 1) })
 	t.Logf("first ping client→b after %s", took)
@@ -187,5 +166,39 @@ func TestNetns_StockWireGuardClient(t *testing.T) {
 	}
 	if out, err := a.cli("client", "list", "--json"); err != nil || strings.Contains(out, "phone") {
 		t.Fatalf("client list after remove: %v %s", err, out)
+	}
+}
+
+// startStockClient runs wireguard-go as a stock WireGuard client on w, configured from cfg (a
+// wg-quick config weft generated, parsed by parseWGQuick) as wg-quick would set it up: wgc0
+// with the client's address, up, and a route to the peer's allowed IPs. extra, when not
+// empty, is added to the peer's allowed IPs. The client stops when the test ends.
+func startStockClient(t *testing.T, w *node, cfg map[string]string, extra string) {
+	t.Helper()
+	allowed := cfg["Peer.AllowedIPs"]
+	if extra != "" {
+		allowed += "," + extra
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	wg := w.host.Command(ctx, wireGuardGoBin(t), "__wireguard-go", "--interface", "wgc0",
+		"--private-key", cfg["Interface.PrivateKey"], "--listen-port", "51900",
+		"--peer-public-key", cfg["Peer.PublicKey"], "--endpoint", cfg["Peer.Endpoint"],
+		"--allowed-ips", allowed, "--mtu", cfg["Interface.MTU"])
+	wgLog, _ := os.Create(filepath.Join(w.dir, "wireguard-go.log"))
+	wg.Stdout, wg.Stderr = wgLog, wgLog
+	if err := wg.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = wg.Wait(); wgLog.Close() })
+	eventually(t, 10*time.Second, "wgc0 appears", func() error { _, err := w.host.Run("ip", "link", "show", "wgc0"); return err })
+	for _, args := range [][]string{
+		{"ip", "addr", "add", cfg["Interface.Address"], "dev", "wgc0"},
+		{"ip", "link", "set", "wgc0", "up"},
+		{"ip", "route", "add", cfg["Peer.AllowedIPs"], "dev", "wgc0"},
+	} {
+		if out, err := w.host.Run(args[0], args[1:]...); err != nil {
+			t.Fatalf("%v: %v %s", args, err, out)
+		}
 	}
 }

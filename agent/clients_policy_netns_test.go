@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -53,27 +52,7 @@ rules:
 	}
 	cfg := parseWGQuick(t, out[:strings.Index(out, "AllowedIPs")+strings.Index(out[strings.Index(out, "AllowedIPs"):], "\n")+1])
 	clientAddr := strings.Split(cfg["Interface.Address"], "/")[0]
-	ctx, cancel := context.WithCancel(context.Background())
-	wg := w.host.Command(ctx, wireGuardGoBin(t), "__wireguard-go", "--interface", "wgc0",
-		"--private-key", cfg["Interface.PrivateKey"], "--listen-port", "51900",
-		"--peer-public-key", cfg["Peer.PublicKey"], "--endpoint", cfg["Peer.Endpoint"],
-		"--allowed-ips", cfg["Peer.AllowedIPs"], "--mtu", cfg["Interface.MTU"])
-	wgLog, _ := os.Create(filepath.Join(w.dir, "wireguard-go.log"))
-	wg.Stdout, wg.Stderr = wgLog, wgLog
-	if err := wg.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); _ = wg.Wait(); wgLog.Close() })
-	eventually(t, 10*time.Second, "wgc0 appears", func() error { _, err := w.host.Run("ip", "link", "show", "wgc0"); return err })
-	for _, args := range [][]string{
-		{"ip", "addr", "add", cfg["Interface.Address"], "dev", "wgc0"},
-		{"ip", "link", "set", "wgc0", "up"},
-		{"ip", "route", "add", cfg["Peer.AllowedIPs"], "dev", "wgc0"},
-	} {
-		if out, err := w.host.Run(args[0], args[1:]...); err != nil {
-			t.Fatalf("%v: %v %s", args, err, out)
-		}
-	}
+	startStockClient(t, w, cfg, "")
 	eventually(t, 15*time.Second, "the client pings b through a", func() error { return w.ping(bAddr, 1) })
 
 	// The attack: the client passes the rule written for its host's group.
