@@ -29,7 +29,7 @@ func TestServicesWiring_UncertifiedMemberNotServed(t *testing.T) {
 	a, g := trustAgent(t, config.DefaultConfig())
 	a.gsp = g.Gossip
 	ca := newTestCA(t, "cluster")
-	a.pki.Store(&trust.PKI{Pool: ca.pool})
+	a.pki.Store(&trust.PKI{Pool: ca.Pool})
 
 	d := servicesDeps(a, hostResolver{})
 	d.Tags = fakeTags{}
@@ -49,7 +49,7 @@ func TestServicesWiring_UncertifiedMemberNotServed(t *testing.T) {
 	}
 	victimKey := newKey(t).Public()
 	victim := liveMember("victim", membership.NodeInfo{PublicKey: victimKey, Subnet: pfx("10.42.5.0/24"), DataPort: 51820, VNI: 1, Mode: modeByte("l3", "wireguard")})
-	cert := ca.sign(t, "victim", victimKey, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "10.42.5.0/24")
+	cert := ca.Sign(t, "victim", victimKey, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "10.42.5.0/24")
 	victim.Tags = map[string]string{identity.TagKey: tagOf(t, cert), catalog.CatalogTagKey: db}
 	evil := func(name string, edit func(n *membership.NodeInfo)) membership.Member {
 		n := membership.NodeInfo{PublicKey: newKey(t).Public(), Subnet: pfx("10.42.6.0/24"), DataPort: 51820, VNI: 1, Mode: modeByte("l3", "wireguard")}
@@ -86,10 +86,10 @@ func TestPolicyWiring_UncertifiedMemberNamesNobody(t *testing.T) {
 	a, g := trustAgent(t, config.DefaultConfig())
 	a.gsp = g.Gossip
 	ca := newTestCA(t, "cluster")
-	a.pki.Store(&trust.PKI{Pool: ca.pool})
+	a.pki.Store(&trust.PKI{Pool: ca.Pool})
 	victimKey := newKey(t).Public()
 	victim := liveMember("victim", membership.NodeInfo{PublicKey: victimKey, Subnet: pfx("10.42.5.0/24"), DataPort: 51820, VNI: 1, Mode: modeByte("l3", "wireguard")})
-	cert := ca.sign(t, "victim", victimKey, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "10.42.5.0/24")
+	cert := ca.Sign(t, "victim", victimKey, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "10.42.5.0/24")
 	victim.Tags = map[string]string{identity.TagKey: tagOf(t, cert)}
 	evil := liveMember("evil", membership.NodeInfo{PublicKey: newKey(t).Public(), Subnet: pfx("10.42.5.0/24"), DataPort: 51820, VNI: 1, Mode: modeByte("l2", "wireguard")})
 	members := []membership.Member{victim, evil}

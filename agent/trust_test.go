@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	"github.com/weftnet/weft/discovery/membership"
 	"github.com/weftnet/weft/discovery/trust"
 	"github.com/weftnet/weft/identity"
+	"github.com/weftnet/weft/identity/identitytest"
 	"github.com/weftnet/weft/peers"
 )
 
@@ -24,48 +23,12 @@ func newKey(t *testing.T) crypto.PrivateKey { return cryptotest.NewKey(t) }
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 
-type testCA struct {
-	cert *identity.Certificate
-	key  ed25519.PrivateKey
-	pool *identity.CAPool
-}
+// testCA is a throwaway cluster CA (identitytest).
+type testCA = identitytest.CA
 
-func newTestCA(t testing.TB, name string) testCA {
-	t.Helper()
-	// Two years, so a test's one-year host certificate signed a second later (the clock may
-	// tick in between) still lies inside the CA's validity.
-	c, k, err := identity.NewCA(identity.CASpec{Name: name, NotBefore: time.Now().AddDate(0, 0, -30), NotAfter: time.Now().AddDate(2, 0, 0)}, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := identity.NewCAPool(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testCA{cert: c, key: k, pool: pool}
-}
+func newTestCA(t testing.TB, name string) testCA { return identitytest.NewCA(t, name) }
 
-func (ca testCA) sign(t *testing.T, name string, key crypto.PublicKey, from, to time.Time, prefixes ...string) *identity.Certificate {
-	t.Helper()
-	spec := identity.HostSpec{Name: name, PublicKey: key, NotBefore: from, NotAfter: to, Groups: []string{"web"}}
-	for _, p := range prefixes {
-		spec.Prefixes = append(spec.Prefixes, pfx(p))
-	}
-	c, err := identity.Sign(ca.cert, ca.key, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func tagOf(t *testing.T, c *identity.Certificate) string {
-	t.Helper()
-	s, err := c.EncodeTag()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func tagOf(t *testing.T, c *identity.Certificate) string { return identitytest.Tag(t, c) }
 
 // trustAgent is an L3 agent with a peer table and gossip glue but no device or Serf events:
 // applyMember drives it with forged members.
@@ -195,21 +158,21 @@ func TestAgent_PeerGroups(t *testing.T) {
 	a.gsp = g.Gossip
 	ca := newTestCA(t, "cluster")
 	key := newKey(t).Public()
-	cert := ca.sign(t, "m", key, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "10.42.7.0/24")
+	cert := ca.Sign(t, "m", key, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "10.42.7.0/24")
 	m := liveMember("m", membership.NodeInfo{PublicKey: key, Subnet: pfx("10.42.7.0/24"), DataPort: 51820, VNI: 1, Mode: modeByte("l3", "wireguard")})
 	m.Tags = map[string]string{identity.TagKey: tagOf(t, cert)}
 	g.apply(m)
 	if got := a.peerGroups(key); got != nil {
 		t.Fatalf("without a CA: %v", got)
 	}
-	a.pki.Store(&trust.PKI{Pool: ca.pool})
+	a.pki.Store(&trust.PKI{Pool: ca.Pool})
 	g.apply(m)
 	if got := a.peerGroups(key); len(got) != 1 || got[0] != "web" {
 		t.Fatalf("groups %v, want [web]", got)
 	}
 	// Blocklisted after a reload: refused, withdrawn, no groups.
 	fp, _ := cert.Fingerprint()
-	a.pki.Store(&trust.PKI{Pool: ca.pool, Blocklist: identity.NewBlocklist(fp)})
+	a.pki.Store(&trust.PKI{Pool: ca.Pool, Blocklist: identity.NewBlocklist(fp)})
 	g.apply(m)
 	if a.peerGroups(key) != nil || a.table.ByKey(key) != nil {
 		t.Fatal("a blocklisted member keeps its groups or its peer")
@@ -226,7 +189,7 @@ func TestCatalogBudget_WithCertificate(t *testing.T) {
 	ca := newTestCA(t, "cluster")
 	spec := identity.HostSpec{Name: "host-0001.eu", PublicKey: key, Prefixes: []netip.Prefix{pfx("10.42.7.0/24")},
 		Groups: []string{"prod", "web"}, NotBefore: time.Now(), NotAfter: time.Now().AddDate(1, 0, 0)}
-	cert, err := identity.Sign(ca.cert, ca.key, spec)
+	cert, err := identity.Sign(ca.Cert, ca.Key, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +242,7 @@ func TestPolicyGlue_GroupsFromCertificate(t *testing.T) {
 	}
 	ca := newTestCA(t, "cluster")
 	key := newKey(t).Public()
-	cert := ca.sign(t, "m", key, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "10.42.7.0/24")
+	cert := ca.Sign(t, "m", key, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "10.42.7.0/24")
 	m := liveMember("m", membership.NodeInfo{PublicKey: key, Subnet: pfx("10.42.7.0/24"), DataPort: 51820, VNI: 1, Mode: modeByte("l3", "wireguard")})
 	m.Tags = map[string]string{identity.TagKey: tagOf(t, cert), "groups": "db"}
 	g.apply(m)                                                               // gossip judges it first, then fans the event out
@@ -287,7 +250,7 @@ func TestPolicyGlue_GroupsFromCertificate(t *testing.T) {
 	if got := pol.Groups(key); len(got) != 1 || got[0] != "db" {
 		t.Fatalf("without a CA the gossiped groups count: %v", got)
 	}
-	a.pki.Store(&trust.PKI{Pool: ca.pool})
+	a.pki.Store(&trust.PKI{Pool: ca.Pool})
 	g.apply(m)
 	if got := pol.Groups(key); len(got) != 1 || got[0] != "web" {
 		t.Fatalf("with a CA: groups %v, want the certificate's [web]", got)

@@ -1,8 +1,6 @@
 package trust
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"net/netip"
 	"slices"
 	"testing"
@@ -11,6 +9,7 @@ import (
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/discovery/membership"
 	"github.com/weftnet/weft/identity"
+	"github.com/weftnet/weft/identity/identitytest"
 )
 
 func newKey(t testing.TB) crypto.PrivateKey {
@@ -101,48 +100,12 @@ func TestCheckClaim_Forgeries(t *testing.T) {
 	}
 }
 
-type testCA struct {
-	cert *identity.Certificate
-	key  ed25519.PrivateKey
-	pool *identity.CAPool
-}
+// testCA is a throwaway cluster CA (identitytest).
+type testCA = identitytest.CA
 
-func newTestCA(t testing.TB, name string) testCA {
-	t.Helper()
-	// Two years, so a test's one-year host certificate signed a second later (the clock may
-	// tick in between) still lies inside the CA's validity.
-	c, k, err := identity.NewCA(identity.CASpec{Name: name, NotBefore: time.Now().AddDate(0, 0, -30), NotAfter: time.Now().AddDate(2, 0, 0)}, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := identity.NewCAPool(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return testCA{cert: c, key: k, pool: pool}
-}
+func newTestCA(t testing.TB, name string) testCA { return identitytest.NewCA(t, name) }
 
-func (ca testCA) sign(t *testing.T, name string, key crypto.PublicKey, from, to time.Time, prefixes ...string) *identity.Certificate {
-	t.Helper()
-	spec := identity.HostSpec{Name: name, PublicKey: key, NotBefore: from, NotAfter: to, Groups: []string{"web"}}
-	for _, p := range prefixes {
-		spec.Prefixes = append(spec.Prefixes, pfx(p))
-	}
-	c, err := identity.Sign(ca.cert, ca.key, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func tagOf(t *testing.T, c *identity.Certificate) string {
-	t.Helper()
-	s, err := c.EncodeTag()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func tagOf(t *testing.T, c *identity.Certificate) string { return identitytest.Tag(t, c) }
 
 // TestCheckClaim_Certificates: with a CA, a member needs a valid certificate of a trusted CA
 // that names its name, key and subnet.
@@ -151,12 +114,12 @@ func TestCheckClaim_Certificates(t *testing.T) {
 	ca, other := newTestCA(t, "cluster"), newTestCA(t, "other")
 	now := time.Now()
 	from, to := now.Add(-time.Hour), now.Add(30*24*time.Hour)
-	good := ca.sign(t, "m", member, from, to, "10.42.7.0/24")
+	good := ca.Sign(t, "m", member, from, to, "10.42.7.0/24")
 	fp, _ := good.Fingerprint()
-	revoked := ca.sign(t, "m", member, from, to.Add(time.Hour), "10.42.7.0/24")
+	revoked := ca.Sign(t, "m", member, from, to.Add(time.Hour), "10.42.7.0/24")
 	rfp, _ := revoked.Fingerprint()
 	p := testPolicy(t, own, newKey(t).Public())
-	p.PKI = &PKI{Pool: ca.pool, Blocklist: identity.NewBlocklist(rfp)}
+	p.PKI = &PKI{Pool: ca.Pool, Blocklist: identity.NewBlocklist(rfp)}
 	info := membership.NodeInfo{PublicKey: member, Subnet: pfx("10.42.7.0/24"), MAC: DerivedMAC(member)}
 	cases := []struct {
 		name, member, cert string
@@ -167,14 +130,14 @@ func TestCheckClaim_Certificates(t *testing.T) {
 		{"no certificate", "m", "", info.Subnet, ReasonNoCertificate},
 		{"garbage", "m", "not base64!", info.Subnet, "malformed"},
 		{"unknown version", "m", "AAAA", info.Subnet, "unknown_version"},
-		{"other CA", "m", tagOf(t, other.sign(t, "m", member, from, to, "10.42.7.0/24")), info.Subnet, "unknown_ca"},
-		{"expired", "m", tagOf(t, ca.sign(t, "m", member, now.Add(-48*time.Hour), now.Add(-time.Hour), "10.42.7.0/24")), info.Subnet, "expired"},
-		{"not yet valid", "m", tagOf(t, ca.sign(t, "m", member, now.Add(time.Hour), to, "10.42.7.0/24")), info.Subnet, "not_yet_valid"},
+		{"other CA", "m", tagOf(t, other.Sign(t, "m", member, from, to, "10.42.7.0/24")), info.Subnet, "unknown_ca"},
+		{"expired", "m", tagOf(t, ca.Sign(t, "m", member, now.Add(-48*time.Hour), now.Add(-time.Hour), "10.42.7.0/24")), info.Subnet, "expired"},
+		{"not yet valid", "m", tagOf(t, ca.Sign(t, "m", member, now.Add(time.Hour), to, "10.42.7.0/24")), info.Subnet, "not_yet_valid"},
 		{"blocklisted", "m", tagOf(t, revoked), info.Subnet, "blocklisted"},
 		{"name mismatch", "other-host", tagOf(t, good), info.Subnet, "name_mismatch"},
-		{"key mismatch", "m", tagOf(t, ca.sign(t, "m", newKey(t).Public(), from, to, "10.42.7.0/24")), info.Subnet, "key_mismatch"},
+		{"key mismatch", "m", tagOf(t, ca.Sign(t, "m", newKey(t).Public(), from, to, "10.42.7.0/24")), info.Subnet, "key_mismatch"},
 		{"subnet outside the certificate", "m", tagOf(t, good), pfx("10.42.8.0/24"), "prefix_not_allowed"},
-		{"a certificate does not widen the gossip rules", "m", tagOf(t, ca.sign(t, "m", member, from, to, "10.42.0.0/16")), pfx("10.42.9.1/32"), ReasonSubnetNotSlot},
+		{"a certificate does not widen the gossip rules", "m", tagOf(t, ca.Sign(t, "m", member, from, to, "10.42.0.0/16")), pfx("10.42.9.1/32"), ReasonSubnetNotSlot},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -222,7 +185,7 @@ func FuzzCheckClaim(f *testing.F) {
 		}
 		p := testPolicy(t, own, static)
 		if withCA {
-			p.PKI = &PKI{Pool: ca.pool}
+			p.PKI = &PKI{Pool: ca.Pool}
 		}
 		if _, cerr := CheckClaim(p, MemberClaim{Name: name, Info: info, Cert: certTag}); cerr != nil {
 			if !slices.Contains(RefusalReasons(), cerr.Reason) {

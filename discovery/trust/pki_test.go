@@ -30,7 +30,7 @@ func TestLoadPKI(t *testing.T) {
 		}
 		return b
 	}
-	caFile := write("ca.crt", pemOf(ca.cert))
+	caFile := write("ca.crt", pemOf(ca.Cert))
 	now := time.Now()
 	from, to := now.Add(-time.Hour), now.AddDate(0, 1, 0)
 	cases := []struct {
@@ -38,12 +38,12 @@ func TestLoadPKI(t *testing.T) {
 		cert *identity.Certificate
 		want string
 	}{
-		{"valid", ca.sign(t, "h", priv.Public(), from, to, "10.42.7.0/24"), ""},
-		{"other CA", other.sign(t, "h", priv.Public(), from, to), "unknown CA"},
-		{"other key", ca.sign(t, "h", newKey(t).Public(), from, to), "this host's is"},
-		{"other name", ca.sign(t, "g", priv.Public(), from, to), `node name "g"`},
-		{"expiring soon", ca.sign(t, "h", priv.Public(), from, now.Add(48*time.Hour)), "warn:expires in"},
-		{"expired", ca.sign(t, "h", priv.Public(), now.Add(-48*time.Hour), now.Add(-time.Hour)), "warn:not valid"},
+		{"valid", ca.Sign(t, "h", priv.Public(), from, to, "10.42.7.0/24"), ""},
+		{"other CA", other.Sign(t, "h", priv.Public(), from, to), "unknown CA"},
+		{"other key", ca.Sign(t, "h", newKey(t).Public(), from, to), "this host's is"},
+		{"other name", ca.Sign(t, "g", priv.Public(), from, to), `node name "g"`},
+		{"expiring soon", ca.Sign(t, "h", priv.Public(), from, now.Add(48*time.Hour)), "warn:expires in"},
+		{"expired", ca.Sign(t, "h", priv.Public(), now.Add(-48*time.Hour), now.Add(-time.Hour)), "warn:not valid"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
