@@ -75,6 +75,13 @@ func (p *Policy) indexMembers(ix *addrIndex, ids map[crypto.PublicKey]*ident, me
 			continue
 		}
 		key := crypto.PublicKey(m.Info.PublicKey)
+		// Its groups tag as it stands now: a member gossip judged only after its join
+		// event (MemberEvent skips the untrusted) would otherwise keep no groups until its
+		// next update.
+		groups := parseGroups(m.Tags[groupsTag])
+		p.mu.Lock()
+		p.tagGroups[key] = groups
+		p.mu.Unlock()
 		ep := &policy.Endpoint{Host: m.Name, Groups: p.groupsOf(key)}
 		ix.add(m.Info.Subnet, ep)
 		id := &ident{ep: ep}
