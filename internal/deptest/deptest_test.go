@@ -95,6 +95,17 @@ var rules = []rule{
 		forbid: func(from, dep string) bool { s := subsystem(dep); return s != "" && s != subsystem(from) },
 	},
 	{
+		name: "testkit",
+		text: "no non-test code imports internal/testkit (it is for _test.go files), and the kit imports nothing of weft",
+		from: isWeft,
+		forbid: func(from, dep string) bool {
+			if inWeft("internal/testkit")(from) {
+				return isWeft(dep) && !inWeft("internal/testkit")(dep)
+			}
+			return inWeft("internal/testkit")(dep)
+		},
+	},
+	{
 		name:   "cmd-bench",
 		text:   "nothing imports cmd or bench (cmd/weft-bench may import bench)",
 		from:   isWeft,
