@@ -73,7 +73,9 @@ func TestPlainVTEP_Switching(t *testing.T) {
 	if got := devA.Recv(t); !bytes.Equal(got, uni) {
 		t.Fatalf("A got %d bytes", len(got))
 	}
-	testkit.Eventually(t, testkit.Timeout, func() bool { return b.Stats().TxPackets == 1 }, "B's counters") // counted after send returns
+	// Counted after the I/O returns: Tx after the send, Rx after the device write (the
+	// test may see the frame on devB before B has counted it).
+	testkit.Eventually(t, testkit.Timeout, func() bool { s := b.Stats(); return s.TxPackets == 1 && s.RxPackets == 1 }, "B's counters")
 	if sb := b.Stats(); sb.FDB.Flooded != 0 || sb.RxPackets != 1 {
 		t.Fatalf("B stats %+v", sb)
 	}
