@@ -77,8 +77,10 @@ func AddressOrLocalhost(host string) bool {
 	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
 		return true
 	}
-	_, err := netip.ParseAddr(host)
-	return err == nil
+	// A zone ("fe80::1%eth0") names an interface of the client's host, never this
+	// listener: refused, so the rule is "a plain address or localhost".
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Zone() == ""
 }
 
 // hostGuard serves next only to requests whose Host is an address or localhost; others

@@ -127,7 +127,7 @@ func TestAddressOrLocalhost(t *testing.T) {
 		"10.42.1.1:9100": true, "[fd00::1]:80": true, "localhost": true, "LocalHost:1": true, "localhost.:1": true,
 		"": false, ":9100": false, "evil.example": false, "localhost.evil.example:1": false, "evil.localhost": false,
 		"127.0.0.1.nip.io": false, "[evil.example]:1": false, "0x7f000001": false, "2130706433": false,
-		"127.1": false, "[::1": false,
+		"127.1": false, "[::1": false, "::%[": false, "[fe80::1%eth0]:80": false,
 	} {
 		if got := AddressOrLocalhost(host); got != want {
 			t.Errorf("AddressOrLocalhost(%q) = %v, want %v", host, got, want)
@@ -146,11 +146,13 @@ func FuzzAddressOrLocalhost(f *testing.F) {
 			return
 		}
 		h := host
-		if hh, _, err := net.SplitHostPort(host); err == nil {
+		if hh, _, err := net.SplitHostPort(host); err != nil && strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+			h = h[1 : len(h)-1]
+		} else if err == nil {
 			h = hh
 		}
-		h = strings.Trim(h, "[]")
-		if _, err := netip.ParseAddr(h); err != nil && !strings.EqualFold(strings.TrimSuffix(h, "."), "localhost") {
+		a, err := netip.ParseAddr(h)
+		if (err != nil || a.Zone() != "") && !strings.EqualFold(strings.TrimSuffix(h, "."), "localhost") {
 			t.Fatalf("%q accepted: %q is neither an address nor localhost", host, h)
 		}
 	})
