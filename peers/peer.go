@@ -47,6 +47,9 @@ type Peer struct {
 	keepalive atomic.Int64 // PersistentKeepalive in nanoseconds
 	removed   atomic.Bool
 	wgFraming atomic.Bool // PeerConfig.WireGuardFraming
+	// pathMTU is the largest IP packet the path to the endpoint carries, as the tunnel
+	// found it (route MTU, ICMP errors, probes); 0: not known yet.
+	pathMTU atomic.Int32
 
 	// allowedPtr is replaced whole by the table's writers (under its mutex).
 	allowedPtr atomic.Pointer[[]netip.Prefix]
@@ -108,6 +111,13 @@ func (p *Peer) Removed() bool { return p.removed.Load() }
 // WireGuardFraming reports whether the peer speaks WireGuard's own framing (bare IP in
 // transport messages, no VXLAN header). Lock-free, for the hot path.
 func (p *Peer) WireGuardFraming() bool { return p.wgFraming.Load() }
+
+// PathMTU is the largest IP packet the path to the peer's endpoint carries, as the
+// tunnel last found it; 0 while not known (the tunnel then sends up to its MTU).
+func (p *Peer) PathMTU() int { return int(p.pathMTU.Load()) }
+
+// SetPathMTU records the path MTU toward the endpoint (0: forget it).
+func (p *Peer) SetPathMTU(mtu int) { p.pathMTU.Store(int32(mtu)) }
 
 // Endpoint returns the peer's current UDP address (invalid when unknown).
 func (p *Peer) Endpoint() netip.AddrPort {
@@ -238,7 +248,9 @@ type PeerStats struct {
 	// authenticated reply for the tunnel's NewHandshakeTimeout (the peer may have lost
 	// the session: restarted, or re-added the peer).
 	NoReplyHandshakes uint64
-	Drops             map[string]uint64 // by DropReason name; only nonzero reasons
+	// PathMTU is the largest IP packet the path to the endpoint carries (0: not known).
+	PathMTU int
+	Drops   map[string]uint64 // by DropReason name; only nonzero reasons
 }
 
 // Stats returns a snapshot of the peer's counters (allocates; control path).
@@ -255,6 +267,7 @@ func (p *Peer) Stats() PeerStats {
 		Drops:      p.drops.Snapshot(),
 
 		NoReplyHandshakes: p.noReply.Load(),
+		PathMTU:           p.PathMTU(),
 	}
 	if ns := p.lastHandshake.Load(); ns != 0 {
 		s.LastHandshake = time.Unix(0, ns)

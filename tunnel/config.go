@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/weftnet/weft/crypto"
@@ -57,6 +58,17 @@ type Config struct {
 	// lost the session (restarted, or re-added us) and cannot decrypt what we send. Longer
 	// than KeepaliveTimeout, so that a peer that only receives has answered with a keepalive.
 	NewHandshakeTimeout time.Duration
+	// RouteMTU returns the MTU of the route toward an underlay address without sending
+	// anything (udp.Bind.RouteMTU); it bounds each peer's path MTU. nil: the device MTU
+	// plus the framing's overhead is the bound.
+	RouteMTU func(netip.Addr) (int, error)
+	// PathMTUInterval is how often each peer's path MTU is searched again by probes
+	// (pmtu.go), so that a path that widened is used again; 0 turns probing off (ICMP
+	// errors and the route MTU still apply).
+	PathMTUInterval time.Duration
+	// PathMTUProbeTimeout is how long a probe waits for its acknowledgement before it is
+	// sent again (three times in all).
+	PathMTUProbeTimeout time.Duration
 }
 
 // DefaultConfig returns the production defaults; set Identity before New.
@@ -84,6 +96,10 @@ func DefaultConfig() Config {
 		KeepaliveTimeout: crypto.KeepaliveTimeout,
 		// KeepaliveTimeout+RekeyTimeout (15 s): the peer's keepalive plus a handshake's time.
 		NewHandshakeTimeout: crypto.NewHandshakeTime,
+		// Searched again every 10 minutes, as long as the kernel keeps a learned PMTU
+		// (net.ipv4.route.mtu_expires); a probe waits a second, several RTTs anywhere.
+		PathMTUInterval:     10 * time.Minute,
+		PathMTUProbeTimeout: time.Second,
 	}
 }
 
@@ -94,6 +110,8 @@ func DefaultLocalConfig() Config {
 	c.RekeyTimeout = 500 * time.Millisecond
 	c.KeepaliveTimeout = time.Second
 	c.NewHandshakeTimeout = c.KeepaliveTimeout + c.RekeyTimeout
+	c.PathMTUInterval = 0 // tests of path MTU turn probing on themselves
+	c.PathMTUProbeTimeout = 200 * time.Millisecond
 	return c
 }
 
@@ -112,6 +130,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: QueueLen, HandshakeQueueLen must be > 0 (DefaultConfig sets them)", ErrInvalidConfig)
 	case c.TimerInterval <= 0, c.RekeyAfterTime <= 0, c.RekeyAttemptTime <= 0, c.RekeyTimeout <= 0, c.KeepaliveTimeout <= 0, c.NewHandshakeTimeout <= 0:
 		return fmt.Errorf("%w: timer durations must be > 0 (DefaultConfig sets them)", ErrInvalidConfig)
+	case c.PathMTUInterval < 0, c.PathMTUInterval > 0 && c.PathMTUProbeTimeout <= 0:
+		return fmt.Errorf("%w: PathMTUInterval must be >= 0 and, when > 0, PathMTUProbeTimeout > 0", ErrInvalidConfig)
 	case c.NewHandshakeTimeout <= c.KeepaliveTimeout:
 		return fmt.Errorf("%w: NewHandshakeTimeout %v must exceed KeepaliveTimeout %v (a peer that only receives answers with a keepalive after KeepaliveTimeout; WireGuard waits KeepaliveTimeout+RekeyTimeout)",
 			ErrInvalidConfig, c.NewHandshakeTimeout, c.KeepaliveTimeout)

@@ -38,11 +38,17 @@ type reqKind uint8
 const (
 	reqInitiate reqKind = iota
 	reqFlush
+	reqPathICMP   // arg: the MTU an ICMP error or EMSGSIZE reported; verified: it quoted us
+	reqRouteMTU   // a send failed with EMSGSIZE: read the route MTU again
+	reqProbeAck   // the peer probed us: acknowledge arg (size, id)
+	reqProbeAcked // the peer acknowledged our probe arg (size, id)
 )
 
 type hsRequest struct {
-	peer *peers.Peer
-	kind reqKind
+	peer     *peers.Peer
+	kind     reqKind
+	arg      uint32
+	verified bool
 }
 
 // hsScratch is the worker's per-goroutine state.
@@ -51,6 +57,10 @@ type hsScratch struct {
 	msgs   [][]byte // a flush's sealed packets
 	taken  [][]byte // pool buffers to return after a flush
 	single [][]byte // one-message batch for bind.Send
+	// probe holds a path-MTU probe and its control probe (pool buffers), probeMsgs
+	// the two sealed messages.
+	probe     [2][]byte
+	probeMsgs [][]byte
 }
 
 // enqueueHandshake copies a handshake message onto the worker's queue (inbound loops).
@@ -83,6 +93,9 @@ func (t *Tunnel) routineHandshake() {
 		msgs:   make([][]byte, 0, t.cfg.QueueLen),
 		taken:  make([][]byte, 0, t.cfg.QueueLen),
 		single: make([][]byte, 1),
+
+		probe:     [2][]byte{t.pool.get(), t.pool.get()},
+		probeMsgs: make([][]byte, 0, 2),
 	}
 	tick := time.NewTicker(t.cfg.TimerInterval)
 	defer tick.Stop()
@@ -100,6 +113,14 @@ func (t *Tunnel) routineHandshake() {
 			case reqFlush:
 				t.sessionUp(r.peer)
 				t.flushPending(hs, r.peer)
+			case reqPathICMP:
+				t.pathICMP(hs, r.peer, int(r.arg), r.verified)
+			case reqRouteMTU:
+				t.routeChanged(r.peer)
+			case reqProbeAck:
+				t.sendProbeAck(hs, r.peer, r.arg)
+			case reqProbeAcked:
+				t.probeAcked(hs, r.peer, int(r.arg>>16), uint16(r.arg))
 			}
 		case now := <-tick.C:
 			t.tick(hs, now)
@@ -163,7 +184,7 @@ func (t *Tunnel) sessionFresh(p *peers.Peer, now time.Time) bool {
 
 func (t *Tunnel) sendOne(hs *hsScratch, msg []byte, ep conn.Endpoint) bool {
 	hs.single[0] = msg
-	ok := t.send(hs.single, ep)
+	ok := t.send(hs.single, ep) == nil
 	hs.single[0] = nil
 	return ok
 }
@@ -350,7 +371,13 @@ func (t *Tunnel) flushPending(hs *hsScratch, p *peers.Peer) int {
 	now := time.Now()
 	for _, b := range hs.taken {
 		n := len(b) - headroom
-		start, m, err := t.seal(kp, b[:cap(b)], n, p.WireGuardFraming(), now)
+		bare := p.WireGuardFraming()
+		limit := t.maxPlain(p, bare)
+		if plainLen(n, bare) > limit {
+			t.drop(p, peers.DropTooBig, 1) // the path shrank while it waited
+			continue
+		}
+		start, m, err := t.seal(kp, b[:cap(b)], n, bare, limit, now)
 		if err != nil {
 			t.drop(p, peers.DropKeypairExpired, 1)
 			continue

@@ -21,7 +21,12 @@ type direct struct {
 
 func newDirect(tb testing.TB, batch int, pkts [][]byte) *direct {
 	tb.Helper()
-	return newDirectWith(tb, batch, pkts, DefaultConfig(), DefaultConfig(), nil)
+	// The device MTU admits the largest packet: a bigger one would not fit the path.
+	cfg := DefaultConfig()
+	for _, p := range pkts {
+		cfg.MTU = max(cfg.MTU, len(p))
+	}
+	return newDirectWith(tb, batch, pkts, cfg, cfg, nil)
 }
 
 // newDirectWith is newDirect with given configs and, unless clk is nil, both identities

@@ -95,6 +95,9 @@ func newDirectPolicy(tb testing.TB, batch int, pkts [][]byte, pa, pb Policy) *di
 	tb.Helper()
 	cfgA, cfgB := DefaultConfig(), DefaultConfig()
 	cfgA.Policy, cfgB.Policy = pa, pb
+	for _, p := range pkts { // the device MTU admits the largest packet, as newDirect
+		cfgA.MTU, cfgB.MTU = max(cfgA.MTU, len(p)), max(cfgB.MTU, len(p))
+	}
 	return newDirectWith(tb, batch, pkts, cfgA, cfgB, nil)
 }
 

@@ -167,6 +167,10 @@ func (t *Tunnel) receiveTransport(rs *recvScratch, buf, msg []byte, ep conn.Endp
 	}
 	proto := h.NextProto
 	inner := pt[vxlan.HeaderSize:]
+	if proto == vxlan.ProtoPMTUProbe || proto == vxlan.ProtoPMTUAck {
+		t.receiveProbe(p, proto, inner)
+		return
+	}
 	if t.cfg.NextProtoL2 {
 		if proto != vxlan.ProtoEthernet && proto != vxlan.ProtoNone {
 			t.drop(p, peers.DropWrongProto, 1)

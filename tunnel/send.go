@@ -3,6 +3,7 @@ package tunnel
 import (
 	"errors"
 	"os"
+	"syscall"
 	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
@@ -39,7 +40,14 @@ import (
 type sendScratch struct {
 	dsts   []*peers.Peer
 	groups []sendGroup
-	copies [][]byte // pool buffers of flood copies in this batch
+	copies [][]byte // pool buffers of flood copies and fragments in this batch
+
+	// icmp holds an ICMP error for the device at headroom (icmp.go); icmpOut is its
+	// one-buffer batch. icmpTokens and icmpRefill are the errors' token bucket.
+	icmp       []byte
+	icmpOut    [][]byte
+	icmpTokens int
+	icmpRefill int64
 }
 
 type sendGroup struct {
@@ -50,9 +58,11 @@ type sendGroup struct {
 
 func (t *Tunnel) newSendScratch() *sendScratch {
 	return &sendScratch{
-		dsts:   make([]*peers.Peer, 0, 8),
-		groups: make([]sendGroup, 0, 8),
-		copies: make([][]byte, 0, t.cfg.MaxFloodCopies),
+		dsts:    make([]*peers.Peer, 0, 8),
+		groups:  make([]sendGroup, 0, 8),
+		copies:  make([][]byte, 0, t.cfg.MaxFloodCopies),
+		icmp:    make([]byte, headroom+icmpBufSize),
+		icmpOut: make([][]byte, 1),
 	}
 }
 
@@ -167,7 +177,13 @@ func (t *Tunnel) sealInto(sc *sendScratch, p *peers.Peer, b []byte, n int, now t
 	if kp.NeedsRekey(now) {
 		t.requestHandshake(p)
 	}
-	start, m, err := t.seal(kp, b, n, p.WireGuardFraming(), now)
+	bare := p.WireGuardFraming()
+	limit := t.maxPlain(p, bare)
+	if need := plainLen(n, bare); need > limit {
+		t.tooBig(sc, p, b, n, limit-(need-n), now)
+		return
+	}
+	start, m, err := t.seal(kp, b, n, bare, limit, now)
 	if err != nil {
 		if errors.Is(err, crypto.ErrKeypairExpired) {
 			t.enqueuePending(p, b[headroom:headroom+n]) // seal left the packet where it was
@@ -181,18 +197,28 @@ func (t *Tunnel) sealInto(sc *sendScratch, p *peers.Peer, b []byte, n int, now t
 	g.bytes += uint64(n)
 }
 
+// plainLen is the plaintext an inner packet of n bytes needs before padding.
+func plainLen(n int, bare bool) int {
+	if bare {
+		return n
+	}
+	return vxlan.HeaderSize + n
+}
+
 // seal writes the VXLAN header and padding around the inner packet at b[headroom:] and
 // seals it in place; the message is b[start:start+m]. bare (a peer with WireGuard framing,
 // L3 only): no VXLAN header, the message starts at b[headroom-16:] so that the packet is
-// sealed where it lies, padded as WireGuard pads (to a multiple of 16, never past the MTU).
-// On an error the packet at b[headroom:headroom+n] is as it was (it may be queued).
-func (t *Tunnel) seal(kp *crypto.Keypair, b []byte, n int, bare bool, now time.Time) (start, m int, err error) {
+// sealed where it lies, padded as WireGuard pads (to a multiple of 16). Padding never
+// takes the plaintext past limit (maxPlain: the MTU and the peer's path), which the
+// caller checked the packet fits. On an error the packet at b[headroom:headroom+n] is as
+// it was (it may be queued).
+func (t *Tunnel) seal(kp *crypto.Keypair, b []byte, n int, bare bool, limit int, now time.Time) (start, m int, err error) {
 	now = t.cfg.Identity.Present(now) // the batch's clock read, on the keypair's clock
 	if bare {
 		start = headroom - crypto.MessageTransportHeaderSize
 		padded := (n + 15) &^ 15
-		if padded > t.cfg.MTU {
-			padded = max(n, t.cfg.MTU)
+		if padded > limit {
+			padded = max(n, limit)
 		}
 		msg := b[start:]
 		clear(msg[crypto.MessageTransportHeaderSize+n : crypto.MessageTransportHeaderSize+padded])
@@ -208,7 +234,7 @@ func (t *Tunnel) seal(kp *crypto.Keypair, b []byte, n int, bare bool, now time.T
 		}
 		// Pad to a multiple of 16 (hides exact lengths, as WireGuard), never past the MTU.
 		padded := (plain + 15) &^ 15
-		if limit := vxlan.HeaderSize + t.cfg.MTU; padded > limit {
+		if padded > limit {
 			padded = max(plain, limit)
 		}
 		clear(b[headroom+n : crypto.MessageTransportHeaderSize+padded])
@@ -261,26 +287,32 @@ func (t *Tunnel) sendTo(p *peers.Peer, msgs [][]byte, innerBytes uint64, now tim
 		t.drop(p, peers.DropNoEndpoint, uint64(len(msgs)))
 		return
 	}
-	if !t.send(msgs, ep) {
+	if err := t.send(msgs, ep); err != nil {
+		if errors.Is(err, syscall.EMSGSIZE) {
+			// The route toward p is narrower than its path MTU said: read it again.
+			t.drop(p, peers.DropTooBig, uint64(len(msgs)))
+			t.requestRouteMTU(p)
+			return
+		}
 		t.drop(p, peers.DropSendFailed, uint64(len(msgs)))
 		return
 	}
 	p.AddTx(uint64(len(msgs)), innerBytes, true, now.UnixNano()) // data: arms the no-reply timer
 }
 
-// send writes msgs to ep in chunks of at most bindBatch; false on the first failure.
-func (t *Tunnel) send(msgs [][]byte, ep conn.Endpoint) bool {
+// send writes msgs to ep in chunks of at most bindBatch; it stops at the first failure.
+func (t *Tunnel) send(msgs [][]byte, ep conn.Endpoint) error {
 	for len(msgs) > 0 {
 		k := min(len(msgs), t.bindBatch)
 		if err := t.bind.Send(msgs[:k], ep); err != nil {
 			if !t.closed.Load() {
 				t.log.Debug("bind send failed", "endpoint", ep.DstToString(), "err", err)
 			}
-			return false
+			return err
 		}
 		msgs = msgs[k:]
 	}
-	return true
+	return nil
 }
 
 // enqueuePending copies pkt into a pool buffer on p's pending queue (dropping the oldest

@@ -14,6 +14,12 @@ type Stats struct {
 	// NoReplyHandshakes counts new handshakes started because data sent got no
 	// authenticated reply for NewHandshakeTimeout (per peer: PeerStats.NoReplyHandshakes).
 	NoReplyHandshakes uint64
+	// PathMTUProbes counts path-MTU probes sent; PathMTUChanges the changes of a peer's
+	// path MTU; ICMPTooBig the ICMP errors written into the device for packets too big
+	// for their peer's path, ICMPLimited those the rate limit held back;
+	// PathErrorsIgnored the kernel's errors about sent datagrams that named no peer or
+	// found the worker's queue full.
+	PathMTUProbes, PathMTUChanges, ICMPTooBig, ICMPLimited, PathErrorsIgnored uint64
 }
 
 // Stats returns a snapshot of the global counters (allocates; control path).
@@ -24,6 +30,11 @@ func (t *Tunnel) Stats() Stats {
 		KeepalivesSent: t.keepalivesSent.Load(),
 
 		NoReplyHandshakes: t.noReplyHandshakes.Load(),
+		PathMTUProbes:     t.probesSent.Load(),
+		PathMTUChanges:    t.pmtuChanges.Load(),
+		ICMPTooBig:        t.icmpSent.Load(),
+		ICMPLimited:       t.icmpLimited.Load(),
+		PathErrorsIgnored: t.pmtuIgnored.Load(),
 	}
 }
 

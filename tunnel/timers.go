@@ -32,8 +32,16 @@ import (
 //     in case that is what broke;
 //   - sessions erased after 3×RejectAfterTime of silence.
 func (t *Tunnel) tick(hs *hsScratch, now time.Time) {
-	for _, p := range t.table.Peers() {
+	ps := t.table.Peers()
+	for _, p := range ps {
 		t.tickPeer(hs, p, now)
+	}
+	if len(t.pmtu) > len(ps) {
+		for p := range t.pmtu {
+			if p.Removed() {
+				delete(t.pmtu, p)
+			}
+		}
 	}
 }
 
@@ -87,6 +95,7 @@ func (t *Tunnel) tickPeer(hs *hsScratch, p *peers.Peer, now time.Time) {
 	} else if pk := p.PersistentKeepalive(); pk > 0 && nowNs-lastSent >= int64(pk) {
 		t.sendKeepalive(hs, p)
 	}
+	t.tickPMTU(hs, p, now)
 	if lastRx := p.LastReceived(); now.Sub(kp.Created()) >= 3*crypto.RejectAfterTime &&
 		(lastRx == 0 || nowNs-lastRx >= int64(3*crypto.RejectAfterTime)) {
 		t.log.Info("session erased after silence", "peer", p.Key().String())

@@ -39,6 +39,11 @@ type Tunnel struct {
 	keepalivesSent atomic.Uint64
 	// noReplyHandshakes counts handshakes the no-reply timer started (timers.go).
 	noReplyHandshakes atomic.Uint64
+	// Path MTU (pmtu.go): probes sent, path MTU changes, ICMP errors written into the
+	// device, ICMP errors not written (rate limit), errors about datagrams ignored.
+	probesSent, pmtuChanges, icmpSent, icmpLimited, pmtuIgnored atomic.Uint64
+	// pmtu is each peer's path-MTU search, owned by the handshake worker.
+	pmtu map[*peers.Peer]*pmtuState
 
 	hsMsgs chan hsMessage // received handshake messages for the worker
 	hsReqs chan hsRequest // initiations and pending flushes asked by the loops
@@ -103,6 +108,7 @@ func New(cfg Config, dev tun.Device, bind conn.Bind, table *peers.Table) (*Tunne
 		hsReqs:    make(chan hsRequest, 256),
 		stop:      make(chan struct{}),
 		now:       time.Now,
+		pmtu:      make(map[*peers.Peer]*pmtuState),
 	}
 	if t.router == nil {
 		t.router = NewL3Router(table)

@@ -27,6 +27,11 @@ const (
 	ProtoIPv4     NextProto = 0x01
 	ProtoIPv6     NextProto = 0x02
 	ProtoEthernet NextProto = 0x03
+	// ProtoPMTUProbe and ProtoPMTUAck carry weft's path-MTU probes inside the encrypted
+	// transport (tunnel/pmtu.go); never on a plain VTEP. They take the two values the
+	// VXLAN-GPE registry leaves for experiments (0xFE, 0xFF).
+	ProtoPMTUProbe NextProto = 0xFE
+	ProtoPMTUAck   NextProto = 0xFF
 )
 
 const (
