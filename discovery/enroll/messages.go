@@ -243,7 +243,12 @@ func (p *Response) UnmarshalBinary(b []byte) error {
 	if r.err {
 		return r.done("response")
 	}
-	// The rest is the cluster prefix (netip's binary form: address, then a bits byte).
+	// The rest is the cluster prefix (netip's binary form: address, then a bits byte):
+	// an IPv4 or IPv6 address, never a zone (netip would drop it, so the bytes would not
+	// be the only encoding of the response).
+	if len(r.b) != 4+1 && len(r.b) != 16+1 {
+		return fmt.Errorf("%w: response: cluster CIDR of %d bytes", ErrMalformed, len(r.b))
+	}
 	if err := p.Cluster.UnmarshalBinary(r.b); err != nil || !p.Cluster.IsValid() || p.Cluster != p.Cluster.Masked() {
 		return fmt.Errorf("%w: response: cluster CIDR", ErrMalformed)
 	}
