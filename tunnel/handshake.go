@@ -86,9 +86,8 @@ func (t *Tunnel) requestFlush(p *peers.Peer) {
 	}
 }
 
-func (t *Tunnel) routineHandshake() {
-	defer t.wg.Done()
-	hs := &hsScratch{
+func (t *Tunnel) newHSScratch() *hsScratch {
+	return &hsScratch{
 		out:    make([]byte, 256),
 		msgs:   make([][]byte, 0, t.cfg.QueueLen),
 		taken:  make([][]byte, 0, t.cfg.QueueLen),
@@ -97,6 +96,11 @@ func (t *Tunnel) routineHandshake() {
 		probe:     [2][]byte{t.pool.get(), t.pool.get()},
 		probeMsgs: make([][]byte, 0, 2),
 	}
+}
+
+func (t *Tunnel) routineHandshake() {
+	defer t.wg.Done()
+	hs := t.newHSScratch()
 	tick := time.NewTicker(t.cfg.TimerInterval)
 	defer tick.Stop()
 	for {
@@ -106,25 +110,30 @@ func (t *Tunnel) routineHandshake() {
 		case m := <-t.hsMsgs:
 			t.handleHandshake(hs, &m)
 		case r := <-t.hsReqs:
-			switch r.kind {
-			case reqInitiate:
-				r.peer.Session().ClearRequested()
-				t.initiate(hs, r.peer, false)
-			case reqFlush:
-				t.sessionUp(r.peer)
-				t.flushPending(hs, r.peer)
-			case reqPathICMP:
-				t.pathICMP(hs, r.peer, int(r.arg), r.verified)
-			case reqRouteMTU:
-				t.routeChanged(r.peer)
-			case reqProbeAck:
-				t.sendProbeAck(hs, r.peer, r.arg)
-			case reqProbeAcked:
-				t.probeAcked(hs, r.peer, int(r.arg>>16), uint16(r.arg))
-			}
+			t.handleRequest(hs, r)
 		case now := <-tick.C:
 			t.tick(hs, now)
 		}
+	}
+}
+
+// handleRequest acts on one request of the loops (worker only).
+func (t *Tunnel) handleRequest(hs *hsScratch, r hsRequest) {
+	switch r.kind {
+	case reqInitiate:
+		r.peer.Session().ClearRequested()
+		t.initiate(hs, r.peer, false)
+	case reqFlush:
+		t.sessionUp(r.peer)
+		t.flushPending(hs, r.peer)
+	case reqPathICMP:
+		t.pathICMP(hs, r.peer, int(r.arg), r.verified)
+	case reqRouteMTU:
+		t.routeChanged(r.peer)
+	case reqProbeAck:
+		t.sendProbeAck(hs, r.peer, r.arg)
+	case reqProbeAcked:
+		t.probeAcked(hs, r.peer, int(r.arg>>16), uint16(r.arg))
 	}
 }
 
