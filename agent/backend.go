@@ -109,6 +109,7 @@ func (a *Agent) Peers() []api.Peer {
 		ap.State, ap.StateReason = peerState(time.Now(), s.Endpoint.IsValid(), s.LastHandshake, sv)
 		ap.HandshakeFailures = sv.GaveUp
 		ap.NoReplyHandshakes = s.NoReplyHandshakes
+		ap.PathMTU = s.PathMTU
 		for _, pfx := range s.AllowedIPs {
 			ap.AllowedIPs = append(ap.AllowedIPs, pfx.String())
 		}

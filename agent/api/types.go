@@ -112,6 +112,9 @@ type Peer struct {
 	// NoReplyHandshakes counts new handshakes started because data sent to the peer got no
 	// authenticated reply for 15 s (the peer had lost the session: restarted, re-added us).
 	NoReplyHandshakes uint64 `json:"no_reply_handshakes,omitempty"`
+	// PathMTU is the largest IP packet the underlay path to the peer's endpoint carries,
+	// as the datapath found it (route MTU, ICMP errors, probes); 0: not known yet.
+	PathMTU int `json:"path_mtu,omitempty"`
 }
 
 // JoinRequest is POST /v1/join.

@@ -164,7 +164,12 @@ func (e *encrypted) startTunnel(dev tun.Device, mtu int, router tunnel.Router) (
 func (e *encrypted) Close() { _ = e.tnl.Close() }
 
 func (e *encrypted) Stats() (map[string]uint64, map[string]uint64) {
-	return e.tnl.Stats().Drops, nil
+	st := e.tnl.Stats()
+	return st.Drops, map[string]uint64{
+		"path_mtu_probes": st.PathMTUProbes, "path_mtu_changes": st.PathMTUChanges,
+		"icmp_too_big": st.ICMPTooBig, "icmp_too_big_limited": st.ICMPLimited,
+		"path_errors_ignored": st.PathErrorsIgnored,
+	}
 }
 
 // StaticPeer is the peer table's configuration of a static peer of the config.

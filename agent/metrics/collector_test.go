@@ -48,7 +48,7 @@ func TestCollector_Source(t *testing.T) {
 	src := Source{
 		Peers: func() []api.Peer {
 			return []api.Peer{{PublicKey: "K", Name: "b", RxBytes: 10, TxBytes: 20, RxPackets: 1, TxPackets: 2, Handshakes: 3,
-				LastHandshake: time.Unix(5, 0), Drops: map[string]uint64{"replayed": 4}, State: "up", HandshakeFailures: 6, NoReplyHandshakes: 7}}
+				LastHandshake: time.Unix(5, 0), Drops: map[string]uint64{"replayed": 4}, State: "up", HandshakeFailures: 6, NoReplyHandshakes: 7, PathMTU: 1400}}
 		},
 		Members:     func() []api.Member { return []api.Member{{Name: "a", Status: "alive"}, {Name: "b", Status: "failed"}} },
 		Drops:       func() (map[string]uint64, bool) { return map[string]uint64{"wrong_vni": 8}, true },
@@ -65,6 +65,7 @@ func TestCollector_Source(t *testing.T) {
 		"weft_peer_bytes_total{direction=tx,name=b,peer=K}":         20,
 		"weft_peer_packets_total{direction=tx,name=b,peer=K}":       2,
 		"weft_peer_handshakes_total{name=b,peer=K}":                 3,
+		"weft_peer_path_mtu_bytes{name=b,peer=K}":                   1400,
 		"weft_peer_last_handshake_timestamp_seconds{name=b,peer=K}": 5,
 		"weft_peer_drops_total{name=b,peer=K,reason=replayed}":      4,
 		"weft_drops_total{reason=wrong_vni}":                        8,

@@ -14,7 +14,7 @@ type OpsCollector struct {
 	src Source
 
 	buildInfo, peerState, handshakeFailures, services *prometheus.Desc
-	noReplyHandshakes                                 *prometheus.Desc
+	noReplyHandshakes, pathMTU                        *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*OpsCollector)(nil)
@@ -27,13 +27,14 @@ func NewOpsCollector(src Source) *OpsCollector {
 		peerState:         prometheus.NewDesc("weft_peer_state", "1 for the state a peer is in (up, handshaking, handshake failing, no endpoint, idle).", []string{"peer", "name", "state"}, nil),
 		handshakeFailures: prometheus.NewDesc("weft_peer_handshake_failures_total", "Handshake attempts with a peer given up unanswered (after RekeyAttemptTime).", []string{"peer", "name"}, nil),
 		noReplyHandshakes: prometheus.NewDesc("weft_peer_no_reply_handshakes_total", "New handshakes with a peer started because data sent got no authenticated reply for 15 s (the peer had lost the session).", []string{"peer", "name"}, nil),
+		pathMTU:           prometheus.NewDesc("weft_peer_path_mtu_bytes", "The largest underlay IP packet the path to a peer's endpoint carries, as the datapath found it (route MTU, ICMP errors, probes); absent until known.", []string{"peer", "name"}, nil),
 		services:          prometheus.NewDesc("weft_services", "Service instances in the catalog by health.", []string{"health"}, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *OpsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.buildInfo, c.peerState, c.handshakeFailures, c.noReplyHandshakes, c.services} {
+	for _, d := range []*prometheus.Desc{c.buildInfo, c.peerState, c.handshakeFailures, c.noReplyHandshakes, c.pathMTU, c.services} {
 		ch <- d
 	}
 }
@@ -46,6 +47,9 @@ func (c *OpsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.peerState, prometheus.GaugeValue, 1, p.PublicKey, p.Name, p.State)
 		ch <- prometheus.MustNewConstMetric(c.handshakeFailures, prometheus.CounterValue, float64(p.HandshakeFailures), p.PublicKey, p.Name)
 		ch <- prometheus.MustNewConstMetric(c.noReplyHandshakes, prometheus.CounterValue, float64(p.NoReplyHandshakes), p.PublicKey, p.Name)
+		if p.PathMTU > 0 {
+			ch <- prometheus.MustNewConstMetric(c.pathMTU, prometheus.GaugeValue, float64(p.PathMTU), p.PublicKey, p.Name)
+		}
 	}
 	counts := map[string]int{}
 	for _, h := range []catalog.Health{catalog.HealthPassing, catalog.HealthWarning, catalog.HealthCritical} {

@@ -82,7 +82,10 @@ func newMembersCmd(g *globals) *cobra.Command {
 func newPeersCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "peers",
-		Short: "List datapath peers: endpoint, last handshake, traffic and drops",
+		Short: "List datapath peers: endpoint, path MTU, last handshake, traffic and drops",
+		Long: `List datapath peers: state, endpoint, allowed IPs, the path MTU toward the endpoint (the
+largest underlay IP packet that reaches it, found from the route, ICMP errors and probes;
+"-" until known), the last handshake, traffic and drops by reason.`,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := commandContext(10 * time.Second)
@@ -96,14 +99,18 @@ func newPeersCmd(g *globals) *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), ps)
 			}
 			tw := table(cmd.OutOrStdout())
-			fmt.Fprintln(tw, "NAME\tSTATE\tENDPOINT\tALLOWED IPS\tHANDSHAKE\tRX\tTX\tDROPS")
+			fmt.Fprintln(tw, "NAME\tSTATE\tENDPOINT\tALLOWED IPS\tPATH MTU\tHANDSHAKE\tRX\tTX\tDROPS")
 			for _, p := range ps {
 				state := dash(p.State)
 				if p.StateReason != "" {
 					state += ": " + p.StateReason
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(p.Name), state, dash(p.Endpoint), strings.Join(p.AllowedIPs, ","),
-					age(p.LastHandshake), bytesHuman(p.RxBytes), bytesHuman(p.TxBytes), drops(p.Drops))
+				pmtu := "-"
+				if p.PathMTU > 0 {
+					pmtu = fmt.Sprint(p.PathMTU)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", dash(p.Name), state, dash(p.Endpoint), strings.Join(p.AllowedIPs, ","),
+					pmtu, age(p.LastHandshake), bytesHuman(p.RxBytes), bytesHuman(p.TxBytes), drops(p.Drops))
 			}
 			return tw.Flush()
 		},
