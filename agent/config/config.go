@@ -25,6 +25,10 @@ type Config struct {
 	ListenPort int `yaml:"listen_port"`
 	// MTU of the device; 0 picks the largest that fits a 1500-byte underlay after all headers.
 	MTU int `yaml:"mtu"`
+	// PathMTUProbeInterval is how often each peer's path MTU is searched again with probes,
+	// so that a path that widened is used again; 0 turns probing off (ICMP errors and the
+	// route's MTU still apply).
+	PathMTUProbeInterval Duration `yaml:"path_mtu_probe_interval"`
 	// VNI is the VXLAN network identifier of this overlay; packets of another VNI are dropped.
 	VNI uint32 `yaml:"vni"`
 	// StateDir keeps the private key (0600), the chosen subnet and local service registrations.
@@ -227,16 +231,18 @@ type ConsulAPIConfig struct {
 func DefaultConfig() Config {
 	host, _ := os.Hostname()
 	return Config{
-		Name:        host,
-		Mode:        "l3",
-		Encryption:  "wireguard",
-		Interface:   "weft0",
-		ListenPort:  0, // resolved by Validate: 51820 encrypted (WireGuard's), 4789 plain (IANA VXLAN)
-		MTU:         0, // resolved by Validate, see DefaultMTU
-		VNI:         1,
-		StateDir:    defaultStateDir(),                             // /var/lib/weft as root, the XDG state dir otherwise
-		ClusterCIDR: Prefix{netip.MustParsePrefix("10.42.0.0/16")}, // 256 hosts of /24, private range
-		TapOffload:  true,                                          // 64 frames per syscall where the kernel allows; it falls back by itself
+		Name:       host,
+		Mode:       "l3",
+		Encryption: "wireguard",
+		Interface:  "weft0",
+		ListenPort: 0, // resolved by Validate: 51820 encrypted (WireGuard's), 4789 plain (IANA VXLAN)
+		MTU:        0, // resolved by Validate, see DefaultMTU
+		VNI:        1,
+		// As long as the kernel keeps a learned PMTU (net.ipv4.route.mtu_expires).
+		PathMTUProbeInterval: Duration{10 * time.Minute},
+		StateDir:             defaultStateDir(),                             // /var/lib/weft as root, the XDG state dir otherwise
+		ClusterCIDR:          Prefix{netip.MustParsePrefix("10.42.0.0/16")}, // 256 hosts of /24, private range
+		TapOffload:           true,                                          // 64 frames per syscall where the kernel allows; it falls back by itself
 		Gossip: GossipConfig{
 			Bind:          "0.0.0.0:7946",             // Serf's customary LAN port
 			RetryInterval: Duration{30 * time.Second}, // Consul's default

@@ -149,6 +149,9 @@ func (c *Config) resolve(p *problems) {
 			p.addf("enroll.listen", "enroll.listen %q: must be [IP]:PORT (like :7947)", c.Enroll.Listen)
 		}
 	}
+	if d := c.PathMTUProbeInterval.Duration; d < 0 || (d > 0 && d < time.Second) {
+		p.addf("path_mtu_probe_interval", "path_mtu_probe_interval %s: must be 0 (no probes) or at least 1s (like 10m)", c.PathMTUProbeInterval)
+	}
 	if c.Gossip.RetryInterval.Duration <= 0 {
 		p.addf("gossip.retry_interval", "gossip.retry_interval %s: must be positive (like 30s)", c.Gossip.RetryInterval)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"time"
 
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/tun"
@@ -60,6 +61,8 @@ type Config struct {
 	Interface string
 	// MTU is the device's MTU.
 	MTU int
+	// PathMTUProbeInterval is how often each peer's path MTU is searched again (0: never).
+	PathMTUProbeInterval time.Duration
 	// VNI is the overlay's VXLAN network identifier.
 	VNI uint32
 	// ListenPort is the UDP data port (0: any).
@@ -80,7 +83,7 @@ type Config struct {
 // ConfigOf takes a datapath's Config from the agent's validated configuration.
 func ConfigOf(c config.Config) Config {
 	return Config{Mode: c.Mode, Encryption: c.Encryption, Netstack: c.Netstack, Interface: c.Interface,
-		MTU: c.MTU, VNI: c.VNI, ListenPort: c.ListenPort, ClusterCIDR: c.ClusterCIDR.Prefix,
+		MTU: c.MTU, PathMTUProbeInterval: c.PathMTUProbeInterval.Duration, VNI: c.VNI, ListenPort: c.ListenPort, ClusterCIDR: c.ClusterCIDR.Prefix,
 		TAPOffload: c.TapOffload, ARPSuppression: c.ARPSuppression, LearnUnknownVTEPs: c.Plain.LearnUnknownVTEPs,
 		Peers: c.Peers}
 }
@@ -141,6 +144,7 @@ func (e *encrypted) startTunnel(dev tun.Device, mtu int, router tunnel.Router) (
 	tcfg := tunnel.DefaultConfig()
 	tcfg.VNI = e.cfg.VNI
 	tcfg.MTU = mtu
+	tcfg.PathMTUInterval = e.cfg.PathMTUProbeInterval
 	tcfg.Identity = e.deps.Identity()
 	tcfg.Logger = e.deps.Logger
 	tcfg.Router = router
