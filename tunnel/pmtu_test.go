@@ -22,7 +22,7 @@ type pathSim struct {
 	lost, sent int
 }
 
-func newPathSim(t *testing.T, mtu int) *pathSim {
+func newPathSim(t testing.TB, mtu int) *pathSim {
 	cfg := DefaultLocalConfig()
 	cfg.PathMTUInterval = time.Hour // searches run when the test ticks
 	cfg.PathMTUProbeTimeout = time.Millisecond
@@ -258,4 +258,66 @@ func TestPathMTU_ICMPTrust(t *testing.T) {
 	if got := p.PathMTU(); got != minIPv4MTU {
 		t.Fatalf("local EMSGSIZE of 100: %d, want the floor %d", got, minIPv4MTU)
 	}
+}
+
+// TestPathMTU_TooBigAlloc: answering packets too big for the path (ICMP into the device)
+// and fragmenting those without DF allocate nothing per packet either.
+func TestPathMTU_TooBigAlloc(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under -race")
+	}
+	for name, pkt := range map[string][]byte{
+		"icmp":     dfPacket("10.0.1.1", "10.0.2.2", 1300),
+		"fragment": ipv4Packet("10.0.1.1", "10.0.2.2", 2000),
+	} {
+		t.Run(name, func(t *testing.T) {
+			d := newDirect(t, 64, [][]byte{pkt})
+			d.peerB.SetPathMTU(1200)
+			d.round()
+			allocs := testing.AllocsPerRun(100, func() {
+				d.sizes[0] = copy(d.bufs[0][headroom:], pkt)
+				d.bindA.N = 0
+				d.sc.icmpTokens = icmpBurst // keep the bucket full: measure the answer itself
+				d.a.sendBatch(d.sc, d.bufs[:1], d.sizes[:1])
+			})
+			if allocs != 0 {
+				t.Fatalf("%s: %v allocations per packet", name, allocs)
+			}
+			if st := d.a.Stats(); (name == "icmp") != (st.ICMPTooBig > 100) || (name == "fragment") != (d.bindA.N == 2) {
+				t.Fatalf("%s: the path not taken: %d errors written, %d messages sent", name, st.ICMPTooBig, d.bindA.N)
+			}
+		})
+	}
+}
+
+// FuzzPathError: whatever an error from the socket's error queue says (any MTU, any
+// quote), the path MTU never rises, never drops below the floor, and drops at all only
+// for a local error or a quote of one of our messages to that peer.
+func FuzzPathError(f *testing.F) {
+	f.Add([]byte{4, 0, 0, 0, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0}, 1400, false, true)
+	f.Add([]byte{}, 600, false, false)
+	f.Add([]byte{4, 0, 0, 0}, -1, true, false)
+	s := newPathSim(f, 1500)
+	p := s.d.peerB
+	s.d.a.tickPMTU(s.hsA, p, time.Now())
+	s.pump()
+	full := p.PathMTU()
+	f.Fuzz(func(t *testing.T, quote []byte, mtu int, local, ours bool) {
+		p.SetPathMTU(full)
+		if ours && len(quote) >= 8 { // make it quote our current index
+			binary.LittleEndian.PutUint32(quote[4:8], p.Keypairs().Current().RemoteIndex())
+		}
+		s.d.a.PathError(mustAP("192.0.2.2:51820"), mtu, local, quote)
+		drainRequests(s.d.a, s.hsA)
+		s.pump()
+		got := p.PathMTU()
+		switch {
+		case got > full:
+			t.Fatalf("raised to %d", got)
+		case got < minIPv4MTU:
+			t.Fatalf("below the floor: %d", got)
+		case got < full && !local && !quotesOurMessage(p, quote):
+			t.Fatalf("an unproven error lowered the path MTU to %d", got)
+		}
+	})
 }
