@@ -1,11 +1,14 @@
 package tunnel
 
 import (
+	"bytes"
 	"encoding/binary"
 	"testing"
 	"time"
 
+	"github.com/weftnet/weft/crypto/cryptotest"
 	"github.com/weftnet/weft/internal/testkit"
+	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/peers"
 )
 
@@ -320,4 +323,37 @@ func FuzzPathError(f *testing.F) {
 			t.Fatalf("an unproven error lowered the path MTU to %d", got)
 		}
 	})
+}
+
+// TestPathMTU_TooBigFrameL2: in L2 an IP frame too big for the path is answered by a
+// frame to its sender's MAC, from the MAC it was sent to, carrying the ICMP error for the
+// IP MTU the path leaves (the frame's limit less its 14-byte header); ARP is not answered.
+func TestPathMTU_TooBigFrameL2(t *testing.T) {
+	cfg := DefaultLocalConfig()
+	cfg.NextProtoL2 = true
+	cfg.Identity = cryptotest.NewIdentity(t)
+	dev := testkit.NewDevice(testkit.DeviceConfig{})
+	dev.KeepWritten(4)
+	tn, err := New(cfg, dev, testkit.NewCaptureBind(1, 64), peers.NewTable(cfg.Identity))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tn.Close()
+	sc := tn.newSendScratch()
+	src, dst := l2.MAC{2, 0, 0, 0, 0, 1}, l2.MAC{2, 0, 0, 0, 0, 2}
+	frame := testkit.Ethernet(dst, src, nil, l2.EtherTypeIPv4, dfPacket("10.0.1.1", "10.0.2.2", 1400))
+	tn.tooBigFrame(sc, nil, frame, 1214, time.Now())
+	got := dev.Recv(t)
+	if !bytes.Equal(got[0:6], src[:]) || !bytes.Equal(got[6:12], dst[:]) || got[12] != 0x08 || got[13] != 0 {
+		t.Fatalf("Ethernet header %x", got[:14])
+	}
+	ip := got[14:]
+	if ip[9] != 1 || ip[20] != 3 || ip[21] != 4 || binary.BigEndian.Uint16(ip[26:28]) != 1200 {
+		t.Fatalf("ICMP %x", ip[:28])
+	}
+	arp := testkit.Ethernet(l2.BroadcastMAC, src, nil, l2.EtherTypeARP, make([]byte, 1400))
+	tn.tooBigFrame(sc, nil, arp, 1214, time.Now())
+	if n := tn.Stats().ICMPTooBig; n != 1 {
+		t.Fatalf("errors written %d, want 1 (none for ARP)", n)
+	}
 }

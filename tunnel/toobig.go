@@ -19,12 +19,16 @@ const (
 // fragments that fit, each sealed on its own (they take pool buffers, bounded like
 // flood copies). Any other IP packet is dropped (too_big) and answered with ICMP
 // "fragmentation needed" / "packet too big" written into the device, so the sender's
-// path-MTU discovery shrinks its packets. An L2 frame is dropped (too_big): the TAP's
-// MTU follows the underlay, and a narrower peer path is left to the inner hosts' own
-// PMTU discovery.
+// path-MTU discovery shrinks its packets. In L2 the same goes for an untagged IPv4 or
+// IPv6 frame (the error in a frame back to its sender's MAC, as a router on the segment
+// would send it); other frames are dropped.
 func (t *Tunnel) tooBig(sc *sendScratch, p *peers.Peer, b []byte, n, innerMTU int, now time.Time) {
 	pkt := b[headroom : headroom+n]
-	if t.cfg.NextProtoL2 || innerMTU < 28 {
+	if t.cfg.NextProtoL2 {
+		t.tooBigFrame(sc, p, pkt, innerMTU, now)
+		return
+	}
+	if innerMTU < 28 {
 		t.drop(p, peers.DropTooBig, 1)
 		return
 	}
@@ -47,7 +51,37 @@ func (t *Tunnel) tooBig(sc *sendScratch, p *peers.Peer, b []byte, n, innerMTU in
 		t.icmpLimited.Add(1)
 		return
 	}
-	k := icmpTooBig(sc.icmp[headroom:], pkt, innerMTU)
+	t.writeICMP(sc, icmpTooBig(sc.icmp[headroom:], pkt, innerMTU))
+}
+
+// tooBigFrame is tooBig for an Ethernet frame (L2): maxFrame is the largest frame that
+// fits the path.
+func (t *Tunnel) tooBigFrame(sc *sendScratch, p *peers.Peer, frame []byte, maxFrame int, now time.Time) {
+	t.drop(p, peers.DropTooBig, 1)
+	const eth = EthernetHeader
+	if len(frame) < eth || maxFrame-eth < 28 {
+		return
+	}
+	if et := uint16(frame[12])<<8 | uint16(frame[13]); et != 0x0800 && et != 0x86dd {
+		return // ARP, VLAN-tagged, anything else: no error to give
+	}
+	if !sc.icmpAllowed(now.UnixNano()) {
+		t.icmpLimited.Add(1)
+		return
+	}
+	out := sc.icmp[headroom:]
+	k := icmpTooBig(out[eth:], frame[eth:], maxFrame-eth)
+	if k == 0 {
+		return
+	}
+	copy(out[0:6], frame[6:12]) // to the sender
+	copy(out[6:12], frame[0:6]) // from the MAC it sent to
+	copy(out[12:14], frame[12:14])
+	t.writeICMP(sc, eth+k)
+}
+
+// writeICMP writes the k bytes at sc.icmp[headroom:] into the device (k 0: nothing).
+func (t *Tunnel) writeICMP(sc *sendScratch, k int) {
 	if k == 0 {
 		return
 	}
