@@ -196,13 +196,20 @@ func (t *Tunnel) startSearch(st *pmtuState, now time.Time) {
 	_ = now
 }
 
-// tickPMTU runs p's path-MTU search from the timers (a session is up).
+// tickPMTU runs p's path-MTU search from the timers (a session is up). A stock
+// WireGuard peer cannot answer probes: a path MTU an ICMP error lowered goes back to the
+// ceiling after PathMTUInterval (as the kernel forgets a learned PMTU), and the next
+// error lowers it again if the path is still narrow.
 func (t *Tunnel) tickPMTU(hs *hsScratch, p *peers.Peer, now time.Time) {
-	if t.cfg.PathMTUInterval <= 0 || p.WireGuardFraming() {
+	st := t.pmtuOf(p, now)
+	if st == nil || t.cfg.PathMTUInterval <= 0 {
 		return
 	}
-	st := t.pmtuOf(p, now)
-	if st == nil {
+	if p.WireGuardFraming() {
+		if !st.next.IsZero() && !now.Before(st.next) {
+			st.ceiling, st.next = t.routeCeiling(p, st.addr), time.Time{}
+			t.setPathMTU(p, st.ceiling, "expired")
+		}
 		return
 	}
 	if !st.next.IsZero() {
@@ -293,7 +300,16 @@ func (t *Tunnel) pathICMP(hs *hsScratch, p *peers.Peer, mtu int, verified bool) 
 	if verified {
 		t.setPathMTU(p, mtu, "icmp")
 	}
-	if t.cfg.PathMTUInterval <= 0 || p.WireGuardFraming() || p.Keypairs().Current() == nil {
+	if t.cfg.PathMTUInterval <= 0 {
+		return
+	}
+	if p.WireGuardFraming() {
+		if verified {
+			st.next = now.Add(t.cfg.PathMTUInterval) // back to the ceiling then
+		}
+		return
+	}
+	if p.Keypairs().Current() == nil {
 		return
 	}
 	// Confirm (or, unverified, test) the claim now: the bigger size in flight is lost.

@@ -357,3 +357,40 @@ func TestPathMTU_TooBigFrameL2(t *testing.T) {
 		t.Fatalf("errors written %d, want 1 (none for ARP)", n)
 	}
 }
+
+// TestPathMTU_WireGuardPeerExpires: a stock WireGuard peer cannot answer probes, so a
+// quoted ICMP error lowers its path MTU and PathMTUInterval later it goes back to the
+// ceiling (the next error would lower it again), as the kernel forgets a learned PMTU.
+func TestPathMTU_WireGuardPeerExpires(t *testing.T) {
+	s := newPathSim(t, 1500)
+	p := s.d.peerB
+	cfg := p.Stats()
+	if _, err := s.d.a.table.Upsert(peers.PeerConfig{PublicKey: cfg.PublicKey, Endpoint: cfg.Endpoint, AllowedIPs: cfg.AllowedIPs, WireGuardFraming: true}); err != nil {
+		t.Fatal(err)
+	}
+	if !p.WireGuardFraming() {
+		t.Fatal("not a WireGuard peer")
+	}
+	now := time.Now()
+	s.d.a.tickPMTU(s.hsA, p, now)
+	ceiling := p.PathMTU()
+	if ceiling != s.d.a.cfg.MTU+Overhead(FramingWireGuard, false) || s.d.a.Stats().PathMTUProbes != 0 {
+		t.Fatalf("ceiling %d, probes %d: a WireGuard peer is not probed", ceiling, s.d.a.Stats().PathMTUProbes)
+	}
+	quote := make([]byte, 16)
+	binary.LittleEndian.PutUint32(quote[0:4], 4)
+	binary.LittleEndian.PutUint32(quote[4:8], p.Keypairs().Current().RemoteIndex())
+	s.d.a.PathError(mustAP("192.0.2.2:51820"), 1300, false, quote)
+	drainRequests(s.d.a, s.hsA)
+	if got := p.PathMTU(); got != 1300 {
+		t.Fatalf("after the error: %d", got)
+	}
+	s.d.a.tickPMTU(s.hsA, p, time.Now())
+	if got := p.PathMTU(); got != 1300 {
+		t.Fatalf("before the interval: %d", got)
+	}
+	s.d.a.tickPMTU(s.hsA, p, time.Now().Add(time.Hour+time.Second))
+	if got := p.PathMTU(); got != ceiling {
+		t.Fatalf("after the interval: %d, want %d", got, ceiling)
+	}
+}
