@@ -68,14 +68,16 @@ type Agent struct {
 	tapMode atomic.Pointer[tap.Mode]
 }
 
-// New validates cfg and loads (or creates) the private key; nothing is opened yet.
+// New finds the underlay (FollowUnderlay), validates cfg and loads (or creates) the private key; nothing is opened yet.
 func New(cfg config.Config, log *slog.Logger) (*Agent, error) {
+	found := followUnderlay(&cfg, newUnderlayLookup()) // the MTU follows the underlay (wire_mtu.go)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	logMTU(log, &cfg, found)
 	a := &Agent{cfg: cfg, log: log, leaving: make(chan struct{}), fatal: make(chan error, 1)}
 	if err := a.loadKey(); err != nil {
 		return nil, err

@@ -28,6 +28,7 @@ func (a *Agent) Status() api.Status {
 		Interface:  a.cfg.Interface,
 		Address:    address.String(),
 		MTU:        a.cfg.MTU,
+		MTUSource:  a.cfg.MTUSource(),
 		VNI:        a.cfg.VNI,
 		ListenPort: int(a.port),
 		Gossip:     "disabled",

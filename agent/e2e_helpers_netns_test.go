@@ -370,11 +370,17 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 // that the sha256 on both sides matches. It returns the throughput in bit/s.
 func transfer(t *testing.T, src, dst *node, dstAddr string, port int, size int64) float64 {
 	t.Helper()
+	return transferWithin(t, src, dst, dstAddr, port, size, 3*time.Minute)
+}
+
+// transferWithin is transfer that fails once timeout has passed (a stalled transfer).
+func transferWithin(t *testing.T, src, dst *node, dstAddr string, port int, size int64, timeout time.Duration) float64 {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	addr := net.JoinHostPort(dstAddr, strconv.Itoa(port))
 	sink := dst.host.Command(ctx, self, "-test.run=^$", "sink", addr)
@@ -396,6 +402,9 @@ func transfer(t *testing.T, src, dst *node, dstAddr string, port int, size int64
 	source := src.host.Command(ctx, self, "-test.run=^$", "source", addr, strconv.FormatInt(size, 10))
 	source.Env = append(os.Environ(), helperEnv+"=source")
 	srcOut, err := source.CombinedOutput()
+	if err != nil && ctx.Err() != nil {
+		t.Fatalf("transfer of %d bytes to %s stalled: not done within %s", size, addr, timeout)
+	}
 	if err != nil {
 		t.Fatalf("source: %v: %s", err, srcOut)
 	}

@@ -29,6 +29,10 @@ type Status struct {
 	Members    int       `json:"members"`
 	Peers      int       `json:"peers"`
 	Started    time.Time `json:"started"`
+	// MTUSource says where MTU comes from: "underlay eth0 1460 − 68 (l3, IPv4)" (the link
+	// toward the peers less weft's overhead), "configured (underlay eth0 allows 1392)",
+	// "configured", or the assumption made when no underlay was found.
+	MTUSource string `json:"mtu_source,omitempty"`
 	// Drops counts packets the datapath dropped, by reason.
 	Drops map[string]uint64 `json:"drops,omitempty"`
 	// Counters are datapath counters other than drops (L2 plain: frames, ARP suppressed), and

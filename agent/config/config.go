@@ -23,7 +23,8 @@ type Config struct {
 	Interface string `yaml:"interface"`
 	// ListenPort is the UDP data port (0: the default for the encryption: 51820, or 4789 plain).
 	ListenPort int `yaml:"listen_port"`
-	// MTU of the device; 0 picks the largest that fits a 1500-byte underlay after all headers.
+	// MTU of the device; 0 follows the underlay: the MTU of the link toward the peers less
+	// weft's overhead (mtu.go). A configured MTU larger than the underlay carries is refused.
 	MTU int `yaml:"mtu"`
 	// PathMTUProbeInterval is how often each peer's path MTU is searched again with probes,
 	// so that a path that widened is used again; 0 turns probing off (ICMP errors and the
@@ -111,6 +112,10 @@ type Config struct {
 	Enroll EnrollConfig `yaml:"enroll"`
 
 	file *fileLines // where the file gave each key (lines.go); nil when not read from a file
+	// underlay is the link the agent found for the data port (SetUnderlay, mtu.go);
+	// mtuFollows: MTU was not configured and follows it.
+	underlay   Underlay
+	mtuFollows bool
 	// PKI configures the cluster CA (trust.go): with pki.ca set, members need a certificate.
 	PKI PKIConfig `yaml:"pki"`
 }
@@ -236,7 +241,7 @@ func DefaultConfig() Config {
 		Encryption: "wireguard",
 		Interface:  "weft0",
 		ListenPort: 0, // resolved by Validate: 51820 encrypted (WireGuard's), 4789 plain (IANA VXLAN)
-		MTU:        0, // resolved by Validate, see DefaultMTU
+		MTU:        0, // resolved by Validate: follows the underlay (mtu.go), else DefaultMTU
 		VNI:        1,
 		// As long as the kernel keeps a learned PMTU (net.ipv4.route.mtu_expires).
 		PathMTUProbeInterval: Duration{10 * time.Minute},
@@ -286,8 +291,8 @@ const (
 	EthernetHeader = 14
 )
 
-// DefaultMTU is the largest device MTU whose packets, once encapsulated, fit a 1500-byte
-// underlay: 1412 in L3 and 1398 in encrypted L2 (1500 − 40 IPv6 − 8 UDP − 32 transport − 8
+// DefaultMTU is the MTU assumed when no underlay was found (mtu.go): the largest device MTU
+// whose packets, once encapsulated, fit a 1500-byte underlay: 1412 in L3 and 1398 in encrypted L2 (1500 − 40 IPv6 − 8 UDP − 32 transport − 8
 // VXLAN, less the inner Ethernet header in L2; the IPv6 header, the larger, so one MTU fits
 // both underlay families). Plain L2 VXLAN takes 1450, the MTU the Linux kernel's vxlan device
 // picks over IPv4 (1500 − 20 − 8 − 8 − 14), so that both ends of an interop segment agree.

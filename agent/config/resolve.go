@@ -15,7 +15,8 @@ import (
 
 // Resolve is the second step of the configuration (the first is decoding: LoadConfig, then
 // the flags): from raw as decoded it builds the configuration the agent runs with, with the
-// defaults that depend on other settings filled in (listen_port, mtu, consul_api.datacenter,
+// defaults that depend on other settings filled in (listen_port, mtu: from the underlay given
+// by SetUnderlay, consul_api.datacenter,
 // dns.domain, the proto of forward and expose entries), and checks every setting. It
 // reports every problem at once, joined: each an *Error naming its key and, when raw was
 // read from a file, the line (Problems lists them). raw is not changed. On error the
@@ -79,12 +80,7 @@ func (c *Config) resolve(p *problems) {
 	if c.ListenPort < 0 || c.ListenPort > 65535 {
 		p.addf("listen_port", "listen_port %d: must be 1-65535", c.ListenPort)
 	}
-	if c.MTU == 0 {
-		c.MTU = DefaultMTU(c.Mode, c.Encryption)
-	}
-	if c.MTU < 576 || c.MTU > 65535-80 {
-		p.addf("mtu", "mtu %d: must be between 576 and 65455", c.MTU)
-	}
+	c.resolveMTU(p) // mtu.go
 	if c.VNI == 0 || c.VNI > 1<<24-1 {
 		p.addf("vni", "vni %d: must be 1-16777215", c.VNI)
 	}

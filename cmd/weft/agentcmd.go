@@ -58,6 +58,7 @@ Check a configuration without starting:
 				if cmd.Flags().Changed("socket") || os.Getenv("WEFT_SOCKET") != "" {
 					cfg.ControlSocket = g.socket // the flag, or WEFT_SOCKET as for the other commands
 				}
+				agent.FollowUnderlay(&cfg) // the mtu follows the underlay, or must fit it
 				check := cfg.Validate
 				if checkOnly {
 					check = cfg.Check
@@ -105,7 +106,7 @@ Check a configuration without starting:
 	}
 	fl := cmd.Flags()
 	fl.StringVarP(&cfgPath, "config", "c", "", "YAML configuration file (see ARCHITECTURE.md, \"Agent configuration\")")
-	fl.BoolVar(&checkOnly, "check", false, "check the configuration (file and flags) and exit: opens no device and no socket")
+	fl.BoolVar(&checkOnly, "check", false, "check the configuration (file and flags) and exit: opens no device and no socket (it reads the routing table for the underlay's MTU)")
 	flagged = agentFlags(fl)
 	fl.SortFlags = false
 	return cmd

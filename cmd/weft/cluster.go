@@ -150,6 +150,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 				{"up since", st.Started.Format(time.RFC3339) + " (" + age(st.Started) + ")"},
 				{"drops", drops(st.Drops)},
 			}
+			if st.MTUSource != "" { // an older agent does not say
+				rows = slices.Insert(rows, 5, [2]string{"mtu", fmt.Sprintf("%d: %s", st.MTU, st.MTUSource)})
+			}
 			if st.TAP != nil {
 				rows = slices.Insert(rows, 5, [2]string{"device", st.Interface + " (" + tapMode(st.TAP) + ")"})
 			}

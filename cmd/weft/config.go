@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+	"github.com/weftnet/weft/agent"
 	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/agent/services"
 )
@@ -19,7 +20,8 @@ func newConfigCmd() *cobra.Command {
 		Use:   "check FILE",
 		Short: "Check an agent configuration file without starting the agent (no device, no socket)",
 		Long: `Check an agent configuration file: every key and value, the services and their checks,
-the gossip key (and that its file is mode 0600). It opens no device and no socket, so it can
+the gossip key (and that its file is mode 0600), and that mtu fits the underlay (the link
+toward the peers, read from the routing table). It opens no device and no socket, so it can
 run before a restart. Every problem is named by its line and YAML key.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -27,6 +29,7 @@ run before a restart. Every problem is named by its line and YAML key.`,
 			if err != nil {
 				return err
 			}
+			agent.FollowUnderlay(&cfg) // the mtu follows the underlay, or must fit it
 			if err := cfg.Check(); err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
@@ -47,6 +50,9 @@ func printCheck(w io.Writer, path string, cfg config.Config) error {
 	}
 	_, err := fmt.Fprintf(w, "%s: configuration OK (name %s, mode %s, interface %s, port %d, gossip %s, %d static peer(s), %d service(s))\n",
 		path, cfg.Name, cfg.Mode, cfg.Interface, cfg.ListenPort, gossip, len(cfg.Peers), len(cfg.Services))
+	if err == nil {
+		_, err = fmt.Fprintf(w, "%s: mtu %d: %s\n", path, cfg.MTU, cfg.MTUSource())
+	}
 	if warn := services.ConsulTokenWarning(cfg.ConsulAPI); warn != "" && err == nil {
 		_, err = fmt.Fprintf(w, "%s: warning: %s\n", path, warn)
 	}
