@@ -426,5 +426,6 @@ func (t *Tunnel) receiveProbe(p *peers.Peer, proto vxlan.NextProto, body []byte)
 	select {
 	case t.hsReqs <- hsRequest{peer: p, kind: kind, arg: binary.BigEndian.Uint32(body)}:
 	default:
+		t.drop(p, peers.DropHandshakeQueueFull, 1) // the worker's queue: probes are retried
 	}
 }

@@ -47,6 +47,7 @@ type tally struct {
 	written uint64
 	drops   [peers.NumDropReasons]uint64
 	hs      int    // handshake messages queued for the worker
+	reqs    int    // requests queued for the worker (path-MTU probes and acks)
 	rx      uint64 // authenticated datagrams counted for peer A
 }
 
@@ -57,6 +58,7 @@ func (d *direct) tallyB() tally {
 		s.drops[r] = d.b.drops.Get(peers.DropReason(r))
 	}
 	s.hs = len(d.b.hsMsgs)
+	s.reqs = len(d.b.hsReqs)
 	s.rx = d.peerA.Stats().RxPackets
 	return s
 }
@@ -66,6 +68,7 @@ type fate struct {
 	delivered bool
 	keepalive bool
 	handshake bool
+	probe     bool // a path-MTU probe or ack, handed to the worker
 	drop      peers.DropReason // DropNone unless dropped
 }
 
@@ -77,14 +80,16 @@ func (f fate) String() string {
 		return "keepalive"
 	case f.handshake:
 		return "queued for the handshake worker"
+	case f.probe:
+		return "a path-MTU probe or ack for the worker"
 	}
 	return "dropped as " + f.drop.String()
 }
 
 // fateOf fails unless exactly one thing happened to the one input received between
 // before and after: written to the device once, counted under exactly one drop reason
-// once, queued once for the handshake worker, or (nothing else happening) counted as an
-// authenticated keepalive.
+// once, queued once for the handshake worker, handed once to the worker as a path-MTU
+// probe or ack, or (nothing else happening) counted as an authenticated keepalive.
 func fateOf(t testing.TB, before, after tally) fate {
 	t.Helper()
 	var f fate
@@ -111,6 +116,10 @@ func fateOf(t testing.TB, before, after tally) fate {
 		f.handshake = true
 		outcomes++
 	}
+	if after.reqs-before.reqs == 1 {
+		f.probe = true
+		outcomes++
+	}
 	if outcomes == 0 && after.rx-before.rx == 1 {
 		f.keepalive = true
 		outcomes++
@@ -132,6 +141,9 @@ func (d *direct) receiveOne(t testing.TB, msg []byte) fate {
 	f := fateOf(t, before, d.tallyB())
 	for len(d.b.hsMsgs) > 0 {
 		<-d.b.hsMsgs
+	}
+	for len(d.b.hsReqs) > 0 {
+		<-d.b.hsReqs
 	}
 	return f
 }
