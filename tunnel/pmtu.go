@@ -105,7 +105,7 @@ func (t *Tunnel) maxPlain(p *peers.Peer, bare bool) int {
 }
 
 // PathError reports an error the kernel queued about a datagram sent to dst (the bind's
-// error queue): mtu is the next-hop MTU an ICMP "fragmentation needed" / "packet too
+// error queue; port 0 for a local error, which names no port): mtu is the next-hop MTU an ICMP "fragmentation needed" / "packet too
 // big" or a local EMSGSIZE reported (0 for other errors, which change nothing here);
 // local marks an error raised by this host; quote is the start of the datagram as the
 // error quoted it. Safe from any goroutine; hostile input: checked, counted, never
@@ -116,7 +116,12 @@ func (t *Tunnel) PathError(dst netip.AddrPort, mtu int, local bool, quote []byte
 	}
 	var p *peers.Peer
 	for _, q := range t.table.Peers() {
-		if e := q.LoadEndpoint(); e != nil && e.Addr == dst {
+		e := q.LoadEndpoint()
+		if e == nil {
+			continue
+		}
+		// A local error on an unconnected socket names the address but no port.
+		if e.Addr == dst || (local && dst.Port() == 0 && e.Addr.Addr().Unmap() == dst.Addr().Unmap()) {
 			p = q
 			break
 		}
