@@ -272,17 +272,17 @@ func setOptions(fd int, is6 bool, mark uint32) error {
 // RouteMTU is the IP MTU of the route toward dst as the kernel sees it now: the device MTU,
 // a route's mtu metric, or a PMTU the kernel learned. It sends nothing: it connects a
 // throwaway UDP socket (with the bind's mark) and reads IP_MTU or IPV6_MTU. The bind need
-// not be open.
+// not be open. The kernel caps IP_MTU at 65535 (lo's 65536 reads as 65535).
 func (b *Bind) RouteMTU(dst netip.Addr) (int, error) {
 	dst = dst.Unmap()
 	if !dst.IsValid() || dst.IsUnspecified() {
 		return 0, fmt.Errorf("udp.RouteMTU: invalid destination %v", dst)
 	}
-	family, level, opt := unix.AF_INET, unix.IPPROTO_IP, unix.IP_MTU
-	var sa unix.Sockaddr = &unix.SockaddrInet4{Port: 9, Addr: dst.As4()}
-	if dst.Is6() {
-		family, level, opt = unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_MTU
-		sa = &unix.SockaddrInet6{Port: 9, Addr: dst.As16()}
+	family, level, opt := unix.AF_INET6, unix.IPPROTO_IPV6, unix.IPV6_MTU
+	var sa unix.Sockaddr = &unix.SockaddrInet6{Port: 9, Addr: dst.As16()}
+	if dst.Is4() {
+		family, level, opt = unix.AF_INET, unix.IPPROTO_IP, unix.IP_MTU
+		sa = &unix.SockaddrInet4{Port: 9, Addr: dst.As4()}
 	}
 	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
 	if err != nil {
