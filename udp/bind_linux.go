@@ -41,6 +41,7 @@ type Bind struct {
 	recvTruncated     atomic.Uint64
 	groOverflow       atomic.Uint64
 	gsoFallbacks      atomic.Uint64
+	gsoSizeRefused    atomic.Uint64
 }
 
 var _ conn.Bind = (*Bind)(nil)
@@ -73,6 +74,7 @@ type Stats struct {
 	RecvTruncated     uint64 // datagrams dropped: larger than the caller's buffer (MSG_TRUNC)
 	GROOverflow       uint64 // segments of GRO super-datagrams dropped: more than the caller's buffers
 	GSOFallbacks      uint64 // sockets that went without UDP GSO after the kernel refused it (EIO)
+	GSOSizeRefused    uint64 // GSO messages refused for a segment over the MTU, resent one datagram each
 }
 
 // Stats returns the bind's counters.
@@ -83,6 +85,7 @@ func (b *Bind) Stats() Stats {
 		RecvTruncated:     b.recvTruncated.Load(),
 		GROOverflow:       b.groOverflow.Load(),
 		GSOFallbacks:      b.gsoFallbacks.Load(),
+		GSOSizeRefused:    b.gsoSizeRefused.Load(),
 	}
 }
 

@@ -25,7 +25,7 @@ func (b *Bind) RouteMTU(dst netip.Addr) (int, error) { return 0, errors.ErrUnsup
 
 // Stats are the bind's counters (all zero here).
 type Stats struct {
-	ErrQueueReported, ErrQueueMalformed, RecvTruncated, GROOverflow, GSOFallbacks uint64
+	ErrQueueReported, ErrQueueMalformed, RecvTruncated, GROOverflow, GSOFallbacks, GSOSizeRefused uint64
 }
 
 // Stats returns zero counters.

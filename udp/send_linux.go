@@ -14,9 +14,13 @@ package udp
  *    the rest of the batch is sent. EIO on a GSO message turns GSO off for the socket
  *    (the device cannot checksum) and the batch goes on without it.
  * 4. Errors: EMSGSIZE for a datagram bigger than the device MTU. For a GSO message whose
- *    segment is bigger than the device MTU the kernel says EINVAL (udp_send_skb checks
- *    gso_size + headers against the MTU): Send reports it as an error for which
- *    errors.Is(err, syscall.EMSGSIZE) holds.
+ *    segment is bigger than the device MTU udp_send_skb refuses it (gso_size + headers
+ *    checked against the MTU): EMSGSIZE on Linux 6.18 (TestNetns_DeviceMTU), EINVAL on
+ *    older kernels. Either way the
+ *    run is sent again one datagram per message, so that its datagrams that fit (a
+ *    shorter tail) leave and each one too big fails with EMSGSIZE, the error Send
+ *    returns (errors.Is(err, syscall.EMSGSIZE)), with a local error queued for the
+ *    handler. Later runs of the batch keep GSO.
  */
 
 import (
@@ -35,21 +39,6 @@ const (
 	maxIPv4Payload = 1<<16 - 1 - 20 - 8
 	maxIPv6Payload = 1<<16 - 1 - 8
 )
-
-// errGSOSize is Send's error when the kernel refused a GSO message with EINVAL: its segment
-// size exceeds the device MTU.
-var errGSOSize error = gsoSizeError{}
-
-type gsoSizeError struct{}
-
-func (gsoSizeError) Error() string {
-	return "sendmmsg: UDP GSO segment larger than the device MTU (EINVAL)"
-}
-
-// Is makes errors.Is(err, syscall.EMSGSIZE) hold, and EINVAL, what the kernel said.
-func (gsoSizeError) Is(target error) bool {
-	return target == syscall.EMSGSIZE || target == syscall.EINVAL
-}
 
 // sendScratch is one Send's state, pooled.
 type sendScratch struct {
@@ -117,7 +106,7 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 
 // send sends bufs (at most batchSize) with sc's name and sticky source.
 func (s *socket) send(sc *sendScratch, bufs [][]byte) error {
-	sc.build(bufs, 0, s.txOffload.Load(), s.is6)
+	sc.build(bufs, 0, 0, s.txOffload.Load(), s.is6)
 	var first error
 	retried := -1
 	for sc.next < sc.nmsg {
@@ -136,13 +125,19 @@ func (s *socket) send(sc *sendScratch, bufs [][]byte) error {
 			if s.txOffload.Swap(false) {
 				s.b.gsoFallbacks.Add(1)
 			}
-			sc.build(bufs, sc.first[k], false, s.is6)
+			sc.build(bufs, sc.first[k], 0, false, s.is6)
+			retried = -1
+		case sc.gso[k] && (errno == unix.EINVAL || errno == unix.EMSGSIZE):
+			// A segment bigger than the MTU: this run again, one datagram per message.
+			s.b.gsoSizeRefused.Add(1)
+			end := sc.first[k] + int(sc.hdrs[k].Hdr.Iovlen)
+			sc.build(bufs, sc.first[k], end, true, s.is6)
 			retried = -1
 		case retried != k && errno != unix.EINVAL:
 			retried = k // perhaps the socket's pending ICMP error, not this message's
 		default:
 			if first == nil {
-				first = sendError(errno, sc.gso[k])
+				first = os.NewSyscallError("sendmmsg", errno)
 			}
 			sc.next = k + 1
 			retried = -1
@@ -151,15 +146,9 @@ func (s *socket) send(sc *sendScratch, bufs [][]byte) error {
 	return first
 }
 
-func sendError(errno unix.Errno, gso bool) error {
-	if gso && errno == unix.EINVAL {
-		return errGSOSize
-	}
-	return os.NewSyscallError("sendmmsg", errno)
-}
-
-// build fills sc's messages for bufs[from:], coalescing runs when gso is on.
-func (sc *sendScratch) build(bufs [][]byte, from int, gso, is6 bool) {
+// build fills sc's messages for bufs[from:], coalescing runs when gso is on, except among
+// bufs[:plainUntil].
+func (sc *sendScratch) build(bufs [][]byte, from, plainUntil int, gso, is6 bool) {
 	maxPayload := maxIPv4Payload
 	if is6 {
 		maxPayload = maxIPv6Payload
@@ -168,7 +157,7 @@ func (sc *sendScratch) build(bufs [][]byte, from int, gso, is6 bool) {
 	for i := from; i < len(bufs); m++ {
 		size := len(bufs[i])
 		j, total := i+1, size
-		if gso && size > 0 {
+		if gso && size > 0 && i >= plainUntil {
 			for j < len(bufs) && j-i < udpSegmentMax {
 				l := len(bufs[j])
 				if l == 0 || l > size || total+l > maxPayload {
