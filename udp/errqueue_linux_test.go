@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // closedPort returns a UDP port on addr nobody listens on (bound a moment, then closed).
@@ -163,4 +165,56 @@ func TestBind_ErrQueuePortUnreachable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// waitPollErr waits until s's socket reports POLLERR (an error is queued) without reading it.
+func waitPollErr(t *testing.T, s *socket) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var revents int16
+		_ = s.rc.Control(func(fd uintptr) {
+			p := []unix.PollFd{{Fd: int32(fd), Events: 0}}
+			if n, _ := unix.Poll(p, 0); n > 0 {
+				revents = p[0].Revents
+			}
+		})
+		if revents&unix.POLLERR != 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no error queued before the deadline")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestBind_SendAfterPendingICMP: an ICMP error pending on the socket (sk_err, with no reader
+// to take it) does not fail the next Send to another peer, and the next receive reports it.
+func TestBind_SendAfterPendingICMP(t *testing.T) {
+	a, b := NewBind(), NewBind()
+	col := newErrCollector()
+	a.SetErrorHandler(col.handle)
+	fnsA, portA := openT(t, a)
+	fnsB, portB := openT(t, b)
+	lo := loopback(false)
+	dead, _ := a.ParseEndpoint(netip.AddrPortFrom(lo, closedPort(t, lo)).String())
+	live, _ := a.ParseEndpoint(netip.AddrPortFrom(lo, portB).String())
+
+	if err := a.Send([][]byte{[]byte("to nobody")}, dead); err != nil {
+		t.Fatal(err)
+	}
+	waitPollErr(t, a.v4.Load())
+	if err := a.Send([][]byte{[]byte("to b")}, live); err != nil {
+		t.Fatalf("Send to a live peer with an ICMP error pending: %v", err)
+	}
+	newReceiver(fnsB[0], 8).recvN(t, b, 1, nil)
+
+	// a's next receive drains the queue: the handler hears of the refused datagram.
+	epA, _ := b.ParseEndpoint(netip.AddrPortFrom(lo, portA).String())
+	if err := b.Send([][]byte{[]byte("to a")}, epA); err != nil {
+		t.Fatal(err)
+	}
+	newReceiver(fnsA[0], 8).recvN(t, a, 1, nil)
+	col.wait(t, func(e SendError) bool { return e.Errno == syscall.ECONNREFUSED && e.Dst == dead.(*Endpoint).AddrPort() })
 }

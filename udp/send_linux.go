@@ -16,11 +16,11 @@ package udp
  * 4. Errors: EMSGSIZE for a datagram bigger than the device MTU. For a GSO message whose
  *    segment is bigger than the device MTU udp_send_skb refuses it (gso_size + headers
  *    checked against the MTU): EMSGSIZE on Linux 6.18 (TestNetns_DeviceMTU), EINVAL on
- *    older kernels. Either way the
- *    run is sent again one datagram per message, so that its datagrams that fit (a
- *    shorter tail) leave and each one too big fails with EMSGSIZE, the error Send
- *    returns (errors.Is(err, syscall.EMSGSIZE)), with a local error queued for the
- *    handler. Later runs of the batch keep GSO.
+ *    older kernels. Either way (EMSGSIZE after its one retry) the run is sent again one
+ *    datagram per message, so that its datagrams that fit (a shorter tail) leave and each
+ *    one too big fails with EMSGSIZE, the error Send returns (errors.Is(err,
+ *    syscall.EMSGSIZE)), with a local error queued for the handler. Later runs of the
+ *    batch keep GSO.
  */
 
 import (
@@ -127,14 +127,14 @@ func (s *socket) send(sc *sendScratch, bufs [][]byte) error {
 			}
 			sc.build(bufs, sc.first[k], 0, false, s.is6)
 			retried = -1
+		case retried != k && errno != unix.EINVAL:
+			retried = k // perhaps the socket's pending ICMP error, not this message's
 		case sc.gso[k] && (errno == unix.EINVAL || errno == unix.EMSGSIZE):
 			// A segment bigger than the MTU: this run again, one datagram per message.
 			s.b.gsoSizeRefused.Add(1)
 			end := sc.first[k] + int(sc.hdrs[k].Hdr.Iovlen)
 			sc.build(bufs, sc.first[k], end, true, s.is6)
 			retried = -1
-		case retried != k && errno != unix.EINVAL:
-			retried = k // perhaps the socket's pending ICMP error, not this message's
 		default:
 			if first == nil {
 				first = os.NewSyscallError("sendmmsg", errno)
