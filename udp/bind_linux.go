@@ -93,13 +93,26 @@ func (b *Bind) Stats() Stats {
 // takes at once with one sendmmsg (Send cuts longer lists).
 func (b *Bind) BatchSize() int { return batchSize }
 
-// ParseEndpoint parses "ip:port" (IPv4-mapped IPv6 addresses become IPv4).
+// ParseEndpoint parses "ip:port" (IPv4-mapped IPv6 addresses become IPv4). An IPv6 zone
+// ("[fe80::1%eth0]:51820") names the interface by name or index.
 func (b *Bind) ParseEndpoint(s string) (conn.Endpoint, error) {
 	ap, err := netip.ParseAddrPort(s)
 	if err != nil {
 		return nil, err
 	}
-	return &Endpoint{dst: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}, nil
+	e := &Endpoint{dst: netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}
+	if zone := ap.Addr().Zone(); zone != "" {
+		if n, err := strconv.ParseUint(zone, 10, 32); err == nil {
+			e.scope = uint32(n)
+		} else {
+			ifc, err := net.InterfaceByName(zone)
+			if err != nil {
+				return nil, fmt.Errorf("udp.ParseEndpoint %q: %w", s, err)
+			}
+			e.scope = uint32(ifc.Index)
+		}
+	}
+	return e, nil
 }
 
 // socket is one of the bind's two UDP sockets.

@@ -270,7 +270,13 @@ func TestBind_ParseEndpoint(t *testing.T) {
 			t.Errorf("ParseEndpoint(%q) = %v, %v", in, ep, err)
 		}
 	}
-	for _, in := range []string{"", "192.0.2.1", "host:1", "[::1]:99999"} {
+	if ep, err := b.ParseEndpoint("[fe80::1%lo]:7"); err != nil || ep.(*Endpoint).scope != 1 || ep.DstToString() != "[fe80::1%lo]:7" {
+		t.Errorf("ParseEndpoint with zone lo: %v, %v", ep, err)
+	}
+	if ep, err := b.ParseEndpoint("[fe80::1%7]:7"); err != nil || ep.(*Endpoint).scope != 7 {
+		t.Errorf("ParseEndpoint with zone 7: %v, %v", ep, err)
+	}
+	for _, in := range []string{"", "192.0.2.1", "host:1", "[::1]:99999", "[fe80::1%no-such-if0]:7"} {
 		if _, err := b.ParseEndpoint(in); err == nil {
 			t.Errorf("ParseEndpoint(%q) accepted", in)
 		}

@@ -121,8 +121,17 @@ func putSegment(b []byte, size int) int {
 	return segmentSpace
 }
 
-// putSockaddr writes ap as a sockaddr_in (is4) or sockaddr_in6 into b and returns its length.
-func putSockaddr(b *[unix.SizeofSockaddrInet6]byte, ap netip.AddrPort) uint32 {
+// sockaddrScope is the scope id of a sockaddr_in6 (0 for anything else).
+func sockaddrScope(b []byte) uint32 {
+	if len(b) < unix.SizeofSockaddrInet6 || binary.NativeEndian.Uint16(b[0:2]) != unix.AF_INET6 {
+		return 0
+	}
+	return binary.NativeEndian.Uint32(b[24:28])
+}
+
+// putSockaddr writes ap as a sockaddr_in (IPv4) or sockaddr_in6 with scope into b and
+// returns its length.
+func putSockaddr(b *[unix.SizeofSockaddrInet6]byte, ap netip.AddrPort, scope uint32) uint32 {
 	clear(b[:])
 	binary.BigEndian.PutUint16(b[2:4], ap.Port())
 	if a := ap.Addr(); a.Is4() {
@@ -134,5 +143,6 @@ func putSockaddr(b *[unix.SizeofSockaddrInet6]byte, ap netip.AddrPort) uint32 {
 	binary.NativeEndian.PutUint16(b[0:2], unix.AF_INET6)
 	a16 := ap.Addr().As16()
 	copy(b[8:24], a16[:])
+	binary.NativeEndian.PutUint32(b[24:28], scope)
 	return unix.SizeofSockaddrInet6
 }

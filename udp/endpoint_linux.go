@@ -12,6 +12,7 @@ import (
 // to). Its address never changes; ClearSrc only stops the sticky source from being used.
 type Endpoint struct {
 	dst     netip.AddrPort
+	scope   uint32     // the IPv6 scope id (interface index) of a link-local dst, else 0
 	src     netip.Addr // the sticky source; invalid: the kernel chooses
 	ifindex int32      // the interface the datagram came in on, with src
 	cleared atomic.Bool
@@ -79,13 +80,13 @@ type epCache struct {
 	slots [epCacheSize]*Endpoint
 }
 
-func (c *epCache) get(dst netip.AddrPort, src netip.Addr, ifindex int32) *Endpoint {
-	h := c.hash(dst, src, ifindex)
+func (c *epCache) get(dst netip.AddrPort, scope uint32, src netip.Addr, ifindex int32) *Endpoint {
+	h := c.hash(dst, src, ifindex^int32(scope))
 	slot := &c.slots[h%epCacheSize]
-	if e := *slot; e != nil && e.dst == dst && e.src == src && e.ifindex == ifindex && !e.cleared.Load() {
+	if e := *slot; e != nil && e.dst == dst && e.scope == scope && e.src == src && e.ifindex == ifindex && !e.cleared.Load() {
 		return e
 	}
-	e := &Endpoint{dst: dst, src: src, ifindex: ifindex}
+	e := &Endpoint{dst: dst, scope: scope, src: src, ifindex: ifindex}
 	*slot = e
 	return e
 }

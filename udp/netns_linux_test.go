@@ -3,6 +3,7 @@ package udp
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/netip"
 	"runtime"
 	"syscall"
@@ -306,4 +307,75 @@ func TestNetns_DeviceMTU(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNetns_GSOFallback: on a device without transmit checksum offload, older kernels refuse
+// UDP GSO (EIO) and the bind turns GSO off for the socket; newer ones (6.18 here) segment
+// and checksum in software. Either way the batch arrives whole.
+func TestNetns_GSOFallback(t *testing.T) {
+	netlab.RequireTools(t, "ethtool")
+	a, bh := netlab.PairT(t, "eth0", "10.79.0.1/24", "10.79.0.2/24")
+	mustRun(t, a, "ethtool", "-K", "eth0", "tx", "off")
+	bindA, _ := openIn(t, a, nil, nil)
+	got := make(chan []byte, 256)
+	_, portB := openIn(t, bh, nil, got)
+	if !bindA.v4.Load().txOffload.Load() {
+		t.Skip("kernel without UDP GSO")
+	}
+	ep, _ := bindA.ParseEndpoint(netip.AddrPortFrom(netip.MustParseAddr("10.79.0.2"), portB).String())
+	msgs := payloads(repeat(10, 1000)...)
+	if err := bindA.Send(msgs, ep); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	for i := range msgs {
+		expectDatagram(t, got, msgs[i])
+	}
+	s := bindA.Stats()
+	if off := !bindA.v4.Load().txOffload.Load(); off != (s.GSOFallbacks == 1) {
+		t.Fatalf("stats %+v with GSO off=%v: want one fallback exactly when GSO is off", s, off)
+	}
+	t.Logf("the kernel refused GSO (EIO): %v", s.GSOFallbacks == 1)
+	if err := bindA.Send(msgs, ep); err != nil {
+		t.Fatalf("Send without GSO: %v", err)
+	}
+	for i := range msgs {
+		expectDatagram(t, got, msgs[i])
+	}
+}
+
+// TestNetns_LinkLocal: a peer at an IPv6 link-local address, named with its zone, is reached,
+// and the reply through the received endpoint (which keeps the scope id) comes back.
+func TestNetns_LinkLocal(t *testing.T) {
+	a, bh := netlab.PairT(t, "eth0", "", "")
+	addrs(t, a, "eth0", "fe80::a/64")
+	addrs(t, bh, "eth0", "fe80::b/64")
+	gotA := make(chan []byte, 4)
+	bindA, portA := openIn(t, a, nil, gotA)
+	bindB := NewBind()
+	fns, portB, err := func() (fns []conn.ReceiveFunc, port uint16, err error) {
+		inNetns(t, bh, func() { fns, port, err = bindB.Open(0) })
+		return
+	}()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bindB.Close() })
+
+	var ep conn.Endpoint
+	inNetns(t, a, func() { ep, err = bindA.ParseEndpoint(fmt.Sprintf("[fe80::b%%eth0]:%d", portB)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bindA.Send([][]byte{[]byte("ping")}, ep); err != nil {
+		t.Fatalf("Send to a link-local peer: %v", err)
+	}
+	var back conn.Endpoint
+	newReceiver(fns[1], 8).recvN(t, bindB, 1, func(_ []byte, e conn.Endpoint) { back = e })
+	if got := back.(*Endpoint).AddrPort(); got != netip.AddrPortFrom(netip.MustParseAddr("fe80::a"), portA) {
+		t.Fatalf("endpoint %v", got)
+	}
+	if err := bindB.Send([][]byte{[]byte("pong")}, back); err != nil {
+		t.Fatalf("reply to a link-local peer: %v", err)
+	}
+	expectDatagram(t, gotA, []byte("pong"))
 }

@@ -26,7 +26,7 @@ func recvErrCmsg(v6 bool, errno syscall.Errno, origin, typ, code uint8, info uin
 		saLen = unix.SizeofSockaddrInet6
 	}
 	if offender.IsValid() {
-		saLen = int(putSockaddr(&sa, netip.AddrPortFrom(offender, 0)))
+		saLen = int(putSockaddr(&sa, netip.AddrPortFrom(offender, 0), 0))
 	}
 	body := append(ee, sa[:saLen]...)
 	level, typ2 := int32(unix.IPPROTO_IP), int32(unix.IP_RECVERR)
@@ -40,7 +40,7 @@ func recvErrCmsg(v6 bool, errno syscall.Errno, origin, typ, code uint8, info uin
 
 func sockaddr(ap netip.AddrPort) []byte {
 	var b [unix.SizeofSockaddrInet6]byte
-	n := putSockaddr(&b, ap)
+	n := putSockaddr(&b, ap, 0)
 	return b[:n]
 }
 

@@ -171,12 +171,13 @@ func (rs *recvState) datagram(i int) (int, conn.Endpoint) {
 // endpoint returns the endpoint of mmsghdr i and its GRO segment size (0: none).
 func (rs *recvState) endpoint(i int) (*Endpoint, int) {
 	h := &rs.hdrs[i].Hdr
-	dst, ok := parseSockaddr(rs.names[i][:min(int(h.Namelen), len(rs.names[i]))])
+	name := rs.names[i][:min(int(h.Namelen), len(rs.names[i]))]
+	dst, ok := parseSockaddr(name)
 	if !ok {
 		return nil, 0
 	}
 	src, ifindex, gso := parseRecvOOB(rs.oobs[i][:min(int(h.Controllen), recvOOBSize)])
-	return rs.cache.get(dst, src, ifindex), gso
+	return rs.cache.get(dst, sockaddrScope(name), src, ifindex), gso
 }
 
 // split cuts the super-datagrams read into bufs[first:first+got] into one datagram per

@@ -83,7 +83,7 @@ func (b *Bind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	}
 	sc := b.sendPool.Get().(*sendScratch)
 	defer b.sendPool.Put(sc)
-	putSockaddr(&sc.name, e.dst)
+	putSockaddr(&sc.name, e.dst, e.scope)
 	sc.pktN = 0
 	if src, ifindex, ok := e.sticky(); ok && src.Is4() == e.dst.Addr().Is4() {
 		sc.pktN = putPktinfo(sc.pkt[:], src, ifindex)
