@@ -276,6 +276,10 @@ func TestBind_ParseEndpoint(t *testing.T) {
 	if ep, err := b.ParseEndpoint("[fe80::1%7]:7"); err != nil || ep.(*Endpoint).scope != 7 {
 		t.Errorf("ParseEndpoint with zone 7: %v, %v", ep, err)
 	}
+	var sa [28]byte
+	if n := putSockaddr(&sa, netip.MustParseAddrPort("[fe80::1]:7"), 7); n != 28 || sockaddrScope(sa[:n]) != 7 {
+		t.Errorf("sockaddr_in6 scope %d (%d bytes), want 7", sockaddrScope(sa[:n]), n)
+	}
 	for _, in := range []string{"", "192.0.2.1", "host:1", "[::1]:99999", "[fe80::1%no-such-if0]:7"} {
 		if _, err := b.ParseEndpoint(in); err == nil {
 			t.Errorf("ParseEndpoint(%q) accepted", in)
@@ -307,6 +311,9 @@ func TestBind_RouteMTU(t *testing.T) {
 // TestBind_SendReceiveAlloc: steady-state Send and receive allocate nothing (sticky source
 // on, GSO and GRO where the kernel has them).
 func TestBind_SendReceiveAlloc(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates; make test-norace runs this")
+	}
 	for _, v6 := range []bool{false, true} {
 		a, b := NewBind(), NewBind()
 		fnsA, portA := openT(t, a)

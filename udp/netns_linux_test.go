@@ -371,9 +371,10 @@ func TestNetns_LinkLocal(t *testing.T) {
 	}
 	var back conn.Endpoint
 	newReceiver(fns[1], 8).recvN(t, bindB, 1, func(_ []byte, e conn.Endpoint) { back = e })
-	if got := back.(*Endpoint).AddrPort(); got != netip.AddrPortFrom(netip.MustParseAddr("fe80::a"), portA) {
-		t.Fatalf("endpoint %v", got)
+	if got := back.(*Endpoint); got.AddrPort() != netip.AddrPortFrom(netip.MustParseAddr("fe80::a"), portA) || got.scope == 0 {
+		t.Fatalf("endpoint %v scope %d: want fe80::a with the scope of b's eth0", got.AddrPort(), got.scope)
 	}
+	back.ClearSrc() // the reply finds its way by the scope id alone
 	if err := bindB.Send([][]byte{[]byte("pong")}, back); err != nil {
 		t.Fatalf("reply to a link-local peer: %v", err)
 	}

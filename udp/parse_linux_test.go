@@ -164,6 +164,9 @@ func FuzzParseErrQueue(f *testing.F) {
 		f.Add(c.oob, c.name2, c.data)
 	}
 	f.Fuzz(func(t *testing.T, oob, name, data []byte) {
+		parseRecvOOB(oob) // the receive path's control data parser: must not panic either
+		_, _ = parseSockaddr(name)
+		_ = sockaddrScope(name)
 		e, ok := ParseErrQueue(oob, name, data)
 		if !ok {
 			return
