@@ -58,7 +58,8 @@ func NewBind() *Bind {
 
 // SetErrorHandler sets fn to receive every error the kernel reports about a datagram this
 // bind sent (call it before Open; nil stops reporting). fn runs on a receive goroutine,
-// inside the receive function: it must not block, and must not keep e.Quote.
+// inside the receive function, and may run on the IPv4 and the IPv6 one at once: it must
+// not block, and must not keep e.Quote.
 func (b *Bind) SetErrorHandler(fn func(e SendError)) {
 	if fn == nil {
 		b.handler.Store(nil)

@@ -79,9 +79,11 @@ func newRecvState(s *socket) *recvState {
 	return rs
 }
 
-// receive is the socket's conn.ReceiveFunc. bufs are borrowed until it returns; they should
-// hold 65535 bytes each when GRO is on (a super-datagram that does not fit is dropped,
-// counted as RecvTruncated).
+// receive is the socket's conn.ReceiveFunc. bufs are borrowed until it returns. Pass
+// BatchSize buffers of 65535 bytes, as wireguard-go does: with GRO one read may bring a
+// super-datagram of 64 datagrams, read into one buffer and split into 64; a super-datagram
+// larger than its buffer is dropped (RecvTruncated), segments beyond the buffers given are
+// dropped (GROOverflow).
 func (s *socket) receive(bufs [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
 	rs := s.recv
 	rs.mu.Lock()
