@@ -2,7 +2,7 @@
 GO       ?= go
 PKGS     := ./...
 # the packages with network-namespace tests (test names contain "Netns")
-NETNS_PKGS := ./agent ./cni ./tunnel ./l2 ./tap ./bench/... ./internal/netlab
+NETNS_PKGS := ./agent ./cni ./tunnel ./l2 ./tap ./bench/... ./internal/netlab ./udp
 BIN      := bin/weft
 BENCH_BIN := bin/weft-bench
 CNI_BIN  := bin/weft-cni
@@ -50,7 +50,7 @@ test-unit:
 # What -race and -short skip: zero-allocation tests (race instrumentation allocates; every
 # one has Alloc in its name), the slow cookie interop with wireguard-go, and the 20-node
 # subnet convergence (10 nodes under -short).
-NORACE_PKGS := ./crypto ./tunnel ./l2 ./tap ./policy ./discovery/membership ./peers
+NORACE_PKGS := ./crypto ./tunnel ./l2 ./tap ./policy ./discovery/membership ./peers ./udp
 test-norace:
 	$(GO) test -count=1 -run 'Alloc|Interop|SubnetConverges' $(NORACE_PKGS)
 

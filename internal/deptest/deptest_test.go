@@ -19,7 +19,7 @@ const module = "github.com/weftnet/weft"
 
 // datapath is weft's packet path. A package that does not exist yet is matched all the same,
 // so that a rule holds the day it appears (DESIGN.md allows a `dev/` holding TUN and TAP).
-var datapath = []string{"tunnel", "peers", "l2", "tap", "usernet", "dev"}
+var datapath = []string{"tunnel", "peers", "l2", "tap", "usernet", "dev", "udp"}
 
 // A rule is one "Never" of DESIGN.md: no package that from matches may depend, directly or
 // through others, on a package that forbid refuses it.
