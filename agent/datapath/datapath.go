@@ -5,18 +5,20 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"syscall"
 	"time"
 
-	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/agent/config"
+	"github.com/weftnet/weft/agent/internal/underlay"
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/l2"
 	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/tap"
 	"github.com/weftnet/weft/tunnel"
+	"github.com/weftnet/weft/udp"
 )
 
 // Datapath is the packet loop the agent runs. New chooses one from the config and the rest
@@ -150,11 +152,20 @@ func (e *encrypted) startTunnel(dev tun.Device, mtu int, router tunnel.Router) (
 	tcfg.Router = router
 	tcfg.NextProtoL2 = router != nil
 	tcfg.Policy = e.deps.Policy()
-	tnl, err := tunnel.New(tcfg, dev, conn.NewDefaultBind(), e.deps.Table())
+	// weft's own bind: DF on every datagram, and the kernel's errors about them (ICMP
+	// "fragmentation needed" / "packet too big", local EMSGSIZE) feed the per-peer path MTU.
+	bind := udp.NewBind()
+	tcfg.RouteMTU = underlay.LinkMTU
+	tnl, err := tunnel.New(tcfg, dev, bind, e.deps.Table())
 	if err != nil {
 		dev.Close()
 		return 0, err
 	}
+	bind.SetErrorHandler(func(se udp.SendError) {
+		if se.Errno == syscall.EMSGSIZE {
+			tnl.PathError(se.Dst, se.MTU, se.Local, se.Quote)
+		}
+	})
 	port, err := tnl.Up(uint16(e.cfg.ListenPort))
 	if err != nil {
 		tnl.Close()

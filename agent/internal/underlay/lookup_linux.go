@@ -96,3 +96,22 @@ func isDefault(dst *net.IPNet) bool {
 	ones, _ := dst.Mask.Size()
 	return ones == 0
 }
+
+// LinkMTU is the MTU of the device a datagram to dst leaves on (a netlink query: nothing is
+// sent). Unlike Lookup.Route it ignores a route's MTU and the path MTU the kernel learned
+// from ICMP errors: it is the ceiling of the tunnel's own per-peer path-MTU search, which
+// must be able to find a path that widened again.
+func LinkMTU(dst netip.Addr) (int, error) {
+	rs, err := netlink.RouteGet(net.IP(dst.Unmap().AsSlice()))
+	if err != nil {
+		return 0, fmt.Errorf("route get %s: %w", dst, err)
+	}
+	if len(rs) == 0 {
+		return 0, fmt.Errorf("no route to %s", dst)
+	}
+	l, err := netlink.LinkByIndex(rs[0].LinkIndex)
+	if err != nil {
+		return 0, fmt.Errorf("device %d: %w", rs[0].LinkIndex, err)
+	}
+	return l.Attrs().MTU, nil
+}
