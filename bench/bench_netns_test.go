@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/internal/netlab"
+	"github.com/weftnet/weft/tunnel"
 )
 
 // testWireGuardGoBin is the binary the netns test starts for wireguard-go: $WEFT_BENCH_BIN
@@ -141,13 +141,13 @@ func TestRun_NetnsWeft(t *testing.T) {
 			}
 		}
 	}
-	// The agent picked its own default MTU for each mode (the largest that fits a 1500-byte
-	// underlay): the figures are for the MTU a user gets.
+	// The agent picked its own MTU for each mode, following the lab's 1500-byte IPv4
+	// underlay: the figures are for the MTU a user gets.
 	for name, want := range map[string]int{
-		SystemWeft:        config.DefaultMTU("l3", "wireguard"),
-		SystemWeftL2:      config.DefaultMTU("l2", "wireguard"),
-		SystemWeftL2Plain: config.DefaultMTU("l2", "none"),
-		SystemWeftPolicy:  config.DefaultMTU("l3", "wireguard"),
+		SystemWeft:        tunnel.InnerMTU(1500, tunnel.FramingL3, false),
+		SystemWeftL2:      tunnel.InnerMTU(1500, tunnel.FramingL2, false),
+		SystemWeftL2Plain: tunnel.InnerMTU(1500, tunnel.FramingPlainL2, false),
+		SystemWeftPolicy:  tunnel.InnerMTU(1500, tunnel.FramingL3, false),
 	} {
 		if got := rep.System(name).MTU; got != want {
 			t.Errorf("%s ran with MTU %d, want the agent's default %d", name, got, want)
@@ -155,5 +155,53 @@ func TestRun_NetnsWeft(t *testing.T) {
 	}
 	if len(rep.Files) != 0 {
 		t.Errorf(`OutDir "-" wrote %v`, rep.Files)
+	}
+}
+
+// TestRun_NetnsUnderlayMTU: --underlay-mtu 1500,9001 measures wireguard-go and weft at both
+// in one run: a row per system and MTU with throughput, wireguard-go at route MTU − 80 as
+// wg-quick sets it, weft at the MTU it chose itself from the underlay (jumbo frames).
+func TestRun_NetnsUnderlayMTU(t *testing.T) {
+	netlab.Require(t)
+	netlab.RequireTools(t, "iperf3", "ping", "ss")
+	bin := os.Getenv("WEFT_BIN")
+	if bin == "" {
+		netlab.SkipOrFail(t, "WEFT_BIN not set: run `make test-netns`, or WEFT_BIN=$(pwd)/bin/weft after `make build`")
+	}
+	var progress bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	names := []string{SystemWireGuardGo, SystemWeft}
+	rep, err := Run(ctx, Options{Systems: names, Rounds: 1, Duration: time.Second, Streams: 2, Pings: 10, UnderlayMTUs: []int{1500, 9001},
+		OutDir: "-", WeftBin: bin, WireGuardGoBin: testWireGuardGoBin(t), Progress: &progress})
+	t.Logf("progress:\n%s", progress.String())
+	if rep != nil {
+		var table strings.Builder
+		_ = rep.WriteTable(&table)
+		t.Logf("table:\n%s", table.String())
+	}
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if len(rep.Systems) != 4 {
+		t.Fatalf("%d rows, want 4 (2 systems × 2 MTUs)", len(rep.Systems))
+	}
+	for _, c := range []struct {
+		name      string
+		under, mt int
+	}{
+		{SystemWireGuardGo, 1500, 1420}, {SystemWireGuardGo, 9001, 8921},
+		{SystemWeft, 1500, tunnel.InnerMTU(1500, tunnel.FramingL3, false)}, {SystemWeft, 9001, tunnel.InnerMTU(9001, tunnel.FramingL3, false)},
+	} {
+		r := rep.SystemAt(c.name, c.under)
+		if r == nil {
+			t.Fatalf("no row for %s at %d", c.name, c.under)
+		}
+		if r.MTU != c.mt {
+			t.Errorf("%s at underlay %d ran with MTU %d, want %d", c.name, c.under, r.MTU, c.mt)
+		}
+		if m := r.Metrics[MetricTCPSingle]; !m.Valid() || m.Median <= 0 {
+			t.Errorf("%s at underlay %d: single stream %+v", c.name, c.under, m)
+		}
 	}
 }

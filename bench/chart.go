@@ -43,7 +43,7 @@ func (r *Report) plots() ([]*plot.Plot, error) {
 			top   float64
 		)
 		for i, s := range r.Systems {
-			names = append(names, s.Name)
+			names = append(names, r.label(&r.Systems[i]))
 			m, ok := s.Metrics[key]
 			if !ok || !m.Valid() {
 				continue

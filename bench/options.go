@@ -29,6 +29,9 @@ type Options struct {
 	Streams int
 	// Pings is the number of echo requests per latency measurement, sent every 10 ms. Default 50.
 	Pings int
+	// UnderlayMTUs are the MTUs of the lab's veth link (both ends); every system is measured
+	// at each, in this order. Default: 1500 only.
+	UnderlayMTUs []int
 	// OutDir receives report.json, table.txt, chart.svg and chart.png. Default
 	// ./bench-results/YYYYMMDD-HHMMSS (UTC); "-" writes no files.
 	OutDir string
@@ -56,7 +59,12 @@ const (
 	DefaultDuration = 5 * time.Second // long enough for TCP to leave slow start, short enough for 3 rounds of 5 systems in ~3 min
 	DefaultStreams  = 4
 	DefaultPings    = 50
-	pingInterval    = 10 * time.Millisecond // 50 requests in half a second, far from a flood; below 200 ms older iputils needs root (Run has it)
+	// DefaultUnderlayMTU is an Ethernet link's; MinUnderlayMTU IPv6's minimum link MTU (the
+	// overlays need room above their overhead), MaxUnderlayMTU a veth's largest.
+	DefaultUnderlayMTU = 1500
+	MinUnderlayMTU     = 1280
+	MaxUnderlayMTU     = 65535
+	pingInterval       = 10 * time.Millisecond // 50 requests in half a second, far from a flood; below 200 ms older iputils needs root (Run has it)
 )
 
 // ErrOptions is wrapped by every invalid option.
@@ -75,6 +83,17 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Pings == 0 {
 		o.Pings = DefaultPings
+	}
+	if len(o.UnderlayMTUs) == 0 {
+		o.UnderlayMTUs = []int{DefaultUnderlayMTU}
+	}
+	for i, m := range o.UnderlayMTUs {
+		if m < MinUnderlayMTU || m > MaxUnderlayMTU {
+			return o, fmt.Errorf("%w: underlay MTU %d outside [%d, %d] (1280 is IPv6's minimum link, 65535 a veth's maximum)", ErrOptions, m, MinUnderlayMTU, MaxUnderlayMTU)
+		}
+		if slices.Contains(o.UnderlayMTUs[:i], m) {
+			return o, fmt.Errorf("%w: underlay MTU %d is listed twice", ErrOptions, m)
+		}
 	}
 	if o.Rounds < 0 || o.Duration < 0 || o.Streams < 0 || o.Pings < 0 {
 		return o, fmt.Errorf("%w: rounds, duration, streams and pings must be positive", ErrOptions)
@@ -145,6 +164,8 @@ func Flags(fs *pflag.FlagSet) *Options {
 	fs.DurationVar(&o.Duration, "duration", DefaultDuration, "length of each iperf3 run (whole seconds)")
 	fs.IntVar(&o.Streams, "streams", DefaultStreams, "parallel TCP streams of the multi-stream test")
 	fs.IntVar(&o.Pings, "pings", DefaultPings, "echo requests per latency measurement (10 ms apart)")
+	fs.IntSliceVar(&o.UnderlayMTUs, "underlay-mtu", []int{DefaultUnderlayMTU},
+		"MTU of the lab's underlay link, comma-separated to measure every system at each (e.g. 1500,9001 for jumbo frames); wireguard-go gets route MTU − 80 as wg-quick sets it, the kernel vxlan − 50, weft follows the underlay by itself")
 	fs.StringVar(&o.OutDir, "out", "", `output directory for report.json, table.txt, chart.svg, chart.png (default ./bench-results/DATE-TIME; "-" for none)`)
 	fs.StringVar(&o.WeftBin, "weft-bin", "", "weft binary whose agent command runs in the namespaces (default: weft next to this executable, else on PATH)")
 	fs.StringVar(&o.ProfileDir, "profile", "", "directory for CPU profiles of the weft agents over each single-stream run (SYSTEM-rROUND-HOST.pprof; read with go tool pprof -top bin/weft FILE; needs curl)")

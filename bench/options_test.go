@@ -2,6 +2,7 @@ package bench
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -43,6 +44,9 @@ func TestOptions_withDefaults(t *testing.T) {
 		{"duplicate", Options{Systems: []string{"veth", "vxlan", "veth"}}, "listed twice"},
 		{"negative rounds", Options{Rounds: -1}, "positive"},
 		{"too many streams", Options{Streams: 500}, "128"},
+		{"underlay MTU too small", Options{UnderlayMTUs: []int{1500, 1279}}, "underlay MTU 1279 outside [1280, 65535]"},
+		{"underlay MTU too large", Options{UnderlayMTUs: []int{65536}}, "outside"},
+		{"underlay MTU twice", Options{UnderlayMTUs: []int{9001, 1500, 9001}}, "underlay MTU 9001 is listed twice"},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,17 +70,18 @@ func TestFlags(t *testing.T) {
 	fs := pflag.NewFlagSet("bench", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	o := Flags(fs)
-	if o.Rounds != DefaultRounds || o.Duration != DefaultDuration {
+	if o.Rounds != DefaultRounds || o.Duration != DefaultDuration || fmt.Sprint(o.UnderlayMTUs) != "[1500]" {
 		t.Fatalf("flag defaults: %+v", o)
 	}
 	err := fs.Parse([]string{"--systems", "veth,wireguard-go", "--rounds", "5", "--duration", "2s", "--streams", "8",
-		"--pings", "20", "--out", "-", "--weft-bin", "/usr/local/bin/weft"})
+		"--pings", "20", "--out", "-", "--weft-bin", "/usr/local/bin/weft", "--underlay-mtu", "1500,9001"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Options{Systems: []string{"veth", "wireguard-go"}, Rounds: 5, Duration: 2 * time.Second, Streams: 8, Pings: 20, OutDir: "-", WeftBin: "/usr/local/bin/weft"}
 	if strings.Join(o.Systems, ",") != "veth,wireguard-go" || o.Rounds != want.Rounds || o.Duration != want.Duration ||
-		o.Streams != want.Streams || o.Pings != want.Pings || o.OutDir != want.OutDir || o.WeftBin != want.WeftBin {
+		o.Streams != want.Streams || o.Pings != want.Pings || o.OutDir != want.OutDir || o.WeftBin != want.WeftBin ||
+		fmt.Sprint(o.UnderlayMTUs) != "[1500 9001]" {
 		t.Fatalf("parsed %+v, want %+v", o, want)
 	}
 }

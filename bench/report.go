@@ -39,6 +39,8 @@ type Report struct {
 	DurationSeconds float64 `json:"duration_seconds"`
 	Streams         int     `json:"streams"`
 	Pings           int     `json:"pings"`
+	// UnderlayMTUs are the underlay MTUs measured, in order (Options.UnderlayMTUs).
+	UnderlayMTUs []int `json:"underlay_mtus,omitempty"`
 	// Systems are in the order they were measured in the first round.
 	Systems []SystemResult `json:"systems"`
 	// Skipped names the systems of the default set that could not run here, and why.
@@ -62,6 +64,8 @@ type SystemResult struct {
 	Name        string             `json:"name"`
 	Description string             `json:"description"`
 	Metrics     map[string]Summary `json:"metrics"`
+	// UnderlayMTU is the MTU of the lab's underlay link this result was measured at.
+	UnderlayMTU int `json:"underlay_mtu,omitempty"`
 	// MTU is the overlay device's MTU on host a as measured (0: no overlay device).
 	MTU int `json:"mtu,omitempty"`
 	// Errors lists what failed, one entry per failed step and round.
@@ -74,7 +78,7 @@ type Skipped struct {
 	Reason string `json:"reason"`
 }
 
-// System returns the result of the named system, or nil.
+// System returns the result of the named system (at the first underlay MTU measured), or nil.
 func (r *Report) System(name string) *SystemResult {
 	for i := range r.Systems {
 		if r.Systems[i].Name == name {
@@ -82,6 +86,35 @@ func (r *Report) System(name string) *SystemResult {
 		}
 	}
 	return nil
+}
+
+// SystemAt returns the result of the named system at underlay MTU mtu, or nil.
+func (r *Report) SystemAt(name string, mtu int) *SystemResult {
+	for i := range r.Systems {
+		if r.Systems[i].Name == name && r.Systems[i].UnderlayMTU == mtu {
+			return &r.Systems[i]
+		}
+	}
+	return nil
+}
+
+// multiMTU reports whether the results span several underlay MTUs.
+func (r *Report) multiMTU() bool {
+	for _, s := range r.Systems {
+		if s.UnderlayMTU != r.Systems[0].UnderlayMTU {
+			return true
+		}
+	}
+	return false
+}
+
+// label names a result in tables and charts: the system, and its underlay MTU when the
+// report spans several.
+func (r *Report) label(s *SystemResult) string {
+	if r.multiMTU() {
+		return fmt.Sprintf("%s @%d", s.Name, s.UnderlayMTU)
+	}
+	return s.Name
 }
 
 // metricLabel is the human name of a metric, with its unit.
@@ -101,10 +134,11 @@ func (r *Report) metricLabel(key string) string {
 	return key
 }
 
-// computeRatios fills each Summary.Ratio with the system's median over wireguard-go's.
+// computeRatios fills each Summary.Ratio with the system's median over wireguard-go's at
+// the same underlay MTU.
 func (r *Report) computeRatios() {
-	ref := r.System(SystemWireGuardGo)
 	for i := range r.Systems {
+		ref := r.SystemAt(SystemWireGuardGo, r.Systems[i].UnderlayMTU)
 		for _, key := range metricOrder {
 			s, ok := r.Systems[i].Metrics[key]
 			if !ok {
@@ -122,50 +156,69 @@ func (r *Report) computeRatios() {
 }
 
 // WriteTable prints the report as a plain-text table: one line per system and metric with
-// median, min, max over the rounds and the ratio of medians to wireguard-go.
+// the overlay device's MTU in effect, median, min, max over the rounds and the ratio of
+// medians to wireguard-go at the same underlay MTU. With several underlay MTUs each system
+// appears once per MTU, named "system @MTU".
 func (r *Report) WriteTable(w io.Writer) error {
 	var b strings.Builder
 	nameW, labelW := len("system"), len("metric")
-	for _, s := range r.Systems {
-		nameW = max(nameW, len(s.Name))
+	for i := range r.Systems {
+		nameW = max(nameW, len(r.label(&r.Systems[i])))
 	}
 	for _, key := range metricOrder {
 		labelW = max(labelW, len(r.metricLabel(key)))
 	}
 	fmt.Fprintf(&b, "weft bench: %d round(s), iperf3 %gs, %d streams, %d pings; kernel %s, %d CPUs",
 		r.Rounds, r.DurationSeconds, r.Streams, r.Pings, r.Host.Kernel, r.Host.CPUs)
+	if len(r.UnderlayMTUs) > 0 {
+		fmt.Fprintf(&b, ", underlay MTU %s", joinInts(r.UnderlayMTUs))
+	}
 	if r.Host.LoadAverage != "" {
 		fmt.Fprintf(&b, ", load %s", r.Host.LoadAverage)
 	}
 	b.WriteString("\n")
-	fmt.Fprintf(&b, "%-*s  %-*s  %9s  %9s  %9s  %15s\n", nameW, "system", labelW, "metric", "median", "min", "max", "vs wireguard-go")
-	for _, s := range r.Systems {
+	row := "%-*s  %5s  %-*s  %9s  %9s  %9s  %15s\n"
+	fmt.Fprintf(&b, row, nameW, "system", "mtu", labelW, "metric", "median", "min", "max", "vs wireguard-go")
+	for i := range r.Systems {
+		s := &r.Systems[i]
+		name, mtu := r.label(s), "-"
+		if s.MTU > 0 {
+			mtu = fmt.Sprint(s.MTU)
+		}
 		for _, key := range metricOrder {
 			m, ok := s.Metrics[key]
 			if !ok || !m.Valid() {
-				fmt.Fprintf(&b, "%-*s  %-*s  %9s  %9s  %9s  %15s\n", nameW, s.Name, labelW, r.metricLabel(key), "-", "-", "-", "-")
+				fmt.Fprintf(&b, row, nameW, name, mtu, labelW, r.metricLabel(key), "-", "-", "-", "-")
 				continue
 			}
 			ratio := "-"
 			if m.Ratio > 0 {
 				ratio = fmt.Sprintf("%.2fx", m.Ratio)
 			}
-			fmt.Fprintf(&b, "%-*s  %-*s  %9s  %9s  %9s  %15s\n", nameW, s.Name, labelW, r.metricLabel(key),
+			fmt.Fprintf(&b, row, nameW, name, mtu, labelW, r.metricLabel(key),
 				formatValue(m.Median), formatValue(m.Min), formatValue(m.Max), ratio)
 		}
 	}
-	if weft := r.System(SystemWeft); weft != nil {
-		if m := weft.Metrics[MetricTCPSingle]; m.Ratio > 0 {
+	for i := range r.Systems {
+		s := &r.Systems[i]
+		if s.Name != SystemWeft {
+			continue
+		}
+		if m := s.Metrics[MetricTCPSingle]; m.Ratio > 0 {
 			verdict := "met"
 			if m.Ratio < 1 {
 				verdict = "NOT met"
 			}
-			fmt.Fprintf(&b, "speed target (weft single-stream TCP >= 1.0x wireguard-go): %.2fx, %s\n", m.Ratio, verdict)
+			at := ""
+			if r.multiMTU() {
+				at = fmt.Sprintf(" at underlay MTU %d", s.UnderlayMTU)
+			}
+			fmt.Fprintf(&b, "speed target (weft single-stream TCP >= 1.0x wireguard-go)%s: %.2fx, %s\n", at, m.Ratio, verdict)
 		}
 	}
-	for _, s := range r.Systems {
-		for _, e := range s.Errors {
-			fmt.Fprintf(&b, "error: %s: %s\n", s.Name, e)
+	for i := range r.Systems {
+		for _, e := range r.Systems[i].Errors {
+			fmt.Fprintf(&b, "error: %s: %s\n", r.label(&r.Systems[i]), e)
 		}
 	}
 	for _, s := range r.Skipped {

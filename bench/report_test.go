@@ -67,11 +67,50 @@ func TestReport_WriteTable(t *testing.T) {
 		"3 round(s), iperf3 5s, 4 streams, 50 pings; kernel 6.18.0, 2 CPUs, load 0.50 0.40 0.30",
 		"speed target (weft single-stream TCP >= 1.0x wireguard-go): 1.11x, met",
 		"TCP 4 streams (Gbit/s)",
-		"veth          TCP 1 stream (Gbit/s)       40.00      38.00      42.00           14.29x",
-		"wireguard-go  ping RTT (ms)               0.250      0.200      0.300            1.00x",
-		"broken        TCP 1 stream (Gbit/s)           -          -          -                -",
+		"veth              -  TCP 1 stream (Gbit/s)       40.00      38.00      42.00           14.29x",
+		"wireguard-go      -  ping RTT (ms)               0.250      0.200      0.300            1.00x",
+		"broken            -  TCP 1 stream (Gbit/s)           -          -          -                -",
 		"error: broken: round 1: setup: boom",
 		"skipped: weft-l2: no agent subcommand",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q", want)
+		}
+	}
+}
+
+// TestReport_UnderlayMTUs: with several underlay MTUs each system appears per MTU, named
+// "system @MTU", with the overlay MTU in effect, ratios taken against wireguard-go at the
+// same MTU, and a speed verdict per MTU.
+func TestReport_UnderlayMTUs(t *testing.T) {
+	r := &Report{Rounds: 1, DurationSeconds: 5, Streams: 4, Pings: 50, UnderlayMTUs: []int{1500, 9001}}
+	for _, x := range []struct {
+		name       string
+		under, mtu int
+		tcp1       float64
+	}{{SystemWireGuardGo, 1500, 1420, 2}, {SystemWeft, 1500, 1432, 3}, {SystemWireGuardGo, 9001, 8921, 4}, {SystemWeft, 9001, 8933, 10}} {
+		r.Systems = append(r.Systems, SystemResult{Name: x.name, UnderlayMTU: x.under, MTU: x.mtu,
+			Metrics: map[string]Summary{MetricTCPSingle: summarize([]float64{x.tcp1})}})
+	}
+	r.computeRatios()
+	if got := r.SystemAt(SystemWeft, 9001).Metrics[MetricTCPSingle].Ratio; got != 2.5 {
+		t.Errorf("weft at 9001: ratio %v, want 2.5 (against wireguard-go at 9001)", got)
+	}
+	if got := r.SystemAt(SystemWeft, 1500).Metrics[MetricTCPSingle].Ratio; got != 1.5 {
+		t.Errorf("weft at 1500: ratio %v, want 1.5", got)
+	}
+	var b strings.Builder
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	t.Logf("\n%s", out)
+	for _, want := range []string{
+		"underlay MTU 1500,9001",
+		"weft @9001           8933  TCP 1 stream (Gbit/s)       10.00",
+		"wireguard-go @1500   1420  TCP 1 stream (Gbit/s)        2.00",
+		"speed target (weft single-stream TCP >= 1.0x wireguard-go) at underlay MTU 9001: 2.50x, met",
+		"speed target (weft single-stream TCP >= 1.0x wireguard-go) at underlay MTU 1500: 1.50x, met",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q", want)

@@ -71,30 +71,46 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	for i, sys := range chosen {
 		names[i] = sys.name
 	}
-	progressf(&o, "weft bench: %s; %d round(s) of ping ×%d, iperf3 %d s with 1 and %d streams",
-		strings.Join(names, ", "), o.Rounds, o.Pings, o.durationSeconds(), o.Streams)
-	samples := make([]map[string][]float64, len(chosen))
-	errs := make([][]string, len(chosen))
+	rep.UnderlayMTUs = o.UnderlayMTUs
+	progressf(&o, "weft bench: %s; underlay MTU %s; %d round(s) of ping ×%d, iperf3 %d s with 1 and %d streams",
+		strings.Join(names, ", "), joinInts(o.UnderlayMTUs), o.Rounds, o.Pings, o.durationSeconds(), o.Streams)
+	// Every system at every underlay MTU: the MTUs outermost, so a table reads by MTU.
+	type entry struct {
+		sys *system
+		mtu int
+	}
+	var entries []entry
+	for _, m := range o.UnderlayMTUs {
+		for _, sys := range chosen {
+			entries = append(entries, entry{sys, m})
+		}
+	}
+	multi := len(o.UnderlayMTUs) > 1
+	samples := make([]map[string][]float64, len(entries))
+	errs := make([][]string, len(entries))
 	for i := range samples {
 		samples[i] = map[string][]float64{}
 	}
 	var failures int
 rounds:
 	for r := 0; r < o.Rounds; r++ {
-		for k := range chosen {
+		for k := range entries {
 			if ctx.Err() != nil {
 				break rounds
 			}
-			i := (k + r) % len(chosen)
-			tag := fmt.Sprintf("[round %d/%d] %s", r+1, o.Rounds, chosen[i].name)
-			for _, e := range measure(ctx, &o, chosen[i], tag, samples[i]) {
+			i := (k + r) % len(entries)
+			tag := fmt.Sprintf("[round %d/%d] %s", r+1, o.Rounds, entries[i].sys.name)
+			if multi {
+				tag += fmt.Sprintf(" @%d", entries[i].mtu)
+			}
+			for _, e := range measure(ctx, &o, entries[i].sys, entries[i].mtu, tag, samples[i]) {
 				failures++
 				errs[i] = append(errs[i], fmt.Sprintf("round %d: %v", r+1, e))
 			}
 		}
 	}
-	for i, sys := range chosen {
-		res := SystemResult{Name: sys.name, Description: sys.desc, Metrics: map[string]Summary{}, Errors: errs[i]}
+	for i, en := range entries {
+		res := SystemResult{Name: en.sys.name, Description: en.sys.desc, UnderlayMTU: en.mtu, Metrics: map[string]Summary{}, Errors: errs[i]}
 		for _, key := range metricOrder {
 			res.Metrics[key] = summarize(samples[i][key])
 		}
@@ -123,9 +139,9 @@ rounds:
 
 // measure runs one system's turn in a fresh lab and appends its samples; it returns the
 // errors of the steps that failed.
-func measure(ctx context.Context, o *Options, sys *system, tag string, samples map[string][]float64) (errs []error) {
+func measure(ctx context.Context, o *Options, sys *system, underlayMTU int, tag string, samples map[string][]float64) (errs []error) {
 	start := time.Now()
-	s, err := newSession(o, sys.name)
+	s, err := newSession(o, sys.name, underlayMTU)
 	if err != nil {
 		progressf(o, "%s: lab … failed: %v", tag, err)
 		return []error{fmt.Errorf("lab: %w", err)}
@@ -275,6 +291,14 @@ func selectSystems(o *Options) (chosen []*system, skipped []Skipped, err error) 
 		chosen = append(chosen, sys)
 	}
 	return chosen, skipped, nil
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = fmt.Sprint(n)
+	}
+	return strings.Join(s, ",")
 }
 
 func progressf(o *Options, format string, args ...any) {

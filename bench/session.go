@@ -38,6 +38,8 @@ type session struct {
 	lab  *netlab.Lab
 	a, b *netlab.Host
 	dir  string
+	// underlayMTU is the MTU of the veth link between a and b (0: the kernel's default).
+	underlayMTU int
 
 	mu    sync.Mutex
 	procs []*process
@@ -49,12 +51,21 @@ type session struct {
 }
 
 // newSession builds the lab: hosts a and b, eth0 on each with the underlay addresses.
-func newSession(o *Options, system string) (s *session, err error) {
+func newSession(o *Options, system string, underlayMTU int) (s *session, err error) {
 	lab, a, b, err := netlab.Pair(underlayIf, underlayA+underlayBits, underlayB+underlayBits)
 	if err != nil {
 		return nil, err
 	}
-	s = &session{opts: o, log: o.Logger.With("system", system, "lab", lab.ID()), lab: lab, a: a, b: b, dead: make(chan struct{})}
+	s = &session{opts: o, log: o.Logger.With("system", system, "lab", lab.ID(), "underlay_mtu", underlayMTU), lab: lab, a: a, b: b,
+		dead: make(chan struct{}), underlayMTU: underlayMTU}
+	if underlayMTU != 0 {
+		for _, h := range []*netlab.Host{a, b} {
+			if _, err := h.Run("ip", "link", "set", underlayIf, "mtu", fmt.Sprint(underlayMTU)); err != nil {
+				s.close()
+				return nil, fmt.Errorf("underlay MTU %d: %w", underlayMTU, err)
+			}
+		}
+	}
 	if s.dir, err = os.MkdirTemp("", "weft-bench-"+lab.ID()+"-"); err != nil {
 		s.close()
 		return nil, err

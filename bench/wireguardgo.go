@@ -155,7 +155,7 @@ func wireGuardGoUp(ctx context.Context, s *session) (string, error) {
 			"--peer-public-key", side.peer.public.String(),
 			"--endpoint", side.endpoint+":"+strconv.Itoa(wgPort),
 			"--allowed-ips", side.peerAddrAllowed,
-			"--mtu", strconv.Itoa(wgMTU),
+			"--mtu", strconv.Itoa(wgQuickMTU(s.underlayMTU)),
 		)
 		if err != nil {
 			return "", err
@@ -171,4 +171,13 @@ func wireGuardGoUp(ctx context.Context, s *session) (string, error) {
 		}
 	}
 	return wgB, nil
+}
+
+// wgQuickMTU is the MTU wg-quick gives a WireGuard interface over a route of MTU
+// routeMTU: 80 less (an IPv6 header's worth, so one MTU fits both families), 1420 at 1500.
+func wgQuickMTU(routeMTU int) int {
+	if routeMTU == 0 {
+		return wgMTU
+	}
+	return routeMTU - 80
 }
