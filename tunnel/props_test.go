@@ -68,7 +68,7 @@ type fate struct {
 	delivered bool
 	keepalive bool
 	handshake bool
-	probe     bool // a path-MTU probe or ack, handed to the worker
+	probe     bool             // a path-MTU probe or ack, handed to the worker
 	drop      peers.DropReason // DropNone unless dropped
 }
 

@@ -86,7 +86,7 @@ func newPeersCmd(g *globals) *cobra.Command {
 		Long: `List datapath peers: state, endpoint, allowed IPs, the path MTU toward the endpoint (the
 largest underlay IP packet that reaches it, found from the route, ICMP errors and probes;
 "-" until known), the last handshake, traffic and drops by reason.`,
-		Args:  cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := commandContext(10 * time.Second)
 			defer cancel()
