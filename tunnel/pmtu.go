@@ -51,7 +51,9 @@ type pmtuState struct {
 	probing int            // the size in flight (0: none)
 	id      uint16         // the id of the probe in flight
 	sentAt  time.Time
-	tries   int
+	tries   int       // rounds of probing lost while the control probe was answered
+	silent  int       // rounds with not even the control probe answered
+	ctrlAck time.Time // when the peer last acknowledged a control probe
 	next    time.Time // when the next search starts (zero: searching)
 }
 
@@ -197,7 +199,7 @@ func (t *Tunnel) pmtuOf(p *peers.Peer, now time.Time) *pmtuState {
 }
 
 func (t *Tunnel) startSearch(st *pmtuState, now time.Time) {
-	st.lo, st.hi, st.probing, st.tries, st.next = 0, st.ceiling+1, 0, 0, time.Time{}
+	st.lo, st.hi, st.probing, st.tries, st.silent, st.next = 0, st.ceiling+1, 0, 0, 0, time.Time{}
 	_ = now
 }
 
@@ -231,10 +233,15 @@ func (t *Tunnel) tickPMTU(hs *hsScratch, p *peers.Peer, now time.Time) {
 		if now.Sub(st.sentAt) < t.cfg.PathMTUProbeTimeout {
 			return
 		}
-		// Lost only if the peer answered something since (the control probe sent with
-		// it): a silent peer says nothing about sizes.
-		if p.LastReceived() > st.sentAt.UnixNano() {
+		// Lost only if the peer acknowledged the control probe sent with it: a peer that
+		// is silent, or does not answer probes at all (an older weft), says nothing
+		// about sizes; after probeTries rounds without any answer the search stops
+		// until the next interval.
+		if st.ctrlAck.After(st.sentAt) || st.ctrlAck.Equal(st.sentAt) {
 			st.tries++
+		} else if st.silent++; st.silent >= probeTries {
+			st.probing, st.silent, st.next = 0, 0, now.Add(t.cfg.PathMTUInterval)
+			return
 		}
 		if st.tries >= probeTries {
 			t.probeLost(p, st)
@@ -262,7 +269,7 @@ func (t *Tunnel) nextProbe(hs *hsScratch, p *peers.Peer, st *pmtuState, now time
 		st.probing, st.next = 0, now.Add(t.cfg.PathMTUInterval)
 		return
 	}
-	st.tries = 0
+	st.tries, st.silent = 0, 0
 	t.sendProbe(hs, p, st, size, now)
 }
 
@@ -280,8 +287,15 @@ func (t *Tunnel) probeLost(p *peers.Peer, st *pmtuState) {
 // probeAcked handles the peer's acknowledgement of a probe of size and id.
 func (t *Tunnel) probeAcked(hs *hsScratch, p *peers.Peer, size int, id uint16) {
 	st := t.pmtu[p]
-	if st == nil || st.probing == 0 || id != st.id || size != st.probing {
-		return // a control probe, or a late or unknown ack
+	if st == nil {
+		return
+	}
+	if size == 0 && id == 0 {
+		st.ctrlAck = time.Now() // the control probe: the peer answers probes
+		return
+	}
+	if st.probing == 0 || id != st.id || size != st.probing {
+		return // a late or unknown ack
 	}
 	st.probing = 0
 	st.lo = max(st.lo, size)
@@ -323,7 +337,7 @@ func (t *Tunnel) pathICMP(hs *hsScratch, p *peers.Peer, mtu int, verified bool) 
 		st.hi = min(st.hi, p.PathMTU()) // test the current size against the claim
 	}
 	st.probing, st.next = 0, time.Time{}
-	st.tries = 0
+	st.tries, st.silent = 0, 0
 	size := mtu
 	if !verified {
 		size = p.PathMTU()

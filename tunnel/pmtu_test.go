@@ -394,3 +394,40 @@ func TestPathMTU_WireGuardPeerExpires(t *testing.T) {
 		t.Fatalf("after the interval: %d, want %d", got, ceiling)
 	}
 }
+
+// TestPathMTU_PeerWithoutProbes: a peer that never answers probes (an older weft) but
+// answers everything else keeps its path MTU at the ceiling (no answer is no loss), and
+// the search stops after a few silent rounds instead of probing forever.
+func TestPathMTU_PeerWithoutProbes(t *testing.T) {
+	s := newPathSim(t, 1500)
+	p := s.d.peerB
+	silentB := func() {
+		for moved := true; moved; {
+			moved = s.move(s.d.bindA, s.d.b, s.d.rs, s.d.fromA) || s.move(s.bindB, s.d.a, s.rsA, s.fromB)
+			for len(s.d.b.hsReqs) > 0 { // B's worker ignores probes
+				<-s.d.b.hsReqs
+				moved = true
+			}
+			moved = drainRequests(s.d.a, s.hsA) || moved
+		}
+	}
+	for i := 0; i < 20; i++ {
+		s.d.a.tickPMTU(s.hsA, p, time.Now())
+		silentB()
+		s.d.a.sendKeepalive(s.hsA, p) // the peer answers data: A hears from it all along
+		s.d.b.sendKeepalive(s.hsB, s.d.peerA)
+		silentB()
+		time.Sleep(2 * time.Millisecond)
+	}
+	ceiling := s.d.a.cfg.MTU + Overhead(FramingL3, false)
+	if got := p.PathMTU(); got != ceiling {
+		t.Fatalf("path MTU %d, want the ceiling %d", got, ceiling)
+	}
+	st := s.d.a.pmtu[p]
+	if st.next.IsZero() {
+		t.Fatalf("still searching: %+v", st)
+	}
+	if n := s.d.a.Stats().PathMTUProbes; n > probeTries+1 {
+		t.Fatalf("%d probes sent to a peer that answers none", n)
+	}
+}
