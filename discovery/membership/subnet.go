@@ -326,6 +326,12 @@ func (c *Cluster) reconcile() {
 		if c.cfg.AcceptClaim != nil && !c.cfg.AcceptClaim(mem) {
 			continue
 		}
+		// A member that announces this host's own public key is a copy (every host refuses
+		// it as own_key or duplicate_key): its claim never makes this host move, not even
+		// within claimSettle of this host's start, where a real claim would be a tie.
+		if mem.Info.PublicKey == c.cfg.Node.PublicKey {
+			continue
+		}
 		sc, ok := c.alloc.seen[mem.Name]
 		if !ok || sc.subnet != mem.Info.Subnet {
 			sc = seenClaim{subnet: mem.Info.Subnet, at: now}

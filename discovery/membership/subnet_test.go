@@ -393,6 +393,40 @@ func TestCluster_ForgedClaimsDoNotMoveAnyone(t *testing.T) {
 	}
 }
 
+// TestCluster_KeyCopierDoesNotMoveAnyone: a member that announces the victim's own public
+// key and /24 right after the victim started (within claimSettle, where another key's claim
+// would be a tie and the victim would move) is a copy: the victim keeps its subnet.
+func TestCluster_KeyCopierDoesNotMoveAnyone(t *testing.T) {
+	vcfg := clTestConfig(t, "victim")
+	victim := clStartCluster(t, vcfg)
+	fcfg := clTestConfig(t, "copier")
+	forger := clStartCluster(t, fcfg)
+	if _, err := forger.Join([]string{clAddrOf(victim)}); err != nil {
+		t.Fatal(err)
+	}
+	held := victim.Subnet()
+	info := NodeInfo{PublicKey: vcfg.Node.PublicKey, DataPort: 51820, VNI: 1, Proto: 1, Subnet: held}
+	tag, err := info.EncodeTag()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := forger.serf.SetTags(map[string]string{TagNodeInfo: tag}); err != nil {
+		t.Fatal(err)
+	}
+	clEventually(t, 5*time.Second, "the victim sees the copy", func() bool {
+		for _, m := range victim.Members() {
+			if m.Name == "copier" && m.Info.Subnet == held {
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(5 * vcfg.ReconcileInterval)
+	if victim.Subnet() != held || victim.Err() != nil {
+		t.Fatalf("the victim moved from %s to %s (%v) for a copy of its own key", held, victim.Subnet(), victim.Err())
+	}
+}
+
 // clKeyBelow returns a random key that sorts below k.
 func clKeyBelow(t testing.TB, k [32]byte) [32]byte {
 	for {
