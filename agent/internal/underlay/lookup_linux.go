@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 )
@@ -38,6 +39,36 @@ func Netlink(h *netlink.Handle) Lookup {
 				}
 			}
 			return Link{}, errors.New("no interface holds it")
+		},
+		Addressed: func() ([]Link, error) {
+			as, err := h.AddrList(nil, netlink.FAMILY_ALL)
+			if err != nil {
+				return nil, fmt.Errorf("address list: %w", err)
+			}
+			v4, v6 := map[int]bool{}, map[int]bool{}
+			for _, a := range as {
+				ip, ok := netip.AddrFromSlice(a.IP)
+				if !ok || !ip.Unmap().IsGlobalUnicast() {
+					continue
+				}
+				if ip.Unmap().Is4() {
+					v4[a.LinkIndex] = true
+				} else {
+					v6[a.LinkIndex] = true
+				}
+			}
+			var out []Link
+			for _, idx := range sortedKeys(v4, v6) {
+				k, err := linkOf(h, idx, 0, !v4[idx])
+				if err != nil || k.Loopback {
+					continue
+				}
+				if l, err := h.LinkByIndex(idx); err != nil || l.Attrs().Flags&net.FlagUp == 0 || !underlayType[l.Type()] {
+					continue
+				}
+				out = append(out, k)
+			}
+			return out, nil
 		},
 		Defaults: func() ([]Link, error) {
 			var out []Link
@@ -114,4 +145,23 @@ func LinkMTU(dst netip.Addr) (int, error) {
 		return 0, fmt.Errorf("device %d: %w", rs[0].LinkIndex, err)
 	}
 	return l.Attrs().MTU, nil
+}
+
+// underlayType are the link types the last resort considers: network interfaces, not the
+// devices overlays and containers make (tun/tap, wireguard, bridges such as weft-br0 or
+// cni0, whose MTU is an overlay's and would shrink this one at every restart).
+var underlayType = map[string]bool{"device": true, "veth": true, "vlan": true, "bond": true, "macvlan": true, "ipvlan": true}
+
+// sortedKeys is the union of the keys of the maps, in order.
+func sortedKeys(ms ...map[int]bool) []int {
+	var out []int
+	for _, m := range ms {
+		for k := range m {
+			if !slices.Contains(out, k) {
+				out = append(out, k)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }

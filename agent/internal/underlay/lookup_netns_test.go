@@ -50,6 +50,20 @@ func TestNetlink_VethMTU(t *testing.T) {
 	if ks, err := look.Defaults(); len(ks) != 0 {
 		t.Errorf("defaults of a namespace without a default route: %+v %v", ks, err)
 	}
+	// No peer, no default route: the addressed link is the last resort (not lo, and not a
+	// bridge such as weft-br0 whose MTU is the overlay's).
+	for _, c := range [][]string{{"ip", "link", "add", "br9", "type", "bridge"}, {"ip", "link", "set", "br9", "mtu", "1300", "up"},
+		{"ip", "addr", "add", "10.90.0.1/24", "dev", "br9"}} {
+		if _, err := a.Run(c[0], c[1:]...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ks, err := look.Addressed(); err != nil || len(ks) != 1 || ks[0] != (underlay.Link{Interface: "ul0", MTU: 1400}) {
+		t.Errorf("addressed links: %+v %v", ks, err)
+	}
+	if r := look.Find(underlay.Targets{}, func(v6 bool) int { return 68 }); !r.Found || r.Best.Interface != "ul0" || r.Best.Inner != 1332 {
+		t.Errorf("Find with nothing known: %+v", r)
+	}
 	if _, err := a.Run("ip", "route", "add", "default", "via", "10.77.0.2"); err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,11 @@ type Lookup struct {
 	Local func(addr netip.Addr) (Link, error)
 	// Defaults are the links of the default routes of both families.
 	Defaults func() ([]Link, error)
+	// Addressed are the network interfaces (physical, veth, vlan, bond, macvlan, ipvlan:
+	// not tun/tap, WireGuard or bridges) that are up and hold a global unicast address
+	// (IPv6 set only when a link has no IPv4 one): the last resort of a host that knows no
+	// peer and has no default route, like the first host of a lab in its own namespace.
+	Addressed func() ([]Link, error)
 }
 
 // Targets is what the agent knows, before it starts, of where its data port's traffic goes.
@@ -101,6 +106,18 @@ func (l Lookup) Find(t Targets, overhead func(ipv6 bool) int) Result {
 			}
 			for _, k := range links {
 				r.consider(k, "default route", overhead)
+			}
+		},
+		func() {
+			if l.Addressed == nil {
+				return
+			}
+			links, err := l.Addressed()
+			if err != nil {
+				r.Failed = append(r.Failed, "addressed links: "+err.Error())
+			}
+			for _, k := range links {
+				r.consider(k, "addressed link "+k.Interface, overhead)
 			}
 		},
 	}
