@@ -44,7 +44,14 @@ func inNetns(t *testing.T, h *netlab.Host, fn func()) {
 			errc <- err
 			return
 		}
+		returned := false
+		defer func() {
+			if !returned { // fn ended the goroutine (t.FailNow there): say so, never hang
+				errc <- errors.New("fn did not return (a t.Fatal inside inNetns?); its thread stays locked and is discarded")
+			}
+		}()
 		fn()
+		returned = true
 		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
 			errc <- err // the thread stays locked: never reused in the wrong namespace
 			return
