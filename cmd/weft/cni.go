@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/weftnet/weft/internal/fsutil"
@@ -22,13 +24,13 @@ func newCNICmd(g *globals) *cobra.Command {
 
 // cniConflist is the network configuration list `weft cni install` writes: weft-cni, then
 // the standard portmap plugin for the runtime's port mappings.
-func cniConflist(name, socket, bridge string) ([]byte, error) {
+func cniConflist(name, version, socket, bridge string) ([]byte, error) {
 	weft := map[string]any{"type": "weft-cni", "bridge": bridge}
 	if socket != "" {
 		weft["socket"] = socket
 	}
 	list := map[string]any{
-		"cniVersion": "1.1.0",
+		"cniVersion": version,
 		"name":       name,
 		"plugins": []any{
 			weft,
@@ -39,15 +41,31 @@ func cniConflist(name, socket, bridge string) ([]byte, error) {
 	return append(b, '\n'), err
 }
 
+// cniChained are the plugin types the conflist chains after weft-cni.
+var cniChained = []string{"portmap"}
+
 func newCNIInstallCmd(g *globals) *cobra.Command {
-	var confDir, binDir, name, plugin, bridge string
+	var confDir, binDir, name, plugin, bridge, forceVersion string
+	var pluginDirs []string
 	cmd := &cobra.Command{
 		Use:   "install",
 		Short: "Write the weft conflist into the CNI config directory and weft-cni into the CNI bin directory",
 		Long: `Writes CONF_DIR/10-NAME.conflist (weft-cni chained with portmap) and copies the
 weft-cni binary (by default the one beside this weft binary) into BIN_DIR. The portmap
-plugin is the standard one from containernetworking/plugins: install it into BIN_DIR too.
+plugin is the standard one from containernetworking/plugins (Debian: containernetworking-plugins,
+in /usr/lib/cni).
+
+The conflist's cniVersion is the highest CNI version that weft-cni and every chained plugin
+support: install asks each with the CNI VERSION command (portmap is looked up in BIN_DIR, the
+--plugin-dir directories, then /opt/cni/bin, /usr/lib/cni, /usr/libexec/cni,
+/usr/local/libexec/cni and /usr/local/lib/cni) and says what it chose. A plugin given a version
+it does not speak refuses ADD and DEL alike. When portmap is not found, 1.0.0 is written.
+Runtimes built on libcni before 1.2 (podman 4, containerd 1.6 and 1.7) handle at most 1.0.0:
+with a newer portmap but such a runtime, pass --cni-version 1.0.0.
+
 The agent must run with cni.enabled: true.`,
+		Example: `  weft cni install
+  weft cni install --plugin-dir /usr/lib/cni --cni-version 1.0.0`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if plugin == "" {
@@ -60,8 +78,25 @@ The agent must run with cni.enabled: true.`,
 			if _, err := os.Stat(plugin); err != nil {
 				return fmt.Errorf("weft-cni binary: %w (build it with make build, or pass --plugin PATH)", err)
 			}
-			conf, err := cniConflist(name, g.socket, bridge)
+			if forceVersion != "" {
+				if _, err := parseCNIVersion(forceVersion); err != nil {
+					return fmt.Errorf("--cni-version: %w", err)
+				}
+			}
+			dirs := append(append([]string{binDir}, pluginDirs...), cniPluginDirs...)
+			version, found, err := negotiateCNIVersion(cmd.Context(), plugin, cniChained, dirs)
+			if err != nil && forceVersion == "" {
+				return fmt.Errorf("cni install: %w (pass --cni-version to write one anyway)", err)
+			}
+			if forceVersion != "" {
+				version = forceVersion
+			}
+			conf, err := cniConflist(name, version, g.socket, bridge)
 			if err != nil {
+				return err
+			}
+			binPath := filepath.Join(binDir, "weft-cni")
+			if err := copyFileAtomic(binPath, plugin, 0o755); err != nil {
 				return err
 			}
 			confPath := filepath.Join(confDir, "10-"+name+".conflist")
@@ -71,23 +106,34 @@ The agent must run with cni.enabled: true.`,
 			if err := fsutil.WriteFileAtomic(confPath, conf, 0o644); err != nil {
 				return err
 			}
-			binPath := filepath.Join(binDir, "weft-cni")
-			if err := copyFileAtomic(binPath, plugin, 0o755); err != nil {
-				return err
-			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "wrote %s\ninstalled %s\n", confPath, binPath)
-			if _, err := os.Stat(filepath.Join(binDir, "portmap")); err != nil {
-				fmt.Fprintf(out, "note: %s has no portmap plugin; install containernetworking/plugins' portmap there for port mappings\n", binDir)
+			if forceVersion != "" {
+				fmt.Fprintf(out, "cniVersion %s (--cni-version); the plugins: %s\n", version, describeCNIVersions(found))
+			} else {
+				fmt.Fprintf(out, "cniVersion %s: the highest all of them support: %s\n", version, describeCNIVersions(found))
+			}
+			for _, p := range found {
+				switch {
+				case p.Type == "weft-cni":
+				case forceVersion != "" && p.Path != "" && !slices.Contains(p.Supported, version):
+					fmt.Fprintf(out, "warning: %s (%s) does not speak cniVersion %s: it will refuse ADD and DEL\n", p.Type, p.Path, version)
+				case p.Path == "":
+					fmt.Fprintf(out, "note: no %s plugin in %s: install containernetworking/plugins' %s (Debian: apt install containernetworking-plugins) for port mappings, then run this again\n", p.Type, strings.Join(dirs, ", "), p.Type)
+				case filepath.Dir(p.Path) != filepath.Clean(binDir):
+					fmt.Fprintf(out, "note: %s is in %s, not in %s: a runtime that searches one directory (containerd's bin_dir) needs it there too (ln -s %s %s)\n", p.Type, filepath.Dir(p.Path), binDir, p.Path, filepath.Join(binDir, p.Type))
+				}
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&confDir, "conf-dir", "/etc/cni/net.d", "CNI network configuration directory")
-	cmd.Flags().StringVar(&binDir, "bin-dir", "/opt/cni/bin", "CNI plugin directory")
-	cmd.Flags().StringVar(&name, "name", "weft", "network name")
-	cmd.Flags().StringVar(&bridge, "bridge", "weft-br0", "the containers' bridge (the agent's cni.bridge)")
-	cmd.Flags().StringVar(&plugin, "plugin", "", "the weft-cni binary to install (default: weft-cni beside weft)")
+	cmd.Flags().StringVar(&confDir, "conf-dir", "/etc/cni/net.d", "CNI network configuration `directory`")
+	cmd.Flags().StringVar(&binDir, "bin-dir", "/opt/cni/bin", "CNI plugin `directory` weft-cni is installed into")
+	cmd.Flags().StringVar(&name, "name", "weft", "network `name`")
+	cmd.Flags().StringVar(&bridge, "bridge", "weft-br0", "the containers' bridge `name` (the agent's cni.bridge)")
+	cmd.Flags().StringVar(&plugin, "plugin", "", "the weft-cni `binary` to install (default: weft-cni beside weft)")
+	cmd.Flags().StringArrayVar(&pluginDirs, "plugin-dir", nil, "also look for the chained plugins in this `directory`, before the standard ones (repeatable)")
+	cmd.Flags().StringVar(&forceVersion, "cni-version", "", "write this cniVersion instead of the negotiated one (`MAJOR.MINOR.PATCH`)")
 	return cmd
 }
 
