@@ -78,8 +78,14 @@ func cmdAdd(args *skel.CmdArgs) error {
 		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("weft-cni: container namespace %q: %v", args.Netns, err), "")
 	}
 	defer netns.Close()
-	// An interface of that name already there (a repeated ADD) is left alone, and so is its
-	// reservation: cleaning up after a failure below must not take a working one down.
+	store, err := OpenStore(conf.DataDir, conf.Name)
+	if err != nil {
+		return types.NewError(types.ErrIOFailure, "weft-cni: "+err.Error(), "check that "+conf.DataDir+" is writable (the plugin runs as root)")
+	}
+	// An interface of that name already there is left alone, and so is its reservation:
+	// cleaning up after a failure below must not take a working one down. When it is this
+	// attachment's own (a runtime retrying an ADD whose chained plugin failed, with no DEL in
+	// between), the ADD answers what is there, so the retry can succeed.
 	exists := false
 	_ = netns.Do(func(ns.NetNS) error {
 		_, err := netlink.LinkByName(args.IfName)
@@ -87,13 +93,15 @@ func cmdAdd(args *skel.CmdArgs) error {
 		return nil
 	})
 	if exists {
-		return types.NewError(types.ErrInternal, fmt.Sprintf("weft-cni: container %s already has an interface %s", args.ContainerID, args.IfName),
-			"DEL the container's network first, or use another interface name")
-	}
-
-	store, err := OpenStore(conf.DataDir, conf.Name)
-	if err != nil {
-		return types.NewError(types.ErrIOFailure, "weft-cni: "+err.Error(), "check that "+conf.DataDir+" is writable (the plugin runs as root)")
+		res, err := existing(conf, hn, store, netns, args.ContainerID, args.IfName)
+		if err != nil {
+			return types.NewError(types.ErrInternal, fmt.Sprintf("weft-cni: container %s already has an interface %s that is not this attachment's: %v", args.ContainerID, args.IfName, err),
+				"DEL the container's network first, or use another interface name")
+		}
+		if prev != nil {
+			res = merge(prev, res)
+		}
+		return types.PrintResult(res, conf.CNIVersion)
 	}
 	addr, err := store.Reserve(hn.Subnet, args.ContainerID, args.IfName, hn.Gateway, hn.Address)
 	if errors.Is(err, ErrExhausted) {
@@ -135,6 +143,61 @@ func add(conf *NetConf, hn HostNetwork, netns ns.NetNS, ifName string, addr neti
 		return nil, fmt.Errorf("configure %s: %w", ifName, err)
 	}
 	return res, nil
+}
+
+// existing returns the ADD result of an attachment already in place: the container's
+// interface is a veth holding the address reserved for (id, ifName), and its host end is on
+// the bridge. Anything else is an error saying what differs.
+func existing(conf *NetConf, hn HostNetwork, store *Store, netns ns.NetNS, id, ifName string) (*current.Result, error) {
+	addr, ok, err := store.Lookup(hn.Subnet, id, ifName)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("no address of %s is reserved for it", hn.Subnet)
+	}
+	var cont net.Interface
+	var hostIdx int
+	err = netns.Do(func(ns.NetNS) error {
+		l, err := netlink.LinkByName(ifName)
+		if err != nil {
+			return err
+		}
+		if _, ok := l.(*netlink.Veth); !ok {
+			return fmt.Errorf("it is a %s, not a veth", l.Type())
+		}
+		as, err := netlink.AddrList(l, netlink.FAMILY_V4)
+		if err != nil {
+			return err
+		}
+		has := false
+		for _, a := range as {
+			if x, ok := netip.AddrFromSlice(a.IP.To4()); ok && x == addr {
+				has = true
+			}
+		}
+		if !has {
+			return fmt.Errorf("it does not hold the reserved address %s", addr)
+		}
+		at := l.Attrs()
+		cont = net.Interface{Index: at.Index, MTU: at.MTU, Name: at.Name, HardwareAddr: at.HardwareAddr}
+		hostIdx = at.ParentIndex
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	br, err := bridgeByName(conf.Bridge)
+	if err != nil {
+		return nil, err
+	}
+	hl, err := netlink.LinkByIndex(hostIdx)
+	if err != nil || hl.Attrs().MasterIndex != br.Attrs().Index {
+		return nil, fmt.Errorf("its host end is not on bridge %s", conf.Bridge)
+	}
+	at := hl.Attrs()
+	host := net.Interface{Index: at.Index, MTU: at.MTU, Name: at.Name, HardwareAddr: at.HardwareAddr}
+	return result(conf, hn, br, host, cont, netns.Path(), addr), nil
 }
 
 // result is the ADD result: the bridge, the host veth, the container's interface, its address

@@ -65,3 +65,21 @@ func BinDir(dir, ns string) (string, error) {
 	}
 	return dir, nil
 }
+
+// ChainPlugin builds internal/cnilab/chainplugin, a chained plugin that speaks CNI 1.0.0 only
+// (as Debian's portmap), to path; `touch path.fail` makes its ADD fail.
+func ChainPlugin(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return build(path, "github.com/weftnet/weft/internal/cnilab/chainplugin")
+}
+
+// Weft returns the weft binary: $WEFT_BIN, or one built into dir.
+func Weft(dir string) (string, error) {
+	if b := os.Getenv("WEFT_BIN"); b != "" {
+		return b, nil
+	}
+	p := filepath.Join(dir, "weft")
+	return p, build(p, "github.com/weftnet/weft/cmd/weft")
+}
