@@ -197,3 +197,75 @@ func resultAddr(t *testing.T, r types.Result) netip.Addr {
 	a, _ := netip.AddrFromSlice(res.IPs[0].Address.IP.To4())
 	return a
 }
+
+// TestNetns_CNIReclaimsStale: when a container's veth is gone without a DEL reaching weft-cni
+// (its namespace was removed after a chained plugin's DEL failed first), a full subnet frees
+// that container's address for the next ADD, and only that one.
+func TestNetns_CNIReclaimsStale(t *testing.T) {
+	netlab.Require(t)
+	lab := netlab.NewT(t)
+	host, err := lab.AddHost("h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := netip.MustParsePrefix("10.42.6.0/29") // .2-.6: five containers
+	sock := agentStub(t, cni.HostNetwork{Network: netip.MustParsePrefix("10.42.0.0/16"), Subnet: sub,
+		Address: netip.MustParseAddr("10.42.6.1"), Gateway: netip.MustParseAddr("10.42.6.1"), MTU: 1432, Containers: true})
+	dir := t.TempDir()
+	bin, err := cnilab.BinDir(filepath.Join(dir, "bin"), host.NS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := libcni.ConfListFromBytes([]byte(`{"cniVersion":"1.0.0","name":"weft","plugins":[{"type":"weft-cni","socket":"` + sock + `","dataDir":"` + filepath.Join(dir, "data") + `"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := libcni.NewCNIConfigWithCacheDir([]string{bin}, filepath.Join(dir, "cache"), nil)
+	ctx := context.Background()
+	var rts []*libcni.RuntimeConf
+	var hostVeths []string
+	for i := range 6 {
+		c, err := lab.AddHost("c" + string(rune('0'+i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rts = append(rts, &libcni.RuntimeConf{ContainerID: "ctr-" + c.NS, NetNS: "/run/netns/" + c.NS, IfName: "eth0"})
+	}
+	for _, rt := range rts[:5] {
+		r, err := cfg.AddNetworkList(ctx, list, rt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, _ := current.NewResultFromResult(r)
+		hostVeths = append(hostVeths, res.Interfaces[1].Name)
+	}
+	if _, err := cfg.AddNetworkList(ctx, list, rts[5]); err == nil || !strings.Contains(err.Error(), "every address") {
+		t.Fatalf("a sixth ADD in a /29: want exhaustion, got %v", err)
+	}
+	// Container 2's namespace goes without a DEL: its veth pair goes with it.
+	if out, err := host.Run("ip", "link", "del", hostVeths[2]); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	r, err := cfg.AddNetworkList(ctx, list, rts[5])
+	if err != nil {
+		t.Fatalf("ADD after a container vanished without DEL: %v", err)
+	}
+	store, _ := cni.OpenStore(filepath.Join(dir, "data"), "weft")
+	if a, ok, _ := store.Lookup(sub, rts[2].ContainerID, "eth0"); ok {
+		t.Fatalf("the vanished container still holds %s", a)
+	}
+	if got := resultAddr(t, r); !sub.Contains(got) {
+		t.Fatalf("got %s", got)
+	}
+	if n, _ := store.Count(sub); n != 5 {
+		t.Fatalf("%d reservations, want 5 (only the vanished container's freed)", n)
+	}
+	for _, i := range []int{0, 1, 3, 4, 5} {
+		if err := cfg.DelNetworkList(ctx, list, rts[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := store.Count(sub); n != 0 {
+		t.Fatalf("%d reservations after DEL", n)
+	}
+}

@@ -18,8 +18,8 @@ import (
 // delegated ipam block would have to be rewritten per call anyway.
 //
 // Layout, one directory per network name under DataDir (as host-local's, which operators
-// know): a file per reserved address, named by the address and holding "CONTAINERID\nIFNAME\n",
-// and a lock file. Every operation holds an exclusive flock on the lock file for its whole
+// know): a file per reserved address, named by the address and holding "CONTAINERID\nIFNAME\n"
+// and, once the container is wired, "link HOSTVETH\n"; and a lock file. Every operation holds an exclusive flock on the lock file for its whole
 // read-modify-write, so concurrent ADDs (separate processes) never hand out one address twice;
 // the files survive agent and runtime restarts. An address is only ever reserved with
 // O_EXCL, so even a store shared by mistake cannot double-book.
@@ -61,6 +61,31 @@ func (s *Store) lock() (func(), error) {
 }
 
 func owner(id, ifname string) []byte { return []byte(id + "\n" + ifname + "\n") }
+
+// splitEntry parses a reservation file: its owner ("ID\nIFNAME\n") and the host end of the
+// container's veth, when recorded ("" for one being wired, or written by an older weft-cni).
+func splitEntry(b []byte) (own []byte, link string) {
+	i := bytes.IndexByte(b, '\n')
+	if i < 0 {
+		return b, ""
+	}
+	j := bytes.IndexByte(b[i+1:], '\n')
+	if j < 0 {
+		return b, ""
+	}
+	own, rest := b[:i+j+2], b[i+j+2:]
+	if l, ok := bytes.CutPrefix(rest, []byte("link ")); ok {
+		if name, ok := bytes.CutSuffix(l, []byte("\n")); ok && validLinkName(string(name)) {
+			link = string(name)
+		}
+	}
+	return own, link
+}
+
+// validLinkName: a Linux interface name (1-15 bytes, no '/', whitespace or NUL).
+func validLinkName(n string) bool {
+	return len(n) > 0 && len(n) < 16 && !strings.ContainsAny(n, "/ \t\n\x00:") && n != "." && n != ".."
+}
 
 // errBadOwner: an id or interface name that would make two owners one ("a\nb", "c" and
 // "a", "b\nc"). skel validates both already; the store does not rely on it.
@@ -116,7 +141,7 @@ func (s *Store) Reserve(subnet netip.Prefix, id, ifname string, exclude ...netip
 	}
 	want := owner(id, ifname)
 	for a, o := range ents {
-		if bytes.Equal(o, want) {
+		if own, _ := splitEntry(o); bytes.Equal(own, want) {
 			return a, nil
 		}
 	}
@@ -162,7 +187,7 @@ func (s *Store) Lookup(subnet netip.Prefix, id, ifname string) (netip.Addr, bool
 	}
 	want := owner(id, ifname)
 	for a, o := range ents {
-		if bytes.Equal(o, want) {
+		if own, _ := splitEntry(o); bytes.Equal(own, want) {
 			return a, true, nil
 		}
 	}
@@ -202,13 +227,76 @@ func (s *Store) releaseIf(drop func(owner []byte) bool) error {
 		if err != nil {
 			continue
 		}
-		if drop(b) {
+		if own, _ := splitEntry(b); drop(own) {
 			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("address store: %w", err)
 			}
 		}
 	}
 	return nil
+}
+
+// SetLink records the host end of the veth of (id, ifname)'s reservation in subnet, once it
+// exists: ReclaimStale may then free the reservation when that link is gone.
+func (s *Store) SetLink(subnet netip.Prefix, id, ifname, link string) error {
+	if err := checkOwner(id, ifname); err != nil {
+		return err
+	}
+	if !validLinkName(link) {
+		return fmt.Errorf("address store: %q is no interface name", link)
+	}
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	ents, err := s.entries(subnet)
+	if err != nil {
+		return err
+	}
+	want := owner(id, ifname)
+	for a, o := range ents {
+		if own, _ := splitEntry(o); bytes.Equal(own, want) {
+			// The temporary name is no address, so entries() never reads it half-written.
+			p := filepath.Join(s.dir, a.String())
+			tmp := p + ".tmp"
+			if err := os.WriteFile(tmp, append(want, "link "+link+"\n"...), 0o600); err != nil {
+				return fmt.Errorf("address store: %w", err)
+			}
+			if err := os.Rename(tmp, p); err != nil {
+				_ = os.Remove(tmp)
+				return fmt.Errorf("address store: %w", err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("address store: no reservation of %s %s in %s", id, ifname, subnet)
+}
+
+// ReclaimStale frees the reservations in subnet whose recorded host link alive reports gone:
+// the container's namespace went without a DEL reaching weft-cni (a chained plugin's DEL
+// failed first, or the runtime crashed), and its veth went with it. Reservations with no link
+// recorded (being wired, or older) are kept. It returns how many it freed.
+func (s *Store) ReclaimStale(subnet netip.Prefix, alive func(link string) bool) (int, error) {
+	unlock, err := s.lock()
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	ents, err := s.entries(subnet)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for a, o := range ents {
+		if _, link := splitEntry(o); link != "" && !alive(link) {
+			if err := os.Remove(filepath.Join(s.dir, a.String())); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return n, fmt.Errorf("address store: %w", err)
+			}
+			n++
+		}
+	}
+	return n, nil
 }
 
 // Count is the number of addresses reserved in subnet.

@@ -166,3 +166,61 @@ func TestStore_RefusesAmbiguousOwners(t *testing.T) {
 		t.Fatalf("empty id: %v", err)
 	}
 }
+
+// TestStore_ReclaimStale: only reservations whose recorded host link is gone are freed; one
+// being wired (no link yet), one of an older plugin and one whose link lives are kept, and the
+// owner lookups ignore the link line.
+func TestStore_ReclaimStale(t *testing.T) {
+	s, _ := OpenStore(t.TempDir(), "weft")
+	gw := netip.MustParseAddr("10.42.7.1")
+	var addrs []netip.Addr
+	for i := range 4 {
+		a, err := s.Reserve(testSubnet, fmt.Sprint("c", i), "eth0", gw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, a)
+	}
+	for i, link := range map[int]string{0: "vethdead", 1: "vethalive"} {
+		if err := s.SetLink(testSubnet, fmt.Sprint("c", i), "eth0", link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, bad := range []string{"", "a/b", "has space", "0123456789abcdef", "..", "x\ny"} {
+		if err := s.SetLink(testSubnet, "c2", "eth0", bad); err == nil {
+			t.Fatalf("SetLink accepted %q", bad)
+		}
+	}
+	if err := s.SetLink(testSubnet, "nobody", "eth0", "veth1"); err == nil {
+		t.Fatal("SetLink without a reservation succeeded")
+	}
+	// c3's file as an older weft-cni wrote it, with a stray line that is no link record.
+	if err := os.WriteFile(filepath.Join(s.dir, addrs[3].String()), []byte("c3\neth0\nlinkveth9\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if a, ok, err := s.Lookup(testSubnet, "c0", "eth0"); err != nil || !ok || a != addrs[0] {
+		t.Fatalf("lookup with a link line: %v %v %v", a, ok, err)
+	}
+	if a, _ := s.Reserve(testSubnet, "c1", "eth0", gw); a != addrs[1] {
+		t.Fatalf("a repeated reserve with a link line got %v, want %v", a, addrs[1])
+	}
+	var asked []string
+	n, err := s.ReclaimStale(testSubnet, func(l string) bool { asked = append(asked, l); return l == "vethalive" })
+	if err != nil || n != 1 {
+		t.Fatalf("reclaimed %d (%v), want 1; asked %v", n, err, asked)
+	}
+	if _, ok, _ := s.Lookup(testSubnet, "c0", "eth0"); ok {
+		t.Fatal("the reservation of the gone link is still there")
+	}
+	for i := 1; i < 4; i++ {
+		if _, ok, _ := s.Lookup(testSubnet, fmt.Sprint("c", i), "eth0"); !ok {
+			t.Fatalf("c%d's reservation was freed", i)
+		}
+	}
+	if err := s.Release("c1", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.Lookup(testSubnet, "c1", "eth0"); ok {
+		t.Fatal("Release left a reservation that has a link line")
+	}
+}

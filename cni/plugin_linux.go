@@ -105,6 +105,13 @@ func cmdAdd(args *skel.CmdArgs) error {
 	}
 	addr, err := store.Reserve(hn.Subnet, args.ContainerID, args.IfName, hn.Gateway, hn.Address)
 	if errors.Is(err, ErrExhausted) {
+		// Containers whose namespace went without a DEL reaching us left their addresses
+		// reserved; their veths went with them.
+		if n, rerr := store.ReclaimStale(hn.Subnet, linkAlive); rerr == nil && n > 0 {
+			addr, err = store.Reserve(hn.Subnet, args.ContainerID, args.IfName, hn.Gateway, hn.Address)
+		}
+	}
+	if errors.Is(err, ErrExhausted) {
 		return types.NewError(ErrCodeExhausted, fmt.Sprintf("weft-cni: every address of %s is taken", hn.Subnet),
 			"remove stopped containers (their DEL frees addresses), or run fewer containers on this host; stale reservations live in "+store.dir)
 	}
@@ -112,6 +119,11 @@ func cmdAdd(args *skel.CmdArgs) error {
 		return ioError(err)
 	}
 	res, err := add(conf, hn, netns, args.IfName, addr)
+	if err == nil {
+		if err = store.SetLink(hn.Subnet, args.ContainerID, args.IfName, res.Interfaces[1].Name); err != nil {
+			_ = netns.Do(func(ns.NetNS) error { return ip.DelLinkByName(args.IfName) })
+		}
+	}
 	if err != nil {
 		_ = store.Release(args.ContainerID, args.IfName)
 		var te *types.Error
@@ -143,6 +155,14 @@ func add(conf *NetConf, hn HostNetwork, netns ns.NetNS, ifName string, addr neti
 		return nil, fmt.Errorf("configure %s: %w", ifName, err)
 	}
 	return res, nil
+}
+
+// linkAlive: a link of that name exists in this namespace (an error other than "not found"
+// counts as alive: nothing is freed on a doubt).
+func linkAlive(name string) bool {
+	_, err := netlink.LinkByName(name)
+	var nf netlink.LinkNotFoundError
+	return !errors.As(err, &nf)
 }
 
 // existing returns the ADD result of an attachment already in place: the container's
