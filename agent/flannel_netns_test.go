@@ -150,7 +150,8 @@ func seenSource(t *testing.T, src, dst *container) netip.Addr {
 // weft's subnet.env reach each other across hosts. With cni.ipmasq off (FLANNEL_IPMASQ=false)
 // the bridge masquerades container-to-container traffic to the host's gateway address, as
 // stock flannel does; with cni.ipmasq on (and cni.bridge set to flannel's cni0, so the
-// agent's forwarding filter knows it) the containers' own addresses arrive.
+// agent's forwarding filter knows it) the containers' own addresses arrive; without
+// cni.bridge that filter drops them.
 func TestNetns_FlannelDelegate(t *testing.T) {
 	netlab.Require(t)
 	netlab.RequireTools(t, "ping", "iperf3", "nft")
@@ -160,12 +161,14 @@ func TestNetns_FlannelDelegate(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct {
-		name   string
-		cni    string
-		masked bool // the far container sees the gateway, not the container
+		name    string
+		cni     string
+		masked  bool // the far container sees the gateway, not the container
+		blocked bool // the agent's forwarding filter drops cni0's traffic
 	}{
-		{"ipmasq off", "cni:\n  enabled: true\n  subnet_env: %s\n", true},
-		{"ipmasq on, bridge cni0", "cni:\n  enabled: true\n  ipmasq: true\n  bridge: cni0\n  subnet_env: %s\n", false},
+		{"ipmasq off", "cni:\n  enabled: true\n  subnet_env: %s\n", true, false},
+		{"ipmasq on, bridge cni0", "cni:\n  enabled: true\n  ipmasq: true\n  bridge: cni0\n  subnet_env: %s\n", false, false},
+		{"ipmasq on, bridge not set", "cni:\n  enabled: true\n  ipmasq: true\n  subnet_env: %s\n", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			nodes := gossipLab(t, "a", "b")
@@ -183,6 +186,18 @@ func TestNetns_FlannelDelegate(t *testing.T) {
 			}
 			if out, err := a.host.Run("ip", "-o", "-4", "addr", "show", "cni0"); err != nil || !strings.Contains(out, subA.Addr().Next().String()+"/") {
 				t.Fatalf("cni0 should hold the subnet's .1, as weft-br0 would: %v %s", err, out)
+			}
+			if tc.blocked {
+				// b's container is reachable from b itself; from a's cni0 nothing passes.
+				if out, err := b.host.Run("ping", "-c", "1", "-W", "2", cb.addr.String()); err != nil {
+					t.Fatalf("b cannot reach its own container: %v %s", err, out)
+				}
+				for range 2 {
+					if err := ca.ping(cb.addr); err == nil {
+						t.Fatal("cni0's traffic passed a forwarding filter that names weft-br0 only: the README's advice to set cni.bridge is wrong")
+					}
+				}
+				return
 			}
 			eventually(t, 10*time.Second, "flannel-wired containers reach each other", func() error { return ca.ping(cb.addr) })
 			src := seenSource(t, ca, cb)
