@@ -112,6 +112,10 @@ func aptName(tool string) string {
 		return "iputils-ping"
 	case "nft":
 		return "nftables"
+	case "ctr":
+		return "containerd"
+	case "nsenter", "unshare":
+		return "util-linux"
 	}
 	return tool
 }
