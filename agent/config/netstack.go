@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // NetstackProxyConfig configures the loopback proxies of netstack mode.
@@ -183,4 +184,61 @@ func defaultProto(proto *string, list string, i int) error {
 		return fmt.Errorf("%s[%d] proto %q: must be tcp or udp", list, i, *proto)
 	}
 	return nil
+}
+
+// ParseForward reads a forward entry in the flag's form LISTEN=TO[/PROTO], e.g.
+// "127.0.0.1:5432=db.service.weft:5432" or "127.0.0.1:5353=dns.service.weft:53/udp". It
+// checks the form only; Check validates the addresses as for the YAML entries.
+func ParseForward(s string) (ForwardConfig, error) {
+	listen, to, proto, err := splitRelay(s, "LISTEN=TO[/udp], like 127.0.0.1:5432=db.service.weft:5432")
+	return ForwardConfig{Listen: listen, To: to, Proto: proto}, err
+}
+
+// ParseExpose reads an expose entry in the flag's form PORT=TO[/PROTO], e.g.
+// "8080=127.0.0.1:8080".
+func ParseExpose(s string) (ExposeConfig, error) {
+	port, to, proto, err := splitRelay(s, "PORT=TO[/udp], like 8080=127.0.0.1:8080")
+	if err != nil {
+		return ExposeConfig{}, err
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return ExposeConfig{}, fmt.Errorf("%q: the port must be 1-65535 (want PORT=TO[/udp], like 8080=127.0.0.1:8080)", s)
+	}
+	return ExposeConfig{Port: int(n), To: to, Proto: proto}, nil
+}
+
+// splitRelay splits "FROM=TO[/PROTO]"; PROTO is tcp or udp ("" when absent: tcp).
+func splitRelay(s, form string) (from, to, proto string, err error) {
+	from, to, ok := strings.Cut(s, "=")
+	if !ok || from == "" || to == "" || strings.ContainsAny(s, " \t\n\x00") {
+		return "", "", "", fmt.Errorf("%q: want %s", s, form)
+	}
+	if i := strings.LastIndexByte(to, '/'); i >= 0 {
+		to, proto = to[:i], to[i+1:]
+		if proto != "tcp" && proto != "udp" {
+			return "", "", "", fmt.Errorf("%q: protocol %q: tcp or udp (want %s)", s, proto, form)
+		}
+		if to == "" {
+			return "", "", "", fmt.Errorf("%q: want %s", s, form)
+		}
+	}
+	if strings.Contains(from, "/") || strings.Contains(to, "/") {
+		return "", "", "", fmt.Errorf("%q: want %s", s, form)
+	}
+	return from, to, proto, nil
+}
+
+// String is the entry in the flag's form.
+func (f ForwardConfig) String() string { return relayString(f.Listen, f.To, f.Proto) }
+
+// String is the entry in the flag's form.
+func (e ExposeConfig) String() string { return relayString(strconv.Itoa(e.Port), e.To, e.Proto) }
+
+func relayString(from, to, proto string) string {
+	s := from + "=" + to
+	if proto != "" && proto != "tcp" {
+		s += "/" + proto
+	}
+	return s
 }

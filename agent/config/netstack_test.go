@@ -93,3 +93,55 @@ func TestDefaultPaths_ByUser(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRelays(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want ForwardConfig
+	}{
+		{"127.0.0.1:5432=db.service.weft:5432", ForwardConfig{Listen: "127.0.0.1:5432", To: "db.service.weft:5432"}},
+		{"127.0.0.1:53=dns.service.weft:53/udp", ForwardConfig{Listen: "127.0.0.1:53", To: "dns.service.weft:53", Proto: "udp"}},
+		{"[::1]:80=[fd00::1]:80/tcp", ForwardConfig{Listen: "[::1]:80", To: "[fd00::1]:80", Proto: "tcp"}},
+	} {
+		got, err := ParseForward(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("ParseForward(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+		if back, err := ParseForward(got.String()); err != nil || back.Listen != got.Listen || back.To != got.To {
+			t.Errorf("%q does not read back: %+v %v", got.String(), back, err)
+		}
+	}
+	for _, bad := range []string{"", "=", "a=", "=b", "a", "a=b/", "a=/udp", "a=b/icmp", "a/b=c", "a=b/c/udp", "a =b"} {
+		if _, err := ParseForward(bad); err == nil {
+			t.Errorf("ParseForward(%q) accepted", bad)
+		}
+	}
+	if e, err := ParseExpose("8080=127.0.0.1:8080/udp"); err != nil || e != (ExposeConfig{Port: 8080, To: "127.0.0.1:8080", Proto: "udp"}) {
+		t.Errorf("ParseExpose: %+v %v", e, err)
+	}
+	for _, bad := range []string{"0=a:1", "65536=a:1", "-1=a:1", "x=a:1", "80", "080x=a:1"} {
+		if _, err := ParseExpose(bad); err == nil {
+			t.Errorf("ParseExpose(%q) accepted", bad)
+		}
+	}
+}
+
+// FuzzParseForward: any input is refused or reads back to itself through String.
+func FuzzParseForward(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:5432=db.service.weft:5432", "a=b/udp", "8080=127.0.0.1:8080", "=/", "a=b=c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if fw, err := ParseForward(s); err == nil {
+			back, err := ParseForward(fw.String())
+			if err != nil || back.Listen != fw.Listen || back.To != fw.To || (back.Proto == "udp") != (fw.Proto == "udp") {
+				t.Fatalf("%q -> %+v -> %q -> %+v %v", s, fw, fw.String(), back, err)
+			}
+		}
+		if ex, err := ParseExpose(s); err == nil {
+			if ex.Port < 1 || ex.Port > 65535 || ex.To == "" {
+				t.Fatalf("%q -> %+v", s, ex)
+			}
+		}
+	})
+}

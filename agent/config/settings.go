@@ -11,7 +11,7 @@ type Setting struct {
 	// Help is the flag's usage line.
 	Help string
 	// Field points at the setting in c: *string, *int, *uint32, *bool, *[]string, *Prefix,
-	// *Addr or *Duration.
+	// *Addr, *Duration, *[]ForwardConfig or *[]ExposeConfig.
 	Field func(c *Config) any
 	// Append: the flag's values are added to those of the file instead of replacing them.
 	Append bool
@@ -20,8 +20,9 @@ type Setting struct {
 	Global bool
 }
 
-// Settings are the scalar settings of Config, in the order `weft agent --help` lists them.
-// Lists of records (peers, services) are YAML only.
+// Settings are the scalar settings of Config, in the order `weft agent --help` lists them,
+// and the netstack relays (forward, expose), whose flags take one record each. The other lists
+// of records (peers, services) are YAML only (services also: weft register).
 var Settings = []Setting{
 	{Key: "name", Flag: "name", Help: "node name in gossip", Field: func(c *Config) any { return &c.Name }},
 	{Key: "mode", Flag: "mode", Help: "l3 (TUN, IP) or l2 (TAP, Ethernet)", Field: func(c *Config) any { return &c.Mode }},
@@ -80,6 +81,8 @@ var Settings = []Setting{
 	{Key: "netstack_proxy.username", Flag: "proxy-username", Help: "netstack: proxies require this username (with --proxy-password-file)", Field: func(c *Config) any { return &c.NetstackProxy.Username }},
 	{Key: "netstack_proxy.password_file", Flag: "proxy-password-file", Help: "netstack: file holding the proxies' password (mode 0600)", Field: func(c *Config) any { return &c.NetstackProxy.PasswordFile }},
 	{Key: "netstack_proxy.max_conns", Flag: "proxy-max-conns", Help: "netstack: concurrent connections per proxy or forward (0: 1024)", Field: func(c *Config) any { return &c.NetstackProxy.MaxConns }},
+	{Key: "forward", Flag: "forward", Help: "netstack: relay a local port to an overlay destination, LISTEN=TO[/udp], e.g. 127.0.0.1:5432=db.service.weft:5432 (repeatable; adds to the file's forward list)", Field: func(c *Config) any { return &c.Forward }, Append: true},
+	{Key: "expose", Flag: "expose", Help: "netstack: relay a port of this host's overlay address to a local address, PORT=TO[/udp], e.g. 8080=127.0.0.1:8080 (repeatable; adds to the file's expose list)", Field: func(c *Config) any { return &c.Expose }, Append: true},
 	{Key: "log_level", Flag: "log-level", Help: "debug, info, warn or error (SIGHUP reloads it)", Field: func(c *Config) any { return &c.LogLevel }},
 	{Key: "log_format", Flag: "log-format", Help: "text or json", Field: func(c *Config) any { return &c.LogFormat }},
 	{Key: "gossip.allowed_static", Flag: "gossip-allowed-static", Help: "prefixes within which members may announce static subnets outside the cluster CIDR, and within which a static /24 displaces the host that holds it (repeatable)", Field: func(c *Config) any { return &c.Gossip.AllowedStatic }, Append: true},

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"reflect"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -148,6 +149,12 @@ func bindSetting(fs *pflag.FlagSet, s config.Setting, c *config.Config) {
 		fs.Var(prefixValue{p}, s.Flag, s.Help)
 	case *config.Addr:
 		fs.Var(addrValue{p}, s.Flag, s.Help)
+	case *[]config.ForwardConfig:
+		*p = nil
+		fs.Var(&relayList[config.ForwardConfig]{list: p, parse: config.ParseForward, typ: "listen=to"}, s.Flag, s.Help)
+	case *[]config.ExposeConfig:
+		*p = nil
+		fs.Var(&relayList[config.ExposeConfig]{list: p, parse: config.ParseExpose, typ: "port=to"}, s.Flag, s.Help)
 	default:
 		panic(fmt.Sprintf("config.Settings %q: no flag for a field of type %T", s.Key, p))
 	}
@@ -208,5 +215,36 @@ func (v addrValue) Set(s string) error {
 		return fmt.Errorf("%q is not an IP address", s)
 	}
 	v.a.Addr = a
+	return nil
+}
+
+// relayList is a repeatable flag of netstack relays (--forward, --expose): each use parses one
+// entry and appends it.
+type relayList[T fmt.Stringer] struct {
+	list  *[]T
+	parse func(string) (T, error)
+	typ   string
+}
+
+func (v *relayList[T]) Type() string { return v.typ }
+
+// String is "" while empty, so --help shows no "(default [])".
+func (v *relayList[T]) String() string {
+	if v.list == nil || len(*v.list) == 0 {
+		return ""
+	}
+	parts := make([]string, len(*v.list))
+	for i, e := range *v.list {
+		parts[i] = e.String()
+	}
+	return "[" + strings.Join(parts, ",") + "]"
+}
+
+func (v *relayList[T]) Set(s string) error {
+	e, err := v.parse(s)
+	if err != nil {
+		return err
+	}
+	*v.list = append(*v.list, e)
 	return nil
 }

@@ -63,6 +63,8 @@ func TestAgentFlags_MatchSettings(t *testing.T) {
 			}
 		case *config.Duration:
 			want = v.Duration.String()
+		case *[]config.ForwardConfig, *[]config.ExposeConfig:
+			want = "" // appended to the file's list, nothing by default
 		}
 		if f.DefValue != want {
 			t.Errorf("--%s: default %q, want DefaultConfig's %q", s.Flag, f.DefValue, want)
@@ -102,6 +104,38 @@ func TestApplyFlags(t *testing.T) {
 	for _, args := range [][]string{{"--subnet", "nonsense"}, {"--address", "10.1"}} {
 		if err := bad.Parse(args); err == nil || !strings.Contains(err.Error(), "is not a") {
 			t.Errorf("%v: %v, want it refused", args, err)
+		}
+	}
+}
+
+// TestApplyFlags_Relays: --forward and --expose take one entry each, repeatable, added to the
+// file's lists; a malformed one is refused with the expected form.
+func TestApplyFlags_Relays(t *testing.T) {
+	fs := pflag.NewFlagSet("agent", pflag.ContinueOnError)
+	flagged := agentFlags(fs)
+	if err := fs.Parse([]string{"--forward", "127.0.0.1:5432=db.service.weft:5432", "--forward", "127.0.0.1:5353=dns.service.weft:53/udp",
+		"--expose", "8080=127.0.0.1:8080"}); err != nil {
+		t.Fatal(err)
+	}
+	file := config.DefaultConfig()
+	file.Forward = []config.ForwardConfig{{Listen: "127.0.0.1:80", To: "web.service.weft:80"}}
+	applyFlags(fs, &file, flagged)
+	wantF := []config.ForwardConfig{{Listen: "127.0.0.1:80", To: "web.service.weft:80"},
+		{Listen: "127.0.0.1:5432", To: "db.service.weft:5432"}, {Listen: "127.0.0.1:5353", To: "dns.service.weft:53", Proto: "udp"}}
+	if !slices.Equal(file.Forward, wantF) || !slices.Equal(file.Expose, []config.ExposeConfig{{Port: 8080, To: "127.0.0.1:8080"}}) {
+		t.Fatalf("forward %+v expose %+v", file.Forward, file.Expose)
+	}
+	file.Netstack = true
+	if err := file.Check(); err != nil && strings.Contains(err.Error(), "forward") {
+		t.Fatalf("the flags' entries do not validate as the file's: %v", err)
+	}
+	for _, args := range [][]string{{"--forward", "127.0.0.1:5432"}, {"--forward", "=x:1"}, {"--forward", "a=b/sctp"},
+		{"--expose", "http=127.0.0.1:80"}, {"--expose", "0=127.0.0.1:80"}, {"--expose", "70000=127.0.0.1:80"}} {
+		bad := pflag.NewFlagSet("agent", pflag.ContinueOnError)
+		agentFlags(bad)
+		bad.SetOutput(io.Discard)
+		if err := bad.Parse(args); err == nil || !strings.Contains(err.Error(), "like ") {
+			t.Errorf("%v: %v, want a refusal that shows the form", args, err)
 		}
 	}
 }
