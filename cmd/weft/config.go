@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/weftnet/weft/agent"
@@ -48,8 +49,8 @@ func printCheck(w io.Writer, path string, cfg config.Config) error {
 	if !cfg.Gossip.Disabled {
 		gossip = "bind " + cfg.Gossip.Bind
 	}
-	_, err := fmt.Fprintf(w, "%s: configuration OK (name %s, mode %s, interface %s, port %d, gossip %s, %d static peer(s), %d service(s))\n",
-		path, cfg.Name, cfg.Mode, cfg.Interface, cfg.ListenPort, gossip, len(cfg.Peers), len(cfg.Services))
+	_, err := fmt.Fprintf(w, "%s: configuration OK (name %s, mode %s, %s, port %d, gossip %s, %d static peer(s), %d service(s))\n",
+		path, cfg.Name, cfg.Mode, checkDevice(cfg), cfg.ListenPort, gossip, len(cfg.Peers), len(cfg.Services))
 	if err == nil {
 		_, err = fmt.Fprintf(w, "%s: mtu %d: %s\n", path, cfg.MTU, cfg.MTUSource())
 	}
@@ -57,4 +58,32 @@ func printCheck(w io.Writer, path string, cfg config.Config) error {
 		_, err = fmt.Fprintf(w, "%s: warning: %s\n", path, warn)
 	}
 	return err
+}
+
+// checkDevice says what carries the host's overlay traffic in cfg's mode: a TUN or TAP
+// device of that name, or (netstack) a userspace stack reached through proxies and relays.
+func checkDevice(cfg config.Config) string {
+	if cfg.Netstack {
+		var via []string
+		if p := cfg.NetstackProxy.SOCKS5; p != "" {
+			via = append(via, "SOCKS5 "+p)
+		}
+		if p := cfg.NetstackProxy.HTTP; p != "" {
+			via = append(via, "HTTP proxy "+p)
+		}
+		for _, f := range cfg.Forward {
+			via = append(via, "forward "+f.String())
+		}
+		for _, e := range cfg.Expose {
+			via = append(via, "expose "+e.String())
+		}
+		if len(via) == 0 {
+			via = append(via, "nothing: no proxy, forward or expose is set")
+		}
+		return "userspace network stack (netstack: no TUN device; reached through " + strings.Join(via, ", ") + ")"
+	}
+	if cfg.Mode == "l2" {
+		return "TAP device " + cfg.Interface
+	}
+	return "TUN device " + cfg.Interface
 }

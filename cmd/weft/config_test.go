@@ -64,3 +64,25 @@ func TestAgentCheck(t *testing.T) {
 		t.Fatalf("check of a joiner with a token asks for a gossip key: %v %s", err, out)
 	}
 }
+
+// TestAgentCheck_Device: --check names what the mode really uses: a TUN in l3, a TAP in l2,
+// and in netstack mode no device at all but the proxies and relays.
+func TestAgentCheck_Device(t *testing.T) {
+	dir := t.TempDir()
+	base := []string{"agent", "--check", "--state-dir", filepath.Join(dir, "state"), "--socket", filepath.Join(dir, "weft.sock"),
+		"--trust", "shared-key", "--no-gossip", "--subnet", "10.42.3.0/24", "--mtu", "1200"}
+	for _, tc := range []struct {
+		args      []string
+		want, not string
+	}{
+		{nil, "TUN device weft0", "TAP"},
+		{[]string{"--mode", "l2", "--interface", "tap7"}, "TAP device tap7", "TUN"},
+		{[]string{"--netstack", "--socks5", "127.0.0.1:1080", "--forward", "127.0.0.1:5432=db.service.weft:5432"},
+			"userspace network stack (netstack: no TUN device; reached through SOCKS5 127.0.0.1:1080", "interface weft0"},
+	} {
+		out, err := run(t, "", append(append([]string{}, base...), tc.args...)...)
+		if err != nil || !strings.Contains(out, tc.want) || strings.Contains(out, tc.not) {
+			t.Errorf("%v: %v\n%s\nwant %q, not %q", tc.args, err, out, tc.want, tc.not)
+		}
+	}
+}

@@ -31,6 +31,7 @@ Run 'weft agent' on every host; the other commands talk to the local agent.`,
 		newPolicyCmd(g),
 		newClientCmd(g),
 	)
+	suggestFlagErrors(root)
 	return root
 }
 

@@ -121,7 +121,7 @@ Examples:
 	f.Uint16Var(&s.Port, "port", 0, "the service's port (required)")
 	f.StringSliceVar(&s.Tags, "tag", nil, "a tag (repeatable)")
 	f.Uint16Var(&s.Weight, "weight", 1, "SRV weight and share in weighted balancing")
-	f.TextVar(&s.Address, "address", netip.Addr{}, "the address the service listens on when not this host's overlay address (a container's, in this host's subnet)")
+	f.TextVar(&s.Address, "address", netip.Addr{}, "the `ip` address the service listens on when not this host's overlay address (a container's, in this host's subnet)")
 	f.StringVar(&kind, "check", "", "health check kind: tcp, http, exec or ttl")
 	f.StringVar(&target, "target", "", "check target: host:port (tcp), URL (http), command (exec)")
 	f.DurationVar(&chk.Interval, "interval", 0, "check interval (default 10s)")

@@ -476,3 +476,19 @@ func TestCluster_ShutdownLeaksNothing(t *testing.T) {
 	}
 	clSettle(t) // bounded: see its comment; goleak then ignores nothing
 }
+
+// TestDefaultLocalConfig_JoinSurvivesLoad: the fast timers (weft agent --gossip-fast) detect
+// failures within seconds through the probes, while a join's TCP push/pull keeps a timeout a
+// seed on a loaded host meets (1 s made `weft join` fail at load 12).
+func TestDefaultLocalConfig_JoinSurvivesLoad(t *testing.T) {
+	c := DefaultLocalConfig()
+	if c.ProbeInterval > 200*time.Millisecond || c.ProbeTimeout > 100*time.Millisecond {
+		t.Errorf("probes %s/%s: the fast timers are no longer fast", c.ProbeInterval, c.ProbeTimeout)
+	}
+	if c.TCPTimeout < 5*time.Second {
+		t.Errorf("TCPTimeout %s: a join to a loaded seed times out", c.TCPTimeout)
+	}
+	if sc := c.serfConfig(nil, nil, nil); sc.MemberlistConfig.TCPTimeout != c.TCPTimeout {
+		t.Errorf("memberlist gets TCPTimeout %s, want %s", sc.MemberlistConfig.TCPTimeout, c.TCPTimeout)
+	}
+}

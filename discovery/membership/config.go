@@ -183,7 +183,10 @@ func DefaultLocalConfig() Config {
 	c.ProbeTimeout = 100 * time.Millisecond
 	c.SuspicionMult = 3
 	c.GossipInterval = 50 * time.Millisecond
-	c.TCPTimeout = time.Second
+	// Fast failure detection rides on the UDP probes above; the TCP timeout bounds a join's
+	// push/pull, which a seed on a loaded host answers slowly (1 s failed `weft join` and
+	// joins at load 12). It does not delay detecting a failed member.
+	c.TCPTimeout = 5 * time.Second
 	c.PushPullInterval = 2 * time.Second
 	c.DeadNodeReclaimTime = 100 * time.Millisecond
 	c.ReapInterval = 500 * time.Millisecond
