@@ -29,10 +29,14 @@ import (
 // other across the overlay, move a file intact, and leave no reservation or veth behind.
 //
 // The runtimes run in the weft host's network namespace (nsenter, not `ip netns exec`, which
-// remounts /sys and hides the cgroup mounts runc needs), with every piece of state in the
-// test's directories: podman's --root/--runroot/--tmpdir and a containers.conf of its own;
-// a containerd daemon of its own, and ctr in a private mount namespace where the test's
-// directories stand in for /etc/cni/net.d and /opt/cni/bin (ctr reads only those).
+// remounts /sys and hides the cgroup mounts runc needs), with their state in the test's
+// directories: podman's storage, runc root, locks, temporary files and configuration (it runs
+// containers from a directory, --rootfs, so no image reaches the machine's blob cache); a
+// containerd daemon of its own in a private mount namespace (its shims' sockets), and ctr in
+// another, where the test's directories stand in for /etc/cni/net.d and /opt/cni/bin (ctr
+// reads only those) and libcni's cache is a tmpfs. What stays on the machine: the container
+// namespaces' mounts in /run/netns while podman's containers run, and podman's libcni cache
+// in /var/lib/cni/results (emptied by the DEL, checked).
 
 // runtimeHost is a weft host as a container runtime sees it.
 type runtimeHost struct {
@@ -126,9 +130,9 @@ func requireRuntimeTools(t *testing.T, tools ...string) string {
 	return bb
 }
 
-// buildRootfs writes a root filesystem of a static busybox into dir (and, when tarball is
-// set, a tar of it there): sh, httpd, wget, ping, ip, sha256sum, dd, sleep.
-func buildRootfs(t *testing.T, busybox, dir, tarball string) {
+// buildRootfs writes a root filesystem of a static busybox into dir: sh, httpd, wget, ping,
+// ip, sha256sum, dd, sleep.
+func buildRootfs(t *testing.T, busybox, dir string) {
 	t.Helper()
 	for _, d := range []string{"bin", "etc", "tmp", "proc", "sys", "dev", "www"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
@@ -149,11 +153,6 @@ func buildRootfs(t *testing.T, busybox, dir, tarball string) {
 	}
 	_ = os.WriteFile(filepath.Join(dir, "etc", "passwd"), []byte("root:x:0:0:root:/:/bin/sh\n"), 0o644)
 	_ = os.WriteFile(filepath.Join(dir, "etc", "group"), []byte("root:x:0:\n"), 0o644)
-	if tarball != "" {
-		if out, err := exec.Command("tar", "-C", dir, "-cf", tarball, ".").CombinedOutput(); err != nil {
-			t.Fatalf("tar: %v %s", err, out)
-		}
-	}
 }
 
 // hostCmd runs argv in n's network namespace only (nsenter), with env added.
@@ -229,10 +228,10 @@ type podman struct {
 	conf string
 }
 
-func newPodman(t *testing.T, h *runtimeHost, tarball string) *podman {
+func newPodman(t *testing.T, h *runtimeHost) *podman {
 	t.Helper()
 	p := &podman{h: h, dir: filepath.Join(h.n.dir, "podman")}
-	for _, d := range []string{"root", "run", "tmp"} {
+	for _, d := range []string{"root", "run", "tmp", "runc", "home"} {
 		if err := os.MkdirAll(filepath.Join(p.dir, d), 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -246,6 +245,8 @@ func newPodman(t *testing.T, h *runtimeHost, tarball string) *podman {
 	nofile.Cur, nproc.Cur = min(nofile.Cur, 1024), min(nproc.Cur, 4096)
 	nofile.Max, nproc.Max = nofile.Cur, nproc.Cur
 	p.conf = filepath.Join(p.dir, "containers.conf")
+	// lock_type "file": the locks live in tmp_dir, not in the machine's /dev/shm/libpod_lock
+	// (shared with any other root podman there).
 	conf := fmt.Sprintf(`[containers]
 default_ulimits = ["nofile=%d:%d", "nproc=%d:%d"]
 [network]
@@ -256,34 +257,36 @@ network_config_dir = %q
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 events_logfile_path = %q
+lock_type = "file"
 `, nofile.Cur, nofile.Max, nproc.Cur, nproc.Max, h.binDir, debianCNIDir, h.confDir, filepath.Join(p.dir, "events.log"))
 	if err := os.WriteFile(p.conf, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// podman's lock is a shared-memory file of the machine: remove it after if the test made it.
-	const shmLock = "/dev/shm/libpod_lock"
-	_, statErr := os.Stat(shmLock)
-	ownLock := errors.Is(statErr, os.ErrNotExist)
-	if out, err := p.run("import", tarball, "localhost/weft-test:latest"); err != nil {
-		t.Fatalf("podman import: %v\n%s", err, out)
+	// Nor the machine's storage.conf: the flags say where and how.
+	storage := fmt.Sprintf("[storage]\ndriver = \"vfs\"\ngraphroot = %q\nrunroot = %q\n", filepath.Join(p.dir, "root"), filepath.Join(p.dir, "run"))
+	if err := os.WriteFile(filepath.Join(p.dir, "storage.conf"), []byte(storage), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		_, _ = p.run("rm", "--all", "--force", "--time", "0")
 		_, _ = p.run("system", "reset", "--force")
-		_ = exec.Command("umount", "-R", filepath.Join(p.dir, "root", "vfs")).Run()
-		if ownLock {
-			_ = os.Remove(shmLock)
-		}
 	})
 	return p
 }
 
+// run runs podman with every piece of its state in p.dir: storage, runc's state, temporary
+// files, and the machine directory podman 4 makes under $HOME/.config. (Containers run from a
+// root filesystem directory, --rootfs: an imported image would also write the machine's blob
+// cache, /var/lib/containers/cache.)
 func (p *podman) run(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	argv := append([]string{"podman", "--root", filepath.Join(p.dir, "root"), "--runroot", filepath.Join(p.dir, "run"),
-		"--tmpdir", filepath.Join(p.dir, "tmp"), "--storage-driver", "vfs"}, args...)
-	return runOut(hostCmd(ctx, p.h.n, []string{"CONTAINERS_CONF=" + p.conf}, argv...))
+		"--tmpdir", filepath.Join(p.dir, "tmp"), "--storage-driver", "vfs", "--runtime-flag", "root=" + filepath.Join(p.dir, "runc")}, args...)
+	home := filepath.Join(p.dir, "home")
+	env := []string{"CONTAINERS_CONF=" + p.conf, "CONTAINERS_STORAGE_CONF=" + filepath.Join(p.dir, "storage.conf"),
+		"TMPDIR=" + filepath.Join(p.dir, "tmp"), "HOME=" + home, "XDG_CONFIG_HOME=" + filepath.Join(home, ".config")}
+	return runOut(hostCmd(ctx, p.h.n, env, argv...))
 }
 
 func (p *podman) exec(name string) func(...string) (string, error) {
@@ -313,9 +316,10 @@ func TestNetns_Podman(t *testing.T) {
 	bb := requireRuntimeTools(t, "podman")
 	a, b := twoRuntimeHosts(t)
 	dir := t.TempDir()
-	tarball := filepath.Join(dir, "rootfs.tar")
-	buildRootfs(t, bb, filepath.Join(dir, "rootfs"), tarball)
-	pa, pb := newPodman(t, a, tarball), newPodman(t, b, tarball)
+	pa, pb := newPodman(t, a), newPodman(t, b)
+	if out, err := pa.run("network", "ls", "--format", "{{.Name}} {{.Driver}}"); err != nil || !strings.Contains(out, "weft weft-cni") {
+		t.Fatalf("podman network ls does not list install's network: %v\n%s", err, out)
+	}
 	nsBefore, _ := exec.Command("ip", "netns", "list").Output()
 
 	for _, c := range []struct {
@@ -326,8 +330,10 @@ func TestNetns_Podman(t *testing.T) {
 		{pa, "web-a", []string{"-p", "8080:80"}},
 		{pb, "web-b", nil},
 	} {
+		root := filepath.Join(dir, c.name)
+		buildRootfs(t, bb, root)
 		args := append(append([]string{"run", "-d", "--name", c.name, "--network", "weft"}, c.args...),
-			"localhost/weft-test:latest", "httpd", "-f", "-p", "80", "-h", "/www")
+			"--rootfs", root, "httpd", "-f", "-p", "80", "-h", "/www")
 		if out, err := c.p.run(args...); err != nil {
 			t.Fatalf("podman run %s: %v\n%s", c.name, err, out)
 		}
@@ -362,6 +368,28 @@ func TestNetns_Podman(t *testing.T) {
 		t.Fatalf("the mapped port answered something else (%d bytes)", len(out))
 	}
 
+	var ids []string
+	for _, c := range []struct {
+		p    *podman
+		name string
+	}{{pa, "web-a"}, {pb, "web-b"}} {
+		id, err := c.p.run("inspect", "--format", "{{.Id}}", c.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, strings.TrimSpace(id))
+	}
+	// podman's libcni keeps each attachment's result in the machine's /var/lib/cni/results
+	// (not configurable in podman 4); the DEL must remove it.
+	cached := func(id string) []string {
+		m, _ := filepath.Glob(filepath.Join("/var/lib/cni/results", "weft-"+id+"-*"))
+		return m
+	}
+	for _, id := range ids {
+		if len(cached(id)) != 1 {
+			t.Fatalf("libcni's cache of %s: %v (looked in the wrong place?)", id, cached(id))
+		}
+	}
 	if out, err := pa.run("rm", "--force", "--time", "0", "web-a"); err != nil {
 		t.Fatalf("podman rm: %v %s", err, out)
 	}
@@ -376,13 +404,18 @@ func TestNetns_Podman(t *testing.T) {
 			t.Fatalf("%s: veths left after podman rm:\n%s", h.n.name, v)
 		}
 	}
+	for _, id := range ids {
+		if left := cached(id); len(left) > 0 {
+			t.Fatalf("libcni's cache still holds %v after podman rm", left)
+		}
+	}
 	if nsAfter, _ := exec.Command("ip", "netns", "list").Output(); string(nsAfter) != string(nsBefore) {
 		t.Fatalf("network namespaces changed after podman rm:\nbefore\n%s\nafter\n%s", nsBefore, nsAfter)
 	}
 
 	// The list install wrote before it asked the plugins: podman 4 drops the network.
 	a.editConflist(t, func(m map[string]any) { m["cniVersion"] = "1.1.0" })
-	out, err = pa.run("run", "-d", "--name", "broken", "--network", "weft", "localhost/weft-test:latest", "sleep", "30")
+	out, err = pa.run("run", "-d", "--name", "broken", "--network", "weft", "--rootfs", filepath.Join(dir, "web-a"), "sleep", "30")
 	if err == nil {
 		t.Fatalf("podman ran a container on a 1.1.0 list with a 1.0.0-only portmap:\n%s", out)
 	}
@@ -394,6 +427,11 @@ func TestNetns_Podman(t *testing.T) {
 
 // ctrd is a containerd daemon of the test's own, shared by the hosts (each its own ctr
 // namespace); ctr does the CNI work in the host's network namespace.
+//
+// The daemon runs in a private mount namespace with a tmpfs over /run: containerd 1.6 puts
+// its shims' sockets in /run/containerd/s whatever its configuration says. The rest of its
+// state (root, state, the opt plugin's /opt/containerd, runc's root, the I/O fifos) is in
+// the test's directory.
 type ctrd struct {
 	dir, sock string
 }
@@ -406,11 +444,13 @@ func newContainerd(t *testing.T) *ctrd {
 root = %q
 state = %q
 disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[plugins."io.containerd.internal.v1.opt"]
+  path = %q
 [grpc]
   address = %q
 [ttrpc]
   address = %q
-`, filepath.Join(d.dir, "root"), filepath.Join(d.dir, "state"), d.sock, d.sock+".ttrpc")
+`, filepath.Join(d.dir, "root"), filepath.Join(d.dir, "state"), filepath.Join(d.dir, "opt"), d.sock, d.sock+".ttrpc")
 	cfg := filepath.Join(d.dir, "config.toml")
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -419,7 +459,13 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("containerd", "--config", cfg)
+	for _, sub := range []string{"runc", "fifo"} {
+		if err := os.MkdirAll(filepath.Join(d.dir, sub), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
+		`set -e; mount -t tmpfs -o mode=0755 none /run; mkdir -m 0700 /run/containerd; exec containerd --config "$1"`, "containerd", cfg)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -436,7 +482,6 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		}
 		// The shims outlive the daemon by design; the test's are done by now, end any left.
 		_ = exec.Command("pkill", "-f", "containerd-shim.*"+d.sock).Run()
-		_ = exec.Command("umount", "-R", filepath.Join(d.dir, "state")).Run()
 		log.Close()
 	})
 	eventually(t, 10*time.Second, "containerd answers", func() error {
@@ -447,11 +492,14 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 }
 
 // ctr returns the command line of ctr for host h: in h's network namespace, in a private mount
-// namespace where h's conflist directory is /etc/cni/net.d and its plugins /opt/cni/bin.
+// namespace where h's conflist directory is /etc/cni/net.d and its plugins /opt/cni/bin, and
+// libcni's cache (/var/lib/cni: ADD writes it, the DEL of the same `ctr run` reads and removes
+// it) is a tmpfs.
 func (d *ctrd) ctr(ctx context.Context, h *runtimeHost, args ...string) *exec.Cmd {
 	script := `set -e
 if [ -d /etc/cni/net.d ]; then mount --bind "$1" /etc/cni/net.d; else mount -t tmpfs none /etc/cni; mkdir /etc/cni/net.d; mount --bind "$1" /etc/cni/net.d; fi
 mount -t tmpfs none /opt; mkdir -p /opt/cni/bin; mount --bind "$2" /opt/cni/bin
+if [ -d /var/lib/cni ]; then mount -t tmpfs none /var/lib/cni; else mount -t tmpfs none /var/lib; fi
 shift 2
 exec ctr "$@"`
 	argv := append([]string{"unshare", "--mount", "--propagation", "private", "sh", "-c", script, "ctr-cni", h.confDir, h.binDir,
@@ -479,7 +527,8 @@ type ctrContainer struct {
 func (d *ctrd) start(t *testing.T, h *runtimeHost, id, rootfs string, argv ...string) *ctrContainer {
 	t.Helper()
 	c := &ctrContainer{d: d, h: h, id: id, done: make(chan error, 1), out: &strings.Builder{}}
-	cmd := d.ctr(context.Background(), h, append([]string{"run", "--rm", "--cni", "--rootfs", rootfs, id}, inBin(argv)...)...)
+	cmd := d.ctr(context.Background(), h, append([]string{"run", "--rm", "--cni", "--fifo-dir", filepath.Join(d.dir, "fifo"),
+		"--runc-root", filepath.Join(d.dir, "runc"), "--rootfs", rootfs, id}, inBin(argv)...)...)
 	cmd.Stdout, cmd.Stderr = c.out, c.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -502,7 +551,7 @@ func (c *ctrContainer) stop() error {
 }
 
 func (c *ctrContainer) exec(argv ...string) (string, error) {
-	return c.d.run(c.h, append([]string{"task", "exec", "--exec-id", fmt.Sprint("x", time.Now().UnixNano()), c.id}, inBin(argv)...)...)
+	return c.d.run(c.h, append([]string{"task", "exec", "--fifo-dir", filepath.Join(c.d.dir, "fifo"), "--exec-id", fmt.Sprint("x", time.Now().UnixNano()), c.id}, inBin(argv)...)...)
 }
 
 // inBin makes a command name a path: a ctr container without an image has no PATH.
@@ -549,8 +598,8 @@ func TestNetns_Containerd(t *testing.T) {
 	d := newContainerd(t)
 	dir := t.TempDir()
 	rootA, rootB := filepath.Join(dir, "root-a"), filepath.Join(dir, "root-b")
-	buildRootfs(t, bb, rootA, "")
-	buildRootfs(t, bb, rootB, "")
+	buildRootfs(t, bb, rootA)
+	buildRootfs(t, bb, rootB)
 
 	ca := d.start(t, a, "web-a", rootA, "httpd", "-f", "-p", "80", "-h", "/www")
 	cb := d.start(t, b, "web-b", rootB, "httpd", "-f", "-p", "80", "-h", "/www")
@@ -603,4 +652,11 @@ func TestNetns_Containerd(t *testing.T) {
 	_, _ = d.run(a, "task", "kill", "--signal", "KILL", "broken")
 	_, _ = d.run(a, "task", "rm", "broken")
 	_, _ = d.run(a, "container", "rm", "broken")
+	// The container never ran; its namespace went, and the veth with it. weft-cni's ADD had
+	// succeeded before libcni refused its result, and the DEL stopped at portmap: that
+	// reservation waits for weft-cni's reclaim (a full subnet frees reservations without a veth).
+	if v := a.veths(); v != "" {
+		t.Fatalf("veth left after the refused run:\n%s", v)
+	}
+	t.Logf("reservations after the refused run: %v", a.reservations())
 }
