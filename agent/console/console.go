@@ -4,6 +4,7 @@ import (
 	"context"
 	"embed"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -80,7 +81,7 @@ type Server struct {
 	src    Source
 	log    *slog.Logger
 	mux    *http.ServeMux
-	assets fs.FS
+	assets map[string]*asset // assets.go
 
 	samp *sampler
 	hub  *hub
@@ -115,7 +116,11 @@ func New(cfg Config, src Source) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, src: src, log: cfg.Logger, assets: sub, hub: newHub(cfg.MaxClients)}
+	assets, err := loadAssets(sub)
+	if err != nil || assets["index.html"] == nil {
+		return nil, fmt.Errorf("console assets: %v", err)
+	}
+	s := &Server{cfg: cfg, src: src, log: cfg.Logger, assets: assets, hub: newHub(cfg.MaxClients)}
 	s.samp = newSampler(cfg.History)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.routes()
@@ -180,7 +185,8 @@ func (s *Server) routes() {
 	for _, p := range pages {
 		mux.HandleFunc(p, s.page)
 	}
-	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(s.assets)))
+	mux.HandleFunc("GET /assets/{name}", s.serveAsset)
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) { s.assets["icon.svg"].serve(w, r) })
 	mux.HandleFunc("GET /login", s.login)
 	mux.HandleFunc("GET /api/cluster", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, s.samp.latest()) })
 	mux.HandleFunc("GET /api/history", func(w http.ResponseWriter, r *http.Request) {
@@ -205,16 +211,4 @@ func (s *Server) routes() {
 		http.NotFound(w, r)
 	})
 	s.mux = mux
-}
-
-// page answers every page URL with index.html: the script renders the view the URL names.
-func (s *Server) page(w http.ResponseWriter, r *http.Request) {
-	b, err := fs.ReadFile(s.assets, "index.html")
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-cache")
-	_, _ = w.Write(b)
 }

@@ -479,3 +479,40 @@ func TestServer_policyTest(t *testing.T) {
 		t.Errorf("asked %q", f.tested)
 	}
 }
+
+// TestServer_assetsGzipAndETag: a browser gets the assets gzipped, and a revalidation
+// with the ETag moves no body.
+func TestServer_assetsGzipAndETag(t *testing.T) {
+	_, ts, _ := start(t, newFakeAgent(), testConfig())
+	req, _ := http.NewRequest("GET", ts.URL+"/assets/app.js", nil)
+	req.Header.Set("Accept-Encoding", "gzip, deflate, br")
+	resp, err := http.DefaultTransport.RoundTrip(req) // no transparent decompression
+	if err != nil {
+		t.Fatal(err)
+	}
+	zb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	_, plain := do(t, "GET", ts.URL+"/assets/app.js", map[string]string{"Accept-Encoding": "identity"})
+	if resp.Header.Get("Content-Encoding") != "gzip" || len(zb) >= len(plain)/2 {
+		t.Errorf("gzip: %q, %d bytes of %d", resp.Header.Get("Content-Encoding"), len(zb), len(plain))
+	}
+	checkHeaders(t, "gzipped asset", resp)
+	etag := resp.Header.Get("ETag")
+	resp, body := do(t, "GET", ts.URL+"/map", map[string]string{"If-None-Match": etag})
+	if resp.StatusCode != 200 || body == "" {
+		t.Errorf("/map with app.js's ETag: %d", resp.StatusCode)
+	}
+	resp, body = do(t, "GET", ts.URL+"/assets/app.js", map[string]string{"If-None-Match": etag})
+	if resp.StatusCode != http.StatusNotModified || body != "" || etag == "" {
+		t.Errorf("revalidation: %d, %d bytes, etag %q", resp.StatusCode, len(body), etag)
+	}
+	if resp, body := do(t, "HEAD", ts.URL+"/assets/app.css", nil); resp.StatusCode != 200 || body != "" {
+		t.Errorf("HEAD: %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, "GET", ts.URL+"/assets/index.html", nil); resp.StatusCode != 404 {
+		t.Errorf("/assets/index.html: %d", resp.StatusCode)
+	}
+	if resp, _ := do(t, "GET", ts.URL+"/favicon.ico", nil); resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/svg+xml" {
+		t.Errorf("/favicon.ico: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}

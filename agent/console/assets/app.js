@@ -147,7 +147,10 @@ function mapView() {
     if (!c) return false;
     const members = c.members.length ? c.members : [{ name: c.self, status: 'alive' }];
     const key = members.map((m) => m.name).sort().join('\n');
-    if (key !== layoutKey) { layoutKey = key; layout(members, c.self); }
+    if (key !== layoutKey) {
+      layoutKey = key; layout(members, c.self);
+      main.querySelector('.wrap').classList.toggle('big-cluster', members.length > 40); // map and table each full width
+    }
     const peers = peersByName();
     for (const m of members) {
       const n = nodes.get(m.name);
@@ -163,13 +166,19 @@ function mapView() {
       const name = peerName(p); seen.add(name);
       let l = links.get(name);
       if (!l) {
-        const mx = (me.x + to.x) / 2, my = (me.y + to.y) / 2;
+        // the label beside the middle of the line, on its outer side
+        const dx = to.x - me.x, dy = to.y - me.y, len = Math.hypot(dx, dy) || 1;
+        let nx = -dy / len, ny = dx / len;
+        if (nx * (me.x + to.x) + ny * (me.y + to.y) < 0) { nx = -nx; ny = -ny; }
+        const mx = (me.x + to.x) / 2 + nx * 12, my = (me.y + to.y) / 2 + ny * 12 + 4;
         l = { line: h('line', { class: 'link', x1: me.x, y1: me.y, x2: to.x, y2: to.y }, h('title', {})),
-          label: small ? h('text', { class: 'link-label', x: mx, y: my - 4, 'text-anchor': 'middle' }) : null };
+          label: small ? h('text', { class: 'link-label', x: mx, y: my, 'text-anchor': 'middle' }) : null };
         gLinks.append(l.line); if (l.label) gLinks.append(l.label);
         links.set(name, l);
       }
       setAttrs(l.line, linkAttrs(p));
+      // wider with traffic: 2 when quiet, about 8 at 10 Gb/s
+      l.line.setAttribute('stroke-width', ((2 + Math.log10(1 + (p.rx_bps || 0) + (p.tx_bps || 0)) * 0.6) * (small ? 1 : 0.4)).toFixed(1));
       l.line.firstChild.textContent = `${c.self} → ${name}: ${p.state}${p.state_reason ? ' (' + p.state_reason + ')' : ''}, in ${bps(p.rx_bps)}, out ${bps(p.tx_bps)}`;
       if (l.label) l.label.textContent = `↓${bps(p.rx_bps)} ↑${bps(p.tx_bps)}`;
     }
