@@ -188,6 +188,30 @@ rules:
 		p.screenshot(art, "console-map-iperf.png")
 	})
 
+	t.Run("host: a's peers with endpoint, MTU and a sparkline", func(t *testing.T) {
+		p.t = t
+		p.follow("/host/a")
+		p.wait("b's row on a's host page", `[...document.querySelectorAll('main tr')].some(r => r.innerText.includes('b') && r.innerText.includes('`+b.underlay+`:'))`, 10*time.Second)
+		p.wait("a drawn sparkline for b (the iperf3 minutes)", `[...document.querySelectorAll('main svg.spark polyline')].length > 0`, 10*time.Second)
+	})
+
+	t.Run("zoom 200%: the map still fits the width", func(t *testing.T) {
+		p.t = t
+		p.follow("/map")
+		// 1280 device pixels at a zoom of 2: a 640-pixel-wide layout with text twice as large.
+		ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+		defer cancel()
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(640, 900, chromedp.EmulateScale(2))); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = chromedp.Do(p.ctx, chromedp.EmulateReset()) }()
+		p.wait("no horizontal scrolling at 640 CSS pixels", `document.documentElement.scrollWidth <= window.innerWidth + 1`, 5*time.Second)
+		if fs := js[float64](p, `parseFloat(getComputedStyle(document.querySelector('td') || document.body).fontSize)`); fs < 12 {
+			t.Fatalf("table text %.1f CSS px: too small to read", fs)
+		}
+		p.screenshot(art, "console-map-zoom200.png")
+	})
+
 	t.Run("services: a registration appears live", func(t *testing.T) {
 		p.t = t
 		p.follow("/services")
