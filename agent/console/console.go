@@ -139,13 +139,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(w, r)
 }
 
-// Serve answers on ln until Close; it returns nil after Close.
+// Serve answers on ln until Close, which closes ln; it returns nil after Close.
 func (s *Server) Serve(ln net.Listener) error {
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	s.mu.Lock()
-	if s.ctx.Err() != nil {
+	if s.ctx.Err() != nil { // closed before it served
 		s.mu.Unlock()
-		return nil
+		return ln.Close()
 	}
 	s.srv = srv
 	s.mu.Unlock()

@@ -25,8 +25,9 @@ type HTTPRefusal struct {
 	// Listener is "metrics", "pprof", "consul_api" or "ui".
 	Listener string
 	// Reason names the refusal: "host" (a Host that is neither an address nor localhost),
-	// "token" (a Consul API write without the configured token), "source" (a source
-	// address not allowed).
+	// "token" (a Consul API write or a console request without the configured token),
+	// "source" (a source address not allowed), "origin", "cross_site", "method" (the
+	// console's rules, agent/console/guard.go).
 	Reason string
 }
 

@@ -208,7 +208,8 @@ function spark(name) {
   const svg = h('svg', { class: 'spark', viewBox: '0 0 100 20', preserveAspectRatio: 'none', 'aria-label': 'throughput, last minutes' });
   if (!hs || hs.t.length < 2) return svg;
   const max = Math.max(1, ...hs.rx, ...hs.tx), n = hs.t.length;
-  const pts = (a) => a.map((v, i) => `${((i / (HISTORY - 1)) * 100 + (HISTORY - n) * (100 / (HISTORY - 1))).toFixed(1)},${(19 - (v / max) * 18).toFixed(1)}`).join(' ');
+  // the samples there are across the width (a freshly started agent has fewer than HISTORY)
+  const pts = (a) => a.map((v, i) => `${((i / (n - 1)) * 100).toFixed(1)},${(19 - (v / max) * 18).toFixed(1)}`).join(' ');
   svg.append(h('polyline', { class: 'rx', points: pts(hs.rx) }), h('polyline', { class: 'tx', points: pts(hs.tx) }),
     h('title', {}, `last ${Math.round(n * (state.intervalMS || 1000) / 60000)} min, peak ${bps(max)}`));
   return svg;
@@ -385,7 +386,8 @@ function policyView() {
 async function load(url, key) {
   try {
     const res = await fetch(url);
-    if (res.ok && !state[key]) { state[key] = await res.json(); refresh(); }
+    const j = res.ok ? await res.json() : null;
+    if (j && !state[key]) { state[key] = j; refresh(); }
   } catch { /* the event stream brings it */ }
 }
 function connect() {
