@@ -57,9 +57,10 @@ test-norace:
 # End-to-end tests with real TUN/TAP devices, veth pairs, iperf3 and dig (root). The JSON
 # stream goes through testreport, which prints the usual output, names every skipped test
 # and, with CI set (.ci/run sets it), fails the run on a skip: a missing prerequisite there
-# is a check that silently did not happen.
+# is a check that silently did not happen. Screenshots of the console test go to artifacts/.
 test-netns: build
-	@bash -o pipefail -c "WEFT_BIN=$(CURDIR)/$(BIN) WEFT_BENCH_BIN=$(CURDIR)/$(BENCH_BIN) WEFT_CNI_BIN=$(CURDIR)/$(CNI_BIN) $(GO) test -json -count=1 -p 1 -timeout 20m -run 'Netns' $(NETNS_PKGS) 2>&1 | $(GO) run ./internal/tools/testreport"
+	@mkdir -p artifacts
+	@bash -o pipefail -c "WEFT_ARTIFACTS=$(CURDIR)/artifacts WEFT_BIN=$(CURDIR)/$(BIN) WEFT_BENCH_BIN=$(CURDIR)/$(BENCH_BIN) WEFT_CNI_BIN=$(CURDIR)/$(CNI_BIN) $(GO) test -json -count=1 -p 1 -timeout 20m -run 'Netns' $(NETNS_PKGS) 2>&1 | $(GO) run ./internal/tools/testreport"
 
 # What -short skips in packaging/: the .deb installed into this machine's root and removed.
 test-package:

@@ -46,7 +46,8 @@ type Agent struct {
 	enr   *enrollment               // CA host, joiner, renewals (wire_enroll.go)
 	cl    *clients.Clients          // stock WireGuard clients (wire_edges.go)
 
-	httpRefused metrics.HTTPRefusals // what the metrics, pprof and Consul API listeners refused
+	httpRefused metrics.HTTPRefusals   // what the metrics, pprof, Consul API and console listeners refused
+	uiURL       atomic.Pointer[string] // the web console's URL while it serves (wire_console.go)
 
 	started time.Time
 	address netip.Addr
@@ -240,6 +241,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		}
 		closers = append(closers, stop)
 	}
+
+	stopConsole, err := a.startConsole() // wire_console.go
+	if err != nil {
+		return err
+	}
+	closers = append(closers, stopConsole)
 
 	api, err := newAPIServer(a.cfg.ControlSocket, a, a.log)
 	if err != nil {

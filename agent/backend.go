@@ -73,6 +73,7 @@ func (a *Agent) Status() api.Status {
 	st.Problems = append(st.Problems, a.problems...)
 	a.mu.Unlock()
 	a.trustStatus(&st)
+	a.consoleStatus(&st) // wire_console.go
 	return st
 }
 

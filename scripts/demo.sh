@@ -4,7 +4,10 @@
 # token each (`weft token create`, `weft agent --join-token`); encrypted traffic between all pairs; a service
 # registered on one host found from another by DNS and `weft resolve`, and reached through
 # the overlay; then a container on h1 and one on h3 (weft-cni, the CNI plugin), the second's
-# service found by DNS from the first and reached through the overlay. Everything it creates carries a random id and is removed on exit (and Ctrl-C).
+# service found by DNS from the first and reached through the overlay; last, h1's web console
+# (ui.listen, 127.0.0.1:9190 in h1's namespace), forwarded to this machine's loopback when socat
+# is installed, kept open until Enter when run from a terminal. Everything it creates carries a
+# random id and is removed on exit (and Ctrl-C).
 set -euo pipefail
 
 BIN=${1:-bin/weft}
@@ -181,6 +184,29 @@ done
 echo "  $CBODY"
 cni h1 DEL c1 && cni h3 DEL c3 && echo "  CNI DEL: both containers' addresses released"
 
+step "the web console of h1 (ui.listen: 127.0.0.1:9190 inside h1's namespace)"
+UI=$(weft h1 ui)
+UIMEMBERS=$(in_ns h1 curl -s "${UI}api/cluster" | grep -o '"status":"alive"' | wc -l)
+echo "  weft ui (on h1): $UI — its /api/cluster shows $UIMEMBERS members alive"
+UIFWD=""
+if command -v socat >/dev/null; then
+  # h1's namespace is reachable only from inside: a loopback forward on this machine into it.
+  for port in $(seq 9190 9199); do
+    ss -Hltn "sport = :$port" | grep -q . && continue
+    socat "TCP-LISTEN:$port,bind=127.0.0.1,fork,reuseaddr" \
+      "EXEC:ip netns exec $(ns h1) socat STDIO TCP\:127.0.0.1\:9190" 2>/dev/null &
+    PIDS+=($!); UIFWD="http://127.0.0.1:$port/"; break
+  done
+fi
+if [ -n "$UIFWD" ]; then
+  echo "  open $UIFWD in a browser on this machine (a socat forward into h1's namespace):"
+  echo "  ${UIFWD}map (links, live throughput), ${UIFWD}host/h1, ${UIFWD}services, ${UIFWD}policy"
+  echo "  from another machine: ssh -L 9190:127.0.0.1:${UIFWD##*:} THIS-HOST, then http://127.0.0.1:9190/"
+else
+  echo "  h1's namespace is reachable only from inside it; install socat for a forward to this machine, or ask it:"
+  echo "  sudo ip netns exec $(ns h1) curl -s ${UI}api/cluster"
+fi
+
 step "summary"
 echo "  hosts: 3, members alive on h1: $(weft h1 members --json | grep -c '"status": "alive"')"
 echo "  overlay pings: $ok of $total pairs"
@@ -188,5 +214,9 @@ echo "  throughput h1 → h3: $TPUT"
 echo "  service web: $(in_ns h3 dig @127.0.0.1 +short web.service.weft A | tr '\n' ' ')via DNS, resolve → $TARGET"
 echo "  HTTP through the overlay: ${BODY:-failed}"
 echo "  containers: c1 ${CIP[c1]} on h1, c3 ${CIP[c3]} on h3; c1 → db.service.weft → ${CDNS:-?}: ${CBODY:-failed}"
-[ "$ok" = "$total" ] && [ -n "$BODY" ] && [ "$CDNS" = "${CIP[c3]}" ] && [ -n "$CBODY" ] || { echo "demo FAILED"; exit 1; }
+echo "  web console of h1: ${UIFWD:-$UI inside the namespace}, $UIMEMBERS members alive on its map"
+[ "$ok" = "$total" ] && [ -n "$BODY" ] && [ "$CDNS" = "${CIP[c3]}" ] && [ -n "$CBODY" ] && [ "$UIMEMBERS" = 3 ] || { echo "demo FAILED"; exit 1; }
 echo "demo OK"
+if [ -t 0 ] && [ -t 1 ]; then
+  read -r -p "the cluster stays up for the console: press Enter to stop the demo and remove everything " _ || true
+fi

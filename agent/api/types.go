@@ -50,6 +50,10 @@ type Status struct {
 	Certificate *CertificateStatus `json:"certificate,omitempty"`
 	// TAP is how the L2 TAP runs (nil in L3).
 	TAP *TAPStatus `json:"tap,omitempty"`
+	// UI is the web console's URL while it serves (ui.listen; empty: off or not bound);
+	// UIToken: it needs the token of ui.token_file (open UI + "login?token=TOKEN").
+	UI      string `json:"ui,omitempty"`
+	UIToken bool   `json:"ui_token,omitempty"`
 }
 
 // TAPStatus is the L2 TAP in Status: with offload or frame by frame (tap_offload).

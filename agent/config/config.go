@@ -118,6 +118,8 @@ type Config struct {
 	mtuFollows bool
 	// PKI configures the cluster CA (trust.go): with pki.ca set, members need a certificate.
 	PKI PKIConfig `yaml:"pki"`
+	// UI is the web console (ui.go); on loopback by default.
+	UI UIConfig `yaml:"ui"`
 }
 
 // PKIConfig names the cluster CA's files (`weft ca init`, `weft ca sign`). SIGHUP and
@@ -268,6 +270,7 @@ func DefaultConfig() Config {
 			SubnetEnv: "/run/weft/subnet.env", // Flannel's path moved under weft's run directory
 			Bridge:    "weft-br0",
 		},
+		UI:        UIConfig{Listen: DefaultUIListen},
 		LogLevel:  "info",
 		LogFormat: "text", // logfmt: what journald and a terminal show well
 		// policy.DefaultConfig's: 32768 flows (about 5 MB), a quarter of them per peer.

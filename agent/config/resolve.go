@@ -172,6 +172,7 @@ func (c *Config) resolve(p *problems) {
 	}
 	checkListen(p, "dns.listen", c.DNS.Listen, "127.0.0.1:53")
 	checkListen(p, "consul_api.listen", c.ConsulAPI.Listen, "127.0.0.1:8500")
+	c.UI.check(p) // ui.go
 	if c.ConsulAPI.Datacenter == "" {
 		c.ConsulAPI.Datacenter = "dc1"
 	}

@@ -94,6 +94,8 @@ var Settings = []Setting{
 	{Key: "enroll.listen", Flag: "enroll-listen", Help: "a CA host serves enrollment and renewal here (TCP; empty: off)", Field: func(c *Config) any { return &c.Enroll.Listen }},
 	{Key: "enroll.cert_validity", Flag: "enroll-cert-validity", Help: "validity of the certificates a CA host issues (hosts renew after two thirds of it)", Field: func(c *Config) any { return &c.Enroll.CertValidity }},
 	{Key: "pki.blocklist", Flag: "pki-blocklist", Help: "file of revoked certificate fingerprints, one per line", Field: func(c *Config) any { return &c.PKI.Blocklist }},
+	{Key: "ui.listen", Flag: "ui-listen", Help: "serve the read-only web console here (empty: off; an address other than loopback needs --ui-token-file)", Field: func(c *Config) any { return &c.UI.Listen }},
+	{Key: "ui.token_file", Flag: "ui-token-file", Help: "token every web console request must carry (mode 0600, at least 16 bytes; open /login?token=TOKEN once in the browser)", Field: func(c *Config) any { return &c.UI.TokenFile }},
 }
 
 // SettingByFlag returns the setting whose flag is name; it panics on an unknown name (a

@@ -79,7 +79,7 @@ func NewCollector(src Source) *Collector {
 		members:           prometheus.NewDesc("weft_members", "Gossip members by status.", []string{"status"}, nil),
 		up:                prometheus.NewDesc("weft_up", "1 while the agent runs.", nil, nil),
 		proxyEvents:       prometheus.NewDesc("weft_proxy_events_total", "Rootless mode (--netstack): connections and datagrams the SOCKS5 and HTTP proxies, forwards and exposes carried or refused, by event (socks5_connect, http_connect, relay_tcp, not_allowed, conn_limit, ...).", []string{"event"}, nil),
-		httpRefused:       prometheus.NewDesc("weft_http_refused_total", "Requests the agent's HTTP listeners refused, by listener (metrics, pprof, consul_api) and reason: host (a Host that is neither an address nor localhost: DNS rebinding), token (a Consul API write without the configured token), source (a source address not allowed).", []string{"listener", "reason"}, nil),
+		httpRefused:       prometheus.NewDesc("weft_http_refused_total", "Requests the agent's HTTP listeners refused, by listener (metrics, pprof, consul_api, ui) and reason: host (a Host that is neither an address nor localhost: DNS rebinding), token (a Consul API write or a console request without the configured token), source (a source address not allowed), origin and cross_site (a cross-origin read of the console), method (a console request other than GET or HEAD).", []string{"listener", "reason"}, nil),
 		dnsForwards:       prometheus.NewDesc("weft_dns_forwards_total", "DNS queries outside the domain, by outcome: forwarded, failed (upstream error), busy (past the in-flight bound: SERVFAIL), refused (source not this host or the overlay).", []string{"result"}, nil),
 	}
 }

@@ -13,21 +13,21 @@ package metrics
 
 import (
 	"maps"
-	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
-	"strings"
 	"sync"
+
+	"github.com/weftnet/weft/agent/internal/httpguard"
 )
 
 // HTTPRefusal is one kind of request an HTTP listener of the agent refused.
 type HTTPRefusal struct {
-	// Listener is "metrics", "pprof" or "consul_api".
+	// Listener is "metrics", "pprof", "consul_api" or "ui".
 	Listener string
 	// Reason names the refusal: "host" (a Host that is neither an address nor localhost),
-	// "token" (a Consul API write without the configured token), "source" (a source
-	// address not allowed).
+	// "token" (a Consul API write or a console request without the configured token),
+	// "source" (a source address not allowed), "origin", "cross_site", "method" (the
+	// console's rules, agent/console/guard.go).
 	Reason string
 }
 
@@ -62,26 +62,9 @@ func (c *HTTPRefusals) Snapshot() map[HTTPRefusal]uint64 {
 	return maps.Clone(c.n)
 }
 
-// AddressOrLocalhost reports whether a Host header names an IP address (any, with or
-// without a port; an IPv6 one in brackets) or localhost: names no web page can be served
-// from by a DNS rebinding. A trailing dot and the case are ignored.
-func AddressOrLocalhost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
-		host = host[1 : len(host)-1]
-	}
-	if host == "" {
-		return false
-	}
-	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
-		return true
-	}
-	// A zone ("fe80::1%eth0") names an interface of the client's host, never this
-	// listener: refused, so the rule is "a plain address or localhost".
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Zone() == ""
-}
+// AddressOrLocalhost reports whether a Host header names an IP address or localhost: the
+// rule of agent/internal/httpguard, shared with the Consul API and the web console.
+func AddressOrLocalhost(host string) bool { return httpguard.AddressOrLocalhost(host) }
 
 // hostGuard serves next only to requests whose Host is an address or localhost; others
 // get 403 with what to use instead, counted under listener and reason "host".

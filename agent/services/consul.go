@@ -10,11 +10,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 
 	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/agent/config"
+	"github.com/weftnet/weft/agent/internal/httpguard"
 	"github.com/weftnet/weft/discovery/catalog"
 )
 
@@ -30,24 +30,9 @@ func (members consulMembers) ConsulMembers() []catalog.ConsulMember {
 	return out
 }
 
-// readTokenFile reads a token file that only its owner may read.
+// readTokenFile reads consul_api.token_file (the rule shared by every token of the agent).
 func readTokenFile(path string) (string, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return "", fmt.Errorf("consul_api.token_file: %w", err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("consul_api.token_file %s is readable by group or others (mode %o): run chmod 600 %s", path, st.Mode().Perm(), path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("consul_api.token_file: %w", err)
-	}
-	tok := strings.TrimSpace(string(b))
-	if len(tok) < 16 {
-		return "", fmt.Errorf("consul_api.token_file %s: the token is %d bytes, want at least 16 (e.g. uuidgen > %s)", path, len(tok), path)
-	}
-	return tok, nil
+	return httpguard.ReadTokenFile("consul_api.token_file", path)
 }
 
 // ConsulTokenWarning is what `weft agent --check` and the startup log say when the Consul

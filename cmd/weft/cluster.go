@@ -164,6 +164,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 					strings.Join(c.Prefixes, ","), c.NotAfter.Format(time.RFC3339), time.Until(c.NotAfter).Round(time.Minute),
 					dash(strings.Join(c.Groups, ",")), c.CAs, c.Blocklisted)
 			}
+			if st.UI != "" {
+				fmt.Fprintf(tw, "web console:\t%s\n", st.UI)
+			}
 			if st.RetryJoin != "" {
 				fmt.Fprintf(tw, "retry join:\t%s\n", st.RetryJoin)
 			}

@@ -30,6 +30,7 @@ Run 'weft agent' on every host; the other commands talk to the local agent.`,
 		newKeyringCmd(g), newBenchCmd(), newKeygenCmd(), newCACmd(), newInitCmd(), newTokenCmd(g), newConfigCmd(), newVersionCmd(), newDNSCmd(), newGenDocsCmd(),
 		newPolicyCmd(g),
 		newClientCmd(g),
+		newUICmd(g),
 	)
 	suggestFlagErrors(root)
 	return root
