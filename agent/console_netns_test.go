@@ -3,6 +3,9 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,13 +148,14 @@ rules:
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a.start(gossipConfig(a, key) + "policy_file: " + pol + "\n")
+	a.start(gossipConfig(a, key) + "policy_file: " + pol + "\nmetrics_listen: 127.0.0.1:9101\n")
 	// b's console listens on its underlay address: it needs the token.
 	b.start(gossipConfig(b, key, a.underlay) + fmt.Sprintf("ui:\n  listen: %s:9190\n  token_file: %s\n", b.underlay, tokenFile))
 	c.start(gossipConfig(c, key, a.underlay))
 	eventually(t, 30*time.Second, "hosts reach each other", func() error { return allPairsPing(nodes) })
 
-	p := &page{t: t, ctx: browserlab.Start(t, a.host.NS)}
+	// rebind.test resolves to the console's address, as a DNS rebinding attack makes it.
+	p := &page{t: t, ctx: browserlab.Start(t, a.host.NS, chromedp.Flag("host-resolver-rules", "MAP rebind.test 127.0.0.1"))}
 	p.open("http://127.0.0.1:9190/map")
 
 	t.Run("map: three nodes, links up", func(t *testing.T) {
@@ -289,5 +293,73 @@ rules:
 		c.kill()
 		took := p.wait("c failed", `document.querySelector('[data-node="c"][data-status="failed"]')`, 30*time.Second)
 		t.Logf("c shown failed %s after kill -9 (fast gossip timers)", took.Round(100*time.Millisecond))
+	})
+
+	t.Run("security in Chromium: a rebound name, another origin, the token's login", func(t *testing.T) {
+		p.t = t
+		// refused reads a's weft_http_refused_total{listener="ui",reason=…} counters.
+		refused := func() map[string]int {
+			out, _ := a.host.Run("curl", "-s", "--max-time", "5", "http://127.0.0.1:9101/metrics")
+			m := map[string]int{}
+			for _, l := range strings.Split(out, "\n") {
+				rest, ok := strings.CutPrefix(l, `weft_http_refused_total{listener="ui",reason="`)
+				if !ok {
+					continue
+				}
+				reason, val, _ := strings.Cut(rest, `"} `)
+				var n int
+				fmt.Sscan(val, &n)
+				m[reason] = n
+			}
+			return m
+		}
+		before := refused()
+		// The page under a name that resolves to 127.0.0.1: its Host is refused.
+		ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+		defer cancel()
+		resp, err := chromedp.Run(ctx, chromedp.NavigateResponse("http://rebind.test:9190/map"))
+		if err != nil || resp.Status != 403 {
+			t.Errorf("Chromium at http://rebind.test:9190/map (DNS rebinding): %v, status %v, want 403", err, resp)
+		}
+		// A page of another origin (another port of a's loopback) fetches the API: the
+		// console refuses it and the page cannot read it.
+		var ln net.Listener
+		inNetns(t, a, func() { ln, err = net.Listen("tcp", "127.0.0.1:0") })
+		if err != nil {
+			t.Fatal(err)
+		}
+		evil := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			fmt.Fprint(w, `<!doctype html><body><script>
+fetch("http://127.0.0.1:9190/api/cluster").then(r => r.text()).then(t => document.body.dataset.result = 'read ' + t.length,
+  e => document.body.dataset.result = 'blocked: ' + e);
+</script>`)
+		})}
+		go func() { _ = evil.Serve(ln) }()
+		defer evil.Close()
+		if err := chromedp.Do(ctx, chromedp.Navigate("http://"+ln.Addr().String()+"/")); err != nil {
+			t.Fatal(err)
+		}
+		p.wait("the other origin's fetch settles", `document.body.dataset.result`, 10*time.Second)
+		if res := js[string](p, `document.body.dataset.result`); !strings.HasPrefix(res, "blocked") {
+			t.Errorf("a page of another origin read the console's API: %s", res)
+		}
+		after := refused()
+		if after["host"] <= before["host"] || after["origin"] <= before["origin"] {
+			t.Errorf("a's console did not count Chromium's refused requests (host, origin): before %v, after %v", before, after)
+		}
+		t.Logf("a's refusals by reason: %v", after)
+		// b's console off loopback: refused without the token; /login sets the cookie.
+		bURL := "http://" + b.underlay + ":9190"
+		resp, err = chromedp.Run(ctx, chromedp.NavigateResponse(bURL+"/map"))
+		if err != nil || resp.Status != 401 {
+			t.Errorf("Chromium at %s/map without the token: %v, status %v, want 401", bURL, err, resp)
+		}
+		if err := chromedp.Do(ctx, chromedp.Navigate(bURL+"/login?token="+url.QueryEscape(token))); err != nil {
+			t.Fatal(err)
+		}
+		p.wait("b's console after /login shows the three hosts", `new Set([...document.querySelectorAll('[data-node]')].map(e => e.dataset.node)).size === 3`, 10*time.Second)
+		if loc := js[string](p, `location.href`); loc != bURL+"/map" {
+			t.Errorf("after /login: at %s, want %s/map", loc, bURL)
+		}
 	})
 }

@@ -22,9 +22,10 @@ import (
 // Chromium is the browser binary looked up in PATH (Debian's chromium package).
 const Chromium = "chromium"
 
-// Start launches Chromium in network namespace ns (a name under /run/netns) and returns a
+// Start launches Chromium in network namespace ns (a name under /run/netns) with any extra
+// allocator options (flags, e.g. chromedp.Flag("host-resolver-rules", …)) and returns a
 // chromedp context for one tab; the browser ends with the test.
-func Start(t testing.TB, ns string) context.Context {
+func Start(t testing.TB, ns string, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	bin, err := exec.LookPath(Chromium)
 	if err != nil {
@@ -44,6 +45,7 @@ func Start(t testing.TB, ns string) context.Context {
 		chromedp.WindowSize(1280, 900),
 		chromedp.Flag("disable-dev-shm-usage", true),
 	)
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() {
