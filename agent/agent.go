@@ -32,6 +32,7 @@ type Agent struct {
 	log *slog.Logger
 
 	priv crypto.PrivateKey
+	pub  atomic.Pointer[crypto.PublicKey] // priv's public key, computed once (publicKey)
 	id   *crypto.Identity
 
 	table *peers.Table
@@ -88,7 +89,7 @@ func New(cfg config.Config, log *slog.Logger) (*Agent, error) {
 	if err := a.prepareEnrollment(); err != nil { // may point pki at the state directory
 		return nil, err
 	}
-	st, err := loadPKI(a.cfg.PKI, cfg.Name, a.priv.Public(), time.Now())
+	st, err := loadPKI(a.cfg.PKI, cfg.Name, a.publicKey(), time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +136,7 @@ func (a *Agent) loadKey() error {
 }
 
 // PublicKey is this host's public key.
-func (a *Agent) PublicKey() crypto.PublicKey { return a.priv.Public() }
+func (a *Agent) PublicKey() crypto.PublicKey { return a.publicKey() }
 
 // Run brings the agent up and serves until ctx is done or Leave is called.
 func (a *Agent) Run(ctx context.Context) (err error) {
@@ -261,7 +262,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return err
 	}
 
-	a.log.Info("weft agent up", "name", a.cfg.Name, "public_key", a.priv.Public().String(),
+	a.log.Info("weft agent up", "name", a.cfg.Name, "public_key", a.publicKey().String(),
 		"address", a.address, "subnet", a.subnet, "interface", a.cfg.Interface, "port", a.port, "mode", a.cfg.Mode)
 	if a.gsp != nil {
 		a.gsp.Start()
@@ -363,4 +364,17 @@ func (a *Agent) onSubnetChanged(sn netip.Prefix) {
 		_ = a.cat.cat.UpdateNode(a.cfg.Name, addr, a.cat.cat.Tag())
 		a.cat.svc.Rebind(addr)
 	}
+}
+
+// publicKey is this host's public key. Deriving it is a scalar multiplication (~50 µs):
+// it is computed once, not for every member event that checks a claim against it.
+func (a *Agent) publicKey() crypto.PublicKey {
+	if p := a.pub.Load(); p != nil {
+		return *p
+	}
+	k := a.priv.Public()
+	if a.priv != (crypto.PrivateKey{}) {
+		a.pub.Store(&k)
+	}
+	return k
 }

@@ -24,7 +24,7 @@ func (a *Agent) Status() api.Status {
 		Protocol:   ProtocolVersion,
 		Mode:       a.cfg.Mode,
 		Encryption: a.cfg.Encryption,
-		PublicKey:  a.priv.Public().String(),
+		PublicKey:  a.publicKey().String(),
 		Interface:  a.cfg.Interface,
 		Address:    address.String(),
 		MTU:        a.cfg.MTU,

@@ -28,7 +28,7 @@ func newDatapath(a *Agent) datapath.Datapath {
 func datapathDeps(a *Agent) datapath.Deps {
 	return datapath.Deps{
 		Logger:        a.log,
-		PublicKey:     a.priv.Public(),
+		PublicKey:     a.publicKey(),
 		TAPMAC:        tapMACOf,
 		Table:         func() *peers.Table { return a.table },
 		Identity:      func() *crypto.Identity { return a.id },
@@ -51,7 +51,7 @@ func proxyEvents(d datapath.Datapath) map[string]uint64 {
 
 // tapMAC derives this host's TAP MAC from its public key: stable across restarts without
 // state, locally administered (0x02) and unicast.
-func (a *Agent) tapMAC() l2.MAC { return tapMACOf(a.priv.Public()) }
+func (a *Agent) tapMAC() l2.MAC { return tapMACOf(a.publicKey()) }
 
 // FDB lists the forwarding database (empty in L3 mode).
 func (a *Agent) FDB() []api.FDBEntry {

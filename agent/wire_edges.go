@@ -52,7 +52,7 @@ func newClients(a *Agent) *clients.Clients {
 		DNSListen:       c.DNS.Listen,
 		GossipAdvertise: c.Gossip.Advertise,
 		GossipBind:      c.Gossip.Bind,
-		HostKey:         a.priv.Public(),
+		HostKey:         a.publicKey(),
 		Subnet:          a.currentSubnet,
 		Address:         a.currentAddress,
 		Port:            func() uint16 { return a.port },

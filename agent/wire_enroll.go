@@ -159,7 +159,7 @@ func (a *Agent) prepareCAHost() error {
 	}
 	a.enr.store = st
 	cur, _ := identity.LoadCertificateFile(a.cfg.PKI.Cert)
-	if cur != nil && cur.Name == a.cfg.Name && cur.PublicKey == a.priv.Public() && !needsRenewal(cur, time.Now()) {
+	if cur != nil && cur.Name == a.cfg.Name && cur.PublicKey == a.publicKey() && !needsRenewal(cur, time.Now()) {
 		return nil
 	}
 	if !st.Allocates() && cur == nil {
@@ -167,7 +167,7 @@ func (a *Agent) prepareCAHost() error {
 	}
 	var g enroll.Grant
 	if st.Allocates() {
-		g, err = st.Issue(a.cfg.Name, a.priv.Public(), a.cfg.Groups, time.Now())
+		g, err = st.Issue(a.cfg.Name, a.publicKey(), a.cfg.Groups, time.Now())
 	} else {
 		g, err = a.renewOwnOnCAHost(cur)
 	}
@@ -241,7 +241,7 @@ func (a *Agent) completeEnrollment(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			r, err := enroll.Enroll(ctx, addr, tok, a.cfg.Name, a.priv.Public())
+			r, err := enroll.Enroll(ctx, addr, tok, a.cfg.Name, a.publicKey())
 			if err == nil {
 				return a.storeEnrollment(addr, r)
 			}
@@ -284,7 +284,7 @@ func (a *Agent) storeEnrollment(addr string, r *enroll.Result) error {
 		a.enr.caHost = en.CAHost
 	}
 	a.mu.Unlock()
-	st, err := loadPKI(a.cfg.PKI, a.cfg.Name, a.priv.Public(), time.Now())
+	st, err := loadPKI(a.cfg.PKI, a.cfg.Name, a.publicKey(), time.Now())
 	if err != nil {
 		return fmt.Errorf("enrollment: the certificate received does not load: %w", err)
 	}

@@ -27,7 +27,7 @@ func (a *Agent) gossipConfig() gossip.Config {
 		Subnet:      a.cfg.Subnet.Prefix,
 		StateDir:    a.cfg.StateDir,
 		Node: membership.NodeInfo{
-			PublicKey: a.priv.Public(),
+			PublicKey: a.publicKey(),
 			DataPort:  uint16(a.cfg.ListenPort),
 			VNI:       a.cfg.VNI,
 			Proto:     ProtocolVersion,

@@ -36,7 +36,7 @@ func policyDeps(a *Agent) netpolicy.Deps {
 			MaxFlowsPerPeer: a.cfg.PolicyMaxFlowsPerPeer,
 			PlainL2:         a.cfg.Mode == "l2" && a.cfg.Encryption == "none",
 		},
-		PublicKey: a.priv.Public(),
+		PublicKey: a.publicKey(),
 		Logger:    a.log,
 		Self: func() (netip.Prefix, netip.Addr) {
 			a.mu.Lock()
@@ -96,7 +96,7 @@ func (a *Agent) certGroups(k crypto.PublicKey) ([]string, bool) {
 	if st == nil {
 		return nil, false
 	}
-	if k == a.priv.Public() {
+	if k == a.publicKey() {
 		if st.OwnErr != nil {
 			return nil, true
 		}

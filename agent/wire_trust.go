@@ -32,7 +32,7 @@ func tapMACOf(k crypto.PublicKey) l2.MAC { return l2.MAC(trust.DerivedMAC(k)) }
 
 // claimPolicy builds the policy of this host at now.
 func (a *Agent) claimPolicy(now time.Time) *trust.Policy {
-	p := &trust.Policy{Cluster: a.cfg.ClusterCIDR.Prefix, OwnKey: a.priv.Public(), L2: a.cfg.Mode == "l2", PKI: a.pki.Load(), Now: now}
+	p := &trust.Policy{Cluster: a.cfg.ClusterCIDR.Prefix, OwnKey: a.publicKey(), L2: a.cfg.Mode == "l2", PKI: a.pki.Load(), Now: now}
 	for _, s := range a.cfg.Gossip.AllowedStatic {
 		if sp, err := netip.ParsePrefix(s); err == nil { // Validate refused the others
 			p.AllowedStatic = append(p.AllowedStatic, sp.Masked())
@@ -71,7 +71,7 @@ func (a *Agent) reloadPKI() error {
 	if a.cfg.PKI.CA == "" {
 		return nil
 	}
-	st, err := loadPKI(a.cfg.PKI, a.cfg.Name, a.priv.Public(), time.Now())
+	st, err := loadPKI(a.cfg.PKI, a.cfg.Name, a.publicKey(), time.Now())
 	if err != nil {
 		a.log.Error("pki reload failed; keeping the previous certificates", "err", err)
 		return err

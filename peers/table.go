@@ -119,7 +119,8 @@ func (t *Table) Upsert(cfg PeerConfig) (*Peer, error) {
 	p.keepalive.Store(int64(cfg.PersistentKeepalive))
 	p.wgFraming.Store(cfg.WireGuardFraming)
 
-	for _, old := range p.allowedSnapshot() {
+	touched := p.allowedSnapshot()
+	for _, old := range touched {
 		if t.owners[old] == p {
 			delete(t.owners, old)
 		}
@@ -137,11 +138,21 @@ func (t *Table) Upsert(cfg PeerConfig) (*Peer, error) {
 		t.owners[pfx] = p
 	}
 	p.allowedPtr.Store(&prefixes)
-	t.trie.Store(buildTrie(t.owners))
+	t.publishLocked(slices.Concat(touched, prefixes))
 	if moved != nil {
 		return p, moved
 	}
 	return p, nil
+}
+
+// publishLocked brings the lookup trie in line with t.owners for the prefixes that may
+// have changed, and publishes it: one path copied per prefix, not the whole table.
+func (t *Table) publishLocked(changed []netip.Prefix) {
+	tr := t.trie.Load()
+	for _, pfx := range changed {
+		tr = tr.with(pfx, t.owners[pfx])
+	}
+	t.trie.Store(tr)
 }
 
 // dropPrefixLocked removes pfx from prev's configured list (it moved to another peer).
@@ -166,13 +177,14 @@ func (t *Table) Remove(key crypto.PublicKey) bool {
 		return false
 	}
 	delete(t.byKey, key)
-	for _, pfx := range p.allowedSnapshot() {
+	held := p.allowedSnapshot()
+	for _, pfx := range held {
 		if t.owners[pfx] == p {
 			delete(t.owners, pfx)
 		}
 	}
 	p.allowedPtr.Store(nil)
-	t.trie.Store(buildTrie(t.owners))
+	t.publishLocked(held)
 	p.removed.Store(true)
 	if n := len(t.teardownLocked(p)); n > 0 {
 		p.drops.Add(DropNoRoute, uint64(n))

@@ -2,14 +2,15 @@ package peers
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"net/netip"
 )
 
 // trie is an immutable, path-compressed binary trie of allowed prefixes, one root per
-// address family. It is built whole by the writer (buildTrie) and published through an
-// atomic pointer, so lookups take no lock: copy-on-write at the granularity of the whole
-// table, which is cheap because the control plane changes it rarely (a peer joins, leaves
-// or moves a prefix) while the datapath reads it for every packet. Path compression
+// address family, published through an atomic pointer, so lookups take no lock. The
+// writer changes one prefix by copying the nodes on its path (trie.with: at most one node
+// per address bit, the rest shared), so a member joining a 10,000-host table costs what it
+// costs in a 10-host one; buildTrie builds a whole trie at once (tests). Path compression
 // skips the single-child chains a cluster CIDR produces (10.42.0.0/16 cut into /24s is
 // two node visits, not twenty-four).
 type trie struct {
@@ -145,4 +146,106 @@ func (t *trie) lookup(a netip.Addr) *Peer {
 		n = n.child[bitAt(hi, lo, n.bits)]
 	}
 	return best
+}
+
+// with returns a trie in which p (masked) is owned by peer, or by nobody when peer is nil.
+// t is left as it is: the nodes on p's path are copied, all others shared (path copying),
+// so a writer changes one prefix in O(address bits) while readers keep their snapshot.
+func (t *trie) with(p netip.Prefix, peer *Peer) *trie {
+	hi, lo, _ := addrBits(p.Addr())
+	out := *t
+	root := &out.v4
+	if p.Addr().Is6() {
+		root = &out.v6
+	}
+	if peer != nil {
+		*root = insertNode(*root, hi, lo, p.Bits(), peer)
+	} else {
+		*root = deleteNode(*root, hi, lo, p.Bits())
+	}
+	return &out
+}
+
+// commonBits is the length of the common prefix of hi:lo and n's bits, at most limit.
+func commonBits(hi, lo, nhi, nlo uint64, limit int) int {
+	c := bits.LeadingZeros64(hi ^ nhi)
+	if c == 64 {
+		c += bits.LeadingZeros64(lo ^ nlo)
+	}
+	return min(c, limit)
+}
+
+// maskBits keeps the first n bits of hi:lo.
+func maskBits(hi, lo uint64, n int) (uint64, uint64) {
+	switch {
+	case n <= 0:
+		return 0, 0
+	case n < 64:
+		return hi &^ (^uint64(0) >> uint(n)), 0
+	case n == 64:
+		return hi, 0
+	case n < 128:
+		return hi, lo &^ (^uint64(0) >> uint(n-64))
+	}
+	return hi, lo
+}
+
+// insertNode returns the subtree n with the prefix hi:lo/plen owned by peer.
+func insertNode(n *trieNode, hi, lo uint64, plen int, peer *Peer) *trieNode {
+	if n == nil {
+		return &trieNode{hi: hi, lo: lo, bits: plen, peer: peer}
+	}
+	c := commonBits(hi, lo, n.hi, n.lo, min(plen, n.bits))
+	switch {
+	case c == n.bits && c == plen: // the prefix is n's
+		cp := *n
+		cp.peer = peer
+		return &cp
+	case c == n.bits: // n holds the prefix: go down
+		cp := *n
+		b := bitAt(hi, lo, n.bits)
+		cp.child[b] = insertNode(n.child[b], hi, lo, plen, peer)
+		return &cp
+	case c == plen: // the prefix holds n: a new node above it
+		out := &trieNode{hi: hi, lo: lo, bits: plen, peer: peer}
+		out.child[bitAt(n.hi, n.lo, plen)] = n
+		return out
+	}
+	// They part at bit c: a valueless node with both as children.
+	shi, slo := maskBits(hi, lo, c)
+	out := &trieNode{hi: shi, lo: slo, bits: c}
+	out.child[bitAt(hi, lo, c)] = &trieNode{hi: hi, lo: lo, bits: plen, peer: peer}
+	out.child[bitAt(n.hi, n.lo, c)] = n
+	return out
+}
+
+// deleteNode returns the subtree n without an owner for hi:lo/plen, compressed again (a
+// valueless node keeps two children); n itself when the prefix has no owner in it.
+func deleteNode(n *trieNode, hi, lo uint64, plen int) *trieNode {
+	if n == nil || n.bits > plen || commonBits(hi, lo, n.hi, n.lo, n.bits) < n.bits {
+		return n
+	}
+	cp := *n
+	if n.bits == plen {
+		if n.peer == nil {
+			return n
+		}
+		cp.peer = nil
+	} else {
+		b := bitAt(hi, lo, n.bits)
+		c := deleteNode(n.child[b], hi, lo, plen)
+		if c == n.child[b] {
+			return n
+		}
+		cp.child[b] = c
+	}
+	if cp.peer == nil {
+		switch {
+		case cp.child[0] == nil:
+			return cp.child[1]
+		case cp.child[1] == nil:
+			return cp.child[0]
+		}
+	}
+	return &cp
 }

@@ -1,6 +1,8 @@
 package peers
 
 import (
+	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"testing"
@@ -96,5 +98,90 @@ func BenchmarkTable_Lookup(b *testing.B) {
 		if tb.Lookup(a) == nil {
 			b.Fatal("no route")
 		}
+	}
+}
+
+// sameTrie reports whether two tries have the same shape, bits and owners.
+func sameTrie(a, b *trieNode) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.hi == b.hi && a.lo == b.lo && a.bits == b.bits && a.peer == b.peer &&
+		sameTrie(a.child[0], b.child[0]) && sameTrie(a.child[1], b.child[1])
+}
+
+// TestTrie_WithDifferential: a trie changed one prefix at a time (path copying, as the
+// table publishes it) answers every lookup as the reference does, has exactly the shape a
+// whole build gives (compressed again after deletes), and leaves the snapshot it came from
+// untouched.
+func TestTrie_WithDifferential(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	ps := make([]*Peer, 8)
+	for i := range ps {
+		ps[i] = &Peer{key: crypto.PublicKey{byte(i)}}
+	}
+	for round := range 20 {
+		owners := make(map[netip.Prefix]*Peer)
+		tr := &trie{}
+		for op := range 400 {
+			v6 := r.IntN(2) == 0
+			maxBits := 32
+			if v6 {
+				maxBits = 128
+			}
+			pfx := netip.PrefixFrom(randAddr(r, v6), r.IntN(maxBits+1)).Masked()
+			before, beforeOwners := tr, maps.Clone(owners)
+			if r.IntN(3) == 0 {
+				// delete one that exists (or, now and then, one that does not)
+				for q := range owners {
+					if r.IntN(2) == 0 {
+						pfx = q
+						break
+					}
+				}
+				delete(owners, pfx)
+				tr = tr.with(pfx, nil)
+			} else {
+				owners[pfx] = ps[r.IntN(len(ps))]
+				tr = tr.with(pfx, owners[pfx])
+			}
+			want := buildTrie(owners)
+			if !sameTrie(tr.v4, want.v4) || !sameTrie(tr.v6, want.v6) {
+				t.Fatalf("round %d op %d (%v): incremental trie differs from a whole build", round, op, pfx)
+			}
+			if old := buildTrie(beforeOwners); !sameTrie(before.v4, old.v4) || !sameTrie(before.v6, old.v6) {
+				t.Fatalf("round %d op %d (%v): the previous snapshot changed", round, op, pfx)
+			}
+			for range 50 {
+				a := randAddr(r, r.IntN(2) == 0)
+				if got, want := tr.lookup(a), slowLookup(owners, a); got != want {
+					t.Fatalf("round %d op %d: lookup(%v) = %p, want %p", round, op, a, got, want)
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkTable_UpsertAt: adding and removing one peer in a table of N (the cost of a
+// member event in the datapath's table): flat in N.
+func BenchmarkTable_UpsertAt(b *testing.B) {
+	for _, n := range []int{100, 10000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			tb := newTestTable(b)
+			for i := range n {
+				pfx := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0}), 24)
+				if _, err := tb.Upsert(PeerConfig{PublicKey: crypto.PublicKey{byte(i), byte(i >> 8), 1}, AllowedIPs: []netip.Prefix{pfx}}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			pc := PeerConfig{PublicKey: crypto.PublicKey{9, 9, 9}, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("10.200.1.0/24")}}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := tb.Upsert(pc); err != nil {
+					b.Fatal(err)
+				}
+				tb.Remove(pc.PublicKey)
+			}
+		})
 	}
 }

@@ -55,6 +55,11 @@ func (g *Gossip) Resync() {
 	}
 }
 
+// HandleEvent is the event loop's handling of one membership event: the member applied,
+// the others resynced where a prefix was withdrawn, then the event published to the
+// subscribers. Call it only while the loop does not run (the scale harness, tests).
+func (g *Gossip) HandleEvent(ev membership.Event) { g.handle(ev) }
+
 func (g *Gossip) handle(ev membership.Event) {
 	switch ev.Type {
 	case membership.EventJoin, membership.EventUpdate, membership.EventLeave, membership.EventFailed, membership.EventReap:

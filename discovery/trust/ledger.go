@@ -30,11 +30,12 @@ type Ledger struct {
 	log *slog.Logger
 
 	mu           sync.Mutex
-	refused      map[string]Refusal           // member name → why its claims are refused
-	claims       map[string]identity.Claims   // member name → its verified certificate (CA only)
-	cands        map[string]crypto.PublicKey  // members passing every check but the duplicate key one
-	candMembers  map[string]membership.Member // their last state, to re-apply them
-	refusedCount map[string]uint64            // weft_gossip_claims_refused_total by reason
+	refused      map[string]Refusal            // member name → why its claims are refused
+	claims       map[string]identity.Claims    // member name → its verified certificate (CA only)
+	cands        map[string]crypto.PublicKey   // members passing every check but the duplicate key one
+	candsByKey   map[crypto.PublicKey][]string // the same, by key (a duplicate is found without a scan)
+	candMembers  map[string]membership.Member  // their last state, to re-apply them
+	refusedCount map[string]uint64             // weft_gossip_claims_refused_total by reason
 
 	inc *Incumbency // who holds each /24 and name without a CA
 }
@@ -42,7 +43,7 @@ type Ledger struct {
 // NewLedger returns an empty ledger that logs refusals and their end to log.
 func NewLedger(log *slog.Logger) *Ledger {
 	return &Ledger{log: log, refused: map[string]Refusal{}, claims: map[string]identity.Claims{},
-		cands: map[string]crypto.PublicKey{}, candMembers: map[string]membership.Member{}, refusedCount: map[string]uint64{},
+		cands: map[string]crypto.PublicKey{}, candsByKey: map[crypto.PublicKey][]string{}, candMembers: map[string]membership.Member{}, refusedCount: map[string]uint64{},
 		inc: NewIncumbency()}
 }
 
@@ -89,6 +90,9 @@ func (l *Ledger) Forget(name string) {
 	l.mu.Lock()
 	delete(l.refused, name)
 	delete(l.claims, name)
+	if key, ok := l.cands[name]; ok {
+		l.dropCandLocked(name, key)
+	}
 	delete(l.cands, name)
 	delete(l.candMembers, name)
 	l.mu.Unlock()
@@ -118,24 +122,36 @@ func (l *Ledger) Candidate(m membership.Member, ok bool) (others []string, dup b
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	prev, had := l.cands[name]
+	if had {
+		l.dropCandLocked(name, prev)
+	}
 	if ok {
 		l.cands[name], l.candMembers[name] = key, m
+		l.candsByKey[key] = append(l.candsByKey[key], name)
+		for _, n := range l.candsByKey[key] {
+			if n != name {
+				dup = true
+				others = append(others, n)
+			}
+		}
 	} else {
 		delete(l.cands, name)
 		delete(l.candMembers, name)
 	}
-	for n, k := range l.cands {
-		if n == name {
-			continue
-		}
-		if ok && k == key {
-			dup = true
-			others = append(others, n)
-		} else if had && k == prev {
-			others = append(others, n)
-		}
+	if had && (!ok || prev != key) {
+		others = append(others, l.candsByKey[prev]...)
 	}
 	return others, dup
+}
+
+// dropCandLocked takes name out of the names that announce key.
+func (l *Ledger) dropCandLocked(name string, key crypto.PublicKey) {
+	names := slices.DeleteFunc(l.candsByKey[key], func(n string) bool { return n == name })
+	if len(names) == 0 {
+		delete(l.candsByKey, key)
+	} else {
+		l.candsByKey[key] = names
+	}
 }
 
 // CandidateMembers returns the last state of the named candidates (those that are none are
