@@ -63,7 +63,7 @@ func (g *Gossip) HandleEvent(ev membership.Event) { g.handle(ev) }
 func (g *Gossip) handle(ev membership.Event) {
 	switch ev.Type {
 	case membership.EventJoin, membership.EventUpdate, membership.EventLeave, membership.EventFailed, membership.EventReap:
-		g.log.Info("member "+ev.Type.String(), "member", ev.Member.Name, "addr", ev.Member.Addr, "subnet", ev.Member.Info.Subnet)
+		g.events.member(ev)
 		withdrew := g.Apply(ev.Member)
 		if ev.Type == membership.EventReap && g.ledger.Incumbency().Reaped(ev.Member.Name) {
 			withdrew = true // its /24 is free: a member refused on it may hold it now

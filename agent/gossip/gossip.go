@@ -73,6 +73,7 @@ type Gossip struct {
 	c      *membership.Cluster
 	ledger *trust.Ledger // verdicts of the claim checks
 	bus    bus
+	events *eventLog // member events at Info while few, then summarised
 
 	mu    sync.Mutex
 	names map[crypto.PublicKey]string // peer key → member name
@@ -166,7 +167,7 @@ func New(cfg Config, deps Deps) (*Gossip, error) {
 // Attach builds the glue over a cluster that exists (nil: none, for tests that Apply members
 // by hand); it joins nobody and announces nothing. New is Attach over the cluster it creates.
 func Attach(c *membership.Cluster, cfg Config, deps Deps) *Gossip {
-	return &Gossip{cfg: cfg, deps: deps, log: deps.Log, c: c, ledger: trust.NewLedger(deps.Log),
+	return &Gossip{cfg: cfg, deps: deps, log: deps.Log, c: c, ledger: trust.NewLedger(deps.Log), events: newEventLog(deps.Log),
 		names: map[crypto.PublicKey]string{}, keys: map[string]Peer{}, revalidate: make(chan struct{}, 1)}
 }
 
@@ -277,6 +278,7 @@ func (g *Gossip) Start() {
 				}
 				g.handle(ev)
 			case <-tick.C:
+				g.events.flush()
 				if n := g.c.DroppedEvents(); n != dropped {
 					dropped = n
 					g.log.Warn("membership events were dropped; resyncing peers from the member list", "dropped", n)
