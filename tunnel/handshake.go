@@ -93,7 +93,7 @@ func (t *Tunnel) newHSScratch() *hsScratch {
 		taken:  make([][]byte, 0, t.cfg.QueueLen),
 		single: make([][]byte, 1),
 
-		probe:     [2][]byte{t.pool.get(), t.pool.get()},
+		probe:     [2][]byte(t.owned.get(2)),
 		probeMsgs: make([][]byte, 0, 2),
 	}
 }

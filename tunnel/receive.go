@@ -50,9 +50,7 @@ func (t *Tunnel) newRecvScratch() *recvScratch {
 		eps:   make([]conn.Endpoint, t.bindBatch),
 		out:   make([][]byte, 0, t.bindBatch),
 	}
-	for i := range rs.bufs {
-		rs.bufs[i] = t.pool.get()
-	}
+	copy(rs.bufs, t.owned.get(t.bindBatch))
 	return rs
 }
 

@@ -68,10 +68,7 @@ func (t *Tunnel) newSendScratch() *sendScratch {
 
 func (t *Tunnel) routineOutbound() {
 	defer t.wg.Done()
-	bufs := make([][]byte, t.devBatch)
-	for i := range bufs {
-		bufs[i] = t.pool.get()
-	}
+	bufs := t.owned.get(t.devBatch)
 	sizes := make([]int, t.devBatch)
 	sc := t.newSendScratch()
 	for {

@@ -30,6 +30,7 @@ type Tunnel struct {
 	router Router
 	pol    Policy // never nil: allowAll without a policy
 	pool   *bufPool
+	owned  ownedBufs // the loops' own batches, outside the Go heap (pools.go)
 
 	devBatch  int // dev.BatchSize(): buffers per Read
 	bindBatch int // bind.BatchSize(): buffers per receive and at most per Send
@@ -165,6 +166,7 @@ func (t *Tunnel) Close() error {
 		t.mu.Unlock()
 		err = errors.Join(t.bind.Close(), t.dev.Close())
 		t.wg.Wait()
+		t.owned.free() // every loop has returned: nothing uses them now
 		var queued [][]byte
 		for _, p := range t.table.Peers() {
 			queued = p.Session().Drain(queued[:0])
