@@ -62,7 +62,8 @@ type entry struct {
 
 type shard struct {
 	mu        sync.Mutex
-	slots     []entry
+	slots     []entry        // nil until the shard's first flow: a host without policy traffic holds none
+	size      int            // len(slots) once allocated
 	peerFlows []atomic.Int32 // the table's, shared: remove decrements the owner's count
 	mask      uint64
 	count     int
@@ -91,7 +92,7 @@ func newFlowTable(maxFlows int) *flowTable {
 	}
 	for i := range t.shards {
 		s := &t.shards[i]
-		s.slots = make([]entry, slots)
+		s.size = slots // allocated on the shard's first flow (insert)
 		s.peerFlows = t.peerFlows
 		s.mask = uint64(slots - 1)
 		s.limit = per
@@ -154,6 +155,9 @@ func (t *flowTable) shardOf(h uint64) *shard { return &t.shards[h>>60] }
 
 // find returns the slot holding k, or -1. Caller holds s.mu.
 func (s *shard) find(k *flowKey, h uint64) int {
+	if s.slots == nil {
+		return -1
+	}
 	for i := h & s.mask; ; i = (i + 1) & s.mask {
 		e := &s.slots[i]
 		if !e.used {
@@ -168,6 +172,9 @@ func (s *shard) find(k *flowKey, h uint64) int {
 // insert stores a new entry for k (which must be absent) and returns its slot, making room
 // by sweeping and, when the shard is at its limit, by evicting. Caller holds s.mu.
 func (s *shard) insert(k *flowKey, h uint64, now int64) int {
+	if s.slots == nil {
+		s.slots = make([]entry, s.size) // once per shard: the packets after it allocate nothing
+	}
 	s.sweep(now, sweepPerAdd)
 	if s.count >= s.limit {
 		s.evict()
@@ -186,6 +193,9 @@ func (s *shard) insert(k *flowKey, h uint64, now int64) int {
 // Removals do not advance the hand (the backward shift may have moved another entry into
 // the slot), so the work is bounded by n plus the entries removed.
 func (s *shard) sweep(now int64, n int) {
+	if s.count == 0 {
+		return // nothing to expire (and no slots to read in a shard never used)
+	}
 	for n > 0 {
 		i := s.hand & s.mask
 		if e := &s.slots[i]; e.used && e.expires <= now {
@@ -246,7 +256,7 @@ func (t *flowTable) sweepAll(now int64) {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		s.sweep(now, len(s.slots))
+		s.sweep(now, s.size)
 		s.mu.Unlock()
 	}
 }
