@@ -16,7 +16,7 @@ GOBUILD  := CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)'
 # deadline exceeded" when a -fuzztime duration ends (golang/go#75804, fixed in go1.27).
 FUZZTIME ?= 20000x
 
-.PHONY: all build build-weft build-bench build-cni test test-unit test-norace test-netns fuzz fuzz-short bench lint demo clean tidy-check docs install uninstall deb deps test-package
+.PHONY: all build build-weft build-bench build-cni test test-unit test-norace test-netns fuzz fuzz-short bench scale scale-agents lint demo clean tidy-check docs install uninstall deb deps test-package
 
 all: build
 
@@ -77,6 +77,19 @@ fuzz:
 # Hot-path micro-benchmarks; `weft bench` (bin/weft-bench, root) compares against the baselines.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+# The cost of a member (issue 26): the agent's member pipeline driven by 100, 1,000 and
+# 10,000 synthetic members (SCALE_N=100,1000 for others), as a table. About a minute.
+SCALE_N ?= 100,1000,10000
+scale:
+	@bash -o pipefail -c "WEFT_SCALE_N=$(SCALE_N) $(GO) test -run '^$$' -bench MemberPipeline -benchtime 1x -timeout 30m ./agent | $(GO) run ./internal/tools/benchtable"
+
+# Real agents in network namespaces, all started together (root; make test runs 16):
+# convergence, first ping to every host, idle CPU and memory, failure detection.
+# SCALE_AGENTS=100 by default (a few minutes); SCALE_PROFILE=DIR saves one agent's profiles.
+SCALE_AGENTS ?= 100
+scale-agents: build
+	@bash -o pipefail -c "WEFT_SCALE_AGENTS=$(SCALE_AGENTS) WEFT_SCALE_PROFILE=$(SCALE_PROFILE) WEFT_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -v -timeout 30m -run 'TestNetns_ScaleAgents' ./agent | grep -E '^ *[|]|^(---|FAIL|ok|PASS)|scale_netns_test'"
 
 lint: tidy-check
 	@files=$$(git ls-files '*.go') && [ -n "$$files" ] || { echo "lint: no Go files listed by git"; exit 1; }; \
