@@ -516,3 +516,21 @@ func TestServer_assetsGzipAndETag(t *testing.T) {
 		t.Errorf("/favicon.ico: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 }
+
+// TestAssets_KnownTypes: every embedded asset has a content type of its own (served with
+// nosniff, a file left as application/octet-stream would not load).
+func TestAssets_KnownTypes(t *testing.T) {
+	sub, err := fs.Sub(assetsFS, "assets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	as, err := loadAssets(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, a := range as {
+		if a.ctype == "application/octet-stream" {
+			t.Errorf("asset %s has no content type: add its extension to assetTypes", name)
+		}
+	}
+}
