@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -92,9 +93,12 @@ func TestNetns_ScaleAgents(t *testing.T) {
 		clients[i] = api.NewClient(nd.sock)
 	}
 	var allAliveAt, distinctAt time.Duration
+	var timeline []string // every 2 s: the fewest alive members and distinct prefixes an agent sees
+	lastMark := time.Duration(0)
 	converged := pollUntil(t, 120*time.Second, 500*time.Millisecond, func() (bool, string) {
 		views := memberViews(clients)
 		alive, distinct, worst := true, true, ""
+		minAlive, minDistinct := n, n
 		for i, ms := range views {
 			nAlive, prefixes := 0, map[string]bool{}
 			for _, m := range ms {
@@ -105,6 +109,7 @@ func TestNetns_ScaleAgents(t *testing.T) {
 					}
 				}
 			}
+			minAlive, minDistinct = min(minAlive, nAlive), min(minDistinct, len(prefixes))
 			if nAlive != n {
 				alive = false
 				worst = fmt.Sprintf("%s sees %d of %d alive", nodes[i].name, nAlive, n)
@@ -112,6 +117,10 @@ func TestNetns_ScaleAgents(t *testing.T) {
 				distinct = false
 				worst = fmt.Sprintf("%s sees %d distinct prefixes among %d alive members", nodes[i].name, len(prefixes), n)
 			}
+		}
+		if el := time.Since(t0); el-lastMark >= 2*time.Second {
+			lastMark = el
+			timeline = append(timeline, fmt.Sprintf("%.0fs: %d/%d", el.Seconds(), minAlive, minDistinct))
 		}
 		if alive && allAliveAt == 0 {
 			allAliveAt = time.Since(t0)
@@ -126,6 +135,10 @@ func TestNetns_ScaleAgents(t *testing.T) {
 		t.Fatalf("%d agents did not converge within 120 s\nfirst agent's log:\n%s", n, tail(nodes[0].logs(), 40))
 	}
 
+	var convergeCPU float64 // CPU seconds all agents spent from their start to convergence
+	for _, nd := range nodes {
+		convergeCPU += procCPUSeconds(t, nd.cmd.Process.Pid)
+	}
 	rssConverged := make([]float64, n)
 	for i, nd := range nodes {
 		rssConverged[i] = procMem(t, nd.cmd.Process.Pid).rss
@@ -238,6 +251,8 @@ func TestNetns_ScaleAgents(t *testing.T) {
 		{"agents (started together)", fmt.Sprintf("%d (launched in %.2f s)", n, launched.Seconds())},
 		{"all alive at every agent", fmt.Sprintf("%.1f s", allAliveAt.Seconds())},
 		{"N distinct prefixes at every agent", fmt.Sprintf("%.1f s", distinctAt.Seconds())},
+		{"CPU of all agents until converged", fmt.Sprintf("%.1f s (%.2f s per agent; this machine has %d cores)", convergeCPU, convergeCPU/float64(n), runtime.NumCPU())},
+		{"timeline: fewest alive / distinct seen", strings.Join(timeline, ", ")},
 		{"gossip model: one broadcast reaches N", fmt.Sprintf("%.1f s (fanout 3, 200 ms rounds)", model.Seconds())},
 		{"first ping s000 → each host (RTT)", fmt.Sprintf("median %.1f ms, max %.1f ms; all %d in %.1f s", pct(rtts, 50), pct(rtts, 100), n-1, pingAll.Seconds())},
 		{"idle CPU per agent (% of a core)", fmt.Sprintf("median %.2f, max %.2f", pct(sorted(cpuPct), 50), pct(sorted(cpuPct), 100))},
