@@ -20,6 +20,7 @@ import (
 	"github.com/weftnet/weft/agent/metrics"
 	"github.com/weftnet/weft/agent/netpolicy"
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/discovery/membership"
 	"github.com/weftnet/weft/discovery/trust"
 	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/tap"
@@ -172,6 +173,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			a.problem(err.Error())
 		}
 		if !a.subnet.IsValid() && !a.cfg.Address.IsValid() {
+			if err := g.Cluster().Err(); errors.Is(err, membership.ErrNoFreeSubnet) {
+				return fmt.Errorf("no overlay subnet: %w", err) // it names the settings that make room
+			}
 			return fmt.Errorf("no overlay subnet: %v (widen cluster_cidr or set subnet)", g.Cluster().Err())
 		}
 	} else {

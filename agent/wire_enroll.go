@@ -139,7 +139,7 @@ func (a *Agent) prepareCAHost() error {
 	}
 	st, err := enroll.OpenStore(enroll.StoreConfig{
 		Dir: filepath.Join(a.cfg.StateDir, stateEnrollDir), CA: ca, CAKey: key,
-		Cluster: a.cfg.ClusterCIDR.Prefix, Validity: a.cfg.Enroll.CertValidity.Duration,
+		Cluster: a.cfg.ClusterCIDR.Prefix, SubnetBits: a.cfg.SubnetLen, Validity: a.cfg.Enroll.CertValidity.Duration,
 		GossipKey: func() []byte {
 			k, _ := config.GossipKey(a.cfg.Gossip) // checked below; the file may be rewritten
 			return k

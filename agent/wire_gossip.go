@@ -24,6 +24,9 @@ func (a *Agent) gossipConfig() gossip.Config {
 		Name:        a.cfg.Name,
 		Gossip:      a.cfg.Gossip,
 		ClusterCIDR: a.cfg.ClusterCIDR.Prefix,
+		SubnetBits:  a.cfg.SubnetLen,
+		SubnetMin:   a.cfg.SubnetMin.Prefix,
+		SubnetMax:   a.cfg.SubnetMax.Prefix,
 		Subnet:      a.cfg.Subnet.Prefix,
 		StateDir:    a.cfg.StateDir,
 		Node: membership.NodeInfo{

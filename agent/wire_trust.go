@@ -32,7 +32,7 @@ func tapMACOf(k crypto.PublicKey) l2.MAC { return l2.MAC(trust.DerivedMAC(k)) }
 
 // claimPolicy builds the policy of this host at now.
 func (a *Agent) claimPolicy(now time.Time) *trust.Policy {
-	p := &trust.Policy{Cluster: a.cfg.ClusterCIDR.Prefix, OwnKey: a.publicKey(), L2: a.cfg.Mode == "l2", PKI: a.pki.Load(), Now: now}
+	p := &trust.Policy{Cluster: a.cfg.ClusterCIDR.Prefix, SubnetBits: a.cfg.SubnetLen, OwnKey: a.publicKey(), L2: a.cfg.Mode == "l2", PKI: a.pki.Load(), Now: now}
 	for _, s := range a.cfg.Gossip.AllowedStatic {
 		if sp, err := netip.ParsePrefix(s); err == nil { // Validate refused the others
 			p.AllowedStatic = append(p.AllowedStatic, sp.Masked())

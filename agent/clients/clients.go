@@ -215,7 +215,7 @@ func (c *Clients) saveLocked() error {
 func (c *Clients) addrRange() (netip.Addr, netip.Addr, error) {
 	sn := c.d.Subnet()
 	if !sn.IsValid() || !sn.Addr().Is4() || sn.Bits() != 24 {
-		return netip.Addr{}, netip.Addr{}, fmt.Errorf("this host has no IPv4 /24 subnet (%v) to give clients addresses from", sn)
+		return netip.Addr{}, netip.Addr{}, fmt.Errorf("WireGuard clients get addresses .200-.254 of a /24 subnet, and this host has %v: they need subnet_len 24", sn)
 	}
 	base := sn.Addr().As4()
 	first, last := base, base

@@ -36,8 +36,16 @@ type Config struct {
 	StateDir string `yaml:"state_dir"`
 	// PrivateKeyFile overrides StateDir/private.key.
 	PrivateKeyFile string `yaml:"private_key_file"`
-	// ClusterCIDR is cut into per-host /24 subnets.
+	// ClusterCIDR is cut into per-host subnets of SubnetLen bits.
 	ClusterCIDR Prefix `yaml:"cluster_cidr"`
+	// SubnetLen is the prefix length of each host's subnet (Flannel's SubnetLen): 20 to
+	// 26, 24 by default. Every host of a cluster must use the same.
+	SubnetLen int `yaml:"subnet_len"`
+	// SubnetMin and SubnetMax bound the subnets the allocator hands out (Flannel's
+	// SubnetMin/SubnetMax): the first and last, inclusive; zero: the whole cluster CIDR but
+	// its first subnet.
+	SubnetMin Prefix `yaml:"subnet_min"`
+	SubnetMax Prefix `yaml:"subnet_max"`
 	// Subnet is a static subnet for this host; it wins over allocation.
 	Subnet Prefix `yaml:"subnet"`
 	// Address is this host's overlay address; default: the first host address of Subnet.
@@ -248,8 +256,9 @@ func DefaultConfig() Config {
 		// As long as the kernel keeps a learned PMTU (net.ipv4.route.mtu_expires).
 		PathMTUProbeInterval: Duration{10 * time.Minute},
 		StateDir:             defaultStateDir(),                             // /var/lib/weft as root, the XDG state dir otherwise
-		ClusterCIDR:          Prefix{netip.MustParsePrefix("10.42.0.0/16")}, // 256 hosts of /24, private range
-		TapOffload:           true,                                          // 64 frames per syscall where the kernel allows; it falls back by itself
+		ClusterCIDR:          Prefix{netip.MustParsePrefix("10.42.0.0/16")}, // 255 hosts of /24, private range
+		SubnetLen:            24,
+		TapOffload:           true, // 64 frames per syscall where the kernel allows; it falls back by itself
 		Gossip: GossipConfig{
 			Bind:          "0.0.0.0:7946",             // Serf's customary LAN port
 			RetryInterval: Duration{30 * time.Second}, // Consul's default

@@ -90,15 +90,7 @@ func (c *Config) resolve(p *problems) {
 	if c.Name == "" {
 		p.add("name", errors.New("name is empty and the hostname is unknown: set name"))
 	}
-	switch {
-	case !c.ClusterCIDR.IsValid():
-		p.add("cluster_cidr", errors.New("cluster_cidr is empty: set one, e.g. 10.42.0.0/16"))
-	case c.ClusterCIDR.Bits() > 24:
-		p.addf("cluster_cidr", "cluster_cidr %s: must be /24 or larger (it is cut into /24s)", c.ClusterCIDR)
-	}
-	if c.Subnet.IsValid() && c.Subnet.Bits() != 24 && c.Subnet.Addr().Is4() {
-		p.addf("subnet", "subnet %s: must be a /24", c.Subnet)
-	}
+	c.checkSubnets(p)
 	if c.Gossip.Disabled && !c.Subnet.IsValid() && !c.Address.IsValid() {
 		p.add("gossip.disabled", errors.New("gossip is disabled, so no subnet can be allocated: set subnet or address"))
 	}
@@ -228,3 +220,48 @@ func checkListen(p *problems, key string, list []string, like string) {
 		}
 	}
 }
+
+// checkSubnets checks cluster_cidr, subnet_len, subnet_min/subnet_max and a static subnet
+// against each other.
+func (c *Config) checkSubnets(p *problems) {
+	if c.SubnetLen == 0 {
+		c.SubnetLen = 24 // a Config built in code rather than from DefaultConfig
+	}
+	switch {
+	case !c.ClusterCIDR.IsValid():
+		p.add("cluster_cidr", errors.New("cluster_cidr is empty: set one, e.g. 10.42.0.0/16"))
+		return
+	case c.ClusterCIDR.Addr().Is6():
+		p.addf("cluster_cidr", "cluster_cidr %s: an IPv6 cluster range is not supported yet: use an IPv4 range such as 10.42.0.0/16", c.ClusterCIDR)
+		return
+	}
+	if c.SubnetLen < minSubnetLen || c.SubnetLen > maxSubnetLen {
+		p.addf("subnet_len", "subnet_len %d: must be %d to %d (%d: a /%d per host)", c.SubnetLen, minSubnetLen, maxSubnetLen, 24, 24)
+		return
+	}
+	if c.ClusterCIDR.Bits() >= c.SubnetLen || c.ClusterCIDR.Bits() < 8 {
+		p.addf("cluster_cidr", "cluster_cidr %s: must be /8 to /%d (it is cut into /%d subnets, subnet_len)", c.ClusterCIDR, c.SubnetLen-1, c.SubnetLen)
+		return
+	}
+	for _, b := range []struct {
+		key string
+		v   Prefix
+	}{{"subnet_min", c.SubnetMin}, {"subnet_max", c.SubnetMax}} {
+		if b.v.IsValid() && (b.v.Bits() != c.SubnetLen || b.v.Masked() != b.v.Prefix || !c.ClusterCIDR.Contains(b.v.Addr())) {
+			p.addf(b.key, "%s %s: must be a /%d (subnet_len) inside cluster_cidr %s, such as %s", b.key, b.v, c.SubnetLen, c.ClusterCIDR,
+				netip.PrefixFrom(c.ClusterCIDR.Masked().Addr(), c.SubnetLen))
+		}
+	}
+	if c.SubnetMin.IsValid() && c.SubnetMax.IsValid() && c.SubnetMax.Addr().Less(c.SubnetMin.Addr()) {
+		p.addf("subnet_min", "subnet_min %s is above subnet_max %s", c.SubnetMin, c.SubnetMax)
+	}
+	if c.Subnet.IsValid() && c.Subnet.Bits() != c.SubnetLen && c.Subnet.Addr().Is4() && c.ClusterCIDR.Contains(c.Subnet.Addr()) {
+		p.addf("subnet", "subnet %s: must be a /%d (subnet_len) inside the cluster CIDR", c.Subnet, c.SubnetLen)
+	}
+}
+
+// The bounds of subnet_len (the allocator's, discovery/membership).
+const (
+	minSubnetLen = 20
+	maxSubnetLen = 26
+)

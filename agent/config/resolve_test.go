@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -162,6 +163,55 @@ func TestKnownKey(t *testing.T) {
 		"dns.listen[1]": true, "services[2].check.interval": true, "pki.ca": true, "modee": false, "gossip.nope": false, "mode.x": false} {
 		if got := KnownKey(k); got != want {
 			t.Errorf("KnownKey(%q) = %v, want %v", k, got, want)
+		}
+	}
+}
+
+// TestResolve_SubnetLen: subnet_len, subnet_min/subnet_max and cluster_cidr are checked
+// against each other, and an IPv6 cluster range is refused with a clear message; a /20
+// cut into /26s with a range inside it is fine.
+func TestResolve_SubnetLen(t *testing.T) {
+	pf := func(s string) Prefix {
+		if s == "" {
+			return Prefix{}
+		}
+		return Prefix{netip.MustParsePrefix(s)}
+	}
+	for _, tc := range []struct {
+		cidr     string
+		bits     int
+		min, max string
+		key      string // "" : no problem
+		want     string
+	}{
+		{"10.42.0.0/20", 26, "10.42.1.0/26", "10.42.2.192/26", "", ""},
+		{"10.32.0.0/12", 24, "", "", "", ""},
+		{"fd42::/48", 24, "", "", "cluster_cidr", "IPv6 cluster range is not supported yet"},
+		{"10.42.0.0/16", 27, "", "", "subnet_len", "subnet_len 27: must be 20 to 26"},
+		{"10.42.0.0/16", 19, "", "", "subnet_len", "subnet_len 19"},
+		{"10.42.0.0/24", 24, "", "", "cluster_cidr", "must be /8 to /23"},
+		{"10.42.0.0/20", 26, "10.42.1.0/24", "", "subnet_min", "must be a /26 (subnet_len) inside cluster_cidr"},
+		{"10.42.0.0/20", 26, "", "10.43.0.0/26", "subnet_max", "inside cluster_cidr 10.42.0.0/20"},
+		{"10.42.0.0/20", 26, "10.42.1.32/26", "", "subnet_min", "must be a /26"},
+		{"10.42.0.0/20", 26, "10.42.2.0/26", "10.42.1.0/26", "subnet_min", "is above subnet_max"},
+	} {
+		c := DefaultConfig()
+		c.Name = "h"
+		c.ClusterCIDR, c.SubnetLen, c.SubnetMin, c.SubnetMax = pf(tc.cidr), tc.bits, pf(tc.min), pf(tc.max)
+		_, err := Resolve(c)
+		var found *Error
+		for _, p := range Problems(err) {
+			if p.Key == tc.key {
+				found = p
+			}
+			if strings.HasPrefix(p.Key, "subnet") || p.Key == "cluster_cidr" {
+				if tc.key == "" {
+					t.Errorf("%+v: unexpected problem %q", tc, p)
+				}
+			}
+		}
+		if tc.key != "" && (found == nil || !strings.Contains(found.Error(), tc.want)) {
+			t.Errorf("%+v: want a problem on %s containing %q, got %v", tc, tc.key, tc.want, err)
 		}
 	}
 }

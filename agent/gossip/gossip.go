@@ -26,6 +26,10 @@ type Config struct {
 	Gossip config.GossipConfig
 	// ClusterCIDR is cut into per-host subnets by the allocator.
 	ClusterCIDR netip.Prefix
+	// SubnetBits is a host's prefix length (subnet_len; 0: 24); SubnetMin and SubnetMax
+	// bound the allocatable subnets (zero: the whole CIDR but its first).
+	SubnetBits           int
+	SubnetMin, SubnetMax netip.Prefix
 	// Subnet is the static subnet (zero: allocated, or pinned by the certificate).
 	Subnet netip.Prefix
 	// StateDir keeps the allocated subnet, the Serf snapshot and the keyring.
@@ -121,11 +125,12 @@ func New(cfg Config, deps Deps) (*Gossip, error) {
 	dc.Insecure = cfg.Gossip.Insecure
 	dc.Logger = log
 	dc.ClusterCIDR = cfg.ClusterCIDR
+	dc.SubnetBits, dc.SubnetMin, dc.SubnetMax = cfg.SubnetBits, cfg.SubnetMin, cfg.SubnetMax
 	dc.StaticSubnet = cfg.Subnet
 	if st := deps.PKI(); st != nil && !dc.StaticSubnet.IsValid() {
 		// A certificate that pins a /24 of the cluster CIDR is this host's subnet: the
 		// others refuse any other.
-		dc.StaticSubnet = st.PinnedSubnet(cfg.ClusterCIDR)
+		dc.StaticSubnet = st.PinnedSubnet(cfg.ClusterCIDR, cfg.SubnetBits)
 	}
 	dc.StateDir = cfg.StateDir
 	dc.AcceptClaim = trust.NewAllocationFilter(deps.PKI).Accept

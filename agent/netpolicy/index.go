@@ -133,53 +133,41 @@ func ClientIdentity(host, name string) string {
 // prefix lengths by a scan.
 type addrIndex struct {
 	byAddr map[netip.Addr]*policy.Endpoint   // /32 and /128 host routes
-	byNet  map[netip.Prefix]*policy.Endpoint // masked /24s
-	other  []netEntry
-}
-
-type netEntry struct {
-	p  netip.Prefix
-	ep *policy.Endpoint
+	byNet  map[netip.Prefix]*policy.Endpoint // the other prefixes, masked
+	lens   []int                             // the prefix lengths in byNet, longest first
 }
 
 func newAddrIndex() *addrIndex {
 	return &addrIndex{byAddr: map[netip.Addr]*policy.Endpoint{}, byNet: map[netip.Prefix]*policy.Endpoint{}}
 }
 
+// add indexes p. A lookup costs one map probe per distinct prefix length (a cluster's
+// hosts share one, subnet_len), whatever the number of members.
 func (ix *addrIndex) add(p netip.Prefix, ep *policy.Endpoint) {
 	p = p.Masked()
 	if p.IsSingleIP() {
 		ix.byAddr[p.Addr()] = ep
 		return
 	}
-	if p.Addr().Is4() && p.Bits() == 24 {
-		ix.byNet[p] = ep
-		return
+	ix.byNet[p] = ep
+	if !slices.Contains(ix.lens, p.Bits()) {
+		ix.lens = append(ix.lens, p.Bits())
+		slices.SortFunc(ix.lens, func(x, y int) int { return y - x })
 	}
-	ix.other = append(ix.other, netEntry{p, ep})
-	// Longest prefix first, so a host route wins over a wider one.
-	slices.SortStableFunc(ix.other, func(x, y netEntry) int { return y.p.Bits() - x.p.Bits() })
 }
 
+// lookup returns the endpoint of the longest prefix holding a.
 func (ix *addrIndex) lookup(a netip.Addr) (*policy.Endpoint, bool) {
 	if ep, ok := ix.byAddr[a]; ok {
 		return ep, true
 	}
-	for _, e := range ix.other {
-		if e.p.Bits() > 24 && e.p.Contains(a) {
-			return e.ep, true
+	for _, b := range ix.lens {
+		p, err := a.Prefix(b)
+		if err != nil {
+			continue // an IPv6 length for an IPv4 address
 		}
-	}
-	if a.Is4() {
-		if p, err := a.Prefix(24); err == nil {
-			if ep, ok := ix.byNet[p]; ok {
-				return ep, true
-			}
-		}
-	}
-	for _, e := range ix.other {
-		if e.p.Contains(a) {
-			return e.ep, true
+		if ep, ok := ix.byNet[p]; ok {
+			return ep, true
 		}
 	}
 	return nil, false

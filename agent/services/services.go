@@ -112,12 +112,13 @@ func Start(d Deps) (*Server, error) {
 	}
 	addr := d.Address()
 	cat, err := catalog.NewCatalog(catalog.CatalogConfig{
-		Node:      s.cfg.Name,
-		Addr:      addr,
-		Publish:   publish,
-		StatePath: filepath.Join(s.cfg.StateDir, "services.json"),
-		Logger:    s.log,
-		Budget:    budget,
+		Node:       s.cfg.Name,
+		Addr:       addr,
+		Publish:    publish,
+		StatePath:  filepath.Join(s.cfg.StateDir, "services.json"),
+		Logger:     s.log,
+		Budget:     budget,
+		SubnetBits: s.cfg.SubnetLen,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("service catalog: %w", err)

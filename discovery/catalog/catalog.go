@@ -55,6 +55,9 @@ type CatalogConfig struct {
 	StatePath string
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// SubnetBits is the prefix length of every node's subnet (the cluster's subnet_len);
+	// 0 means ServiceAddressBits.
+	SubnetBits int
 	// Budget is the most bytes the catalog tag value may take; 0 means
 	// DefaultCatalogBudget. Registrations are admitted against the tag's worst case
 	// (every checked service critical), so health changes never overflow it.
@@ -215,3 +218,11 @@ func (c *Catalog) Close() error {
 }
 
 // stateFile is the JSON layout of CatalogConfig.StatePath.
+
+// subnetBits is the prefix length of a node's subnet.
+func (c *Catalog) subnetBits() int {
+	if c.cfg.SubnetBits == 0 {
+		return ServiceAddressBits
+	}
+	return c.cfg.SubnetBits
+}

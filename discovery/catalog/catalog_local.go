@@ -31,10 +31,10 @@ func (c *Catalog) Register(s Service) error {
 		c.mu.Unlock()
 		return net.ErrClosed
 	}
-	if !AddressAllowed(c.localAddr, s.Address) {
+	if !AddressAllowed(c.localAddr, s.Address, c.subnetBits()) {
 		c.mu.Unlock()
 		return fmt.Errorf("register %q: %w: %s is not in this host's subnet %s; name a container's address on this host",
-			s.Name, ErrForeignAddress, s.Address, netip.PrefixFrom(c.localAddr, ServiceAddressBits).Masked())
+			s.Name, ErrForeignAddress, s.Address, netip.PrefixFrom(c.localAddr, c.subnetBits()).Masked())
 	}
 	old := c.local[s.Name]
 	if old != nil && reflect.DeepEqual(old.svc, s) {

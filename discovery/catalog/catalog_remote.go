@@ -31,7 +31,7 @@ func (c *Catalog) UpdateNode(node string, addr netip.Addr, tagValue string) erro
 	// A service naming an address outside its node's subnet is forged: dropped, the rest kept.
 	var foreign []string
 	services = slices.DeleteFunc(services, func(sh ServiceHealth) bool {
-		if AddressAllowed(addr, sh.Service.Address) {
+		if AddressAllowed(addr, sh.Service.Address, c.subnetBits()) {
 			return false
 		}
 		foreign = append(foreign, sh.Service.Name+"@"+sh.Service.Address.String())

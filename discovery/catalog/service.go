@@ -64,23 +64,25 @@ type Service struct {
 	Address netip.Addr `json:"address,omitzero" yaml:"address,omitempty"`
 }
 
-// ServiceAddressBits is the prefix length of a node's subnet (the agent's per-host /24): a
-// service may name an address only inside its node's, so no member can point another's
-// service name at an address of someone else's.
+// ServiceAddressBits is the default prefix length of a node's subnet (the agent's per-host
+// /24; CatalogConfig.SubnetBits, the cluster's subnet_len, overrides it): a service may
+// name an address only inside its node's, so no member can point another's service name at
+// an address of someone else's.
 const ServiceAddressBits = 24
 
 // ErrForeignAddress: a service names an address outside its node's subnet.
 var ErrForeignAddress = errors.New("service address outside its node's subnet")
 
-// AddressAllowed reports whether a service of the node at nodeAddr may name addr.
-func AddressAllowed(nodeAddr, addr netip.Addr) bool {
+// AddressAllowed reports whether a service of the node at nodeAddr, whose subnet is a
+// /bits, may name addr.
+func AddressAllowed(nodeAddr, addr netip.Addr, bits int) bool {
 	if !addr.IsValid() {
 		return true
 	}
 	if !nodeAddr.IsValid() || !nodeAddr.Is4() {
 		return false
 	}
-	return netip.PrefixFrom(nodeAddr, ServiceAddressBits).Masked().Contains(addr)
+	return netip.PrefixFrom(nodeAddr, bits).Masked().Contains(addr)
 }
 
 // CheckKind is the kind of a health check.

@@ -48,8 +48,10 @@ type StoreConfig struct {
 	// CA and CAKey sign the certificates.
 	CA    *identity.Certificate
 	CAKey ed25519.PrivateKey
-	// Cluster is the cluster CIDR, cut into /24s.
-	Cluster netip.Prefix
+	// Cluster is the cluster CIDR, cut into subnets of SubnetBits (the cluster's subnet_len;
+	// 0: 24).
+	Cluster    netip.Prefix
+	SubnetBits int
 	// GossipKey returns the gossip key handed to joiners (the one the cluster sends with).
 	GossipKey func() []byte
 	// Validity of an issued host certificate (capped by the CA's).
@@ -367,12 +369,16 @@ func (s *Store) allocLocked(name string, key crypto.PublicKey, now time.Time, ow
 	for _, a := range s.allocs {
 		held[a.Prefix] = true
 	}
-	n := 1 << (24 - s.cfg.Cluster.Bits())
+	bits := s.cfg.SubnetBits
+	if bits == 0 {
+		bits = 24
+	}
+	n := 1 << (bits - s.cfg.Cluster.Bits())
 	base := s.cfg.Cluster.Masked().Addr().As4()
 	for i := 1; i < n; i++ {
 		var a [4]byte
-		binary.BigEndian.PutUint32(a[:], binary.BigEndian.Uint32(base[:])+uint32(i)<<8)
-		p := netip.PrefixFrom(netip.AddrFrom4(a), 24)
+		binary.BigEndian.PutUint32(a[:], binary.BigEndian.Uint32(base[:])+uint32(i)<<(32-bits))
+		p := netip.PrefixFrom(netip.AddrFrom4(a), bits)
 		if !held[p] {
 			s.allocs = append(s.allocs, Allocation{Name: name, PublicKey: ks, Prefix: p, Issued: now.UTC()})
 			return p, true, 0

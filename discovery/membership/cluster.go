@@ -172,7 +172,7 @@ func New(cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, _ := newPool(cfg.ClusterCIDR) // checked by validate
+	p, _ := newPool(cfg.ClusterCIDR, cfg.SubnetBits, cfg.SubnetMin, cfg.SubnetMax) // checked by validate
 	c := &Cluster{
 		cfg:        cfg,
 		log:        cfg.Logger.With("member", cfg.NodeName),

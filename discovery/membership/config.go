@@ -71,6 +71,14 @@ type Config struct {
 	// ClusterCIDR is the IPv4 range cut into per-host /24 subnets; its first
 	// /24 is never allocated (see subnet.go). Zero means DefaultClusterCIDR.
 	ClusterCIDR netip.Prefix
+	// SubnetBits is the prefix length of a host's subnet (Flannel's SubnetLen): 0 means
+	// DefaultSubnetBits (24); MinSubnetBits to MaxSubnetBits. Every host of a cluster must
+	// use the same: a claim of another length is refused everywhere.
+	SubnetBits int
+	// SubnetMin and SubnetMax, if valid, bound the allocatable subnets (Flannel's
+	// SubnetMin/SubnetMax): slots of the cluster CIDR from SubnetMin to SubnetMax,
+	// inclusive. Zero: from the CIDR's second slot to its last.
+	SubnetMin, SubnetMax netip.Prefix
 	// StaticSubnet, if valid, is this host's subnet: it wins over allocation.
 	// It must be a masked IPv4 prefix.
 	StaticSubnet netip.Prefix
@@ -209,7 +217,7 @@ func (c *Config) validate() error {
 	if !c.ClusterCIDR.IsValid() {
 		c.ClusterCIDR = DefaultClusterCIDR
 	}
-	if _, err := newPool(c.ClusterCIDR); err != nil {
+	if _, err := newPool(c.ClusterCIDR, c.SubnetBits, c.SubnetMin, c.SubnetMax); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if c.StaticSubnet.IsValid() && (!c.StaticSubnet.Addr().Is4() || c.StaticSubnet.Masked() != c.StaticSubnet) {

@@ -73,7 +73,7 @@ var (
 	// claimed it earlier.
 	ErrSubnetConflict = errors.New("static subnet conflict")
 	// ErrNoFreeSubnet: every /24 of the cluster CIDR is held by a live member.
-	ErrNoFreeSubnet = errors.New("no free /24 left in the cluster CIDR")
+	ErrNoFreeSubnet = errors.New("no free subnet left")
 )
 
 // SubnetStatus is the state of this host's subnet.
@@ -100,49 +100,111 @@ func (s SubnetStatus) String() string {
 	return "unknown"
 }
 
-// pool is the cluster CIDR seen as n /24s.
+// pool is the cluster CIDR seen as slots of one prefix length (Config.SubnetBits: /24 by
+// default), of which the numbers first…last are allocatable (Config.SubnetMin/SubnetMax;
+// by default every slot but number 0).
 type pool struct {
-	base uint32 // first address of the CIDR
-	n    int    // number of /24s
+	cidr        netip.Prefix
+	base        uint32 // first address of the CIDR
+	bits        int    // prefix length of a slot
+	first, last int    // the allocatable slot numbers, inclusive
+	ranged      bool   // first/last come from SubnetMin/SubnetMax
 }
 
-func newPool(cidr netip.Prefix) (pool, error) {
-	if !cidr.Addr().Is4() || cidr.Bits() < 8 || cidr.Bits() > 23 {
-		return pool{}, fmt.Errorf("cluster CIDR %s must be an IPv4 prefix between /8 and /23 (it is cut into /24s)", cidr)
+// Bounds of Config.SubnetBits: a /20 (4,094 addresses a host) to a /26 (62).
+const (
+	MinSubnetBits     = 20
+	MaxSubnetBits     = 26
+	DefaultSubnetBits = 24
+)
+
+// ErrIPv6Cluster: the cluster CIDR is an IPv6 prefix, which the allocator does not cut yet.
+var ErrIPv6Cluster = errors.New("an IPv6 cluster_cidr is not supported yet: use an IPv4 range such as 10.42.0.0/16")
+
+// newPool cuts cidr into /bits slots (0: DefaultSubnetBits), allocatable from min to max
+// (zero: from slot 1 to the last).
+func newPool(cidr netip.Prefix, bits int, min, max netip.Prefix) (pool, error) {
+	if bits == 0 {
+		bits = DefaultSubnetBits
 	}
-	a := cidr.Masked().Addr().As4()
-	return pool{base: binary.BigEndian.Uint32(a[:]), n: 1 << (24 - cidr.Bits())}, nil
+	switch {
+	case cidr.Addr().Is6():
+		return pool{}, ErrIPv6Cluster
+	case bits < MinSubnetBits || bits > MaxSubnetBits:
+		return pool{}, fmt.Errorf("subnet_len %d: must be %d to %d (a /%d per host)", bits, MinSubnetBits, MaxSubnetBits, DefaultSubnetBits)
+	case !cidr.Addr().Is4() || cidr.Bits() < 8 || cidr.Bits() >= bits:
+		return pool{}, fmt.Errorf("cluster CIDR %s must be an IPv4 prefix from /8 to /%d (it is cut into /%ds)", cidr, bits-1, bits)
+	}
+	cidr = cidr.Masked()
+	a := cidr.Addr().As4()
+	p := pool{cidr: cidr, base: binary.BigEndian.Uint32(a[:]), bits: bits, first: 1, last: 1<<(bits-cidr.Bits()) - 1}
+	slot := func(name string, s netip.Prefix) (int, error) {
+		i, ok := p.slotOf(s)
+		if !ok {
+			return 0, fmt.Errorf("%s %s: must be a /%d inside cluster_cidr %s", name, s, bits, cidr)
+		}
+		return i, nil
+	}
+	var err error
+	if min.IsValid() {
+		if p.first, err = slot("subnet_min", min); err != nil {
+			return pool{}, err
+		}
+		p.ranged = true
+	}
+	if max.IsValid() {
+		if p.last, err = slot("subnet_max", max); err != nil {
+			return pool{}, err
+		}
+		p.ranged = true
+	}
+	if p.first > p.last {
+		return pool{}, fmt.Errorf("subnet_min %s is above subnet_max %s", p.subnet(p.first), p.subnet(p.last))
+	}
+	return p, nil
 }
+
+// n is the number of allocatable slots.
+func (p pool) n() int { return p.last - p.first + 1 }
 
 func (p pool) subnet(i int) netip.Prefix {
 	var a [4]byte
-	binary.BigEndian.PutUint32(a[:], p.base+uint32(i)<<8)
-	return netip.PrefixFrom(netip.AddrFrom4(a), 24)
+	binary.BigEndian.PutUint32(a[:], p.base+uint32(i)<<(32-p.bits))
+	return netip.PrefixFrom(netip.AddrFrom4(a), p.bits)
 }
 
-// index returns the number of s in the pool, or false if s is not one of its
-// allocatable /24s.
-func (p pool) index(s netip.Prefix) (int, bool) {
-	if !s.IsValid() || !s.Addr().Is4() || s.Bits() != 24 {
+// slotOf returns the number of s among all the CIDR's slots (0 included), or false if s
+// is no slot of the CIDR.
+func (p pool) slotOf(s netip.Prefix) (int, bool) {
+	if !s.IsValid() || !s.Addr().Is4() || s.Bits() != p.bits || !p.cidr.Contains(s.Addr()) {
 		return 0, false
 	}
 	a := s.Addr().As4()
 	off := binary.BigEndian.Uint32(a[:]) - p.base
-	i := int(off >> 8)
-	if off&0xff != 0 || off>>8 >= uint32(p.n) || i == 0 {
+	if off&(1<<(32-p.bits)-1) != 0 {
+		return 0, false
+	}
+	return int(off >> (32 - p.bits)), true
+}
+
+// index returns the number of s in the pool, or false if s is not one of its
+// allocatable slots.
+func (p pool) index(s netip.Prefix) (int, bool) {
+	i, ok := p.slotOf(s)
+	if !ok || i < p.first || i > p.last {
 		return 0, false
 	}
 	return i, true
 }
 
-// propose returns the hash-chosen index for key, in 1..n-1.
+// propose returns the hash-chosen index for key, in first…last.
 func (p pool) propose(key [32]byte) int {
 	h := sha256.Sum256(key[:])
-	return 1 + int(binary.BigEndian.Uint64(h[:8])%uint64(p.n-1))
+	return p.first + int(binary.BigEndian.Uint64(h[:8])%uint64(p.n()))
 }
 
-// reprobe is where a host that lost /24 number lost starts looking for a free one: a
-// point hashed from its key and lost, so that the hosts that lost the same /24 spread
+// reprobe is where a host that lost slot number lost starts looking for a free one: a
+// point hashed from its key and lost, so that the hosts that lost the same slot spread
 // over the pool instead of all trying the next one (deterministic: the same view gives
 // the same choice).
 func (p pool) reprobe(key [32]byte, lost int) int {
@@ -150,7 +212,19 @@ func (p pool) reprobe(key [32]byte, lost int) int {
 	copy(b[:], key[:])
 	binary.BigEndian.PutUint32(b[32:], uint32(lost))
 	h := sha256.Sum256(b[:])
-	return 1 + int(binary.BigEndian.Uint64(h[:8])%uint64(p.n-1))
+	return p.first + int(binary.BigEndian.Uint64(h[:8])%uint64(p.n()))
+}
+
+// exhausted is the error of a pool whose every allocatable slot is held: it names the
+// settings that make room.
+func (p pool) exhausted() error {
+	where := fmt.Sprintf("cluster_cidr %s", p.cidr)
+	widen := "widen cluster_cidr or raise subnet_len"
+	if p.ranged {
+		where = fmt.Sprintf("subnet_min…subnet_max %s–%s of cluster_cidr %s", p.subnet(p.first), p.subnet(p.last), p.cidr)
+		widen = "widen subnet_min…subnet_max or cluster_cidr, or raise subnet_len"
+	}
+	return fmt.Errorf("%w: all %d /%d subnets of %s are held by live members; %s", ErrNoFreeSubnet, p.n(), p.bits, where, widen)
 }
 
 // claim is one member's announced subnet.
@@ -238,13 +312,13 @@ func (p pool) decide(self claim, others []claim) decision {
 		}
 		start = p.reprobe(self.key, i)
 	}
-	for k := 0; k < p.n-1; k++ {
-		i := 1 + (start-1+k)%(p.n-1)
+	for k := 0; k < p.n(); k++ {
+		i := p.first + (start-p.first+k)%p.n()
 		if s := p.subnet(i); !held(s) {
 			return decision{subnet: s}
 		}
 	}
-	return decision{status: SubnetExhausted, err: fmt.Errorf("%w: all %d subnets are held by live members; widen cluster_cidr", ErrNoFreeSubnet, p.n-1)}
+	return decision{status: SubnetExhausted, err: p.exhausted()}
 }
 
 // loadSubnet reads the persisted subnet; a missing file is not an error.
@@ -320,7 +394,7 @@ func (c *Cluster) reconcile() {
 		}
 		// A claim wider or narrower than a /24 (a /32 inside another's subnet, a static
 		// 0.0.0.0/0) is refused by every host: it must not make this one move or withdraw.
-		if !mem.Info.Subnet.Addr().Is4() || mem.Info.Subnet.Bits() != 24 {
+		if !mem.Info.Subnet.Addr().Is4() || mem.Info.Subnet.Bits() != c.pool.bits {
 			continue
 		}
 		if c.cfg.AcceptClaim != nil && !c.cfg.AcceptClaim(mem) {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -19,12 +20,12 @@ func clKeyN(b byte) [32]byte {
 }
 
 func TestPool_Index(t *testing.T) {
-	p, err := newPool(clMustPrefix("10.42.0.0/16"))
+	p, err := newPool(clMustPrefix("10.42.0.0/16"), 0, netip.Prefix{}, netip.Prefix{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.n != 256 {
-		t.Fatalf("n = %d", p.n)
+	if p.n() != 255 {
+		t.Fatalf("n = %d, want 255 (slot 0 is reserved)", p.n())
 	}
 	for _, tc := range []struct {
 		s    string
@@ -47,14 +48,14 @@ func TestPool_Index(t *testing.T) {
 		}
 	}
 	for k := range 100 {
-		if i := p.propose(clKeyN(byte(k))); i < 1 || i >= p.n {
+		if i := p.propose(clKeyN(byte(k))); i < 1 || i > p.last {
 			t.Fatalf("propose out of range: %d", i)
 		}
 	}
 }
 
 func TestPool_Decide(t *testing.T) {
-	p, _ := newPool(clMustPrefix("10.42.0.0/22")) // 4 /24s, 3 allocatable
+	p, _ := newPool(clMustPrefix("10.42.0.0/22"), 0, netip.Prefix{}, netip.Prefix{}) // 4 /24s, 3 allocatable
 	s1, s2, s3 := clMustPrefix("10.42.1.0/24"), clMustPrefix("10.42.2.0/24"), clMustPrefix("10.42.3.0/24")
 	low := func(s netip.Prefix) claim { return claim{name: "low", key: clKeyN(1), subnet: s} }
 	high := func(s netip.Prefix) claim { return claim{name: "high", key: clKeyN(9), subnet: s} }
@@ -213,7 +214,7 @@ func TestCluster_SubnetConverges(t *testing.T) {
 
 // clCollidingKey returns a random-looking key whose proposal is /24 number want.
 func clCollidingKey(t testing.TB, cidr netip.Prefix, want int, salt byte) [32]byte {
-	p, _ := newPool(cidr)
+	p, _ := newPool(cidr, 0, netip.Prefix{}, netip.Prefix{})
 	k := clRandomKey(t)
 	k[31] = salt
 	for {
@@ -476,5 +477,104 @@ func TestCluster_IncumbentKeepsSubnet(t *testing.T) {
 		if victim.Subnet() != held || victim.Err() != nil {
 			t.Fatalf("static=%v: the victim moved from %s to %s (%v) for a later claim by a lower key", static, held, victim.Subnet(), victim.Err())
 		}
+	}
+}
+
+// TestPool_SubnetLen: a /20 cut into /26s (64 slots, 63 allocatable); subnet_min and
+// subnet_max bound what is allocated; every bad combination is refused with a message that
+// names the setting.
+func TestPool_SubnetLen(t *testing.T) {
+	none := netip.Prefix{}
+	p, err := newPool(clMustPrefix("10.42.0.0/20"), 26, none, none)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.n() != 63 || p.subnet(1) != clMustPrefix("10.42.0.64/26") || p.subnet(63) != clMustPrefix("10.42.15.192/26") {
+		t.Fatalf("n %d, first %s, last %s", p.n(), p.subnet(1), p.subnet(63))
+	}
+	for _, tc := range []struct {
+		s    string
+		want bool
+	}{
+		{"10.42.0.0/26", false}, // slot 0
+		{"10.42.0.64/26", true},
+		{"10.42.15.192/26", true},
+		{"10.42.0.96/26", false}, // not on a slot boundary (not masked)
+		{"10.42.1.0/24", false},  // another length
+		{"10.42.16.0/26", false}, // outside
+	} {
+		if _, ok := p.index(clMustPrefix(tc.s)); ok != tc.want {
+			t.Errorf("index(%s) = %v, want %v", tc.s, ok, tc.want)
+		}
+	}
+	r, err := newPool(clMustPrefix("10.42.0.0/20"), 26, clMustPrefix("10.42.1.0/26"), clMustPrefix("10.42.1.64/26"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.n() != 2 {
+		t.Fatalf("range of 2 slots has n %d", r.n())
+	}
+	for k := range 200 {
+		if i := r.propose(clKeyN(byte(k))); i != r.first && i != r.last {
+			t.Fatalf("propose %d outside subnet_min…subnet_max", i)
+		}
+	}
+	full := r.decide(claim{name: "c", key: clKeyN(3)}, []claim{{name: "a", subnet: clMustPrefix("10.42.1.0/26")}, {name: "b", subnet: clMustPrefix("10.42.1.64/26")}})
+	if full.status != SubnetExhausted || !errors.Is(full.err, ErrNoFreeSubnet) ||
+		!strings.Contains(full.err.Error(), "subnet_min…subnet_max 10.42.1.0/26–10.42.1.64/26") {
+		t.Fatalf("full range: %v %v", full.status, full.err)
+	}
+	for _, tc := range []struct {
+		cidr     string
+		bits     int
+		min, max string
+		want     string
+	}{
+		{"fd00::/48", 0, "", "", "IPv6 cluster_cidr is not supported"},
+		{"10.42.0.0/16", 19, "", "", "subnet_len 19: must be 20 to 26"},
+		{"10.42.0.0/16", 27, "", "", "subnet_len 27"},
+		{"10.42.0.0/26", 26, "", "", "must be an IPv4 prefix from /8 to /25"},
+		{"10.42.0.0/20", 26, "10.43.0.0/26", "", "subnet_min 10.43.0.0/26: must be a /26 inside cluster_cidr"},
+		{"10.42.0.0/20", 26, "", "10.42.0.0/24", "subnet_max 10.42.0.0/24: must be a /26"},
+		{"10.42.0.0/20", 26, "10.42.2.0/26", "10.42.1.0/26", "subnet_min 10.42.2.0/26 is above subnet_max"},
+	} {
+		pf := func(s string) netip.Prefix {
+			if s == "" {
+				return netip.Prefix{}
+			}
+			return clMustPrefix(s)
+		}
+		_, err := newPool(clMustPrefix(tc.cidr), tc.bits, pf(tc.min), pf(tc.max))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("newPool(%s, %d, %q, %q) = %v, want an error containing %q", tc.cidr, tc.bits, tc.min, tc.max, err, tc.want)
+		}
+	}
+}
+
+// TestCluster_RangeFull: a host whose subnet_min…subnet_max holds one slot, which a member
+// that was there first holds, announces nothing and reports the range full, and stays so.
+func TestCluster_RangeFull(t *testing.T) {
+	cfgA := clTestConfig(t, "a")
+	cfgA.ClusterCIDR, cfgA.SubnetBits = clMustPrefix("10.77.0.0/20"), 26
+	a := clStartCluster(t, cfgA)
+	clEventually(t, 5*time.Second, "a holds a subnet", func() bool { return a.Subnet().IsValid() })
+	held := a.Subnet()
+	// Past a's claimSettle: d's claim is then later than a's, not a tie (in which both move).
+	time.Sleep(claimSettle(cfgA) + time.Second)
+	cfgD := clTestConfig(t, "d")
+	cfgD.ClusterCIDR, cfgD.SubnetBits, cfgD.SubnetMin, cfgD.SubnetMax = cfgA.ClusterCIDR, 26, held, held
+	d := clStartCluster(t, cfgD)
+	if _, err := d.Join([]string{clAddrOf(a)}); err != nil {
+		t.Fatal(err)
+	}
+	clEventually(t, 10*time.Second, "d reports its range full", func() bool { return d.SubnetStatus() == SubnetExhausted })
+	for range 20 {
+		time.Sleep(100 * time.Millisecond)
+		if s := d.Subnet(); s.IsValid() || d.SubnetStatus() != SubnetExhausted {
+			t.Fatalf("d took %s (status %v) while a holds it", s, d.SubnetStatus())
+		}
+	}
+	if a.Subnet() != held {
+		t.Fatalf("a moved from %s to %s", held, a.Subnet())
 	}
 }

@@ -37,7 +37,7 @@ import (
 // Reasons a claim is refused without a CA; with one, identity.Reason's labels add to them.
 // They are the labels of weft_gossip_claims_refused_total and shown by `weft members`.
 const (
-	ReasonSubnetNotSlot  = "subnet_not_cluster_slot" // not one /24 of the cluster CIDR
+	ReasonSubnetNotSlot  = "subnet_not_cluster_slot" // not one slot (subnet_len) of the cluster CIDR
 	ReasonStaticNotAllow = "static_not_allowed"      // a static prefix gossip.allowed_static does not list
 	ReasonOverlapsOwn    = "subnet_overlaps_own"     // overlaps this host's subnet
 	ReasonOverlapsStatic = "subnet_overlaps_static"  // overlaps a static peer's allowed IPs
@@ -87,7 +87,8 @@ func Refuse(reason, format string, args ...any) *ClaimError {
 // Policy is what a host checks claims against: its own config and state at one moment.
 // It is a plain value so that tests drive CheckClaim without an agent.
 type Policy struct {
-	Cluster       netip.Prefix   // cluster CIDR, cut into /24s
+	Cluster       netip.Prefix   // cluster CIDR, cut into slots of SubnetBits
+	SubnetBits    int            // a host's prefix length (subnet_len); 0: 24
 	AllowedStatic []netip.Prefix // gossip.allowed_static: static prefixes members may announce
 	Own           netip.Prefix   // this host's subnet (zero: none)
 	OwnKey        crypto.PublicKey
@@ -152,16 +153,25 @@ func CheckClaim(p *Policy, m MemberClaim) (identity.Claims, *ClaimError) {
 	return claims, nil
 }
 
-// checkSubnet: one /24 of the cluster CIDR, or (static) within gossip.allowed_static; and no
+// slotBits is the prefix length of a host's subnet.
+func (p *Policy) slotBits() int {
+	if p.SubnetBits == 0 {
+		return 24
+	}
+	return p.SubnetBits
+}
+
+// checkSubnet: one slot (subnet_len) of the cluster CIDR, or (static) within gossip.allowed_static; and no
 // overlap with this host's subnet or a static peer's prefixes.
 func (p *Policy) checkSubnet(sn netip.Prefix, static bool) *ClaimError {
-	slot := sn.Addr().Is4() && sn.Bits() == 24 && p.Cluster.Bits() <= 24 && p.Cluster.Contains(sn.Addr())
+	bits := p.slotBits()
+	slot := sn.Addr().Is4() && sn.Bits() == bits && p.Cluster.Bits() < bits && p.Cluster.Contains(sn.Addr())
 	if !slot {
 		if !static {
-			return Refuse(ReasonSubnetNotSlot, "announces %s, not one /24 of the cluster CIDR %s", sn, p.Cluster)
+			return Refuse(ReasonSubnetNotSlot, "announces %s, not one /%d of the cluster CIDR %s (every host of a cluster must have the same subnet_len)", sn, bits, p.Cluster)
 		}
 		if !slices.ContainsFunc(p.AllowedStatic, func(a netip.Prefix) bool { return PrefixWithin(sn, a) }) {
-			return Refuse(ReasonStaticNotAllow, "announces static %s, neither a /24 of the cluster CIDR %s nor within gossip.allowed_static %v", sn, p.Cluster, p.AllowedStatic)
+			return Refuse(ReasonStaticNotAllow, "announces static %s, neither a /%d of the cluster CIDR %s nor within gossip.allowed_static %v", sn, bits, p.Cluster, p.AllowedStatic)
 		}
 	}
 	if p.Own.IsValid() && sn.Overlaps(p.Own) {

@@ -80,11 +80,14 @@ func ClaimsOf(c *identity.Certificate) identity.Claims {
 		Groups: c.Groups, NotBefore: c.NotBefore, NotAfter: c.NotAfter}
 }
 
-// PinnedSubnet is the subnet this host's certificate pins: its first /24 of the cluster
-// CIDR (zero when it pins none).
-func (st *PKI) PinnedSubnet(cluster netip.Prefix) netip.Prefix {
+// PinnedSubnet is the subnet this host's certificate pins: its first /bits prefix of the
+// cluster CIDR (a host's subnet_len; 0: 24), zero when it pins none.
+func (st *PKI) PinnedSubnet(cluster netip.Prefix, bits int) netip.Prefix {
+	if bits == 0 {
+		bits = 24
+	}
 	for _, p := range st.OwnClaims.Prefixes {
-		if p.Addr().Is4() && p.Bits() == 24 && PrefixWithin(p, cluster) {
+		if p.Addr().Is4() && p.Bits() == bits && PrefixWithin(p, cluster) {
 			return p
 		}
 	}

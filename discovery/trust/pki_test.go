@@ -64,7 +64,7 @@ func TestLoadPKI(t *testing.T) {
 			}
 		})
 	}
-	if st, err := LoadPKI(Files{CA: caFile, Cert: write("host.crt", pemOf(cases[0].cert))}, "h", priv.Public(), now); err != nil || st.PinnedSubnet(pfx("10.42.0.0/16")) != pfx("10.42.7.0/24") {
+	if st, err := LoadPKI(Files{CA: caFile, Cert: write("host.crt", pemOf(cases[0].cert))}, "h", priv.Public(), now); err != nil || st.PinnedSubnet(pfx("10.42.0.0/16"), 0) != pfx("10.42.7.0/24") {
 		t.Fatalf("pinned subnet: %v %v", st, err)
 	}
 }
