@@ -39,7 +39,7 @@ var Settings = []Setting{
 	{Key: "subnet_len", Flag: "subnet-len", Help: "prefix length of each host's subnet, 20 to 26 (the same on every host)", Field: func(c *Config) any { return &c.SubnetLen }},
 	{Key: "subnet_min", Flag: "subnet-min", Help: "first subnet the allocator may hand out (default: the cluster CIDR's second)", Field: func(c *Config) any { return &c.SubnetMin }},
 	{Key: "subnet_max", Flag: "subnet-max", Help: "last subnet the allocator may hand out (default: the cluster CIDR's last)", Field: func(c *Config) any { return &c.SubnetMax }},
-	{Key: "subnet", Flag: "subnet", Help: "static /24 subnet for this host (wins over allocation)", Field: func(c *Config) any { return &c.Subnet }},
+	{Key: "subnet", Flag: "subnet", Help: "static subnet for this host, a /subnet_len (wins over allocation)", Field: func(c *Config) any { return &c.Subnet }},
 	{Key: "address", Flag: "address", Help: "overlay address of this host (default: .1 of its subnet)", Field: func(c *Config) any { return &c.Address }},
 	{Key: "arp_suppression", Flag: "arp-suppression", Help: "l2 plain: answer ARP for gossip members' addresses locally", Field: func(c *Config) any { return &c.ARPSuppression }},
 	{Key: "tap_offload", Flag: "tap-offload", Help: "l2: TSO and checksum offload on the TAP (false: frame by frame through water; also the fallback when the kernel refuses)", Field: func(c *Config) any { return &c.TapOffload }},
