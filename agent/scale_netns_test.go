@@ -132,7 +132,7 @@ func TestNetns_ScaleAgents(t *testing.T) {
 		return false, worst
 	})
 	if !converged {
-		t.Fatalf("%d agents did not converge within 120 s\nfirst agent's log:\n%s", n, tail(nodes[0].logs(), 40))
+		t.Fatalf("%d agents did not converge within 120 s%s\nfirst agent's log:\n%s", n, exited(nodes), tail(nodes[0].logs(), 40))
 	}
 
 	var convergeCPU float64 // CPU seconds all agents spent from their start to convergence
@@ -430,4 +430,18 @@ func pct(sorted []float64, p int) float64 {
 func tail(s string, lines int) string {
 	ls := strings.Split(s, "\n")
 	return strings.Join(ls[max(0, len(ls)-lines):], "\n")
+}
+
+// exited describes the agents whose process has ended, with the end of their logs.
+func exited(nodes []*node) string {
+	var b strings.Builder
+	for _, nd := range nodes {
+		select {
+		case err := <-nd.done:
+			nd.done <- err // leave it for kill/wait
+			fmt.Fprintf(&b, "\nagent %s exited (%v):\n%s", nd.name, err, tail(nd.logs(), 30))
+		default:
+		}
+	}
+	return b.String()
 }
