@@ -259,6 +259,29 @@ type seenClaim struct {
 	at     time.Time
 }
 
+// mark records, at now, this host's subnet (since changes when it does) and the live
+// members' claims (at changes when a member's subnet does), and sets each claim's later: first
+// seen more than settle after this host started announcing its subnet. Members absent from
+// others are forgotten: on their return, their claim is new.
+func (a *allocMemory) mark(now time.Time, self netip.Prefix, others []claim, settle time.Duration) {
+	seen := make(map[string]seenClaim, len(others))
+	for _, o := range others {
+		sc, ok := a.seen[o.name]
+		if !ok || sc.subnet != o.subnet {
+			sc = seenClaim{subnet: o.subnet, at: now}
+		}
+		seen[o.name] = sc
+	}
+	a.seen = seen
+	if a.since.IsZero() || a.subnet != self {
+		a.subnet, a.since = self, now
+	}
+	settled := a.since.Add(settle)
+	for i := range others {
+		others[i].later = seen[others[i].name].at.After(settled)
+	}
+}
+
 // before breaks a tie between two static claims claimed at the same StaticSince.
 func (a claim) before(b claim) bool {
 	if c := bytes.Compare(a.key[:], b.key[:]); c != 0 {
@@ -382,7 +405,6 @@ func (c *Cluster) initialSubnet() netip.Prefix {
 func (c *Cluster) reconcile() {
 	local := c.cfg.NodeName
 	now := time.Now()
-	seen := map[string]seenClaim{}
 	var others []claim
 	for _, m := range c.serf.Members() {
 		if m.Name == local {
@@ -406,26 +428,16 @@ func (c *Cluster) reconcile() {
 		if mem.Info.PublicKey == c.cfg.Node.PublicKey {
 			continue
 		}
-		sc, ok := c.alloc.seen[mem.Name]
-		if !ok || sc.subnet != mem.Info.Subnet {
-			sc = seenClaim{subnet: mem.Info.Subnet, at: now}
-		}
-		seen[mem.Name] = sc
 		others = append(others, claim{name: mem.Name, key: mem.Info.PublicKey, subnet: mem.Info.Subnet, static: mem.Info.Static, since: mem.Info.StaticSince})
 	}
-	c.alloc.seen = seen // members gone or failed are forgotten: on return, their claim is new
 
 	c.mu.Lock()
 	self := claim{name: local, key: c.info.PublicKey, subnet: c.info.Subnet, static: c.info.Static, since: c.info.StaticSince}
 	if self.static {
 		self.subnet = c.cfg.StaticSubnet
 	}
-	if c.alloc.since.IsZero() || c.alloc.subnet != self.subnet {
-		c.alloc.subnet, c.alloc.since = self.subnet, now
-	}
-	settled := c.alloc.since.Add(claimSettle(c.cfg))
+	c.alloc.mark(now, self.subnet, others, claimSettle(c.cfg))
 	for i := range others {
-		others[i].later = seen[others[i].name].at.After(settled)
 		others[i].wins = others[i].static && c.cfg.StaticWins != nil && c.cfg.StaticWins(others[i].subnet)
 	}
 	d := c.pool.decide(self, others)
