@@ -280,3 +280,33 @@ func TestSubnet_SimulatedConvergence(t *testing.T) {
 		})
 	}
 }
+
+// TestSubnet_SimulatedSlowGossip shows the limit of claimSettle: when a claim takes longer
+// than the settle time to reach a member, two hosts that picked one slot can each see the
+// other's claim as later and both keep it. 100 hosts joining over 15 s, broadcasts taking
+// 0.2–6 s and 0.2–10 s (a loaded machine): the runs that end with a shared subnet are logged
+// at the real 5 s, and a settle at least the slowest broadcast must leave none (one of two
+// hosts that picked one slot then always sees the other's claim within its settle time).
+func TestSubnet_SimulatedSlowGossip(t *testing.T) {
+	if testing.Short() {
+		t.Skip("40 simulated clusters: not under -short")
+	}
+	for _, hi := range []time.Duration{6 * time.Second, 10 * time.Second} {
+		for _, settle := range []time.Duration{5 * time.Second, 10 * time.Second} {
+			stuck, moves := 0, 0
+			for seed := uint64(1); seed <= 10; seed++ {
+				r := simulate(t, simCfg{hosts: 100, cidr: clMustPrefix("10.42.0.0/16"), stagger: 15 * time.Second,
+					delayLo: 200 * time.Millisecond, delayHi: hi, settle: settle, tick: 50 * time.Millisecond,
+					seed: seed, maxFor: 10 * time.Minute})
+				moves += r.moves
+				if r.dups > 0 {
+					stuck++
+				}
+			}
+			t.Logf("broadcasts up to %v, settle %v: %d of 10 runs end with hosts sharing a subnet, %.1f moves a run", hi, settle, stuck, float64(moves)/10)
+			if settle >= hi && stuck > 0 {
+				t.Errorf("settle %v ≥ the slowest broadcast %v, yet %d runs ended with a shared subnet", settle, hi, stuck)
+			}
+		}
+	}
+}
