@@ -49,10 +49,10 @@ test-unit:
 
 # What -race and -short skip: zero-allocation tests (race instrumentation allocates; every
 # one has Alloc in its name), the slow cookie interop with wireguard-go, and the 20-node
-# subnet convergence (10 nodes under -short).
+# subnet convergence (10 nodes under -short) and the simulated 1,000-host allocator.
 NORACE_PKGS := ./crypto ./tunnel ./l2 ./tap ./policy ./discovery/membership ./peers ./udp
 test-norace:
-	$(GO) test -count=1 -run 'Alloc|Interop|SubnetConverges' $(NORACE_PKGS)
+	$(GO) test -count=1 -run 'Alloc|Interop|SubnetConverges|Subnet_Simulated' $(NORACE_PKGS)
 
 # End-to-end tests with real TUN/TAP devices, veth pairs, iperf3 and dig (root). The JSON
 # stream goes through testreport, which prints the usual output, names every skipped test
