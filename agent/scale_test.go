@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -40,7 +41,7 @@ func scaleN() []int {
 	ns := []int{100, 1000, 10000}
 	if s := os.Getenv("WEFT_SCALE_N"); s != "" {
 		ns = nil
-		for _, f := range splitComma(s) {
+		for _, f := range strings.Split(s, ",") {
 			var n int
 			if _, err := fmt.Sscan(f, &n); err == nil && n > 0 {
 				ns = append(ns, n)
@@ -48,22 +49,6 @@ func scaleN() []int {
 		}
 	}
 	return ns
-}
-
-func splitComma(s string) []string {
-	var out []string
-	for len(s) > 0 {
-		i := 0
-		for i < len(s) && s[i] != ',' {
-			i++
-		}
-		out = append(out, s[:i])
-		if i < len(s) {
-			i++
-		}
-		s = s[i:]
-	}
-	return out
 }
 
 // scaleCluster is the cluster CIDR that holds 10,000 /24s and more (slot 0 is never given).

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -80,7 +81,7 @@ func TestNetns_SubnetLen(t *testing.T) {
 		t.Fatalf("d announced %s", m.Subnet)
 	}
 	for _, n := range []*node{a, b, c} {
-		if got := n.status().Subnet; !containsStr(subnets, got) {
+		if got := n.status().Subnet; !slices.Contains(subnets, got) {
 			t.Fatalf("%s moved to %s after d joined", n.name, got)
 		}
 	}
@@ -102,13 +103,4 @@ func TestNetns_SubnetLen(t *testing.T) {
 	if err := allPairsPing([]*node{a, b, c}); err != nil {
 		t.Fatalf("traffic after d and e joined: %v", err)
 	}
-}
-
-func containsStr(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
