@@ -79,6 +79,8 @@ type Config struct {
 	CNI CNIConfig `yaml:"cni"`
 	// Services are registered at start (in addition to those kept in StateDir).
 	Services []catalog.Service `yaml:"services"`
+	// Catalog bounds each host's service catalog, this host's and what it accepts of others.
+	Catalog CatalogLimits `yaml:"catalog"`
 	// LogLevel is debug, info, warn or error; SIGHUP reloads it.
 	LogLevel string `yaml:"log_level"`
 	// Groups are this host's groups for network policy, gossiped as they are: without a CA
@@ -231,6 +233,16 @@ type DNSConfig struct {
 	ResolvedDisabled bool `yaml:"resolved_disabled"`
 }
 
+// CatalogLimits bound a host's service catalog: what may be registered here, and what
+// this host keeps of another's (a larger one is refused and counted,
+// weft_catalog_dropped_total). The same on every host.
+type CatalogLimits struct {
+	// MaxServices is the most services of one host.
+	MaxServices int `yaml:"max_services"`
+	// MaxBytes is the most bytes of one host's encoded catalog (uncompressed).
+	MaxBytes int `yaml:"max_bytes"`
+}
+
 // ConsulAPIConfig configures the Consul-compatible HTTP API (agent/consul.go).
 type ConsulAPIConfig struct {
 	// Listen addresses (TCP); "overlay:PORT" means the overlay address. Empty: off.
@@ -275,6 +287,7 @@ func DefaultConfig() Config {
 			TTL:    Duration{5 * time.Second}, // short: instances come and go with health
 		},
 		ConsulAPI: ConsulAPIConfig{Datacenter: "dc1"}, // the name Consul's tools assume
+		Catalog:   CatalogLimits{MaxServices: catalog.DefaultMaxServices, MaxBytes: catalog.DefaultMaxBytes},
 		CNI: CNIConfig{
 			SubnetEnv: "/run/weft/subnet.env", // Flannel's path moved under weft's run directory
 			Bridge:    "weft-br0",

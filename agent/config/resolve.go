@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/weftnet/weft/discovery/catalog"
 	"github.com/weftnet/weft/identity"
 )
 
@@ -152,6 +153,15 @@ func (c *Config) resolve(p *problems) {
 			p.add(key, fmt.Errorf("services[%d]%s: %w", i, at(p.raw.lineOf(key)), err))
 		}
 	}
+	if c.Catalog.MaxServices == 0 && c.Catalog.MaxBytes == 0 {
+		c.Catalog = CatalogLimits{MaxServices: catalog.DefaultMaxServices, MaxBytes: catalog.DefaultMaxBytes} // a Config built in code
+	}
+	if n := c.Catalog.MaxServices; n < 1 || n > maxCatalogServices {
+		p.addf("catalog.max_services", "catalog.max_services %d: must be 1 to %d", n, maxCatalogServices)
+	}
+	if n := c.Catalog.MaxBytes; n < minCatalogBytes || n > catalog.MaxCatalogLen {
+		p.addf("catalog.max_bytes", "catalog.max_bytes %d: must be %d to %d", n, minCatalogBytes, catalog.MaxCatalogLen)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -220,6 +230,13 @@ func checkListen(p *problems, key string, list []string, like string) {
 		}
 	}
 }
+
+// Bounds of the catalog settings: a catalog beyond about 25 KB deflated (catalogdist's
+// MaxChunks) cannot be carried whatever the setting, so the upper ones are generous.
+const (
+	maxCatalogServices = 100_000
+	minCatalogBytes    = 1024
+)
 
 // checkSubnets checks cluster_cidr, subnet_len, subnet_min/subnet_max and a static subnet
 // against each other.

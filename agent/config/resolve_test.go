@@ -215,3 +215,33 @@ func TestResolve_SubnetLen(t *testing.T) {
 		}
 	}
 }
+
+func TestResolve_CatalogLimits(t *testing.T) {
+	for _, tc := range []struct {
+		services, bytes int
+		key, want       string
+	}{
+		{1000, 65536, "", ""},
+		{1, 1024, "", ""},
+		{0, 65536, "catalog.max_services", "catalog.max_services 0: must be 1 to 100000"},
+		{100_001, 65536, "catalog.max_services", "must be 1 to 100000"},
+		{1000, 1000, "catalog.max_bytes", "catalog.max_bytes 1000: must be 1024 to 1048576"},
+		{1000, 2 << 20, "catalog.max_bytes", "must be 1024 to 1048576"},
+	} {
+		c := DefaultConfig()
+		c.Name = "h"
+		c.Catalog = CatalogLimits{MaxServices: tc.services, MaxBytes: tc.bytes}
+		_, err := Resolve(c)
+		var found *Error
+		for _, p := range Problems(err) {
+			if p.Key == tc.key {
+				found = p
+			} else if strings.HasPrefix(p.Key, "catalog.") {
+				t.Errorf("%+v: unexpected problem %q", tc, p)
+			}
+		}
+		if tc.key != "" && (found == nil || !strings.Contains(found.Error(), tc.want)) {
+			t.Errorf("%+v: want a problem on %s containing %q, got %v", tc, tc.key, tc.want, err)
+		}
+	}
+}

@@ -69,6 +69,8 @@ var Settings = []Setting{
 	{Key: "consul_api.listen", Flag: "consul-listen", Help: "serve the Consul-compatible HTTP API here (e.g. 127.0.0.1:8500, overlay:8500)", Field: func(c *Config) any { return &c.ConsulAPI.Listen }},
 	{Key: "consul_api.token_file", Flag: "consul-token-file", Help: "token every Consul API write must carry, from this host too (mode 0600; without it any local user may write over loopback)", Field: func(c *Config) any { return &c.ConsulAPI.TokenFile }},
 	{Key: "consul_api.datacenter", Flag: "consul-datacenter", Help: "datacenter name the Consul API answers", Field: func(c *Config) any { return &c.ConsulAPI.Datacenter }},
+	{Key: "catalog.max_services", Flag: "catalog-max-services", Help: "most services one host may register, and keep of another host's catalog (the same on every host)", Field: func(c *Config) any { return &c.Catalog.MaxServices }},
+	{Key: "catalog.max_bytes", Flag: "catalog-max-bytes", Help: "most bytes of one host's encoded catalog, registered here or kept of another host (the same on every host)", Field: func(c *Config) any { return &c.Catalog.MaxBytes }},
 	{Key: "groups", Flag: "group", Help: "a group of this host for network policy (repeatable; without a CA only as trustworthy as the gossip key)", Field: func(c *Config) any { return &c.Groups }, Append: true},
 	{Key: "policy_file", Flag: "policy-file", Help: "local network policy document (wins over signed policies from gossip)", Field: func(c *Config) any { return &c.PolicyFile }},
 	{Key: "policy_ca_file", Flag: "policy-ca-file", Help: "CA certificates (ca.crt) that must sign a policy spread by gossip", Field: func(c *Config) any { return &c.PolicyCAFile }},

@@ -19,13 +19,21 @@ import (
 	"time"
 )
 
-// DefaultCatalogBudget is the room for the catalog tag: Serf's node metadata holds 512
-// bytes and the node-info tag, the keys and msgpack framing take the rest.
+// DefaultCatalogBudget is the room for a catalog carried in the tag itself: Serf's node
+// metadata holds 512 bytes and the node-info tag, the keys and msgpack framing take the
+// rest. A larger catalog is carried out of band (discovery/catalogdist).
 const DefaultCatalogBudget = 420
+
+// DefaultMaxServices and DefaultMaxBytes bound a node's catalog: its services, and the
+// bytes of their encoding (the version-1 tag form, every checked service critical).
+const (
+	DefaultMaxServices = 1000
+	DefaultMaxBytes    = 64 << 10
+)
 
 // Named errors of the catalog.
 var (
-	// ErrCatalogFull: the registration would push the catalog tag past its budget.
+	// ErrCatalogFull: the registration would push the catalog past its limits.
 	ErrCatalogFull = errors.New("service catalog full")
 	// ErrUnknownService: no local registration with that name.
 	ErrUnknownService = errors.New("unknown service")
@@ -58,10 +66,12 @@ type CatalogConfig struct {
 	// SubnetBits is the prefix length of every node's subnet (the cluster's subnet_len);
 	// 0 means ServiceAddressBits.
 	SubnetBits int
-	// Budget is the most bytes the catalog tag value may take; 0 means
-	// DefaultCatalogBudget. Registrations are admitted against the tag's worst case
-	// (every checked service critical), so health changes never overflow it.
-	Budget int
+	// MaxBytes is the most bytes the catalog's encoding may take; 0 means
+	// DefaultMaxBytes. Registrations are admitted against the worst case (every checked
+	// service critical), so health changes never overflow it.
+	MaxBytes int
+	// MaxServices is the most services this node may register; 0 means DefaultMaxServices.
+	MaxServices int
 }
 
 // Instance is one service instance somewhere in the cluster.
@@ -82,9 +92,10 @@ type LocalService struct {
 
 // Catalog is the service catalog of one agent. Safe for concurrent use.
 type Catalog struct {
-	cfg    CatalogConfig
-	log    *slog.Logger
-	budget int
+	cfg         CatalogConfig
+	log         *slog.Logger
+	budget      int
+	maxServices int
 
 	pubMu sync.Mutex
 
@@ -122,34 +133,39 @@ func (e *localEntry) health() Health {
 }
 
 type remoteNode struct {
-	addr     netip.Addr
-	tag      string
-	services []ServiceHealth
+	addr      netip.Addr
+	tag       string // the tag services came from
+	announced string // the tag the node announces now (a digest tag may not be applied yet)
+	services  []ServiceHealth
 }
 
 // NewCatalog loads the persisted registrations, starts their checks and publishes them.
 func NewCatalog(cfg CatalogConfig) (*Catalog, error) {
-	if cfg.Budget < 0 {
-		return nil, fmt.Errorf("catalog: catalog budget %d < 0", cfg.Budget)
+	if cfg.MaxBytes < 0 || cfg.MaxServices < 0 {
+		return nil, fmt.Errorf("catalog: limits %d bytes, %d services: < 0", cfg.MaxBytes, cfg.MaxServices)
 	}
 	c := &Catalog{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		budget:    cfg.Budget,
-		local:     make(map[string]*localEntry),
-		remote:    make(map[string]*remoteNode),
-		localAddr: cfg.Addr,
-		index:     1,
-		changed:   make(chan struct{}),
-		kick:      make(chan struct{}, 1),
-		quit:      make(chan struct{}),
-		pubDone:   make(chan struct{}),
+		cfg:         cfg,
+		log:         cfg.Logger,
+		budget:      min(cfg.MaxBytes, MaxCatalogLen),
+		maxServices: cfg.MaxServices,
+		local:       make(map[string]*localEntry),
+		remote:      make(map[string]*remoteNode),
+		localAddr:   cfg.Addr,
+		index:       1,
+		changed:     make(chan struct{}),
+		kick:        make(chan struct{}, 1),
+		quit:        make(chan struct{}),
+		pubDone:     make(chan struct{}),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	if c.budget == 0 {
-		c.budget = DefaultCatalogBudget
+		c.budget = DefaultMaxBytes
+	}
+	if c.maxServices == 0 {
+		c.maxServices = DefaultMaxServices
 	}
 	saved, err := loadServices(cfg.StatePath)
 	if err != nil {
@@ -158,8 +174,11 @@ func NewCatalog(cfg CatalogConfig) (*Catalog, error) {
 	if n, err := worstCaseCatalogLen(saved); err != nil {
 		return nil, fmt.Errorf("catalog: %s: %w", cfg.StatePath, err)
 	} else if n > c.budget {
-		return nil, fmt.Errorf("catalog: %s: %w: the saved services need %d bytes, %d over the %d-byte budget; remove some from the file",
+		return nil, fmt.Errorf("catalog: %s: %w: the saved services need %d bytes, %d over the %d-byte limit; remove some from the file",
 			cfg.StatePath, ErrCatalogFull, n, n-c.budget, c.budget)
+	} else if len(saved) > c.maxServices {
+		return nil, fmt.Errorf("catalog: %s: %w: %d saved services, more than the limit of %d; remove some from the file",
+			cfg.StatePath, ErrCatalogFull, len(saved), c.maxServices)
 	}
 	for _, s := range saved {
 		c.local[s.Name] = c.newEntry(s)

@@ -5,7 +5,9 @@ package catalog
 // re-publishes the catalog tag after a health change. The locking rules are in catalog.go.
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"reflect"
@@ -15,13 +17,35 @@ import (
 )
 
 // Register adds or replaces a local service. It is published before it is kept: if the
-// new tag would pass the budget (ErrCatalogFull, saying by how many bytes) or Publish
-// fails, nothing changes. Registering an identical service again is a no-op; replacing
-// a service with the same check keeps the check's state, a new check starts critical.
+// catalog would pass its limits (ErrCatalogFull, saying by how much) or Publish fails,
+// nothing changes. Registering an identical service again is a no-op; replacing a service
+// with the same check keeps the check's state, a new check starts critical.
 func (c *Catalog) Register(s Service) error {
-	s = s.Normalized()
-	if err := s.Validate(); err != nil {
-		return err
+	return c.RegisterAll([]Service{s})
+}
+
+// RegisterAll registers services as Register does, publishing once for all of them (a
+// host's configured services at start): all are registered or, on an error, none.
+func (c *Catalog) RegisterAll(services []Service) error {
+	norm := make([]Service, 0, len(services))
+	seen := map[string]bool{}
+	for _, s := range services {
+		s = s.Normalized()
+		if err := s.Validate(); err != nil {
+			return err
+		}
+		if seen[s.Name] {
+			return fmt.Errorf("register %q: %w: registered twice", s.Name, ErrInvalidService)
+		}
+		seen[s.Name] = true
+		norm = append(norm, s)
+	}
+	if len(norm) == 0 {
+		return nil
+	}
+	what := fmt.Sprintf("register %q", norm[0].Name)
+	if len(norm) > 1 {
+		what = fmt.Sprintf("register %d services", len(norm))
 	}
 	c.pubMu.Lock()
 	defer c.pubMu.Unlock()
@@ -31,56 +55,87 @@ func (c *Catalog) Register(s Service) error {
 		c.mu.Unlock()
 		return net.ErrClosed
 	}
-	if !AddressAllowed(c.localAddr, s.Address, c.subnetBits()) {
-		c.mu.Unlock()
-		return fmt.Errorf("register %q: %w: %s is not in this host's subnet %s; name a container's address on this host",
-			s.Name, ErrForeignAddress, s.Address, netip.PrefixFrom(c.localAddr, c.subnetBits()).Masked())
+	type change struct {
+		old, e *localEntry
 	}
-	old := c.local[s.Name]
-	if old != nil && reflect.DeepEqual(old.svc, s) {
+	var changes []change
+	for _, s := range norm {
+		if !AddressAllowed(c.localAddr, s.Address, c.subnetBits()) {
+			c.mu.Unlock()
+			return fmt.Errorf("register %q: %w: %s is not in this host's subnet %s; name a container's address on this host",
+				s.Name, ErrForeignAddress, s.Address, netip.PrefixFrom(c.localAddr, c.subnetBits()).Masked())
+		}
+		old := c.local[s.Name]
+		if old != nil && reflect.DeepEqual(old.svc, s) {
+			continue
+		}
+		e := c.newEntry(s)
+		if old != nil && old.svc.Check != nil && reflect.DeepEqual(old.svc.Check, s.Check) {
+			// Same check, other fields changed: keep its state rather than start critical.
+			e.m, e.output = old.m, old.output
+		}
+		changes = append(changes, change{old, e})
+	}
+	if len(changes) == 0 {
 		c.mu.Unlock()
 		return nil
 	}
-	set := c.localServicesLocked()
-	set = slices.DeleteFunc(set, func(x Service) bool { return x.Name == s.Name })
-	set = append(set, s)
-	if n, err := worstCaseCatalogLen(set); err != nil {
-		c.mu.Unlock()
-		return err
-	} else if n > c.budget {
-		c.mu.Unlock()
-		return fmt.Errorf("register %q: %w: the catalog tag would need %d bytes, %d over the %d-byte budget; deregister a service or use shorter names and tags",
-			s.Name, ErrCatalogFull, n, n-c.budget, c.budget)
-	}
-	e := c.newEntry(s)
-	if old != nil && old.svc.Check != nil && reflect.DeepEqual(old.svc.Check, s.Check) {
-		// Same check, other fields changed: keep its state rather than start critical.
-		e.m, e.output = old.m, old.output
-	}
-	c.local[s.Name] = e
-	tag := c.tagLocked()
-	if old != nil {
-		c.local[s.Name] = old
-	} else {
-		delete(c.local, s.Name)
-	}
 	oldTag := c.tagLocked()
+	for _, ch := range changes {
+		c.local[ch.e.svc.Name] = ch.e
+	}
+	set := c.localServicesLocked()
+	tag := c.tagLocked()
+	restore := func() {
+		for _, ch := range changes {
+			if ch.old != nil {
+				c.local[ch.e.svc.Name] = ch.old
+			} else {
+				delete(c.local, ch.e.svc.Name)
+			}
+		}
+	}
+	n, err := worstCaseCatalogLen(set)
+	switch {
+	case err != nil:
+	case n > c.budget:
+		err = fmt.Errorf("%s: %w: the catalog would need %d bytes, %d over the %d-byte limit (catalog.max_bytes); deregister a service or use shorter names and tags",
+			what, ErrCatalogFull, n, n-c.budget, c.budget)
+	case len(set) > c.maxServices:
+		err = fmt.Errorf("%s: %w: this host would have %d services, more than the limit of %d (catalog.max_services); deregister some first",
+			what, ErrCatalogFull, len(set), c.maxServices)
+	}
+	restore()
 	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
 
 	if err := c.commit(tag, oldTag, set); err != nil {
-		return fmt.Errorf("register %q: %w", s.Name, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	c.mu.Lock()
-	c.local[s.Name] = e
+	for _, ch := range changes {
+		c.local[ch.e.svc.Name] = ch.e
+	}
 	c.bumpLocked()
 	c.mu.Unlock()
-	if old != nil && old.runner != nil {
-		old.runner.stop()
+	for _, ch := range changes {
+		if ch.old != nil && ch.old.runner != nil {
+			ch.old.runner.stop()
+		}
+		if ch.e.runner != nil {
+			ch.e.runner.start()
+		}
+		level := slog.LevelInfo
+		if len(changes) > 10 {
+			level = slog.LevelDebug // one summary line below
+		}
+		c.log.Log(context.Background(), level, "service registered", "service", ch.e.svc.Name, "port", ch.e.svc.Port)
 	}
-	if e.runner != nil {
-		e.runner.start()
+	if len(changes) > 10 {
+		c.log.Info("services registered", "services", len(changes))
 	}
-	c.log.Info("service registered", "service", s.Name, "port", s.Port)
 	return nil
 }
 
@@ -141,9 +196,6 @@ func (c *Catalog) publish(tag string) error {
 		return nil
 	}
 	if err := c.cfg.Publish(tag); err != nil {
-		if len(tag) > c.budget {
-			return fmt.Errorf("publish catalog tag: %w (%d bytes, %d over budget; deregister a service or use shorter names and tags): %w", ErrCatalogFull, len(tag), len(tag)-c.budget, err)
-		}
 		return fmt.Errorf("publish catalog tag (%d bytes): %w", len(tag), err)
 	}
 	return nil

@@ -25,28 +25,80 @@ func (c *Catalog) UpdateNode(node string, addr netip.Addr, tagValue string) erro
 		return nil
 	}
 	if n := c.remote[node]; n != nil && n.addr == addr && n.tag == tagValue {
+		n.announced = tagValue
 		return nil
 	}
 	services, err := DecodeCatalog(tagValue)
-	// A service naming an address outside its node's subnet is forged: dropped, the rest kept.
+	n := &remoteNode{addr: addr, tag: tagValue, announced: tagValue}
+	c.remote[node] = n
+	ferr := c.setServicesLocked(node, n, services)
+	if err != nil {
+		return fmt.Errorf("node %q: %w", node, err)
+	}
+	return ferr
+}
+
+// setServicesLocked gives n its services, dropping (and counting) those that name an
+// address outside the node's subnet: forged, the rest kept.
+func (c *Catalog) setServicesLocked(node string, n *remoteNode, services []ServiceHealth) error {
 	var foreign []string
-	services = slices.DeleteFunc(services, func(sh ServiceHealth) bool {
-		if AddressAllowed(addr, sh.Service.Address, c.subnetBits()) {
+	n.services = slices.DeleteFunc(services, func(sh ServiceHealth) bool {
+		if AddressAllowed(n.addr, sh.Service.Address, c.subnetBits()) {
 			return false
 		}
 		foreign = append(foreign, sh.Service.Name+"@"+sh.Service.Address.String())
 		c.foreign++
 		return true
 	})
-	c.remote[node] = &remoteNode{addr: addr, tag: tagValue, services: services}
 	c.bumpLocked()
-	if err != nil {
-		return fmt.Errorf("node %q: %w", node, err)
-	}
 	if len(foreign) > 0 {
-		return fmt.Errorf("node %q (%s): %w: dropped %s", node, addr, ErrForeignAddress, strings.Join(foreign, ", "))
+		if len(foreign) > 5 {
+			foreign = append(foreign[:5], fmt.Sprintf("and %d more", len(foreign)-5))
+		}
+		return fmt.Errorf("node %q (%s): %w: dropped %s", node, n.addr, ErrForeignAddress, strings.Join(foreign, ", "))
 	}
 	return nil
+}
+
+// Announce records a member's address and a catalog tag that names its catalog by digest
+// (OutOfBandPrefix) instead of carrying it. The services it had stay answered until
+// ApplyNode installs the announced catalog; need reports whether that is still to come
+// (the tag is not the one its services came from).
+func (c *Catalog) Announce(node string, addr netip.Addr, tagValue string) (need bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if node == c.cfg.Node && node != "" {
+		if addr != c.localAddr {
+			c.localAddr = addr
+			c.bumpLocked()
+		}
+		return false
+	}
+	n := c.remote[node]
+	if n == nil {
+		n = &remoteNode{}
+		c.remote[node] = n
+	}
+	if n.addr != addr {
+		n.addr = addr
+		c.bumpLocked()
+	}
+	n.announced = tagValue
+	return n.tag != tagValue
+}
+
+// ApplyNode installs the catalog a member announced by digest (Announce), once it has
+// been assembled and verified against that tag. A tag the member no longer announces is
+// ignored (stale: applied reports false).
+func (c *Catalog) ApplyNode(node, tagValue string, services []ServiceHealth) (applied bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.remote[node]
+	if n == nil || n.announced != tagValue || n.tag == tagValue {
+		return false, nil
+	}
+	n.tag = tagValue
+	return true, c.setServicesLocked(node, n, slices.Clone(services))
 }
 
 // ForeignAddressDrops counts the services of other members dropped for naming an address

@@ -143,7 +143,7 @@ func TestCatalog_RegisterPersistRestore(t *testing.T) {
 
 func TestCatalog_RegisterFull(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "services.json")
-	c, sink := newTestCatalog(t, CatalogConfig{StatePath: path, Budget: 60})
+	c, sink := newTestCatalog(t, CatalogConfig{StatePath: path, MaxBytes: 60})
 	svcs := realisticServices(3)
 	for _, s := range svcs[:2] {
 		if err := c.Register(s); err != nil {
@@ -156,7 +156,7 @@ func TestCatalog_RegisterFull(t *testing.T) {
 	if !errors.Is(err, ErrCatalogFull) {
 		t.Fatalf("Register = %v, want ErrCatalogFull", err)
 	}
-	if !strings.Contains(err.Error(), "over the 60-byte budget") {
+	if !strings.Contains(err.Error(), "over the 60-byte limit") {
 		t.Fatalf("message does not say by how much: %v", err)
 	}
 	t.Log(err)
@@ -244,8 +244,16 @@ func TestNewCatalog_BadState(t *testing.T) {
 	}
 	p := filepath.Join(dir, "full")
 	saveServices(p, realisticServices(30))
-	if _, err := NewCatalog(CatalogConfig{StatePath: p}); !errors.Is(err, ErrCatalogFull) {
-		t.Errorf("over-budget state: %v", err)
+	if _, err := NewCatalog(CatalogConfig{StatePath: p, MaxBytes: 400}); !errors.Is(err, ErrCatalogFull) {
+		t.Errorf("over-limit state (bytes): %v", err)
+	}
+	if _, err := NewCatalog(CatalogConfig{StatePath: p, MaxServices: 29}); !errors.Is(err, ErrCatalogFull) {
+		t.Errorf("over-limit state (services): %v", err)
+	}
+	if c, err := NewCatalog(CatalogConfig{StatePath: p}); err != nil {
+		t.Errorf("30 services within the default limits: %v", err)
+	} else {
+		c.Close()
 	}
 }
 
@@ -518,4 +526,65 @@ func Example_wiring() {
 	// tag s="1;web:8080::http"
 	// host-a 10.42.1.1 8080 1 passing
 	// host-b 10.42.2.1 8080 3 passing
+}
+
+// A member announcing its catalog by digest keeps the services it had until ApplyNode
+// installs the announced one; an ApplyNode for a tag the member no longer announces is
+// stale and ignored; a service of the applied catalog naming an address outside the
+// member's subnet is dropped like one from a tag.
+func TestCatalog_AnnounceApply(t *testing.T) {
+	c, _ := newTestCatalog(t, CatalogConfig{})
+	addr := netip.MustParseAddr("10.42.7.1")
+	if err := c.UpdateNode("h1", addr, "1;old:1"); err != nil {
+		t.Fatal(err)
+	}
+	const tagA, tagB = OutOfBandPrefix + "A;10;2", OutOfBandPrefix + "B;10;2"
+	if !c.Announce("h1", addr, tagA) {
+		t.Fatal("Announce of a new digest tag: nothing needed")
+	}
+	if in := c.Instances("old", false); len(in) != 1 {
+		t.Fatalf("services before the announced catalog arrived: %+v", in)
+	}
+	c.Announce("h1", addr, tagB)
+	svcA := []ServiceHealth{{Service: Service{Name: "a", Port: 1, Weight: 1}}}
+	if ok, _ := c.ApplyNode("h1", tagA, svcA); ok || len(c.Instances("a", false)) != 0 {
+		t.Fatal("stale catalog applied")
+	}
+	svcB := []ServiceHealth{
+		{Service: Service{Name: "b", Port: 2, Weight: 1}},
+		{Service: Service{Name: "evil", Port: 3, Weight: 1, Address: netip.MustParseAddr("10.42.8.9")}},
+	}
+	ok, err := c.ApplyNode("h1", tagB, svcB)
+	if !ok || !errors.Is(err, ErrForeignAddress) {
+		t.Fatalf("ApplyNode = %v, %v", ok, err)
+	}
+	if len(c.Instances("b", false)) != 1 || len(c.Instances("old", false)) != 0 || len(c.Instances("evil", false)) != 0 {
+		t.Fatalf("after apply: %+v", c.All())
+	}
+	if c.Announce("h1", addr, tagB) {
+		t.Fatal("Announce of the applied tag: still needed")
+	}
+	if ok, _ := c.ApplyNode("h1", tagB, svcA); ok {
+		t.Fatal("the same tag applied twice")
+	}
+	c.RemoveNode("h1")
+	if ok, _ := c.ApplyNode("h1", tagB, svcB); ok || len(c.All()) != 0 {
+		t.Fatal("applied to a member that left")
+	}
+}
+
+func TestCatalog_MaxServices(t *testing.T) {
+	c, _ := newTestCatalog(t, CatalogConfig{MaxServices: 3})
+	for i := range 3 {
+		if err := c.Register(Service{Name: fmt.Sprintf("s%d", i), Port: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := c.Register(Service{Name: "s3", Port: 1})
+	if !errors.Is(err, ErrCatalogFull) || !strings.Contains(err.Error(), "catalog.max_services") {
+		t.Fatalf("4th of 3 = %v", err)
+	}
+	if err := c.Register(Service{Name: "s2", Port: 2}); err != nil {
+		t.Fatalf("replacing one at the limit: %v", err)
+	}
 }

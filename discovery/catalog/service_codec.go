@@ -31,8 +31,12 @@ const (
 	CatalogTagKey = "s"
 	// catalogVersion is the first byte of a non-empty catalog.
 	catalogVersion = '1'
-	// maxCatalogLen bounds the decoder's input; Serf's whole metadata is 512 bytes.
-	maxCatalogLen = 4096
+	// MaxCatalogLen bounds the decoder's input: a tag holds at most 512 bytes, and a catalog
+	// carried out of band (discovery/catalogdist) is bounded far below this by its limits.
+	MaxCatalogLen = 1 << 20
+	// OutOfBandPrefix starts a catalog tag that names its catalog by digest (version 2,
+	// discovery/catalogdist) instead of carrying it; DecodeCatalog refuses it.
+	OutOfBandPrefix = "2;"
 )
 
 // Named errors of DecodeCatalog; the returned error wraps one of them and ErrBadCatalog.
@@ -115,7 +119,7 @@ func DecodeCatalog(v string) ([]ServiceHealth, error) {
 	if v == "" {
 		return nil, nil
 	}
-	if len(v) > maxCatalogLen {
+	if len(v) > MaxCatalogLen {
 		return nil, fmt.Errorf("%w: %w: %d bytes", ErrBadCatalog, ErrCatalogTooLong, len(v))
 	}
 	if v[0] != catalogVersion {

@@ -80,7 +80,7 @@ func TestDecodeCatalog_Errors(t *testing.T) {
 		{"1;web:80:c:t:2:x", ErrCatalogSyntax},
 		{"1;web:80;api:80", ErrCatalogOrder},
 		{"1;web:80;web:81", ErrCatalogOrder},
-		{"1;" + strings.Repeat("a:1;", 1100) + "b:1", ErrCatalogTooLong},
+		{"1;" + strings.Repeat("a:1;", MaxCatalogLen/4) + "b:1", ErrCatalogTooLong},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in[:min(len(tt.in), 24)], func(t *testing.T) {
