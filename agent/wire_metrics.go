@@ -49,7 +49,7 @@ func newOpsCollector(a *Agent) *metrics.OpsCollector {
 
 // serveMetrics serves /metrics on addr until the returned closer is called.
 func serveMetrics(addr string, a *Agent, log *slog.Logger) (func(), error) {
-	return metrics.Serve(addr, log, &a.httpRefused, newMetricsCollector(a), newTrustCollector(a), newGossipDropsCollector(a), newPolicyCollector(a), newOpsCollector(a))
+	return metrics.Serve(addr, log, &a.httpRefused, newMetricsCollector(a), newTrustCollector(a), newGossipDropsCollector(a), newPolicyCollector(a), newCatalogCollector(a), newOpsCollector(a))
 }
 
 // servePprof serves the pprof handlers on cfg.PprofListen until the returned closer is called.

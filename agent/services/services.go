@@ -13,6 +13,7 @@ import (
 	"github.com/weftnet/weft/agent/api"
 	"github.com/weftnet/weft/agent/config"
 	"github.com/weftnet/weft/discovery/catalog"
+	"github.com/weftnet/weft/discovery/catalogdist"
 	"github.com/weftnet/weft/discovery/membership"
 )
 
@@ -36,6 +37,9 @@ type Deps struct {
 	Subnet func() netip.Prefix
 	// Tags is where the catalog is published; nil without gossip (the catalog stays local).
 	Tags Tags
+	// UserEvent broadcasts a gossip user event: a catalog too large for the tag travels in
+	// them (discovery/catalogdist). nil: such a catalog cannot be published.
+	UserEvent func(name string, payload []byte) error
 	// Trusted reports whether the trust layer accepts a member's claims (with a CA: a valid
 	// certificate); the services of any other member are not answered. nil: every member is.
 	Trusted func(name string) bool
@@ -66,6 +70,7 @@ type Server struct {
 	cfg *config.Config
 	log *slog.Logger
 	cat *catalog.Catalog
+	oob *catalogdist.Dist // catalogs carried out of band, this host's and others'
 
 	mu       sync.Mutex
 	dns      *catalog.DNSServer    // replaced when the overlay address moves
@@ -92,43 +97,33 @@ func Start(d Deps) (*Server, error) {
 		d.Refused = func(string, string) {}
 	}
 	s := &Server{d: d, cfg: &d.Config, log: d.Logger}
-	publish := func(v string) error {
-		if d.Tags == nil {
-			return nil
-		}
-		if err := d.Tags.SetTag(catalog.CatalogTagKey, v); err != nil {
-			if errors.Is(err, membership.ErrTagBudget) {
-				return fmt.Errorf("%w: %w", catalog.ErrCatalogFull, err)
-			}
-			return err
-		}
-		return nil
-	}
-	// The catalog gets what Serf's 512-byte metadata leaves after the node-info tag, less
-	// the msgpack framing of one more key and string.
-	budget := catalog.DefaultCatalogBudget
-	if d.Tags != nil {
-		budget = min(budget, membership.TagBudget-d.Tags.TagBytes()-6)
-	}
+	s.oob = catalogdist.New(catalogdist.Deps{
+		UserEvent:   d.UserEvent,
+		Apply:       s.applyOutOfBand,
+		MaxServices: s.cfg.Catalog.MaxServices,
+		MaxBytes:    s.cfg.Catalog.MaxBytes,
+		Logger:      s.log,
+	})
 	addr := d.Address()
 	cat, err := catalog.NewCatalog(catalog.CatalogConfig{
-		Node:       s.cfg.Name,
-		Addr:       addr,
-		Publish:    publish,
-		StatePath:  filepath.Join(s.cfg.StateDir, "services.json"),
-		Logger:     s.log,
-		Budget:     budget,
-		SubnetBits: s.cfg.SubnetLen,
+		Node:        s.cfg.Name,
+		Addr:        addr,
+		Publish:     s.publish,
+		StatePath:   filepath.Join(s.cfg.StateDir, "services.json"),
+		Logger:      s.log,
+		MaxBytes:    s.cfg.Catalog.MaxBytes,
+		MaxServices: s.cfg.Catalog.MaxServices,
+		SubnetBits:  s.cfg.SubnetLen,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("service catalog: %w", err)
 	}
 	s.cat = cat
-	for _, svc := range s.cfg.Services {
-		if err := cat.Register(svc); err != nil {
-			cat.Close()
-			return nil, fmt.Errorf("services: %s: %w", svc.Name, err)
-		}
+	s.oob.Start()
+	if err := cat.RegisterAll(s.cfg.Services); err != nil {
+		cat.Close()
+		s.oob.Close()
+		return nil, fmt.Errorf("services: %w", err)
 	}
 	if !s.cfg.DNS.Disabled && len(s.cfg.DNS.Listen) > 0 {
 		// A DNS port already taken (another resolver on :53) must not keep the overlay
@@ -147,6 +142,59 @@ func Start(d Deps) (*Server, error) {
 	return s, nil
 }
 
+// publish sets this host's catalog tag to the catalog's encoding v: in the tag itself while
+// it fits what Serf's 512 bytes of metadata leave (DefaultCatalogBudget at most), else a
+// digest in the tag and the catalog in user events (discovery/catalogdist).
+func (s *Server) publish(v string) error {
+	if s.d.Tags == nil {
+		return nil
+	}
+	if len(v) <= catalog.DefaultCatalogBudget {
+		err := s.d.Tags.SetTag(catalog.CatalogTagKey, v)
+		if err == nil {
+			s.oob.Publish(nil)
+			return nil
+		}
+		if !errors.Is(err, membership.ErrTagBudget) || s.d.UserEvent == nil {
+			return tagErr(err)
+		}
+	}
+	if s.d.UserEvent == nil {
+		return fmt.Errorf("%w: %d bytes do not fit the tag, and gossip cannot carry more", catalog.ErrCatalogFull, len(v))
+	}
+	enc, err := catalogdist.Encode(v)
+	if err != nil {
+		return fmt.Errorf("%w: %w", catalog.ErrCatalogFull, err)
+	}
+	if err := s.d.Tags.SetTag(catalog.CatalogTagKey, enc.Tag()); err != nil {
+		return tagErr(err)
+	}
+	s.oob.Publish(enc)
+	return nil
+}
+
+func tagErr(err error) error {
+	if errors.Is(err, membership.ErrTagBudget) {
+		return fmt.Errorf("%w: %w", catalog.ErrCatalogFull, err)
+	}
+	return err
+}
+
+// applyOutOfBand installs a member's catalog that catalogdist assembled and verified
+// against the digest tag it announces.
+func (s *Server) applyOutOfBand(node, tag string, services []catalog.ServiceHealth) {
+	applied, err := s.cat.ApplyNode(node, tag, services)
+	if err != nil {
+		s.log.Warn("member's catalog", "member", node, "err", err)
+	}
+	if applied {
+		s.log.Debug("member's catalog received", "member", node, "services", len(services))
+	}
+}
+
+// OutOfBand reports the carrying of catalogs too large for the tag (the metrics read it).
+func (s *Server) OutOfBand() catalogdist.Stats { return s.oob.Stats() }
+
 // Catalog is the running catalog (policy, reload and the netstack's resolver read it).
 func (s *Server) Catalog() *catalog.Catalog { return s.cat }
 
@@ -156,6 +204,7 @@ func (s *Server) Close() {
 	s.revertResolver()
 	takeShutdown(&s.mu, &s.dns)
 	_ = s.cat.Close()
+	s.oob.Close()
 }
 
 // Rebind restarts the DNS server and the Consul API on addr after the overlay address
@@ -178,9 +227,12 @@ func (s *Server) MemberEvent(ev membership.Event) {
 	m := ev.Member
 	switch ev.Type {
 	case membership.EventJoin, membership.EventUpdate:
+	case membership.EventUser:
+		s.oob.UserEvent(ev.Name, ev.Payload)
+		return
 	case membership.EventLeave, membership.EventFailed, membership.EventReap:
 		if m.Name != s.cfg.Name {
-			s.cat.RemoveNode(m.Name)
+			s.removeNode(m.Name)
 		}
 		return
 	default:
@@ -196,19 +248,33 @@ func (s *Server) SyncMember(m membership.Member) {
 		return
 	}
 	if m.Status != membership.StatusAlive || m.InfoErr != nil || !m.Info.Subnet.IsValid() {
-		s.cat.RemoveNode(m.Name)
+		s.removeNode(m.Name)
 		return
 	}
 	if !s.d.Trusted(m.Name) {
 		// Its claims are refused, or were never judged (another mode or VNI, no
 		// certificate): its services are not answered either.
-		s.cat.RemoveNode(m.Name)
+		s.removeNode(m.Name)
 		return
 	}
 	addr := m.Info.Subnet.Masked().Addr().Next()
-	if err := s.cat.UpdateNode(m.Name, addr, m.Tags[catalog.CatalogTagKey]); err != nil {
+	tag := m.Tags[catalog.CatalogTagKey]
+	if catalogdist.IsTag(tag) {
+		// Its services until now stay answered until the announced catalog arrives.
+		if s.cat.Announce(m.Name, addr, tag) {
+			s.oob.Want(m.Name, tag)
+		}
+		return
+	}
+	s.oob.Forget(m.Name)
+	if err := s.cat.UpdateNode(m.Name, addr, tag); err != nil {
 		s.log.Warn("member's catalog tag", "member", m.Name, "err", err)
 	}
+}
+
+func (s *Server) removeNode(name string) {
+	s.cat.RemoveNode(name)
+	s.oob.Forget(name)
 }
 
 // takeShutdown takes the server *srv out from under mu, leaving nil, and shuts it down,
