@@ -198,6 +198,27 @@ func TestNetns_CatalogLarge(t *testing.T) {
 	}
 	t.Logf("deregister + register on b → seen on a and c: %.1fs", time.Since(start).Seconds())
 
+	// Health travels with the catalog: a ttl service starts critical (not answered), passes
+	// once renewed, and a watch on c sees it come and go.
+	watch := startWatch(t, c)
+	if out, err := b.cli("register", "batch", "--port", "7001", "--check", "ttl", "--ttl", "60s"); err != nil {
+		t.Fatalf("register batch: %v %s", err, out)
+	}
+	eventually(t, 20*time.Second, "c's watch sees batch registered on b", func() error { return watch.seen("+ batch on b") })
+	if got, err := c.dig("batch.service.weft", "A"); err != nil || len(got) != 0 {
+		t.Fatalf("a critical service is answered: %q %v", got, err)
+	}
+	start = time.Now()
+	if out, err := b.cli("renew", "batch"); err != nil {
+		t.Fatalf("renew: %v %s", err, out)
+	}
+	eventually(t, 20*time.Second, "c answers batch once it passes", expectAnswers(c, "batch.service.weft", "A", bAddr))
+	t.Logf("renew on b → passing on c: %.1fs", time.Since(start).Seconds())
+	if out, err := b.cli("deregister", "batch"); err != nil {
+		t.Fatalf("deregister batch: %v %s", err, out)
+	}
+	eventually(t, 20*time.Second, "c's watch sees batch deregistered", func() error { return watch.seen("- batch on b") })
+
 	// The hostile member: the gossip key, a free /24 (trusted in shared-key mode).
 	x := startHostile(t, evil.host, key, evil.underlay, a.underlay+":7946")
 	many := catalogdist.Announce{Digest: catalogdist.Digest{1, 2, 3}, Bytes: 60_000, Services: 100_000}
