@@ -11,8 +11,9 @@ import (
 )
 
 // goWords are what a configuration message must never say: Go's type names and the YAML
-// decoder's jargon. The operator wrote YAML keys and values, and the message speaks of those.
-var goWords = regexp.MustCompile(`agent\.|catalog\.|netip|time\.Duration|\bConfig\b|GossipConfig|PeerConfig|DNSConfig|CheckDef|\b(u?int(8|16|32|64)?|string|bool|float(32|64)|struct|map|slice|\[\]\w+)\b|!!|unmarshal|reflect|\bfield\b`)
+// decoder's jargon. The operator wrote YAML keys and values, and the message speaks of those
+// (catalog.max_services is a key; catalog.Service, with a capital, a Go type).
+var goWords = regexp.MustCompile(`agent\.[A-Z]|catalog\.[A-Z]|netip|time\.Duration|\bConfig\b|GossipConfig|PeerConfig|DNSConfig|CheckDef|\b(u?int(8|16|32|64)?|string|bool|float(32|64)|struct|map|slice|\[\]\w+)\b|!!|unmarshal|reflect|\bfield\b`)
 
 func TestConfig_MessagesNameKeysNotGoTypes(t *testing.T) {
 	cases := []struct {
