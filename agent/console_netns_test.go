@@ -62,14 +62,25 @@ func js[T any](p *page, expr string) T {
 func (p *page) wait(what, expr string, timeout time.Duration) time.Duration {
 	p.t.Helper()
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(p.ctx, timeout+5*time.Second)
-	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool]("!!("+expr+")",
-		chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+	for {
+		left := timeout - time.Since(start)
+		ctx, cancel := context.WithTimeout(p.ctx, left+5*time.Second)
+		_, err := chromedp.Run(ctx, chromedp.Poll[bool]("!!("+expr+")",
+			chromedp.WithPollingTimeout(left), chromedp.WithPollingInterval(100*time.Millisecond)))
+		cancel()
+		if err == nil {
+			return time.Since(start)
+		}
+		// A navigation (a redirect after /login) replaces the page's JavaScript context under
+		// a poll running in the old one: poll again in the new one.
+		if strings.Contains(err.Error(), "Cannot find context with specified id") && time.Since(start) < timeout {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
 		body, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string]("document.body ? document.body.innerText.slice(0, 2000) : ''"))
 		p.t.Fatalf("%s: not within %s (%v); the page shows:\n%s", what, timeout, err, body)
+		return 0
 	}
-	return time.Since(start)
 }
 
 // open navigates to url (a cold load, once) and waits for the page's first data.

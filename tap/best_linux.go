@@ -101,3 +101,14 @@ func OpenBest(cfg Config, offload bool) (tun.Device, Mode, error) {
 	}
 	return fd, Mode{Reason: r.reason()}, nil
 }
+
+// Refused reports whether err is the kernel refusing what Open, OpenTUN or EnableOffload
+// asked (the virtio-net header, gso_max_segs, TUNSETOFFLOAD), and says what, as in
+// Mode.Reason: a caller may then fall back on a device without them.
+func Refused(err error) (reason string, ok bool) {
+	var r *refusal
+	if !errors.As(err, &r) {
+		return "", false
+	}
+	return r.reason(), true
+}

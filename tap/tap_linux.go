@@ -29,6 +29,8 @@ type Device struct {
 	// trusted: the writer authenticated every frame (TrustWrittenChecksums); Write's GRO
 	// then merges segments without verifying their checksums.
 	trusted atomic.Bool
+	// l3: a TUN (OpenTUN): frames are IP packets, without an Ethernet header.
+	l3 bool
 	// malformed counts frames Read dropped: a super-frame it could not cut, or a read
 	// shorter than the virtio-net header. Never expected from a kernel.
 	malformed atomic.Uint64
@@ -104,9 +106,25 @@ type Config struct {
 // opened with a virtio-net header (IFF_VNET_HDR), which Read and Write hide; offloads stay
 // off until EnableOffload. A kernel that refuses the header (EINVAL or EOPNOTSUPP from
 // TUNSETIFF) is reported as such (OpenBest then opens through water instead).
-func Open(cfg Config) (*Device, error) {
+func Open(cfg Config) (*Device, error) { return open(cfg, false) }
+
+// OpenTUN creates a non-persistent TUN device (IP packets, no link-layer header) with the
+// same virtio-net header, batching, TSO cutting and GRO merging as Open's TAP: weft's own
+// L3 device. cfg.MAC must be zero. HardwareAddr fails on it (a TUN has none).
+func OpenTUN(cfg Config) (*Device, error) {
+	if cfg.MAC != ([6]byte{}) {
+		return nil, errors.New("tap: a TUN has no MAC address")
+	}
+	return open(cfg, true)
+}
+
+func open(cfg Config, l3 bool) (*Device, error) {
 	if len(cfg.Name) > 15 {
 		return nil, fmt.Errorf("tap: interface name %q is longer than 15 bytes", cfg.Name)
+	}
+	kind, what := uint16(unix.IFF_TAP), "tap"
+	if l3 {
+		kind, what = unix.IFF_TUN, "tun"
 	}
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -117,20 +135,20 @@ func Open(cfg Config) (*Device, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("tap: %w", err)
 	}
-	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+	ifr.SetUint16(kind | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
 	if err := ioctlSetIff(fd, ifr); err != nil {
 		unix.Close(fd)
 		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) {
 			return nil, &refusal{what: "IFF_VNET_HDR", name: cfg.Name, err: err}
 		}
-		return nil, fmt.Errorf("tap: create %q: %w (needs CAP_NET_ADMIN)", cfg.Name, err)
+		return nil, fmt.Errorf("%s: create %q: %w (needs CAP_NET_ADMIN)", what, cfg.Name, err)
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("tap: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), "/dev/net/tun") // non-blocking: reads park in the poller
-	d := &Device{link: link{file: f, name: ifr.Name(), events: make(chan tun.Event, 4)}}
+	d := &Device{link: link{file: f, name: ifr.Name(), events: make(chan tun.Event, 4)}, l3: l3}
 	if d.rc, err = f.SyscallConn(); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("tap: %w", err)
@@ -260,7 +278,7 @@ func (d *Device) readFrame(bufs [][]byte, sizes []int, offset int, block bool) (
 		sizes[0] = n
 		return 1, nil
 	}
-	k, err := tapFinishFrame(h, bufs, sizes, offset, n)
+	k, err := tapFinishFrame(h, bufs, sizes, offset, n, d.l3)
 	if err != nil {
 		d.malformed.Add(1)
 		return 0, nil
@@ -365,7 +383,7 @@ func (d *Device) Write(bufs [][]byte, offset int) (int, error) {
 // the number of buffers written.
 func (d *Device) writeCoalesced(bufs [][]byte, offset int) (int, error) {
 	for i := 0; i < len(bufs); {
-		frame, next := tapCoalesce(bufs, i, offset, !d.trusted.Load())
+		frame, next := tapCoalesce(bufs, i, offset, !d.trusted.Load(), d.l3)
 		if _, err := d.file.Write(frame); err != nil {
 			if errors.Is(err, os.ErrClosed) {
 				return i, net.ErrClosed

@@ -77,7 +77,8 @@ const (
 // completed; a GSO super-frame is cut into segments. f is bufs[0][offset:offset+len(f)];
 // segment i goes to bufs[i][offset:] (segment 0 in place) and its length to sizes[i]. It
 // returns the number of frames.
-func tapFinishFrame(h vnetHdr, bufs [][]byte, sizes []int, offset, n int) (int, error) {
+// With l3 the frames are IP packets (a TUN), without a link-layer header.
+func tapFinishFrame(h vnetHdr, bufs [][]byte, sizes []int, offset, n int, l3 bool) (int, error) {
 	f := bufs[0][offset : offset+n]
 	if h.gsoType == unix.VIRTIO_NET_HDR_GSO_NONE {
 		if h.flags&unix.VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 {
@@ -97,19 +98,21 @@ func tapFinishFrame(h vnetHdr, bufs [][]byte, sizes []int, offset, n int) (int, 
 		sizes[0] = n
 		return 1, nil
 	}
-	return tapSplitTCP(h, bufs, sizes, offset, n)
+	return tapSplitTCP(h, bufs, sizes, offset, n, l3)
 }
 
-// tapSplitTCP cuts the TCP super-frame bufs[0][offset:offset+n] into segments.
-func tapSplitTCP(h vnetHdr, bufs [][]byte, sizes []int, offset, n int) (int, error) {
+// tapSplitTCP cuts the TCP super-frame bufs[0][offset:offset+n] into segments (IP packets
+// with l3).
+func tapSplitTCP(h vnetHdr, bufs [][]byte, sizes []int, offset, n int, l3 bool) (int, error) {
 	f := bufs[0][offset : offset+n]
 	v6 := h.gsoType == unix.VIRTIO_NET_HDR_GSO_TCPV6
 	if h.gsoType&^unix.VIRTIO_NET_HDR_GSO_ECN != unix.VIRTIO_NET_HDR_GSO_TCPV4 && !v6 {
 		return 0, errTAPBadGSO
 	}
-	// The IP header follows the Ethernet header and its VLAN tags.
+	// The IP header follows the Ethernet header and its VLAN tags (a TAP), or starts the
+	// packet (a TUN).
 	ip := ethHdrLen
-	for {
+	for !l3 {
 		if len(f) < ip {
 			return 0, errTAPBadGSO
 		}
@@ -118,6 +121,9 @@ func tapSplitTCP(h vnetHdr, bufs [][]byte, sizes []int, offset, n int) (int, err
 			break
 		}
 		ip += vlanTagLen
+	}
+	if l3 {
+		ip = 0
 	}
 	tcp := int(h.csumStart)
 	switch {
@@ -191,20 +197,36 @@ func tapSplitTCP(h vnetHdr, bufs [][]byte, sizes []int, offset, n int) (int, err
 var errTooManySegments = errors.New("tap: GSO frame has more segments than buffers")
 
 // csumAdd adds b, as big-endian 16-bit words, to the unfolded one's complement sum acc.
+//
+// The one's complement sum does not depend on byte order (RFC 1071, 2.B): b's 8-byte words
+// are summed as the CPU loads them (no byte swap), 64 bytes per round, folded to 16 bits and
+// swapped once at the end on a little-endian CPU; only the last few bytes go in big-endian.
 func csumAdd(acc uint64, b []byte) uint64 {
-	var c uint64
-	for len(b) >= 32 {
-		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b), 0)
-		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b[8:]), c)
-		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b[16:]), c)
-		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b[24:]), c)
-		acc = csumCarry(acc, c)
-		b = b[32:]
+	var ne, c uint64
+	for len(b) >= 64 {
+		ne, c = bits.Add64(ne, binary.NativeEndian.Uint64(b), 0)
+		ne, c = bits.Add64(ne, binary.NativeEndian.Uint64(b[8:]), c)
+		ne, c = bits.Add64(ne, binary.NativeEndian.Uint64(b[16:]), c)
+		ne, c = bits.Add64(ne, binary.NativeEndian.Uint64(b[24:]), c)
+		ne, c = bits.Add64(ne, binary.NativeEndian.Uint64(b[32:]), c)
+		ne, c = bits.Add64(ne, binary.NativeEndian.Uint64(b[40:]), c)
+		ne, c = bits.Add64(ne, binary.NativeEndian.Uint64(b[48:]), c)
+		ne, c = bits.Add64(ne, binary.NativeEndian.Uint64(b[56:]), c)
+		ne = csumCarry(ne, c)
+		b = b[64:]
 	}
 	for len(b) >= 8 {
-		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b), 0)
-		acc = csumCarry(acc, c)
+		ne, c = bits.Add64(ne, binary.NativeEndian.Uint64(b), 0)
+		ne = csumCarry(ne, c)
 		b = b[8:]
+	}
+	if ne != 0 {
+		w := uint64(csumFold(ne))
+		if littleEndian {
+			w = uint64(bits.ReverseBytes16(uint16(w)))
+		}
+		acc, c = bits.Add64(acc, w, 0)
+		acc = csumCarry(acc, c)
 	}
 	for len(b) >= 2 {
 		acc, c = bits.Add64(acc, uint64(binary.BigEndian.Uint16(b)), 0)
@@ -217,6 +239,9 @@ func csumAdd(acc uint64, b []byte) uint64 {
 	}
 	return acc
 }
+
+// littleEndian reports the CPU's byte order (csumAdd swaps its native sum on it).
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // csumCarry adds a carry out of 64 bits back in (end-around carry: 2^64 ≡ 1 modulo 2^16-1).
 func csumCarry(acc, c uint64) uint64 {
@@ -235,7 +260,8 @@ func csumFold(acc uint64) uint16 {
 	return uint16(acc)
 }
 
-// tcpSeg is a parsed TCP segment in an untagged Ethernet frame, as tapCoalesce needs it.
+// tcpSeg is a parsed TCP segment in an untagged Ethernet frame or an IP packet, as
+// tapCoalesce needs it.
 type tcpSeg struct {
 	v6       bool
 	ip, tcp  int // offsets of the IP and TCP headers
@@ -247,13 +273,25 @@ type tcpSeg struct {
 
 // parseTCPSeg parses f as a coalescable TCP segment: untagged, IPv4 without options and
 // not fragmented or IPv6 without extension headers, with a payload, flags ACK or ACK|PSH,
-// lengths consistent with the frame. ok is false for anything else.
-func parseTCPSeg(f []byte) (s tcpSeg, ok bool) {
-	if len(f) < ethHdrLen+40 {
+// lengths consistent with the frame. ok is false for anything else. With l3, f is an IP
+// packet.
+func parseTCPSeg(f []byte, l3 bool) (s tcpSeg, ok bool) {
+	if !l3 {
+		s.ip = ethHdrLen
+	}
+	if len(f) < s.ip+40 {
 		return s, false
 	}
-	s.ip = ethHdrLen
-	switch binary.BigEndian.Uint16(f[12:]) {
+	var family uint16
+	switch {
+	case !l3:
+		family = binary.BigEndian.Uint16(f[12:])
+	case f[0]>>4 == 4:
+		family = etherTypeIPv4
+	case f[0]>>4 == 6:
+		family = etherTypeIPv6
+	}
+	switch family {
 	case etherTypeIPv4:
 		ip := f[s.ip:]
 		if ip[0] != 0x45 || ip[9] != unix.IPPROTO_TCP || binary.BigEndian.Uint16(ip[6:])&0x3fff != 0 ||
@@ -294,13 +332,13 @@ func tcpSegChecksumOK(f []byte, s tcpSeg) bool {
 }
 
 // tcpSameFlow reports whether b (parsed as sb) may follow a (parsed as sa) in one super-frame:
-// same Ethernet header, IP header fields that GRO keeps equal, ports, acknowledgment, header
+// same Ethernet header (none in IP packets), IP header fields that GRO keeps equal, ports, acknowledgment, header
 // length, window and options, no flags but ACK (PSH on the last).
 func tcpSameFlow(a []byte, sa tcpSeg, b []byte, sb tcpSeg) bool {
 	if sa.v6 != sb.v6 || sa.data != sb.data || sa.flags&tcpFlagPSH != 0 {
 		return false
 	}
-	if !bytes.Equal(a[:ethHdrLen], b[:ethHdrLen]) {
+	if !bytes.Equal(a[:sa.ip], b[:sb.ip]) {
 		return false
 	}
 	if sa.v6 {
@@ -327,18 +365,25 @@ func tcpSameFlow(a []byte, sa tcpSeg, b []byte, sb tcpSeg) bool {
 // kernel's GRO would. It writes the virtio-net header for the result into
 // bufs[i][offset-vnetHdrLen:offset] and returns the frame to write (header included) and the
 // index of the first buffer not consumed. A frame that cannot be merged is returned alone,
-// with a zero header (the kernel then checks its checksums as usual). Merged segments must
+// with a zero header (the kernel then checks its checksums as usual) or, without verify,
+// one that marks its checksums valid. Merged segments must
 // carry valid checksums: the super-frame goes up as CHECKSUM_PARTIAL, which the kernel
 // trusts. With verify each segment's checksum is checked before it is merged (plaintext:
 // nothing else protects it); without, the writer vouches for them (they were authenticated,
 // so a wrong checksum is what the authenticated sender sent, which it could as well have
 // sent with a right one).
-func tapCoalesce(bufs [][]byte, i, offset int, verify bool) ([]byte, int) {
+// With l3 the frames are IP packets.
+func tapCoalesce(bufs [][]byte, i, offset int, verify, l3 bool) ([]byte, int) {
 	first := bufs[i]
 	f := first[offset:]
 	hdr := first[offset-vnetHdrLen : offset]
 	clear(hdr)
-	s, ok := parseTCPSeg(f)
+	if !verify {
+		// Alone, the frame goes up with its checksums marked valid (CHECKSUM_UNNECESSARY):
+		// the writer authenticated it, so the kernel need not read it again to check them.
+		hdr[0] = unix.VIRTIO_NET_HDR_F_DATA_VALID
+	}
+	s, ok := parseTCPSeg(f, l3)
 	if !ok || i+1 == len(bufs) || s.flags&tcpFlagPSH != 0 || verify && !tcpSegChecksumOK(f, s) {
 		return first[offset-vnetHdrLen:], i + 1
 	}
@@ -349,7 +394,7 @@ func tapCoalesce(bufs [][]byte, i, offset int, verify bool) ([]byte, int) {
 	j := i + 1
 	for ; j < len(bufs) && j-i < tapMaxGSOSegs; j++ {
 		g := bufs[j][offset:]
-		sg, ok := parseTCPSeg(g)
+		sg, ok := parseTCPSeg(g, l3)
 		if !ok || sg.seq != next || !tcpSameFlow(f, s, g, sg) {
 			break
 		}

@@ -189,21 +189,21 @@ func TestTapFinishFrame_Rejects(t *testing.T) {
 	frame, h := tcpSuperFrame(false, false, make([]byte, 3000), 0x10)
 	bufs, sizes := [][]byte{make([]byte, 4000), make([]byte, 4000)}, make([]int, 2)
 	copy(bufs[0], frame)
-	if _, err := tapFinishFrame(h, bufs, sizes, 0, len(frame)); err != errTooManySegments {
+	if _, err := tapFinishFrame(h, bufs, sizes, 0, len(frame), false); err != errTooManySegments {
 		t.Errorf("3 segments into 2 buffers: %v", err)
 	}
 	bad := h
 	bad.csumStart = 30
-	if _, err := tapFinishFrame(bad, bufs, sizes, 0, len(frame)); err != errTAPBadGSO {
+	if _, err := tapFinishFrame(bad, bufs, sizes, 0, len(frame), false); err != errTAPBadGSO {
 		t.Errorf("csumStart inside the IP header: %v", err)
 	}
 	bad = h
 	bad.gsoType = unix.VIRTIO_NET_HDR_GSO_UDP
-	if _, err := tapFinishFrame(bad, bufs, sizes, 0, len(frame)); err != errTAPBadGSO {
+	if _, err := tapFinishFrame(bad, bufs, sizes, 0, len(frame), false); err != errTAPBadGSO {
 		t.Errorf("UFO: %v", err)
 	}
 	none := vnetHdr{flags: unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, csumStart: 60000}
-	if _, err := tapFinishFrame(none, bufs, sizes, 0, len(frame)); err != errTAPBadCsum {
+	if _, err := tapFinishFrame(none, bufs, sizes, 0, len(frame), false); err != errTAPBadCsum {
 		t.Errorf("checksum start past the frame: %v", err)
 	}
 }
@@ -213,7 +213,7 @@ func TestTapFinishFrame_CompletesChecksum(t *testing.T) {
 	frame, h := tcpSuperFrame(false, false, []byte("hello, partial checksum"), 0x18)
 	h.gsoType = unix.VIRTIO_NET_HDR_GSO_NONE
 	bufs, sizes := [][]byte{append(make([]byte, 8), frame...)}, make([]int, 1)
-	n, err := tapFinishFrame(h, bufs, sizes, 8, len(frame))
+	n, err := tapFinishFrame(h, bufs, sizes, 8, len(frame), false)
 	if err != nil || n != 1 || sizes[0] != len(frame) {
 		t.Fatalf("= %d, %v", n, err)
 	}
@@ -232,7 +232,7 @@ func TestTapSplitTCP_ZeroAlloc(t *testing.T) {
 	}
 	allocs := testing.AllocsPerRun(20, func() {
 		copy(bufs[0], frame)
-		if _, err := tapFinishFrame(h, bufs, sizes, 0, len(frame)); err != nil {
+		if _, err := tapFinishFrame(h, bufs, sizes, 0, len(frame), false); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -251,7 +251,7 @@ func BenchmarkTapSplitTCP(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		copy(bufs[0], frame)
-		if _, err := tapFinishFrame(h, bufs, sizes, 0, len(frame)); err != nil {
+		if _, err := tapFinishFrame(h, bufs, sizes, 0, len(frame), false); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -269,7 +269,7 @@ func finishSplit(h vnetHdr, frame []byte) (bufs [][]byte, sizes []int, n int, er
 		bufs[i] = make([]byte, 65600)
 	}
 	copy(bufs[0][splitOff:], frame)
-	n, err = tapFinishFrame(h, bufs, sizes, splitOff, len(frame))
+	n, err = tapFinishFrame(h, bufs, sizes, splitOff, len(frame), false)
 	return bufs, sizes, n, err
 }
 
@@ -297,7 +297,7 @@ func TestTapCoalesce_RoundTrip(t *testing.T) {
 		if len(segs) != 11 {
 			t.Fatalf("%d segments", len(segs))
 		}
-		out, next := tapCoalesce(segs, 0, 24, true)
+		out, next := tapCoalesce(segs, 0, 24, true, false)
 		if next != len(segs) {
 			t.Fatalf("v6=%v: merged up to %d of %d", v6, next, len(segs))
 		}
@@ -333,6 +333,79 @@ func TestTapCoalesce_RoundTrip(t *testing.T) {
 	}
 }
 
+// tunSuperPacket is tcpSuperFrame without its Ethernet header: what a TUN hands over.
+func tunSuperPacket(v6 bool, payload []byte, flags byte) ([]byte, vnetHdr) {
+	f, h := tcpSuperFrame(v6, false, payload, flags)
+	h.csumStart -= ethHdrLen
+	h.hdrLen -= ethHdrLen
+	return f[ethHdrLen:], h
+}
+
+// TestTUN_SplitCoalesceRoundTrip: in TUN mode (IP packets, no link header) a TSO
+// super-packet is cut into valid segments and merged back into the same super-packet,
+// IPv4 and IPv6; each segment is an ordinary packet (checksums verify).
+func TestTUN_SplitCoalesceRoundTrip(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		payload := make([]byte, 1400*7+99)
+		for i := range payload {
+			payload[i] = byte(i * 11)
+		}
+		pkt, h := tunSuperPacket(v6, payload, 0x18)
+		bufs, sizes := make([][]byte, BatchSize), make([]int, BatchSize)
+		for i := range bufs {
+			bufs[i] = make([]byte, 65600)
+		}
+		copy(bufs[0][splitOff:], pkt)
+		n, err := tapFinishFrame(h, bufs, sizes, splitOff, len(pkt), true)
+		if err != nil || n != 8 {
+			t.Fatalf("v6=%v: split = %d, %v", v6, n, err)
+		}
+		var segs [][]byte
+		for i := range n {
+			seg := bufs[i][splitOff : splitOff+sizes[i]]
+			s, ok := parseTCPSeg(seg, true)
+			if !ok && i < n-1 || ok && !tcpSegChecksumOK(seg, s) {
+				t.Fatalf("v6=%v: segment %d does not parse or verify (ok %v)", v6, i, ok)
+			}
+			if _, ok := parseTCPSeg(seg, false); ok {
+				t.Fatalf("v6=%v: an IP packet parsed as an Ethernet frame", v6)
+			}
+			segs = append(segs, bufs[i][:splitOff+sizes[i]])
+		}
+		out, next := tapCoalesce(segs, 0, splitOff, true, true)
+		if next != n {
+			t.Fatalf("v6=%v: merged %d of %d", v6, next, n)
+		}
+		got := parseVnetHdr(out)
+		if got.gsoSize != 1400 || int(got.csumStart) != int(h.csumStart) || got.flags != unix.VIRTIO_NET_HDR_F_NEEDS_CSUM {
+			t.Fatalf("v6=%v: header %+v, split from %+v", v6, got, h)
+		}
+		f, w := append([]byte{}, out[vnetHdrLen:]...), append([]byte{}, pkt...)
+		if !v6 {
+			for _, b := range [][]byte{f, w} {
+				b[4], b[5], b[10], b[11] = 0, 0, 0, 0 // ID, header checksum
+			}
+		}
+		if !bytes.Equal(f, w) {
+			t.Fatalf("v6=%v: merged packet differs from the super-packet", v6)
+		}
+		// A packet of another flow (another source port) ends the run.
+		copy(bufs[0][splitOff:], pkt)
+		if n, err = tapFinishFrame(h, bufs, sizes, splitOff, len(pkt), true); err != nil {
+			t.Fatal(err)
+		}
+		segs = segs[:0]
+		for i := range n {
+			segs = append(segs, bufs[i][:splitOff+sizes[i]])
+		}
+		tcp := splitOff + int(h.csumStart)
+		segs[3][tcp+1]++ // source port: the trusted path does not look at checksums
+		if _, next := tapCoalesce(segs, 0, splitOff, false, true); next != 3 {
+			t.Fatalf("v6=%v: a segment of another flow merged (run up to %d)", v6, next)
+		}
+	}
+}
+
 func TestTapCoalesce_Boundaries(t *testing.T) {
 	payload := make([]byte, 1400*4)
 	mutate := map[string]struct {
@@ -351,7 +424,7 @@ func TestTapCoalesce_Boundaries(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			_, segs := splitForTest(t, false, payload, 0x10)
 			tc.fn(segs)
-			out, next := tapCoalesce(segs, 0, 24, true)
+			out, next := tapCoalesce(segs, 0, 24, true, false)
 			if next != tc.wantNext {
 				t.Fatalf("next = %d, want %d", next, tc.wantNext)
 			}
@@ -384,7 +457,7 @@ func TestTapCoalesce_ZeroAlloc(t *testing.T) {
 		for i := range segs {
 			copy(segs[i], saved[i])
 		}
-		if _, next := tapCoalesce(segs, 0, 24, true); next != len(segs) {
+		if _, next := tapCoalesce(segs, 0, 24, true, false); next != len(segs) {
 			t.Fatal("not merged")
 		}
 	})
@@ -400,21 +473,49 @@ func FuzzTapCoalesce(f *testing.F) {
 	f.Add(segs[0][24:], segs[1][24:])
 	_, segs6 := splitForTest(f, true, make([]byte, 2000), 0x18)
 	f.Add(segs6[0][24:], segs6[1][24:])
+	// TUN mode: the same segments as IP packets.
+	f.Add(segs[0][24+ethHdrLen:], segs[1][24+ethHdrLen:])
+	f.Add(segs6[0][24+ethHdrLen:], segs6[1][24+ethHdrLen:])
 	f.Fuzz(func(t *testing.T, a, b []byte) {
 		if len(a) > 9000 || len(b) > 9000 {
 			return
 		}
-		bufs := [][]byte{make([]byte, 24+len(a), 24+len(a)+len(b)), make([]byte, 24+len(b))}
-		copy(bufs[0][24:], a)
-		copy(bufs[1][24:], b)
-		out, next := tapCoalesce(bufs, 0, 24, true)
-		if next < 1 || next > 2 || len(out) < vnetHdrLen {
-			t.Fatalf("next %d, %d bytes", next, len(out))
+		// Both framings, verified (plaintext) and trusted (authenticated, possibly with a
+		// forged checksum): no panic, a merge only of segments that parse.
+		for _, mode := range [][2]bool{{true, false}, {false, false}, {true, true}, {false, true}} {
+			verify, l3 := mode[0], mode[1]
+			bufs := [][]byte{make([]byte, 24+len(a), 24+len(a)+len(b)), make([]byte, 24+len(b))}
+			copy(bufs[0][24:], a)
+			copy(bufs[1][24:], b)
+			out, next := tapCoalesce(bufs, 0, 24, verify, l3)
+			if next < 1 || next > 2 || len(out) < vnetHdrLen {
+				t.Fatalf("next %d, %d bytes", next, len(out))
+			}
+			if next == 2 {
+				h := parseVnetHdr(out)
+				if h.gsoType == 0 || int(h.csumStart) >= len(out)-vnetHdrLen || int(h.hdrLen) > len(out)-vnetHdrLen {
+					t.Fatalf("merged with header %+v", h)
+				}
+				if _, ok := parseTCPSeg(a, l3); !ok {
+					t.Fatal("merged a first segment that does not parse")
+				}
+			}
 		}
-		if next == 2 {
-			h := parseVnetHdr(out)
-			if h.gsoType == 0 || int(h.csumStart) >= len(out)-vnetHdrLen {
-				t.Fatalf("merged with header %+v", h)
+		// Reading: any packet under any header, cut in TUN mode, never panics.
+		bufs, sizes := make([][]byte, tapMaxGSOSegs), make([]int, tapMaxGSOSegs)
+		for i := range bufs {
+			bufs[i] = make([]byte, 24+len(a)+64)
+		}
+		copy(bufs[0][24:], a)
+		var h vnetHdr
+		if len(b) >= vnetHdrLen {
+			h = parseVnetHdr(b)
+		}
+		if n, err := tapFinishFrame(h, bufs, sizes, 24, len(a), true); err == nil {
+			for i := range n {
+				if sizes[i] > len(bufs[i])-24 {
+					t.Fatalf("segment %d of %d bytes in a %d-byte buffer", i, sizes[i], len(bufs[i])-24)
+				}
 			}
 		}
 	})
@@ -440,7 +541,7 @@ func BenchmarkTapCoalesce(b *testing.B) {
 				for i := range segs {
 					copy(segs[i], saved[i])
 				}
-				if _, next := tapCoalesce(segs, 0, 24, verify); next != len(segs) {
+				if _, next := tapCoalesce(segs, 0, 24, verify, false); next != len(segs) {
 					b.Fatal("not merged")
 				}
 			}
@@ -454,17 +555,53 @@ func TestTapCoalesce_Trusted(t *testing.T) {
 	payload := make([]byte, 1400*4)
 	_, segs := splitForTest(t, false, payload, 0x10)
 	_, segs2 := splitForTest(t, false, payload, 0x10)
-	good, next := tapCoalesce(segs, 0, 24, true)
+	good, next := tapCoalesce(segs, 0, 24, true, false)
 	if next != 4 {
 		t.Fatalf("verified: merged %d", next)
 	}
-	trusted, next := tapCoalesce(segs2, 0, 24, false)
+	trusted, next := tapCoalesce(segs2, 0, 24, false, false)
 	if next != 4 || !bytes.Equal(good, trusted) {
 		t.Fatalf("trusted: merged %d, same frame %v", next, bytes.Equal(good, trusted))
 	}
 	_, segs3 := splitForTest(t, false, payload, 0x10)
 	segs3[1][24+100] ^= 1 // a payload byte
-	if _, next := tapCoalesce(segs3, 0, 24, false); next != 4 {
+	if _, next := tapCoalesce(segs3, 0, 24, false, false); next != 4 {
 		t.Fatalf("trusted with a bad checksum: merged %d, want 4 (not verified)", next)
 	}
+}
+
+// TestCsumAdd_Differential checks csumAdd against the RFC 1071 reference for every length
+// up to 300 at every alignment, with a running sum carried in.
+func TestCsumAdd_Differential(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	buf := make([]byte, 320)
+	for i := range buf {
+		buf[i] = byte(r.UintN(256))
+	}
+	for off := range 8 {
+		for n := 0; n <= 300; n++ {
+			b := buf[off : off+n]
+			if got, want := csumFold(csumAdd(0, b)), naiveCsum(b); got != want {
+				t.Fatalf("off %d len %d: %#04x, want %#04x", off, n, got, want)
+			}
+			// A running sum (a pseudo-header) added before.
+			if n%2 == 0 {
+				pre := []byte{0x12, 0x34, 0xab, 0xcd}
+				if got, want := csumFold(csumAdd(csumAdd(0, pre), b)), naiveCsum(append(append([]byte{}, pre...), b...)); got != want {
+					t.Fatalf("off %d len %d after a pseudo-header: %#04x, want %#04x", off, n, got, want)
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkCsumAdd is the checksum of one 1400-byte segment.
+func BenchmarkCsumAdd(b *testing.B) {
+	buf := make([]byte, 1400)
+	b.SetBytes(int64(len(buf)))
+	var s uint64
+	for b.Loop() {
+		s += csumAdd(0, buf)
+	}
+	_ = s
 }

@@ -247,10 +247,11 @@ type l3Path struct{ encrypted }
 var _ Datapath = (*l3Path)(nil)
 
 func (d *l3Path) Start() (uint16, error) {
-	dev, err := tunnel.CreateTUN(d.cfg.Interface, d.cfg.MTU)
+	dev, mode, err := tunnel.CreateTUN(d.cfg.Interface, d.cfg.MTU)
 	if err != nil {
 		return 0, fmt.Errorf("create TUN %s: %w (is /dev/net/tun present and are you root? without root, run with --netstack)", d.cfg.Interface, err)
 	}
+	d.deps.Logger.Info("tun device", "interface", d.cfg.Interface, "device", mode)
 	addr, bits := d.deps.Address()
 	if err := d.deps.ConfigureLink(d.cfg.Interface, addr, bits, d.cfg.MTU); err != nil {
 		dev.Close()
