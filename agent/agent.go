@@ -69,6 +69,8 @@ type Agent struct {
 
 	// tapMode is how the datapath opened the TAP (wire_datapath.go), stored before dpUp; nil in L3.
 	tapMode atomic.Pointer[tap.Mode]
+	// tunMode is which TUN device L3 opened (tunnel.CreateTUN), stored before dpUp; nil in L2.
+	tunMode atomic.Pointer[string]
 }
 
 // New finds the underlay (FollowUnderlay), validates cfg and loads (or creates) the private key; nothing is opened yet.

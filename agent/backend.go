@@ -48,6 +48,9 @@ func (a *Agent) Status() api.Status {
 		if m := a.tapMode.Load(); m != nil {
 			st.TAP = &api.TAPStatus{Offload: m.Offload, Reason: m.Reason}
 		}
+		if m := a.tunMode.Load(); m != nil {
+			st.TUN = *m
+		}
 	}
 	if a.cat != nil {
 		if n := a.cat.cat.ForeignAddressDrops(); n > 0 {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,6 +28,17 @@ func twoHostsStatic(t *testing.T) (a, b *node) {
 
 func TestNetns_L3StaticPeers(t *testing.T) {
 	a, b := twoHostsStatic(t)
+
+	// L3 runs on weft's own TUN (this kernel accepts the offloads), and says so.
+	for _, n := range []*node{a, b} {
+		if st := n.status(); st.TUN != "weft (offload)" {
+			t.Fatalf("%s: status --json tun = %q, want weft (offload)", n.name, st.TUN)
+		}
+		out, err := n.cli("status")
+		if err != nil || !regexp.MustCompile(`(?m)^device:\s+weft0 \(TUN, weft \(offload\)\)$`).MatchString(out) {
+			t.Fatalf("%s: weft status lacks device: weft0 (TUN, weft (offload)): %v\n%s", n.name, err, out)
+		}
+	}
 
 	t.Run("ping both ways", func(t *testing.T) {
 		took := eventually(t, 10*time.Second, "a pings b", func() error { return a.ping("10.42.2.1", 1) })

@@ -38,6 +38,7 @@ func datapathDeps(a *Agent) datapath.Deps {
 		AddRoute:      addRoute,
 		OpenTAP:       tap.OpenBest,
 		TAPOpened:     func(m tap.Mode) { a.tapMode.Store(&m) },
+		TUNOpened:     func(mode string) { a.tunMode.Store(&mode) },
 	}
 }
 

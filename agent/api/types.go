@@ -50,6 +50,9 @@ type Status struct {
 	Certificate *CertificateStatus `json:"certificate,omitempty"`
 	// TAP is how the L2 TAP runs (nil in L3).
 	TAP *TAPStatus `json:"tap,omitempty"`
+	// TUN is which TUN device L3 runs on: "weft (offload)", or "wireguard-go (WHY)" when the
+	// kernel refused the virtio-net header or the offloads (empty in L2).
+	TUN string `json:"tun,omitempty"`
 	// UI is the web console's URL while it serves (ui.listen; empty: off or not bound);
 	// UIToken: it needs the token of ui.token_file (open UI + "login?token=TOKEN").
 	UI      string `json:"ui,omitempty"`

@@ -116,6 +116,9 @@ type Deps struct {
 	OpenTAP func(cfg tap.Config, offload bool) (tun.Device, tap.Mode, error)
 	// TAPOpened is told how the TAP was opened, before Start returns (status shows it).
 	TAPOpened func(tap.Mode)
+	// TUNOpened is told which TUN device L3 opened (tunnel.CreateTUN's mode), before Start
+	// returns (status shows it). Nil: not told.
+	TUNOpened func(mode string)
 }
 
 // New chooses the datapath of cfg; nothing is opened until Start.
@@ -252,6 +255,9 @@ func (d *l3Path) Start() (uint16, error) {
 		return 0, fmt.Errorf("create TUN %s: %w (is /dev/net/tun present and are you root? without root, run with --netstack)", d.cfg.Interface, err)
 	}
 	d.deps.Logger.Info("tun device", "interface", d.cfg.Interface, "device", mode)
+	if d.deps.TUNOpened != nil {
+		d.deps.TUNOpened(mode)
+	}
 	addr, bits := d.deps.Address()
 	if err := d.deps.ConfigureLink(d.cfg.Interface, addr, bits, d.cfg.MTU); err != nil {
 		dev.Close()

@@ -156,6 +156,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if st.TAP != nil {
 				rows = slices.Insert(rows, 5, [2]string{"device", st.Interface + " (" + tapMode(st.TAP) + ")"})
 			}
+			if st.TUN != "" {
+				rows = slices.Insert(rows, 5, [2]string{"device", st.Interface + " (TUN, " + st.TUN + ")"})
+			}
 			for _, r := range rows {
 				fmt.Fprintf(tw, "%s:\t%s\n", r[0], r[1])
 			}
