@@ -32,6 +32,7 @@ type bestCase struct {
 	wantOffload bool
 	wantReason  string
 	wantErr     error // OpenBest must fail with it, without falling back
+	tun         bool  // OpenTUN and EnableOffload instead of OpenBest (package tunnel's fallback rule)
 }
 
 var bestCases = []bestCase{
@@ -45,6 +46,40 @@ var bestCases = []bestCase{
 	{name: "vnet_hdr_eperm", offload: true, iff: unix.EPERM, wantErr: unix.EPERM},
 	{name: "vnet_hdr_eacces", offload: true, iff: unix.EACCES, wantErr: unix.EACCES},
 	{name: "vnet_hdr_ebusy", offload: true, iff: unix.EBUSY, wantErr: unix.EBUSY},
+	// weft's own TUN: tunnel.CreateTUN falls back on wireguard-go's TUN exactly when
+	// tap.Refused recognizes the error, and reports anything else.
+	{name: "tun_offload", tun: true, wantOffload: true},
+	{name: "tun_tunsetoffload_einval", tun: true, off: unix.EINVAL, wantReason: "kernel refused TUNSETOFFLOAD: invalid argument"},
+	{name: "tun_vnet_hdr_eopnotsupp", tun: true, iff: unix.EOPNOTSUPP, wantReason: "kernel refused IFF_VNET_HDR: operation not supported"},
+	{name: "tun_vnet_hdr_eperm", tun: true, iff: unix.EPERM, wantErr: unix.EPERM},
+}
+
+// helperOpenTUN runs a tun case: what OpenTUN and EnableOffload return, as CreateTUN sees it.
+func helperOpenTUN(c bestCase, name string) error {
+	d, err := tap.OpenTUN(tap.Config{Name: name, MTU: 1400})
+	if err == nil {
+		defer d.Close()
+		err = d.EnableOffload()
+	}
+	reason, refused := tap.Refused(err)
+	switch {
+	case c.wantOffload && err != nil:
+		return fmt.Errorf("OpenTUN with offload: %w", err)
+	case c.wantReason != "" && (!refused || reason != c.wantReason):
+		return fmt.Errorf("OpenTUN: %v (refusal %v, %q), want the refusal %q", err, refused, reason, c.wantReason)
+	case c.wantErr != nil && (refused || !errors.Is(err, c.wantErr)):
+		return fmt.Errorf("OpenTUN: %v (refusal %v), want %v reported, not a refusal", err, refused, c.wantErr)
+	}
+	if err == nil {
+		if _, err := d.HardwareAddr(); err == nil {
+			return errors.New("a TUN reports a MAC address")
+		}
+		if m, err := d.MTU(); err != nil || m != 1400 {
+			return fmt.Errorf("TUN MTU %d, %v", m, err)
+		}
+	}
+	fmt.Printf("OpenTUN ok: %v (refusal %v)\n", err, refused)
+	return nil
 }
 
 // TestOpenBest_Netns runs each case of bestCases in a helper process inside one fresh
@@ -86,6 +121,9 @@ func helperOpenBest(cname, name string) error {
 		return fmt.Errorf("no case %q", cname)
 	}
 	defer tap.RefuseForTest(c.iff, c.off)()
+	if c.tun {
+		return helperOpenTUN(c, name)
+	}
 	want := l2.MAC{0x02, 0xfe, 0x00, 0x00, 0x00, 0x0b}
 	dev, mode, err := tap.OpenBest(tap.Config{Name: name, MTU: 1400, MAC: want, Up: true}, c.offload)
 	if c.wantErr != nil {

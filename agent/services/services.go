@@ -160,11 +160,11 @@ func (s *Server) publish(v string) error {
 		}
 	}
 	if s.d.UserEvent == nil {
-		return fmt.Errorf("%w: %d bytes do not fit the tag, and gossip cannot carry more", catalog.ErrCatalogFull, len(v))
+		return fmt.Errorf("%w: %d bytes do not fit the gossip tag, and without gossip nothing larger can be published; deregister a service", catalog.ErrCatalogFull, len(v))
 	}
 	enc, err := catalogdist.Encode(v)
 	if err != nil {
-		return fmt.Errorf("%w: %w", catalog.ErrCatalogFull, err)
+		return fmt.Errorf("%w: %w; deregister a service or use shorter names and tags", catalog.ErrCatalogFull, err)
 	}
 	if err := s.d.Tags.SetTag(catalog.CatalogTagKey, enc.Tag()); err != nil {
 		return tagErr(err)

@@ -1,6 +1,7 @@
 package services
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -13,6 +14,9 @@ import (
 	consul "github.com/hashicorp/consul/api"
 
 	"github.com/weftnet/weft/agent/config"
+	"github.com/weftnet/weft/discovery/catalog"
+	"github.com/weftnet/weft/discovery/catalogdist"
+	"github.com/weftnet/weft/discovery/membership"
 )
 
 // fakeHost is the agent as the subsystem sees it, without a device or gossip: this host's
@@ -120,5 +124,63 @@ func TestStart_ConsulTokenFile(t *testing.T) {
 	if s, err := Start(d); err == nil {
 		s.Close()
 		t.Fatal("Start accepted a bad token file")
+	}
+}
+
+// TestMemberEvent_OutOfBandCatalogTrust: a member the trust layer refuses (the gossip key
+// but no certificate) announces a catalog by digest and sends its events: nothing of it is
+// wanted or answered. A trusted member doing the same is answered; once it is refused (its
+// certificate revoked), its services go.
+func TestMemberEvent_OutOfBandCatalogTrust(t *testing.T) {
+	trusted := map[string]bool{"good": true}
+	var mu sync.Mutex
+	d := testDeps(t, &fakeHost{}, nil)
+	d.Trusted = func(name string) bool { mu.Lock(); defer mu.Unlock(); return trusted[name] }
+	s, err := Start(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var shs []catalog.ServiceHealth
+	for i := range 40 {
+		shs = append(shs, catalog.ServiceHealth{Service: catalog.Service{Name: fmt.Sprintf("svc-%02d", i), Port: uint16(1000 + i)}})
+	}
+	v1, err := catalog.EncodeCatalog(shs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := catalogdist.Encode(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	member := func(name, subnet string) membership.Member {
+		return membership.Member{Name: name, Status: membership.StatusAlive,
+			Tags: map[string]string{catalog.CatalogTagKey: enc.Tag()},
+			Info: membership.NodeInfo{Subnet: netip.MustParsePrefix(subnet)}}
+	}
+	send := func() {
+		for _, p := range enc.Events {
+			s.MemberEvent(membership.Event{Type: membership.EventUser, Name: catalogdist.EventName, Payload: p})
+		}
+	}
+	s.MemberEvent(membership.Event{Type: membership.EventJoin, Member: member("evil", "10.42.9.0/24")})
+	send()
+	if in := s.Catalog().Instances("svc-07", false); len(in) != 0 {
+		t.Fatalf("an untrusted member's catalog is answered: %+v", in)
+	}
+	if st := s.OutOfBand(); st.Pending != 0 || st.Applied != 0 {
+		t.Fatalf("an untrusted member's digest tag was wanted: %+v", st)
+	}
+	s.MemberEvent(membership.Event{Type: membership.EventJoin, Member: member("good", "10.42.8.0/24")})
+	send()
+	if in := s.Catalog().Instances("svc-07", false); len(in) != 1 || in[0].Node != "good" {
+		t.Fatalf("the trusted member's catalog: %+v", in)
+	}
+	mu.Lock()
+	trusted["good"] = false
+	mu.Unlock()
+	s.SyncMember(member("good", "10.42.8.0/24"))
+	if in := s.Catalog().Instances("svc-07", false); len(in) != 0 {
+		t.Fatalf("a member no longer trusted is still answered: %+v", in)
 	}
 }

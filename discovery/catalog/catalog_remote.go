@@ -17,11 +17,7 @@ import (
 func (c *Catalog) UpdateNode(node string, addr netip.Addr, tagValue string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if node == c.cfg.Node && node != "" {
-		if addr != c.localAddr {
-			c.localAddr = addr
-			c.bumpLocked()
-		}
+	if c.localLocked(node, addr) {
 		return nil
 	}
 	if n := c.remote[node]; n != nil && n.addr == addr && n.tag == tagValue {
@@ -36,6 +32,19 @@ func (c *Catalog) UpdateNode(node string, addr netip.Addr, tagValue string) erro
 		return fmt.Errorf("node %q: %w", node, err)
 	}
 	return ferr
+}
+
+// localLocked reports whether node is this one; then only its address is taken (local
+// state is authoritative).
+func (c *Catalog) localLocked(node string, addr netip.Addr) bool {
+	if node != c.cfg.Node || node == "" {
+		return false
+	}
+	if addr != c.localAddr {
+		c.localAddr = addr
+		c.bumpLocked()
+	}
+	return true
 }
 
 // setServicesLocked gives n its services, dropping (and counting) those that name an
@@ -67,11 +76,7 @@ func (c *Catalog) setServicesLocked(node string, n *remoteNode, services []Servi
 func (c *Catalog) Announce(node string, addr netip.Addr, tagValue string) (need bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if node == c.cfg.Node && node != "" {
-		if addr != c.localAddr {
-			c.localAddr = addr
-			c.bumpLocked()
-		}
+	if c.localLocked(node, addr) {
 		return false
 	}
 	n := c.remote[node]

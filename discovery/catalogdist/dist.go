@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -507,13 +509,7 @@ func (d *Dist) decodeLocked(w *want) ([]catalog.ServiceHealth, string, error) {
 	return services, "", nil
 }
 
-func nodeList(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for n := range m {
-		out = append(out, n)
-	}
-	return out
-}
+func nodeList(m map[string]bool) []string { return slices.Sorted(maps.Keys(m)) }
 
 // Tick sends what is due: this host's catalog after a change or a request, and requests
 // for catalogs that are late. Start's loop calls it every TickInterval.
