@@ -50,6 +50,9 @@ type Device struct {
 	wsrc    []byte
 	werr    error
 	writeFn func(fd uintptr) bool
+
+	// gathers: writeCoalesced's writev states (gather), one per concurrent writer.
+	gathers sync.Pool
 }
 
 var _ tun.Device = (*Device)(nil)
@@ -155,6 +158,7 @@ func open(cfg Config, l3 bool) (*Device, error) {
 	}
 	d.rd.fn = d.readv
 	d.writeFn = d.writev
+	d.gathers.New = newGather
 	if err := d.setup(cfg); err != nil {
 		return nil, err
 	}
@@ -379,20 +383,68 @@ func (d *Device) Write(bufs [][]byte, offset int) (int, error) {
 }
 
 // writeCoalesced writes bufs with offload on: runs of segments of one TCP flow go as one
-// super-frame (see tapCoalesce), so the kernel's TCP receives 64 KiB at a time. It returns
-// the number of buffers written.
+// super-frame (see tapCoalesce), so the kernel's TCP receives 64 KiB at a time. Each
+// super-frame is one writev of its parts, straight from the buffers: nothing is copied. It
+// returns the number of buffers written.
 func (d *Device) writeCoalesced(bufs [][]byte, offset int) (int, error) {
+	g := d.gathers.Get().(*gather)
+	defer d.gathers.Put(g)
 	for i := 0; i < len(bufs); {
-		frame, next := tapCoalesce(bufs, i, offset, !d.trusted.Load(), d.l3)
-		if _, err := d.file.Write(frame); err != nil {
-			if errors.Is(err, os.ErrClosed) {
-				return i, net.ErrClosed
-			}
-			return i, err
+		var next int
+		g.parts, next = tapCoalesce(bufs, i, offset, !d.trusted.Load(), d.l3, g.parts)
+		err := d.rc.Write(g.fn)
+		clear(g.parts) // keep no caller buffer alive
+		if err != nil {
+			return i, net.ErrClosed
+		}
+		if g.err != 0 {
+			return i, &os.PathError{Op: "writev", Path: d.name, Err: g.err}
 		}
 		i = next
 	}
 	return len(bufs), nil
+}
+
+// gather is one writeCoalesced call's writev state, pooled so that concurrent writers (the
+// loop's receive functions) allocate nothing.
+type gather struct {
+	parts [][]byte
+	iov   [tapMaxGSOSegs]unix.Iovec
+	err   unix.Errno
+	fn    func(fd uintptr) bool
+}
+
+func newGather() any {
+	g := &gather{parts: make([][]byte, 0, tapMaxGSOSegs)}
+	g.fn = g.writev
+	return g
+}
+
+// writev is g's RawConn.Write callback: one writev of g.parts (a TUN/TAP write is one
+// frame, whole or refused); false asks the poller to wait until the device is writable.
+func (g *gather) writev(fd uintptr) bool {
+	n := 0
+	for _, p := range g.parts {
+		if len(p) == 0 {
+			continue
+		}
+		g.iov[n].Base = &p[0]
+		g.iov[n].SetLen(len(p))
+		n++
+	}
+	g.err = 0
+	for {
+		_, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&g.iov[0])), uintptr(n))
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		}
+		g.err = e
+		clear(g.iov[:n])
+		return true
+	}
 }
 
 // EnableOffload turns on TCP segmentation and checksum offload (TSO4, TSO6, CSUM): the

@@ -361,19 +361,21 @@ func tcpSameFlow(a []byte, sa tcpSeg, b []byte, sb tcpSeg) bool {
 }
 
 // tapCoalesce merges bufs[i] with the segments of the same TCP flow that directly follow it
-// in bufs (each a frame at offset), appending their payloads into bufs[i]'s capacity, as the
-// kernel's GRO would. It writes the virtio-net header for the result into
-// bufs[i][offset-vnetHdrLen:offset] and returns the frame to write (header included) and the
-// index of the first buffer not consumed. A frame that cannot be merged is returned alone,
-// with a zero header (the kernel then checks its checksums as usual) or, without verify,
-// one that marks its checksums valid. Merged segments must
-// carry valid checksums: the super-frame goes up as CHECKSUM_PARTIAL, which the kernel
-// trusts. With verify each segment's checksum is checked before it is merged (plaintext:
-// nothing else protects it); without, the writer vouches for them (they were authenticated,
-// so a wrong checksum is what the authenticated sender sent, which it could as well have
-// sent with a right one).
-// With l3 the frames are IP packets.
-func tapCoalesce(bufs [][]byte, i, offset int, verify, l3 bool) ([]byte, int) {
+// in bufs (each a frame at offset), as the kernel's GRO would, without copying: it returns
+// the parts of one super-frame for a single writev, parts[0] the virtio-net header (written
+// into bufs[i][offset-vnetHdrLen:offset]) and bufs[i]'s frame with its IP length and TCP
+// checksum rewritten for the whole, then the payloads of the merged segments in order
+// (slices of their buffers, which stay the caller's). It appends them to parts[:0] and
+// returns the index of the first buffer not consumed. A frame that cannot be merged is
+// returned alone, with a zero header (the kernel then checks its checksums as usual) or,
+// without verify, one that marks its checksums valid. Merged segments must carry valid
+// checksums: the super-frame goes up as CHECKSUM_PARTIAL, which the kernel trusts. With
+// verify each segment's checksum is checked before it is merged (plaintext: nothing else
+// protects it); without, the writer vouches for them (they were authenticated, so a wrong
+// checksum is what the authenticated sender sent, which it could as well have sent with a
+// right one). With l3 the frames are IP packets. parts needs room for tapMaxGSOSegs
+// entries for this to allocate nothing.
+func tapCoalesce(bufs [][]byte, i, offset int, verify, l3 bool, parts [][]byte) ([][]byte, int) {
 	first := bufs[i]
 	f := first[offset:]
 	hdr := first[offset-vnetHdrLen : offset]
@@ -383,9 +385,10 @@ func tapCoalesce(bufs [][]byte, i, offset int, verify, l3 bool) ([]byte, int) {
 		// the writer authenticated it, so the kernel need not read it again to check them.
 		hdr[0] = unix.VIRTIO_NET_HDR_F_DATA_VALID
 	}
+	parts = append(parts[:0], first[offset-vnetHdrLen:])
 	s, ok := parseTCPSeg(f, l3)
 	if !ok || i+1 == len(bufs) || s.flags&tcpFlagPSH != 0 || verify && !tcpSegChecksumOK(f, s) {
-		return first[offset-vnetHdrLen:], i + 1
+		return parts, i + 1
 	}
 	mss := len(f) - s.data
 	total := len(f)
@@ -399,10 +402,10 @@ func tapCoalesce(bufs [][]byte, i, offset int, verify, l3 bool) ([]byte, int) {
 			break
 		}
 		n := len(g) - sg.data
-		if n > mss || total+n-s.ip > 65535 || offset+total+n > cap(first) || verify && !tcpSegChecksumOK(g, sg) {
+		if n > mss || total+n-s.ip > 65535 || verify && !tcpSegChecksumOK(g, sg) {
 			break
 		}
-		copy(first[offset+total:cap(first)], g[sg.data:])
+		parts = append(parts, g[sg.data:])
 		total += n
 		next += uint32(n)
 		last = sg
@@ -412,9 +415,9 @@ func tapCoalesce(bufs [][]byte, i, offset int, verify, l3 bool) ([]byte, int) {
 		}
 	}
 	if j == i+1 {
-		return first[offset-vnetHdrLen:], j
+		return parts, j
 	}
-	f = first[offset : offset+total]
+	// The headers live in f (bufs[i]'s frame); the lengths and sums cover the whole.
 	if s.v6 {
 		binary.BigEndian.PutUint16(f[s.ip+4:], uint16(total-s.tcp))
 	} else {
@@ -441,5 +444,5 @@ func tapCoalesce(bufs [][]byte, i, offset int, verify, l3 bool) ([]byte, int) {
 	binary.NativeEndian.PutUint16(hdr[4:], uint16(mss))
 	binary.NativeEndian.PutUint16(hdr[6:], uint16(s.tcp))
 	binary.NativeEndian.PutUint16(hdr[8:], 16)
-	return first[offset-vnetHdrLen : offset+total], j
+	return parts, j
 }

@@ -297,7 +297,7 @@ func TestTapCoalesce_RoundTrip(t *testing.T) {
 		if len(segs) != 11 {
 			t.Fatalf("%d segments", len(segs))
 		}
-		out, next := tapCoalesce(segs, 0, 24, true, false)
+		out, next := coalesceFlat(segs, 0, 24, true, false)
 		if next != len(segs) {
 			t.Fatalf("v6=%v: merged up to %d of %d", v6, next, len(segs))
 		}
@@ -372,7 +372,7 @@ func TestTUN_SplitCoalesceRoundTrip(t *testing.T) {
 			}
 			segs = append(segs, bufs[i][:splitOff+sizes[i]])
 		}
-		out, next := tapCoalesce(segs, 0, splitOff, true, true)
+		out, next := coalesceFlat(segs, 0, splitOff, true, true)
 		if next != n {
 			t.Fatalf("v6=%v: merged %d of %d", v6, next, n)
 		}
@@ -400,7 +400,7 @@ func TestTUN_SplitCoalesceRoundTrip(t *testing.T) {
 		}
 		tcp := splitOff + int(h.csumStart)
 		segs[3][tcp+1]++ // source port: the trusted path does not look at checksums
-		if _, next := tapCoalesce(segs, 0, splitOff, false, true); next != 3 {
+		if _, next := coalesceFlat(segs, 0, splitOff, false, true); next != 3 {
 			t.Fatalf("v6=%v: a segment of another flow merged (run up to %d)", v6, next)
 		}
 	}
@@ -424,7 +424,7 @@ func TestTapCoalesce_Boundaries(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			_, segs := splitForTest(t, false, payload, 0x10)
 			tc.fn(segs)
-			out, next := tapCoalesce(segs, 0, 24, true, false)
+			out, next := coalesceFlat(segs, 0, 24, true, false)
 			if next != tc.wantNext {
 				t.Fatalf("next = %d, want %d", next, tc.wantNext)
 			}
@@ -453,11 +453,12 @@ func TestTapCoalesce_ZeroAlloc(t *testing.T) {
 	for i, s := range segs {
 		saved[i] = append([]byte{}, s...)
 	}
+	parts, next := make([][]byte, 0, tapMaxGSOSegs), 0
 	allocs := testing.AllocsPerRun(20, func() {
 		for i := range segs {
 			copy(segs[i], saved[i])
 		}
-		if _, next := tapCoalesce(segs, 0, 24, true, false); next != len(segs) {
+		if parts, next = tapCoalesce(segs, 0, 24, true, false, parts); next != len(segs) {
 			t.Fatal("not merged")
 		}
 	})
@@ -487,7 +488,11 @@ func FuzzTapCoalesce(f *testing.F) {
 			bufs := [][]byte{make([]byte, 24+len(a), 24+len(a)+len(b)), make([]byte, 24+len(b))}
 			copy(bufs[0][24:], a)
 			copy(bufs[1][24:], b)
-			out, next := tapCoalesce(bufs, 0, 24, verify, l3)
+			parts, next := tapCoalesce(bufs, 0, 24, verify, l3, nil)
+			var out []byte
+			for _, p := range parts {
+				out = append(out, p...)
+			}
 			if next < 1 || next > 2 || len(out) < vnetHdrLen {
 				t.Fatalf("next %d, %d bytes", next, len(out))
 			}
@@ -496,8 +501,36 @@ func FuzzTapCoalesce(f *testing.F) {
 				if h.gsoType == 0 || int(h.csumStart) >= len(out)-vnetHdrLen || int(h.hdrLen) > len(out)-vnetHdrLen {
 					t.Fatalf("merged with header %+v", h)
 				}
-				if _, ok := parseTCPSeg(a, l3); !ok {
+				sa, ok := parseTCPSeg(a, l3)
+				if !ok {
 					t.Fatal("merged a first segment that does not parse")
+				}
+				sb, ok := parseTCPSeg(b, l3)
+				if !ok {
+					t.Fatal("merged a second segment that does not parse")
+				}
+				// Lossless and without a copy: the second part is b's payload in b's own
+				// buffer, and the super-frame cut again (as the kernel's TSO would) gives
+				// back both payloads, in order, under their sequence numbers.
+				if len(parts) != 2 || &parts[1][0] != &bufs[1][24+sb.data] {
+					t.Fatalf("%d parts, the second not b's payload in place", len(parts))
+				}
+				split := make([][]byte, tapMaxGSOSegs)
+				for i := range split {
+					split[i] = make([]byte, 24+len(out))
+				}
+				copy(split[0][24:], out[vnetHdrLen:])
+				sizes := make([]int, tapMaxGSOSegs)
+				k, err := tapFinishFrame(h, split, sizes, 24, len(out)-vnetHdrLen, l3)
+				if err != nil || k != 2 {
+					t.Fatalf("the merged frame cuts into %d segments (%v)", k, err)
+				}
+				for i, w := range [][]byte{a[sa.data:], b[sb.data:]} {
+					seg := split[i][24 : 24+sizes[i]]
+					s, ok := parseTCPSeg(seg, l3)
+					if !ok || !bytes.Equal(seg[s.data:], w) || s.seq != sa.seq+uint32(i*(len(a)-sa.data)) {
+						t.Fatalf("segment %d cut from the merge differs from what was merged", i)
+					}
 				}
 			}
 		}
@@ -537,16 +570,27 @@ func BenchmarkTapCoalesce(b *testing.B) {
 			}
 			b.SetBytes(1400 * 40)
 			b.ReportAllocs()
+			parts, next := make([][]byte, 0, tapMaxGSOSegs), 0
 			for b.Loop() {
 				for i := range segs {
 					copy(segs[i], saved[i])
 				}
-				if _, next := tapCoalesce(segs, 0, 24, verify, false); next != len(segs) {
+				if parts, next = tapCoalesce(segs, 0, 24, verify, false, parts); next != len(segs) {
 					b.Fatal("not merged")
 				}
 			}
 		})
 	}
+}
+
+// coalesceFlat is tapCoalesce with its parts joined into the one frame writev writes.
+func coalesceFlat(bufs [][]byte, i, offset int, verify, l3 bool) ([]byte, int) {
+	parts, next := tapCoalesce(bufs, i, offset, verify, l3, nil)
+	var out []byte
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out, next
 }
 
 // TestTapCoalesce_Trusted: a writer that authenticated its frames merges them without the
@@ -555,17 +599,17 @@ func TestTapCoalesce_Trusted(t *testing.T) {
 	payload := make([]byte, 1400*4)
 	_, segs := splitForTest(t, false, payload, 0x10)
 	_, segs2 := splitForTest(t, false, payload, 0x10)
-	good, next := tapCoalesce(segs, 0, 24, true, false)
+	good, next := coalesceFlat(segs, 0, 24, true, false)
 	if next != 4 {
 		t.Fatalf("verified: merged %d", next)
 	}
-	trusted, next := tapCoalesce(segs2, 0, 24, false, false)
+	trusted, next := coalesceFlat(segs2, 0, 24, false, false)
 	if next != 4 || !bytes.Equal(good, trusted) {
 		t.Fatalf("trusted: merged %d, same frame %v", next, bytes.Equal(good, trusted))
 	}
 	_, segs3 := splitForTest(t, false, payload, 0x10)
 	segs3[1][24+100] ^= 1 // a payload byte
-	if _, next := tapCoalesce(segs3, 0, 24, false, false); next != 4 {
+	if _, next := coalesceFlat(segs3, 0, 24, false, false); next != 4 {
 		t.Fatalf("trusted with a bad checksum: merged %d, want 4 (not verified)", next)
 	}
 }
