@@ -109,6 +109,34 @@ func (kp *Keypair) SealAt(buf []byte, n int, now time.Time) (int, error) {
 
 // seal is Seal after the length and age checks.
 func (kp *Keypair) seal(buf []byte, n int) (int, error) {
+	m, err := kp.reserve(buf, n)
+	if err != nil {
+		return 0, err
+	}
+	kp.Finish(buf[:m])
+	return m, nil
+}
+
+// ReserveAt is the ordered half of SealAt, for a loop that seals a batch in parallel: it
+// checks buf and n as Seal does and the keypair's age at now, takes the next send counter
+// and writes the message header into buf[0:16] (with the receiver field still zero). It
+// returns the message length 16+n+16; Finish(buf[:m]) then encrypts. Counters are taken in
+// the order of the ReserveAt calls, so a batch keeps its order on the wire whichever
+// goroutine finishes each message. A reserved message that is never finished costs its
+// counter (the receiver sees a gap, which its replay window tolerates). Errors are
+// SealAt's. No allocation.
+func (kp *Keypair) ReserveAt(buf []byte, n int, now time.Time) (int, error) {
+	if n < 0 || len(buf) < MessageTransportHeaderSize+n || cap(buf) < MessageTransportOverhead+n {
+		return 0, ErrShortMessage
+	}
+	if kp.send == nil || kp.Expired(now) {
+		return 0, ErrKeypairExpired
+	}
+	return kp.reserve(buf, n)
+}
+
+// reserve is ReserveAt after the length and age checks.
+func (kp *Keypair) reserve(buf []byte, n int) (int, error) {
 	counter := kp.sendCounter.Add(1) - 1
 	if counter >= RejectAfterMessages {
 		kp.sendCounter.Store(RejectAfterMessages) // do not wrap around
@@ -119,10 +147,17 @@ func (kp *Keypair) seal(buf []byte, n int) (int, error) {
 	// instead of in a local array keeps it from escaping through the
 	// cipher.AEAD interface, which would allocate per call.
 	putTransportHeader(buf, 0, counter)
-	kp.send.Seal(buf[MessageTransportHeaderSize:MessageTransportHeaderSize], buf[4:MessageTransportHeaderSize],
-		buf[MessageTransportHeaderSize:MessageTransportHeaderSize+n], nil)
-	binary.LittleEndian.PutUint32(buf[4:], kp.remoteIndex)
 	return MessageTransportOverhead + n, nil
+}
+
+// Finish encrypts in place the message ReserveAt prepared in msg (its whole length, as
+// ReserveAt returned it), appends the tag and writes the receiver index. Safe for
+// concurrent use on distinct messages, in any order. No allocation.
+func (kp *Keypair) Finish(msg []byte) {
+	n := len(msg) - MessageTransportOverhead
+	kp.send.Seal(msg[MessageTransportHeaderSize:MessageTransportHeaderSize], msg[4:MessageTransportHeaderSize],
+		msg[MessageTransportHeaderSize:MessageTransportHeaderSize+n], nil)
+	binary.LittleEndian.PutUint32(msg[4:], kp.remoteIndex)
 }
 
 // Open authenticates and decrypts one whole transport message in place and
@@ -161,7 +196,37 @@ func (kp *Keypair) OpenAt(msg []byte, now time.Time) ([]byte, error) {
 
 // open is Open after the length, type and age checks.
 func (kp *Keypair) open(msg []byte) ([]byte, error) {
-	counter := binary.LittleEndian.Uint64(msg[8:])
+	pt, err := kp.decrypt(msg)
+	if err != nil {
+		return nil, err
+	}
+	if err := kp.Accept(msg); err != nil {
+		return nil, err
+	}
+	return pt, nil
+}
+
+// DecryptAt is the half of OpenAt that may run in parallel: the same checks, then it
+// authenticates and decrypts msg in place, without touching the replay window. Its
+// plaintext must not be used until Accept(msg), called in the batch's order, accepted the
+// message's counter: a message that authenticates may still be a replay. Safe for
+// concurrent use on distinct messages. Errors: ErrShortMessage, ErrWrongType,
+// ErrKeypairExpired, ErrAuthFailed. No allocation.
+func (kp *Keypair) DecryptAt(msg []byte, now time.Time) ([]byte, error) {
+	if len(msg) < MessageTransportOverhead {
+		return nil, ErrShortMessage
+	}
+	if binary.LittleEndian.Uint32(msg) != MessageTransportType {
+		return nil, ErrWrongType
+	}
+	if kp.receive == nil || kp.Expired(now) {
+		return nil, ErrKeypairExpired
+	}
+	return kp.decrypt(msg)
+}
+
+// decrypt is DecryptAt after its checks.
+func (kp *Keypair) decrypt(msg []byte) ([]byte, error) {
 	// Build the nonce in msg[4:16] (see Seal) and restore the receiver.
 	receiver := binary.LittleEndian.Uint32(msg[4:])
 	binary.LittleEndian.PutUint32(msg[4:], 0)
@@ -171,18 +236,26 @@ func (kp *Keypair) open(msg []byte) ([]byte, error) {
 	if err != nil {
 		return nil, ErrAuthFailed
 	}
-	// Checked after authentication so a forged counter cannot make the
-	// caller retire a good keypair.
+	return pt, nil
+}
+
+// Accept is the ordered half of OpenAt: it judges the counter of a message DecryptAt
+// authenticated, and moves the replay window. Errors: ErrKeypairExpired (a counter past
+// the limit, checked only after authentication so that a forged counter cannot make the
+// caller retire a good keypair), ErrReplayed. Calling it for a message that did not
+// authenticate would let a forger move the window: never do.
+func (kp *Keypair) Accept(msg []byte) error {
+	counter := binary.LittleEndian.Uint64(msg[8:])
 	if counter >= RejectAfterMessages {
-		return nil, ErrKeypairExpired
+		return ErrKeypairExpired
 	}
 	kp.replayMu.Lock()
 	ok := kp.replay.ValidateCounter(counter, RejectAfterMessages)
 	kp.replayMu.Unlock()
 	if !ok {
-		return nil, ErrReplayed
+		return ErrReplayed
 	}
-	return pt, nil
+	return nil
 }
 
 // NeedsRekey reports whether the sender should start a new handshake, as

@@ -2,6 +2,7 @@ package crypto
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"sync"
 	"testing"
@@ -248,5 +249,93 @@ func TestKeypair_SealAtOpenAt(t *testing.T) {
 	wall := time.Unix(1234, 0)
 	if got := p.a.Present(wall); !got.Equal(wall) {
 		t.Fatalf("Present on the real clock = %v, want the caller's reading %v", got, wall)
+	}
+}
+
+// TestKeypair_ReserveFinishParallel: messages reserved in order and finished concurrently,
+// in reverse order, carry the counters of their reservation and open as SealAt's would;
+// Finish allocates nothing.
+func TestKeypair_ReserveFinishParallel(t *testing.T) {
+	p := newPair(t, PresharedKey{})
+	kpA, kpB := p.handshake(t)
+	now := p.a.Present(time.Time{})
+	const n = 64
+	msgs := make([][]byte, n)
+	for i := range msgs {
+		b := make([]byte, MessageTransportHeaderSize+100, MessageTransportOverhead+100)
+		b[MessageTransportHeaderSize] = byte(i)
+		m, err := kpA.ReserveAt(b, 100, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs[i] = b[:m]
+	}
+	var wg sync.WaitGroup
+	for i := n - 1; i >= 0; i-- {
+		wg.Go(func() { kpA.Finish(msgs[i]) })
+	}
+	wg.Wait()
+	for i, m := range msgs {
+		if c := binary.LittleEndian.Uint64(m[8:]); c != uint64(i) {
+			t.Fatalf("message %d has counter %d", i, c)
+		}
+		pt, err := kpB.Open(m)
+		if err != nil || pt[0] != byte(i) {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	b := make([]byte, MessageTransportHeaderSize+1400, MessageTransportOverhead+1400)
+	if allocs := testing.AllocsPerRun(100, func() {
+		m, _ := kpA.ReserveAt(b, 1400, now)
+		kpA.Finish(b[:m])
+	}); allocs != 0 {
+		t.Errorf("ReserveAt+Finish: %v allocs", allocs)
+	}
+	if _, err := kpA.ReserveAt(make([]byte, 20, 35), 4, now); !errors.Is(err, ErrShortMessage) {
+		t.Fatalf("ReserveAt short: %v", err)
+	}
+	if _, err := kpA.ReserveAt(b, 0, kpA.Created().Add(RejectAfterTime)); !errors.Is(err, ErrKeypairExpired) {
+		t.Fatalf("ReserveAt at RejectAfterTime: %v", err)
+	}
+}
+
+// TestKeypair_DecryptAccept: DecryptAt authenticates without moving the replay window
+// (a replay decrypts but Accept refuses it once the original was accepted); a forged
+// message never authenticates, so its counter (even one past the limit) never reaches
+// Accept; Accept refuses a counter past RejectAfterMessages.
+func TestKeypair_DecryptAccept(t *testing.T) {
+	p := newPair(t, PresharedKey{})
+	kpA, kpB := p.handshake(t)
+	now := p.a.Present(time.Time{})
+	msg := sealed(t, kpA, []byte("hello"))
+	for range 2 { // not accepted yet: the window has not moved
+		pt, err := kpB.DecryptAt(bytes.Clone(msg), now)
+		if err != nil || string(pt) != "hello" {
+			t.Fatalf("DecryptAt: %q %v", pt, err)
+		}
+	}
+	if err := kpB.Accept(msg); err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	if _, err := kpB.DecryptAt(bytes.Clone(msg), now); err != nil {
+		t.Fatalf("DecryptAt of an accepted message: %v (authentication alone)", err)
+	}
+	if err := kpB.Accept(msg); !errors.Is(err, ErrReplayed) {
+		t.Fatalf("Accept of a replay: %v", err)
+	}
+	forged := bytes.Clone(sealed(t, kpA, []byte("x")))
+	binary.LittleEndian.PutUint64(forged[8:], RejectAfterMessages+5)
+	if _, err := kpB.DecryptAt(forged, now); !errors.Is(err, ErrAuthFailed) {
+		t.Fatalf("DecryptAt of a forged counter: %v", err)
+	}
+	if err := kpB.Accept(forged); !errors.Is(err, ErrKeypairExpired) {
+		t.Fatalf("Accept past the limit: %v", err)
+	}
+	if _, err := kpB.DecryptAt(msg[:20], now); !errors.Is(err, ErrShortMessage) {
+		t.Fatalf("DecryptAt short: %v", err)
+	}
+	late := sealed(t, kpA, []byte("late"))
+	if _, err := kpB.DecryptAt(late, kpB.Created().Add(RejectAfterTime)); !errors.Is(err, ErrKeypairExpired) {
+		t.Fatalf("DecryptAt at RejectAfterTime: %v", err)
 	}
 }

@@ -39,6 +39,11 @@ type Config struct {
 	// MaxFloodCopies bounds the extra copies one outbound batch may make when the Router
 	// returns several peers for a packet.
 	MaxFloodCopies int
+	// CryptoWorkers is how many goroutines share the encryption and decryption of one
+	// batch (parallel.go): 0 picks GOMAXPROCS on machines of 4 cores or more and 1 (each
+	// loop seals and opens its own batch, run to completion) below; 1 never shares; more
+	// forces sharing (tests of the parallel path on small machines).
+	CryptoWorkers int
 	// TimerInterval is how often handshake retransmits, keepalives and rekeys are checked.
 	TimerInterval time.Duration
 	// RekeyAfterTime starts a new handshake when the current keypair we initiated is this
@@ -126,6 +131,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: VNI %d does not fit in 24 bits", ErrInvalidConfig, c.VNI)
 	case c.MTU < 576 || c.MTU > maxInner:
 		return fmt.Errorf("%w: MTU %d outside [576, %d]", ErrInvalidConfig, c.MTU, maxInner)
+	case c.CryptoWorkers < 0 || c.CryptoWorkers > maxCryptoWorkers:
+		return fmt.Errorf("%w: CryptoWorkers %d: want 0 (automatic) to %d", ErrInvalidConfig, c.CryptoWorkers, maxCryptoWorkers)
 	case c.QueueLen <= 0, c.HandshakeQueueLen <= 0, c.MaxFloodCopies < 0:
 		return fmt.Errorf("%w: QueueLen, HandshakeQueueLen must be > 0 (DefaultConfig sets them)", ErrInvalidConfig)
 	case c.TimerInterval <= 0, c.RekeyAfterTime <= 0, c.RekeyAttemptTime <= 0, c.RekeyTimeout <= 0, c.KeepaliveTimeout <= 0, c.NewHandshakeTimeout <= 0:

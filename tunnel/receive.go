@@ -19,13 +19,16 @@ import (
  * 1. The bind's receive function fills the loop's own batch of buffers (recvmmsg; UDP GRO
  *    super-datagrams arrive split, one datagram per buffer).
  * 2. By message type: 1, 2 and 3 are copied onto the handshake worker's bounded queue;
- *    4 is looked up by receiver index (lock-free), opened in place (the replay window
- *    moves only after authentication), confirms a responder's next keypair, roams the
- *    peer's endpoint, then: empty plaintext = keepalive; otherwise the VNI must be ours,
+ *    4 is looked up by receiver index (lock-free) and joins the batch's messages to open.
+ * 3. runCrypto authenticates and decrypts them in place (Keypair.DecryptAt): on the loop's
+ *    goroutine, or shared with helpers on machines of 4 cores or more (parallel.go).
+ * 4. In the batch's order, each authenticated message moves the replay window (only
+ *    now: Keypair.Accept), confirms a responder's next keypair, roams the peer's
+ *    endpoint, then: empty plaintext = keepalive; otherwise the VNI must be ours,
  *    the next protocol our mode's, L3 padding is cut by the IP length, Router.Accept
  *    vets the inner packet (cryptokey routing), and Policy.Inbound judges it with the
  *    sender known (policy.go; the clock is read once per batch).
- * 3. Accepted packets go to the device in one dev.Write at offset `headroom` (the TUN, and
+ * 5. Accepted packets go to the device in one dev.Write at offset `headroom` (the TUN, and
  *    the TAP with offload on, write their virtio header in front and GRO-coalesce).
  */
 
@@ -41,6 +44,18 @@ type recvScratch struct {
 	runPackets uint64
 	runBytes   uint64
 	runData    bool
+
+	// crypt is the batch's transport messages to open (parallel.go); rx[k] is what the
+	// ordered phase after needs of crypt.jobs[k].
+	crypt *cryptoBatch
+	rx    []rxMessage
+}
+
+// rxMessage is a transport message of the batch between its lookup and its opening.
+type rxMessage struct {
+	peer *peers.Peer
+	ep   conn.Endpoint
+	buf  []byte // the message's whole buffer
 }
 
 func (t *Tunnel) newRecvScratch() *recvScratch {
@@ -49,6 +64,8 @@ func (t *Tunnel) newRecvScratch() *recvScratch {
 		sizes: make([]int, t.bindBatch),
 		eps:   make([]conn.Endpoint, t.bindBatch),
 		out:   make([][]byte, 0, t.bindBatch),
+		crypt: newCryptoBatch(t.bindBatch),
+		rx:    make([]rxMessage, 0, t.bindBatch),
 	}
 	copy(rs.bufs, t.owned.get(t.bindBatch))
 	return rs
@@ -83,12 +100,15 @@ func (t *Tunnel) routineInbound(fn conn.ReceiveFunc) {
 	}
 }
 
-// receiveBatch handles rs.bufs[:n] as filled by a receive function. No allocation in
+// receiveBatch handles rs.bufs[:n] as filled by a receive function, in three phases: in
+// order, each message is looked up by its receiver index (or goes to the handshake
+// worker); runCrypto authenticates and decrypts every transport message (parallel.go);
+// in order again, each is judged by its replay window and delivered. No allocation in
 // steady state (a roamed endpoint allocates once).
 func (t *Tunnel) receiveBatch(rs *recvScratch, n int) {
 	clock := time.Now()
 	now, mono := clock.UnixNano(), policy.MonotonicAt(clock)
-	kpNow := t.cfg.Identity.Present(clock) // the batch's one clock read, for every Open
+	rs.crypt.now = t.cfg.Identity.Present(clock) // the batch's one clock read, for every open
 	for i := 0; i < n; i++ {
 		msg := rs.bufs[i][:rs.sizes[i]]
 		ep := rs.eps[i]
@@ -99,13 +119,20 @@ func (t *Tunnel) receiveBatch(rs *recvScratch, n int) {
 		}
 		switch binary.LittleEndian.Uint32(msg[:4]) {
 		case crypto.MessageTransportType:
-			t.receiveTransport(rs, rs.bufs[i], msg, ep, kpNow, now, mono)
+			t.stageTransport(rs, rs.bufs[i], msg, ep, now, mono)
 		case crypto.MessageInitiationType, crypto.MessageResponseType, crypto.MessageCookieReplyType:
 			t.enqueueHandshake(msg, ep)
 		default:
 			t.drop(nil, peers.DropUnknownType, 1)
 		}
 	}
+	t.runCrypto(rs.crypt)
+	for k := range rs.crypt.jobs {
+		t.receiveTransport(rs, k, now, mono)
+	}
+	rs.crypt.reset()
+	clear(rs.rx)
+	rs.rx = rs.rx[:0]
 	t.flushRun(rs, now)
 	if len(rs.out) > 0 {
 		if _, err := t.dev.Write(rs.out, headroom); err != nil && !t.closed.Load() {
@@ -116,7 +143,9 @@ func (t *Tunnel) receiveBatch(rs *recvScratch, n int) {
 	}
 }
 
-func (t *Tunnel) receiveTransport(rs *recvScratch, buf, msg []byte, ep conn.Endpoint, kpNow time.Time, now, mono int64) {
+// stageTransport looks a transport message up by its receiver index and adds it to the
+// batch's messages to open; with one worker it opens and delivers it at once.
+func (t *Tunnel) stageTransport(rs *recvScratch, buf, msg []byte, ep conn.Endpoint, now, mono int64) {
 	if len(msg) < crypto.MessageTransportOverhead {
 		t.drop(nil, peers.DropShortMessage, 1)
 		return
@@ -126,9 +155,28 @@ func (t *Tunnel) receiveTransport(rs *recvScratch, buf, msg []byte, ep conn.Endp
 		t.drop(nil, peers.DropUnknownIndex, 1)
 		return
 	}
-	p, kp := e.Peer, e.Keypair
-	pt, err := kp.OpenAt(msg, kpNow)
-	if err != nil {
+	j := rs.crypt.add(e.Keypair, msg, true)
+	rs.rx = append(rs.rx, rxMessage{peer: e.Peer, ep: ep, buf: buf})
+	if t.workers <= 1 {
+		// Run to completion: open and deliver it now, nothing to share.
+		j.do(rs.crypt.now)
+		t.receiveTransport(rs, len(rs.rx)-1, now, mono)
+		rs.crypt.jobs = rs.crypt.jobs[:0]
+		rs.rx = rs.rx[:0]
+	}
+}
+
+// receiveTransport takes the batch's k-th transport message after runCrypto opened it:
+// the replay window (only now, in the batch's order, and only for a message that
+// authenticated), the keypair's confirmation, roaming, then the plaintext.
+func (t *Tunnel) receiveTransport(rs *recvScratch, k int, now, mono int64) {
+	j, m := &rs.crypt.jobs[k], &rs.rx[k]
+	p, kp, buf, pt := m.peer, j.kp, m.buf, j.pt
+	if j.err != nil {
+		t.drop(p, openDropReason(j.err), 1)
+		return
+	}
+	if err := kp.Accept(j.msg); err != nil {
 		t.drop(p, openDropReason(err), 1)
 		return
 	}
@@ -141,7 +189,7 @@ func (t *Tunnel) receiveTransport(rs *recvScratch, buf, msg []byte, ep conn.Endp
 			t.requestFlush(p) // responder: the session is confirmed, queued packets may go
 		}
 	}
-	t.roam(p, ep)
+	t.roam(p, m.ep)
 	if rs.runPeer != p {
 		t.flushRun(rs, now)
 		rs.runPeer = p

@@ -23,17 +23,20 @@ import (
  * 2. Router.Route picks the peer(s) for each packet, Policy.Outbound may refuse it
  *    (policy.go); a flood copies into pool buffers.
  * 3. With a current keypair: VXLAN header into buf[16:24], zero padding (L3, to a
- *    multiple of 16, never past the MTU), Keypair.Seal in place (writes buf[0:16],
- *    appends the tag). Without one: the packet is copied into the peer's bounded pending
+ *    multiple of 16, never past the MTU), Keypair.ReserveAt (the send counter, in batch
+ *    order, and buf[0:16]). Without one: the packet is copied into the peer's bounded pending
  *    queue and the handshake worker is asked for an initiation; the worker flushes the
  *    queue when the session is up. NeedsRekey only asks for a new handshake: sending
  *    continues on the current keypair meanwhile.
- * 4. Sealed packets are grouped by peer, in order, and each group goes out with one
- *    bind.Send (sendmmsg; UDP GSO coalesces equal-sized runs).
+ * 4. Prepared packets are grouped by peer, in order. runCrypto then seals every one in
+ *    place (Keypair.Finish: encrypts, appends the tag): on the loop's goroutine, or shared
+ *    with helpers on machines of 4 cores or more (parallel.go).
+ * 5. Each group goes out with one bind.Send (sendmmsg; UDP GSO coalesces equal-sized runs).
  *
  * Reading, sealing and sending inline on one goroutine trades wireguard-go's parallel
  * encryption for zero handoffs, which wins on small machines where the other core is
- * busy with the receiver and the application.
+ * busy with the receiver and the application; on larger ones the AEAD of a batch is
+ * shared (fork-join inside the batch), the rest stays on the loop.
  */
 
 // sendScratch is the outbound loop's per-goroutine state, allocated once.
@@ -41,6 +44,9 @@ type sendScratch struct {
 	dsts   []*peers.Peer
 	groups []sendGroup
 	copies [][]byte // pool buffers of flood copies and fragments in this batch
+	// crypt is the batch's messages reserved for sealing (parallel.go): sealed all at once
+	// before the groups are sent.
+	crypt *cryptoBatch
 
 	// icmp holds an ICMP error for the device at headroom (icmp.go); icmpOut is its
 	// one-buffer batch. icmpTokens and icmpRefill are the errors' token bucket.
@@ -61,6 +67,7 @@ func (t *Tunnel) newSendScratch() *sendScratch {
 		dsts:    make([]*peers.Peer, 0, 8),
 		groups:  make([]sendGroup, 0, 8),
 		copies:  make([][]byte, 0, t.cfg.MaxFloodCopies),
+		crypt:   newCryptoBatch(t.devBatch + t.cfg.MaxFloodCopies),
 		icmp:    make([]byte, headroom+icmpBufSize),
 		icmpOut: make([][]byte, 1),
 	}
@@ -151,6 +158,8 @@ func (t *Tunnel) sendBatch(sc *sendScratch, bufs [][]byte, sizes []int) {
 		clear(dsts)
 		sc.dsts = dsts[:0]
 	}
+	t.runCrypto(sc.crypt) // every reserved message sealed: the groups hold wire messages
+	sc.crypt.reset()
 	t.flushGroups(sc, now)
 	for i, b := range sc.copies {
 		t.pool.put(b)
@@ -159,8 +168,9 @@ func (t *Tunnel) sendBatch(sc *sendScratch, bufs [][]byte, sizes []int) {
 	sc.copies = sc.copies[:0]
 }
 
-// sealInto seals the inner packet at b[headroom:headroom+n] for p and appends it to p's
-// group, or queues it for p's handshake.
+// sealInto prepares the inner packet at b[headroom:headroom+n] for p (header, padding,
+// send counter), appends it to p's group and to the batch's messages to seal (runCrypto
+// seals them before the groups are sent), or queues it for p's handshake.
 func (t *Tunnel) sealInto(sc *sendScratch, p *peers.Peer, b []byte, n int, now time.Time) {
 	if p.Removed() {
 		t.drop(p, peers.DropNoRoute, 1)
@@ -180,17 +190,23 @@ func (t *Tunnel) sealInto(sc *sendScratch, p *peers.Peer, b []byte, n int, now t
 		t.tooBig(sc, p, b, n, limit-(need-n), now)
 		return
 	}
-	start, m, err := t.seal(kp, b, n, bare, limit, now)
+	start, m, err := t.prepare(kp, b, n, bare, limit, now)
 	if err != nil {
 		if errors.Is(err, crypto.ErrKeypairExpired) {
-			t.enqueuePending(p, b[headroom:headroom+n]) // seal left the packet where it was
+			t.enqueuePending(p, b[headroom:headroom+n]) // prepare left the packet where it was
 			return
 		}
 		t.drop(p, peers.DropMalformed, 1)
 		return
 	}
+	msg := b[start : start+m]
+	if t.workers > 1 {
+		sc.crypt.add(kp, msg, false) // sealed with the batch's others by runCrypto
+	} else {
+		kp.Finish(msg) // run to completion: nothing to share
+	}
 	g := sc.group(p)
-	g.bufs = append(g.bufs, b[start:start+m])
+	g.bufs = append(g.bufs, msg)
 	g.bytes += uint64(n)
 }
 
@@ -202,14 +218,25 @@ func plainLen(n int, bare bool) int {
 	return vxlan.HeaderSize + n
 }
 
-// seal writes the VXLAN header and padding around the inner packet at b[headroom:] and
-// seals it in place; the message is b[start:start+m]. bare (a peer with WireGuard framing,
-// L3 only): no VXLAN header, the message starts at b[headroom-16:] so that the packet is
-// sealed where it lies, padded as WireGuard pads (to a multiple of 16). Padding never
-// takes the plaintext past limit (maxPlain: the MTU and the peer's path), which the
-// caller checked the packet fits. On an error the packet at b[headroom:headroom+n] is as
-// it was (it may be queued).
+// seal prepares (see prepare) and seals at once: for messages sent on their own, outside
+// a batch (the pending queue's flush).
 func (t *Tunnel) seal(kp *crypto.Keypair, b []byte, n int, bare bool, limit int, now time.Time) (start, m int, err error) {
+	start, m, err = t.prepare(kp, b, n, bare, limit, now)
+	if err == nil {
+		kp.Finish(b[start : start+m])
+	}
+	return start, m, err
+}
+
+// prepare writes the VXLAN header and padding around the inner packet at b[headroom:] and
+// reserves its send counter (Keypair.ReserveAt: the transport header is written, the
+// payload not yet encrypted); the message to Finish is b[start:start+m]. bare (a peer with
+// WireGuard framing, L3 only): no VXLAN header, the message starts at b[headroom-16:] so
+// that the packet is sealed where it lies, padded as WireGuard pads (to a multiple of 16).
+// Padding never takes the plaintext past limit (maxPlain: the MTU and the peer's path),
+// which the caller checked the packet fits. On an error the packet at
+// b[headroom:headroom+n] is as it was (it may be queued).
+func (t *Tunnel) prepare(kp *crypto.Keypair, b []byte, n int, bare bool, limit int, now time.Time) (start, m int, err error) {
 	now = t.cfg.Identity.Present(now) // the batch's clock read, on the keypair's clock
 	if bare {
 		start = headroom - crypto.MessageTransportHeaderSize
@@ -219,7 +246,7 @@ func (t *Tunnel) seal(kp *crypto.Keypair, b []byte, n int, bare bool, limit int,
 		}
 		msg := b[start:]
 		clear(msg[crypto.MessageTransportHeaderSize+n : crypto.MessageTransportHeaderSize+padded])
-		m, err = kp.SealAt(msg, padded, now)
+		m, err = kp.ReserveAt(msg, padded, now)
 		return start, m, err
 	}
 	proto := vxlan.ProtoEthernet
@@ -238,7 +265,7 @@ func (t *Tunnel) seal(kp *crypto.Keypair, b []byte, n int, bare bool, limit int,
 		plain = padded
 	}
 	vxlan.Encode(b[crypto.MessageTransportHeaderSize:headroom], t.cfg.VNI, proto)
-	m, err = kp.SealAt(b, plain, now)
+	m, err = kp.ReserveAt(b, plain, now)
 	return 0, m, err
 }
 

@@ -14,6 +14,10 @@ type Stats struct {
 	// NoReplyHandshakes counts new handshakes started because data sent got no
 	// authenticated reply for NewHandshakeTimeout (per peer: PeerStats.NoReplyHandshakes).
 	NoReplyHandshakes uint64
+	// CryptoWorkers is how many goroutines share a batch's encryption and decryption (1:
+	// each loop does its own); ParallelBatches counts the batches they shared.
+	CryptoWorkers   int
+	ParallelBatches uint64
 	// PathMTUProbes counts path-MTU probes sent; PathMTUChanges the changes of a peer's
 	// path MTU; ICMPTooBig the ICMP errors written into the device for packets too big
 	// for their peer's path, ICMPLimited those the rate limit held back;
@@ -30,6 +34,8 @@ func (t *Tunnel) Stats() Stats {
 		KeepalivesSent: t.keepalivesSent.Load(),
 
 		NoReplyHandshakes: t.noReplyHandshakes.Load(),
+		CryptoWorkers:     t.workers,
+		ParallelBatches:   t.parallelBatches.Load(),
 		PathMTUProbes:     t.probesSent.Load(),
 		PathMTUChanges:    t.pmtuChanges.Load(),
 		ICMPTooBig:        t.icmpSent.Load(),

@@ -35,6 +35,12 @@ type Tunnel struct {
 	devBatch  int // dev.BatchSize(): buffers per Read
 	bindBatch int // bind.BatchSize(): buffers per receive and at most per Send
 
+	// workers share each batch's AEAD (parallel.go): the loop and workers-1 helpers, which
+	// take offers; parallelBatches counts the batches shared.
+	workers         int
+	offers          chan cryptoOffer
+	parallelBatches atomic.Uint64
+
 	drops          peers.DropCounters
 	handshakesSent atomic.Uint64
 	keepalivesSent atomic.Uint64
@@ -105,6 +111,7 @@ func New(cfg Config, dev tun.Device, bind conn.Bind, table *peers.Table) (*Tunne
 		pool:      newBufPool(),
 		devBatch:  max(1, dev.BatchSize()),
 		bindBatch: max(1, bind.BatchSize()),
+		workers:   cryptoWorkers(cfg.CryptoWorkers),
 		hsMsgs:    make(chan hsMessage, cfg.HandshakeQueueLen),
 		hsReqs:    make(chan hsRequest, 256),
 		stop:      make(chan struct{}),
@@ -143,6 +150,7 @@ func (t *Tunnel) Up(port uint16) (uint16, error) {
 		return 0, fmt.Errorf("tunnel: listen on UDP port %d: %w", port, err)
 	}
 	t.up = true
+	t.startCryptoHelpers()
 	t.wg.Add(3 + len(fns))
 	go t.routineOutbound()
 	for _, fn := range fns {
@@ -151,7 +159,7 @@ func (t *Tunnel) Up(port uint16) (uint16, error) {
 	go t.routineHandshake()
 	go t.routineEvents()
 	t.log.Info("tunnel up", "port", actual, "vni", t.cfg.VNI, "mtu", t.cfg.MTU,
-		"dev_batch", t.devBatch, "bind_batch", t.bindBatch)
+		"dev_batch", t.devBatch, "bind_batch", t.bindBatch, "crypto_workers", t.workers)
 	return actual, nil
 }
 

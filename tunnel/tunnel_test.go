@@ -3,6 +3,7 @@ package tunnel
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -46,8 +47,20 @@ func upPair(t *testing.T, cfgA, cfgB Config) *pair {
 	return pr
 }
 
+// TestTunnel_EndToEnd runs the loops over real UDP, each loop sealing and opening its own
+// batches and with 4 workers sharing them (parallel.go; forced on any machine).
 func TestTunnel_EndToEnd(t *testing.T) {
-	pr := upPair(t, DefaultLocalConfig(), DefaultLocalConfig())
+	for _, workers := range []int{1, 4} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			cfg := DefaultLocalConfig()
+			cfg.CryptoWorkers = workers
+			testEndToEnd(t, cfg)
+		})
+	}
+}
+
+func testEndToEnd(t *testing.T, cfg Config) {
+	pr := upPair(t, cfg, cfg)
 
 	// First packet starts the handshake, waits in the queue, then arrives.
 	p1 := ipv4Packet("10.0.1.1", "10.0.2.2", 100)

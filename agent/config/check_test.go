@@ -44,6 +44,8 @@ func TestConfig_MessagesNameKeysNotGoTypes(t *testing.T) {
 		{"service check without target", "services:\n  - name: web\n    port: 80\n  - name: db\n    port: 5432\n    check:\n      kind: tcp\n", "services[1] (line 4): "},
 		{"retry_interval", "gossip:\n  retry_interval: 0s\n", "gossip.retry_interval 0s: must be positive"},
 		{"retry_max", "gossip:\n  retry_max: -1\n", "gossip.retry_max -1"},
+		{"crypto_workers negative", "crypto_workers: -1\n", "crypto_workers -1: must be 0 (automatic) to 64"},
+		{"crypto_workers too many", "crypto_workers: 65\n", "crypto_workers 65: must be 0 (automatic) to 64"},
 		{"log_format", "log_format: xml\n", `log_format "xml": must be text or json`},
 		{"log_level", "log_level: loud\n", `log_level "loud"`},
 	}

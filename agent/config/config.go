@@ -30,6 +30,10 @@ type Config struct {
 	// so that a path that widened is used again; 0 turns probing off (ICMP errors and the
 	// route's MTU still apply).
 	PathMTUProbeInterval Duration `yaml:"path_mtu_probe_interval"`
+	// CryptoWorkers is how many goroutines share the encryption and decryption of each
+	// batch of packets: 0 (the default) uses every core on machines of 4 cores or more and
+	// keeps each loop on its own core below; 1 never shares.
+	CryptoWorkers int `yaml:"crypto_workers"`
 	// VNI is the VXLAN network identifier of this overlay; packets of another VNI are dropped.
 	VNI uint32 `yaml:"vni"`
 	// StateDir keeps the private key (0600), the chosen subnet and local service registrations.

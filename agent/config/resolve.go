@@ -141,6 +141,9 @@ func (c *Config) resolve(p *problems) {
 	if d := c.PathMTUProbeInterval.Duration; d < 0 || (d > 0 && d < time.Second) {
 		p.addf("path_mtu_probe_interval", "path_mtu_probe_interval %s: must be 0 (no probes) or at least 1s (like 10m)", c.PathMTUProbeInterval)
 	}
+	if c.CryptoWorkers < 0 || c.CryptoWorkers > 64 {
+		p.addf("crypto_workers", "crypto_workers %d: must be 0 (automatic) to 64", c.CryptoWorkers)
+	}
 	if c.Gossip.RetryInterval.Duration <= 0 {
 		p.addf("gossip.retry_interval", "gossip.retry_interval %s: must be positive (like 30s)", c.Gossip.RetryInterval)
 	}

@@ -31,6 +31,7 @@ var Settings = []Setting{
 	{Key: "listen_port", Flag: "listen-port", Help: "UDP data port (default 51820, or 4789 with --encryption none)", Field: func(c *Config) any { return &c.ListenPort }},
 	{Key: "mtu", Flag: "mtu", Help: "device MTU (default: follows the underlay: the MTU of the link toward the peers less weft's overhead, 1432 in l3 over a 1500-byte IPv4 link; a larger value is refused)", Field: func(c *Config) any { return &c.MTU }},
 	{Key: "path_mtu_probe_interval", Flag: "path-mtu-probe-interval", Help: "search each peer's path MTU again with probes this often, so a widened path is used (0: no probes; ICMP errors still apply)", Field: func(c *Config) any { return &c.PathMTUProbeInterval }},
+	{Key: "crypto_workers", Flag: "crypto-workers", Help: "goroutines that share each batch's encryption and decryption, 0 to 64 (0: all cores from 4 cores up, none below; 1: never share)", Field: func(c *Config) any { return &c.CryptoWorkers }},
 	{Key: "vni", Flag: "vni", Help: "VXLAN network identifier of the overlay", Field: func(c *Config) any { return &c.VNI }},
 	{Key: "clients.range", Flag: "clients-range", Help: "addresses for stock WireGuard clients: FIRST-LAST or a prefix inside the host's /24 (default .200-.254)", Field: func(c *Config) any { return &c.Clients.Range }},
 	{Key: "state_dir", Flag: "state-dir", Help: "state directory: private key, chosen subnet, services", Field: func(c *Config) any { return &c.StateDir }},

@@ -65,6 +65,8 @@ type Config struct {
 	MTU int
 	// PathMTUProbeInterval is how often each peer's path MTU is searched again (0: never).
 	PathMTUProbeInterval time.Duration
+	// CryptoWorkers is tunnel.Config.CryptoWorkers (0: automatic).
+	CryptoWorkers int
 	// VNI is the overlay's VXLAN network identifier.
 	VNI uint32
 	// ListenPort is the UDP data port (0: any).
@@ -85,7 +87,7 @@ type Config struct {
 // ConfigOf takes a datapath's Config from the agent's validated configuration.
 func ConfigOf(c config.Config) Config {
 	return Config{Mode: c.Mode, Encryption: c.Encryption, Netstack: c.Netstack, Interface: c.Interface,
-		MTU: c.MTU, PathMTUProbeInterval: c.PathMTUProbeInterval.Duration, VNI: c.VNI, ListenPort: c.ListenPort, ClusterCIDR: c.ClusterCIDR.Prefix,
+		MTU: c.MTU, PathMTUProbeInterval: c.PathMTUProbeInterval.Duration, CryptoWorkers: c.CryptoWorkers, VNI: c.VNI, ListenPort: c.ListenPort, ClusterCIDR: c.ClusterCIDR.Prefix,
 		TAPOffload: c.TapOffload, ARPSuppression: c.ARPSuppression, LearnUnknownVTEPs: c.Plain.LearnUnknownVTEPs,
 		Peers: c.Peers}
 }
@@ -150,6 +152,7 @@ func (e *encrypted) startTunnel(dev tun.Device, mtu int, router tunnel.Router) (
 	tcfg.VNI = e.cfg.VNI
 	tcfg.MTU = mtu
 	tcfg.PathMTUInterval = e.cfg.PathMTUProbeInterval
+	tcfg.CryptoWorkers = e.cfg.CryptoWorkers
 	tcfg.Identity = e.deps.Identity()
 	tcfg.Logger = e.deps.Logger
 	tcfg.Router = router
@@ -186,7 +189,8 @@ func (e *encrypted) Stats() (map[string]uint64, map[string]uint64) {
 	return st.Drops, map[string]uint64{
 		"path_mtu_probes": st.PathMTUProbes, "path_mtu_changes": st.PathMTUChanges,
 		"icmp_too_big": st.ICMPTooBig, "icmp_too_big_limited": st.ICMPLimited,
-		"path_errors_ignored": st.PathErrorsIgnored,
+		"path_errors_ignored":     st.PathErrorsIgnored,
+		"crypto_parallel_batches": st.ParallelBatches,
 	}
 }
 
