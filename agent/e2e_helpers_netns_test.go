@@ -261,6 +261,12 @@ peers:
 
 // start runs `weft agent -c CONFIG` inside the node's namespace and waits for its API.
 func (n *node) start(config string) {
+	n.t.Helper()
+	n.startEnv(config)
+}
+
+// startEnv is start with env added to the agent's environment.
+func (n *node) startEnv(config string, env ...string) {
 	t := n.t
 	t.Helper()
 	cfgPath := filepath.Join(n.dir, "weft.yaml")
@@ -268,7 +274,11 @@ func (n *node) start(config string) {
 	if err := os.WriteFile(cfgPath, []byte(full), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	n.launch(n.host.Command(context.Background(), weftBin(t), "agent", "-c", cfgPath))
+	cmd := n.host.Command(context.Background(), weftBin(t), "agent", "-c", cfgPath)
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	n.launch(cmd)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if _, err := api.NewClient(n.sock).WaitReady(ctx, 15*time.Second); err != nil {

@@ -183,3 +183,52 @@ func TestNetns_L3SharedCrypto(t *testing.T) {
 		t.Logf("%s: %d shared batches, drops %v", n.name, st.Counters["crypto_parallel_batches"], st.Drops)
 	}
 }
+
+// TestNetns_L3PartialChecksums: two agents on weft's TUN leave the inner TCP checksums of
+// their segments partial for each other (neither computes them: the receiver's kernel
+// takes them as CHECKSUM_PARTIAL), and 30 MiB each way arrive with their SHA-256 intact.
+// Then b comes back on wireguard-go's TUN, which cannot take partial checksums and so does
+// not say it does: a completes every checksum for it from the new session on (its count
+// of partial packets sent stays where it was), and 30 MiB each way arrive intact again.
+func TestNetns_L3PartialChecksums(t *testing.T) {
+	netlab.Require(t)
+	netlab.RequireTools(t, "ping")
+	ha, hb := netlab.PairT(t, "eth0", "192.168.63.1/24", "192.168.63.2/24")
+	a, b := newNode(t, ha, "192.168.63.1"), newNode(t, hb, "192.168.63.2")
+	confA, confB := staticPeerConf("10.42.1.0/24", b, "10.42.2.0/24"), staticPeerConf("10.42.2.0/24", a, "10.42.1.0/24")
+	a.start(confA)
+	b.start(confB)
+	eventually(t, 10*time.Second, "a pings b", func() error { return a.ping("10.42.2.1", 1) })
+	const size = 30 << 20
+	transfer(t, a, b, "10.42.2.1", 5201, size)
+	transfer(t, b, a, "10.42.1.1", 5202, size)
+	sa, sb := a.status().Counters, b.status().Counters
+	t.Logf("both on weft's TUN: a sent %d and received %d partial, b sent %d and received %d", sa["csum_partial_sent"], sa["csum_partial_received"], sb["csum_partial_sent"], sb["csum_partial_received"])
+	if sa["csum_partial_sent"] == 0 || sb["csum_partial_received"] == 0 || sb["csum_partial_sent"] == 0 || sa["csum_partial_received"] == 0 {
+		t.Fatalf("checksums were not left partial between two weft TUNs: a %v, b %v", sa, sb)
+	}
+
+	b.kill()
+	b.startEnv(confB, "WEFT_TUN_DEVICE=wireguard-go")
+	if st := b.status(); !strings.HasPrefix(st.TUN, "wireguard-go") {
+		t.Fatalf("b restarted on %q, want wireguard-go's TUN", st.TUN)
+	}
+	// b has no session: its first packet starts the handshake (a would wait for its
+	// no-reply timer otherwise).
+	eventually(t, 15*time.Second, "b pings a", func() error { return b.ping("10.42.1.1", 1) })
+	before := a.status().Counters["csum_partial_sent"]
+	transfer(t, a, b, "10.42.2.1", 5203, size)
+	transfer(t, b, a, "10.42.1.1", 5204, size)
+	sa, sb = a.status().Counters, b.status().Counters
+	if sa["csum_partial_sent"] != before {
+		t.Errorf("a sent %d partial checksums to a b that does not take them", sa["csum_partial_sent"]-before)
+	}
+	if sb["csum_partial_sent"] != 0 || sb["csum_partial_received"] != 0 {
+		t.Errorf("b on wireguard-go's TUN: %v", sb)
+	}
+	for _, n := range []*node{a, b} {
+		if d := n.status().Drops; d["malformed"] != 0 || d["auth_failed"] != 0 {
+			t.Errorf("%s drops %v", n.name, d)
+		}
+	}
+}

@@ -47,6 +47,9 @@ type Peer struct {
 	keepalive atomic.Int64 // PersistentKeepalive in nanoseconds
 	removed   atomic.Bool
 	wgFraming atomic.Bool // PeerConfig.WireGuardFraming
+	// csumPartial: the peer's data packets of the current session say it takes inner
+	// checksums left partial (the tunnel learns it from them; a handshake forgets it).
+	csumPartial atomic.Bool
 	// pathMTU is the largest IP packet the path to the endpoint carries, as the tunnel
 	// found it (route MTU, ICMP errors, probes); 0: not known yet.
 	pathMTU atomic.Int32
@@ -111,6 +114,18 @@ func (p *Peer) Removed() bool { return p.removed.Load() }
 // WireGuardFraming reports whether the peer speaks WireGuard's own framing (bare IP in
 // transport messages, no VXLAN header). Lock-free, for the hot path.
 func (p *Peer) WireGuardFraming() bool { return p.wgFraming.Load() }
+
+// AcceptsPartial reports whether the peer takes inner checksums left partial, as its last
+// authenticated data packet said. Lock-free, for the hot path.
+func (p *Peer) AcceptsPartial() bool { return p.csumPartial.Load() }
+
+// SetAcceptsPartial records what the peer's data packets say (the tunnel's receive loop;
+// false when a new session starts, until its first data packet says again).
+func (p *Peer) SetAcceptsPartial(ok bool) {
+	if p.csumPartial.Load() != ok {
+		p.csumPartial.Store(ok)
+	}
+}
 
 // PathMTU is the largest IP packet the path to the peer's endpoint carries, as the
 // tunnel last found it; 0 while not known (the tunnel then sends up to its MTU).

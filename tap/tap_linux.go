@@ -240,9 +240,30 @@ const BatchSize = 128
 // the kernel) is dropped; an error of a non-blocking read ends the batch and shows again on
 // the next blocking read.
 func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	return d.read(bufs, sizes, nil, offset)
+}
+
+// ReadPartial is Read that leaves transport checksums partial where the kernel handed them
+// over so (offload on): a super-frame's segments get only their pseudo-header sums (the
+// TCP checksum of every segment is not computed), a frame with a partial checksum keeps
+// it, and partial[i] says where frame i's checksum is (Partial{} when it is complete). The
+// reader completes each (Complete) unless it hands the frame to a peer that takes partial
+// checksums. partial needs as many entries as bufs.
+func (d *Device) ReadPartial(bufs [][]byte, sizes []int, partial []Partial, offset int) (int, error) {
+	if len(partial) < len(bufs) {
+		return 0, errors.New("tap: ReadPartial needs a Partial per buffer")
+	}
+	return d.read(bufs, sizes, partial, offset)
+}
+
+// PartialChecksums reports whether the device hands over and takes partial transport
+// checksums (ReadPartial, WritePartial): TSO and checksum offload are on.
+func (d *Device) PartialChecksums() bool { return d.offload.Load() }
+
+func (d *Device) read(bufs [][]byte, sizes []int, partial []Partial, offset int) (int, error) {
 	count := 0
 	for count == 0 {
-		n, err := d.readFrame(bufs, sizes, offset, true)
+		n, err := d.readFrame(bufs, sizes, partial, offset, true)
 		if err != nil {
 			return 0, err
 		}
@@ -253,7 +274,11 @@ func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		reserve = tapMaxGSOSegs // room for a whole super-frame
 	}
 	for len(bufs)-count >= reserve && len(sizes)-count >= reserve {
-		n, err := d.readFrame(bufs[count:], sizes[count:], offset, false)
+		var p []Partial
+		if partial != nil {
+			p = partial[count:]
+		}
+		n, err := d.readFrame(bufs[count:], sizes[count:], p, offset, false)
 		if err != nil || n < 0 {
 			break
 		}
@@ -265,7 +290,7 @@ func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 // readFrame reads one frame (blocking or not) into bufs[0][offset:] and finishes it (see
 // tapFinishFrame). It returns the frames made, 0 for a dropped malformed one, and -1 when
 // a non-blocking read found nothing queued.
-func (d *Device) readFrame(bufs [][]byte, sizes []int, offset int, block bool) (int, error) {
+func (d *Device) readFrame(bufs [][]byte, sizes []int, partial []Partial, offset int, block bool) (int, error) {
 	d.rdst = bufs[0][offset:]
 	n, err := d.rd.read(d.rc, block)
 	d.rdst, d.riov[1].Base = nil, nil // keep no caller buffer alive
@@ -280,9 +305,12 @@ func (d *Device) readFrame(bufs [][]byte, sizes []int, offset int, block bool) (
 	n -= vnetHdrLen
 	if h.flags == 0 && h.gsoType == unix.VIRTIO_NET_HDR_GSO_NONE {
 		sizes[0] = n
+		if partial != nil {
+			partial[0] = Partial{}
+		}
 		return 1, nil
 	}
-	k, err := tapFinishFrame(h, bufs, sizes, offset, n, d.l3)
+	k, err := tapFinish(h, bufs, sizes, partial, offset, n, d.l3)
 	if err != nil {
 		d.malformed.Add(1)
 		return 0, nil
@@ -337,7 +365,7 @@ func (d *Device) writev(fd uintptr) bool {
 // leaves offload off.
 func (d *Device) TryRead(b []byte) (int, error) {
 	bufs, sizes := [1][]byte{b}, [1]int{}
-	n, err := d.readFrame(bufs[:], sizes[:], 0, false)
+	n, err := d.readFrame(bufs[:], sizes[:], nil, 0, false)
 	if err != nil {
 		return 0, err
 	}
@@ -354,7 +382,7 @@ func (d *Device) TryRead(b []byte) (int, error) {
 // does not retain them. Safe for concurrent use.
 func (d *Device) Write(bufs [][]byte, offset int) (int, error) {
 	if d.offload.Load() && offset >= vnetHdrLen {
-		return d.writeCoalesced(bufs, offset)
+		return d.writeCoalesced(bufs, offset, nil)
 	}
 	for i, b := range bufs {
 		var err error
@@ -386,12 +414,12 @@ func (d *Device) Write(bufs [][]byte, offset int) (int, error) {
 // super-frame (see tapCoalesce), so the kernel's TCP receives 64 KiB at a time. Each
 // super-frame is one writev of its parts, straight from the buffers: nothing is copied. It
 // returns the number of buffers written.
-func (d *Device) writeCoalesced(bufs [][]byte, offset int) (int, error) {
+func (d *Device) writeCoalesced(bufs [][]byte, offset int, partial []Partial) (int, error) {
 	g := d.gathers.Get().(*gather)
 	defer d.gathers.Put(g)
 	for i := 0; i < len(bufs); {
 		var next int
-		g.parts, next = tapCoalesce(bufs, i, offset, !d.trusted.Load(), d.l3, g.parts)
+		g.parts, next = tapCoalesce(bufs, i, offset, !d.trusted.Load(), d.l3, g.parts, partial)
 		err := d.rc.Write(g.fn)
 		clear(g.parts) // keep no caller buffer alive
 		if err != nil {
@@ -445,6 +473,18 @@ func (g *gather) writev(fd uintptr) bool {
 		clear(g.iov[:n])
 		return true
 	}
+}
+
+// WritePartial is Write for a writer that trusts its frames (TrustWrittenChecksums) and
+// left some transport checksums partial: partial[i] (as ReadPartial gives it) marks frame
+// i, which goes up as CHECKSUM_PARTIAL, merged or alone, so the kernel completes the
+// checksum only if it forwards the frame. Only with offload on (PartialChecksums), headroom
+// for the header and a trusting writer; otherwise it refuses the whole batch.
+func (d *Device) WritePartial(bufs [][]byte, offset int, partial []Partial) (int, error) {
+	if !d.offload.Load() || !d.trusted.Load() || offset < vnetHdrLen || len(partial) < len(bufs) {
+		return 0, errors.New("tap: WritePartial needs offload, a trusting writer, headroom and a Partial per buffer")
+	}
+	return d.writeCoalesced(bufs, offset, partial)
 }
 
 // EnableOffload turns on TCP segmentation and checksum offload (TSO4, TSO6, CSUM): the

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"math/bits"
 
 	"golang.org/x/sys/unix"
 )
@@ -79,31 +78,39 @@ const (
 // returns the number of frames.
 // With l3 the frames are IP packets (a TUN), without a link-layer header.
 func tapFinishFrame(h vnetHdr, bufs [][]byte, sizes []int, offset, n int, l3 bool) (int, error) {
+	return tapFinish(h, bufs, sizes, nil, offset, n, l3)
+}
+
+// tapFinish is tapFinishFrame, leaving checksums partial where partial is not nil: a
+// partial checksum stays as the kernel handed it, a super-frame's segments get only their
+// pseudo-header sums, and partial[i] says where each segment's checksum is (Partial{} for
+// a frame whose checksums are complete).
+func tapFinish(h vnetHdr, bufs [][]byte, sizes []int, partial []Partial, offset, n int, l3 bool) (int, error) {
 	f := bufs[0][offset : offset+n]
 	if h.gsoType == unix.VIRTIO_NET_HDR_GSO_NONE {
+		if partial != nil {
+			partial[0] = Partial{}
+		}
 		if h.flags&unix.VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 {
-			start, at := int(h.csumStart), int(h.csumStart)+int(h.csumOffset)
-			if start > n || at+2 > n {
+			p := Partial{Start: h.csumStart, Field: h.csumOffset}
+			if p.Field == 0 || int(p.Start)+int(p.Field)+2 > n {
 				return 0, errTAPBadCsum
 			}
-			// The field holds the pseudo-header sum; the checksum covers it and the rest. A
-			// zero result is sent as 0xffff (the same in one's complement; zero means "no
-			// checksum" to UDP), as the kernel's skb_checksum_help does.
-			sum := ^csumFold(csumAdd(0, f[start:]))
-			if sum == 0 {
-				sum = 0xffff
+			if partial != nil {
+				partial[0] = p // left as the kernel handed it: the pseudo-header sum
+			} else {
+				Complete(f, p)
 			}
-			binary.BigEndian.PutUint16(f[at:], sum)
 		}
 		sizes[0] = n
 		return 1, nil
 	}
-	return tapSplitTCP(h, bufs, sizes, offset, n, l3)
+	return tapSplitTCP(h, bufs, sizes, partial, offset, n, l3)
 }
 
 // tapSplitTCP cuts the TCP super-frame bufs[0][offset:offset+n] into segments (IP packets
 // with l3).
-func tapSplitTCP(h vnetHdr, bufs [][]byte, sizes []int, offset, n int, l3 bool) (int, error) {
+func tapSplitTCP(h vnetHdr, bufs [][]byte, sizes []int, partial []Partial, offset, n int, l3 bool) (int, error) {
 	f := bufs[0][offset : offset+n]
 	v6 := h.gsoType == unix.VIRTIO_NET_HDR_GSO_TCPV6
 	if h.gsoType&^unix.VIRTIO_NET_HDR_GSO_ECN != unix.VIRTIO_NET_HDR_GSO_TCPV4 && !v6 {
@@ -146,7 +153,7 @@ func tapSplitTCP(h vnetHdr, bufs [][]byte, sizes []int, offset, n int, l3 bool) 
 	if count <= 1 {
 		count = 1
 	}
-	if count > len(bufs) || count > len(sizes) {
+	if count > len(bufs) || count > len(sizes) || partial != nil && count > len(partial) {
 		return 0, errTooManySegments
 	}
 	seq := binary.BigEndian.Uint32(f[tcp+4:])
@@ -185,9 +192,15 @@ func tapSplitTCP(h vnetHdr, bufs [][]byte, sizes []int, offset, n int, l3 bool) 
 			fl &^= tcpFlagFIN | tcpFlagPSH
 		}
 		seg[tcp+13] = fl
-		seg[tcp+16], seg[tcp+17] = 0, 0
-		sum := csumAdd(pseudo+uint64(len(seg)-tcp), seg[tcp:])
-		binary.BigEndian.PutUint16(seg[tcp+16:], ^csumFold(sum))
+		if partial != nil {
+			// Left partial: the pseudo-header sum, as the kernel hands such segments over.
+			binary.BigEndian.PutUint16(seg[tcp+16:], csumFold(pseudo+uint64(len(seg)-tcp)))
+			partial[i] = Partial{Start: uint16(tcp), Field: 16}
+		} else {
+			seg[tcp+16], seg[tcp+17] = 0, 0
+			sum := csumAdd(pseudo+uint64(len(seg)-tcp), seg[tcp:])
+			binary.BigEndian.PutUint16(seg[tcp+16:], ^csumFold(sum))
+		}
 		sizes[i] = len(seg)
 	}
 	return count, nil
@@ -195,70 +208,6 @@ func tapSplitTCP(h vnetHdr, bufs [][]byte, sizes []int, offset, n int, l3 bool) 
 
 // errTooManySegments: a super-frame needs more buffers than the Read was given.
 var errTooManySegments = errors.New("tap: GSO frame has more segments than buffers")
-
-// csumAdd adds b, as big-endian 16-bit words, to the unfolded one's complement sum acc.
-//
-// The one's complement sum does not depend on byte order (RFC 1071, 2.B): b's 8-byte words
-// are summed as the CPU loads them (no byte swap), 64 bytes per round, folded to 16 bits and
-// swapped once at the end on a little-endian CPU; only the last few bytes go in big-endian.
-func csumAdd(acc uint64, b []byte) uint64 {
-	var ne, c uint64
-	for len(b) >= 64 {
-		ne, c = bits.Add64(ne, binary.NativeEndian.Uint64(b), 0)
-		ne, c = bits.Add64(ne, binary.NativeEndian.Uint64(b[8:]), c)
-		ne, c = bits.Add64(ne, binary.NativeEndian.Uint64(b[16:]), c)
-		ne, c = bits.Add64(ne, binary.NativeEndian.Uint64(b[24:]), c)
-		ne, c = bits.Add64(ne, binary.NativeEndian.Uint64(b[32:]), c)
-		ne, c = bits.Add64(ne, binary.NativeEndian.Uint64(b[40:]), c)
-		ne, c = bits.Add64(ne, binary.NativeEndian.Uint64(b[48:]), c)
-		ne, c = bits.Add64(ne, binary.NativeEndian.Uint64(b[56:]), c)
-		ne = csumCarry(ne, c)
-		b = b[64:]
-	}
-	for len(b) >= 8 {
-		ne, c = bits.Add64(ne, binary.NativeEndian.Uint64(b), 0)
-		ne = csumCarry(ne, c)
-		b = b[8:]
-	}
-	if ne != 0 {
-		w := uint64(csumFold(ne))
-		if littleEndian {
-			w = uint64(bits.ReverseBytes16(uint16(w)))
-		}
-		acc, c = bits.Add64(acc, w, 0)
-		acc = csumCarry(acc, c)
-	}
-	for len(b) >= 2 {
-		acc, c = bits.Add64(acc, uint64(binary.BigEndian.Uint16(b)), 0)
-		acc = csumCarry(acc, c)
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		acc, c = bits.Add64(acc, uint64(b[0])<<8, 0)
-		acc = csumCarry(acc, c)
-	}
-	return acc
-}
-
-// littleEndian reports the CPU's byte order (csumAdd swaps its native sum on it).
-var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
-
-// csumCarry adds a carry out of 64 bits back in (end-around carry: 2^64 ≡ 1 modulo 2^16-1).
-func csumCarry(acc, c uint64) uint64 {
-	acc, c = bits.Add64(acc, c, 0)
-	return acc + c // cannot carry again: acc is 0 when c is 1
-}
-
-// csumFold folds an unfolded sum to 16 bits (2^16 ≡ 1 modulo 2^16-1, so 64-bit words fold
-// to the sum of their 16-bit words).
-func csumFold(acc uint64) uint16 {
-	hi, lo := acc>>32, acc&0xffffffff
-	acc = hi + lo
-	acc = (acc >> 16) + (acc & 0xffff)
-	acc = (acc >> 16) + (acc & 0xffff)
-	acc = (acc >> 16) + (acc & 0xffff)
-	return uint16(acc)
-}
 
 // tcpSeg is a parsed TCP segment in an untagged Ethernet frame or an IP packet, as
 // tapCoalesce needs it.
@@ -374,13 +323,22 @@ func tcpSameFlow(a []byte, sa tcpSeg, b []byte, sb tcpSeg) bool {
 // protects it); without, the writer vouches for them (they were authenticated, so a wrong
 // checksum is what the authenticated sender sent, which it could as well have sent with a
 // right one). With l3 the frames are IP packets. parts needs room for tapMaxGSOSegs
-// entries for this to allocate nothing.
-func tapCoalesce(bufs [][]byte, i, offset int, verify, l3 bool, parts [][]byte) ([][]byte, int) {
+// entries for this to allocate nothing. partial (nil: none) marks frames whose transport
+// checksum the writer left partial (a trusted writer only: with verify it is ignored); one
+// written alone goes up as CHECKSUM_PARTIAL, and merged runs always do.
+func tapCoalesce(bufs [][]byte, i, offset int, verify, l3 bool, parts [][]byte, partial []Partial) ([][]byte, int) {
 	first := bufs[i]
 	f := first[offset:]
 	hdr := first[offset-vnetHdrLen : offset]
 	clear(hdr)
-	if !verify {
+	switch {
+	case !verify && partial != nil && partial[i].Field != 0:
+		// Alone, the frame goes up with its checksum to be completed (CHECKSUM_PARTIAL):
+		// local delivery trusts it, forwarding computes it.
+		hdr[0] = unix.VIRTIO_NET_HDR_F_NEEDS_CSUM
+		binary.NativeEndian.PutUint16(hdr[6:], partial[i].Start)
+		binary.NativeEndian.PutUint16(hdr[8:], partial[i].Field)
+	case !verify:
 		// Alone, the frame goes up with its checksums marked valid (CHECKSUM_UNNECESSARY):
 		// the writer authenticated it, so the kernel need not read it again to check them.
 		hdr[0] = unix.VIRTIO_NET_HDR_F_DATA_VALID

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/weftnet/weft/crypto"
+	"github.com/weftnet/weft/tap"
 	"github.com/weftnet/weft/vxlan"
 )
 
@@ -20,17 +21,18 @@ import (
 // delivered is a whole IP packet from the sender's own prefixes.
 func FuzzTunnel_ReceiveHostile(f *testing.F) {
 	clk := newTestClock() // the keypairs never expire however long the fuzzing runs
-	pairs := [2]*direct{}
+	pairs, marks := [2]*direct{}, [2]*partialFake{}
 	for i, workers := range []int{1, 2} {
 		cfg := DefaultConfig()
 		cfg.CryptoWorkers = workers
-		pairs[i] = newDirectWith(f, 64, nil, cfg, cfg, clk)
+		// B's device takes partial checksums, so a flag that survives B's checks is
+		// delivered marked.
+		pairs[i], _, marks[i] = newPartialDirectWith(f, cfg, clk, false, true)
 		if workers > 1 {
 			pairs[i].b.startCryptoHelpers()
 		}
 		t := pairs[i]
 		f.Cleanup(func() { t.a.Close(); t.b.Close() })
-		t.devB.KeepWritten(64)
 	}
 	msg := func(inner []byte) []byte {
 		hdr := make([]byte, vxlan.HeaderSize)
@@ -48,6 +50,12 @@ func FuzzTunnel_ReceiveHostile(f *testing.F) {
 	f.Add(append(append(msg(good), msg(spoofed)...), msg(long)...), byte(0))
 	f.Add(bytes.Repeat(msg(good), 12), byte(0x24)) // per message: as sent, cut short, flipped, as sent, ...
 	f.Add(append(msg(ipv6Packet("fd00:1::1", "fd00:2::2", 80)), msg(nil)...), byte(0xff))
+	// The inner-checksum flag, on a UDP packet (honoured) and an ICMP-like one (dropped).
+	flagged := msg(good)
+	flagged[2+1] = vxlan.CsumAccepted | vxlan.CsumPartial
+	odd := msg(spoofed)
+	odd[2+1], odd[2+8+9] = vxlan.CsumPartial, 1
+	f.Add(append(flagged, odd...), byte(0))
 	f.Fuzz(func(t *testing.T, in []byte, mangle byte) {
 		var plains [][]byte
 		for len(in) >= 2 && len(plains) < 16 {
@@ -77,9 +85,13 @@ func FuzzTunnel_ReceiveHostile(f *testing.F) {
 				d.rs.sizes[i] = m
 				d.rs.eps[i] = d.fromA
 			}
+			marks[k].marks = marks[k].marks[:0]
 			d.b.receiveBatch(d.rs, len(plains))
 			for len(d.devB.Out) > 0 {
 				out[k] = append(out[k], <-d.devB.Out)
+			}
+			if len(marks[k].marks) != len(out[k]) {
+				t.Fatalf("%d packets delivered, %d marks", len(out[k]), len(marks[k].marks))
 			}
 			after := d.b.Stats().Drops
 			drops[k] = map[string]uint64{}
@@ -102,6 +114,12 @@ func FuzzTunnel_ReceiveHostile(f *testing.F) {
 			n, _, ok := ipLen(p)
 			if !ok || n != len(p) {
 				t.Fatalf("delivered %d bytes that are not one whole IP packet", len(p))
+			}
+			// A packet marked partial is marked where the receiver finds the checksum.
+			if m := marks[0].marks[i]; m != (tap.Partial{}) {
+				if at, ok := partialAt(p, false); !ok || at != m || marks[1].marks[i] != m {
+					t.Fatalf("packet %d marked %+v; the checksum is at %+v (%v)", i, m, at, ok)
+				}
 			}
 			src, _ := netip.AddrFromSlice(p[12:16])
 			if p[0]>>4 == 6 {

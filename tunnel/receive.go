@@ -11,6 +11,7 @@ import (
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/policy"
+	"github.com/weftnet/weft/tap"
 	"github.com/weftnet/weft/vxlan"
 )
 
@@ -38,6 +39,10 @@ type recvScratch struct {
 	sizes []int
 	eps   []conn.Endpoint
 	out   [][]byte
+	// partial[i] is where out[i]'s checksum was left partial (partial.go), or zero;
+	// partialRecv counts this batch's.
+	partial     []tap.Partial
+	partialRecv uint64
 
 	// run-length accounting: consecutive packets of one peer are counted once
 	runPeer    *peers.Peer
@@ -60,12 +65,13 @@ type rxMessage struct {
 
 func (t *Tunnel) newRecvScratch() *recvScratch {
 	rs := &recvScratch{
-		bufs:  make([][]byte, t.bindBatch),
-		sizes: make([]int, t.bindBatch),
-		eps:   make([]conn.Endpoint, t.bindBatch),
-		out:   make([][]byte, 0, t.bindBatch),
-		crypt: newCryptoBatch(t.bindBatch),
-		rx:    make([]rxMessage, 0, t.bindBatch),
+		bufs:    make([][]byte, t.bindBatch),
+		sizes:   make([]int, t.bindBatch),
+		eps:     make([]conn.Endpoint, t.bindBatch),
+		out:     make([][]byte, 0, t.bindBatch),
+		partial: make([]tap.Partial, 0, t.bindBatch),
+		crypt:   newCryptoBatch(t.bindBatch),
+		rx:      make([]rxMessage, 0, t.bindBatch),
 	}
 	copy(rs.bufs, t.owned.get(t.bindBatch))
 	return rs
@@ -135,11 +141,22 @@ func (t *Tunnel) receiveBatch(rs *recvScratch, n int) {
 	rs.rx = rs.rx[:0]
 	t.flushRun(rs, now)
 	if len(rs.out) > 0 {
-		if _, err := t.dev.Write(rs.out, headroom); err != nil && !t.closed.Load() {
+		var err error
+		if t.partialDev != nil {
+			_, err = t.partialDev.WritePartial(rs.out, headroom, rs.partial)
+		} else {
+			_, err = t.dev.Write(rs.out, headroom)
+		}
+		if err != nil && !t.closed.Load() {
 			t.log.Debug("device write failed", "err", err)
 		}
 		clear(rs.out)
 		rs.out = rs.out[:0]
+		rs.partial = rs.partial[:0]
+	}
+	if rs.partialRecv > 0 {
+		t.partialRecv.Add(rs.partialRecv)
+		rs.partialRecv = 0
 	}
 }
 
@@ -234,6 +251,19 @@ func (t *Tunnel) receiveTransport(rs *recvScratch, k int, now, mono int64) {
 		}
 		inner = inner[:n]
 	}
+	// A data packet says whether its sender takes partial checksums, and whether its own
+	// was left partial (partial.go): only for a receiver that said it takes them, and where
+	// the receiver itself finds the checksum.
+	p.SetAcceptsPartial(h.Csum&vxlan.CsumAccepted != 0)
+	var pp tap.Partial
+	if h.Csum&vxlan.CsumPartial != 0 {
+		at, ok := partialAt(inner, t.cfg.NextProtoL2)
+		if t.partialDev == nil || !ok {
+			t.drop(p, peers.DropMalformed, 1)
+			return
+		}
+		pp = at
+	}
 	if !t.admit(p, inner, mono) {
 		return
 	}
@@ -241,6 +271,10 @@ func (t *Tunnel) receiveTransport(rs *recvScratch, k int, now, mono int64) {
 	rs.runData = true
 	// inner starts at buf[headroom]: the transport header is 16 bytes, the VXLAN header 8.
 	rs.out = append(rs.out, buf[:headroom+len(inner)])
+	rs.partial = append(rs.partial, pp)
+	if pp.Field != 0 {
+		rs.partialRecv++
+	}
 }
 
 // admit is the judgement every inner packet from p passes before the device: cryptokey
@@ -279,6 +313,7 @@ func (t *Tunnel) receiveBare(rs *recvScratch, buf []byte, p *peers.Peer, pt []by
 	rs.runBytes += uint64(n)
 	rs.runData = true
 	rs.out = append(rs.out, buf[:headroom+n])
+	rs.partial = append(rs.partial, tap.Partial{})
 }
 
 // flushRun counts the current run of packets from one peer.

@@ -12,6 +12,7 @@ import (
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/policy"
+	"github.com/weftnet/weft/tap"
 	"github.com/weftnet/weft/vxlan"
 )
 
@@ -47,6 +48,11 @@ type sendScratch struct {
 	// crypt is the batch's messages reserved for sealing (parallel.go): sealed all at once
 	// before the groups are sent.
 	crypt *cryptoBatch
+	// partial is the device's word on each packet of the batch being sent (ReadPartial;
+	// empty when the device completes every checksum itself), partialSent the packets
+	// sent with their checksum left partial.
+	partial     []tap.Partial
+	partialSent uint64
 
 	// icmp holds an ICMP error for the device at headroom (icmp.go); icmpOut is its
 	// one-buffer batch. icmpTokens and icmpRefill are the errors' token bucket.
@@ -78,8 +84,19 @@ func (t *Tunnel) routineOutbound() {
 	bufs := t.owned.get(t.devBatch)
 	sizes := make([]int, t.devBatch)
 	sc := t.newSendScratch()
+	var partial []tap.Partial
+	if t.partialDev != nil {
+		partial = make([]tap.Partial, t.devBatch)
+	}
 	for {
-		n, err := t.dev.Read(bufs, sizes, headroom)
+		var n int
+		var err error
+		if partial != nil {
+			n, err = t.partialDev.ReadPartial(bufs, sizes, partial, headroom)
+			sc.partial = partial[:max(n, 0)]
+		} else {
+			n, err = t.dev.Read(bufs, sizes, headroom)
+		}
 		if t.closed.Load() {
 			return
 		}
@@ -116,6 +133,10 @@ func (t *Tunnel) sendBatch(sc *sendScratch, bufs [][]byte, sizes []int) {
 			continue
 		}
 		pkt := buf[headroom : headroom+n]
+		var pp tap.Partial // where the device left the checksum partial, if it did
+		if i < len(sc.partial) {
+			pp = sc.partial[i]
+		}
 		dsts, reason := t.router.Route(pkt, sc.dsts[:0])
 		if len(dsts) == 0 {
 			if reason == peers.DropNone {
@@ -134,6 +155,10 @@ func (t *Tunnel) sendBatch(sc *sendScratch, bufs [][]byte, sizes []int) {
 			sc.dsts = dsts[:0]
 			continue
 		}
+		if pp.Field != 0 && (len(dsts) != 1 || !t.leavePartial(dsts[0], pkt, pp)) {
+			tap.Complete(pkt, pp) // for every peer that does not take it partial (partial.go)
+			pp = tap.Partial{}
+		}
 		// Copies first: sealing the original encrypts pkt in place.
 		for j := len(dsts) - 1; j >= 0; j-- {
 			p := dsts[j]
@@ -151,7 +176,7 @@ func (t *Tunnel) sendBatch(sc *sendScratch, bufs [][]byte, sizes []int) {
 				copy(b[headroom:], pkt)
 				sc.copies = append(sc.copies, b)
 			}
-			t.sealInto(sc, p, b, n, now)
+			t.sealInto(sc, p, b, n, now, pp)
 		}
 		// dsts may have outgrown sc.dsts (a flood to more peers than its capacity): keep the
 		// grown slice, so the next flood of that size does not allocate again.
@@ -161,6 +186,11 @@ func (t *Tunnel) sendBatch(sc *sendScratch, bufs [][]byte, sizes []int) {
 	t.runCrypto(sc.crypt) // every reserved message sealed: the groups hold wire messages
 	sc.crypt.reset()
 	t.flushGroups(sc, now)
+	sc.partial = sc.partial[:0]
+	if sc.partialSent > 0 {
+		t.partialSent.Add(sc.partialSent)
+		sc.partialSent = 0
+	}
 	for i, b := range sc.copies {
 		t.pool.put(b)
 		sc.copies[i] = nil
@@ -170,14 +200,19 @@ func (t *Tunnel) sendBatch(sc *sendScratch, bufs [][]byte, sizes []int) {
 
 // sealInto prepares the inner packet at b[headroom:headroom+n] for p (header, padding,
 // send counter), appends it to p's group and to the batch's messages to seal (runCrypto
-// seals them before the groups are sent), or queues it for p's handshake.
-func (t *Tunnel) sealInto(sc *sendScratch, p *peers.Peer, b []byte, n int, now time.Time) {
+// seals them before the groups are sent), or queues it for p's handshake. pp, when set,
+// is where the packet's checksum was left partial for p (leavePartial); it is completed
+// if the packet takes another way.
+func (t *Tunnel) sealInto(sc *sendScratch, p *peers.Peer, b []byte, n int, now time.Time, pp tap.Partial) {
 	if p.Removed() {
 		t.drop(p, peers.DropNoRoute, 1)
 		return
 	}
 	kp := p.Keypairs().Current()
 	if kp == nil {
+		if pp.Field != 0 {
+			tap.Complete(b[headroom:headroom+n], pp) // the flush seals it for whoever p is then
+		}
 		t.enqueuePending(p, b[headroom:headroom+n])
 		return
 	}
@@ -187,17 +222,30 @@ func (t *Tunnel) sealInto(sc *sendScratch, p *peers.Peer, b []byte, n int, now t
 	bare := p.WireGuardFraming()
 	limit := t.maxPlain(p, bare)
 	if need := plainLen(n, bare); need > limit {
+		if pp.Field != 0 {
+			tap.Complete(b[headroom:headroom+n], pp) // fragments or an ICMP quote
+		}
 		t.tooBig(sc, p, b, n, limit-(need-n), now)
 		return
 	}
-	start, m, err := t.prepare(kp, b, n, bare, limit, now)
+	csum := t.csumBits
+	if pp.Field != 0 {
+		csum |= vxlan.CsumPartial
+	}
+	start, m, err := t.prepare(kp, b, n, bare, limit, now, csum)
 	if err != nil {
 		if errors.Is(err, crypto.ErrKeypairExpired) {
+			if pp.Field != 0 {
+				tap.Complete(b[headroom:headroom+n], pp)
+			}
 			t.enqueuePending(p, b[headroom:headroom+n]) // prepare left the packet where it was
 			return
 		}
 		t.drop(p, peers.DropMalformed, 1)
 		return
+	}
+	if pp.Field != 0 {
+		sc.partialSent++
 	}
 	msg := b[start : start+m]
 	if t.workers > 1 {
@@ -221,7 +269,7 @@ func plainLen(n int, bare bool) int {
 // seal prepares (see prepare) and seals at once: for messages sent on their own, outside
 // a batch (the pending queue's flush).
 func (t *Tunnel) seal(kp *crypto.Keypair, b []byte, n int, bare bool, limit int, now time.Time) (start, m int, err error) {
-	start, m, err = t.prepare(kp, b, n, bare, limit, now)
+	start, m, err = t.prepare(kp, b, n, bare, limit, now, t.csumBits)
 	if err == nil {
 		kp.Finish(b[start : start+m])
 	}
@@ -234,9 +282,10 @@ func (t *Tunnel) seal(kp *crypto.Keypair, b []byte, n int, bare bool, limit int,
 // WireGuard framing, L3 only): no VXLAN header, the message starts at b[headroom-16:] so
 // that the packet is sealed where it lies, padded as WireGuard pads (to a multiple of 16).
 // Padding never takes the plaintext past limit (maxPlain: the MTU and the peer's path),
-// which the caller checked the packet fits. On an error the packet at
-// b[headroom:headroom+n] is as it was (it may be queued).
-func (t *Tunnel) prepare(kp *crypto.Keypair, b []byte, n int, bare bool, limit int, now time.Time) (start, m int, err error) {
+// which the caller checked the packet fits. csum is the VXLAN header's inner-checksum bits
+// (partial.go). On an error the packet at b[headroom:headroom+n] is as it was (it may be
+// queued).
+func (t *Tunnel) prepare(kp *crypto.Keypair, b []byte, n int, bare bool, limit int, now time.Time, csum byte) (start, m int, err error) {
 	now = t.cfg.Identity.Present(now) // the batch's clock read, on the keypair's clock
 	if bare {
 		start = headroom - crypto.MessageTransportHeaderSize
@@ -265,6 +314,7 @@ func (t *Tunnel) prepare(kp *crypto.Keypair, b []byte, n int, bare bool, limit i
 		plain = padded
 	}
 	vxlan.Encode(b[crypto.MessageTransportHeaderSize:headroom], t.cfg.VNI, proto)
+	b[crypto.MessageTransportHeaderSize+1] = csum
 	m, err = kp.ReserveAt(b, plain, now)
 	return 0, m, err
 }

@@ -18,6 +18,11 @@ type Stats struct {
 	// each loop does its own); ParallelBatches counts the batches they shared.
 	CryptoWorkers   int
 	ParallelBatches uint64
+	// PartialSent and PartialReceived count data packets sent and delivered with their
+	// inner checksum left partial (partial.go); PartialChecksums says whether this side's
+	// device takes them (and so says so to its peers).
+	PartialSent, PartialReceived uint64
+	PartialChecksums             bool
 	// PathMTUProbes counts path-MTU probes sent; PathMTUChanges the changes of a peer's
 	// path MTU; ICMPTooBig the ICMP errors written into the device for packets too big
 	// for their peer's path, ICMPLimited those the rate limit held back;
@@ -36,6 +41,9 @@ func (t *Tunnel) Stats() Stats {
 		NoReplyHandshakes: t.noReplyHandshakes.Load(),
 		CryptoWorkers:     t.workers,
 		ParallelBatches:   t.parallelBatches.Load(),
+		PartialSent:       t.partialSent.Load(),
+		PartialReceived:   t.partialRecv.Load(),
+		PartialChecksums:  t.partialDev != nil,
 		PathMTUProbes:     t.probesSent.Load(),
 		PathMTUChanges:    t.pmtuChanges.Load(),
 		ICMPTooBig:        t.icmpSent.Load(),

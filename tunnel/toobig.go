@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/weftnet/weft/peers"
+	"github.com/weftnet/weft/tap"
 )
 
 // The ICMP errors written into the device for packets too big for their peer's path
@@ -40,7 +41,7 @@ func (t *Tunnel) tooBig(sc *sendScratch, p *peers.Peer, b []byte, n, innerMTU in
 					sc.copies = append(sc.copies, f)
 					return f
 				},
-				func(f []byte, fn int) { t.sealInto(sc, p, f, fn, now) })
+				func(f []byte, fn int) { t.sealInto(sc, p, f, fn, now, tap.Partial{}) })
 			return
 		}
 		t.drop(p, peers.DropTooBig, 1)

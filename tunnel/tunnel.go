@@ -14,6 +14,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/weftnet/weft/peers"
+	"github.com/weftnet/weft/vxlan"
 )
 
 // Tunnel is one encrypted overlay datapath: a device, a bind and a peer table.
@@ -40,6 +41,14 @@ type Tunnel struct {
 	workers         int
 	offers          chan cryptoOffer
 	parallelBatches atomic.Uint64
+
+	// partialDev is dev when it hands over and takes partial inner checksums (partial.go);
+	// nil otherwise. csumBits is what every data packet's VXLAN header says of this side
+	// (vxlan.CsumAccepted with partialDev). partialSent and partialRecv count the packets
+	// sent and delivered with their checksum left partial.
+	partialDev               partialDevice
+	csumBits                 byte
+	partialSent, partialRecv atomic.Uint64
 
 	drops          peers.DropCounters
 	handshakesSent atomic.Uint64
@@ -120,6 +129,9 @@ func New(cfg Config, dev tun.Device, bind conn.Bind, table *peers.Table) (*Tunne
 	}
 	if t.router == nil {
 		t.router = NewL3Router(table)
+	}
+	if pd, ok := dev.(partialDevice); ok && pd.PartialChecksums() {
+		t.partialDev, t.csumBits = pd, vxlan.CsumAccepted
 	}
 	switch {
 	case cfg.Policy == nil:

@@ -48,13 +48,29 @@ var (
 	ErrVNI   = errors.New("vxlan: VNI does not fit in 24 bits")
 )
 
+// weft's inner-checksum bits, in the header's first reserved byte (byte 1). They are set
+// only inside weft's encrypted transport, never on a plain VTEP, and a receiver that does
+// not know them ignores them (reserved bits are ignored on receipt).
+const (
+	// CsumAccepted: the sender takes packets whose inner TCP or UDP checksum is left
+	// partial (its device delivers them as CHECKSUM_PARTIAL). Set on every data packet of
+	// a sender that does.
+	CsumAccepted = 0x01
+	// CsumPartial: this packet's inner TCP or UDP checksum is left partial: the field holds
+	// the pseudo-header sum, as the kernel hands such packets over. Sent only to a peer
+	// whose own packets carry CsumAccepted.
+	CsumPartial = 0x02
+)
+
 // Header is a decoded VXLAN(-GPE) header.
 type Header struct {
 	VNI       uint32
 	NextProto NextProto // ProtoNone: plain RFC 7348 (no P flag)
+	Csum      byte      // weft's inner-checksum bits (CsumAccepted, CsumPartial)
 }
 
-// Put writes h into b[:8]. NextProto ProtoNone writes a plain RFC 7348 header.
+// Put writes h into b[:8]. NextProto ProtoNone writes a plain RFC 7348 header (and a plain
+// VTEP leaves Csum zero).
 func (h Header) Put(b []byte) error {
 	if len(b) < HeaderSize {
 		return ErrShort
@@ -63,6 +79,7 @@ func (h Header) Put(b []byte) error {
 		return ErrVNI
 	}
 	Encode(b, h.VNI, h.NextProto)
+	b[1] = h.Csum
 	return nil
 }
 
@@ -88,7 +105,7 @@ func Parse(b []byte) (Header, error) {
 	if b[0]&vxlanFlagI == 0 {
 		return Header{}, ErrFlags
 	}
-	h := Header{VNI: binary.BigEndian.Uint32(b[4:8]) >> 8}
+	h := Header{VNI: binary.BigEndian.Uint32(b[4:8]) >> 8, Csum: b[1]}
 	if b[0]&vxlanFlagP != 0 {
 		h.NextProto = NextProto(b[3])
 	}

@@ -53,7 +53,7 @@ func TestParseVXLAN_Errors(t *testing.T) {
 }
 
 func FuzzParseVXLAN(f *testing.F) {
-	for _, h := range []Header{{1, ProtoIPv4}, {MaxVNI, ProtoIPv6}, {7, ProtoEthernet}, {9, ProtoNone}} {
+	for _, h := range []Header{{VNI: 1, NextProto: ProtoIPv4}, {VNI: MaxVNI, NextProto: ProtoIPv6}, {VNI: 7, NextProto: ProtoEthernet}, {VNI: 9, NextProto: ProtoNone}, {VNI: 3, NextProto: ProtoIPv4, Csum: CsumAccepted | CsumPartial}} {
 		b := make([]byte, 8)
 		_ = h.Put(b)
 		f.Add(b)

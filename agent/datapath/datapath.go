@@ -191,6 +191,7 @@ func (e *encrypted) Stats() (map[string]uint64, map[string]uint64) {
 		"icmp_too_big": st.ICMPTooBig, "icmp_too_big_limited": st.ICMPLimited,
 		"path_errors_ignored":     st.PathErrorsIgnored,
 		"crypto_parallel_batches": st.ParallelBatches,
+		"csum_partial_sent":       st.PartialSent, "csum_partial_received": st.PartialReceived,
 	}
 }
 
