@@ -85,31 +85,19 @@ func (kp *Keypair) Expired(now time.Time) bool {
 // small). ErrKeypairExpired once RejectAfterMessages counters are used or the
 // keypair is RejectAfterTime old. Does not retain buf. No allocation.
 func (kp *Keypair) Seal(buf []byte, n int) (int, error) {
-	if n < 0 || len(buf) < MessageTransportHeaderSize+n || cap(buf) < MessageTransportOverhead+n {
-		return 0, ErrShortMessage
-	}
-	if kp.send == nil || kp.expired() {
-		return 0, ErrKeypairExpired
-	}
-	return kp.seal(buf, n)
+	return kp.seal(buf, n, kp.send == nil || kp.expired())
 }
 
 // SealAt is Seal with the keypair's age judged at now instead of a clock read of its own:
 // a loop that seals a batch reads the clock once for all of it (Identity.Present gives the
 // now that matches the keypair's clock). Expiry and counters are exactly Seal's.
 func (kp *Keypair) SealAt(buf []byte, n int, now time.Time) (int, error) {
-	if n < 0 || len(buf) < MessageTransportHeaderSize+n || cap(buf) < MessageTransportOverhead+n {
-		return 0, ErrShortMessage
-	}
-	if kp.send == nil || kp.Expired(now) {
-		return 0, ErrKeypairExpired
-	}
-	return kp.seal(buf, n)
+	return kp.seal(buf, n, kp.send == nil || kp.Expired(now))
 }
 
-// seal is Seal after the length and age checks.
-func (kp *Keypair) seal(buf []byte, n int) (int, error) {
-	m, err := kp.reserve(buf, n)
+// seal is Seal and SealAt: reserve, then finish. expired is the age check's verdict.
+func (kp *Keypair) seal(buf []byte, n int, expired bool) (int, error) {
+	m, err := kp.reserve(buf, n, expired)
 	if err != nil {
 		return 0, err
 	}
@@ -126,17 +114,17 @@ func (kp *Keypair) seal(buf []byte, n int) (int, error) {
 // counter (the receiver sees a gap, which its replay window tolerates). Errors are
 // SealAt's. No allocation.
 func (kp *Keypair) ReserveAt(buf []byte, n int, now time.Time) (int, error) {
+	return kp.reserve(buf, n, kp.send == nil || kp.Expired(now))
+}
+
+// reserve checks buf and n, then expired (the age check's verdict), and takes a counter.
+func (kp *Keypair) reserve(buf []byte, n int, expired bool) (int, error) {
 	if n < 0 || len(buf) < MessageTransportHeaderSize+n || cap(buf) < MessageTransportOverhead+n {
 		return 0, ErrShortMessage
 	}
-	if kp.send == nil || kp.Expired(now) {
+	if expired {
 		return 0, ErrKeypairExpired
 	}
-	return kp.reserve(buf, n)
-}
-
-// reserve is ReserveAt after the length and age checks.
-func (kp *Keypair) reserve(buf []byte, n int) (int, error) {
 	counter := kp.sendCounter.Add(1) - 1
 	if counter >= RejectAfterMessages {
 		kp.sendCounter.Store(RejectAfterMessages) // do not wrap around
@@ -167,36 +155,18 @@ func (kp *Keypair) Finish(msg []byte) {
 // ErrReplayed (seen before or behind the window), ErrKeypairExpired. After
 // an error msg[16:] holds unspecified bytes. No allocation.
 func (kp *Keypair) Open(msg []byte) ([]byte, error) {
-	if len(msg) < MessageTransportOverhead {
-		return nil, ErrShortMessage
-	}
-	if binary.LittleEndian.Uint32(msg) != MessageTransportType {
-		return nil, ErrWrongType
-	}
-	if kp.receive == nil || kp.expired() {
-		return nil, ErrKeypairExpired
-	}
-	return kp.open(msg)
+	return kp.open(msg, kp.receive == nil || kp.expired())
 }
 
 // OpenAt is Open with the keypair's age judged at now (see SealAt). Authentication, replay
 // window and expiry are exactly Open's.
 func (kp *Keypair) OpenAt(msg []byte, now time.Time) ([]byte, error) {
-	if len(msg) < MessageTransportOverhead {
-		return nil, ErrShortMessage
-	}
-	if binary.LittleEndian.Uint32(msg) != MessageTransportType {
-		return nil, ErrWrongType
-	}
-	if kp.receive == nil || kp.Expired(now) {
-		return nil, ErrKeypairExpired
-	}
-	return kp.open(msg)
+	return kp.open(msg, kp.receive == nil || kp.Expired(now))
 }
 
-// open is Open after the length, type and age checks.
-func (kp *Keypair) open(msg []byte) ([]byte, error) {
-	pt, err := kp.decrypt(msg)
+// open is Open and OpenAt: decrypt, then accept. expired is the age check's verdict.
+func (kp *Keypair) open(msg []byte, expired bool) ([]byte, error) {
+	pt, err := kp.decrypt(msg, expired)
 	if err != nil {
 		return nil, err
 	}
@@ -213,20 +183,21 @@ func (kp *Keypair) open(msg []byte) ([]byte, error) {
 // concurrent use on distinct messages. Errors: ErrShortMessage, ErrWrongType,
 // ErrKeypairExpired, ErrAuthFailed. No allocation.
 func (kp *Keypair) DecryptAt(msg []byte, now time.Time) ([]byte, error) {
+	return kp.decrypt(msg, kp.receive == nil || kp.Expired(now))
+}
+
+// decrypt checks msg's length and type, then expired (the age check's verdict), and
+// authenticates and decrypts it in place.
+func (kp *Keypair) decrypt(msg []byte, expired bool) ([]byte, error) {
 	if len(msg) < MessageTransportOverhead {
 		return nil, ErrShortMessage
 	}
 	if binary.LittleEndian.Uint32(msg) != MessageTransportType {
 		return nil, ErrWrongType
 	}
-	if kp.receive == nil || kp.Expired(now) {
+	if expired {
 		return nil, ErrKeypairExpired
 	}
-	return kp.decrypt(msg)
-}
-
-// decrypt is DecryptAt after its checks.
-func (kp *Keypair) decrypt(msg []byte) ([]byte, error) {
 	// Build the nonce in msg[4:16] (see Seal) and restore the receiver.
 	receiver := binary.LittleEndian.Uint32(msg[4:])
 	binary.LittleEndian.PutUint32(msg[4:], 0)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/weftnet/weft/crypto"
 	"github.com/weftnet/weft/crypto/cryptotest"
@@ -51,16 +52,23 @@ type pair struct {
 
 func newPair(t testing.TB, cfgA, cfgB Config, devA, devB *testkit.Device, bindA, bindB conn.Bind) *pair {
 	t.Helper()
+	return newPairOver(t, cfgA, cfgB, devA, devB, devA, devB, bindA, bindB)
+}
+
+// newPairOver is newPair with the tunnels running over devices tunA and tunB that wrap the
+// fakes devA and devB (which the pair keeps, for their packets).
+func newPairOver(t testing.TB, cfgA, cfgB Config, devA, devB *testkit.Device, tunA, tunB tun.Device, bindA, bindB conn.Bind) *pair {
+	t.Helper()
 	pr := &pair{devA: devA, devB: devB, idA: cryptotest.NewIdentity(t), idB: cryptotest.NewIdentity(t)}
 	cfgA.Identity, cfgB.Identity = pr.idA, pr.idB
 	if _, ok := t.(*testing.T); ok && testing.Verbose() {
 		cfgA.Logger, cfgB.Logger = testLogger(t).With("side", "A"), testLogger(t).With("side", "B")
 	}
 	var err error
-	if pr.a, err = New(cfgA, devA, bindA, peers.NewTable(pr.idA)); err != nil {
+	if pr.a, err = New(cfgA, tunA, bindA, peers.NewTable(pr.idA)); err != nil {
 		t.Fatal(err)
 	}
-	if pr.b, err = New(cfgB, devB, bindB, peers.NewTable(pr.idB)); err != nil {
+	if pr.b, err = New(cfgB, tunB, bindB, peers.NewTable(pr.idB)); err != nil {
 		t.Fatal(err)
 	}
 	return pr

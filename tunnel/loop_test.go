@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"golang.zx2c4.com/wireguard/tun"
+
 	"github.com/weftnet/weft/internal/testkit"
 )
 
@@ -33,8 +35,16 @@ func newDirect(tb testing.TB, batch int, pkts [][]byte) *direct {
 // (and so the keypairs of the handshake) on the test clock clk instead of wall time.
 func newDirectWith(tb testing.TB, batch int, pkts [][]byte, cfgA, cfgB Config, clk *testClock) *direct {
 	tb.Helper()
+	devA, devB := testkit.NewDevice(testkit.DeviceConfig{BatchSize: batch}), testkit.NewDevice(testkit.DeviceConfig{BatchSize: batch})
+	return newDirectOver(tb, batch, pkts, cfgA, cfgB, clk, devA, devB, devA, devB)
+}
+
+// newDirectOver is newDirectWith with the tunnels over tunA and tunB, which wrap the fakes
+// devA and devB.
+func newDirectOver(tb testing.TB, batch int, pkts [][]byte, cfgA, cfgB Config, clk *testClock, devA, devB *testkit.Device, tunA, tunB tun.Device) *direct {
+	tb.Helper()
 	bindA, bindB := testkit.NewCaptureBind(batch, bufSize), testkit.NewCaptureBind(batch, bufSize)
-	pr := newPair(tb, cfgA, cfgB, testkit.NewDevice(testkit.DeviceConfig{BatchSize: batch}), testkit.NewDevice(testkit.DeviceConfig{BatchSize: batch}), bindA, bindB)
+	pr := newPairOver(tb, cfgA, cfgB, devA, devB, tunA, tunB, bindA, bindB)
 	if clk != nil {
 		pr.idA.SetClock(clk.now)
 		pr.idB.SetClock(clk.now)

@@ -10,9 +10,7 @@ import (
 	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/weftnet/weft/crypto"
-	"github.com/weftnet/weft/crypto/cryptotest"
 	"github.com/weftnet/weft/internal/testkit"
-	"github.com/weftnet/weft/peers"
 	"github.com/weftnet/weft/tap"
 	"github.com/weftnet/weft/vxlan"
 )
@@ -63,38 +61,16 @@ func newPartialDirect(t *testing.T, partialA, partialB bool) (*direct, *partialF
 // both identities on the test clock clk.
 func newPartialDirectWith(t testing.TB, cfg Config, clk *testClock, partialA, partialB bool) (*direct, *partialFake, *partialFake) {
 	t.Helper()
-	bindA, bindB := testkit.NewCaptureBind(64, bufSize), testkit.NewCaptureBind(64, bufSize)
 	fa := &partialFake{Device: testkit.NewDevice(testkit.DeviceConfig{BatchSize: 64, Keep: 256})}
 	fb := &partialFake{Device: testkit.NewDevice(testkit.DeviceConfig{BatchSize: 64, Keep: 256})}
-	var devA, devB tun.Device = fa, fb
+	var tunA, tunB tun.Device = fa, fb
 	if !partialA {
-		devA = fa.Device
+		tunA = fa.Device
 	}
 	if !partialB {
-		devB = fb.Device
+		tunB = fb.Device
 	}
-	pr := &pair{devA: fa.Device, devB: fb.Device, idA: cryptotest.NewIdentity(t), idB: cryptotest.NewIdentity(t)}
-	cfgA, cfgB := cfg, cfg
-	cfgA.Identity, cfgB.Identity = pr.idA, pr.idB
-	var err error
-	if pr.a, err = New(cfgA, devA, bindA, peers.NewTable(pr.idA)); err != nil {
-		t.Fatal(err)
-	}
-	if pr.b, err = New(cfgB, devB, bindB, peers.NewTable(pr.idB)); err != nil {
-		t.Fatal(err)
-	}
-	if clk != nil {
-		pr.idA.SetClock(clk.now)
-		pr.idB.SetClock(clk.now)
-	}
-	epA, epB := netip.MustParseAddrPort("192.0.2.1:51820"), netip.MustParseAddrPort("192.0.2.2:51820")
-	pr.link(t, epA, epB)
-	pr.handshakeDirect(t)
-	d := &direct{pair: pr, bindA: bindA, sc: pr.a.newSendScratch(), rs: pr.b.newRecvScratch(),
-		bufs: make([][]byte, 64), sizes: make([]int, 64), fromA: &testkit.Endpoint{AddrPort: epA}}
-	for i := range d.bufs {
-		d.bufs[i] = make([]byte, bufSize)
-	}
+	d := newDirectOver(t, 64, nil, cfg, cfg, clk, fa.Device, fb.Device, tunA, tunB)
 	return d, fa, fb
 }
 

@@ -134,7 +134,7 @@ func (t *Tunnel) receiveBatch(rs *recvScratch, n int) {
 	}
 	t.runCrypto(rs.crypt)
 	for k := range rs.crypt.jobs {
-		t.receiveTransport(rs, k, now, mono)
+		t.receiveOpened(rs, k, now, mono)
 	}
 	rs.crypt.reset()
 	clear(rs.rx)
@@ -160,8 +160,8 @@ func (t *Tunnel) receiveBatch(rs *recvScratch, n int) {
 	}
 }
 
-// stageTransport looks a transport message up by its receiver index and adds it to the
-// batch's messages to open; with one worker it opens and delivers it at once.
+// stageTransport looks a transport message up by its receiver index; with one worker it
+// opens and delivers it at once, otherwise it adds it to the batch's messages to open.
 func (t *Tunnel) stageTransport(rs *recvScratch, buf, msg []byte, ep conn.Endpoint, now, mono int64) {
 	if len(msg) < crypto.MessageTransportOverhead {
 		t.drop(nil, peers.DropShortMessage, 1)
@@ -172,28 +172,31 @@ func (t *Tunnel) stageTransport(rs *recvScratch, buf, msg []byte, ep conn.Endpoi
 		t.drop(nil, peers.DropUnknownIndex, 1)
 		return
 	}
-	j := rs.crypt.add(e.Keypair, msg, true)
-	rs.rx = append(rs.rx, rxMessage{peer: e.Peer, ep: ep, buf: buf})
 	if t.workers <= 1 {
 		// Run to completion: open and deliver it now, nothing to share.
-		j.do(rs.crypt.now)
-		t.receiveTransport(rs, len(rs.rx)-1, now, mono)
-		rs.crypt.jobs = rs.crypt.jobs[:0]
-		rs.rx = rs.rx[:0]
-	}
-}
-
-// receiveTransport takes the batch's k-th transport message after runCrypto opened it:
-// the replay window (only now, in the batch's order, and only for a message that
-// authenticated), the keypair's confirmation, roaming, then the plaintext.
-func (t *Tunnel) receiveTransport(rs *recvScratch, k int, now, mono int64) {
-	j, m := &rs.crypt.jobs[k], &rs.rx[k]
-	p, kp, buf, pt := m.peer, j.kp, m.buf, j.pt
-	if j.err != nil {
-		t.drop(p, openDropReason(j.err), 1)
+		pt, err := e.Keypair.DecryptAt(msg, rs.crypt.now)
+		t.receiveTransport(rs, e.Peer, e.Keypair, ep, buf, msg, pt, err, now, mono)
 		return
 	}
-	if err := kp.Accept(j.msg); err != nil {
+	rs.crypt.add(e.Keypair, msg, true)
+	rs.rx = append(rs.rx, rxMessage{peer: e.Peer, ep: ep, buf: buf})
+}
+
+// receiveOpened takes the batch's k-th transport message after runCrypto opened it.
+func (t *Tunnel) receiveOpened(rs *recvScratch, k int, now, mono int64) {
+	j, m := &rs.crypt.jobs[k], &rs.rx[k]
+	t.receiveTransport(rs, m.peer, j.kp, m.ep, m.buf, j.msg, j.pt, j.err, now, mono)
+}
+
+// receiveTransport takes a transport message from p, opened under kp (pt, or DecryptAt's
+// openErr): the replay window (only now, in the batch's order, and only for a message that
+// authenticated), the keypair's confirmation, roaming, then the plaintext.
+func (t *Tunnel) receiveTransport(rs *recvScratch, p *peers.Peer, kp *crypto.Keypair, ep conn.Endpoint, buf, msg, pt []byte, openErr error, now, mono int64) {
+	if openErr != nil {
+		t.drop(p, openDropReason(openErr), 1)
+		return
+	}
+	if err := kp.Accept(msg); err != nil {
 		t.drop(p, openDropReason(err), 1)
 		return
 	}
@@ -206,7 +209,7 @@ func (t *Tunnel) receiveTransport(rs *recvScratch, k int, now, mono int64) {
 			t.requestFlush(p) // responder: the session is confirmed, queued packets may go
 		}
 	}
-	t.roam(p, m.ep)
+	t.roam(p, ep)
 	if rs.runPeer != p {
 		t.flushRun(rs, now)
 		rs.runPeer = p
